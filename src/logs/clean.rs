@@ -1,0 +1,210 @@
+//! Turns a raw Buildkite job log into plain text lines.
+//!
+//! A raw log (`Accept: text/plain`) starts every line with an APC timestamp `ESC _bk;t=<ms> BEL`,
+//! carries ANSI colour (CSI), OSC sequences (inline images `ESC ]1338;…BEL`), CRLF line ends and
+//! bare CR progress updates. Logs copied from the web UI instead carry `[2025-11-11T09:29:32Z] `
+//! prefixes and `  | ` / `--` copy artifacts. Everything downstream parses the output of
+//! [`clean_log`], so anchors like `^FAILED` work on real logs.
+//!
+//! Cleaning never fails: invalid UTF-8 becomes U+FFFD, unknown escape sequences are dropped, and a
+//! line longer than [`MAX_LINE_BYTES`] is cut, so the output is bounded by the input and by the
+//! line cap. Every output line ends with `\n`. Cleaning is idempotent:
+//! `clean_log(clean_log(x)) == clean_log(x)`.
+
+/// Longest line kept whole. Lines beyond this (a 100 MB JSON dump on one line) are cut so that a
+/// single line cannot dominate memory or the excerpts shown to the model.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+const CUT_MARKER: &str = " …[line cut]";
+
+const ESC: u8 = 0x1b;
+const BEL: u8 = 0x07;
+
+/// Cleans raw log bytes into text whose lines carry no terminal control sequences.
+pub fn clean_log(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(text.len());
+    let mut line = String::new();
+    for raw_line in text.split_terminator('\n') {
+        // A bare CR is a terminal "return to column 0": treat each CR-separated piece as a line,
+        // which keeps progress-bar updates from gluing onto the next real line.
+        for piece in raw_line.split('\r') {
+            if piece.is_empty() && piece.len() != raw_line.len() {
+                // Empty pieces from CRLF or CR CR LF are not lines of their own.
+                continue;
+            }
+            line.clear();
+            strip_controls(piece, &mut line);
+            push_capped(&mut out, strip_web_ui_prefix(&line));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Copies `piece` into `out` without escape sequences and control characters (tab is kept).
+fn strip_controls(piece: &str, out: &mut String) {
+    let bytes = piece.as_bytes();
+    if !bytes.iter().any(|&b| is_control(b)) {
+        out.push_str(piece);
+        return;
+    }
+    let mut i = 0;
+    let mut copied_to = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !is_control(b) {
+            i += 1;
+            continue;
+        }
+        out.push_str(&piece[copied_to..i]);
+        i = if b == ESC { skip_escape(bytes, i) } else { i + 1 };
+        copied_to = i;
+    }
+    out.push_str(&piece[copied_to..]);
+}
+
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Returns the index just past the escape sequence that starts at `start` (an ESC byte).
+/// All indices returned fall on ASCII bytes or the end, so slicing stays on char boundaries.
+fn skip_escape(bytes: &[u8], start: usize) -> usize {
+    let Some(&kind) = bytes.get(start + 1) else {
+        return start + 1;
+    };
+    match kind {
+        // CSI: parameters and intermediates, then one final byte in 0x40..=0x7e.
+        b'[' => {
+            let mut i = start + 2;
+            while i < bytes.len() {
+                if (0x40..=0x7e).contains(&bytes[i]) {
+                    return i + 1;
+                }
+                if !(0x20..=0x3f).contains(&bytes[i]) {
+                    // Malformed: stop before the unexpected byte so it is handled on its own.
+                    return i;
+                }
+                i += 1;
+            }
+            i
+        }
+        // APC (`_`, Buildkite timestamps), OSC (`]`), DCS (`P`), PM (`^`), SOS (`X`): a string
+        // ended by BEL or by ST (`ESC \`). Unterminated ones end at the end of the line.
+        b'_' | b']' | b'P' | b'^' | b'X' => {
+            let mut i = start + 2;
+            while i < bytes.len() {
+                match bytes[i] {
+                    BEL => return i + 1,
+                    ESC if bytes.get(i + 1) == Some(&b'\\') => return i + 2,
+                    _ => i += 1,
+                }
+            }
+            i
+        }
+        // Two-byte sequences (ESC 7, ESC =, ESC c, …). Only ASCII finals are swallowed.
+        0x20..=0x7e => start + 2,
+        _ => start + 1,
+    }
+}
+
+/// Drops the prefixes that copying a log from the Buildkite web UI adds: an optional `  | `
+/// gutter and a `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp. A lone `--` separator becomes empty.
+fn strip_web_ui_prefix(line: &str) -> &str {
+    let mut rest = line;
+    if let Some(after_gutter) = rest.trim_start_matches(' ').strip_prefix("| ") {
+        if looks_like_bracket_timestamp(after_gutter) {
+            rest = after_gutter;
+        }
+    }
+    if looks_like_bracket_timestamp(rest) {
+        rest = &rest[22..];
+        rest = rest.strip_prefix(' ').unwrap_or(rest);
+    }
+    if rest == "--" && line.len() == 2 {
+        return "";
+    }
+    rest
+}
+
+/// `[2025-11-11T09:29:32Z]`: 22 ASCII bytes.
+fn looks_like_bracket_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 22 || b[0] != b'[' || b[21] != b']' || b[20] != b'Z' || b[11] != b'T' {
+        return false;
+    }
+    let digits = [1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19];
+    digits.iter().all(|&i| b[i].is_ascii_digit())
+        && b[5] == b'-'
+        && b[8] == b'-'
+        && b[14] == b':'
+        && b[17] == b':'
+}
+
+fn push_capped(out: &mut String, line: &str) {
+    if line.len() <= MAX_LINE_BYTES {
+        out.push_str(line);
+        return;
+    }
+    let keep = line.floor_char_boundary(MAX_LINE_BYTES - CUT_MARKER.len());
+    out.push_str(&line[..keep]);
+    out.push_str(CUT_MARKER);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &[u8], expected: &str) {
+        assert_eq!(clean_log(raw), expected, "raw: {:?}", String::from_utf8_lossy(raw));
+    }
+
+    #[test]
+    fn strips_buildkite_timestamps_ansi_and_crlf() {
+        check(
+            b"\x1b_bk;t=1769067604900\x07\x1b[31mFAILED\x1b[0m tests/v1/distributed/test_dbo.py::\x1b[1mtest_dbo_dp_ep_gsm8k[deepep_low_latency]\x1b[0m - AssertionError: DBO+DP+EP accuracy too low\r\n",
+            "FAILED tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency] - AssertionError: DBO+DP+EP accuracy too low\n",
+        );
+    }
+
+    #[test]
+    fn strips_osc_images_and_erase_line() {
+        check(
+            b"\x1b_bk;t=1\x07\x1b]1338;url=artifact://a.gif;alt=a\x07\x1b[Kdone\r\r\n\x1b_bk;t=2\x07next",
+            "done\nnext\n",
+        );
+    }
+
+    #[test]
+    fn bare_carriage_returns_split_progress_updates() {
+        check(b"10%\r50%\r100%\nok\n", "10%\n50%\n100%\nok\n");
+    }
+
+    #[test]
+    fn web_ui_copy_prefixes_are_removed() {
+        check(
+            b"[2025-02-22T11:46:18Z] FAILED\n  | [2025-02-22T11:46:18Z] E   boom\n--\n[2025-12-13T19:47:56Z]\n",
+            "FAILED\nE   boom\n\n\n",
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_and_binary_bytes_do_not_panic() {
+        check(b"ok\xff\x00\x01bad\x1b", "ok\u{fffd}bad\n");
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_the_cap() {
+        let raw = vec![b'a'; MAX_LINE_BYTES * 3];
+        let cleaned = clean_log(&raw);
+        assert!(cleaned.len() <= MAX_LINE_BYTES + 1);
+        assert!(cleaned.ends_with(&format!("{CUT_MARKER}\n")));
+        assert_eq!(clean_log(cleaned.as_bytes()), cleaned);
+    }
+
+    #[test]
+    fn unterminated_escape_sequences_end_at_line_end() {
+        check(b"a\x1b_bk;t=123\nb\x1b[12", "a\nb\n");
+    }
+}

@@ -1,0 +1,202 @@
+//! The excerpt that explains a failed job when pytest named no test.
+//!
+//! An experienced watcher reads the end of such a log for three things: the last Python
+//! traceback and its exception line (often from a vLLM child process, prefixed
+//! `(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] `), error lines printed by
+//! tools (CUDA coredump, faulthandler `Timeout (0:25:00)!`, pip, docker), and the agent's own
+//! verdict (`🚨 Error: The command exited with status 1`). The excerpt is those lines, in log
+//! order and bounded, instead of an arbitrary tail.
+
+use super::bounded_line;
+
+/// Lines of the log's end that are searched for the explanation. A faulthandler dump of every
+/// thread runs to a few hundred lines, so this reaches back past one.
+const SEARCH_LINES: usize = 1500;
+/// Lines kept in the excerpt.
+pub const MAX_EXCERPT_LINES: usize = 24;
+/// Frames kept from the end of the last traceback.
+const TRACEBACK_TAIL_LINES: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobLevelFailure {
+    /// The line that best says what went wrong: the last exception, else the last error line,
+    /// else the agent's exit line.
+    pub error_message: Option<String>,
+    /// The explanatory lines, in log order.
+    pub excerpt: String,
+}
+
+pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
+    let lines: Vec<&str> = tail_lines(cleaned, SEARCH_LINES);
+    let mut keep = vec![false; lines.len()];
+    let mut exception: Option<String> = None;
+
+    if let Some(tb) = lines.iter().rposition(|l| strip_process_prefix(l).starts_with("Traceback (most recent call last)")) {
+        let end = traceback_end(&lines, tb);
+        keep[tb] = true;
+        for flag in keep.iter_mut().take(end + 1).skip(end.saturating_sub(TRACEBACK_TAIL_LINES).max(tb)) {
+            *flag = true;
+        }
+        let line = strip_process_prefix(lines[end]).trim();
+        if !line.is_empty() {
+            exception = Some(super::pytest::truncate_message(line));
+        }
+    }
+
+    let mut last_error: Option<usize> = None;
+    let mut agent_exit: Option<usize> = None;
+    for (i, line) in lines.iter().enumerate() {
+        if is_agent_verdict(line) {
+            keep[i] = true;
+            agent_exit = Some(i);
+        } else if is_error_line(line) {
+            keep[i] = true;
+            last_error = Some(i);
+        }
+    }
+
+    let error_message = exception
+        .or_else(|| last_error.map(|i| super::pytest::truncate_message(strip_process_prefix(lines[i]))))
+        .or_else(|| agent_exit.map(|i| super::pytest::truncate_message(lines[i])));
+
+    let kept: Vec<String> = lines
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(l, _)| bounded_line(l))
+        .collect();
+    // Prefer the end: the final error lines and the agent's verdict.
+    let start = kept.len().saturating_sub(MAX_EXCERPT_LINES);
+    JobLevelFailure { error_message, excerpt: kept[start..].join("\n") }
+}
+
+fn tail_lines(text: &str, n: usize) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().rev().take(n).collect();
+    lines.reverse();
+    lines
+}
+
+/// The traceback's exception line: the first line after the header that is not indented
+/// (frames are `  File …` and their source lines).
+fn traceback_end(lines: &[&str], header: usize) -> usize {
+    let mut i = header + 1;
+    while i < lines.len() {
+        let body = strip_process_prefix(lines[i]);
+        if !body.is_empty() && !body.starts_with(' ') && !body.starts_with('\t') {
+            return i;
+        }
+        i += 1;
+    }
+    lines.len() - 1
+}
+
+/// Removes vLLM's multi-process prefixes so `(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11
+/// [core.py:866] ValueError: x` reads as `ValueError: x`, and `[rank0]: Traceback` as `Traceback`.
+pub fn strip_process_prefix(line: &str) -> &str {
+    let mut rest = line;
+    if rest.starts_with('(') {
+        if let Some(close) = rest.find(") ") {
+            let inner = &rest[1..close];
+            if inner.contains("pid=") {
+                rest = &rest[close + 2..];
+            }
+        }
+    }
+    if rest.starts_with("[rank") {
+        if let Some(close) = rest.find("]:") {
+            rest = rest[close + 2..].strip_prefix(' ').unwrap_or(&rest[close + 2..]);
+        }
+    }
+    strip_vllm_logger_prefix(rest)
+}
+
+/// `ERROR 12-15 12:35:11 [core.py:866] text` → `text` (vLLM's logger format).
+fn strip_vllm_logger_prefix(line: &str) -> &str {
+    for level in ["ERROR ", "WARNING ", "INFO ", "DEBUG ", "CRITICAL "] {
+        if let Some(rest) = line.strip_prefix(level) {
+            // `MM-DD HH:MM:SS` then optionally `.mmm`, then ` [file.py:N] `.
+            let b = rest.as_bytes();
+            if b.len() > 15 && b[2] == b'-' && b[5] == b' ' && b[8] == b':' && b[11] == b':' {
+                if let Some(close) = rest.find("] ") {
+                    if rest[..close].contains('[') {
+                        return &rest[close + 2..];
+                    }
+                }
+            }
+        }
+    }
+    line
+}
+
+fn is_agent_verdict(line: &str) -> bool {
+    line.starts_with("🚨 Error: ") || line.starts_with("# Received cancellation signal")
+}
+
+/// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
+fn is_error_line(line: &str) -> bool {
+    let body = strip_process_prefix(line);
+    let is_logger_error = line.len() != body.len()
+        && (line.contains(") ERROR ") || line.starts_with("ERROR ") || line.contains(") CRITICAL "));
+    is_logger_error
+        || body.starts_with("Timeout (")
+        || body.starts_with("coredump: Detected an exception")
+        || body.starts_with("RuntimeError: ")
+        || body.starts_with("ERROR: ")
+        || body.starts_with("error: ")
+        || body.starts_with("FATAL")
+        || body.starts_with("Fatal Python error")
+        || body.contains("CUDA error: ")
+        || body.contains("No space left on device")
+        || super::pytest::looks_like_exception(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_start_up_failure_takes_the_process_traceback() {
+        let log = "\
+INFO 05-08 06:20:00 [api_server.py:1] starting
+(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] EngineCore failed to start.
+(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] Traceback (most recent call last):
+(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866]   File \"/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py\", line 857, in run_engine_core
+(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866]     engine_core = EngineCoreProc(*args, **kwargs)
+(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] ValueError: Free memory on device (10.5/79.2 GiB) is less than desired
+some unrelated output
+🚨 Error: The command exited with status 1
+";
+        let failure = explain_job_failure(log);
+        assert_eq!(
+            failure.error_message.as_deref(),
+            Some("ValueError: Free memory on device (10.5/79.2 GiB) is less than desired")
+        );
+        assert!(failure.excerpt.contains("Traceback (most recent call last)"));
+        assert!(failure.excerpt.ends_with("🚨 Error: The command exited with status 1"));
+        assert!(!failure.excerpt.contains("unrelated"));
+    }
+
+    #[test]
+    fn without_a_traceback_the_last_error_line_explains() {
+        let log = "ok\ncoredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)\ncoredump:   - Device: 0\n🚨 Error: The command exited with status 1\n";
+        let failure = explain_job_failure(log);
+        assert_eq!(
+            failure.error_message.as_deref(),
+            Some("coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)")
+        );
+    }
+
+    #[test]
+    fn agent_verdict_alone() {
+        let failure = explain_job_failure("building\n🚨 Error: The command exited with status 2\n");
+        assert_eq!(failure.error_message.as_deref(), Some("🚨 Error: The command exited with status 2"));
+        assert_eq!(failure.excerpt, "🚨 Error: The command exited with status 2");
+    }
+
+    #[test]
+    fn process_prefixes() {
+        assert_eq!(strip_process_prefix("[rank0]: Traceback (most recent call last):"), "Traceback (most recent call last):");
+        assert_eq!(strip_process_prefix("(VllmWorker rank=0 pid=12) ERROR 01-02 03:04:05 [x.py:9] boom"), "boom");
+        assert_eq!(strip_process_prefix("(not a process) text"), "(not a process) text");
+    }
+}

@@ -1,0 +1,490 @@
+//! Finds pytest failures in cleaned log text: node ids, outcome, error line and excerpt.
+//!
+//! Three places name a failed test, and vLLM logs (`pytest -v -s`, several runs per job) carry
+//! all of them: the short summary (`FAILED path::test[params] - Exc: msg`), the verbose progress
+//! line (`path::test[params] FAILED`, or the id, the test's own output, then a lone `FAILED`), and
+//! the `FAILURES`/`ERRORS` sections whose headers are pytest's short head line
+//! (`____ test[params] ____`, `_ ERROR at setup of test[params] _`), not the node id.
+//! Everything here is anchored per line and never looks at more than one line at a time, so a
+//! failure is never attributed across lines (the original's `\s` separator spanned newlines).
+
+use std::collections::HashMap;
+
+/// Longest error message kept (the original's `MAX_ERROR_MESSAGE_LENGTH`).
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 200;
+/// Lines and characters kept of a failure section as its excerpt.
+pub const MAX_EXCERPT_LINES: usize = 30;
+pub const MAX_EXCERPT_CHARS: usize = 2000;
+
+/// What pytest reported for a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The test body failed (`FAILED`).
+    Failed,
+    /// A fixture or collection failed around the test (`ERROR`).
+    Error,
+    Passed,
+}
+
+impl Outcome {
+    fn parse(word: &str) -> Option<Self> {
+        match word {
+            "FAILED" => Some(Self::Failed),
+            "ERROR" => Some(Self::Error),
+            "PASSED" => Some(Self::Passed),
+            _ => None,
+        }
+    }
+}
+
+/// One failed or errored test as found in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PytestFailure {
+    pub node_id: String,
+    pub outcome: Outcome,
+    /// The exception line: from the summary line's ` - ` suffix or the section's `E   ` lines.
+    pub error_message: Option<String>,
+    /// The end of the test's failure section (its `E` block and location), bounded.
+    pub excerpt: Option<String>,
+    /// The test's own output between its verbose id line and its status, bounded; the classifier
+    /// reads infrastructure evidence (HF Hub 504, …) from it.
+    pub output_tail: Vec<String>,
+}
+
+/// Everything pytest-shaped found in one log.
+#[derive(Debug, Default, Clone)]
+pub struct PytestFindings {
+    /// Failures in first-seen order, one per node id.
+    pub failures: Vec<PytestFailure>,
+    /// Node ids that passed (verbose lines), for history lookups.
+    pub passed: Vec<String>,
+}
+
+/// Lines of a test's own output kept for evidence.
+const OUTPUT_TAIL_LINES: usize = 12;
+
+pub fn find_pytest_failures(cleaned: &str) -> PytestFindings {
+    let mut findings = PytestFindings::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut sections: Vec<Section> = Vec::new();
+    let mut in_sections = false;
+    let mut current: Option<Section> = None;
+    // The test whose verbose id line was seen last and whose status is still open.
+    let mut running: Option<(String, Vec<String>)> = None;
+
+    for raw_line in cleaned.lines() {
+        let line = strip_progress_prefixes(raw_line);
+
+        if let Some(title) = banner_title(line) {
+            if let Some(done) = current.take() {
+                sections.push(done);
+            }
+            in_sections = title == "FAILURES" || title == "ERRORS";
+            continue;
+        }
+        if in_sections {
+            if let Some(head) = section_head(line) {
+                if let Some(done) = current.take() {
+                    sections.push(done);
+                }
+                current = Some(Section::new(head));
+                continue;
+            }
+            if let Some(section) = current.as_mut() {
+                section.push(line);
+                continue;
+            }
+        }
+
+        if let Some((outcome, rest)) = summary_prefix(line) {
+            if let Some((id, after)) = parse_node_id(rest) {
+                let message = after.strip_prefix(" - ").map(truncate_message);
+                record(&mut findings, &mut index, id, outcome, message);
+                continue;
+            }
+        }
+
+        if let Some((id, after)) = parse_node_id(line) {
+            match status_word(after) {
+                Some(Outcome::Passed) => findings.passed.push(id.to_string()),
+                Some(outcome) => {
+                    record(&mut findings, &mut index, id, outcome, None);
+                }
+                None => running = Some((id.to_string(), Vec::new())),
+            }
+            continue;
+        }
+
+        if let Some(outcome) = status_word(line) {
+            if let Some((id, output)) = running.take() {
+                match outcome {
+                    Outcome::Passed => findings.passed.push(id),
+                    _ => {
+                        let at = record(&mut findings, &mut index, &id, outcome, None);
+                        findings.failures[at].output_tail = output;
+                    }
+                }
+            }
+            continue;
+        }
+
+        if let Some((_, output)) = running.as_mut() {
+            if !line.trim().is_empty() {
+                if output.len() == OUTPUT_TAIL_LINES {
+                    output.remove(0);
+                }
+                output.push(super::bounded_line(line));
+            }
+        }
+    }
+    if let Some(done) = current.take() {
+        sections.push(done);
+    }
+    attach_sections(&mut findings.failures, sections);
+    findings
+}
+
+fn record(
+    findings: &mut PytestFindings,
+    index: &mut HashMap<String, usize>,
+    id: &str,
+    outcome: Outcome,
+    message: Option<String>,
+) -> usize {
+    if let Some(&at) = index.get(id) {
+        let existing = &mut findings.failures[at];
+        if existing.error_message.is_none() {
+            existing.error_message = message;
+        }
+        return at;
+    }
+    findings.failures.push(PytestFailure {
+        node_id: id.to_string(),
+        outcome,
+        error_message: message,
+        excerpt: None,
+        output_tail: Vec::new(),
+    });
+    index.insert(id.to_string(), findings.failures.len() - 1);
+    findings.failures.len() - 1
+}
+
+/// Drops pytest-xdist's `[gw3] ` and the `[ 42%] ` progress column that precede verbose lines.
+fn strip_progress_prefixes(line: &str) -> &str {
+    let mut rest = line;
+    if let Some(after) = rest.strip_prefix("[gw") {
+        if let Some(end) = after.find("] ") {
+            if after[..end].bytes().all(|b| b.is_ascii_digit()) {
+                rest = &after[end + 2..];
+            }
+        }
+    }
+    if let Some(after) = rest.strip_prefix('[') {
+        if let Some(end) = after.find("%] ") {
+            if after[..end].trim().bytes().all(|b| b.is_ascii_digit()) {
+                rest = &after[end + 3..];
+            }
+        }
+    }
+    rest
+}
+
+/// `===== FAILURES =====` → `FAILURES`. Any `=`-framed line ends the current section block.
+fn banner_title(line: &str) -> Option<&str> {
+    let inner = line.strip_prefix("===")?.trim_start_matches('=');
+    let inner = inner.strip_suffix("===")?.trim_end_matches('=');
+    Some(inner.trim())
+}
+
+/// `____ test_x[a b] ____` → `test_x[a b]`; frame separators (`_ _ _ _`) are not heads.
+fn section_head(line: &str) -> Option<&str> {
+    let inner = line.strip_prefix("_ ").or_else(|| {
+        let trimmed = line.trim_start_matches('_');
+        (trimmed.len() + 2 <= line.len()).then_some(trimmed.strip_prefix(' ')?)
+    })?;
+    let inner = inner.trim_end_matches('_').strip_suffix(' ')?;
+    if inner.is_empty() || inner.bytes().all(|b| b == b'_' || b == b' ') {
+        return None;
+    }
+    Some(inner)
+}
+
+fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
+    if let Some(rest) = line.strip_prefix("FAILED ") {
+        return Some((Outcome::Failed, rest));
+    }
+    line.strip_prefix("ERROR ").map(|rest| (Outcome::Error, rest))
+}
+
+/// A lone status word, optionally followed by the `[ 42%]` column.
+fn status_word(text: &str) -> Option<Outcome> {
+    let text = text.trim();
+    let word = match text.find(' ') {
+        Some(space) => {
+            let tail = text[space..].trim();
+            if !(tail.starts_with('[') && tail.ends_with("%]")) {
+                return None;
+            }
+            &text[..space]
+        }
+        None => text,
+    };
+    Outcome::parse(word)
+}
+
+/// Parses a pytest node id at the start of `text`: `path/to/test_x.py::Class::test_y[params]`.
+/// Parameters may hold spaces, dashes, brackets and any unicode; they end at the matching `]`.
+/// Returns the id and the text after it.
+pub fn parse_node_id(text: &str) -> Option<(&str, &str)> {
+    let sep = text.find("::")?;
+    let path = &text[..sep];
+    if !path.ends_with(".py")
+        || path.is_empty()
+        || !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+    {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut i = sep + 2;
+    let name_start = i;
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b':')) {
+        i += 1;
+    }
+    if i == name_start || text[name_start..i].ends_with(':') {
+        return None;
+    }
+    if bytes.get(i) == Some(&b'[') {
+        let mut depth = 0usize;
+        let mut end = None;
+        for (offset, b) in text[i..].bytes().enumerate() {
+            match b {
+                b'[' => depth += 1,
+                b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i + offset + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i = end?;
+    }
+    let rest = &text[i..];
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    Some((&text[..i], rest))
+}
+
+/// The head line pytest prints for a node id: the part after the file, classes joined by `.`.
+pub fn head_line(node_id: &str) -> String {
+    let name = node_id.split_once("::").map_or(node_id, |(_, name)| name);
+    name.replace("::", ".")
+}
+
+struct Section {
+    head: String,
+    lines: Vec<String>,
+    /// First exception-looking `E` line, else the first non-blank `E` line.
+    error_line: Option<String>,
+    first_e_index: Option<usize>,
+}
+
+impl Section {
+    fn new(head: &str) -> Self {
+        let head = head
+            .strip_prefix("ERROR at setup of ")
+            .or_else(|| head.strip_prefix("ERROR at teardown of "))
+            .or_else(|| head.strip_prefix("ERROR collecting "))
+            .unwrap_or(head);
+        Self { head: head.to_string(), lines: Vec::new(), error_line: None, first_e_index: None }
+    }
+
+    fn push(&mut self, line: &str) {
+        if let Some(e_text) = e_line(line) {
+            self.first_e_index.get_or_insert(self.lines.len());
+            let candidate = e_text.trim();
+            let better = match &self.error_line {
+                None => !candidate.is_empty(),
+                Some(current) => !looks_like_exception(current) && looks_like_exception(candidate),
+            };
+            if better {
+                self.error_line = Some(truncate_message(candidate));
+            }
+        }
+        // Keep a window: the interesting part of a section is its end (E block, location).
+        if self.lines.len() >= 400 && self.first_e_index.is_none() {
+            self.lines.drain(..200);
+        }
+        self.lines.push(super::bounded_line(line));
+    }
+
+    fn excerpt(&self) -> Option<String> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        // Start just above the E block (the failing source line), else show the section's end.
+        let start = match self.first_e_index {
+            Some(e) => e.saturating_sub(3),
+            None => self.lines.len().saturating_sub(MAX_EXCERPT_LINES),
+        };
+        let chosen: Vec<&str> = self.lines[start..]
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.trim().is_empty())
+            .take(MAX_EXCERPT_LINES)
+            .collect();
+        Some(super::bounded_text(&chosen.join("\n"), MAX_EXCERPT_CHARS))
+    }
+}
+
+/// `E       AssertionError: x` → `AssertionError: x`.
+fn e_line(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('E')?;
+    if rest.is_empty() {
+        return Some("");
+    }
+    rest.starts_with(' ').then_some(rest)
+}
+
+/// `AssertionError: …`, `torch.OutOfMemoryError: …`, `Failed: Timeout >300s`, `assert …`.
+pub fn looks_like_exception(text: &str) -> bool {
+    let head = text.split([':', ' ', '(']).next().unwrap_or("");
+    let name = head.rsplit('.').next().unwrap_or(head);
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.as_bytes()[0].is_ascii_uppercase()
+        && (["Error", "Exception", "Exit", "Interrupt", "Failed", "Timeout", "Failure"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix)))
+        && text[head.len()..].starts_with(':')
+        || text.starts_with("Failed: ")
+}
+
+fn attach_sections(failures: &mut [PytestFailure], sections: Vec<Section>) {
+    let mut by_head: HashMap<String, Vec<Section>> = HashMap::new();
+    for section in sections {
+        by_head.entry(section.head.clone()).or_default().push(section);
+    }
+    for failure in failures.iter_mut() {
+        let head = head_line(&failure.node_id);
+        let Some(candidates) = by_head.get_mut(&head) else {
+            continue;
+        };
+        if candidates.is_empty() {
+            continue;
+        }
+        let section = candidates.remove(0);
+        failure.excerpt = section.excerpt();
+        if failure.error_message.is_none() {
+            failure.error_message = section.error_line;
+        }
+    }
+}
+
+pub fn truncate_message(text: &str) -> String {
+    super::bounded_text(text.trim(), MAX_ERROR_MESSAGE_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_with_spaces_brackets_and_unicode() {
+        let cases = [
+            (
+                "tests/a.py::test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA] FAILED",
+                Some("tests/a.py::test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA]"),
+            ),
+            ("x/test_b.py::TestC::test_d[a[1]-é] - E", Some("x/test_b.py::TestC::test_d[a[1]-é]")),
+            ("test_c.py::test_x", Some("test_c.py::test_x")),
+            ("test_c.py::test_x[unclosed", None),
+            ("not a path::test", None),
+            ("model.py:: spaced", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_node_id(text).map(|(id, _)| id), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn head_lines_join_classes_with_dots() {
+        assert_eq!(head_line("a/test_b.py::TestC::test_d[x]"), "TestC.test_d[x]");
+        assert_eq!(head_line("a/test_b.py::test_d"), "test_d");
+    }
+
+    #[test]
+    fn summary_and_section_give_message_and_excerpt() {
+        let log = "\
+=================================== FAILURES ===================================
+________________________ test_kv_cache_events[True-tcp] ________________________
+
+monkeypatch = <object at 0x7fc027da70e0>
+>       assert received is not None, \"No message received\"
+E       AssertionError: No message received
+E       assert None is not None
+
+v1/engine/test_engine_core_client.py:321: AssertionError
+=========================== short test summary info ============================
+FAILED v1/engine/test_engine_core_client.py::test_kv_cache_events[True-tcp] - AssertionError: No message received
+assert None is not None
+==================== 1 failed, 3 passed in 12.00s ====================
+";
+        let findings = find_pytest_failures(log);
+        assert_eq!(findings.failures.len(), 1);
+        let f = &findings.failures[0];
+        assert_eq!(f.node_id, "v1/engine/test_engine_core_client.py::test_kv_cache_events[True-tcp]");
+        assert_eq!(f.error_message.as_deref(), Some("AssertionError: No message received"));
+        let excerpt = f.excerpt.as_deref().unwrap_or_default();
+        assert!(excerpt.contains("E       assert None is not None"), "{excerpt}");
+        assert!(excerpt.contains("test_engine_core_client.py:321: AssertionError"));
+    }
+
+    #[test]
+    fn verbose_status_after_test_output_is_attributed_to_the_running_test() {
+        let log = "\
+metrics/test_metrics.py::test_log[True-4] ERROR 02-22 03:46:06 config.py:102] Error retrieving file list: 504 Server Error
+ERROR 02-22 03:46:18 config.py:100] Error retrieving file list: 504 Server Error: Gateway Time-out
+FAILED
+metrics/test_metrics.py::test_other PASSED
+";
+        let findings = find_pytest_failures(log);
+        assert_eq!(findings.failures.len(), 1);
+        assert_eq!(findings.failures[0].node_id, "metrics/test_metrics.py::test_log[True-4]");
+        assert_eq!(findings.failures[0].outcome, Outcome::Failed);
+        assert!(findings.failures[0].output_tail.iter().any(|l| l.contains("504 Server Error")));
+        assert_eq!(findings.passed, vec!["metrics/test_metrics.py::test_other".to_string()]);
+    }
+
+    #[test]
+    fn xdist_prefixes_and_error_outcomes() {
+        let log = "[gw0] [ 50%] FAILED a/test_x.py::test_one\n[gw1] [100%] ERROR a/test_x.py::test_two\nERROR a/test_x.py::test_two - fixture 'gpu' not found\n";
+        let findings = find_pytest_failures(log);
+        let got: Vec<_> = findings
+            .failures
+            .iter()
+            .map(|f| (f.node_id.as_str(), f.outcome, f.error_message.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a/test_x.py::test_one", Outcome::Failed, None),
+                ("a/test_x.py::test_two", Outcome::Error, Some("fixture 'gpu' not found")),
+            ]
+        );
+    }
+
+    #[test]
+    fn exception_detection() {
+        assert!(looks_like_exception("AssertionError: x"));
+        assert!(looks_like_exception("torch.OutOfMemoryError: CUDA out of memory."));
+        assert!(looks_like_exception("Failed: Timeout >300.0s"));
+        assert!(!looks_like_exception("assert None is not None"));
+        assert!(!looks_like_exception("ValueError"));
+    }
+}

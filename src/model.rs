@@ -1,0 +1,195 @@
+//! The result types every layer shares: what a scan returns, what reports render, what MCP tools
+//! publish as their output schema. Plain data: no I/O, no client types.
+//!
+//! Field names follow the original Python server's results (`build_info`, `failures`,
+//! `test_failure`, `failure_key`, …) so existing prompts keep working; fields it lacked
+//! (`jobs`, `warnings`, `infra_kind`, `evidence`, `soft_failed`, …) are additions.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use crate::triage::rules::InfraKind;
+
+/// The scanned build, from the API's own metadata.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct BuildInfo {
+    pub build_number: String,
+    pub build_url: String,
+    /// `org/pipeline`.
+    pub pipeline: String,
+    pub branch: String,
+    pub commit: String,
+    pub state: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `schedule`, `webhook`, `api`, `ui` or `trigger_job`.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+/// One failure as extracted from a log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TestFailure {
+    /// The pytest node id, or the job name for a job-level failure (no `::`).
+    pub test_name: String,
+    pub job_name: String,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    /// The failure's traceback excerpt (the `E` block, or the lines that explain a job failure).
+    #[serde(default)]
+    pub stack_trace: Option<String>,
+    #[serde(default)]
+    pub log_snippet: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Category {
+    KnownTracked,
+    InfraSuspected,
+    FlakySuspected,
+    NewRegression,
+    NeedsHumanTriage,
+}
+
+impl Category {
+    /// Report order: what needs action first.
+    pub const REPORT_ORDER: [Category; 5] = [
+        Category::NewRegression,
+        Category::FlakySuspected,
+        Category::InfraSuspected,
+        Category::KnownTracked,
+        Category::NeedsHumanTriage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KnownTracked => "KNOWN_TRACKED",
+            Self::InfraSuspected => "INFRA_SUSPECTED",
+            Self::FlakySuspected => "FLAKY_SUSPECTED",
+            Self::NewRegression => "NEW_REGRESSION",
+            Self::NeedsHumanTriage => "NEEDS_HUMAN_TRIAGE",
+        }
+    }
+}
+
+/// A classified failure.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FailureClassification {
+    /// Stable id: sha256 of job name, test name and first error line (first 16 hex digits).
+    pub failure_key: String,
+    pub test_failure: TestFailure,
+    pub category: Category,
+    #[serde(default)]
+    pub github_issue: Option<String>,
+    pub confidence: f64,
+    /// Why this category, citing the evidence. Null at `detail_level=minimal`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub owner_confidence: Option<f64>,
+    /// Set for INFRA_SUSPECTED: which kind of infrastructure trouble.
+    #[serde(default)]
+    pub infra_kind: Option<InfraKind>,
+    /// The log line or job field that proves the category, when there is one.
+    #[serde(default)]
+    pub evidence: Option<String>,
+    /// The error message normalised for grouping across builds.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// True when the job is allowed to fail (`soft_fail`); rendered in the soft section.
+    #[serde(default)]
+    pub soft_failed: bool,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    #[serde(default)]
+    pub job_url: Option<String>,
+}
+
+/// What happened to a failed job during the scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Its log was read and its failures are in `failures`.
+    Analyzed,
+    /// Its log was read only in part (a tail) and may miss earlier failures; see `warnings`.
+    PartlyAnalyzed,
+    /// Not read: the `max_jobs` budget was spent on higher-priority jobs.
+    OverBudget,
+    /// The job has no log (never ran, or Buildkite returned 404/416).
+    NoLog,
+    /// The log could not be fetched; `detail` says why.
+    FetchError,
+}
+
+/// A failed job of the build (latest attempt, or a failed attempt whose retry passed).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FailedJob {
+    pub job_id: String,
+    pub job_name: String,
+    pub job_url: String,
+    /// `failed` or `timed_out`.
+    pub state: String,
+    pub soft_failed: bool,
+    #[serde(default)]
+    pub exit_status: Option<i64>,
+    /// A later attempt of this job passed: a flake signal, not a standing failure.
+    #[serde(default)]
+    pub retry_passed: bool,
+    pub status: JobStatus,
+    /// Failures found in its log.
+    pub failure_count: usize,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// How the scan went: requests, bytes and time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ScanStats {
+    pub api_requests: u64,
+    pub log_bytes_fetched: u64,
+    pub elapsed_ms: u64,
+}
+
+/// The result of scanning one build.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ScanResult {
+    pub build_info: BuildInfo,
+    /// Jobs of the build (latest attempts of script jobs).
+    pub total_jobs: usize,
+    /// Failed jobs (latest attempts, hard and soft).
+    pub failed_jobs: usize,
+    #[serde(default)]
+    pub hard_failed_jobs: usize,
+    #[serde(default)]
+    pub soft_failed_jobs: usize,
+    /// Unique failures, first `max_failures`.
+    pub failures: Vec<FailureClassification>,
+    /// Unique failures before `max_failures` was applied.
+    #[serde(default)]
+    pub total_failures: usize,
+    /// Every failed job and what the scan did with it.
+    #[serde(default)]
+    pub jobs: Vec<FailedJob>,
+    /// Why this build was chosen (nightly selection).
+    #[serde(default)]
+    pub selection: Option<String>,
+    /// Partial results: budgets hit, logs missing, fetch errors.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// UTC, RFC 3339.
+    pub scan_timestamp: String,
+    #[serde(default)]
+    pub stats: ScanStats,
+    /// Present when `detail_level=full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_findings_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standup_summary_text: Option<String>,
+}

@@ -1,0 +1,192 @@
+//! Classification: one failure plus what is known about its job → category, confidence, reason.
+//!
+//! Priority (first hit wins), as in the original: KNOWN_TRACKED (GitHub matching, decided by the
+//! caller), INFRA_SUSPECTED, FLAKY_SUSPECTED, NEW_REGRESSION, NEEDS_HUMAN_TRIAGE.
+//!
+//! * Infrastructure comes from the job's structure (`timed_out`, `exit_status` -1) or from a
+//!   rule in [`super::rules`] matching an evidence line: the error message, the excerpt, the
+//!   test's own output. Never from the test name.
+//! * CUDA out-of-memory inside a test is **not** infrastructure: vLLM tests run alone on their
+//!   GPU, so a test that now needs more memory than it did is a regression in the code or the
+//!   test's settings. It is classified NEW_REGRESSION with the OOM line as evidence. Host OOM
+//!   (the kernel killing the process) is infrastructure.
+//! * A failed attempt whose retry passed in the same build is FLAKY_SUSPECTED (strong, 0.8);
+//!   rerun markers from pytest-rerunfailures or `flaky` are weaker (0.6).
+
+use super::rules::{find_infra, InfraKind};
+use crate::model::Category;
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// What the job tells about a failure, apart from its log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobSignals<'a> {
+    pub state: &'a str,
+    pub exit_status: Option<i64>,
+    /// Buildkite's `signal_reason` (`agent_stop`, `cancel`, `agent_refused`, …).
+    pub signal_reason: Option<&'a str>,
+    /// Id of a later attempt of this job that passed.
+    pub passed_retry: Option<&'a str>,
+}
+
+/// The text a failure carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailureText<'a> {
+    pub error_message: Option<&'a str>,
+    pub excerpt: Option<&'a str>,
+    /// The test's own output lines (verbose `-s` runs), if any.
+    pub output: &'a [String],
+}
+
+impl<'a> FailureText<'a> {
+    fn lines(&self) -> impl Iterator<Item = &'a str> + Clone {
+        let message = self.error_message.into_iter();
+        let excerpt = self.excerpt.into_iter().flat_map(str::lines);
+        let output = self.output.iter().map(String::as_str);
+        message.chain(excerpt).chain(output).map(str::trim_end)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub category: Category,
+    pub confidence: f64,
+    pub reason: String,
+    pub infra_kind: Option<InfraKind>,
+    pub evidence: Option<String>,
+}
+
+static CUDA_OOM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED").expect("valid")
+});
+/// pytest-rerunfailures prints `RERUN`; the `flaky` plugin prints "… failed; it passed …".
+static RERUN_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:\S+::\S+ )?RERUN\b|\b\d+ rerun\b|(?i)\bflaky\b.*\bpassed\b").expect("valid")
+});
+
+pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
+    if let Some(verdict) = structural_infra(job, text) {
+        return verdict;
+    }
+    if let Some((rule, line)) = find_infra(text.lines()) {
+        return infra(rule.kind, rule.confidence, line.trim().to_string());
+    }
+    if let Some(retry) = job.passed_retry {
+        return Verdict {
+            category: Category::FlakySuspected,
+            confidence: 0.8,
+            reason: format!("Flaky: a retry of this job passed in the same build (job {retry})"),
+            infra_kind: None,
+            evidence: Some(format!("retry job {retry} passed")),
+        };
+    }
+    if let Some(line) = text.lines().find(|l| RERUN_MARKER.is_match(l)) {
+        return Verdict {
+            category: Category::FlakySuspected,
+            confidence: 0.6,
+            reason: "Flaky test indicator: the test was rerun".to_string(),
+            infra_kind: None,
+            evidence: Some(line.trim().to_string()),
+        };
+    }
+    if let Some(message) = text.error_message.filter(|m| !m.trim().is_empty()) {
+        if let Some(oom) = text.lines().find(|l| CUDA_OOM.is_match(l)) {
+            return Verdict {
+                category: Category::NewRegression,
+                confidence: 0.5,
+                reason: "CUDA out of memory inside the test: treated as a memory regression, not infrastructure".to_string(),
+                infra_kind: None,
+                evidence: Some(oom.trim().to_string()),
+            };
+        }
+        return Verdict {
+            category: Category::NewRegression,
+            confidence: 0.5,
+            reason: "New failure with no known pattern".to_string(),
+            infra_kind: None,
+            evidence: Some(message.trim().to_string()),
+        };
+    }
+    Verdict {
+        category: Category::NeedsHumanTriage,
+        confidence: 0.3,
+        reason: "Insufficient data for automatic classification".to_string(),
+        infra_kind: None,
+        evidence: None,
+    }
+}
+
+fn structural_infra(job: JobSignals<'_>, text: FailureText<'_>) -> Option<Verdict> {
+    let agent_line = || text.lines().filter(|l| l.starts_with("🚨 Error:")).last().map(str::to_string);
+    if job.state == "timed_out" {
+        let evidence = agent_line().unwrap_or_else(|| "job state timed_out".to_string());
+        return Some(infra(InfraKind::JobTimeout, 0.8, evidence));
+    }
+    if job.exit_status == Some(-1) {
+        return Some(infra(InfraKind::AgentLost, 0.8, "job exit_status -1 (agent lost)".to_string()));
+    }
+    match job.signal_reason {
+        Some(reason @ ("agent_stop" | "agent_refused" | "agent_incompatible" | "process_run_error")) => {
+            Some(infra(InfraKind::AgentLost, 0.7, format!("job signal_reason {reason}")))
+        }
+        Some(reason @ "cancel") => Some(infra(InfraKind::Cancelled, 0.7, format!("job signal_reason {reason}"))),
+        _ => None,
+    }
+}
+
+fn infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
+    Verdict {
+        category: Category::InfraSuspected,
+        confidence,
+        reason: format!("Infrastructure issue detected: {}", kind.describe()),
+        infra_kind: Some(kind),
+        evidence: Some(evidence),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(message: &str, excerpt: &str, job: JobSignals<'_>) -> Verdict {
+        classify(FailureText { error_message: Some(message), excerpt: Some(excerpt), output: &[] }, job)
+    }
+
+    #[test]
+    fn test_names_never_classify() {
+        let v = classify(FailureText::default(), JobSignals::default());
+        assert_eq!(v.category, Category::NeedsHumanTriage);
+        let v = verdict("AssertionError: outputs differ", "E   AssertionError: outputs differ", JobSignals::default());
+        assert_eq!(v.category, Category::NewRegression);
+    }
+
+    #[test]
+    fn structure_beats_log_lines() {
+        let job = JobSignals { state: "timed_out", ..Default::default() };
+        let v = verdict("x", "🚨 Error: The command was interrupted by a signal: signal: terminated", job);
+        assert_eq!(v.infra_kind, Some(InfraKind::JobTimeout));
+        assert_eq!(v.evidence.as_deref(), Some("🚨 Error: The command was interrupted by a signal: signal: terminated"));
+        let job = JobSignals { state: "failed", exit_status: Some(-1), ..Default::default() };
+        assert_eq!(verdict("x", "", job).infra_kind, Some(InfraKind::AgentLost));
+    }
+
+    #[test]
+    fn passed_retry_is_flaky_but_infra_evidence_wins() {
+        let job = JobSignals { state: "failed", passed_retry: Some("019e"), ..Default::default() };
+        let v = verdict("AssertionError: x", "", job);
+        assert_eq!((v.category, v.confidence), (Category::FlakySuspected, 0.8));
+        let v = verdict("OSError: [Errno 28] No space left on device", "", job);
+        assert_eq!(v.infra_kind, Some(InfraKind::Disk));
+    }
+
+    #[test]
+    fn cuda_oom_inside_a_test_is_a_regression() {
+        let v = verdict(
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+            "",
+            JobSignals::default(),
+        );
+        assert_eq!(v.category, Category::NewRegression);
+        assert!(v.evidence.unwrap_or_default().contains("CUDA out of memory"));
+    }
+}

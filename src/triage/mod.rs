@@ -1,0 +1,11 @@
+//! Pure triage: failure keys, fingerprints, the infrastructure rule table and classification.
+//! No I/O; everything here is tested on strings.
+
+pub mod classify;
+pub mod fingerprint;
+pub mod key;
+pub mod rules;
+
+pub use classify::{classify, FailureText, JobSignals, Verdict};
+pub use fingerprint::fingerprint;
+pub use key::failure_key;

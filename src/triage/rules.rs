@@ -1,0 +1,151 @@
+//! The infrastructure rule table: which log lines prove that a failure is the machine's, not
+//! the code's. Order is priority; the first rule that matches any evidence line wins.
+//!
+//! Rules are matched against error lines, failure excerpts and a test's own output — never
+//! against test names ("bloom" is not an OOM, `test_timeout_handling` is not a timeout).
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// What kind of infrastructure trouble a failure shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InfraKind {
+    /// The agent disappeared (`exit_status` -1, "agent lost").
+    AgentLost,
+    /// Buildkite stopped the job at its `timeout_in_minutes`.
+    JobTimeout,
+    /// A test hung: faulthandler or pytest-timeout fired.
+    Hang,
+    /// The job was cancelled.
+    Cancelled,
+    /// Network, Hugging Face Hub or registry errors.
+    NetworkOrHub,
+    Disk,
+    /// The host ran out of memory (not CUDA memory inside a test).
+    HostOom,
+    /// Docker image or pip install failed before tests ran.
+    ImageBuild,
+    /// The GPU faulted (Xid, ECC, illegal address, device unavailable).
+    GpuFault,
+}
+
+impl InfraKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::AgentLost => "agent lost",
+            Self::JobTimeout => "job timed out",
+            Self::Hang => "test hang",
+            Self::Cancelled => "job cancelled",
+            Self::NetworkOrHub => "network or Hugging Face Hub error",
+            Self::Disk => "disk full",
+            Self::HostOom => "host out of memory",
+            Self::ImageBuild => "image or dependency build failed",
+            Self::GpuFault => "GPU fault",
+        }
+    }
+}
+
+pub struct InfraRule {
+    pub kind: InfraKind,
+    pattern: Regex,
+    /// Lines that match `pattern` but are not infrastructure (a local server that never came up
+    /// refuses connections because the code under test crashed).
+    unless: Option<Regex>,
+    pub confidence: f64,
+}
+
+impl InfraRule {
+    pub fn matches(&self, line: &str) -> bool {
+        self.pattern.is_match(line) && !self.unless.as_ref().is_some_and(|u| u.is_match(line))
+    }
+}
+
+const LOCAL_HOSTS: &str = r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]";
+
+/// The table. Confidence 0.7 is the original's for infrastructure; a GPU illegal address is
+/// often a kernel bug rather than bad hardware, so it is held at 0.5.
+pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
+    let rule = |kind, pattern: &str, unless: Option<&str>, confidence| InfraRule {
+        kind,
+        pattern: Regex::new(pattern).expect("infra patterns are valid"),
+        unless: unless.map(|u| Regex::new(u).expect("infra exclusions are valid")),
+        confidence,
+    };
+    vec![
+        // Buildkite agent: printed when the agent stops heartbeating or is shut down mid-job.
+        rule(InfraKind::AgentLost, r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b", None, 0.7),
+        // Buildkite agent, when the job is cancelled from the UI or by a newer build.
+        rule(InfraKind::Cancelled, r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|(?i)\bjob was cancel+ed\b", None, 0.7),
+        // Python faulthandler (`faulthandler_timeout`) and pytest-timeout.
+        rule(InfraKind::Hang, r"^Timeout \(\d+:\d{2}:\d{2}\)!|^(?:E\s+)?Failed: Timeout >", None, 0.6),
+        rule(InfraKind::Disk, r"(?i)no space left on device|\bdisk (?:is )?full\b|DiskQuotaExceeded", None, 0.7),
+        // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
+        rule(InfraKind::HostOom, r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exited with status 137\b|signal: killed\b|std::bad_alloc", None, 0.7),
+        // Hugging Face Hub and other upstream services; connection errors to external hosts.
+        rule(
+            InfraKind::NetworkOrHub,
+            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
+            Some(LOCAL_HOSTS),
+            0.7,
+        ),
+        // Docker BuildKit, pip and the registry, when building the test image or its deps.
+        rule(
+            InfraKind::ImageBuild,
+            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|pull access denied|manifest unknown",
+            None,
+            0.7,
+        ),
+        // NVIDIA driver and CUDA runtime: hardware faults and devices that vanished.
+        rule(
+            InfraKind::GpuFault,
+            r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML",
+            None,
+            0.7,
+        ),
+        // CUDA runtime and the CUDA coredump hook vLLM CI enables.
+        rule(
+            InfraKind::GpuFault,
+            r"illegal memory access was encountered|CUDBG_EXCEPTION_\w+|unspecified launch failure|cudaErrorIllegalAddress",
+            None,
+            0.5,
+        ),
+    ]
+});
+
+/// The first rule (by priority) that matches any line, with the line that proves it.
+pub fn find_infra<'a>(lines: impl Iterator<Item = &'a str> + Clone) -> Option<(&'static InfraRule, &'a str)> {
+    INFRA_RULES
+        .iter()
+        .find_map(|rule| lines.clone().find(|line| rule.matches(line)).map(|line| (rule, line)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_of(line: &str) -> Option<InfraKind> {
+        find_infra(std::iter::once(line)).map(|(rule, _)| rule.kind)
+    }
+
+    #[test]
+    fn rule_table() {
+        let cases = [
+            ("# Received cancellation signal, interrupting", Some(InfraKind::Cancelled)),
+            ("Timeout (0:25:00)!", Some(InfraKind::Hang)),
+            ("E   Failed: Timeout >300.0s", Some(InfraKind::Hang)),
+            ("OSError: [Errno 28] No space left on device", Some(InfraKind::Disk)),
+            ("Error retrieving file list: 504 Server Error: Gateway Time-out for url: https://huggingface.co/api/models/x", Some(InfraKind::NetworkOrHub)),
+            ("requests.exceptions.ConnectionError: HTTPConnectionPool(host='localhost', port=8000): Max retries exceeded (Connection refused)", None),
+            ("ERROR: failed to solve: process \"/bin/sh -c pip install\" did not complete successfully: exit code: 1", Some(InfraKind::ImageBuild)),
+            ("coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)", Some(InfraKind::GpuFault)),
+            ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None),
+            ("tests/models/test_bloom.py::test_models[bloom-560m] FAILED", None),
+            ("def test_timeout_handling(): pass", None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(kind_of(line), expected, "{line}");
+        }
+    }
+}
