@@ -1,5 +1,10 @@
 //! ciwatch-mcp: the daily vLLM CI watch as an MCP server. See `ARCHITECTURE.md` for the map.
 
+pub mod buildkite;
+pub mod config;
+pub mod http;
 pub mod logs;
 pub mod model;
+pub mod report;
 pub mod triage;
+pub mod watch;

@@ -193,3 +193,46 @@ pub struct ScanResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standup_summary_text: Option<String>,
 }
+
+/// How much of each failure a result carries; the token budget knob.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DetailLevel {
+    /// Category, key, job, test name and confidence only; messages, traces and reasons are null.
+    Minimal,
+    /// Error messages and reasons; snippets cut to 200 characters, no stack traces.
+    #[default]
+    Summary,
+    /// Everything, plus `daily_findings_text` and `standup_summary_text`.
+    Full,
+}
+
+/// Characters of `log_snippet` kept at `detail_level=summary`.
+const SUMMARY_SNIPPET_CHARS: usize = 200;
+
+impl FailureClassification {
+    /// This failure as shown at `level`.
+    pub fn at_detail(mut self, level: DetailLevel) -> Self {
+        match level {
+            DetailLevel::Minimal => {
+                let tf = &mut self.test_failure;
+                tf.error_message = None;
+                tf.stack_trace = None;
+                tf.log_snippet = None;
+                self.github_issue = None;
+                self.reason = None;
+                self.evidence = None;
+            }
+            DetailLevel::Summary => {
+                let tf = &mut self.test_failure;
+                tf.stack_trace = None;
+                tf.log_snippet = tf
+                    .log_snippet
+                    .take()
+                    .map(|s| crate::logs::bounded_text(&s, SUMMARY_SNIPPET_CHARS + 3));
+            }
+            DetailLevel::Full => {}
+        }
+        self
+    }
+}

@@ -1,0 +1,206 @@
+//! The Buildkite REST client: list builds, get a build with its jobs, read a job log's tail.
+//! All requests go through the shared [`HttpClient`] (rate limit, retries, counters).
+
+use super::models::Build;
+use crate::config::Secret;
+use crate::http::{HttpClient, HttpError, Target};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, LINK, RANGE};
+use reqwest::{Method, StatusCode};
+
+/// Pages of 100 builds followed at most when listing; Buildkite refuses very deep listings, and
+/// a 48-hour window of `vllm/ci` main is well under this.
+pub const MAX_LIST_PAGES: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildkiteError {
+    #[error("BUILDKITE_TOKEN is not set: create a token with the read_builds and read_build_logs scopes at https://buildkite.com/user/api-access-tokens and set BUILDKITE_TOKEN (or BUILDKITE_API_TOKEN)")]
+    MissingToken,
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// Filters for listing builds.
+#[derive(Debug, Clone, Default)]
+pub struct ListBuilds {
+    pub branch: Option<String>,
+    /// ISO 8601; builds created at or after it.
+    pub created_from: Option<String>,
+    /// Leave out the `jobs` array (much smaller pages).
+    pub exclude_jobs: bool,
+}
+
+/// The end of a job log.
+#[derive(Debug, Clone)]
+pub struct LogTail {
+    pub bytes: Vec<u8>,
+    /// The log's full size when the server said (`Content-Range`), else the bytes received.
+    pub total_size: u64,
+}
+
+impl LogTail {
+    /// Whether `bytes` is the whole log.
+    pub fn is_complete(&self) -> bool {
+        self.bytes.len() as u64 >= self.total_size
+    }
+}
+
+#[derive(Clone)]
+pub struct BuildkiteClient {
+    http: HttpClient,
+    base: String,
+    token: Secret,
+}
+
+impl BuildkiteClient {
+    pub fn new(http: HttpClient, base_url: &str, token: Option<Secret>) -> Result<Self, BuildkiteError> {
+        let token = token.ok_or(BuildkiteError::MissingToken)?;
+        Ok(Self { http, base: base_url.trim_end_matches('/').to_string(), token })
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    fn pipeline_url(&self, org: &str, pipeline: &str) -> String {
+        format!("{}/organizations/{org}/pipelines/{pipeline}", self.base)
+    }
+
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(Method::GET, url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
+    }
+
+    /// Builds of a pipeline, newest first, following `Link: rel="next"` up to `max_pages`.
+    pub async fn list_builds(&self, org: &str, pipeline: &str, filter: &ListBuilds, max_pages: usize) -> Result<Vec<Build>, BuildkiteError> {
+        let target = Target {
+            description: format!("builds of {org}/{pipeline}"),
+            not_found: format!("pipeline {org}/{pipeline} not found, or the token cannot see it (Buildkite answers 404 for pipelines outside the token's organizations)"),
+        };
+        let mut query: Vec<(&str, String)> = vec![("per_page", "100".into())];
+        if let Some(branch) = &filter.branch {
+            query.push(("branch", branch.clone()));
+        }
+        if let Some(from) = &filter.created_from {
+            query.push(("created_from", from.clone()));
+        }
+        if filter.exclude_jobs {
+            query.push(("exclude_jobs", "true".into()));
+        }
+        let first = format!("{}/builds", self.pipeline_url(org, pipeline));
+        let mut builds = Vec::new();
+        let mut next: Option<String> = None;
+        for page in 0..max_pages.max(1) {
+            let response = match (&next, page) {
+                (None, 0) => self.http.send(&target, || self.get(&first).query(&query)).await?,
+                (Some(url), _) => self.http.send(&target, || self.get(url)).await?,
+                (None, _) => break,
+            };
+            next = next_link(response.headers()).filter(|url| url.starts_with(&self.base));
+            let page_builds: Vec<Build> = decode(response, &target).await?;
+            builds.extend(page_builds);
+            if next.is_none() {
+                break;
+            }
+        }
+        Ok(builds)
+    }
+
+    /// One build with every job, retried attempts included (they carry the flake signal).
+    pub async fn get_build(&self, org: &str, pipeline: &str, number: u64) -> Result<Build, BuildkiteError> {
+        let target = Target {
+            description: format!("build {number} of {org}/{pipeline}"),
+            not_found: format!("build {number} not found in {org}/{pipeline}, or the token cannot see that pipeline"),
+        };
+        let url = format!("{}/builds/{number}", self.pipeline_url(org, pipeline));
+        let response = self
+            .http
+            .send(&target, || self.get(&url).query(&[("include_retried_jobs", "true")]))
+            .await?;
+        Ok(decode(response, &target).await?)
+    }
+
+    /// The last `max_bytes` of a job's log as raw bytes (`Accept: text/plain`, `Range: bytes=-N`).
+    /// A server that ignores the range is read in a stream and only its end is kept, so memory
+    /// stays bounded by `max_bytes` whatever the log's size.
+    pub async fn job_log_tail(&self, org: &str, pipeline: &str, number: u64, job_id: &str, max_bytes: u64) -> Result<LogTail, BuildkiteError> {
+        let target = Target {
+            description: format!("the log of job {job_id} in build {number}"),
+            not_found: format!("job {job_id} has no log in build {number}"),
+        };
+        let url = format!("{}/builds/{number}/jobs/{job_id}/log", self.pipeline_url(org, pipeline));
+        let range = format!("bytes=-{}", max_bytes.max(1));
+        let mut response = self
+            .http
+            .send(&target, || self.get(&url).header(ACCEPT, "text/plain").header(RANGE, &range))
+            .await?;
+        if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Ok(LogTail { bytes: Vec::new(), total_size: 0 });
+        }
+        let total_from_header = response
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit('/').next())
+            .and_then(|total| total.parse::<u64>().ok());
+        let limit = max_bytes as usize;
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut received: u64 = 0;
+        while let Some(chunk) = response.chunk().await.map_err(|e| HttpError::Decode {
+            what: target.description.clone(),
+            message: format!("log stream ended early: {e}"),
+        })? {
+            received += chunk.len() as u64;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > 2 * limit {
+                bytes.drain(..bytes.len() - limit);
+            }
+        }
+        if bytes.len() > limit {
+            bytes.drain(..bytes.len() - limit);
+        }
+        self.http.record_bytes(received);
+        Ok(LogTail { total_size: total_from_header.unwrap_or(received), bytes })
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, target: &Target) -> Result<T, HttpError> {
+    let body = response.bytes().await.map_err(|e| HttpError::Decode {
+        what: target.description.clone(),
+        message: format!("body ended early: {e}"),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| HttpError::Decode {
+        what: target.description.clone(),
+        message: format!("not the JSON Buildkite sends ({e})"),
+    })
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let link = headers.get(LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn link_header_next() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LINK,
+            HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=3>; rel=\"next\", <https://api.buildkite.com/v2/x?page=6>; rel=\"last\""),
+        );
+        assert_eq!(next_link(&headers).as_deref(), Some("https://api.buildkite.com/v2/x?page=3"));
+        headers.insert(LINK, HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=1>; rel=\"first\""));
+        assert_eq!(next_link(&headers), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! Buildkite: the REST client, its response models and web-URL parsing. Knows nothing of MCP
+//! or of what a failure is.
+
+pub mod client;
+pub mod models;
+pub mod url;
+
+pub use client::{BuildkiteClient, BuildkiteError, ListBuilds, LogTail};
+pub use models::{Build, Job};
+pub use url::{parse_build_ref, parse_pipeline, BuildRef};

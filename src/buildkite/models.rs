@@ -1,0 +1,110 @@
+//! Buildkite REST v2 response bodies, as tolerant serde types: every field is optional or
+//! defaulted (real bodies carry `null` for absent values and grow new fields), unknown fields
+//! are ignored. Terms: a *build* is one run of a pipeline; a *job* is one execution of a step
+//! in it; a *retry* is a new job for the same step, linked by `retry_source`/`retried_in_job_id`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Build {
+    pub id: Option<String>,
+    pub number: u64,
+    pub state: Option<String>,
+    pub message: Option<String>,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub source: Option<String>,
+    pub web_url: Option<String>,
+    pub created_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub env: Option<serde_json::Value>,
+    pub pipeline: Option<PipelineRef>,
+    pub jobs: Option<Vec<Job>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PipelineRef {
+    pub slug: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Job {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Script jobs carry the rendered label here.
+    pub name: Option<String>,
+    /// Block (`manual`) jobs carry `label` instead of `name`.
+    pub label: Option<String>,
+    pub step_key: Option<String>,
+    pub state: Option<String>,
+    pub web_url: Option<String>,
+    pub command: Option<String>,
+    pub soft_failed: Option<bool>,
+    pub exit_status: Option<i64>,
+    pub signal_reason: Option<String>,
+    pub retried: Option<bool>,
+    pub retried_in_job_id: Option<String>,
+    pub retry_source: Option<RetrySource>,
+    pub started_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RetrySource {
+    pub job_id: Option<String>,
+}
+
+impl Job {
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().or(self.label.as_deref()).unwrap_or("Unknown Job")
+    }
+    pub fn state(&self) -> &str {
+        self.state.as_deref().unwrap_or("unknown")
+    }
+    pub fn is_script(&self) -> bool {
+        self.kind.as_deref() == Some("script")
+    }
+    /// `failed` or `timed_out`: the states that mean the job's command did not succeed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state(), "failed" | "timed_out")
+    }
+    pub fn is_soft_failed(&self) -> bool {
+        self.soft_failed.unwrap_or(false)
+    }
+    /// A later attempt of this job exists.
+    pub fn was_retried(&self) -> bool {
+        self.retried.unwrap_or(false) || self.retried_in_job_id.is_some()
+    }
+}
+
+impl Build {
+    pub fn state(&self) -> &str {
+        self.state.as_deref().unwrap_or("unknown")
+    }
+    pub fn jobs(&self) -> &[Job] {
+        self.jobs.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_vllm_build_parses_with_nulls_and_unknown_fields() {
+        let text = include_str!("../../wiremock-fixtures/builds/65099.json");
+        let build: Build = serde_json::from_str(text).expect("real build parses");
+        assert_eq!(build.number, 65099);
+        assert_eq!(build.source.as_deref(), Some("schedule"));
+        assert_eq!(build.jobs().len(), 235);
+        let failed = build.jobs().iter().filter(|j| j.is_failed()).count();
+        assert_eq!(failed, 38);
+        let blocked: Build = serde_json::from_str(r#"{"number": 1, "jobs": [{"id": "b", "type": "manual", "label": "Run x", "state": "blocked", "web_url": null}], "author": "someone@example.com"}"#)
+            .expect("block jobs parse");
+        assert_eq!(blocked.jobs()[0].display_name(), "Run x");
+    }
+}

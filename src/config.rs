@@ -1,0 +1,118 @@
+//! Settings, read once at start-up from flags and the environment into typed structs.
+//!
+//! Every setting has a flag and an environment variable (`.env.example` lists them all). Tokens
+//! are held in [`Secret`], whose `Debug` never shows the value, so they cannot leak through logs
+//! or error messages.
+
+use clap::Args;
+use std::time::Duration;
+
+/// A token that prints as `***`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Buildkite API token with `read_builds` and `read_build_logs` (`BUILDKITE_API_TOKEN` also works).
+    #[arg(long = "buildkite-token", env = "BUILDKITE_TOKEN", hide_env_values = true)]
+    pub buildkite_token: Option<String>,
+
+    /// Default Buildkite organisation for pipelines given without `org/`.
+    #[arg(long, env = "BUILDKITE_ORG", default_value = "vllm")]
+    pub buildkite_org: String,
+
+    /// Buildkite REST base URL (tests and the demo point it at a local server).
+    #[arg(long, env = "BUILDKITE_API_URL", default_value = "https://api.buildkite.com/v2")]
+    pub buildkite_api_url: String,
+
+    /// Failed jobs whose logs are read per build (hard failures first).
+    #[arg(long, env = "CIWATCH_MAX_JOBS", default_value_t = 20)]
+    pub max_jobs: usize,
+
+    /// Bytes of each job log read, from its end (Buildkite serves suffix ranges).
+    #[arg(long, env = "CIWATCH_MAX_LOG_BYTES", default_value_t = 200_000)]
+    pub max_log_bytes: u64,
+
+    /// Bytes one scan may read in all, including re-reads of logs whose tail did not cover the
+    /// job's commands.
+    #[arg(long, env = "CIWATCH_SCAN_BYTE_BUDGET", default_value_t = 32 * 1024 * 1024)]
+    pub scan_byte_budget: u64,
+
+    /// Log fetches in flight at once.
+    #[arg(long, env = "CIWATCH_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Outbound Buildkite requests per minute. Buildkite allows 200 per org and 50 per user
+    /// token; the default leaves room for the person's other tools.
+    #[arg(long, env = "CIWATCH_REQUESTS_PER_MINUTE", default_value_t = 45)]
+    pub requests_per_minute: u32,
+
+    /// Requests sent back to back before the per-minute rate applies.
+    #[arg(long, env = "CIWATCH_REQUEST_BURST", default_value_t = 20)]
+    pub request_burst: u32,
+
+    /// Timeout of one API request, in seconds (log fetches get twice this).
+    #[arg(long, env = "CIWATCH_HTTP_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_timeout_secs: u64,
+
+    /// Longest total wait spent retrying one request (429, 5xx, connection errors), in seconds.
+    #[arg(long, env = "CIWATCH_RETRY_BUDGET_SECS", default_value_t = 90)]
+    pub retry_budget_secs: u64,
+
+    /// First retry delay in milliseconds; later ones grow exponentially with jitter.
+    #[arg(long, env = "CIWATCH_RETRY_MIN_DELAY_MS", default_value_t = 500)]
+    pub retry_min_delay_ms: u64,
+
+    /// How far back the latest nightly is searched for, in hours.
+    #[arg(long, env = "CIWATCH_NIGHTLY_WINDOW_HOURS", default_value_t = 48)]
+    pub nightly_window_hours: u32,
+}
+
+impl Settings {
+    /// The token from `--buildkite-token`/`BUILDKITE_TOKEN`, else `BUILDKITE_API_TOKEN`.
+    pub fn token(&self) -> Option<Secret> {
+        self.buildkite_token
+            .clone()
+            .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok())
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::new)
+    }
+
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_timeout_secs.max(1))
+    }
+
+    pub fn retry_policy(&self) -> crate::http::RetryPolicy {
+        crate::http::RetryPolicy {
+            min_delay: Duration::from_millis(self.retry_min_delay_ms),
+            max_delay: Duration::from_secs(30),
+            max_attempts: 6,
+            total_budget: Duration::from_secs(self.retry_budget_secs),
+        }
+    }
+
+    pub fn budgets(&self) -> crate::watch::Budgets {
+        crate::watch::Budgets {
+            max_jobs: self.max_jobs,
+            max_log_bytes: self.max_log_bytes.max(1),
+            scan_byte_budget: self.scan_byte_budget,
+            concurrency: self.concurrency.max(1),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The use cases: scan a build, pick the latest nightly. Drives the Buildkite client and the
+//! pure `logs`/`triage`/`report` modules; knows nothing of MCP, so the CLI and the server run
+//! the same code.
+
+mod nightly;
+mod scan;
+mod select;
+
+pub use nightly::{pick_nightly, NightlyChoice};
+pub use scan::{scan_build, ScanOptions};
+pub use select::{plan_jobs, JobPlan};
+
+use crate::buildkite::{url::UrlError, BuildkiteError};
+
+/// Read budgets of one scan.
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    /// Failed jobs whose logs are read.
+    pub max_jobs: usize,
+    /// Bytes read from the end of each log.
+    pub max_log_bytes: u64,
+    /// Bytes read in all, re-reads included.
+    pub scan_byte_budget: u64,
+    /// Log fetches in flight.
+    pub concurrency: usize,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self { max_jobs: 20, max_log_bytes: 200_000, scan_byte_budget: 32 * 1024 * 1024, concurrency: 8 }
+    }
+}
+
+/// Receives progress of long work: `done` of `total` units (logs) finished.
+pub trait Progress: Send + Sync {
+    fn report(&self, done: usize, total: usize, message: &str);
+}
+
+/// No progress wanted.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn report(&self, _: usize, _: usize, _: &str) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Buildkite(#[from] BuildkiteError),
+    #[error(transparent)]
+    Input(#[from] UrlError),
+    #[error("{0}")]
+    NoNightly(String),
+}
+
+impl From<crate::http::HttpError> for WatchError {
+    fn from(error: crate::http::HttpError) -> Self {
+        Self::Buildkite(BuildkiteError::Http(error))
+    }
+}

@@ -1,0 +1,296 @@
+//! Scanning one build: fetch it, plan which job logs to read, read them concurrently within the
+//! budgets, extract and classify failures, and assemble a [`ScanResult`] in which every failed
+//! job appears — analysed, or listed with the reason it was not.
+
+use super::select::{plan_jobs, PlannedJob};
+use super::{Budgets, Progress, WatchError};
+use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job, LogTail};
+use crate::http::HttpError;
+use crate::logs::{self, LogAnalysis};
+use crate::model::{
+    BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats, TestFailure,
+};
+use crate::triage::{self, FailureText, JobSignals};
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// When a tail does not reach the job's first command, it is read again this many times larger
+/// (bounded by the log's size and the scan budget): enough for the multi-megabyte logs of
+/// vLLM's multi-command jobs without reading gigabyte logs whole.
+const REREAD_FACTOR: u64 = 16;
+/// Characters of `log_snippet`, as in the original.
+const SNIPPET_CHARS: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub detail_level: DetailLevel,
+    pub max_failures: usize,
+    pub budgets: Budgets,
+    /// Why this build was chosen, when the caller chose it (nightly selection).
+    pub selection: Option<String>,
+}
+
+/// What reading one job's log produced.
+struct JobRead {
+    status: JobStatus,
+    analysis: Option<LogAnalysis>,
+    detail: Option<String>,
+}
+
+pub async fn scan_build(
+    client: &BuildkiteClient,
+    org: &str,
+    pipeline: &str,
+    number: u64,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<ScanResult, WatchError> {
+    let started = Instant::now();
+    let counters = &client.http().counters;
+    let (requests_before, bytes_before) = (counters.requests.load(Ordering::Relaxed), counters.bytes.load(Ordering::Relaxed));
+
+    let build = client.get_build(org, pipeline, number).await?;
+    let plan = plan_jobs(&build);
+    let budgets = &options.budgets;
+    let to_read = plan.ordered.len().min(budgets.max_jobs);
+    let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
+    let done = AtomicUsize::new(0);
+    progress.report(0, to_read, &format!("reading {to_read} job logs of build {number}"));
+
+    let reads: Vec<JobRead> = futures::stream::iter(plan.ordered.iter().take(to_read))
+        .map(|planned| async {
+            let read = read_job(client, org, pipeline, number, planned.job, budgets, &byte_budget).await;
+            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress.report(finished, to_read, planned.job.display_name());
+            read
+        })
+        .buffered(budgets.concurrency)
+        .collect()
+        .await;
+
+    let mut warnings = Vec::new();
+    let mut jobs = Vec::new();
+    let mut failures = Vec::new();
+    let skipped = plan.ordered.iter().skip(to_read).map(|planned| {
+        let detail = format!("over the budget of {} job logs per build (raise max_jobs)", budgets.max_jobs);
+        (planned, JobRead { status: JobStatus::OverBudget, analysis: None, detail: Some(detail) })
+    });
+    for (planned, read) in plan.ordered.iter().zip(reads).chain(skipped) {
+        let job_failures = classify_job(planned, &read);
+        if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) = (read.status, &read.detail) {
+            warnings.push(format!("{}: {detail}", planned.job.display_name()));
+        }
+        jobs.push(FailedJob {
+            job_id: planned.job.id.clone(),
+            job_name: planned.job.display_name().to_string(),
+            job_url: job_url(&build, planned.job),
+            state: planned.job.state().to_string(),
+            soft_failed: planned.job.is_soft_failed(),
+            exit_status: planned.job.exit_status,
+            retry_passed: planned.passed_retry.is_some(),
+            status: read.status,
+            failure_count: job_failures.len(),
+            detail: read.detail,
+        });
+        failures.extend(job_failures);
+    }
+    let over_budget = jobs.iter().filter(|j| j.status == JobStatus::OverBudget).count();
+    if over_budget > 0 {
+        warnings.push(format!("{over_budget} failed jobs were not read (budget of {} logs); they are listed in jobs", budgets.max_jobs));
+    }
+
+    let mut seen = HashSet::new();
+    failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
+
+    let mut result = ScanResult {
+        build_info: build_info(&build, org, pipeline),
+        total_jobs: plan.total_jobs,
+        failed_jobs: plan.hard_failed + plan.soft_failed,
+        hard_failed_jobs: plan.hard_failed,
+        soft_failed_jobs: plan.soft_failed,
+        total_failures: failures.len(),
+        failures,
+        jobs,
+        selection: options.selection.clone(),
+        warnings,
+        scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stats: ScanStats {
+            api_requests: counters.requests.load(Ordering::Relaxed) - requests_before,
+            log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - bytes_before,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        },
+        daily_findings_text: None,
+        standup_summary_text: None,
+    };
+    if options.detail_level == DetailLevel::Full {
+        // The texts cover every unique failure, not only the first `max_failures`.
+        result.daily_findings_text = Some(crate::report::daily_findings(&result));
+        result.standup_summary_text = Some(crate::report::standup_summary(&result));
+    }
+    result.failures = std::mem::take(&mut result.failures)
+        .into_iter()
+        .take(options.max_failures)
+        .map(|f| f.at_detail(options.detail_level))
+        .collect();
+    Ok(result)
+}
+
+async fn read_job(
+    client: &BuildkiteClient,
+    org: &str,
+    pipeline: &str,
+    number: u64,
+    job: &Job,
+    budgets: &Budgets,
+    byte_budget: &AtomicU64,
+) -> JobRead {
+    let failed = |status, detail: String| JobRead { status, analysis: None, detail: Some(detail) };
+    if !reserve(byte_budget, budgets.max_log_bytes) {
+        return failed(JobStatus::OverBudget, "the scan's byte budget was spent (raise CIWATCH_SCAN_BYTE_BUDGET)".into());
+    }
+    let tail = match client.job_log_tail(org, pipeline, number, &job.id, budgets.max_log_bytes).await {
+        Ok(tail) => tail,
+        Err(BuildkiteError::Http(HttpError::NotFound(message))) => return failed(JobStatus::NoLog, message),
+        Err(error) => return failed(JobStatus::FetchError, error.to_string()),
+    };
+    if tail.bytes.is_empty() {
+        return failed(JobStatus::NoLog, "the log is empty".into());
+    }
+    let mut analysis = logs::analyze_log(&logs::clean_log(&tail.bytes));
+    let mut read_bytes = tail.bytes.len() as u64;
+    if !is_covered(&tail, &analysis) {
+        let larger = tail.total_size.min(budgets.max_log_bytes.saturating_mul(REREAD_FACTOR));
+        if larger > read_bytes && reserve(byte_budget, larger) {
+            match client.job_log_tail(org, pipeline, number, &job.id, larger).await {
+                Ok(bigger) => {
+                    analysis = logs::analyze_log(&logs::clean_log(&bigger.bytes));
+                    read_bytes = bigger.bytes.len() as u64;
+                    if is_covered(&bigger, &analysis) {
+                        return JobRead { status: JobStatus::Analyzed, analysis: Some(analysis), detail: None };
+                    }
+                }
+                Err(error) => tracing::warn!(job = %job.id, %error, "re-reading a larger log tail failed"),
+            }
+        }
+        let detail = format!(
+            "read the last {read_bytes} of {} log bytes without reaching the job's first command; failures in earlier commands may be missing",
+            tail.total_size
+        );
+        return JobRead { status: JobStatus::PartlyAnalyzed, analysis: Some(analysis), detail: Some(detail) };
+    }
+    JobRead { status: JobStatus::Analyzed, analysis: Some(analysis), detail: None }
+}
+
+/// A tail answers for the whole job when it is the whole log, reaches the first command, or
+/// shows test failures that explain the exit status.
+fn is_covered(tail: &LogTail, analysis: &LogAnalysis) -> bool {
+    tail.is_complete() || analysis.reaches_first_command() || !analysis.tests.is_empty()
+}
+
+fn reserve(budget: &AtomicU64, bytes: u64) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes))
+        .is_ok()
+}
+
+fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {
+    let job = planned.job;
+    let signals = JobSignals {
+        state: job.state(),
+        exit_status: job.exit_status,
+        signal_reason: job.signal_reason.as_deref(),
+        passed_retry: planned.passed_retry,
+    };
+    let job_name = job.display_name();
+    let Some(analysis) = &read.analysis else {
+        let mut failure = make_failure(planned, job_name.to_string(), None, None, &[], signals);
+        if failure.category == crate::model::Category::NeedsHumanTriage {
+            failure.reason = Some(format!("Log not read: {}", read.detail.as_deref().unwrap_or("unknown reason")));
+        }
+        return vec![failure];
+    };
+    if let Some(level) = &analysis.job_level {
+        let mut failure = make_failure(
+            planned,
+            job_name.to_string(),
+            level.error_message.clone(),
+            Some(level.excerpt.clone()).filter(|e| !e.is_empty()),
+            &[],
+            signals,
+        );
+        if read.status == JobStatus::PartlyAnalyzed {
+            let reason = failure.reason.take().unwrap_or_default();
+            failure.reason = Some(format!("{reason} (log read only in part)"));
+        }
+        return vec![failure];
+    }
+    analysis
+        .tests
+        .iter()
+        .map(|test| make_failure(planned, test.node_id.clone(), test.error_message.clone(), test.excerpt.clone(), &test.output_tail, signals))
+        .collect()
+}
+
+fn make_failure(
+    planned: &PlannedJob<'_>,
+    test_name: String,
+    error_message: Option<String>,
+    excerpt: Option<String>,
+    output: &[String],
+    signals: JobSignals<'_>,
+) -> FailureClassification {
+    let job = planned.job;
+    let verdict = triage::classify(
+        FailureText { error_message: error_message.as_deref(), excerpt: excerpt.as_deref(), output },
+        signals,
+    );
+    let snippet_source = excerpt.clone().or_else(|| (!output.is_empty()).then(|| output.join("\n")));
+    FailureClassification {
+        failure_key: triage::failure_key(job.display_name(), &test_name, error_message.as_deref()),
+        fingerprint: error_message.as_deref().map(triage::fingerprint),
+        test_failure: TestFailure {
+            test_name,
+            job_name: job.display_name().to_string(),
+            error_message,
+            stack_trace: excerpt,
+            log_snippet: snippet_source.map(|s| logs::bounded_text(&s, SNIPPET_CHARS)),
+        },
+        category: verdict.category,
+        github_issue: None,
+        confidence: verdict.confidence,
+        reason: Some(verdict.reason),
+        owner: None,
+        owner_confidence: None,
+        infra_kind: verdict.infra_kind,
+        evidence: verdict.evidence,
+        soft_failed: job.is_soft_failed(),
+        job_id: Some(job.id.clone()),
+        job_url: job.web_url.clone(),
+    }
+}
+
+fn job_url(build: &Build, job: &Job) -> String {
+    job.web_url
+        .clone()
+        .unwrap_or_else(|| format!("{}#{}", build.web_url.as_deref().unwrap_or(""), job.id))
+}
+
+fn build_info(build: &Build, org: &str, pipeline: &str) -> BuildInfo {
+    BuildInfo {
+        build_number: build.number.to_string(),
+        build_url: build
+            .web_url
+            .clone()
+            .unwrap_or_else(|| format!("https://buildkite.com/{org}/{pipeline}/builds/{}", build.number)),
+        pipeline: format!("{org}/{pipeline}"),
+        branch: build.branch.clone().unwrap_or_default(),
+        commit: build.commit.clone().unwrap_or_default(),
+        state: build.state().to_string(),
+        message: build.message.clone(),
+        source: build.source.clone(),
+        created_at: build.created_at.clone(),
+        finished_at: build.finished_at.clone(),
+    }
+}
