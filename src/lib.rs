@@ -8,3 +8,6 @@ pub mod model;
 pub mod report;
 pub mod triage;
 pub mod watch;
+pub mod demo;
+pub mod fixtures;
+pub mod mcp;

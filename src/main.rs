@@ -1,1 +1,169 @@
-fn main(){}
+//! The `ciwatch-mcp` command: with no arguments it serves MCP over stdio; `scan` runs one scan
+//! from the shell; `demo` scans the bundled fixture nightly through a local HTTP server.
+//! Diagnostics go to stderr (`RUST_LOG`); in server mode stdout carries only JSON-RPC.
+
+use ciwatch_mcp::buildkite::{parse_build_ref, parse_pipeline, BuildkiteClient, ListBuilds};
+use ciwatch_mcp::config::{Secret, Settings};
+use ciwatch_mcp::http::HttpClient;
+use ciwatch_mcp::model::{DetailLevel, ScanResult};
+use ciwatch_mcp::watch::{self, Progress, ScanOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ciwatch-mcp", version, about = "vLLM CI watch: an MCP server that scans Buildkite builds and classifies their failures")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (the default when no command is given).
+    Serve,
+    /// Scan one build, or the latest nightly, and print the report.
+    Scan {
+        /// Build number or Buildkite URL.
+        #[arg(long, conflicts_with = "nightly", required_unless_present = "nightly")]
+        build: Option<String>,
+        /// Scan the latest scheduled nightly of the branch instead.
+        #[arg(long)]
+        nightly: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Scan the bundled fixture nightly (real build 65099) through a local HTTP server; no token needed.
+    Demo {
+        /// Select the build as the nightly (exercises build listing) instead of by number.
+        #[arg(long)]
+        nightly: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Pipeline as org/pipeline.
+    #[arg(long, default_value = "vllm/ci")]
+    pipeline: String,
+    /// Branch of the nightly.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    format: Format,
+    /// Most failures in the JSON output.
+    #[arg(long, default_value_t = 50)]
+    max_failures: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// The Daily Findings report.
+    Markdown,
+    /// The full scan result as JSON.
+    Json,
+    /// The one-line Standup summary.
+    Standup,
+}
+
+/// Progress on stderr for shell use.
+struct StderrProgress;
+
+impl Progress for StderrProgress {
+    fn report(&self, done: usize, total: usize, message: &str) {
+        eprintln!("[{done}/{total}] {message}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        None | Some(Command::Serve) => ciwatch_mcp::mcp::serve_stdio(cli.settings).await.map_err(|e| e.to_string()),
+        Some(Command::Scan { build, nightly, output }) => {
+            let target = if nightly { None } else { build };
+            run_scan(&cli.settings, target.as_deref(), &output).await
+        }
+        Some(Command::Demo { nightly, output }) => run_demo(cli.settings, nightly, &output).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_demo(mut settings: Settings, nightly: bool, output: &OutputArgs) -> Result<(), String> {
+    let base = ciwatch_mcp::demo::start().await.map_err(|e| format!("could not start the demo server: {e}"))?;
+    eprintln!("demo: serving the fixture nightly (vllm/ci build 65099) at {base}");
+    settings.buildkite_api_url = base;
+    settings.buildkite_token = Some("demo-token".into());
+    // The fixture build is from May 2026; widen the window so the nightly listing finds it.
+    settings.nightly_window_hours = u32::MAX / 3600;
+    let target = if nightly { None } else { Some("65099") };
+    run_scan(&settings, target, output).await
+}
+
+/// Scans `build`, or the latest nightly when `None`, and prints the chosen format to stdout.
+async fn run_scan(settings: &Settings, build: Option<&str>, output: &OutputArgs) -> Result<(), String> {
+    let http = HttpClient::new(settings.http_timeout(), settings.requests_per_minute, settings.request_burst, settings.retry_policy())
+        .map_err(|e| e.to_string())?;
+    let token = settings.token().or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new));
+    let client = BuildkiteClient::new(http, &settings.buildkite_api_url, token).map_err(|e| e.to_string())?;
+    let detail_level = match output.format {
+        Format::Json => DetailLevel::Full,
+        Format::Markdown | Format::Standup => DetailLevel::Summary,
+    };
+    let mut options = ScanOptions { detail_level, max_failures: output.max_failures, budgets: settings.budgets(), selection: None };
+    let (org, pipeline, number) = match build {
+        Some(build) => {
+            let reference = parse_build_ref(build, &output.pipeline, &settings.buildkite_org).map_err(|e| e.to_string())?;
+            (reference.org, reference.pipeline, reference.number)
+        }
+        None => {
+            let (org, pipeline) = parse_pipeline(&output.pipeline, &settings.buildkite_org).map_err(|e| e.to_string())?;
+            let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(settings.nightly_window_hours));
+            let filter = ListBuilds {
+                branch: Some(output.branch.clone()),
+                created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                exclude_jobs: true,
+            };
+            let builds = client
+                .list_builds(&org, &pipeline, &filter, ciwatch_mcp::buildkite::client::MAX_LIST_PAGES)
+                .await
+                .map_err(|e| e.to_string())?;
+            let choice = watch::pick_nightly(&builds, &output.pipeline, &output.branch, settings.nightly_window_hours)?;
+            eprintln!("selected: {}", choice.explanation);
+            options.selection = Some(choice.explanation);
+            (org, pipeline, choice.number)
+        }
+    };
+    let result = watch::scan_build(&client, &org, &pipeline, number, &options, &StderrProgress)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_result(&result, output.format)?;
+    eprintln!(
+        "scanned build {} in {} ms: {} API requests, {} log bytes fetched, {} unique failures",
+        result.build_info.build_number, result.stats.elapsed_ms, result.stats.api_requests, result.stats.log_bytes_fetched, result.total_failures
+    );
+    Ok(())
+}
+
+fn print_result(result: &ScanResult, format: Format) -> Result<(), String> {
+    let text = match format {
+        Format::Markdown => ciwatch_mcp::report::daily_findings(result),
+        Format::Standup => ciwatch_mcp::report::standup_summary(result) + "\n",
+        Format::Json => serde_json::to_string_pretty(result).map_err(|e| e.to_string())? + "\n",
+    };
+    print!("{text}");
+    Ok(())
+}

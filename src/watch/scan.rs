@@ -59,16 +59,19 @@ pub async fn scan_build(
     let done = AtomicUsize::new(0);
     progress.report(0, to_read, &format!("reading {to_read} job logs of build {number}"));
 
-    let reads: Vec<JobRead> = futures::stream::iter(plan.ordered.iter().take(to_read))
+    // Futures are built up front (not in a stream closure) so the scan future stays `Send`.
+    let reads: Vec<_> = plan
+        .ordered
+        .iter()
+        .take(to_read)
         .map(|planned| async {
             let read = read_job(client, org, pipeline, number, planned.job, budgets, &byte_budget).await;
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress.report(finished, to_read, planned.job.display_name());
             read
         })
-        .buffered(budgets.concurrency)
-        .collect()
-        .await;
+        .collect();
+    let reads: Vec<JobRead> = futures::stream::iter(reads).buffered(budgets.concurrency).collect().await;
 
     let mut warnings = Vec::new();
     let mut jobs = Vec::new();

@@ -1,0 +1,149 @@
+//! The bundled fixture nightly: real build 65099 of `vllm/ci` with job logs in Buildkite's raw
+//! format, used by `ciwatch-mcp demo` and by the tests.
+//!
+//! The build JSON is the real API body. Each failed job's log is rendered here: agent hook
+//! headers, the job's real command headers, over 1 MiB of passing tests and INFO noise (so that
+//! tails and budgets matter), then the failure, taken from real vLLM CI excerpts
+//! (`wiremock-fixtures/logs/<job id>.log`). Every line carries the `ESC _bk;t=<ms> BEL`
+//! timestamp and a CRLF end, pytest words are ANSI-coloured, progress bars use bare CRs.
+
+use crate::buildkite::{Build, Job};
+
+/// The real build body (`GET …/builds/65099?include_retried_jobs=true`).
+pub const BUILD_65099: &str = include_str!("../wiremock-fixtures/builds/65099.json");
+
+/// Bytes of passing output before each failure.
+pub const NOISE_BYTES: usize = 1_100_000;
+
+/// Failure tails by job id.
+const LOG_TAILS: &[(&str, &str)] = &[
+    ("019e062d-31a8-4207-b84c-6a53d68dd726", include_str!("../wiremock-fixtures/logs/019e062d-31a8-4207-b84c-6a53d68dd726.log")),
+    ("019e062d-31de-4ed0-8025-243346716090", include_str!("../wiremock-fixtures/logs/019e062d-31de-4ed0-8025-243346716090.log")),
+    ("019e062d-3229-41f0-ae71-3fca05221b4b", include_str!("../wiremock-fixtures/logs/019e062d-3229-41f0-ae71-3fca05221b4b.log")),
+    ("019e062d-322a-4676-96f9-9c2eb68e6a6a", include_str!("../wiremock-fixtures/logs/019e062d-322a-4676-96f9-9c2eb68e6a6a.log")),
+    ("019e062d-327e-42c1-88c9-64c14381bbc3", include_str!("../wiremock-fixtures/logs/019e062d-327e-42c1-88c9-64c14381bbc3.log")),
+    ("019e062d-327e-44f7-b8d9-ec4240490552", include_str!("../wiremock-fixtures/logs/019e062d-327e-44f7-b8d9-ec4240490552.log")),
+    ("019e062d-327f-4b66-88d4-7df0451be197", include_str!("../wiremock-fixtures/logs/019e062d-327f-4b66-88d4-7df0451be197.log")),
+    ("019e0689-da9b-47ab-915e-9c470bfe9a07", include_str!("../wiremock-fixtures/logs/019e0689-da9b-47ab-915e-9c470bfe9a07.log")),
+    ("019e068f-84f5-4636-9707-f971a7d87843", include_str!("../wiremock-fixtures/logs/019e068f-84f5-4636-9707-f971a7d87843.log")),
+    ("019e068f-85c7-4b9b-95c4-98c4b41d815f", include_str!("../wiremock-fixtures/logs/019e068f-85c7-4b9b-95c4-98c4b41d815f.log")),
+    ("019e068f-8622-419c-be27-bdcce5a6395d", include_str!("../wiremock-fixtures/logs/019e068f-8622-419c-be27-bdcce5a6395d.log")),
+    ("019e068f-867e-49c8-b77a-bec0ddb02e21", include_str!("../wiremock-fixtures/logs/019e068f-867e-49c8-b77a-bec0ddb02e21.log")),
+    ("019e068f-872a-4bc8-9deb-77eeef36d35b", include_str!("../wiremock-fixtures/logs/019e068f-872a-4bc8-9deb-77eeef36d35b.log")),
+    ("019e068f-8880-4d80-b9ae-21f562929ee8", include_str!("../wiremock-fixtures/logs/019e068f-8880-4d80-b9ae-21f562929ee8.log")),
+    ("019e068f-88cf-4559-b404-fc9429cc6655", include_str!("../wiremock-fixtures/logs/019e068f-88cf-4559-b404-fc9429cc6655.log")),
+    ("019e068f-891f-4675-8d7c-eb26e213f4e9", include_str!("../wiremock-fixtures/logs/019e068f-891f-4675-8d7c-eb26e213f4e9.log")),
+    ("019e068f-896e-40a1-bde1-40b0250ed36f", include_str!("../wiremock-fixtures/logs/019e068f-896e-40a1-bde1-40b0250ed36f.log")),
+    ("019e068f-89bb-4a5e-a397-1c30c218c59f", include_str!("../wiremock-fixtures/logs/019e068f-89bb-4a5e-a397-1c30c218c59f.log")),
+];
+
+/// The fixture build, parsed.
+pub fn build_65099() -> Build {
+    serde_json::from_str(BUILD_65099).expect("the bundled fixture build is valid JSON")
+}
+
+/// The raw log of a job of the fixture build. Failed jobs without a tail of their own end with
+/// the agent's exit line only.
+pub fn raw_log(job: &Job) -> Vec<u8> {
+    let tail = LOG_TAILS
+        .iter()
+        .find(|(id, _)| *id == job.id)
+        .map_or("🚨 Error: The command exited with status 1\n", |(_, text)| text);
+    let mut writer = RawLogWriter::new(1_778_220_000_000);
+    for hook in ["~~~ Running global environment hook", "~~~ Preparing working directory", "~~~ Running script"] {
+        writer.line(hook);
+    }
+    let commands: Vec<&str> = job
+        .command
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.strip_prefix("echo \"").and_then(|l| l.strip_suffix('"')))
+        .filter(|l| l.starts_with("+++ ") || l.starts_with("--- "))
+        .collect();
+    for header in commands.iter().take_while(|h| !h.contains("Command (2/")) {
+        writer.line(header);
+    }
+    writer.noise(NOISE_BYTES);
+    for line in tail.lines() {
+        writer.line(line);
+    }
+    writer.bytes
+}
+
+struct RawLogWriter {
+    bytes: Vec<u8>,
+    clock_ms: u64,
+}
+
+impl RawLogWriter {
+    fn new(start_ms: u64) -> Self {
+        Self { bytes: Vec::with_capacity(NOISE_BYTES + 64 * 1024), clock_ms: start_ms }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.clock_ms += 7;
+        self.bytes.extend_from_slice(format!("\x1b_bk;t={}\x07", self.clock_ms).as_bytes());
+        self.bytes.extend_from_slice(colourise(text).as_bytes());
+        self.bytes.extend_from_slice(b"\r\n");
+    }
+
+    /// Passing tests, vLLM INFO lines and a progress bar, until `bytes` more are written.
+    fn noise(&mut self, bytes: usize) {
+        let target = self.bytes.len() + bytes;
+        let mut i = 0usize;
+        while self.bytes.len() < target {
+            i += 1;
+            match i % 5 {
+                0 => self.line(&format!("tests/models/language/generation/test_common.py::test_models[True-False-5-32-model-{i}] PASSED")),
+                1 => self.line(&format!("(EngineCore_DP0 pid={}) INFO 05-08 06:{:02}:{:02} [gpu_model_runner.py:2602] Model loading took 15.{} GiB memory and {}.{} seconds", 3000 + i % 97, i / 60 % 60, i % 60, i % 10, i % 40, i % 9)),
+                2 => self.line(&format!("INFO 05-08 06:{:02}:{:02} [kv_cache_utils.py:1087] GPU KV cache size: {} tokens", i / 60 % 60, i % 60, 400_000 + i)),
+                3 => {
+                    self.clock_ms += 3;
+                    let bar = format!("\x1b_bk;t={}\x07Processed prompts:  50%|█████     | 4/8 [00:01<00:01]\rProcessed prompts: 100%|██████████| 8/8 [00:02<00:00]\r\n", self.clock_ms);
+                    self.bytes.extend_from_slice(bar.as_bytes());
+                }
+                _ => self.line("WARNING 05-08 06:21:13 [config.py:1465] Default sampling parameters have been overridden by the model's Hugging Face generation config"),
+            }
+        }
+    }
+}
+
+/// pytest's colours: status words, `E` lines and banners, as `--color=yes` prints them.
+fn colourise(line: &str) -> String {
+    if line.starts_with("E ") {
+        return format!("\x1b[31m{line}\x1b[0m");
+    }
+    if line.starts_with("===") {
+        return format!("\x1b[1m{line}\x1b[0m");
+    }
+    for (word, colour) in [("PASSED", "32"), ("FAILED", "31"), ("ERROR", "31")] {
+        if let Some(rest) = line.strip_prefix(word) {
+            return format!("\x1b[{colour}m{word}\x1b[0m{rest}");
+        }
+        if let Some(head) = line.strip_suffix(word) {
+            return format!("{head}\x1b[{colour}m{word}\x1b[0m");
+        }
+    }
+    line.to_string()
+}
+
+/// Serves `log` for a `Range` header value as Buildkite does: a suffix range gives 206 with
+/// `Content-Range`, an empty log gives 416, anything else the whole log with 200.
+pub fn range_response(log: &[u8], range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+    if log.is_empty() {
+        return (416, None, Vec::new());
+    }
+    let suffix = range
+        .and_then(|r| r.trim().strip_prefix("bytes=-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    match suffix {
+        Some(n) => {
+            let start = log.len().saturating_sub(n);
+            let content_range = format!("bytes {start}-{}/{}", log.len() - 1, log.len());
+            (206, Some(content_range), log[start..].to_vec())
+        }
+        None => (200, None, log.to_vec()),
+    }
+}

@@ -1,0 +1,157 @@
+//! Tools that scan builds: `ciwatch_scan_build` and `ciwatch_scan_latest_nightly`.
+
+use super::progress::McpProgress;
+use super::CiWatchServer;
+use crate::buildkite::{parse_build_ref, parse_pipeline, ListBuilds};
+use crate::model::{DetailLevel, ScanResult};
+use crate::watch::{self, ScanOptions};
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::RequestMetaObject;
+use rmcp::{tool, tool_router, Peer, RoleServer};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Failures returned by default (the original's default).
+const DEFAULT_MAX_FAILURES: usize = 50;
+
+fn default_pipeline() -> String {
+    "vllm/ci".into()
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_repo() -> String {
+    "vllm-project/vllm".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_failures() -> usize {
+    DEFAULT_MAX_FAILURES
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScanBuildParams {
+    /// A build number ("65099") or any Buildkite build or job URL
+    /// (https://buildkite.com/vllm/ci/builds/65099, …#<job-id>, …/steps/canvas?jid=…). A URL's
+    /// org and pipeline are used instead of `pipeline`.
+    pub build_id_or_url: String,
+    /// Pipeline as "org/pipeline" (default "vllm/ci").
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// GitHub repository of the project (default "vllm-project/vllm"). Accepted for
+    /// compatibility; this version does not match GitHub issues yet.
+    #[serde(default = "default_repo")]
+    #[allow(dead_code)]
+    pub repo: String,
+    /// Match failures to GitHub `ci-failure` issues (default true). Accepted for compatibility;
+    /// this version does not match GitHub issues yet.
+    #[serde(default = "default_true")]
+    #[allow(dead_code)]
+    pub search_github: bool,
+    /// "minimal" (categories only), "summary" (default: messages and reasons) or "full" (stack
+    /// traces and the rendered Daily Findings and Standup texts).
+    #[serde(default)]
+    pub detail_level: DetailLevel,
+    /// Most failures returned (default 50); counts and rendered texts still cover all.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: usize,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScanNightlyParams {
+    /// Pipeline as "org/pipeline" (default "vllm/ci").
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// Branch the nightly runs on (default "main").
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// GitHub repository of the project (default "vllm-project/vllm"). Accepted for
+    /// compatibility; this version does not match GitHub issues yet.
+    #[serde(default = "default_repo")]
+    #[allow(dead_code)]
+    pub repo: String,
+    /// Match failures to GitHub `ci-failure` issues (default true). Accepted for compatibility;
+    /// this version does not match GitHub issues yet.
+    #[serde(default = "default_true")]
+    #[allow(dead_code)]
+    pub search_github: bool,
+    /// "minimal", "summary" (default) or "full" (adds the Daily Findings and Standup texts).
+    #[serde(default)]
+    pub detail_level: DetailLevel,
+    /// Most failures returned (default 50).
+    #[serde(default = "default_max_failures")]
+    pub max_failures: usize,
+}
+
+#[tool_router(router = scan_router, vis = "pub(super)")]
+impl CiWatchServer {
+    /// Scan one Buildkite build for failures: reads the logs of its failed jobs (hard failures
+    /// first, within a budget of 20 logs), extracts pytest failures (node id, error line,
+    /// traceback excerpt) and job-level failures, and classifies each. Use it for "what failed
+    /// in build 65099?" or when given a Buildkite URL. Every failed job is listed in `jobs`,
+    /// with the reason when its log was not read; partial problems are in `warnings`.
+    #[tool(
+        name = "ciwatch_scan_build",
+        annotations(title = "Scan a Buildkite build", read_only_hint = true, open_world_hint = true)
+    )]
+    pub async fn scan_build(
+        &self,
+        Parameters(params): Parameters<ScanBuildParams>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> Result<Json<ScanResult>, String> {
+        let client = self.buildkite()?;
+        let build = parse_build_ref(&params.build_id_or_url, &params.pipeline, &self.settings.buildkite_org)
+            .map_err(|e| e.to_string())?;
+        let progress = McpProgress::new(peer, meta.get_progress_token());
+        let options = self.scan_options(params.detail_level, params.max_failures, None);
+        watch::scan_build(&client, &build.org, &build.pipeline, build.number, &options, &progress)
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Scan last night's build: finds the newest scheduled nightly ("Full CI run - nightly",
+    /// source schedule) on the branch in the last 48 hours that has a result, then scans it
+    /// like ciwatch_scan_build. `selection` says which build was chosen and what was skipped.
+    /// Use it for "what broke last night?"; with detail_level=full it also returns the
+    /// copy/paste Daily Findings and Standup texts.
+    #[tool(
+        name = "ciwatch_scan_latest_nightly",
+        annotations(title = "Scan the latest nightly build", read_only_hint = true, open_world_hint = true)
+    )]
+    pub async fn scan_latest_nightly(
+        &self,
+        Parameters(params): Parameters<ScanNightlyParams>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> Result<Json<ScanResult>, String> {
+        let client = self.buildkite()?;
+        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org).map_err(|e| e.to_string())?;
+        let hours = self.settings.nightly_window_hours;
+        let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(hours));
+        let filter = ListBuilds {
+            branch: Some(params.branch.clone()),
+            created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            exclude_jobs: true,
+        };
+        let builds = client
+            .list_builds(&org, &pipeline, &filter, crate::buildkite::client::MAX_LIST_PAGES)
+            .await
+            .map_err(|e| e.to_string())?;
+        let choice = watch::pick_nightly(&builds, &format!("{org}/{pipeline}"), &params.branch, hours)?;
+        let progress = McpProgress::new(peer, meta.get_progress_token());
+        let options = self.scan_options(params.detail_level, params.max_failures, Some(choice.explanation));
+        watch::scan_build(&client, &org, &pipeline, choice.number, &options, &progress)
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl CiWatchServer {
+    fn scan_options(&self, detail_level: DetailLevel, max_failures: usize, selection: Option<String>) -> ScanOptions {
+        ScanOptions { detail_level, max_failures, budgets: self.settings.budgets(), selection }
+    }
+}
