@@ -1,0 +1,104 @@
+//! A wiremock Buildkite serving the bundled fixture nightly (real build 65099, raw-format logs
+//! with Range support), and settings that point the client at it.
+#![allow(dead_code)]
+
+use ciwatch_mcp::buildkite::BuildkiteClient;
+use ciwatch_mcp::config::{Secret, Settings};
+use ciwatch_mcp::fixtures;
+use ciwatch_mcp::http::HttpClient;
+use std::time::Duration;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const BUILD_PATH: &str = "/v2/organizations/vllm/pipelines/ci/builds/65099";
+
+/// Answers log requests as Buildkite does: `Accept: text/plain` required for ranges, suffix
+/// ranges give 206 + Content-Range.
+struct LogResponder;
+
+impl Respond for LogResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let build = fixtures::build_65099();
+        let job_id = request.url.path().rsplit('/').nth(1).unwrap_or_default().to_string();
+        let Some(job) = build.jobs().iter().find(|j| j.id == job_id) else {
+            return ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "No job found"}));
+        };
+        let accept = request.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let range = request.headers.get("range").and_then(|v| v.to_str().ok());
+        if range.is_some() && accept != "text/plain" {
+            return ResponseTemplate::new(400).set_body_json(serde_json::json!({"message": "Range requires Accept: text/plain"}));
+        }
+        let (status, content_range, body) = fixtures::range_response(&fixtures::raw_log(job), range);
+        let mut template = ResponseTemplate::new(status).set_body_raw(body, "text/plain");
+        if let Some(value) = content_range {
+            template = template.insert_header("content-range", value.as_str());
+        }
+        template
+    }
+}
+
+/// A mock Buildkite with the fixture build, its logs, and a builds listing holding it.
+pub async fn fixture_server() -> MockServer {
+    let server = MockServer::start().await;
+    mount_fixture(&server).await;
+    server
+}
+
+pub async fn mount_fixture(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(BUILD_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(fixtures::BUILD_65099, "application/json"))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v2/organizations/vllm/pipelines/ci/builds/65099/jobs/[^/]+/log$"))
+        .respond_with(LogResponder)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v2/organizations/vllm/pipelines/ci/builds/\d+$"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "No build found"})))
+        .mount(server)
+        .await;
+}
+
+/// The fixture build as a list entry (no jobs), with its number and source changed.
+pub fn listed_build(number: u64, source: &str, state: &str, message: &str) -> serde_json::Value {
+    let mut build: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099).expect("fixture is JSON");
+    let object = build.as_object_mut().expect("a build is an object");
+    object.remove("jobs");
+    object.insert("number".into(), number.into());
+    object.insert("source".into(), source.into());
+    object.insert("state".into(), state.into());
+    object.insert("message".into(), message.into());
+    build
+}
+
+pub fn settings(server_uri: &str) -> Settings {
+    Settings {
+        buildkite_token: Some("bkua_test_token_value".into()),
+        buildkite_org: "vllm".into(),
+        buildkite_api_url: format!("{server_uri}/v2"),
+        max_jobs: 20,
+        max_log_bytes: 200_000,
+        scan_byte_budget: 32 * 1024 * 1024,
+        concurrency: 8,
+        requests_per_minute: 6000,
+        request_burst: 1000,
+        http_timeout_secs: 10,
+        retry_budget_secs: 5,
+        retry_min_delay_ms: 10,
+        nightly_window_hours: 48,
+    }
+}
+
+pub fn client(settings: &Settings) -> BuildkiteClient {
+    let http = HttpClient::new(
+        Duration::from_secs(settings.http_timeout_secs),
+        settings.requests_per_minute,
+        settings.request_burst,
+        settings.retry_policy(),
+    )
+    .expect("client builds");
+    BuildkiteClient::new(http, &settings.buildkite_api_url, settings.buildkite_token.clone().map(Secret::new)).expect("token set")
+}
