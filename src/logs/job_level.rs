@@ -138,7 +138,7 @@ fn is_error_line(line: &str) -> bool {
     let is_logger_error = line.len() != body.len()
         && (line.contains(") ERROR ") || line.starts_with("ERROR ") || line.contains(") CRITICAL "));
     is_logger_error
-        || body.starts_with("Timeout (")
+        || (body.contains("Timeout (") && body.ends_with(")!"))
         || body.starts_with("coredump: Detected an exception")
         || body.starts_with("RuntimeError: ")
         || body.starts_with("ERROR: ")

@@ -76,10 +76,11 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
     vec![
         // Buildkite agent: printed when the agent stops heartbeating or is shut down mid-job.
         rule(InfraKind::AgentLost, r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b", None, 0.7),
+        // Python faulthandler (`faulthandler_timeout`, printed after the test id in `-s` runs)
+        // and pytest-timeout. Before cancellation: a hang is why the job was then cancelled.
+        rule(InfraKind::Hang, r"\bTimeout \(\d+:\d{2}:\d{2}\)!|^(?:E\s+)?Failed: Timeout >", None, 0.6),
         // Buildkite agent, when the job is cancelled from the UI or by a newer build.
         rule(InfraKind::Cancelled, r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|(?i)\bjob was cancel+ed\b", None, 0.7),
-        // Python faulthandler (`faulthandler_timeout`) and pytest-timeout.
-        rule(InfraKind::Hang, r"^Timeout \(\d+:\d{2}:\d{2}\)!|^(?:E\s+)?Failed: Timeout >", None, 0.6),
         rule(InfraKind::Disk, r"(?i)no space left on device|\bdisk (?:is )?full\b|DiskQuotaExceeded", None, 0.7),
         // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
         rule(InfraKind::HostOom, r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exited with status 137\b|signal: killed\b|std::bad_alloc", None, 0.7),
@@ -134,6 +135,7 @@ mod tests {
         let cases = [
             ("# Received cancellation signal, interrupting", Some(InfraKind::Cancelled)),
             ("Timeout (0:25:00)!", Some(InfraKind::Hang)),
+            ("v1/engine/test_engine_core.py::test_x Timeout (0:25:00)!", Some(InfraKind::Hang)),
             ("E   Failed: Timeout >300.0s", Some(InfraKind::Hang)),
             ("OSError: [Errno 28] No space left on device", Some(InfraKind::Disk)),
             ("Error retrieving file list: 504 Server Error: Gateway Time-out for url: https://huggingface.co/api/models/x", Some(InfraKind::NetworkOrHub)),
