@@ -30,7 +30,12 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Buildkite API token with `read_builds` and `read_build_logs` (`BUILDKITE_API_TOKEN` also works).
-    #[arg(global = true, long = "buildkite-token", env = "BUILDKITE_TOKEN", hide_env_values = true)]
+    #[arg(
+        global = true,
+        long = "buildkite-token",
+        env = "BUILDKITE_TOKEN",
+        hide_env_values = true
+    )]
     pub buildkite_token: Option<String>,
 
     /// Default Buildkite organisation for pipelines given without `org/`.
@@ -38,7 +43,12 @@ pub struct Settings {
     pub buildkite_org: String,
 
     /// Buildkite REST base URL (tests and the demo point it at a local server).
-    #[arg(global = true, long, env = "BUILDKITE_API_URL", default_value = "https://api.buildkite.com/v2")]
+    #[arg(
+        global = true,
+        long,
+        env = "BUILDKITE_API_URL",
+        default_value = "https://api.buildkite.com/v2"
+    )]
     pub buildkite_api_url: String,
 
     /// Failed jobs whose logs are read per build (hard failures first).
@@ -46,7 +56,12 @@ pub struct Settings {
     pub max_jobs: usize,
 
     /// Bytes of each job log read, from its end (Buildkite serves suffix ranges).
-    #[arg(global = true, long, env = "CIWATCH_MAX_LOG_BYTES", default_value_t = 200_000)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_MAX_LOG_BYTES",
+        default_value_t = 200_000
+    )]
     pub max_log_bytes: u64,
 
     /// Bytes one scan may read in all, including re-reads of logs whose tail did not cover the
@@ -60,27 +75,57 @@ pub struct Settings {
 
     /// Outbound Buildkite requests per minute. Buildkite allows 200 per org and 50 per user
     /// token; the default leaves room for the person's other tools.
-    #[arg(global = true, long, env = "CIWATCH_REQUESTS_PER_MINUTE", default_value_t = 45)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_REQUESTS_PER_MINUTE",
+        default_value_t = 45
+    )]
     pub requests_per_minute: u32,
 
     /// Requests sent back to back before the per-minute rate applies.
-    #[arg(global = true, long, env = "CIWATCH_REQUEST_BURST", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_REQUEST_BURST",
+        default_value_t = 30
+    )]
     pub request_burst: u32,
 
     /// Timeout of one API request, in seconds (log fetches get twice this).
-    #[arg(global = true, long, env = "CIWATCH_HTTP_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_HTTP_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub http_timeout_secs: u64,
 
     /// Longest total wait spent retrying one request (429, 5xx, connection errors), in seconds.
-    #[arg(global = true, long, env = "CIWATCH_RETRY_BUDGET_SECS", default_value_t = 90)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_RETRY_BUDGET_SECS",
+        default_value_t = 90
+    )]
     pub retry_budget_secs: u64,
 
     /// First retry delay in milliseconds; later ones grow exponentially with jitter.
-    #[arg(global = true, long, env = "CIWATCH_RETRY_MIN_DELAY_MS", default_value_t = 500)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_RETRY_MIN_DELAY_MS",
+        default_value_t = 500
+    )]
     pub retry_min_delay_ms: u64,
 
     /// How far back the latest nightly is searched for, in hours.
-    #[arg(global = true, long, env = "CIWATCH_NIGHTLY_WINDOW_HOURS", default_value_t = 48)]
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_NIGHTLY_WINDOW_HOURS",
+        default_value_t = 48
+    )]
     pub nightly_window_hours: u32,
 }
 

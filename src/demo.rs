@@ -20,13 +20,22 @@ struct Fixture {
 /// `BUILDKITE_API_URL`. The server runs until the runtime stops.
 pub async fn start() -> std::io::Result<String> {
     let build = fixtures::build_65099();
-    let build_json: serde_json::Value =
-        serde_json::from_str(fixtures::BUILD_65099).expect("the bundled fixture build is valid JSON");
+    let build_json: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099)
+        .expect("the bundled fixture build is valid JSON");
     let state = Arc::new(Fixture { build_json, build });
     let app = Router::new()
-        .route("/v2/organizations/{org}/pipelines/{pipeline}/builds", get(list_builds))
-        .route("/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}", get(get_build))
-        .route("/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log", get(job_log))
+        .route(
+            "/v2/organizations/{org}/pipelines/{pipeline}/builds",
+            get(list_builds),
+        )
+        .route(
+            "/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}",
+            get(get_build),
+        )
+        .route(
+            "/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log",
+            get(job_log),
+        )
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let address = listener.local_addr()?;
@@ -39,14 +48,21 @@ pub async fn start() -> std::io::Result<String> {
 }
 
 fn not_found(message: &str) -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "message": message }))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
 }
 
 fn known_pipeline(org: &str, pipeline: &str) -> bool {
     org == "vllm" && pipeline == "ci"
 }
 
-async fn list_builds(State(fixture): State<Arc<Fixture>>, Path((org, pipeline)): Path<(String, String)>) -> Response {
+async fn list_builds(
+    State(fixture): State<Arc<Fixture>>,
+    Path((org, pipeline)): Path<(String, String)>,
+) -> Response {
     if !known_pipeline(&org, &pipeline) {
         return not_found("No pipeline found");
     }
@@ -57,7 +73,10 @@ async fn list_builds(State(fixture): State<Arc<Fixture>>, Path((org, pipeline)):
     axum::Json(serde_json::Value::Array(vec![listed])).into_response()
 }
 
-async fn get_build(State(fixture): State<Arc<Fixture>>, Path((org, pipeline, number)): Path<(String, String, String)>) -> Response {
+async fn get_build(
+    State(fixture): State<Arc<Fixture>>,
+    Path((org, pipeline, number)): Path<(String, String, String)>,
+) -> Response {
     if !known_pipeline(&org, &pipeline) {
         return not_found("No pipeline found");
     }
@@ -72,13 +91,22 @@ async fn job_log(
     Path((_, _, number, job_id)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(job) = fixture.build.jobs().iter().find(|j| j.id == job_id && number == fixture.build.number.to_string()) else {
+    let Some(job) = fixture
+        .build
+        .jobs()
+        .iter()
+        .find(|j| j.id == job_id && number == fixture.build.number.to_string())
+    else {
         return not_found("No job found");
     };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, content_range, body) = fixtures::range_response(&fixtures::raw_log(job), range);
-    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    let mut response =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
     if let Some(value) = content_range.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(header::CONTENT_RANGE, value);
     }

@@ -17,24 +17,78 @@ pub const NOISE_BYTES: usize = 1_100_000;
 
 /// Failure tails by job id.
 const LOG_TAILS: &[(&str, &str)] = &[
-    ("019e062d-31a8-4207-b84c-6a53d68dd726", include_str!("../wiremock-fixtures/logs/019e062d-31a8-4207-b84c-6a53d68dd726.log")),
-    ("019e062d-31de-4ed0-8025-243346716090", include_str!("../wiremock-fixtures/logs/019e062d-31de-4ed0-8025-243346716090.log")),
-    ("019e062d-3229-41f0-ae71-3fca05221b4b", include_str!("../wiremock-fixtures/logs/019e062d-3229-41f0-ae71-3fca05221b4b.log")),
-    ("019e062d-322a-4676-96f9-9c2eb68e6a6a", include_str!("../wiremock-fixtures/logs/019e062d-322a-4676-96f9-9c2eb68e6a6a.log")),
-    ("019e062d-327e-42c1-88c9-64c14381bbc3", include_str!("../wiremock-fixtures/logs/019e062d-327e-42c1-88c9-64c14381bbc3.log")),
-    ("019e062d-327e-44f7-b8d9-ec4240490552", include_str!("../wiremock-fixtures/logs/019e062d-327e-44f7-b8d9-ec4240490552.log")),
-    ("019e062d-327f-4b66-88d4-7df0451be197", include_str!("../wiremock-fixtures/logs/019e062d-327f-4b66-88d4-7df0451be197.log")),
-    ("019e0689-da9b-47ab-915e-9c470bfe9a07", include_str!("../wiremock-fixtures/logs/019e0689-da9b-47ab-915e-9c470bfe9a07.log")),
-    ("019e068f-84f5-4636-9707-f971a7d87843", include_str!("../wiremock-fixtures/logs/019e068f-84f5-4636-9707-f971a7d87843.log")),
-    ("019e068f-85c7-4b9b-95c4-98c4b41d815f", include_str!("../wiremock-fixtures/logs/019e068f-85c7-4b9b-95c4-98c4b41d815f.log")),
-    ("019e068f-8622-419c-be27-bdcce5a6395d", include_str!("../wiremock-fixtures/logs/019e068f-8622-419c-be27-bdcce5a6395d.log")),
-    ("019e068f-867e-49c8-b77a-bec0ddb02e21", include_str!("../wiremock-fixtures/logs/019e068f-867e-49c8-b77a-bec0ddb02e21.log")),
-    ("019e068f-872a-4bc8-9deb-77eeef36d35b", include_str!("../wiremock-fixtures/logs/019e068f-872a-4bc8-9deb-77eeef36d35b.log")),
-    ("019e068f-8880-4d80-b9ae-21f562929ee8", include_str!("../wiremock-fixtures/logs/019e068f-8880-4d80-b9ae-21f562929ee8.log")),
-    ("019e068f-88cf-4559-b404-fc9429cc6655", include_str!("../wiremock-fixtures/logs/019e068f-88cf-4559-b404-fc9429cc6655.log")),
-    ("019e068f-891f-4675-8d7c-eb26e213f4e9", include_str!("../wiremock-fixtures/logs/019e068f-891f-4675-8d7c-eb26e213f4e9.log")),
-    ("019e068f-896e-40a1-bde1-40b0250ed36f", include_str!("../wiremock-fixtures/logs/019e068f-896e-40a1-bde1-40b0250ed36f.log")),
-    ("019e068f-89bb-4a5e-a397-1c30c218c59f", include_str!("../wiremock-fixtures/logs/019e068f-89bb-4a5e-a397-1c30c218c59f.log")),
+    (
+        "019e062d-31a8-4207-b84c-6a53d68dd726",
+        include_str!("../wiremock-fixtures/logs/019e062d-31a8-4207-b84c-6a53d68dd726.log"),
+    ),
+    (
+        "019e062d-31de-4ed0-8025-243346716090",
+        include_str!("../wiremock-fixtures/logs/019e062d-31de-4ed0-8025-243346716090.log"),
+    ),
+    (
+        "019e062d-3229-41f0-ae71-3fca05221b4b",
+        include_str!("../wiremock-fixtures/logs/019e062d-3229-41f0-ae71-3fca05221b4b.log"),
+    ),
+    (
+        "019e062d-322a-4676-96f9-9c2eb68e6a6a",
+        include_str!("../wiremock-fixtures/logs/019e062d-322a-4676-96f9-9c2eb68e6a6a.log"),
+    ),
+    (
+        "019e062d-327e-42c1-88c9-64c14381bbc3",
+        include_str!("../wiremock-fixtures/logs/019e062d-327e-42c1-88c9-64c14381bbc3.log"),
+    ),
+    (
+        "019e062d-327e-44f7-b8d9-ec4240490552",
+        include_str!("../wiremock-fixtures/logs/019e062d-327e-44f7-b8d9-ec4240490552.log"),
+    ),
+    (
+        "019e062d-327f-4b66-88d4-7df0451be197",
+        include_str!("../wiremock-fixtures/logs/019e062d-327f-4b66-88d4-7df0451be197.log"),
+    ),
+    (
+        "019e0689-da9b-47ab-915e-9c470bfe9a07",
+        include_str!("../wiremock-fixtures/logs/019e0689-da9b-47ab-915e-9c470bfe9a07.log"),
+    ),
+    (
+        "019e068f-84f5-4636-9707-f971a7d87843",
+        include_str!("../wiremock-fixtures/logs/019e068f-84f5-4636-9707-f971a7d87843.log"),
+    ),
+    (
+        "019e068f-85c7-4b9b-95c4-98c4b41d815f",
+        include_str!("../wiremock-fixtures/logs/019e068f-85c7-4b9b-95c4-98c4b41d815f.log"),
+    ),
+    (
+        "019e068f-8622-419c-be27-bdcce5a6395d",
+        include_str!("../wiremock-fixtures/logs/019e068f-8622-419c-be27-bdcce5a6395d.log"),
+    ),
+    (
+        "019e068f-867e-49c8-b77a-bec0ddb02e21",
+        include_str!("../wiremock-fixtures/logs/019e068f-867e-49c8-b77a-bec0ddb02e21.log"),
+    ),
+    (
+        "019e068f-872a-4bc8-9deb-77eeef36d35b",
+        include_str!("../wiremock-fixtures/logs/019e068f-872a-4bc8-9deb-77eeef36d35b.log"),
+    ),
+    (
+        "019e068f-8880-4d80-b9ae-21f562929ee8",
+        include_str!("../wiremock-fixtures/logs/019e068f-8880-4d80-b9ae-21f562929ee8.log"),
+    ),
+    (
+        "019e068f-88cf-4559-b404-fc9429cc6655",
+        include_str!("../wiremock-fixtures/logs/019e068f-88cf-4559-b404-fc9429cc6655.log"),
+    ),
+    (
+        "019e068f-891f-4675-8d7c-eb26e213f4e9",
+        include_str!("../wiremock-fixtures/logs/019e068f-891f-4675-8d7c-eb26e213f4e9.log"),
+    ),
+    (
+        "019e068f-896e-40a1-bde1-40b0250ed36f",
+        include_str!("../wiremock-fixtures/logs/019e068f-896e-40a1-bde1-40b0250ed36f.log"),
+    ),
+    (
+        "019e068f-89bb-4a5e-a397-1c30c218c59f",
+        include_str!("../wiremock-fixtures/logs/019e068f-89bb-4a5e-a397-1c30c218c59f.log"),
+    ),
 ];
 
 /// The fixture build, parsed.
@@ -45,12 +99,16 @@ pub fn build_65099() -> Build {
 /// The raw log of a job of the fixture build. Failed jobs without a tail of their own end with
 /// the agent's exit line only.
 pub fn raw_log(job: &Job) -> Vec<u8> {
-    let tail = LOG_TAILS
-        .iter()
-        .find(|(id, _)| *id == job.id)
-        .map_or("🚨 Error: The command exited with status 1\n", |(_, text)| text);
+    let tail = LOG_TAILS.iter().find(|(id, _)| *id == job.id).map_or(
+        "🚨 Error: The command exited with status 1\n",
+        |(_, text)| text,
+    );
     let mut writer = RawLogWriter::new(1_778_220_000_000);
-    for hook in ["~~~ Running global environment hook", "~~~ Preparing working directory", "~~~ Running script"] {
+    for hook in [
+        "~~~ Running global environment hook",
+        "~~~ Preparing working directory",
+        "~~~ Running script",
+    ] {
         writer.line(hook);
     }
     let commands: Vec<&str> = job
@@ -71,6 +129,15 @@ pub fn raw_log(job: &Job) -> Vec<u8> {
     writer.bytes
 }
 
+/// `text` in Buildkite's raw log format: a timestamp escape on every line, CRLF, pytest colours.
+pub fn to_raw_format(text: &str) -> Vec<u8> {
+    let mut writer = RawLogWriter::new(1_769_067_604_900);
+    for line in text.lines() {
+        writer.line(line);
+    }
+    writer.bytes
+}
+
 struct RawLogWriter {
     bytes: Vec<u8>,
     clock_ms: u64,
@@ -78,12 +145,16 @@ struct RawLogWriter {
 
 impl RawLogWriter {
     fn new(start_ms: u64) -> Self {
-        Self { bytes: Vec::with_capacity(NOISE_BYTES + 64 * 1024), clock_ms: start_ms }
+        Self {
+            bytes: Vec::with_capacity(NOISE_BYTES + 64 * 1024),
+            clock_ms: start_ms,
+        }
     }
 
     fn line(&mut self, text: &str) {
         self.clock_ms += 7;
-        self.bytes.extend_from_slice(format!("\x1b_bk;t={}\x07", self.clock_ms).as_bytes());
+        self.bytes
+            .extend_from_slice(format!("\x1b_bk;t={}\x07", self.clock_ms).as_bytes());
         self.bytes.extend_from_slice(colourise(text).as_bytes());
         self.bytes.extend_from_slice(b"\r\n");
     }

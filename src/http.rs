@@ -36,14 +36,20 @@ pub struct Target {
 pub enum HttpError {
     #[error("Buildkite rejected the token (401): check BUILDKITE_TOKEN; create one at https://buildkite.com/user/api-access-tokens")]
     Unauthorized,
-    #[error("the token may not read {0} (403): it needs the read_builds and read_build_logs scopes")]
+    #[error(
+        "the token may not read {0} (403): it needs the read_builds and read_build_logs scopes"
+    )]
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("rate limited by Buildkite while fetching {what}; retry after {retry_after_secs}s (lower CIWATCH_REQUESTS_PER_MINUTE)")]
     RateLimited { what: String, retry_after_secs: u64 },
     #[error("Buildkite answered {status} for {what}: {message}")]
-    Status { status: u16, what: String, message: String },
+    Status {
+        status: u16,
+        what: String,
+        message: String,
+    },
     #[error("could not reach Buildkite for {what}: {message}")]
     Transport { what: String, message: String },
     #[error("unexpected response for {what}: {message}")]
@@ -77,17 +83,30 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(timeout: Duration, requests_per_minute: u32, burst: u32, retry: RetryPolicy) -> Result<Self, HttpError> {
+    pub fn new(
+        timeout: Duration,
+        requests_per_minute: u32,
+        burst: u32,
+        retry: RetryPolicy,
+    ) -> Result<Self, HttpError> {
         let inner = reqwest::Client::builder()
             .user_agent(concat!("ciwatch-mcp/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| HttpError::Transport { what: "client set-up".into(), message: e.to_string() })?;
+            .map_err(|e| HttpError::Transport {
+                what: "client set-up".into(),
+                message: e.to_string(),
+            })?;
         let per_minute = NonZeroU32::new(requests_per_minute.max(1)).expect("max(1) is non-zero");
         let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
         let limiter = RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst));
-        Ok(Self { inner, limiter: Arc::new(limiter), retry, counters: Arc::default() })
+        Ok(Self {
+            inner,
+            limiter: Arc::new(limiter),
+            retry,
+            counters: Arc::default(),
+        })
     }
 
     pub fn request(&self, method: reqwest::Method, url: &str) -> RequestBuilder {
@@ -97,7 +116,11 @@ impl HttpClient {
     /// Sends the request built by `build` (called again for each attempt), retrying as the
     /// policy allows. Returns the successful (2xx) response; 416 is passed through as success
     /// because it means "empty log" to the caller.
-    pub async fn send(&self, target: &Target, build: impl Fn() -> RequestBuilder) -> Result<Response, HttpError> {
+    pub async fn send(
+        &self,
+        target: &Target,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, HttpError> {
         use backon::{ExponentialBuilder, Retryable};
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
@@ -120,9 +143,13 @@ impl HttpClient {
             .when(HttpError::is_transient)
             .adjust(move |error, delay| match error {
                 // Honour the server's own wait, within the budget; past it, give up now.
-                HttpError::RateLimited { retry_after_secs, .. } => {
+                HttpError::RateLimited {
+                    retry_after_secs, ..
+                } => {
                     let wait = Duration::from_secs(*retry_after_secs);
-                    (wait <= budget).then_some(wait.max(delay.unwrap_or_default().min(Duration::from_millis(50))))
+                    (wait <= budget).then_some(
+                        wait.max(delay.unwrap_or_default().min(Duration::from_millis(50))),
+                    )
                 }
                 _ => delay,
             })
@@ -144,24 +171,41 @@ async fn check_status(response: Response, target: &Target) -> Result<Response, H
     let body = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| crate::logs::bounded_text(body.trim(), 200));
     let what = target.description.clone();
     Err(match status {
         StatusCode::UNAUTHORIZED => HttpError::Unauthorized,
         StatusCode::FORBIDDEN => HttpError::Forbidden(what),
         StatusCode::NOT_FOUND => HttpError::NotFound(target.not_found.clone()),
-        StatusCode::TOO_MANY_REQUESTS => HttpError::RateLimited { what, retry_after_secs: retry_after.unwrap_or(60) },
-        _ => HttpError::Status { status: status.as_u16(), what, message },
+        StatusCode::TOO_MANY_REQUESTS => HttpError::RateLimited {
+            what,
+            retry_after_secs: retry_after.unwrap_or(60),
+        },
+        _ => HttpError::Status {
+            status: status.as_u16(),
+            what,
+            message,
+        },
     })
 }
 
 /// Buildkite sends `RateLimit-Reset` (seconds until the window resets); other servers send
 /// `Retry-After` in seconds.
 fn retry_after_secs(headers: &HeaderMap) -> Option<u64> {
-    ["ratelimit-reset", "retry-after"]
-        .iter()
-        .find_map(|name| headers.get(*name)?.to_str().ok()?.trim().parse::<u64>().ok())
+    ["ratelimit-reset", "retry-after"].iter().find_map(|name| {
+        headers
+            .get(*name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    })
 }
 
 /// reqwest's error text includes the URL; keep the kind, drop anything that could carry a query.
@@ -175,6 +219,8 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let source = std::error::Error::source(error).map(|s| format!(": {s}")).unwrap_or_default();
+    let source = std::error::Error::source(error)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
     format!("{kind}{source}")
 }

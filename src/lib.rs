@@ -2,12 +2,12 @@
 
 pub mod buildkite;
 pub mod config;
+pub mod demo;
+pub mod fixtures;
 pub mod http;
 pub mod logs;
+pub mod mcp;
 pub mod model;
 pub mod report;
 pub mod triage;
 pub mod watch;
-pub mod demo;
-pub mod fixtures;
-pub mod mcp;

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ciwatch-mcp", version, about = "vLLM CI watch: an MCP server that scans Buildkite builds and classifies their failures")]
+#[command(
+    name = "ciwatch-mcp",
+    version,
+    about = "vLLM CI watch: an MCP server that scans Buildkite builds and classifies their failures"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -82,12 +86,20 @@ impl Progress for StderrProgress {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        None | Some(Command::Serve) => ciwatch_mcp::mcp::serve_stdio(cli.settings).await.map_err(|e| e.to_string()),
-        Some(Command::Scan { build, nightly, output }) => {
+        None | Some(Command::Serve) => ciwatch_mcp::mcp::serve_stdio(cli.settings)
+            .await
+            .map_err(|e| e.to_string()),
+        Some(Command::Scan {
+            build,
+            nightly,
+            output,
+        }) => {
             let target = if nightly { None } else { build };
             run_scan(&cli.settings, target.as_deref(), &output).await
         }
@@ -102,8 +114,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_demo(mut settings: Settings, nightly: bool, output: &OutputArgs) -> Result<(), String> {
-    let base = ciwatch_mcp::demo::start().await.map_err(|e| format!("could not start the demo server: {e}"))?;
+async fn run_demo(
+    mut settings: Settings,
+    nightly: bool,
+    output: &OutputArgs,
+) -> Result<(), String> {
+    let base = ciwatch_mcp::demo::start()
+        .await
+        .map_err(|e| format!("could not start the demo server: {e}"))?;
     eprintln!("demo: serving the fixture nightly (vllm/ci build 65099) at {base}");
     settings.buildkite_api_url = base;
     settings.buildkite_token = Some("demo-token".into());
@@ -114,34 +132,64 @@ async fn run_demo(mut settings: Settings, nightly: bool, output: &OutputArgs) ->
 }
 
 /// Scans `build`, or the latest nightly when `None`, and prints the chosen format to stdout.
-async fn run_scan(settings: &Settings, build: Option<&str>, output: &OutputArgs) -> Result<(), String> {
-    let http = HttpClient::new(settings.http_timeout(), settings.requests_per_minute, settings.request_burst, settings.retry_policy())
+async fn run_scan(
+    settings: &Settings,
+    build: Option<&str>,
+    output: &OutputArgs,
+) -> Result<(), String> {
+    let http = HttpClient::new(
+        settings.http_timeout(),
+        settings.requests_per_minute,
+        settings.request_burst,
+        settings.retry_policy(),
+    )
+    .map_err(|e| e.to_string())?;
+    let token = settings
+        .token()
+        .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new));
+    let client = BuildkiteClient::new(http, &settings.buildkite_api_url, token)
         .map_err(|e| e.to_string())?;
-    let token = settings.token().or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new));
-    let client = BuildkiteClient::new(http, &settings.buildkite_api_url, token).map_err(|e| e.to_string())?;
     let detail_level = match output.format {
         Format::Json => DetailLevel::Full,
         Format::Markdown | Format::Standup => DetailLevel::Summary,
     };
-    let mut options = ScanOptions { detail_level, max_failures: output.max_failures, budgets: settings.budgets(), selection: None };
+    let mut options = ScanOptions {
+        detail_level,
+        max_failures: output.max_failures,
+        budgets: settings.budgets(),
+        selection: None,
+    };
     let (org, pipeline, number) = match build {
         Some(build) => {
-            let reference = parse_build_ref(build, &output.pipeline, &settings.buildkite_org).map_err(|e| e.to_string())?;
+            let reference = parse_build_ref(build, &output.pipeline, &settings.buildkite_org)
+                .map_err(|e| e.to_string())?;
             (reference.org, reference.pipeline, reference.number)
         }
         None => {
-            let (org, pipeline) = parse_pipeline(&output.pipeline, &settings.buildkite_org).map_err(|e| e.to_string())?;
-            let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(settings.nightly_window_hours));
+            let (org, pipeline) = parse_pipeline(&output.pipeline, &settings.buildkite_org)
+                .map_err(|e| e.to_string())?;
+            let since = chrono::Utc::now()
+                - chrono::Duration::hours(i64::from(settings.nightly_window_hours));
             let filter = ListBuilds {
                 branch: Some(output.branch.clone()),
                 created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 exclude_jobs: true,
             };
             let builds = client
-                .list_builds(&org, &pipeline, &filter, ciwatch_mcp::buildkite::client::MAX_LIST_PAGES)
+                .list_builds(
+                    &org,
+                    &pipeline,
+                    &filter,
+                    ciwatch_mcp::buildkite::client::MAX_LIST_PAGES,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
-            let choice = watch::pick_nightly(&builds, &output.pipeline, &output.branch, settings.nightly_window_hours)?;
+            let choice = watch::pick_nightly(
+                &builds,
+                &output.pipeline,
+                &output.branch,
+                settings.nightly_window_hours,
+            )?;
             eprintln!("selected: {}", choice.explanation);
             options.selection = Some(choice.explanation);
             (org, pipeline, choice.number)
@@ -153,7 +201,11 @@ async fn run_scan(settings: &Settings, build: Option<&str>, output: &OutputArgs)
     print_result(&result, output.format)?;
     eprintln!(
         "scanned build {} in {} ms: {} API requests, {} log bytes fetched, {} unique failures",
-        result.build_info.build_number, result.stats.elapsed_ms, result.stats.api_requests, result.stats.log_bytes_fetched, result.total_failures
+        result.build_info.build_number,
+        result.stats.elapsed_ms,
+        result.stats.api_requests,
+        result.stats.log_bytes_fetched,
+        result.total_failures
     );
     Ok(())
 }

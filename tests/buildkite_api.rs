@@ -17,21 +17,42 @@ async fn error_for(status: u16, body: &str) -> String {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(format!("{BUILDS}/1")))
-        .respond_with(ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json"))
+        .respond_with(
+            ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json"),
+        )
         .mount(&server)
         .await;
     let client = client(&settings(&server.uri()));
-    let error = client.get_build("vllm", "ci", 1).await.expect_err("error status");
+    let error = client
+        .get_build("vllm", "ci", 1)
+        .await
+        .expect_err("error status");
     error.to_string()
 }
 
 #[tokio::test]
 async fn error_statuses_say_what_to_do_and_never_show_the_token() {
     let cases = [
-        (401, include_str!("../../shared/data/buildkite_error_401_unauthorized.json"), "rejected the token (401): check BUILDKITE_TOKEN"),
-        (403, include_str!("../../shared/data/buildkite_error_403_forbidden.json"), "read_builds and read_build_logs scopes"),
-        (404, include_str!("../../shared/data/buildkite_error_404_no_pipeline_found.json"), "build 1 not found in vllm/ci, or the token cannot see that pipeline"),
-        (400, include_str!("../../shared/data/buildkite_error_400_listing_too_deep.json"), "Listing builds this deep is not supported"),
+        (
+            401,
+            include_str!("../wiremock-fixtures/errors/401_unauthorized.json"),
+            "rejected the token (401): check BUILDKITE_TOKEN",
+        ),
+        (
+            403,
+            include_str!("../wiremock-fixtures/errors/403_forbidden.json"),
+            "read_builds and read_build_logs scopes",
+        ),
+        (
+            404,
+            include_str!("../wiremock-fixtures/errors/404_no_pipeline_found.json"),
+            "build 1 not found in vllm/ci, or the token cannot see that pipeline",
+        ),
+        (
+            400,
+            include_str!("../wiremock-fixtures/errors/400_listing_too_deep.json"),
+            "Listing builds this deep is not supported",
+        ),
     ];
     for (status, body, expected) in cases {
         let message = error_for(status, body).await;
@@ -42,8 +63,16 @@ async fn error_statuses_say_what_to_do_and_never_show_the_token() {
 
 #[tokio::test]
 async fn missing_token_is_a_clear_error() {
-    let http = HttpClient::new(Duration::from_secs(1), 60, 1, settings("http://127.0.0.1:9").retry_policy()).expect("client");
-    let error = BuildkiteClient::new(http, "http://127.0.0.1:9/v2", None).err().expect("no token");
+    let http = HttpClient::new(
+        Duration::from_secs(1),
+        60,
+        1,
+        settings("http://127.0.0.1:9").retry_policy(),
+    )
+    .expect("client");
+    let error = BuildkiteClient::new(http, "http://127.0.0.1:9/v2", None)
+        .err()
+        .expect("no token");
     assert!(matches!(error, BuildkiteError::MissingToken));
     assert!(error.to_string().contains("BUILDKITE_TOKEN is not set"));
 }
@@ -55,11 +84,17 @@ async fn sends_bearer_token_and_retried_jobs_flag() {
         .and(path(format!("{BUILDS}/65099")))
         .and(header("authorization", "Bearer bkua_test_token_value"))
         .and(query_param("include_retried_jobs", "true"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(ciwatch_mcp::fixtures::BUILD_65099, "application/json"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(ciwatch_mcp::fixtures::BUILD_65099, "application/json"),
+        )
         .expect(1)
         .mount(&server)
         .await;
-    let build = client(&settings(&server.uri())).get_build("vllm", "ci", 65099).await.expect("build");
+    let build = client(&settings(&server.uri()))
+        .get_build("vllm", "ci", 65099)
+        .await
+        .expect("build");
     assert_eq!(build.jobs().len(), 235);
 }
 
@@ -71,16 +106,25 @@ async fn rate_limit_429_waits_for_reset_then_succeeds() {
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("RateLimit-Reset", "1")
-                .set_body_raw(include_str!("../../shared/data/buildkite_error_429_rate_limit_docs.json"), "application/json"),
+                .set_body_raw(
+                    include_str!("../wiremock-fixtures/errors/429_rate_limit_docs.json"),
+                    "application/json",
+                ),
         )
         .up_to_n_times(1)
         .mount(&server)
         .await;
     common::mount_fixture(&server).await;
     let started = std::time::Instant::now();
-    let build = client(&settings(&server.uri())).get_build("vllm", "ci", 65099).await.expect("retried");
+    let build = client(&settings(&server.uri()))
+        .get_build("vllm", "ci", 65099)
+        .await
+        .expect("retried");
     assert_eq!(build.number, 65099);
-    assert!(started.elapsed() >= Duration::from_millis(900), "waited for RateLimit-Reset");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited for RateLimit-Reset"
+    );
     assert_eq!(server.received_requests().await.expect("recorded").len(), 2);
 }
 
@@ -91,7 +135,10 @@ async fn rate_limit_longer_than_the_budget_fails_with_advice() {
         .respond_with(ResponseTemplate::new(429).insert_header("RateLimit-Reset", "42"))
         .mount(&server)
         .await;
-    let error = client(&settings(&server.uri())).get_build("vllm", "ci", 1).await.expect_err("over budget");
+    let error = client(&settings(&server.uri()))
+        .get_build("vllm", "ci", 1)
+        .await
+        .expect_err("over budget");
     assert!(error.to_string().contains("retry after 42s"), "{error}");
     assert_eq!(server.received_requests().await.expect("recorded").len(), 1);
 }
@@ -106,7 +153,10 @@ async fn server_errors_are_retried_with_backoff() {
         .mount(&server)
         .await;
     common::mount_fixture(&server).await;
-    let build = client(&settings(&server.uri())).get_build("vllm", "ci", 65099).await.expect("third try works");
+    let build = client(&settings(&server.uri()))
+        .get_build("vllm", "ci", 65099)
+        .await
+        .expect("third try works");
     assert_eq!(build.number, 65099);
     assert_eq!(server.received_requests().await.expect("recorded").len(), 3);
 }
@@ -114,11 +164,25 @@ async fn server_errors_are_retried_with_backoff() {
 #[tokio::test]
 async fn persistent_server_errors_give_up_with_the_status() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
-    let error = client(&settings(&server.uri())).get_build("vllm", "ci", 7).await.expect_err("gives up");
-    assert!(error.to_string().contains("answered 503 for build 7 of vllm/ci"), "{error}");
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let error = client(&settings(&server.uri()))
+        .get_build("vllm", "ci", 7)
+        .await
+        .expect_err("gives up");
+    assert!(
+        error
+            .to_string()
+            .contains("answered 503 for build 7 of vllm/ci"),
+        "{error}"
+    );
     let requests = server.received_requests().await.expect("recorded").len();
-    assert!((2..=7).contains(&requests), "retried a bounded number of times: {requests}");
+    assert!(
+        (2..=7).contains(&requests),
+        "retried a bounded number of times: {requests}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +192,11 @@ async fn list_builds_follows_link_next_and_sends_filters() {
     Mock::given(method("GET"))
         .and(path(BUILDS))
         .and(query_param("page", "2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([listed_build(65000, "webhook", "passed", "Merge")])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!([listed_build(
+                65000, "webhook", "passed", "Merge"
+            )])),
+        )
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -138,13 +206,28 @@ async fn list_builds_follows_link_next_and_sends_filters() {
         .and(query_param("created_from", "2026-11-23T00:00:00Z"))
         .respond_with(
             ResponseTemplate::new(200)
-                .insert_header("Link", format!("<{next}>; rel=\"next\", <{next}>; rel=\"last\"").as_str())
-                .set_body_json(serde_json::json!([listed_build(65099, "schedule", "failed", "Full CI run - nightly")])),
+                .insert_header(
+                    "Link",
+                    format!("<{next}>; rel=\"next\", <{next}>; rel=\"last\"").as_str(),
+                )
+                .set_body_json(serde_json::json!([listed_build(
+                    65099,
+                    "schedule",
+                    "failed",
+                    "Full CI run - nightly"
+                )])),
         )
         .mount(&server)
         .await;
-    let filter = ListBuilds { branch: Some("main".into()), created_from: Some("2026-11-23T00:00:00Z".into()), exclude_jobs: true };
-    let builds = client(&settings(&server.uri())).list_builds("vllm", "ci", &filter, 10).await.expect("listed");
+    let filter = ListBuilds {
+        branch: Some("main".into()),
+        created_from: Some("2026-11-23T00:00:00Z".into()),
+        exclude_jobs: true,
+    };
+    let builds = client(&settings(&server.uri()))
+        .list_builds("vllm", "ci", &filter, 10)
+        .await
+        .expect("listed");
     let numbers: Vec<u64> = builds.iter().map(|b| b.number).collect();
     assert_eq!(numbers, vec![65099, 65000]);
 }
@@ -153,27 +236,51 @@ async fn list_builds_follows_link_next_and_sends_filters() {
 async fn unknown_pipeline_404_explains_visibility() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_raw(include_str!("../../shared/data/buildkite_error_404_no_pipeline_found.json"), "application/json"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            include_str!("../wiremock-fixtures/errors/404_no_pipeline_found.json"),
+            "application/json",
+        ))
         .mount(&server)
         .await;
-    let error = client(&settings(&server.uri())).list_builds("vllm", "nope", &ListBuilds::default(), 1).await.expect_err("404");
-    assert!(error.to_string().contains("pipeline vllm/nope not found, or the token cannot see it"), "{error}");
+    let error = client(&settings(&server.uri()))
+        .list_builds("vllm", "nope", &ListBuilds::default(), 1)
+        .await
+        .expect_err("404");
+    assert!(
+        error
+            .to_string()
+            .contains("pipeline vllm/nope not found, or the token cannot see it"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn log_tail_uses_suffix_range_and_reports_total_size() {
     let server = common::fixture_server().await;
     let build = ciwatch_mcp::fixtures::build_65099();
-    let job = build.jobs().iter().find(|j| j.id == "019e068f-84f5-4636-9707-f971a7d87843").expect("job");
+    let job = build
+        .jobs()
+        .iter()
+        .find(|j| j.id == "019e068f-84f5-4636-9707-f971a7d87843")
+        .expect("job");
     let full = ciwatch_mcp::fixtures::raw_log(job);
-    let tail = client(&settings(&server.uri())).job_log_tail("vllm", "ci", 65099, &job.id, 1000).await.expect("tail");
+    let tail = client(&settings(&server.uri()))
+        .job_log_tail("vllm", "ci", 65099, &job.id, 1000)
+        .await
+        .expect("tail");
     assert_eq!(tail.bytes.len(), 1000);
     assert_eq!(tail.total_size, full.len() as u64);
     assert!(!tail.is_complete());
     assert_eq!(&tail.bytes[..], &full[full.len() - 1000..]);
     let request = &server.received_requests().await.expect("recorded")[0];
-    assert_eq!(request.headers.get("range").and_then(|v| v.to_str().ok()), Some("bytes=-1000"));
-    assert_eq!(request.headers.get("accept").and_then(|v| v.to_str().ok()), Some("text/plain"));
+    assert_eq!(
+        request.headers.get("range").and_then(|v| v.to_str().ok()),
+        Some("bytes=-1000")
+    );
+    assert_eq!(
+        request.headers.get("accept").and_then(|v| v.to_str().ok()),
+        Some("text/plain")
+    );
 }
 
 #[tokio::test]
@@ -192,17 +299,29 @@ async fn log_status_200_without_range_keeps_only_the_tail_and_416_is_empty() {
         .await;
     Mock::given(method("GET"))
         .and(path(format!("{BUILDS}/1/jobs/missing/log")))
-        .respond_with(ResponseTemplate::new(404).set_body_raw(include_str!("../../shared/data/buildkite_error_404_no_job_found.json"), "application/json"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            include_str!("../wiremock-fixtures/errors/404_no_job_found.json"),
+            "application/json",
+        ))
         .mount(&server)
         .await;
     let client = client(&settings(&server.uri()));
-    let tail = client.job_log_tail("vllm", "ci", 1, "a", 100).await.expect("200");
+    let tail = client
+        .job_log_tail("vllm", "ci", 1, "a", 100)
+        .await
+        .expect("200");
     assert_eq!(tail.bytes.len(), 100);
     assert!(tail.bytes.ends_with(b"END"));
     assert_eq!(tail.total_size, body.len() as u64);
-    let empty = client.job_log_tail("vllm", "ci", 1, "empty", 100).await.expect("416");
+    let empty = client
+        .job_log_tail("vllm", "ci", 1, "empty", 100)
+        .await
+        .expect("416");
     assert!(empty.bytes.is_empty());
-    let missing = client.job_log_tail("vllm", "ci", 1, "missing", 100).await.expect_err("404");
+    let missing = client
+        .job_log_tail("vllm", "ci", 1, "missing", 100)
+        .await
+        .expect_err("404");
     assert_eq!(missing.to_string(), "job missing has no log in build 1");
 }
 

@@ -10,23 +10,30 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
 async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<RoleClient, ()> {
-    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ciwatch-mcp")).configure(|cmd| {
-        cmd.env_remove("BUILDKITE_TOKEN")
-            .env_remove("BUILDKITE_API_TOKEN")
-            .env("BUILDKITE_API_URL", api_url)
-            .env("CIWATCH_REQUESTS_PER_MINUTE", "6000")
-            .env("CIWATCH_REQUEST_BURST", "1000")
-            .env("RUST_LOG", "warn");
-        if let Some(token) = token {
-            cmd.env("BUILDKITE_TOKEN", token);
-        }
-    });
+    let command =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ciwatch-mcp")).configure(|cmd| {
+            cmd.env_remove("BUILDKITE_TOKEN")
+                .env_remove("BUILDKITE_API_TOKEN")
+                .env("BUILDKITE_API_URL", api_url)
+                .env("CIWATCH_REQUESTS_PER_MINUTE", "6000")
+                .env("CIWATCH_REQUEST_BURST", "1000")
+                .env("RUST_LOG", "warn");
+            if let Some(token) = token {
+                cmd.env("BUILDKITE_TOKEN", token);
+            }
+        });
     let transport = TokioChildProcess::new(command).expect("server binary starts");
     ().serve(transport).await.expect("MCP initialize succeeds")
 }
 
-async fn call(client: &RunningService<RoleClient, ()>, tool: &'static str, arguments: Value) -> rmcp::model::CallToolResult {
-    let Value::Object(arguments) = arguments else { panic!("arguments must be an object") };
+async fn call(
+    client: &RunningService<RoleClient, ()>,
+    tool: &'static str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
+    let Value::Object(arguments) = arguments else {
+        panic!("arguments must be an object")
+    };
     client
         .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
         .await
@@ -39,42 +46,98 @@ async fn lists_tools_and_scans_the_fixture_build() {
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_e2e_secret")).await;
 
     let info = client.peer_info().expect("server info after initialize");
-    assert_eq!(info.server_info.as_ref().map(|s| s.name.as_str()), Some(ciwatch_mcp::mcp::SERVER_NAME));
+    assert_eq!(
+        info.server_info.as_ref().map(|s| s.name.as_str()),
+        Some(ciwatch_mcp::mcp::SERVER_NAME)
+    );
 
     let tools = client.list_all_tools().await.expect("tools/list");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for expected in ["ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render"] {
+    for expected in [
+        "ciwatch_scan_build",
+        "ciwatch_scan_latest_nightly",
+        "ciwatch_render",
+    ] {
         assert!(names.contains(&expected), "{names:?}");
     }
     let valid = regex::Regex::new(r"^[a-zA-Z0-9_-]{1,64}$").expect("valid");
     for tool in &tools {
-        assert!(valid.is_match(&tool.name), "{} is not a valid tool name", tool.name);
-        assert!(tool.output_schema.is_some(), "{} has no output schema", tool.name);
-        assert_eq!(tool.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true), "{}", tool.name);
+        assert!(
+            valid.is_match(&tool.name),
+            "{} is not a valid tool name",
+            tool.name
+        );
+        assert!(
+            tool.output_schema.is_some(),
+            "{} has no output schema",
+            tool.name
+        );
+        assert_eq!(
+            tool.annotations.as_ref().and_then(|a| a.read_only_hint),
+            Some(true),
+            "{}",
+            tool.name
+        );
     }
 
     let result = call(&client, "ciwatch_scan_build", json!({"build_id_or_url": "https://buildkite.com/vllm/ci/builds/65099", "detail_level": "full"})).await;
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    let structured = result.structured_content.clone().expect("structured content");
+    let structured = result
+        .structured_content
+        .clone()
+        .expect("structured content");
     assert_eq!(structured["build_info"]["build_number"], "65099");
     assert_eq!(structured["jobs"].as_array().map(Vec::len), Some(24));
     let failures = structured["failures"].as_array().expect("failures");
     let dbo = failures
         .iter()
-        .find(|f| f["test_failure"]["test_name"] == "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]")
+        .find(|f| {
+            f["test_failure"]["test_name"]
+                == "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]"
+        })
         .expect("dbo failure present");
-    assert_eq!(dbo["test_failure"]["error_message"], "AssertionError: DBO+DP+EP accuracy too low (deepep_low_latency): 0.590 < 0.620");
-    assert!(structured["daily_findings_text"].as_str().unwrap_or_default().contains("## Hard Failures (blocking builds)"));
+    assert_eq!(
+        dbo["test_failure"]["error_message"],
+        "AssertionError: DBO+DP+EP accuracy too low (deepep_low_latency): 0.590 < 0.620"
+    );
+    assert!(structured["daily_findings_text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("## Hard Failures (blocking builds)"));
     assert!(!structured.to_string().contains("bkua_e2e_secret"));
 
     // Render a minimal-detail result: the hard/soft split survives.
-    let minimal = call(&client, "ciwatch_scan_build", json!({"build_id_or_url": "65099", "detail_level": "minimal"})).await;
+    let minimal = call(
+        &client,
+        "ciwatch_scan_build",
+        json!({"build_id_or_url": "65099", "detail_level": "minimal"}),
+    )
+    .await;
     let scan = minimal.structured_content.expect("structured");
-    let rendered = call(&client, "ciwatch_render", json!({"scan_result": scan, "format": "daily_findings"})).await;
-    let text = rendered.structured_content.expect("structured")["text"].as_str().unwrap_or_default().to_string();
-    assert!(text.contains("## Soft Failures (optional tests, allowed to fail) (10)"), "{text}");
-    let standup = call(&client, "ciwatch_render", json!({"scan_result": scan, "format": "standup"})).await;
-    assert!(standup.structured_content.expect("structured")["text"].as_str().unwrap_or_default().starts_with("Nightly build [65099]"));
+    let rendered = call(
+        &client,
+        "ciwatch_render",
+        json!({"scan_result": scan, "format": "daily_findings"}),
+    )
+    .await;
+    let text = rendered.structured_content.expect("structured")["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text.contains("## Soft Failures (optional tests, allowed to fail) (10)"),
+        "{text}"
+    );
+    let standup = call(
+        &client,
+        "ciwatch_render",
+        json!({"scan_result": scan, "format": "standup"}),
+    )
+    .await;
+    assert!(standup.structured_content.expect("structured")["text"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("Nightly build [65099]"));
 
     client.cancel().await.expect("clean shutdown");
 }
@@ -84,18 +147,33 @@ async fn bad_input_gives_is_error_results_with_advice() {
     let server = common::fixture_server().await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_e2e_secret")).await;
 
-    let unknown = call(&client, "ciwatch_scan_build", json!({"build_id_or_url": "424242"})).await;
+    let unknown = call(
+        &client,
+        "ciwatch_scan_build",
+        json!({"build_id_or_url": "424242"}),
+    )
+    .await;
     assert_eq!(unknown.is_error, Some(true));
     assert!(format!("{:?}", unknown.content).contains("build 424242 not found in vllm/ci"));
 
-    let malformed = call(&client, "ciwatch_scan_build", json!({"build_id_or_url": "https://example.com/x"})).await;
+    let malformed = call(
+        &client,
+        "ciwatch_scan_build",
+        json!({"build_id_or_url": "https://example.com/x"}),
+    )
+    .await;
     assert_eq!(malformed.is_error, Some(true));
     assert!(format!("{:?}", malformed.content).contains("give a build number"));
 
     let bad_level = client
-        .call_tool(CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
-            json!({"build_id_or_url": "65099", "detail_level": "verbose"}).as_object().cloned().expect("object"),
-        ))
+        .call_tool(
+            CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
+                json!({"build_id_or_url": "65099", "detail_level": "verbose"})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
         .await;
     let rejected = match bad_level {
         Err(_) => true,
@@ -103,7 +181,12 @@ async fn bad_input_gives_is_error_results_with_advice() {
     };
     assert!(rejected, "an unknown detail_level is rejected");
 
-    let render = call(&client, "ciwatch_render", json!({"scan_result": {"nope": 1}})).await;
+    let render = call(
+        &client,
+        "ciwatch_render",
+        json!({"scan_result": {"nope": 1}}),
+    )
+    .await;
     assert_eq!(render.is_error, Some(true));
     client.cancel().await.expect("clean shutdown");
 }
@@ -111,7 +194,10 @@ async fn bad_input_gives_is_error_results_with_advice() {
 #[tokio::test]
 async fn missing_token_is_reported_by_the_call_not_at_start_up() {
     let client = start_server("http://127.0.0.1:9/v2", None).await;
-    let tools = client.list_all_tools().await.expect("tools/list works without a token");
+    let tools = client
+        .list_all_tools()
+        .await
+        .expect("tools/list works without a token");
     assert!(!tools.is_empty());
     let result = call(&client, "ciwatch_scan_latest_nightly", json!({})).await;
     assert_eq!(result.is_error, Some(true));

@@ -10,49 +10,113 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 fn options(budgets: Budgets, detail_level: DetailLevel) -> ScanOptions {
-    ScanOptions { detail_level, max_failures: 500, budgets, selection: None }
+    ScanOptions {
+        detail_level,
+        max_failures: 500,
+        budgets,
+        selection: None,
+    }
 }
 
 async fn scan(server_uri: &str, options: &ScanOptions) -> ScanResult {
     let client = client(&settings(server_uri));
-    watch::scan_build(&client, "vllm", "ci", 65099, options, &NoProgress).await.expect("scan succeeds")
+    watch::scan_build(&client, "vllm", "ci", 65099, options, &NoProgress)
+        .await
+        .expect("scan succeeds")
 }
 
 fn find<'a>(result: &'a ScanResult, test: &str) -> &'a ciwatch_mcp::model::FailureClassification {
-    result.failures.iter().find(|f| f.test_failure.test_name == test).unwrap_or_else(|| panic!("{test} missing"))
+    result
+        .failures
+        .iter()
+        .find(|f| f.test_failure.test_name == test)
+        .unwrap_or_else(|| panic!("{test} missing"))
 }
 
 #[tokio::test]
 async fn fixture_nightly_every_failed_job_is_accounted_for() {
     let server = fixture_server().await;
-    let result = scan(&server.uri(), &options(Budgets::default(), DetailLevel::Full)).await;
+    let result = scan(
+        &server.uri(),
+        &options(Budgets::default(), DetailLevel::Full),
+    )
+    .await;
 
     assert_eq!(result.build_info.build_number, "65099");
-    assert_eq!(result.build_info.commit, "1acd67a795ebccdf9b9db7697ae9082058301657");
+    assert_eq!(
+        result.build_info.commit,
+        "1acd67a795ebccdf9b9db7697ae9082058301657"
+    );
     assert_eq!(result.build_info.branch, "main");
     assert_eq!(result.build_info.state, "failed");
-    assert_eq!((result.total_jobs, result.hard_failed_jobs, result.soft_failed_jobs), (213, 9, 7));
+    assert_eq!(
+        (
+            result.total_jobs,
+            result.hard_failed_jobs,
+            result.soft_failed_jobs
+        ),
+        (213, 9, 7)
+    );
     // 16 failed latest attempts + 8 attempts whose retry passed.
     assert_eq!(result.jobs.len(), 24);
-    let over_budget: Vec<_> = result.jobs.iter().filter(|j| j.status == JobStatus::OverBudget).collect();
+    let over_budget: Vec<_> = result
+        .jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::OverBudget)
+        .collect();
     assert_eq!(over_budget.len(), 4);
-    assert!(over_budget.iter().all(|j| j.retry_passed), "flaked attempts are read last");
+    assert!(
+        over_budget.iter().all(|j| j.retry_passed),
+        "flaked attempts are read last"
+    );
     for job in &result.jobs {
-        assert!(job.failure_count >= 1, "{} has no failure entry", job.job_name);
-        assert!(result.failures.iter().any(|f| f.job_id.as_deref() == Some(job.job_id.as_str())), "{}", job.job_name);
+        assert!(
+            job.failure_count >= 1,
+            "{} has no failure entry",
+            job.job_name
+        );
+        assert!(
+            result
+                .failures
+                .iter()
+                .any(|f| f.job_id.as_deref() == Some(job.job_id.as_str())),
+            "{}",
+            job.job_name
+        );
     }
 
     // Every pytest failure has an error message.
-    for failure in result.failures.iter().filter(|f| f.test_failure.test_name.contains("::")) {
-        assert!(failure.test_failure.error_message.is_some(), "{} has no message", failure.test_failure.test_name);
+    for failure in result
+        .failures
+        .iter()
+        .filter(|f| f.test_failure.test_name.contains("::"))
+    {
+        assert!(
+            failure.test_failure.error_message.is_some(),
+            "{} has no message",
+            failure.test_failure.test_name
+        );
     }
     // Every infrastructure verdict carries its kind and the evidence line.
-    for failure in result.failures.iter().filter(|f| f.category == Category::InfraSuspected) {
-        assert!(failure.infra_kind.is_some() && failure.evidence.is_some(), "{failure:?}");
+    for failure in result
+        .failures
+        .iter()
+        .filter(|f| f.category == Category::InfraSuspected)
+    {
+        assert!(
+            failure.infra_kind.is_some() && failure.evidence.is_some(),
+            "{failure:?}"
+        );
     }
 
-    let dbo = find(&result, "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]");
-    assert_eq!(dbo.test_failure.error_message.as_deref(), Some("AssertionError: DBO+DP+EP accuracy too low (deepep_low_latency): 0.590 < 0.620"));
+    let dbo = find(
+        &result,
+        "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]",
+    );
+    assert_eq!(
+        dbo.test_failure.error_message.as_deref(),
+        Some("AssertionError: DBO+DP+EP accuracy too low (deepep_low_latency): 0.590 < 0.620")
+    );
     assert_eq!(dbo.category, Category::NewRegression);
     assert!(!dbo.soft_failed);
 
@@ -61,54 +125,113 @@ async fn fixture_nightly_every_failed_job_is_accounted_for() {
 
     let abort = find(&result, "v1/engine/test_async_llm.py::test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA]");
     assert_eq!(abort.category, Category::FlakySuspected);
-    assert_eq!(abort.test_failure.error_message.as_deref(), Some("AssertionError: assert 31 == 32"));
+    assert_eq!(
+        abort.test_failure.error_message.as_deref(),
+        Some("AssertionError: assert 31 == 32")
+    );
 
     let engine = find(&result, "Elastic EP Scaling Test");
-    assert!(engine.test_failure.stack_trace.as_deref().unwrap_or_default().contains("DeepEP error: CUDA IPC handle"));
+    assert!(engine
+        .test_failure
+        .stack_trace
+        .as_deref()
+        .unwrap_or_default()
+        .contains("DeepEP error: CUDA IPC handle"));
 
     let hang = find(&result, "Intel GPU Test");
     assert!(hang.soft_failed);
     assert_eq!(hang.infra_kind, Some(InfraKind::Hang));
-    assert!(hang.evidence.as_deref().unwrap_or_default().contains("Timeout (0:25:00)!"));
+    assert!(hang
+        .evidence
+        .as_deref()
+        .unwrap_or_default()
+        .contains("Timeout (0:25:00)!"));
 
     let image = find(&result, "Ascend NPU Test");
     assert_eq!(image.infra_kind, Some(InfraKind::ImageBuild));
 
-    let oom = find(&result, "models/test_initialization.py::test_can_initialize_large_subset[Qwen3NextForCausalLM]");
-    assert_eq!(oom.category, Category::NewRegression, "CUDA OOM in a test is a regression");
+    let oom = find(
+        &result,
+        "models/test_initialization.py::test_can_initialize_large_subset[Qwen3NextForCausalLM]",
+    );
+    assert_eq!(
+        oom.category,
+        Category::NewRegression,
+        "CUDA OOM in a test is a regression"
+    );
 
-    let report = result.daily_findings_text.as_deref().expect("full detail renders");
+    let report = result
+        .daily_findings_text
+        .as_deref()
+        .expect("full detail renders");
     for job in &result.jobs {
-        assert!(report.contains(&job.job_name), "report misses {}", job.job_name);
+        assert!(
+            report.contains(&job.job_name),
+            "report misses {}",
+            job.job_name
+        );
     }
-    assert!(result.standup_summary_text.as_deref().unwrap_or_default().starts_with("Nightly build [65099](https://buildkite.com/vllm/ci/builds/65099) FAILED"));
+    assert!(result
+        .standup_summary_text
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("Nightly build [65099](https://buildkite.com/vllm/ci/builds/65099) FAILED"));
     // 1 build + 20 tails + re-reads of the job-level logs whose tail missed the first command.
-    assert!(result.stats.api_requests >= 21 && result.stats.api_requests <= 31, "{:?}", result.stats);
+    assert!(
+        result.stats.api_requests >= 21 && result.stats.api_requests <= 31,
+        "{:?}",
+        result.stats
+    );
 }
 
 #[tokio::test]
 async fn job_level_tails_are_reread_until_the_first_command_is_reached() {
     let server = fixture_server().await;
-    let result = scan(&server.uri(), &options(Budgets::default(), DetailLevel::Summary)).await;
-    let examples = result.jobs.iter().find(|j| j.job_name == "Examples").expect("listed");
+    let result = scan(
+        &server.uri(),
+        &options(Budgets::default(), DetailLevel::Summary),
+    )
+    .await;
+    let examples = result
+        .jobs
+        .iter()
+        .find(|j| j.job_name == "Examples")
+        .expect("listed");
     assert_eq!(examples.status, JobStatus::Analyzed);
     let requests = server.received_requests().await.expect("recorded");
-    let reads = requests.iter().filter(|r| r.url.path().ends_with(&format!("{}/log", examples.job_id))).count();
+    let reads = requests
+        .iter()
+        .filter(|r| r.url.path().ends_with(&format!("{}/log", examples.job_id)))
+        .count();
     assert_eq!(reads, 2, "a 200 KB tail, then a larger one");
 }
 
 #[tokio::test]
 async fn byte_budget_too_small_gives_partial_analysis_with_warnings() {
     let server = fixture_server().await;
-    let budgets = Budgets { max_jobs: 3, max_log_bytes: 50_000, scan_byte_budget: 120_000, concurrency: 2 };
+    let budgets = Budgets {
+        max_jobs: 3,
+        max_log_bytes: 50_000,
+        scan_byte_budget: 120_000,
+        concurrency: 2,
+    };
     let result = scan(&server.uri(), &options(budgets, DetailLevel::Minimal)).await;
     assert_eq!(result.jobs.len(), 24, "every failed job is still listed");
     let statuses: Vec<JobStatus> = result.jobs.iter().map(|j| j.status).collect();
     assert!(statuses.contains(&JobStatus::OverBudget));
-    assert!(statuses.iter().filter(|s| **s != JobStatus::OverBudget).count() <= 3);
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| **s != JobStatus::OverBudget)
+            .count()
+            <= 3
+    );
     assert!(!result.warnings.is_empty());
     // Minimal detail drops messages and reasons but keeps categories.
-    assert!(result.failures.iter().all(|f| f.reason.is_none() && f.test_failure.error_message.is_none()));
+    assert!(result
+        .failures
+        .iter()
+        .all(|f| f.reason.is_none() && f.test_failure.error_message.is_none()));
 }
 
 #[tokio::test]
@@ -120,10 +243,25 @@ async fn a_failing_log_fetch_is_a_warning_not_an_error() {
         .mount(&server)
         .await;
     common::mount_fixture(&server).await;
-    let result = scan(&server.uri(), &options(Budgets::default(), DetailLevel::Summary)).await;
-    let job = result.jobs.iter().find(|j| j.job_id == "019e068f-84f5-4636-9707-f971a7d87843").expect("listed");
+    let result = scan(
+        &server.uri(),
+        &options(Budgets::default(), DetailLevel::Summary),
+    )
+    .await;
+    let job = result
+        .jobs
+        .iter()
+        .find(|j| j.job_id == "019e068f-84f5-4636-9707-f971a7d87843")
+        .expect("listed");
     assert_eq!(job.status, JobStatus::FetchError);
-    assert!(result.warnings.iter().any(|w| w.contains("read_build_logs")), "{:?}", result.warnings);
+    assert!(
+        result
+            .warnings
+            .iter()
+            .any(|w| w.contains("read_build_logs")),
+        "{:?}",
+        result.warnings
+    );
     assert!(result.failures.len() > 20, "the rest of the result is kept");
 }
 
@@ -131,10 +269,20 @@ async fn a_failing_log_fetch_is_a_warning_not_an_error() {
 async fn unknown_build_is_a_clear_error() {
     let server = fixture_server().await;
     let client = client(&settings(&server.uri()));
-    let error = watch::scan_build(&client, "vllm", "ci", 1, &options(Budgets::default(), DetailLevel::Summary), &NoProgress)
-        .await
-        .expect_err("no such build");
-    assert_eq!(error.to_string(), "build 1 not found in vllm/ci, or the token cannot see that pipeline");
+    let error = watch::scan_build(
+        &client,
+        "vllm",
+        "ci",
+        1,
+        &options(Budgets::default(), DetailLevel::Summary),
+        &NoProgress,
+    )
+    .await
+    .expect_err("no such build");
+    assert_eq!(
+        error.to_string(),
+        "build 1 not found in vllm/ci, or the token cannot see that pipeline"
+    );
 }
 
 #[tokio::test]
@@ -146,5 +294,8 @@ async fn max_failures_truncates_but_counts_all() {
     assert_eq!(result.failures.len(), 5);
     assert!(result.total_failures > 5);
     let report = result.daily_findings_text.as_deref().unwrap_or_default();
-    assert!(report.contains(&format!("**Unique Failures**: {}", result.total_failures)), "rendered from all failures");
+    assert!(
+        report.contains(&format!("**Unique Failures**: {}", result.total_failures)),
+        "rendered from all failures"
+    );
 }

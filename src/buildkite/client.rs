@@ -52,9 +52,17 @@ pub struct BuildkiteClient {
 }
 
 impl BuildkiteClient {
-    pub fn new(http: HttpClient, base_url: &str, token: Option<Secret>) -> Result<Self, BuildkiteError> {
+    pub fn new(
+        http: HttpClient,
+        base_url: &str,
+        token: Option<Secret>,
+    ) -> Result<Self, BuildkiteError> {
         let token = token.ok_or(BuildkiteError::MissingToken)?;
-        Ok(Self { http, base: base_url.trim_end_matches('/').to_string(), token })
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 
     pub fn http(&self) -> &HttpClient {
@@ -72,7 +80,13 @@ impl BuildkiteClient {
     }
 
     /// Builds of a pipeline, newest first, following `Link: rel="next"` up to `max_pages`.
-    pub async fn list_builds(&self, org: &str, pipeline: &str, filter: &ListBuilds, max_pages: usize) -> Result<Vec<Build>, BuildkiteError> {
+    pub async fn list_builds(
+        &self,
+        org: &str,
+        pipeline: &str,
+        filter: &ListBuilds,
+        max_pages: usize,
+    ) -> Result<Vec<Build>, BuildkiteError> {
         let target = Target {
             description: format!("builds of {org}/{pipeline}"),
             not_found: format!("pipeline {org}/{pipeline} not found, or the token cannot see it (Buildkite answers 404 for pipelines outside the token's organizations)"),
@@ -92,7 +106,11 @@ impl BuildkiteClient {
         let mut next: Option<String> = None;
         for page in 0..max_pages.max(1) {
             let response = match (&next, page) {
-                (None, 0) => self.http.send(&target, || self.get(&first).query(&query)).await?,
+                (None, 0) => {
+                    self.http
+                        .send(&target, || self.get(&first).query(&query))
+                        .await?
+                }
                 (Some(url), _) => self.http.send(&target, || self.get(url)).await?,
                 (None, _) => break,
             };
@@ -107,7 +125,12 @@ impl BuildkiteClient {
     }
 
     /// One build with every job, retried attempts included (they carry the flake signal).
-    pub async fn get_build(&self, org: &str, pipeline: &str, number: u64) -> Result<Build, BuildkiteError> {
+    pub async fn get_build(
+        &self,
+        org: &str,
+        pipeline: &str,
+        number: u64,
+    ) -> Result<Build, BuildkiteError> {
         let target = Target {
             description: format!("build {number} of {org}/{pipeline}"),
             not_found: format!("build {number} not found in {org}/{pipeline}, or the token cannot see that pipeline"),
@@ -115,7 +138,9 @@ impl BuildkiteClient {
         let url = format!("{}/builds/{number}", self.pipeline_url(org, pipeline));
         let response = self
             .http
-            .send(&target, || self.get(&url).query(&[("include_retried_jobs", "true")]))
+            .send(&target, || {
+                self.get(&url).query(&[("include_retried_jobs", "true")])
+            })
             .await?;
         Ok(decode(response, &target).await?)
     }
@@ -123,19 +148,36 @@ impl BuildkiteClient {
     /// The last `max_bytes` of a job's log as raw bytes (`Accept: text/plain`, `Range: bytes=-N`).
     /// A server that ignores the range is read in a stream and only its end is kept, so memory
     /// stays bounded by `max_bytes` whatever the log's size.
-    pub async fn job_log_tail(&self, org: &str, pipeline: &str, number: u64, job_id: &str, max_bytes: u64) -> Result<LogTail, BuildkiteError> {
+    pub async fn job_log_tail(
+        &self,
+        org: &str,
+        pipeline: &str,
+        number: u64,
+        job_id: &str,
+        max_bytes: u64,
+    ) -> Result<LogTail, BuildkiteError> {
         let target = Target {
             description: format!("the log of job {job_id} in build {number}"),
             not_found: format!("job {job_id} has no log in build {number}"),
         };
-        let url = format!("{}/builds/{number}/jobs/{job_id}/log", self.pipeline_url(org, pipeline));
+        let url = format!(
+            "{}/builds/{number}/jobs/{job_id}/log",
+            self.pipeline_url(org, pipeline)
+        );
         let range = format!("bytes=-{}", max_bytes.max(1));
         let mut response = self
             .http
-            .send(&target, || self.get(&url).header(ACCEPT, "text/plain").header(RANGE, &range))
+            .send(&target, || {
+                self.get(&url)
+                    .header(ACCEPT, "text/plain")
+                    .header(RANGE, &range)
+            })
             .await?;
         if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Ok(LogTail { bytes: Vec::new(), total_size: 0 });
+            return Ok(LogTail {
+                bytes: Vec::new(),
+                total_size: 0,
+            });
         }
         let total_from_header = response
             .headers()
@@ -160,11 +202,17 @@ impl BuildkiteClient {
             bytes.drain(..bytes.len() - limit);
         }
         self.http.record_bytes(received);
-        Ok(LogTail { total_size: total_from_header.unwrap_or(received), bytes })
+        Ok(LogTail {
+            total_size: total_from_header.unwrap_or(received),
+            bytes,
+        })
     }
 }
 
-async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, target: &Target) -> Result<T, HttpError> {
+async fn decode<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    target: &Target,
+) -> Result<T, HttpError> {
     let body = response.bytes().await.map_err(|e| HttpError::Decode {
         what: target.description.clone(),
         message: format!("body ended early: {e}"),
@@ -183,7 +231,12 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
         params
             .split(';')
             .any(|p| p.trim() == "rel=\"next\"")
-            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
     })
 }
 
@@ -199,8 +252,14 @@ mod tests {
             LINK,
             HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=3>; rel=\"next\", <https://api.buildkite.com/v2/x?page=6>; rel=\"last\""),
         );
-        assert_eq!(next_link(&headers).as_deref(), Some("https://api.buildkite.com/v2/x?page=3"));
-        headers.insert(LINK, HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=1>; rel=\"first\""));
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("https://api.buildkite.com/v2/x?page=3")
+        );
+        headers.insert(
+            LINK,
+            HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=1>; rel=\"first\""),
+        );
         assert_eq!(next_link(&headers), None);
     }
 }

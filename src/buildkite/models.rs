@@ -60,7 +60,10 @@ pub struct RetrySource {
 
 impl Job {
     pub fn display_name(&self) -> &str {
-        self.name.as_deref().or(self.label.as_deref()).unwrap_or("Unknown Job")
+        self.name
+            .as_deref()
+            .or(self.label.as_deref())
+            .unwrap_or("Unknown Job")
     }
     pub fn state(&self) -> &str {
         self.state.as_deref().unwrap_or("unknown")

@@ -58,7 +58,11 @@ fn strip_controls(piece: &str, out: &mut String) {
             continue;
         }
         out.push_str(&piece[copied_to..i]);
-        i = if b == ESC { skip_escape(bytes, i) } else { i + 1 };
+        i = if b == ESC {
+            skip_escape(bytes, i)
+        } else {
+            i + 1
+        };
         copied_to = i;
     }
     out.push_str(&piece[copied_to..]);
@@ -157,7 +161,12 @@ mod tests {
     use super::*;
 
     fn check(raw: &[u8], expected: &str) {
-        assert_eq!(clean_log(raw), expected, "raw: {:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            clean_log(raw),
+            expected,
+            "raw: {:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
 
     #[test]

@@ -31,16 +31,23 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
     let mut keep = vec![false; lines.len()];
     let mut exception: Option<String> = None;
 
-    if let Some(tb) = lines.iter().rposition(|l| strip_process_prefix(l).starts_with("Traceback (most recent call last)")) {
+    if let Some(tb) = lines
+        .iter()
+        .rposition(|l| strip_process_prefix(l).starts_with("Traceback (most recent call last)"))
+    {
+        // A traceback cut off before its exception line (a truncated paste) keeps its frames.
         let end = traceback_end(&lines, tb);
+        let last = end.unwrap_or(lines.len() - 1);
         keep[tb] = true;
-        for flag in keep.iter_mut().take(end + 1).skip(end.saturating_sub(TRACEBACK_TAIL_LINES).max(tb)) {
+        for flag in keep
+            .iter_mut()
+            .take(last + 1)
+            .skip(last.saturating_sub(TRACEBACK_TAIL_LINES).max(tb))
+        {
             *flag = true;
         }
-        let line = strip_process_prefix(lines[end]).trim();
-        if !line.is_empty() {
-            exception = Some(super::pytest::truncate_message(line));
-        }
+        exception =
+            end.map(|end| super::pytest::truncate_message(strip_process_prefix(lines[end]).trim()));
     }
 
     let mut last_error: Option<usize> = None;
@@ -56,7 +63,9 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
     }
 
     let error_message = exception
-        .or_else(|| last_error.map(|i| super::pytest::truncate_message(strip_process_prefix(lines[i]))))
+        .or_else(|| {
+            last_error.map(|i| super::pytest::truncate_message(strip_process_prefix(lines[i])))
+        })
         .or_else(|| agent_exit.map(|i| super::pytest::truncate_message(lines[i])));
 
     let kept: Vec<String> = lines
@@ -67,7 +76,10 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
         .collect();
     // Prefer the end: the final error lines and the agent's verdict.
     let start = kept.len().saturating_sub(MAX_EXCERPT_LINES);
-    JobLevelFailure { error_message, excerpt: kept[start..].join("\n") }
+    JobLevelFailure {
+        error_message,
+        excerpt: kept[start..].join("\n"),
+    }
 }
 
 fn tail_lines(text: &str, n: usize) -> Vec<&str> {
@@ -77,23 +89,18 @@ fn tail_lines(text: &str, n: usize) -> Vec<&str> {
 }
 
 /// The traceback's exception line: the first line after the header that is not indented
-/// (frames are `  File …` and their source lines).
-fn traceback_end(lines: &[&str], header: usize) -> usize {
-    let mut i = header + 1;
-    while i < lines.len() {
+/// (frames are `  File …` and their source lines). `None` when the text ends first.
+fn traceback_end(lines: &[&str], header: usize) -> Option<usize> {
+    (header + 1..lines.len()).find(|&i| {
         let body = strip_process_prefix(lines[i]);
-        if !body.is_empty() && !body.starts_with(' ') && !body.starts_with('\t') {
-            return i;
-        }
-        i += 1;
-    }
-    lines.len() - 1
+        !body.is_empty() && !body.starts_with(' ') && !body.starts_with('\t')
+    })
 }
 
 /// Removes vLLM's multi-process prefixes so `(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11
 /// [core.py:866] ValueError: x` reads as `ValueError: x`, and `[rank0]: Traceback` as `Traceback`.
 pub fn strip_process_prefix(line: &str) -> &str {
-    let mut rest = line;
+    let mut rest = strip_clock_prefix(line);
     if rest.starts_with('(') {
         if let Some(close) = rest.find(") ") {
             let inner = &rest[1..close];
@@ -104,10 +111,28 @@ pub fn strip_process_prefix(line: &str) -> &str {
     }
     if rest.starts_with("[rank") {
         if let Some(close) = rest.find("]:") {
-            rest = rest[close + 2..].strip_prefix(' ').unwrap_or(&rest[close + 2..]);
+            rest = rest[close + 2..]
+                .strip_prefix(' ')
+                .unwrap_or(&rest[close + 2..]);
         }
     }
     strip_vllm_logger_prefix(rest)
+}
+
+/// `[06:41:07.520334] coredump: …` → `coredump: …` (the CUDA coredump hook's clock).
+fn strip_clock_prefix(line: &str) -> &str {
+    let b = line.as_bytes();
+    if b.len() > 11 && b[0] == b'[' && b[3] == b':' && b[6] == b':' && b[9] == b'.' {
+        if let Some(close) = line.find("] ") {
+            if line[1..close]
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c == b':' || c == b'.')
+            {
+                return &line[close + 2..];
+            }
+        }
+    }
+    line
 }
 
 /// `ERROR 12-15 12:35:11 [core.py:866] text` → `text` (vLLM's logger format).
@@ -136,7 +161,9 @@ fn is_agent_verdict(line: &str) -> bool {
 fn is_error_line(line: &str) -> bool {
     let body = strip_process_prefix(line);
     let is_logger_error = line.len() != body.len()
-        && (line.contains(") ERROR ") || line.starts_with("ERROR ") || line.contains(") CRITICAL "));
+        && (line.contains(") ERROR ")
+            || line.starts_with("ERROR ")
+            || line.contains(") CRITICAL "));
     is_logger_error
         || (body.contains("Timeout (") && body.ends_with(")!"))
         || body.starts_with("coredump: Detected an exception")
@@ -171,8 +198,12 @@ some unrelated output
             failure.error_message.as_deref(),
             Some("ValueError: Free memory on device (10.5/79.2 GiB) is less than desired")
         );
-        assert!(failure.excerpt.contains("Traceback (most recent call last)"));
-        assert!(failure.excerpt.ends_with("🚨 Error: The command exited with status 1"));
+        assert!(failure
+            .excerpt
+            .contains("Traceback (most recent call last)"));
+        assert!(failure
+            .excerpt
+            .ends_with("🚨 Error: The command exited with status 1"));
         assert!(!failure.excerpt.contains("unrelated"));
     }
 
@@ -182,21 +213,38 @@ some unrelated output
         let failure = explain_job_failure(log);
         assert_eq!(
             failure.error_message.as_deref(),
-            Some("coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)")
+            Some(
+                "coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)"
+            )
         );
     }
 
     #[test]
     fn agent_verdict_alone() {
         let failure = explain_job_failure("building\n🚨 Error: The command exited with status 2\n");
-        assert_eq!(failure.error_message.as_deref(), Some("🚨 Error: The command exited with status 2"));
-        assert_eq!(failure.excerpt, "🚨 Error: The command exited with status 2");
+        assert_eq!(
+            failure.error_message.as_deref(),
+            Some("🚨 Error: The command exited with status 2")
+        );
+        assert_eq!(
+            failure.excerpt,
+            "🚨 Error: The command exited with status 2"
+        );
     }
 
     #[test]
     fn process_prefixes() {
-        assert_eq!(strip_process_prefix("[rank0]: Traceback (most recent call last):"), "Traceback (most recent call last):");
-        assert_eq!(strip_process_prefix("(VllmWorker rank=0 pid=12) ERROR 01-02 03:04:05 [x.py:9] boom"), "boom");
-        assert_eq!(strip_process_prefix("(not a process) text"), "(not a process) text");
+        assert_eq!(
+            strip_process_prefix("[rank0]: Traceback (most recent call last):"),
+            "Traceback (most recent call last):"
+        );
+        assert_eq!(
+            strip_process_prefix("(VllmWorker rank=0 pid=12) ERROR 01-02 03:04:05 [x.py:9] boom"),
+            "boom"
+        );
+        assert_eq!(
+            strip_process_prefix("(not a process) text"),
+            "(not a process) text"
+        );
     }
 }

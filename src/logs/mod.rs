@@ -34,7 +34,10 @@ impl LogAnalysis {
 /// Analyses cleaned log text (see [`clean_log`]).
 pub fn analyze_log(cleaned: &str) -> LogAnalysis {
     let findings = find_pytest_failures(cleaned);
-    let job_level = findings.failures.is_empty().then(|| explain_job_failure(cleaned));
+    let job_level = findings
+        .failures
+        .is_empty()
+        .then(|| explain_job_failure(cleaned));
     LogAnalysis {
         tests: findings.failures,
         passed: findings.passed,
@@ -53,7 +56,9 @@ fn command_headers(cleaned: &str) -> Vec<(u32, u32)> {
             continue;
         }
         let rest = &cleaned[at + "Command (".len()..];
-        let Some(close) = rest.find(')') else { continue };
+        let Some(close) = rest.find(')') else {
+            continue;
+        };
         if let Some((i, n)) = rest[..close].split_once('/') {
             if let (Ok(i), Ok(n)) = (i.parse(), n.parse()) {
                 found.push((i, n));
@@ -76,7 +81,10 @@ pub fn bounded_text(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         None => text.to_string(),
         Some((cut, _)) => {
-            let keep = text[..cut].char_indices().nth(max_chars.saturating_sub(3)).map_or(cut, |(i, _)| i);
+            let keep = text[..cut]
+                .char_indices()
+                .nth(max_chars.saturating_sub(3))
+                .map_or(cut, |(i, _)| i);
             format!("{}...", &text[..keep])
         }
     }

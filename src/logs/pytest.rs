@@ -213,7 +213,8 @@ fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
     if let Some(rest) = line.strip_prefix("FAILED ") {
         return Some((Outcome::Failed, rest));
     }
-    line.strip_prefix("ERROR ").map(|rest| (Outcome::Error, rest))
+    line.strip_prefix("ERROR ")
+        .map(|rest| (Outcome::Error, rest))
 }
 
 /// A lone status word, optionally followed by the `[ 42%]` column.
@@ -301,7 +302,12 @@ impl Section {
             .or_else(|| head.strip_prefix("ERROR at teardown of "))
             .or_else(|| head.strip_prefix("ERROR collecting "))
             .unwrap_or(head);
-        Self { head: head.to_string(), lines: Vec::new(), error_line: None, first_e_index: None }
+        Self {
+            head: head.to_string(),
+            lines: Vec::new(),
+            error_line: None,
+            first_e_index: None,
+        }
     }
 
     fn push(&mut self, line: &str) {
@@ -358,17 +364,35 @@ pub fn looks_like_exception(text: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && name.as_bytes()[0].is_ascii_uppercase()
-        && (["Error", "Exception", "Exit", "Interrupt", "Failed", "Timeout", "Failure"]
-            .iter()
-            .any(|suffix| name.ends_with(suffix)))
+        && ([
+            "Error",
+            "Exception",
+            "Exit",
+            "Interrupt",
+            "Failed",
+            "Timeout",
+            "Failure",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix)))
         && text[head.len()..].starts_with(':')
         || text.starts_with("Failed: ")
 }
 
-fn attach_sections(failures: &mut [PytestFailure], sections: Vec<Section>) {
+/// Gives each failure its section. A section whose test was never named by a summary or
+/// verbose line (the summary fell outside the tail) becomes a failure of its own, named by its
+/// head line, so the failure is not lost.
+fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<Section>) {
+    let mut order: Vec<String> = Vec::new();
     let mut by_head: HashMap<String, Vec<Section>> = HashMap::new();
     for section in sections {
-        by_head.entry(section.head.clone()).or_default().push(section);
+        if !by_head.contains_key(&section.head) {
+            order.push(section.head.clone());
+        }
+        by_head
+            .entry(section.head.clone())
+            .or_default()
+            .push(section);
     }
     for failure in failures.iter_mut() {
         let head = head_line(&failure.node_id);
@@ -382,6 +406,17 @@ fn attach_sections(failures: &mut [PytestFailure], sections: Vec<Section>) {
         failure.excerpt = section.excerpt();
         if failure.error_message.is_none() {
             failure.error_message = section.error_line;
+        }
+    }
+    for head in order {
+        for section in by_head.remove(&head).unwrap_or_default() {
+            failures.push(PytestFailure {
+                node_id: section.head.clone(),
+                outcome: Outcome::Failed,
+                excerpt: section.excerpt(),
+                error_message: section.error_line,
+                output_tail: Vec::new(),
+            });
         }
     }
 }
@@ -414,7 +449,10 @@ mod tests {
 
     #[test]
     fn head_lines_join_classes_with_dots() {
-        assert_eq!(head_line("a/test_b.py::TestC::test_d[x]"), "TestC.test_d[x]");
+        assert_eq!(
+            head_line("a/test_b.py::TestC::test_d[x]"),
+            "TestC.test_d[x]"
+        );
         assert_eq!(head_line("a/test_b.py::test_d"), "test_d");
     }
 
@@ -438,10 +476,19 @@ assert None is not None
         let findings = find_pytest_failures(log);
         assert_eq!(findings.failures.len(), 1);
         let f = &findings.failures[0];
-        assert_eq!(f.node_id, "v1/engine/test_engine_core_client.py::test_kv_cache_events[True-tcp]");
-        assert_eq!(f.error_message.as_deref(), Some("AssertionError: No message received"));
+        assert_eq!(
+            f.node_id,
+            "v1/engine/test_engine_core_client.py::test_kv_cache_events[True-tcp]"
+        );
+        assert_eq!(
+            f.error_message.as_deref(),
+            Some("AssertionError: No message received")
+        );
         let excerpt = f.excerpt.as_deref().unwrap_or_default();
-        assert!(excerpt.contains("E       assert None is not None"), "{excerpt}");
+        assert!(
+            excerpt.contains("E       assert None is not None"),
+            "{excerpt}"
+        );
         assert!(excerpt.contains("test_engine_core_client.py:321: AssertionError"));
     }
 
@@ -455,10 +502,19 @@ metrics/test_metrics.py::test_other PASSED
 ";
         let findings = find_pytest_failures(log);
         assert_eq!(findings.failures.len(), 1);
-        assert_eq!(findings.failures[0].node_id, "metrics/test_metrics.py::test_log[True-4]");
+        assert_eq!(
+            findings.failures[0].node_id,
+            "metrics/test_metrics.py::test_log[True-4]"
+        );
         assert_eq!(findings.failures[0].outcome, Outcome::Failed);
-        assert!(findings.failures[0].output_tail.iter().any(|l| l.contains("504 Server Error")));
-        assert_eq!(findings.passed, vec!["metrics/test_metrics.py::test_other".to_string()]);
+        assert!(findings.failures[0]
+            .output_tail
+            .iter()
+            .any(|l| l.contains("504 Server Error")));
+        assert_eq!(
+            findings.passed,
+            vec!["metrics/test_metrics.py::test_other".to_string()]
+        );
     }
 
     #[test]
@@ -474,7 +530,11 @@ metrics/test_metrics.py::test_other PASSED
             got,
             vec![
                 ("a/test_x.py::test_one", Outcome::Failed, None),
-                ("a/test_x.py::test_two", Outcome::Error, Some("fixture 'gpu' not found")),
+                (
+                    "a/test_x.py::test_two",
+                    Outcome::Error,
+                    Some("fixture 'gpu' not found")
+                ),
             ]
         );
     }
@@ -482,7 +542,9 @@ metrics/test_metrics.py::test_other PASSED
     #[test]
     fn exception_detection() {
         assert!(looks_like_exception("AssertionError: x"));
-        assert!(looks_like_exception("torch.OutOfMemoryError: CUDA out of memory."));
+        assert!(looks_like_exception(
+            "torch.OutOfMemoryError: CUDA out of memory."
+        ));
         assert!(looks_like_exception("Failed: Timeout >300.0s"));
         assert!(!looks_like_exception("assert None is not None"));
         assert!(!looks_like_exception("ValueError"));

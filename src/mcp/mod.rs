@@ -15,7 +15,6 @@ use rmcp::{tool_handler, ServerHandler};
 /// Server name clients show, as in the original.
 pub const SERVER_NAME: &str = "vLLM CI Watch";
 
-
 #[derive(Clone)]
 pub struct CiWatchServer {
     settings: Settings,
@@ -31,14 +30,22 @@ impl CiWatchServer {
             settings.request_burst,
             settings.retry_policy(),
         )?;
-        Ok(Self { settings, http, tool_router: Self::scan_router() + Self::render_router() })
+        Ok(Self {
+            settings,
+            http,
+            tool_router: Self::scan_router() + Self::render_router(),
+        })
     }
 
     /// A client per call, so a missing token is reported by the call that needs it while the
     /// server still starts and lists its tools.
     fn buildkite(&self) -> Result<BuildkiteClient, String> {
-        BuildkiteClient::new(self.http.clone(), &self.settings.buildkite_api_url, self.settings.token())
-            .map_err(|e| e.to_string())
+        BuildkiteClient::new(
+            self.http.clone(),
+            &self.settings.buildkite_api_url,
+            self.settings.token(),
+        )
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -30,7 +30,9 @@ impl McpProgress {
                 }
             }
         });
-        Self { sender: Some(sender) }
+        Self {
+            sender: Some(sender),
+        }
     }
 }
 

@@ -41,15 +41,25 @@ impl CiWatchServer {
     /// spans so it cannot inject markdown.
     #[tool(
         name = "ciwatch_render",
-        annotations(title = "Render a CI watch report", read_only_hint = true, open_world_hint = false)
+        annotations(
+            title = "Render a CI watch report",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
-    pub async fn render(&self, Parameters(params): Parameters<RenderParams>) -> Result<Json<Rendered>, String> {
+    pub async fn render(
+        &self,
+        Parameters(params): Parameters<RenderParams>,
+    ) -> Result<Json<Rendered>, String> {
         let result: ScanResult = serde_json::from_value(serde_json::Value::Object(params.scan_result))
             .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),
             RenderFormat::Standup => crate::report::standup_summary(&result),
         };
-        Ok(Json(Rendered { format: params.format, text }))
+        Ok(Json(Rendered {
+            format: params.format,
+            text,
+        }))
     }
 }

@@ -93,7 +93,11 @@ impl CiWatchServer {
     /// with the reason when its log was not read; partial problems are in `warnings`.
     #[tool(
         name = "ciwatch_scan_build",
-        annotations(title = "Scan a Buildkite build", read_only_hint = true, open_world_hint = true)
+        annotations(
+            title = "Scan a Buildkite build",
+            read_only_hint = true,
+            open_world_hint = true
+        )
     )]
     pub async fn scan_build(
         &self,
@@ -102,14 +106,25 @@ impl CiWatchServer {
         peer: Peer<RoleServer>,
     ) -> Result<Json<ScanResult>, String> {
         let client = self.buildkite()?;
-        let build = parse_build_ref(&params.build_id_or_url, &params.pipeline, &self.settings.buildkite_org)
-            .map_err(|e| e.to_string())?;
+        let build = parse_build_ref(
+            &params.build_id_or_url,
+            &params.pipeline,
+            &self.settings.buildkite_org,
+        )
+        .map_err(|e| e.to_string())?;
         let progress = McpProgress::new(peer, meta.get_progress_token());
         let options = self.scan_options(params.detail_level, params.max_failures, None);
-        watch::scan_build(&client, &build.org, &build.pipeline, build.number, &options, &progress)
-            .await
-            .map(Json)
-            .map_err(|e| e.to_string())
+        watch::scan_build(
+            &client,
+            &build.org,
+            &build.pipeline,
+            build.number,
+            &options,
+            &progress,
+        )
+        .await
+        .map(Json)
+        .map_err(|e| e.to_string())
     }
 
     /// Scan last night's build: finds the newest scheduled nightly ("Full CI run - nightly",
@@ -119,7 +134,11 @@ impl CiWatchServer {
     /// copy/paste Daily Findings and Standup texts.
     #[tool(
         name = "ciwatch_scan_latest_nightly",
-        annotations(title = "Scan the latest nightly build", read_only_hint = true, open_world_hint = true)
+        annotations(
+            title = "Scan the latest nightly build",
+            read_only_hint = true,
+            open_world_hint = true
+        )
     )]
     pub async fn scan_latest_nightly(
         &self,
@@ -128,7 +147,8 @@ impl CiWatchServer {
         peer: Peer<RoleServer>,
     ) -> Result<Json<ScanResult>, String> {
         let client = self.buildkite()?;
-        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org).map_err(|e| e.to_string())?;
+        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
+            .map_err(|e| e.to_string())?;
         let hours = self.settings.nightly_window_hours;
         let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(hours));
         let filter = ListBuilds {
@@ -137,12 +157,22 @@ impl CiWatchServer {
             exclude_jobs: true,
         };
         let builds = client
-            .list_builds(&org, &pipeline, &filter, crate::buildkite::client::MAX_LIST_PAGES)
+            .list_builds(
+                &org,
+                &pipeline,
+                &filter,
+                crate::buildkite::client::MAX_LIST_PAGES,
+            )
             .await
             .map_err(|e| e.to_string())?;
-        let choice = watch::pick_nightly(&builds, &format!("{org}/{pipeline}"), &params.branch, hours)?;
+        let choice =
+            watch::pick_nightly(&builds, &format!("{org}/{pipeline}"), &params.branch, hours)?;
         let progress = McpProgress::new(peer, meta.get_progress_token());
-        let options = self.scan_options(params.detail_level, params.max_failures, Some(choice.explanation));
+        let options = self.scan_options(
+            params.detail_level,
+            params.max_failures,
+            Some(choice.explanation),
+        );
         watch::scan_build(&client, &org, &pipeline, choice.number, &options, &progress)
             .await
             .map(Json)
@@ -151,7 +181,17 @@ impl CiWatchServer {
 }
 
 impl CiWatchServer {
-    fn scan_options(&self, detail_level: DetailLevel, max_failures: usize, selection: Option<String>) -> ScanOptions {
-        ScanOptions { detail_level, max_failures, budgets: self.settings.budgets(), selection }
+    fn scan_options(
+        &self,
+        detail_level: DetailLevel,
+        max_failures: usize,
+        selection: Option<String>,
+    ) -> ScanOptions {
+        ScanOptions {
+            detail_level,
+            max_failures,
+            budgets: self.settings.budgets(),
+            selection,
+        }
     }
 }

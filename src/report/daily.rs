@@ -12,13 +12,24 @@ pub fn daily_findings(result: &ScanResult) -> String {
     let (hard, soft): (Vec<&FailureClassification>, Vec<&FailureClassification>) =
         result.failures.iter().partition(|f| !f.soft_failed);
     let info = &result.build_info;
-    let date = result.scan_timestamp.get(..10).unwrap_or(&result.scan_timestamp);
+    let date = result
+        .scan_timestamp
+        .get(..10)
+        .unwrap_or(&result.scan_timestamp);
     let mut out = String::new();
     let _ = writeln!(out, "# Daily Findings - {date}\n");
     let _ = writeln!(out, "## Summary\n");
-    let _ = writeln!(out, "- **Build**: [{}]({}) ({})", info.build_number, info.build_url, info.pipeline);
+    let _ = writeln!(
+        out,
+        "- **Build**: [{}]({}) ({})",
+        info.build_number, info.build_url, info.pipeline
+    );
     let _ = writeln!(out, "- **Branch**: {}", code_span(&info.branch));
-    let _ = writeln!(out, "- **Commit**: {}", code_span(info.commit.get(..8).unwrap_or(&info.commit)));
+    let _ = writeln!(
+        out,
+        "- **Commit**: {}",
+        code_span(info.commit.get(..8).unwrap_or(&info.commit))
+    );
     let _ = writeln!(out, "- **State**: {}", info.state.to_uppercase());
     let _ = writeln!(
         out,
@@ -26,7 +37,11 @@ pub fn daily_findings(result: &ScanResult) -> String {
         result.total_jobs, result.failed_jobs, result.hard_failed_jobs, result.soft_failed_jobs
     );
     let shown = if result.total_failures > result.failures.len() {
-        format!(" (showing {} of {})", result.failures.len(), result.total_failures)
+        format!(
+            " (showing {} of {})",
+            result.failures.len(),
+            result.total_failures
+        )
     } else {
         String::new()
     };
@@ -38,7 +53,10 @@ pub fn daily_findings(result: &ScanResult) -> String {
         soft.len()
     );
     if info.state == "passed" && hard.is_empty() && !soft.is_empty() {
-        let _ = writeln!(out, "- **Build Status**: PASSED (all failures are optional)");
+        let _ = writeln!(
+            out,
+            "- **Build Status**: PASSED (all failures are optional)"
+        );
     }
     if let Some(selection) = &result.selection {
         let _ = writeln!(out, "- **Selected**: {selection}");
@@ -46,24 +64,49 @@ pub fn daily_findings(result: &ScanResult) -> String {
 
     let _ = writeln!(out, "\n## Failures by Category\n");
     for category in Category::REPORT_ORDER {
-        let count = |list: &[&FailureClassification]| list.iter().filter(|f| f.category == category).count();
+        let count = |list: &[&FailureClassification]| {
+            list.iter().filter(|f| f.category == category).count()
+        };
         let (h, s) = (count(&hard), count(&soft));
         if h + s > 0 {
-            let _ = writeln!(out, "- {}: {} ({h} hard / {s} soft)", category.as_str(), h + s);
+            let _ = writeln!(
+                out,
+                "- {}: {} ({h} hard / {s} soft)",
+                category.as_str(),
+                h + s
+            );
         }
     }
     if result.failures.is_empty() {
         let _ = writeln!(out, "- (none)");
     }
 
-    section(&mut out, "Hard Failures (blocking builds)", &hard, detailed_item);
-    section(&mut out, "Soft Failures (optional tests, allowed to fail)", &soft, compact_item);
+    section(
+        &mut out,
+        "Hard Failures (blocking builds)",
+        &hard,
+        detailed_item,
+    );
+    section(
+        &mut out,
+        "Soft Failures (optional tests, allowed to fail)",
+        &soft,
+        compact_item,
+    );
 
-    let unread: Vec<_> = result.jobs.iter().filter(|j| j.status != JobStatus::Analyzed).collect();
+    let unread: Vec<_> = result
+        .jobs
+        .iter()
+        .filter(|j| j.status != JobStatus::Analyzed)
+        .collect();
     if !unread.is_empty() {
         let _ = writeln!(out, "\n## Jobs Not Fully Analysed ({})\n", unread.len());
         for job in unread {
-            let detail = job.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            let detail = job
+                .detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "- [{}]({}) {:?}{detail}",
@@ -98,7 +141,12 @@ fn section(
         if in_category.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "### {} ({} failures)\n", category.as_str(), in_category.len());
+        let _ = writeln!(
+            out,
+            "### {} ({} failures)\n",
+            category.as_str(),
+            in_category.len()
+        );
         for failure in in_category {
             item(out, failure);
         }
@@ -108,15 +156,33 @@ fn section(
 
 fn detailed_item(out: &mut String, f: &FailureClassification) {
     let tf = &f.test_failure;
-    let _ = writeln!(out, "- **{}** in {}{}", code_span(&tf.test_name), code_span(&tf.job_name), job_link(f));
+    let _ = writeln!(
+        out,
+        "- **{}** in {}{}",
+        code_span(&tf.test_name),
+        code_span(&tf.job_name),
+        job_link(f)
+    );
     if let Some(message) = tf.error_message.as_deref().filter(|m| !m.is_empty()) {
-        let _ = writeln!(out, "  - Error: {}", code_span(&crate::logs::bounded_text(message, REPORT_ERROR_CHARS)));
+        let _ = writeln!(
+            out,
+            "  - Error: {}",
+            code_span(&crate::logs::bounded_text(message, REPORT_ERROR_CHARS))
+        );
     }
     if let Some(reason) = &f.reason {
         let _ = writeln!(out, "  - Reason: {reason}");
     }
-    if let Some(evidence) = f.evidence.as_deref().filter(|e| Some(*e) != tf.error_message.as_deref()) {
-        let _ = writeln!(out, "  - Evidence: {}", code_span(&crate::logs::bounded_text(evidence, REPORT_ERROR_CHARS)));
+    if let Some(evidence) = f
+        .evidence
+        .as_deref()
+        .filter(|e| Some(*e) != tf.error_message.as_deref())
+    {
+        let _ = writeln!(
+            out,
+            "  - Evidence: {}",
+            code_span(&crate::logs::bounded_text(evidence, REPORT_ERROR_CHARS))
+        );
     }
     let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);
     if let Some(issue) = &f.github_issue {
@@ -133,13 +199,29 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
 
 fn compact_item(out: &mut String, f: &FailureClassification) {
     let tf = &f.test_failure;
-    let test = if tf.test_name == tf.job_name { String::new() } else { format!(" {}", code_span(&tf.test_name)) };
-    let issue = f.github_issue.as_deref().map(|u| format!(" - [{u}]({u})")).unwrap_or_default();
-    let _ = writeln!(out, "- **{}**{test}{}{issue}", code_span(&tf.job_name), job_link(f));
+    let test = if tf.test_name == tf.job_name {
+        String::new()
+    } else {
+        format!(" {}", code_span(&tf.test_name))
+    };
+    let issue = f
+        .github_issue
+        .as_deref()
+        .map(|u| format!(" - [{u}]({u})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "- **{}**{test}{}{issue}",
+        code_span(&tf.job_name),
+        job_link(f)
+    );
 }
 
 fn job_link(f: &FailureClassification) -> String {
-    f.job_url.as_deref().map(|url| format!(" ([log]({url}))")).unwrap_or_default()
+    f.job_url
+        .as_deref()
+        .map(|url| format!(" ([log]({url}))"))
+        .unwrap_or_default()
 }
 
 /// Job names come from the pipeline definition; keep them from closing the link text.

@@ -20,13 +20,13 @@ pub fn code_span(text: &str) -> String {
     if flat.is_empty() {
         return "` `".to_string();
     }
-    let longest_run = flat
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest_run = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run + 1);
-    let pad = if flat.starts_with('`') || flat.ends_with('`') { " " } else { "" };
+    let pad = if flat.starts_with('`') || flat.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{flat}{pad}{fence}")
 }
 
@@ -44,7 +44,10 @@ mod tests {
         assert_eq!(code_span("a`b"), "``a`b``");
         assert_eq!(code_span("`x`"), "`` `x` ``");
         assert_eq!(code_span("line1\nline2"), "`line1 line2`");
-        assert_eq!(code_span("[x](http://evil) @here"), "`[x](http://evil) @here`");
+        assert_eq!(
+            code_span("[x](http://evil) @here"),
+            "`[x](http://evil) @here`"
+        );
         assert_eq!(code_span(""), "` `");
     }
 }

@@ -4,13 +4,21 @@ use super::{code_span, short_test_name};
 use crate::model::{Category, ScanResult};
 
 /// Categories counted in the standup line, in the original's order.
-const COUNTED: [Category; 3] = [Category::NewRegression, Category::FlakySuspected, Category::InfraSuspected];
+const COUNTED: [Category; 3] = [
+    Category::NewRegression,
+    Category::FlakySuspected,
+    Category::InfraSuspected,
+];
 /// At most this many NEW_REGRESSION tests are named.
 const KEY_TESTS: usize = 3;
 
 pub fn standup_summary(result: &ScanResult) -> String {
     let info = &result.build_info;
-    let kind = if info.source.as_deref() == Some("schedule") { "Nightly build" } else { "Build" };
+    let kind = if info.source.as_deref() == Some("schedule") {
+        "Nightly build"
+    } else {
+        "Build"
+    };
     let hard: Vec<_> = result.failures.iter().filter(|f| !f.soft_failed).collect();
     let soft: Vec<_> = result.failures.iter().filter(|f| f.soft_failed).collect();
     let parts = |list: &[&crate::model::FailureClassification]| -> Vec<String> {
@@ -24,7 +32,12 @@ pub fn standup_summary(result: &ScanResult) -> String {
     };
     let mut pieces = Vec::new();
     if info.state == "passed" && hard.is_empty() && !soft.is_empty() {
-        let mut text = format!("{kind} [{}]({}) PASSED with {} soft-failed (optional) tests", info.build_number, info.build_url, soft.len());
+        let mut text = format!(
+            "{kind} [{}]({}) PASSED with {} soft-failed (optional) tests",
+            info.build_number,
+            info.build_url,
+            soft.len()
+        );
         let soft_parts = parts(&soft);
         if !soft_parts.is_empty() {
             text.push_str(&format!(": {}", soft_parts.join(", ")));

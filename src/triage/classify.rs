@@ -117,19 +117,36 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
 }
 
 fn structural_infra(job: JobSignals<'_>, text: FailureText<'_>) -> Option<Verdict> {
-    let agent_line = || text.lines().filter(|l| l.starts_with("🚨 Error:")).last().map(str::to_string);
+    let agent_line = || {
+        text.lines()
+            .filter(|l| l.starts_with("🚨 Error:"))
+            .last()
+            .map(str::to_string)
+    };
     if job.state == "timed_out" {
         let evidence = agent_line().unwrap_or_else(|| "job state timed_out".to_string());
         return Some(infra(InfraKind::JobTimeout, 0.8, evidence));
     }
     if job.exit_status == Some(-1) {
-        return Some(infra(InfraKind::AgentLost, 0.8, "job exit_status -1 (agent lost)".to_string()));
+        return Some(infra(
+            InfraKind::AgentLost,
+            0.8,
+            "job exit_status -1 (agent lost)".to_string(),
+        ));
     }
     match job.signal_reason {
-        Some(reason @ ("agent_stop" | "agent_refused" | "agent_incompatible" | "process_run_error")) => {
-            Some(infra(InfraKind::AgentLost, 0.7, format!("job signal_reason {reason}")))
-        }
-        Some(reason @ "cancel") => Some(infra(InfraKind::Cancelled, 0.7, format!("job signal_reason {reason}"))),
+        Some(
+            reason @ ("agent_stop" | "agent_refused" | "agent_incompatible" | "process_run_error"),
+        ) => Some(infra(
+            InfraKind::AgentLost,
+            0.7,
+            format!("job signal_reason {reason}"),
+        )),
+        Some(reason @ "cancel") => Some(infra(
+            InfraKind::Cancelled,
+            0.7,
+            format!("job signal_reason {reason}"),
+        )),
         _ => None,
     }
 }
@@ -149,30 +166,59 @@ mod tests {
     use super::*;
 
     fn verdict(message: &str, excerpt: &str, job: JobSignals<'_>) -> Verdict {
-        classify(FailureText { error_message: Some(message), excerpt: Some(excerpt), output: &[] }, job)
+        classify(
+            FailureText {
+                error_message: Some(message),
+                excerpt: Some(excerpt),
+                output: &[],
+            },
+            job,
+        )
     }
 
     #[test]
     fn test_names_never_classify() {
         let v = classify(FailureText::default(), JobSignals::default());
         assert_eq!(v.category, Category::NeedsHumanTriage);
-        let v = verdict("AssertionError: outputs differ", "E   AssertionError: outputs differ", JobSignals::default());
+        let v = verdict(
+            "AssertionError: outputs differ",
+            "E   AssertionError: outputs differ",
+            JobSignals::default(),
+        );
         assert_eq!(v.category, Category::NewRegression);
     }
 
     #[test]
     fn structure_beats_log_lines() {
-        let job = JobSignals { state: "timed_out", ..Default::default() };
-        let v = verdict("x", "🚨 Error: The command was interrupted by a signal: signal: terminated", job);
+        let job = JobSignals {
+            state: "timed_out",
+            ..Default::default()
+        };
+        let v = verdict(
+            "x",
+            "🚨 Error: The command was interrupted by a signal: signal: terminated",
+            job,
+        );
         assert_eq!(v.infra_kind, Some(InfraKind::JobTimeout));
-        assert_eq!(v.evidence.as_deref(), Some("🚨 Error: The command was interrupted by a signal: signal: terminated"));
-        let job = JobSignals { state: "failed", exit_status: Some(-1), ..Default::default() };
+        assert_eq!(
+            v.evidence.as_deref(),
+            Some("🚨 Error: The command was interrupted by a signal: signal: terminated")
+        );
+        let job = JobSignals {
+            state: "failed",
+            exit_status: Some(-1),
+            ..Default::default()
+        };
         assert_eq!(verdict("x", "", job).infra_kind, Some(InfraKind::AgentLost));
     }
 
     #[test]
     fn passed_retry_is_flaky_but_infra_evidence_wins() {
-        let job = JobSignals { state: "failed", passed_retry: Some("019e"), ..Default::default() };
+        let job = JobSignals {
+            state: "failed",
+            passed_retry: Some("019e"),
+            ..Default::default()
+        };
         let v = verdict("AssertionError: x", "", job);
         assert_eq!((v.category, v.confidence), (Category::FlakySuspected, 0.8));
         let v = verdict("OSError: [Errno 28] No space left on device", "", job);
@@ -187,6 +233,9 @@ mod tests {
             JobSignals::default(),
         );
         assert_eq!(v.category, Category::NewRegression);
-        assert!(v.evidence.unwrap_or_default().contains("CUDA out of memory"));
+        assert!(v
+            .evidence
+            .unwrap_or_default()
+            .contains("CUDA out of memory"));
     }
 }

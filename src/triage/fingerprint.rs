@@ -13,18 +13,29 @@ use std::sync::LazyLock;
 /// rewrite digits inside it.
 static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
-        (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?", "<TIMESTAMP>"),
+        (
+            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?",
+            "<TIMESTAMP>",
+        ),
         (r"\b\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?", "<TIMESTAMP>"),
         (r"0x[0-9a-fA-F]+", "<ADDR>"),
         (r"(?:/tmp|/var/tmp|/dev/shm)/[^\s'\x22:,)]+", "<TMP>"),
         (r"(?i)\b\d+(?:\.\d+)?\s?(?:[KMGT]i?B|bytes)\b", "<SIZE>"),
-        (r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|minutes|min)\b", "<DURATION>"),
+        (
+            r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|minutes|min)\b",
+            "<DURATION>",
+        ),
         (r"(:)\d{2,5}\b", "${1}<PORT>"),
         (r"\d+\.\d+(?:\.\d+)*", "<NUM>"),
         (r"\d+", "<NUM>"),
     ]
     .into_iter()
-    .map(|(pattern, replacement)| (Regex::new(pattern).expect("fingerprint patterns are valid"), replacement))
+    .map(|(pattern, replacement)| {
+        (
+            Regex::new(pattern).expect("fingerprint patterns are valid"),
+            replacement,
+        )
+    })
     .collect()
 });
 
@@ -47,7 +58,11 @@ pub fn fingerprint(message: &str) -> String {
             let run = &caps[0];
             let has_digit = run.bytes().any(|b| b.is_ascii_digit());
             let has_letter = run.bytes().any(|b| b.is_ascii_alphabetic());
-            if has_digit && has_letter { "<HEX>".to_string() } else { run.to_string() }
+            if has_digit && has_letter {
+                "<HEX>".to_string()
+            } else {
+                run.to_string()
+            }
         })
         .into_owned();
     for (pattern, replacement) in RULES.iter() {
@@ -68,13 +83,25 @@ mod tests {
             ("id 550E8400-E29B-41D4-A716-446655440000 x", "id <UUID> x"),
             ("at 2026-01-22T07:40:04.9Z", "at <TIMESTAMP>"),
             ("ptr 0x7f48b47b8710", "ptr <ADDR>"),
-            ("commit 1acd67a795ebccdf9b9db7697ae9082058301657", "commit <HEX>"),
+            (
+                "commit 1acd67a795ebccdf9b9db7697ae9082058301657",
+                "commit <HEX>",
+            ),
             ("rank0 gpu3 pid=1234", "rank<NUM> gpu<NUM> pid=<NUM>"),
-            ("url http://localhost:51905/v1", "url http://localhost:<PORT>/v<NUM>"),
-            ("file /tmp/pytest-of-root/pytest-3/x.json missing", "file <TMP> missing"),
+            (
+                "url http://localhost:51905/v1",
+                "url http://localhost:<PORT>/v<NUM>",
+            ),
+            (
+                "file /tmp/pytest-of-root/pytest-3/x.json missing",
+                "file <TMP> missing",
+            ),
             ("Tried to allocate 2.00 GiB", "Tried to allocate <SIZE>"),
             ("took 12.3s", "took <DURATION>"),
-            ("accuracy too low: 0.590 < 0.620", "accuracy too low: <NUM> < <NUM>"),
+            (
+                "accuracy too low: 0.590 < 0.620",
+                "accuracy too low: <NUM> < <NUM>",
+            ),
             ("v1.2.3 and 1.2.3", "v<NUM> and <NUM>"),
         ];
         for (input, expected) in cases {
@@ -87,8 +114,12 @@ mod tests {
         let a = fingerprint("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.07 GiB is free. Process 4242 has 78.1 GiB memory in use.");
         let b = fingerprint("CUDA out of memory. Tried to allocate 512.00 MiB. GPU 3 has a total capacity of 79.19 GiB of which 300.00 MiB is free. Process 977 has 78.9 GiB memory in use.");
         assert_eq!(a, b);
-        let c = fingerprint("AssertionError: DBO+DP+EP accuracy too low (deepep_low_latency): 0.590 < 0.620");
-        let d = fingerprint("AssertionError: DBO+DP+EP accuracy too low (deepep_high_throughput): 0.590 < 0.620");
+        let c = fingerprint(
+            "AssertionError: DBO+DP+EP accuracy too low (deepep_low_latency): 0.590 < 0.620",
+        );
+        let d = fingerprint(
+            "AssertionError: DBO+DP+EP accuracy too low (deepep_high_throughput): 0.590 < 0.620",
+        );
         assert_ne!(c, d);
         assert_ne!(a, c);
     }

@@ -8,7 +8,10 @@
 use sha2::{Digest, Sha256};
 
 pub fn failure_key(job_name: &str, test_name: &str, error_message: Option<&str>) -> String {
-    let mut components = vec![job_name.to_lowercase().replace(' ', "_"), test_name.to_string()];
+    let mut components = vec![
+        job_name.to_lowercase().replace(' ', "_"),
+        test_name.to_string(),
+    ];
     if let Some(message) = error_message.filter(|m| !m.is_empty()) {
         let first_line = message.lines().next().unwrap_or("");
         components.push(first_line.chars().take(100).collect());
@@ -23,8 +26,17 @@ mod tests {
 
     #[test]
     fn keys_match_the_original_implementation() {
-        assert_eq!(failure_key("Job A", "test.py::test_foo", Some("Error: timeout")), "55cb9320e8421bc2");
-        assert_eq!(failure_key("Job A", "test.py::test_bar", Some("Error: timeout")), "f0f3ec4940376993");
-        assert_eq!(failure_key("Test Job", "tests/test_foo.py::test_bar", None), "ed18d16663576c28");
+        assert_eq!(
+            failure_key("Job A", "test.py::test_foo", Some("Error: timeout")),
+            "55cb9320e8421bc2"
+        );
+        assert_eq!(
+            failure_key("Job A", "test.py::test_bar", Some("Error: timeout")),
+            "f0f3ec4940376993"
+        );
+        assert_eq!(
+            failure_key("Test Job", "tests/test_foo.py::test_bar", None),
+            "ed18d16663576c28"
+        );
     }
 }

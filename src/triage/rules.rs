@@ -75,15 +75,40 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
     };
     vec![
         // Buildkite agent: printed when the agent stops heartbeating or is shut down mid-job.
-        rule(InfraKind::AgentLost, r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b", None, 0.7),
+        rule(
+            InfraKind::AgentLost,
+            r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b",
+            None,
+            0.7,
+        ),
         // Python faulthandler (`faulthandler_timeout`, printed after the test id in `-s` runs)
         // and pytest-timeout. Before cancellation: a hang is why the job was then cancelled.
-        rule(InfraKind::Hang, r"\bTimeout \(\d+:\d{2}:\d{2}\)!|^(?:E\s+)?Failed: Timeout >", None, 0.6),
+        rule(
+            InfraKind::Hang,
+            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|^(?:E\s+)?Failed: Timeout >",
+            None,
+            0.6,
+        ),
         // Buildkite agent, when the job is cancelled from the UI or by a newer build.
-        rule(InfraKind::Cancelled, r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|(?i)\bjob was cancel+ed\b", None, 0.7),
-        rule(InfraKind::Disk, r"(?i)no space left on device|\bdisk (?:is )?full\b|DiskQuotaExceeded", None, 0.7),
+        rule(
+            InfraKind::Cancelled,
+            r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|(?i)\bjob was cancel+ed\b",
+            None,
+            0.7,
+        ),
+        rule(
+            InfraKind::Disk,
+            r"(?i)no space left on device|\bdisk (?:is )?full\b|DiskQuotaExceeded",
+            None,
+            0.7,
+        ),
         // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
-        rule(InfraKind::HostOom, r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exited with status 137\b|signal: killed\b|std::bad_alloc", None, 0.7),
+        rule(
+            InfraKind::HostOom,
+            r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exited with status 137\b|signal: killed\b|std::bad_alloc",
+            None,
+            0.7,
+        ),
         // Hugging Face Hub and other upstream services; connection errors to external hosts.
         rule(
             InfraKind::NetworkOrHub,
@@ -116,10 +141,15 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
 });
 
 /// The first rule (by priority) that matches any line, with the line that proves it.
-pub fn find_infra<'a>(lines: impl Iterator<Item = &'a str> + Clone) -> Option<(&'static InfraRule, &'a str)> {
-    INFRA_RULES
-        .iter()
-        .find_map(|rule| lines.clone().find(|line| rule.matches(line)).map(|line| (rule, line)))
+pub fn find_infra<'a>(
+    lines: impl Iterator<Item = &'a str> + Clone,
+) -> Option<(&'static InfraRule, &'a str)> {
+    INFRA_RULES.iter().find_map(|rule| {
+        lines
+            .clone()
+            .find(|line| rule.matches(line))
+            .map(|line| (rule, line))
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,12 @@ pub struct Budgets {
 
 impl Default for Budgets {
     fn default() -> Self {
-        Self { max_jobs: 20, max_log_bytes: 200_000, scan_byte_budget: 32 * 1024 * 1024, concurrency: 8 }
+        Self {
+            max_jobs: 20,
+            max_log_bytes: 200_000,
+            scan_byte_budget: 32 * 1024 * 1024,
+            concurrency: 8,
+        }
     }
 }
 

@@ -6,8 +6,10 @@ use std::sync::LazyLock;
 
 /// vLLM's schedules use "Full CI run - nightly" (ci) and "AMD Full CI Run - nightly" (amd-ci);
 /// "Full CI run - daily" and torch-nightly runs are other schedules.
-static NIGHTLY_MESSAGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bnightly\b").expect("valid"));
-static TORCH_NIGHTLY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)torch nightly").expect("valid"));
+static NIGHTLY_MESSAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bnightly\b").expect("valid"));
+static TORCH_NIGHTLY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)torch nightly").expect("valid"));
 
 /// States whose failures can be read: finished, or failing (a failed job already exists).
 const ANALYZABLE_STATES: [&str; 4] = ["passed", "failed", "failing", "canceled"];
@@ -21,11 +23,18 @@ pub struct NightlyChoice {
 
 fn is_nightly(build: &Build) -> bool {
     let message = build.message.as_deref().unwrap_or("");
-    build.source.as_deref() == Some("schedule") && NIGHTLY_MESSAGE.is_match(message) && !TORCH_NIGHTLY.is_match(message)
+    build.source.as_deref() == Some("schedule")
+        && NIGHTLY_MESSAGE.is_match(message)
+        && !TORCH_NIGHTLY.is_match(message)
 }
 
 /// Picks from `builds` (newest first). `Err` says what was searched and what was there.
-pub fn pick_nightly(builds: &[Build], pipeline: &str, branch: &str, window_hours: u32) -> Result<NightlyChoice, String> {
+pub fn pick_nightly(
+    builds: &[Build],
+    pipeline: &str,
+    branch: &str,
+    window_hours: u32,
+) -> Result<NightlyChoice, String> {
     let mut skipped = Vec::new();
     for build in builds.iter().filter(|b| is_nightly(b)) {
         if ANALYZABLE_STATES.contains(&build.state()) {
@@ -39,9 +48,16 @@ pub fn pick_nightly(builds: &[Build], pipeline: &str, branch: &str, window_hours
             if !skipped.is_empty() {
                 explanation.push_str(&format!("; skipped newer {}", skipped.join(", ")));
             }
-            return Ok(NightlyChoice { number: build.number, explanation });
+            return Ok(NightlyChoice {
+                number: build.number,
+                explanation,
+            });
         }
-        skipped.push(format!("#{} ({}, no result yet)", build.number, build.state()));
+        skipped.push(format!(
+            "#{} ({}, no result yet)",
+            build.number,
+            build.state()
+        ));
     }
     let newest: Vec<String> = builds
         .iter()
@@ -52,12 +68,28 @@ pub fn pick_nightly(builds: &[Build], pipeline: &str, branch: &str, window_hours
                 b.number,
                 b.source.as_deref().unwrap_or("?"),
                 b.state(),
-                crate::logs::bounded_text(b.message.as_deref().unwrap_or("").lines().next().unwrap_or(""), 60)
+                crate::logs::bounded_text(
+                    b.message
+                        .as_deref()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or(""),
+                    60
+                )
             )
         })
         .collect();
-    let seen = if newest.is_empty() { "no builds at all".to_string() } else { format!("newest builds: {}", newest.join("; ")) };
-    let running = if skipped.is_empty() { String::new() } else { format!(" Nightlies still running: {}.", skipped.join(", ")) };
+    let seen = if newest.is_empty() {
+        "no builds at all".to_string()
+    } else {
+        format!("newest builds: {}", newest.join("; "))
+    };
+    let running = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" Nightlies still running: {}.", skipped.join(", "))
+    };
     Err(format!(
         "no finished scheduled nightly build on branch {branch} of {pipeline} in the last {window_hours}h ({} builds searched; {seen}).{running} Try a longer window (CIWATCH_NIGHTLY_WINDOW_HOURS) or scan a build by number.",
         builds.len()
@@ -89,7 +121,11 @@ mod tests {
         ];
         let choice = pick_nightly(&builds, "vllm/ci", "main", 48).expect("found");
         assert_eq!(choice.number, 48161);
-        assert!(choice.explanation.contains("skipped newer #48199 (running"), "{}", choice.explanation);
+        assert!(
+            choice.explanation.contains("skipped newer #48199 (running"),
+            "{}",
+            choice.explanation
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job, LogTail};
 use crate::http::HttpError;
 use crate::logs::{self, LogAnalysis};
 use crate::model::{
-    BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats, TestFailure,
+    BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats,
+    TestFailure,
 };
 use crate::triage::{self, FailureText, JobSignals};
 use futures::StreamExt;
@@ -49,7 +50,10 @@ pub async fn scan_build(
 ) -> Result<ScanResult, WatchError> {
     let started = Instant::now();
     let counters = &client.http().counters;
-    let (requests_before, bytes_before) = (counters.requests.load(Ordering::Relaxed), counters.bytes.load(Ordering::Relaxed));
+    let (requests_before, bytes_before) = (
+        counters.requests.load(Ordering::Relaxed),
+        counters.bytes.load(Ordering::Relaxed),
+    );
 
     let build = client.get_build(org, pipeline, number).await?;
     let plan = plan_jobs(&build);
@@ -57,7 +61,11 @@ pub async fn scan_build(
     let to_read = plan.ordered.len().min(budgets.max_jobs);
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
     let done = AtomicUsize::new(0);
-    progress.report(0, to_read, &format!("reading {to_read} job logs of build {number}"));
+    progress.report(
+        0,
+        to_read,
+        &format!("reading {to_read} job logs of build {number}"),
+    );
 
     // Futures are built up front (not in a stream closure) so the scan future stays `Send`.
     let reads: Vec<_> = plan
@@ -65,24 +73,48 @@ pub async fn scan_build(
         .iter()
         .take(to_read)
         .map(|planned| async {
-            let read = read_job(client, org, pipeline, number, planned.job, budgets, &byte_budget).await;
+            let read = read_job(
+                client,
+                org,
+                pipeline,
+                number,
+                planned.job,
+                budgets,
+                &byte_budget,
+            )
+            .await;
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress.report(finished, to_read, planned.job.display_name());
             read
         })
         .collect();
-    let reads: Vec<JobRead> = futures::stream::iter(reads).buffered(budgets.concurrency).collect().await;
+    let reads: Vec<JobRead> = futures::stream::iter(reads)
+        .buffered(budgets.concurrency)
+        .collect()
+        .await;
 
     let mut warnings = Vec::new();
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
     let skipped = plan.ordered.iter().skip(to_read).map(|planned| {
-        let detail = format!("over the budget of {} job logs per build (raise max_jobs)", budgets.max_jobs);
-        (planned, JobRead { status: JobStatus::OverBudget, analysis: None, detail: Some(detail) })
+        let detail = format!(
+            "over the budget of {} job logs per build (raise max_jobs)",
+            budgets.max_jobs
+        );
+        (
+            planned,
+            JobRead {
+                status: JobStatus::OverBudget,
+                analysis: None,
+                detail: Some(detail),
+            },
+        )
     });
     for (planned, read) in plan.ordered.iter().zip(reads).chain(skipped) {
         let job_failures = classify_job(planned, &read);
-        if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) = (read.status, &read.detail) {
+        if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) =
+            (read.status, &read.detail)
+        {
             warnings.push(format!("{}: {detail}", planned.job.display_name()));
         }
         jobs.push(FailedJob {
@@ -99,9 +131,15 @@ pub async fn scan_build(
         });
         failures.extend(job_failures);
     }
-    let over_budget = jobs.iter().filter(|j| j.status == JobStatus::OverBudget).count();
+    let over_budget = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::OverBudget)
+        .count();
     if over_budget > 0 {
-        warnings.push(format!("{over_budget} failed jobs were not read (budget of {} logs); they are listed in jobs", budgets.max_jobs));
+        warnings.push(format!(
+            "{over_budget} failed jobs were not read (budget of {} logs); they are listed in jobs",
+            budgets.max_jobs
+        ));
     }
 
     let mut seen = HashSet::new();
@@ -149,13 +187,25 @@ async fn read_job(
     budgets: &Budgets,
     byte_budget: &AtomicU64,
 ) -> JobRead {
-    let failed = |status, detail: String| JobRead { status, analysis: None, detail: Some(detail) };
+    let failed = |status, detail: String| JobRead {
+        status,
+        analysis: None,
+        detail: Some(detail),
+    };
     if !reserve(byte_budget, budgets.max_log_bytes) {
-        return failed(JobStatus::OverBudget, "the scan's byte budget was spent (raise CIWATCH_SCAN_BYTE_BUDGET)".into());
+        return failed(
+            JobStatus::OverBudget,
+            "the scan's byte budget was spent (raise CIWATCH_SCAN_BYTE_BUDGET)".into(),
+        );
     }
-    let tail = match client.job_log_tail(org, pipeline, number, &job.id, budgets.max_log_bytes).await {
+    let tail = match client
+        .job_log_tail(org, pipeline, number, &job.id, budgets.max_log_bytes)
+        .await
+    {
         Ok(tail) => tail,
-        Err(BuildkiteError::Http(HttpError::NotFound(message))) => return failed(JobStatus::NoLog, message),
+        Err(BuildkiteError::Http(HttpError::NotFound(message))) => {
+            return failed(JobStatus::NoLog, message)
+        }
         Err(error) => return failed(JobStatus::FetchError, error.to_string()),
     };
     if tail.bytes.is_empty() {
@@ -164,26 +214,45 @@ async fn read_job(
     let mut analysis = logs::analyze_log(&logs::clean_log(&tail.bytes));
     let mut read_bytes = tail.bytes.len() as u64;
     if !is_covered(&tail, &analysis) {
-        let larger = tail.total_size.min(budgets.max_log_bytes.saturating_mul(REREAD_FACTOR));
+        let larger = tail
+            .total_size
+            .min(budgets.max_log_bytes.saturating_mul(REREAD_FACTOR));
         if larger > read_bytes && reserve(byte_budget, larger) {
-            match client.job_log_tail(org, pipeline, number, &job.id, larger).await {
+            match client
+                .job_log_tail(org, pipeline, number, &job.id, larger)
+                .await
+            {
                 Ok(bigger) => {
                     analysis = logs::analyze_log(&logs::clean_log(&bigger.bytes));
                     read_bytes = bigger.bytes.len() as u64;
                     if is_covered(&bigger, &analysis) {
-                        return JobRead { status: JobStatus::Analyzed, analysis: Some(analysis), detail: None };
+                        return JobRead {
+                            status: JobStatus::Analyzed,
+                            analysis: Some(analysis),
+                            detail: None,
+                        };
                     }
                 }
-                Err(error) => tracing::warn!(job = %job.id, %error, "re-reading a larger log tail failed"),
+                Err(error) => {
+                    tracing::warn!(job = %job.id, %error, "re-reading a larger log tail failed")
+                }
             }
         }
         let detail = format!(
             "read the last {read_bytes} of {} log bytes without reaching the job's first command; failures in earlier commands may be missing",
             tail.total_size
         );
-        return JobRead { status: JobStatus::PartlyAnalyzed, analysis: Some(analysis), detail: Some(detail) };
+        return JobRead {
+            status: JobStatus::PartlyAnalyzed,
+            analysis: Some(analysis),
+            detail: Some(detail),
+        };
     }
-    JobRead { status: JobStatus::Analyzed, analysis: Some(analysis), detail: None }
+    JobRead {
+        status: JobStatus::Analyzed,
+        analysis: Some(analysis),
+        detail: None,
+    }
 }
 
 /// A tail answers for the whole job when it is the whole log, reaches the first command, or
@@ -194,7 +263,9 @@ fn is_covered(tail: &LogTail, analysis: &LogAnalysis) -> bool {
 
 fn reserve(budget: &AtomicU64, bytes: u64) -> bool {
     budget
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes))
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(bytes)
+        })
         .is_ok()
 }
 
@@ -210,7 +281,10 @@ fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassifi
     let Some(analysis) = &read.analysis else {
         let mut failure = make_failure(planned, job_name.to_string(), None, None, &[], signals);
         if failure.category == crate::model::Category::NeedsHumanTriage {
-            failure.reason = Some(format!("Log not read: {}", read.detail.as_deref().unwrap_or("unknown reason")));
+            failure.reason = Some(format!(
+                "Log not read: {}",
+                read.detail.as_deref().unwrap_or("unknown reason")
+            ));
         }
         return vec![failure];
     };
@@ -232,7 +306,16 @@ fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassifi
     analysis
         .tests
         .iter()
-        .map(|test| make_failure(planned, test.node_id.clone(), test.error_message.clone(), test.excerpt.clone(), &test.output_tail, signals))
+        .map(|test| {
+            make_failure(
+                planned,
+                test.node_id.clone(),
+                test.error_message.clone(),
+                test.excerpt.clone(),
+                &test.output_tail,
+                signals,
+            )
+        })
         .collect()
 }
 
@@ -246,10 +329,16 @@ fn make_failure(
 ) -> FailureClassification {
     let job = planned.job;
     let verdict = triage::classify(
-        FailureText { error_message: error_message.as_deref(), excerpt: excerpt.as_deref(), output },
+        FailureText {
+            error_message: error_message.as_deref(),
+            excerpt: excerpt.as_deref(),
+            output,
+        },
         signals,
     );
-    let snippet_source = excerpt.clone().or_else(|| (!output.is_empty()).then(|| output.join("\n")));
+    let snippet_source = excerpt
+        .clone()
+        .or_else(|| (!output.is_empty()).then(|| output.join("\n")));
     FailureClassification {
         failure_key: triage::failure_key(job.display_name(), &test_name, error_message.as_deref()),
         fingerprint: error_message.as_deref().map(triage::fingerprint),
@@ -283,10 +372,12 @@ fn job_url(build: &Build, job: &Job) -> String {
 fn build_info(build: &Build, org: &str, pipeline: &str) -> BuildInfo {
     BuildInfo {
         build_number: build.number.to_string(),
-        build_url: build
-            .web_url
-            .clone()
-            .unwrap_or_else(|| format!("https://buildkite.com/{org}/{pipeline}/builds/{}", build.number)),
+        build_url: build.web_url.clone().unwrap_or_else(|| {
+            format!(
+                "https://buildkite.com/{org}/{pipeline}/builds/{}",
+                build.number
+            )
+        }),
         pipeline: format!("{org}/{pipeline}"),
         branch: build.branch.clone().unwrap_or_default(),
         commit: build.commit.clone().unwrap_or_default(),

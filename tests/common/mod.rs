@@ -19,16 +19,30 @@ struct LogResponder;
 impl Respond for LogResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let build = fixtures::build_65099();
-        let job_id = request.url.path().rsplit('/').nth(1).unwrap_or_default().to_string();
+        let job_id = request
+            .url
+            .path()
+            .rsplit('/')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
         let Some(job) = build.jobs().iter().find(|j| j.id == job_id) else {
-            return ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "No job found"}));
+            return ResponseTemplate::new(404)
+                .set_body_json(serde_json::json!({"message": "No job found"}));
         };
-        let accept = request.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accept = request
+            .headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let range = request.headers.get("range").and_then(|v| v.to_str().ok());
         if range.is_some() && accept != "text/plain" {
-            return ResponseTemplate::new(400).set_body_json(serde_json::json!({"message": "Range requires Accept: text/plain"}));
+            return ResponseTemplate::new(400).set_body_json(
+                serde_json::json!({"message": "Range requires Accept: text/plain"}),
+            );
         }
-        let (status, content_range, body) = fixtures::range_response(&fixtures::raw_log(job), range);
+        let (status, content_range, body) =
+            fixtures::range_response(&fixtures::raw_log(job), range);
         let mut template = ResponseTemplate::new(status).set_body_raw(body, "text/plain");
         if let Some(value) = content_range {
             template = template.insert_header("content-range", value.as_str());
@@ -47,24 +61,34 @@ pub async fn fixture_server() -> MockServer {
 pub async fn mount_fixture(server: &MockServer) {
     Mock::given(method("GET"))
         .and(path(BUILD_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(fixtures::BUILD_65099, "application/json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixtures::BUILD_65099, "application/json"),
+        )
         .mount(server)
         .await;
     Mock::given(method("GET"))
-        .and(path_regex(r"^/v2/organizations/vllm/pipelines/ci/builds/65099/jobs/[^/]+/log$"))
+        .and(path_regex(
+            r"^/v2/organizations/vllm/pipelines/ci/builds/65099/jobs/[^/]+/log$",
+        ))
         .respond_with(LogResponder)
         .mount(server)
         .await;
     Mock::given(method("GET"))
-        .and(path_regex(r"^/v2/organizations/vllm/pipelines/ci/builds/\d+$"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "No build found"})))
+        .and(path_regex(
+            r"^/v2/organizations/vllm/pipelines/ci/builds/\d+$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(serde_json::json!({"message": "No build found"})),
+        )
         .mount(server)
         .await;
 }
 
 /// The fixture build as a list entry (no jobs), with its number and source changed.
 pub fn listed_build(number: u64, source: &str, state: &str, message: &str) -> serde_json::Value {
-    let mut build: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099).expect("fixture is JSON");
+    let mut build: serde_json::Value =
+        serde_json::from_str(fixtures::BUILD_65099).expect("fixture is JSON");
     let object = build.as_object_mut().expect("a build is an object");
     object.remove("jobs");
     object.insert("number".into(), number.into());
@@ -100,5 +124,10 @@ pub fn client(settings: &Settings) -> BuildkiteClient {
         settings.retry_policy(),
     )
     .expect("client builds");
-    BuildkiteClient::new(http, &settings.buildkite_api_url, settings.buildkite_token.clone().map(Secret::new)).expect("token set")
+    BuildkiteClient::new(
+        http,
+        &settings.buildkite_api_url,
+        settings.buildkite_token.clone().map(Secret::new),
+    )
+    .expect("token set")
 }
