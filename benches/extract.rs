@@ -25,7 +25,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("clean", |b| b.iter(|| clean_log(&log)));
     let cleaned = clean_log(&log);
     group.bench_function("extract", |b| b.iter(|| analyze_log(&cleaned)));
-    group.bench_function("clean_and_extract", |b| b.iter(|| analyze_log(&clean_log(&log))));
+    group.bench_function("clean_and_extract", |b| {
+        b.iter(|| analyze_log(&clean_log(&log)))
+    });
     group.finish();
 }
 

@@ -128,6 +128,19 @@ pub enum JobStatus {
     FetchError,
 }
 
+impl JobStatus {
+    /// How the report names the status.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Analyzed => "analysed",
+            Self::PartlyAnalyzed => "log read in part",
+            Self::OverBudget => "not read (over budget)",
+            Self::NoLog => "no log",
+            Self::FetchError => "log fetch failed",
+        }
+    }
+}
+
 /// A failed job of the build (latest attempt, or a failed attempt whose retry passed).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FailedJob {

@@ -2,7 +2,9 @@
 //! respect their caps, huge single lines and escape-only logs stay bounded.
 
 use ciwatch_mcp::logs::clean::MAX_LINE_BYTES;
-use ciwatch_mcp::logs::{analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS};
+use ciwatch_mcp::logs::{
+    analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS,
+};
 use proptest::prelude::*;
 
 /// Bytes biased toward what breaks parsers: escapes, BEL, CR, newlines, brackets, pytest words.
@@ -68,7 +70,10 @@ fn a_100_mb_single_line_is_cut_to_the_line_cap() {
     assert!(cleaned.len() <= MAX_LINE_BYTES + 1, "{}", cleaned.len());
     let analysis = analyze_log(&cleaned);
     assert_eq!(analysis.tests.len(), 1);
-    assert!(analysis.tests[0].error_message.as_ref().is_some_and(|m| m.chars().count() <= MAX_ERROR_MESSAGE_CHARS));
+    assert!(analysis.tests[0]
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() <= MAX_ERROR_MESSAGE_CHARS));
 }
 
 #[test]

@@ -109,10 +109,10 @@ pub fn daily_findings(result: &ScanResult) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "- [{}]({}) {:?}{detail}",
+                "- [{}]({}) {}{detail}",
                 escape_link_text(&job.job_name),
                 job.job_url,
-                job.status
+                job.status.describe()
             );
         }
     }
@@ -209,9 +209,13 @@ fn compact_item(out: &mut String, f: &FailureClassification) {
         .as_deref()
         .map(|u| format!(" - [{u}]({u})"))
         .unwrap_or_default();
+    let kind = f
+        .infra_kind
+        .map(|k| format!(" ({})", k.describe()))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "- **{}**{test}{}{issue}",
+        "- **{}**{test}{kind}{}{issue}",
         code_span(&tf.job_name),
         job_link(f)
     );
