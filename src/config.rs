@@ -119,6 +119,44 @@ pub struct Settings {
     )]
     pub retry_min_delay_ms: u64,
 
+    /// GitHub token for issue search (`GH_TOKEN` also works). Optional: without it GitHub
+    /// allows 10 searches a minute instead of 30.
+    #[arg(
+        global = true,
+        long = "github-token",
+        env = "GITHUB_TOKEN",
+        hide_env_values = true
+    )]
+    pub github_token: Option<String>,
+
+    /// GitHub REST base URL (tests point it at a mock).
+    #[arg(
+        global = true,
+        long,
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+
+    /// Closed CI-failure issues are matched when closed within this many days (a match then
+    /// reads "possibly regressed after fix").
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_GITHUB_CLOSED_DAYS",
+        default_value_t = 30
+    )]
+    pub github_closed_days: u32,
+
+    /// Seconds fetched GitHub issues are reused across tool calls.
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_GITHUB_CACHE_SECS",
+        default_value_t = 600
+    )]
+    pub github_cache_secs: u64,
+
     /// How far back the latest nightly is searched for, in hours.
     #[arg(
         global = true,
@@ -137,6 +175,22 @@ impl Settings {
             .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok())
             .filter(|t| !t.trim().is_empty())
             .map(Secret::new)
+    }
+
+    pub fn github_options(&self) -> crate::github::GitHubOptions {
+        let token = self
+            .github_token
+            .clone()
+            .or_else(|| std::env::var("GH_TOKEN").ok())
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret::new);
+        crate::github::GitHubOptions {
+            api_url: self.github_api_url.trim_end_matches('/').to_string(),
+            token,
+            closed_days: self.github_closed_days,
+            cache_ttl: Duration::from_secs(self.github_cache_secs),
+            timeout: self.http_timeout(),
+        }
     }
 
     pub fn http_timeout(&self) -> Duration {

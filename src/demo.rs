@@ -16,9 +16,16 @@ struct Fixture {
     build: crate::buildkite::Build,
 }
 
-/// Starts the server on an ephemeral loopback port; returns the API base URL to use as
-/// `BUILDKITE_API_URL`. The server runs until the runtime stops.
-pub async fn start() -> std::io::Result<String> {
+/// Where the demo server answers.
+pub struct DemoUrls {
+    /// For `BUILDKITE_API_URL`.
+    pub buildkite: String,
+    /// For `GITHUB_API_URL`.
+    pub github: String,
+}
+
+/// Starts the server on an ephemeral loopback port. The server runs until the runtime stops.
+pub async fn start() -> std::io::Result<DemoUrls> {
     let build = fixtures::build_65099();
     let build_json: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099)
         .expect("the bundled fixture build is valid JSON");
@@ -36,6 +43,7 @@ pub async fn start() -> std::io::Result<String> {
             "/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log",
             get(job_log),
         )
+        .route("/github/search/issues", get(search_issues))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let address = listener.local_addr()?;
@@ -44,7 +52,17 @@ pub async fn start() -> std::io::Result<String> {
             tracing::error!(%error, "demo server stopped");
         }
     });
-    Ok(format!("http://{address}/v2"))
+    Ok(DemoUrls {
+        buildkite: format!("http://{address}/v2"),
+        github: format!("http://{address}/github"),
+    })
+}
+
+async fn search_issues(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let q = query.get("q").map(String::as_str).unwrap_or("");
+    axum::Json(fixtures::github_search(q)).into_response()
 }
 
 fn not_found(message: &str) -> Response {

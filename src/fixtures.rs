@@ -15,6 +15,16 @@ pub const BUILD_65099: &str = include_str!("../wiremock-fixtures/builds/65099.js
 /// Bytes of passing output before each failure.
 pub const NOISE_BYTES: usize = 1_100_000;
 
+/// Real vLLM CI-failure issue numbers and titles (`github/vllm_ci_failure_issue_titles.tsv`).
+const ISSUE_TITLES: &str =
+    include_str!("../wiremock-fixtures/github/vllm_ci_failure_issue_titles.tsv");
+/// A complete GitHub issue object (octokit's recorded fixture), the template for the mock issues.
+const ISSUE_TEMPLATE: &str =
+    include_str!("../wiremock-fixtures/github/github_issue_object_octokit_fixture.json");
+/// Issues the fixture GitHub reports as closed recently, so their matches read "possibly
+/// regressed after fix".
+pub const CLOSED_ISSUES: [u64; 2] = [18425, 16054];
+
 /// Failure tails by job id.
 const LOG_TAILS: &[(&str, &str)] = &[
     (
@@ -217,4 +227,62 @@ pub fn range_response(log: &[u8], range: Option<&str>) -> (u16, Option<String>, 
         }
         None => (200, None, log.to_vec()),
     }
+}
+
+/// The fixture GitHub's issues: the real titles, labelled `ci-failure` (the one noted as
+/// unlabelled stays so), as complete issue objects.
+pub fn github_issues() -> Vec<serde_json::Value> {
+    let template: serde_json::Value =
+        serde_json::from_str(ISSUE_TEMPLATE).expect("the bundled issue template is valid JSON");
+    ISSUE_TITLES
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter_map(|(number, title)| Some((number.trim_start_matches('#').parse::<u64>().ok()?, title)))
+        .map(|(number, raw_title)| {
+            let unlabelled = raw_title.contains("(no label");
+            let title = raw_title.split(" (no label").next().unwrap_or(raw_title).trim_end_matches(" (dump)");
+            let closed = CLOSED_ISSUES.contains(&number);
+            let mut issue = template.clone();
+            let url = format!("https://github.com/vllm-project/vllm/issues/{number}");
+            let api = format!("https://api.github.com/repos/vllm-project/vllm/issues/{number}");
+            let labels = if unlabelled {
+                serde_json::json!([])
+            } else {
+                serde_json::json!([{ "id": 6036488001u64, "node_id": "LA_kwDOIo_c", "url": "https://api.github.com/repos/vllm-project/vllm/labels/ci-failure", "name": "ci-failure", "color": "e99695", "default": false, "description": "Issue about an unexpected test failure in CI" }])
+            };
+            if let Some(object) = issue.as_object_mut() {
+                object.insert("number".into(), number.into());
+                object.insert("id".into(), (2_000_000_000 + number).into());
+                object.insert("title".into(), title.into());
+                object.insert("html_url".into(), url.into());
+                object.insert("url".into(), api.clone().into());
+                object.insert("repository_url".into(), "https://api.github.com/repos/vllm-project/vllm".into());
+                object.insert("labels".into(), labels);
+                object.insert("state".into(), if closed { "closed" } else { "open" }.into());
+                object.insert("closed_at".into(), if closed { "2026-11-20T10:00:00Z".into() } else { serde_json::Value::Null });
+                object.insert("body".into(), format!("### Name of failing test\n\n{title}\n\n### Basic information\n\n- [x] Flaky test\n").into());
+            }
+            issue
+        })
+        .collect()
+}
+
+/// A `/search/issues` answer for one of the three queries the client sends.
+pub fn github_search(query: &str) -> serde_json::Value {
+    let issues = github_issues();
+    let labelled =
+        |issue: &serde_json::Value| issue["labels"].as_array().is_some_and(|l| !l.is_empty());
+    let items: Vec<serde_json::Value> = issues
+        .into_iter()
+        .filter(|issue| {
+            if query.contains("-label:ci-failure") {
+                !labelled(issue)
+            } else if query.contains("is:closed") {
+                labelled(issue) && issue["state"] == "closed"
+            } else {
+                labelled(issue) && issue["state"] == "open"
+            }
+        })
+        .collect();
+    serde_json::json!({ "total_count": items.len(), "incomplete_results": false, "items": items })
 }

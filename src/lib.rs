@@ -4,6 +4,7 @@ pub mod buildkite;
 pub mod config;
 pub mod demo;
 pub mod fixtures;
+pub mod github;
 pub mod http;
 pub mod logs;
 pub mod mcp;

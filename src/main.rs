@@ -3,7 +3,8 @@
 //! Diagnostics go to stderr (`RUST_LOG`); in server mode stdout carries only JSON-RPC.
 
 use ciwatch_mcp::buildkite::{parse_build_ref, parse_pipeline, BuildkiteClient, ListBuilds};
-use ciwatch_mcp::config::{Secret, Settings};
+use ciwatch_mcp::config::Settings;
+use ciwatch_mcp::github::GitHubClient;
 use ciwatch_mcp::http::HttpClient;
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::watch::{self, Progress, ScanOptions};
@@ -61,6 +62,12 @@ struct OutputArgs {
     /// Most failures in the JSON output.
     #[arg(long, default_value_t = 50)]
     max_failures: usize,
+    /// GitHub repository whose `[CI Failure]` issues are matched.
+    #[arg(long, default_value = "vllm-project/vllm")]
+    repo: String,
+    /// Skip GitHub issue matching.
+    #[arg(long)]
+    no_github: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,11 +126,16 @@ async fn run_demo(
     nightly: bool,
     output: &OutputArgs,
 ) -> Result<(), String> {
-    let base = ciwatch_mcp::demo::start()
+    let urls = ciwatch_mcp::demo::start()
         .await
         .map_err(|e| format!("could not start the demo server: {e}"))?;
-    eprintln!("demo: serving the fixture nightly (vllm/ci build 65099) at {base}");
-    settings.buildkite_api_url = base;
+    eprintln!(
+        "demo: serving the fixture nightly (vllm/ci build 65099) at {} and its GitHub issues at {}",
+        urls.buildkite, urls.github
+    );
+    settings.buildkite_api_url = urls.buildkite;
+    settings.github_api_url = urls.github;
+    settings.github_token = None;
     settings.buildkite_token = Some("demo-token".into());
     // The fixture build is from May 2026; widen the window so the nightly listing finds it.
     settings.nightly_window_hours = u32::MAX / 3600;
@@ -144,20 +156,23 @@ async fn run_scan(
         settings.retry_policy(),
     )
     .map_err(|e| e.to_string())?;
-    let token = settings
-        .token()
-        .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new));
-    let client = BuildkiteClient::new(http, &settings.buildkite_api_url, token)
+    let client = BuildkiteClient::new(http, &settings.buildkite_api_url, settings.token())
         .map_err(|e| e.to_string())?;
     let detail_level = match output.format {
         Format::Json => DetailLevel::Full,
         Format::Markdown | Format::Standup => DetailLevel::Summary,
+    };
+    let github = if output.no_github {
+        None
+    } else {
+        Some(GitHubClient::new(settings.github_options()).map_err(|e| e.to_string())?)
     };
     let mut options = ScanOptions {
         detail_level,
         max_failures: output.max_failures,
         budgets: settings.budgets(),
         selection: None,
+        issue_repo: github.is_some().then(|| output.repo.clone()),
     };
     let (org, pipeline, number) = match build {
         Some(build) => {
@@ -195,15 +210,24 @@ async fn run_scan(
             (org, pipeline, choice.number)
         }
     };
-    let result = watch::scan_build(&client, &org, &pipeline, number, &options, &StderrProgress)
-        .await
-        .map_err(|e| e.to_string())?;
+    let result = watch::scan_build(
+        &client,
+        github.as_ref(),
+        &org,
+        &pipeline,
+        number,
+        &options,
+        &StderrProgress,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     print_result(&result, output.format)?;
     eprintln!(
-        "scanned build {} in {} ms: {} API requests, {} log bytes fetched, {} unique failures",
+        "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",
         result.build_info.build_number,
         result.stats.elapsed_ms,
         result.stats.api_requests,
+        result.stats.github_requests,
         result.stats.log_bytes_fetched,
         result.total_failures
     );

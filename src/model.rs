@@ -8,6 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::github::IssueMatch;
 pub use crate::triage::rules::InfraKind;
 
 /// The scanned build, from the API's own metadata.
@@ -84,8 +85,13 @@ pub struct FailureClassification {
     pub failure_key: String,
     pub test_failure: TestFailure,
     pub category: Category,
+    /// URL of the matching GitHub issue.
     #[serde(default)]
     pub github_issue: Option<String>,
+    /// The matching issue's number, title, state and what matched. A closed issue means the
+    /// failure may have come back after a fix.
+    #[serde(default)]
+    pub issue: Option<IssueMatch>,
     pub confidence: f64,
     /// Why this category, citing the evidence. Null at `detail_level=minimal`.
     #[serde(default)]
@@ -165,7 +171,10 @@ pub struct FailedJob {
 /// How the scan went: requests, bytes and time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ScanStats {
+    /// Buildkite requests.
     pub api_requests: u64,
+    #[serde(default)]
+    pub github_requests: u64,
     pub log_bytes_fetched: u64,
     pub elapsed_ms: u64,
 }
@@ -233,6 +242,7 @@ impl FailureClassification {
                 tf.stack_trace = None;
                 tf.log_snippet = None;
                 self.github_issue = None;
+                self.issue = None;
                 self.reason = None;
                 self.evidence = None;
             }

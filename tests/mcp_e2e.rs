@@ -10,11 +10,18 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
 async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<RoleClient, ()> {
+    let github = common::github_server().await;
+    let github_url = github.uri();
+    // The mock lives as long as the test process; the server only needs its address.
+    std::mem::forget(github);
     let command =
         tokio::process::Command::new(env!("CARGO_BIN_EXE_ciwatch-mcp")).configure(|cmd| {
             cmd.env_remove("BUILDKITE_TOKEN")
                 .env_remove("BUILDKITE_API_TOKEN")
                 .env("BUILDKITE_API_URL", api_url)
+                .env("GITHUB_API_URL", &github_url)
+                .env_remove("GITHUB_TOKEN")
+                .env_remove("GH_TOKEN")
                 .env("CIWATCH_REQUESTS_PER_MINUTE", "6000")
                 .env("CIWATCH_REQUEST_BURST", "1000")
                 .env("RUST_LOG", "warn");
@@ -105,6 +112,8 @@ async fn lists_tools_and_scans_the_fixture_build() {
         .unwrap_or_default()
         .contains("## Hard Failures (blocking builds)"));
     assert!(!structured.to_string().contains("bkua_e2e_secret"));
+    assert_eq!(structured["stats"]["github_requests"], 3);
+    assert!(failures.iter().any(|f| f["category"] == "KNOWN_TRACKED"));
 
     // Render a minimal-detail result: the hard/soft split survives.
     let minimal = call(

@@ -15,12 +15,13 @@ fn options(budgets: Budgets, detail_level: DetailLevel) -> ScanOptions {
         max_failures: 500,
         budgets,
         selection: None,
+        issue_repo: None,
     }
 }
 
 async fn scan(server_uri: &str, options: &ScanOptions) -> ScanResult {
     let client = client(&settings(server_uri));
-    watch::scan_build(&client, "vllm", "ci", 65099, options, &NoProgress)
+    watch::scan_build(&client, None, "vllm", "ci", 65099, options, &NoProgress)
         .await
         .expect("scan succeeds")
 }
@@ -271,6 +272,7 @@ async fn unknown_build_is_a_clear_error() {
     let client = client(&settings(&server.uri()));
     let error = watch::scan_build(
         &client,
+        None,
         "vllm",
         "ci",
         1,

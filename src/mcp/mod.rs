@@ -8,9 +8,11 @@ mod scan_tools;
 
 use crate::buildkite::BuildkiteClient;
 use crate::config::Settings;
+use crate::github::GitHubClient;
 use crate::http::HttpClient;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::{tool_handler, ServerHandler};
+use std::sync::Arc;
 
 /// Server name clients show, as in the original.
 pub const SERVER_NAME: &str = "vLLM CI Watch";
@@ -19,20 +21,24 @@ pub const SERVER_NAME: &str = "vLLM CI Watch";
 pub struct CiWatchServer {
     settings: Settings,
     http: HttpClient,
+    /// Shared so fetched issues are cached across tool calls.
+    github: Arc<GitHubClient>,
     tool_router: ToolRouter<Self>,
 }
 
 impl CiWatchServer {
-    pub fn new(settings: Settings) -> Result<Self, crate::http::HttpError> {
+    pub fn new(settings: Settings) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let http = HttpClient::new(
             settings.http_timeout(),
             settings.requests_per_minute,
             settings.request_burst,
             settings.retry_policy(),
         )?;
+        let github = Arc::new(GitHubClient::new(settings.github_options())?);
         Ok(Self {
             settings,
             http,
+            github,
             tool_router: Self::scan_router() + Self::render_router(),
         })
     }

@@ -3,6 +3,7 @@
 use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::{parse_build_ref, parse_pipeline, ListBuilds};
+use crate::github::GitHubClient;
 use crate::model::{DetailLevel, ScanResult};
 use crate::watch::{self, ScanOptions};
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -39,15 +40,12 @@ pub struct ScanBuildParams {
     /// Pipeline as "org/pipeline" (default "vllm/ci").
     #[serde(default = "default_pipeline")]
     pub pipeline: String,
-    /// GitHub repository of the project (default "vllm-project/vllm"). Accepted for
-    /// compatibility; this version does not match GitHub issues yet.
+    /// GitHub repository whose `[CI Failure]` issues are matched (default "vllm-project/vllm").
     #[serde(default = "default_repo")]
-    #[allow(dead_code)]
     pub repo: String,
-    /// Match failures to GitHub `ci-failure` issues (default true). Accepted for compatibility;
-    /// this version does not match GitHub issues yet.
+    /// Match failures to GitHub `ci-failure` issues (default true): an open match makes the
+    /// failure KNOWN_TRACKED; a closed one is linked as "possibly regressed after fix".
     #[serde(default = "default_true")]
-    #[allow(dead_code)]
     pub search_github: bool,
     /// "minimal" (categories only), "summary" (default: messages and reasons) or "full" (stack
     /// traces and the rendered Daily Findings and Standup texts).
@@ -66,15 +64,12 @@ pub struct ScanNightlyParams {
     /// Branch the nightly runs on (default "main").
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// GitHub repository of the project (default "vllm-project/vllm"). Accepted for
-    /// compatibility; this version does not match GitHub issues yet.
+    /// GitHub repository whose `[CI Failure]` issues are matched (default "vllm-project/vllm").
     #[serde(default = "default_repo")]
-    #[allow(dead_code)]
     pub repo: String,
-    /// Match failures to GitHub `ci-failure` issues (default true). Accepted for compatibility;
-    /// this version does not match GitHub issues yet.
+    /// Match failures to GitHub `ci-failure` issues (default true): an open match makes the
+    /// failure KNOWN_TRACKED; a closed one is linked as "possibly regressed after fix".
     #[serde(default = "default_true")]
-    #[allow(dead_code)]
     pub search_github: bool,
     /// "minimal", "summary" (default) or "full" (adds the Daily Findings and Standup texts).
     #[serde(default)]
@@ -113,9 +108,15 @@ impl CiWatchServer {
         )
         .map_err(|e| e.to_string())?;
         let progress = McpProgress::new(peer, meta.get_progress_token());
-        let options = self.scan_options(params.detail_level, params.max_failures, None);
+        let options = self.scan_options(
+            params.detail_level,
+            params.max_failures,
+            None,
+            params.search_github.then_some(params.repo),
+        );
         watch::scan_build(
             &client,
+            self.github_for(params.search_github),
             &build.org,
             &build.pipeline,
             build.number,
@@ -168,15 +169,25 @@ impl CiWatchServer {
         let choice =
             watch::pick_nightly(&builds, &format!("{org}/{pipeline}"), &params.branch, hours)?;
         let progress = McpProgress::new(peer, meta.get_progress_token());
+        let github = self.github_for(params.search_github);
         let options = self.scan_options(
             params.detail_level,
             params.max_failures,
             Some(choice.explanation),
+            params.search_github.then_some(params.repo),
         );
-        watch::scan_build(&client, &org, &pipeline, choice.number, &options, &progress)
-            .await
-            .map(Json)
-            .map_err(|e| e.to_string())
+        watch::scan_build(
+            &client,
+            github,
+            &org,
+            &pipeline,
+            choice.number,
+            &options,
+            &progress,
+        )
+        .await
+        .map(Json)
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -186,12 +197,18 @@ impl CiWatchServer {
         detail_level: DetailLevel,
         max_failures: usize,
         selection: Option<String>,
+        issue_repo: Option<String>,
     ) -> ScanOptions {
         ScanOptions {
             detail_level,
             max_failures,
             budgets: self.settings.budgets(),
             selection,
+            issue_repo,
         }
+    }
+
+    fn github_for(&self, search_github: bool) -> Option<&GitHubClient> {
+        search_github.then_some(self.github.as_ref())
     }
 }

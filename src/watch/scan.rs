@@ -5,6 +5,7 @@
 use super::select::{plan_jobs, PlannedJob};
 use super::{Budgets, Progress, WatchError};
 use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job, LogTail};
+use crate::github::{best_match, GitHubClient, IssueCandidate, IssueState};
 use crate::http::HttpError;
 use crate::logs::{self, LogAnalysis};
 use crate::model::{
@@ -31,6 +32,8 @@ pub struct ScanOptions {
     pub budgets: Budgets,
     /// Why this build was chosen, when the caller chose it (nightly selection).
     pub selection: Option<String>,
+    /// GitHub repository (`owner/name`) whose CI-failure issues are matched; `None` skips GitHub.
+    pub issue_repo: Option<String>,
 }
 
 /// What reading one job's log produced.
@@ -42,6 +45,7 @@ struct JobRead {
 
 pub async fn scan_build(
     client: &BuildkiteClient,
+    github: Option<&GitHubClient>,
     org: &str,
     pipeline: &str,
     number: u64,
@@ -145,6 +149,15 @@ pub async fn scan_build(
     let mut seen = HashSet::new();
     failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
 
+    let github_before = github.map_or(0, |g| g.requests.load(Ordering::Relaxed));
+    if let (Some(github), Some(repo)) = (github, options.issue_repo.as_deref()) {
+        let candidates = github.ci_failure_candidates(repo).await;
+        warnings.extend(candidates.warnings);
+        for failure in &mut failures {
+            apply_issue_match(failure, &candidates.issues);
+        }
+    }
+
     let mut result = ScanResult {
         build_info: build_info(&build, org, pipeline),
         total_jobs: plan.total_jobs,
@@ -159,6 +172,8 @@ pub async fn scan_build(
         scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         stats: ScanStats {
             api_requests: counters.requests.load(Ordering::Relaxed) - requests_before,
+            github_requests: github.map_or(0, |g| g.requests.load(Ordering::Relaxed))
+                - github_before,
             log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - bytes_before,
             elapsed_ms: started.elapsed().as_millis() as u64,
         },
@@ -351,6 +366,7 @@ fn make_failure(
         },
         category: verdict.category,
         github_issue: None,
+        issue: None,
         confidence: verdict.confidence,
         reason: Some(verdict.reason),
         owner: None,
@@ -361,6 +377,38 @@ fn make_failure(
         job_id: Some(job.id.clone()),
         job_url: job.web_url.clone(),
     }
+}
+
+/// KNOWN_TRACKED when an open issue matches (it outranks every other category, as in the
+/// original); a closed issue that matches is linked, and the failure keeps its category with
+/// a "possibly regressed after fix" reason.
+fn apply_issue_match(failure: &mut FailureClassification, candidates: &[IssueCandidate]) {
+    let Some(found) = best_match(
+        &failure.test_failure.test_name,
+        &failure.test_failure.job_name,
+        candidates,
+    ) else {
+        return;
+    };
+    failure.github_issue = Some(found.url.clone());
+    match found.state {
+        IssueState::Open => {
+            failure.category = crate::model::Category::KnownTracked;
+            failure.confidence = found.score;
+            failure.reason = Some(format!(
+                "Tracked in #{}: {} ({})",
+                found.number, found.title, found.matched_on
+            ));
+        }
+        IssueState::Closed => {
+            let earlier = failure.reason.take().unwrap_or_default();
+            failure.reason = Some(format!(
+                "{earlier}; possibly regressed after fix: matches closed #{} {} ({})",
+                found.number, found.title, found.matched_on
+            ));
+        }
+    }
+    failure.issue = Some(found);
 }
 
 fn job_url(build: &Build, job: &Job) -> String {

@@ -113,6 +113,10 @@ pub fn settings(server_uri: &str) -> Settings {
         retry_budget_secs: 5,
         retry_min_delay_ms: 10,
         nightly_window_hours: 48,
+        github_token: None,
+        github_api_url: "http://127.0.0.1:9".into(),
+        github_closed_days: 30,
+        github_cache_secs: 600,
     }
 }
 
@@ -130,4 +134,33 @@ pub fn client(settings: &Settings) -> BuildkiteClient {
         settings.buildkite_token.clone().map(Secret::new),
     )
     .expect("token set")
+}
+
+/// Answers `/search/issues` from the fixture issues, with GitHub's rate-limit headers.
+pub struct SearchResponder;
+
+impl Respond for SearchResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let query = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "q")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        ResponseTemplate::new(200)
+            .insert_header("X-RateLimit-Limit", "30")
+            .insert_header("X-RateLimit-Remaining", "29")
+            .insert_header("X-RateLimit-Resource", "search")
+            .set_body_json(fixtures::github_search(&query))
+    }
+}
+
+pub async fn github_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/search/issues"))
+        .respond_with(SearchResponder)
+        .mount(&server)
+        .await;
+    server
 }

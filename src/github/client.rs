@@ -1,0 +1,280 @@
+//! GitHub through octocrab: one fetch of the repository's CI-failure issues per scan, cached.
+//!
+//! Three searches, each paginated: open issues labelled `ci-failure`, those closed within the
+//! last `closed_days`, and `[CI Failure]`-titled issues without the label. The search API allows
+//! 30 requests a minute with a token and 10 without; the `X-RateLimit-*` headers are read, a
+//! short wait for the reset is taken, a longer one is not: matching then goes on with what was
+//! fetched and says so in a warning. Nothing here fails a scan.
+
+use super::matching::{IssueCandidate, IssueState};
+use crate::config::Secret;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Results per search page (GitHub's maximum).
+const PER_PAGE: u32 = 100;
+/// Pages per search; vLLM has a few hundred CI-failure issues at most.
+const MAX_PAGES: u32 = 5;
+/// The longest wait for a search rate-limit reset before giving up on more pages.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub struct GitHubOptions {
+    pub api_url: String,
+    pub token: Option<Secret>,
+    /// Closed issues are candidates when closed within this many days.
+    pub closed_days: u32,
+    /// How long fetched candidates are reused across tool calls.
+    pub cache_ttl: Duration,
+    pub timeout: Duration,
+}
+
+/// Candidates plus what went wrong fetching them.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    pub issues: Arc<Vec<IssueCandidate>>,
+    pub warnings: Vec<String>,
+}
+
+pub struct GitHubClient {
+    octocrab: octocrab::Octocrab,
+    options: GitHubOptions,
+    cache: Mutex<HashMap<String, (Instant, Arc<Vec<IssueCandidate>>)>>,
+    /// Requests sent, for the scan's stats and the tests.
+    pub requests: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    #[error("could not set up the GitHub client for {url}: {message}")]
+    Setup { url: String, message: String },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SearchPage {
+    items: Vec<SearchItem>,
+}
+
+/// The fields of a search result item that matching reads; all optional, so one odd issue (a
+/// deleted author, a null body) never loses the page.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SearchItem {
+    number: u64,
+    title: Option<String>,
+    body: Option<String>,
+    html_url: Option<String>,
+    state: Option<String>,
+    labels: Vec<Label>,
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Label {
+    name: Option<String>,
+}
+
+impl GitHubClient {
+    pub fn new(options: GitHubOptions) -> Result<Self, GitHubError> {
+        let setup_error = |message: String| GitHubError::Setup {
+            url: options.api_url.clone(),
+            message,
+        };
+        let mut builder = octocrab::Octocrab::builder()
+            .base_uri(options.api_url.as_str())
+            .map_err(|e| setup_error(e.to_string()))?
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(options.timeout));
+        if let Some(token) = &options.token {
+            builder = builder.personal_token(token.expose().to_string());
+        }
+        let octocrab = builder.build().map_err(|e| setup_error(e.to_string()))?;
+        Ok(Self {
+            octocrab,
+            options,
+            cache: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The CI-failure issues of `repo` (`owner/name`), from the cache when fresh.
+    pub async fn ci_failure_candidates(&self, repo: &str) -> Candidates {
+        let mut cache = self.cache.lock().await;
+        if let Some((fetched, issues)) = cache.get(repo) {
+            if fetched.elapsed() < self.options.cache_ttl {
+                return Candidates {
+                    issues: issues.clone(),
+                    warnings: Vec::new(),
+                };
+            }
+        }
+        let closed_since = (chrono::Utc::now()
+            - chrono::Duration::days(i64::from(self.options.closed_days)))
+        .format("%Y-%m-%d");
+        let queries = [
+            format!("repo:{repo} is:issue label:ci-failure is:open"),
+            format!("repo:{repo} is:issue label:ci-failure is:closed closed:>={closed_since}"),
+            format!("repo:{repo} is:issue \"CI Failure\" in:title -label:ci-failure"),
+        ];
+        let mut issues: Vec<IssueCandidate> = Vec::new();
+        let mut warnings = Vec::new();
+        for query in &queries {
+            match self.search_all(query, &mut issues).await {
+                Ok(()) => {}
+                Err(warning) => {
+                    warnings.push(warning);
+                    break;
+                }
+            }
+        }
+        issues.sort_by_key(|i| i.number);
+        issues.dedup_by_key(|i| i.number);
+        let issues = Arc::new(issues);
+        if warnings.is_empty() {
+            cache.insert(repo.to_string(), (Instant::now(), issues.clone()));
+        }
+        Candidates { issues, warnings }
+    }
+
+    /// Runs one search through all its pages; `Err` is a warning for the result.
+    async fn search_all(&self, query: &str, into: &mut Vec<IssueCandidate>) -> Result<(), String> {
+        for page in 1..=MAX_PAGES {
+            let url = format!(
+                "{}/search/issues?q={}&per_page={PER_PAGE}&page={page}&sort=updated&order=desc",
+                self.options.api_url.trim_end_matches('/'),
+                urlencode(query)
+            );
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = self.octocrab._get(url.as_str()).await.map_err(|e| {
+                format!("GitHub issue search failed ({e}); matching skipped the rest")
+            })?;
+            let status = response.status();
+            let remaining = header_u64(response.headers(), "x-ratelimit-remaining");
+            let reset = header_u64(response.headers(), "x-ratelimit-reset");
+            let has_next = response
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|link| link.contains("rel=\"next\""));
+            let body = self
+                .octocrab
+                .body_to_string(response)
+                .await
+                .unwrap_or_default();
+            if !status.is_success() {
+                return Err(describe_failure(
+                    status.as_u16(),
+                    remaining,
+                    reset,
+                    &body,
+                    self.options.token.is_some(),
+                ));
+            }
+            let parsed: SearchPage = serde_json::from_str(&body).map_err(|e| {
+                format!(
+                    "GitHub search returned an unexpected body ({e}); matching skipped the rest"
+                )
+            })?;
+            let count = parsed.items.len();
+            into.extend(
+                parsed
+                    .items
+                    .into_iter()
+                    .filter(|i| i.pull_request.is_none())
+                    .map(candidate),
+            );
+            if !has_next || count < PER_PAGE as usize {
+                return Ok(());
+            }
+            if remaining == Some(0) {
+                let wait = reset
+                    .map(|r| {
+                        Duration::from_secs(
+                            r.saturating_sub(chrono::Utc::now().timestamp().max(0) as u64),
+                        )
+                    })
+                    .unwrap_or(MAX_RATE_LIMIT_WAIT + Duration::from_secs(1));
+                if wait > MAX_RATE_LIMIT_WAIT {
+                    return Err(format!("GitHub search rate limit reached after {page} pages; matched against the issues fetched so far"));
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn candidate(item: SearchItem) -> IssueCandidate {
+    IssueCandidate {
+        number: item.number,
+        title: item.title.unwrap_or_default(),
+        body: item.body.unwrap_or_default(),
+        url: item.html_url.unwrap_or_default(),
+        state: if item.state.as_deref() == Some("closed") {
+            IssueState::Closed
+        } else {
+            IssueState::Open
+        },
+        labels: item.labels.into_iter().filter_map(|l| l.name).collect(),
+    }
+}
+
+fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn describe_failure(
+    status: u16,
+    remaining: Option<u64>,
+    reset: Option<u64>,
+    body: &str,
+    has_token: bool,
+) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    match status {
+        401 => {
+            "GitHub rejected GITHUB_TOKEN (401); issue matching skipped — fix or unset the token"
+                .to_string()
+        }
+        403 | 429 if remaining == Some(0) || status == 429 => {
+            let when = reset
+                .and_then(|r| chrono::DateTime::from_timestamp(r as i64, 0))
+                .map(|t| format!(" (resets {})", t.format("%H:%M:%S UTC")))
+                .unwrap_or_default();
+            let advice = if has_token {
+                ""
+            } else {
+                "; set GITHUB_TOKEN for 30 searches a minute instead of 10"
+            };
+            format!("GitHub search rate limit reached{when}; issue matching is partial{advice}")
+        }
+        _ => format!("GitHub search answered {status} ({message}); issue matching skipped"),
+    }
+}
+
+/// Query-string encoding for GitHub search (`q=`).
+fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,363 @@
+//! Pure matching of failures against vLLM's `[CI Failure]` issues.
+//!
+//! Scores keep the original's meaning: 0.9 for an exact hit (the test id, its file or its
+//! function in the title; the full id in the body), 0.7 for the job name in the title, and
+//! nothing below 0.6 counts. Job names are normalised before comparing: emoji codes, AMD
+//! hardware prefixes (`mi355_1:`, `AMD:`), hardware tags (`(H100)`, `(mi300_1)`), `%N` and shard
+//! numbers, and bracket tags (`[NIGHTLY FIRE DRILL]`) are dropped.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// Lowest score that makes a match.
+pub const MIN_MATCH_CONFIDENCE: f64 = 0.6;
+pub const EXACT_MATCH_CONFIDENCE: f64 = 0.9;
+pub const JOB_MATCH_CONFIDENCE: f64 = 0.7;
+/// The full id of a test's function in the body, without its parameters.
+const BODY_FUNCTION_CONFIDENCE: f64 = 0.8;
+
+pub const CI_FAILURE_LABEL: &str = "ci-failure";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueState {
+    Open,
+    Closed,
+}
+
+/// An issue that may track CI failures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueCandidate {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub url: String,
+    pub state: IssueState,
+    pub labels: Vec<String>,
+}
+
+impl IssueCandidate {
+    /// Labelled `ci-failure`, or titled `[CI Failure]` without the label.
+    pub fn is_ci_failure(&self) -> bool {
+        self.labels
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(CI_FAILURE_LABEL))
+            || self.title.to_lowercase().contains("[ci failure]")
+    }
+}
+
+/// The issue a failure matched and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IssueMatch {
+    pub number: u64,
+    pub url: String,
+    pub title: String,
+    pub state: IssueState,
+    pub score: f64,
+    /// What matched: "test id in title", "job name in title", …
+    pub matched_on: String,
+}
+
+static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r":[a-z0-9_+-]+:").expect("valid"));
+static BRACKET_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[[^\]]*\]").expect("valid"));
+static HARDWARE_PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:[a-z]+\d+_\d+|amd)\s*:\s*").expect("valid"));
+static HARDWARE_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\([^)]*\b(?:[abhl]\d{1,3}s?|gh200|mi\d{3}(?:_\d+)?)\b[^)]*\)").expect("valid")
+});
+static AMD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:\[[^\]]*\]\s*:?\s*)*(?:amd\b|mi\d{3})|\(mi\d{3}").expect("valid")
+});
+static SHARD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\s%n|\s\d{1,2})$").expect("valid"));
+
+/// A job name or issue title reduced to what names the test area.
+pub fn normalize_job_name(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let text = EMOJI.replace_all(&lower, " ");
+    let text = BRACKET_TAG.replace_all(&text, " ");
+    let text = text.replace(['[', ']'], " ");
+    let mut text = text
+        .trim()
+        .trim_start_matches([':', '-', ' '])
+        .trim()
+        .to_string();
+    while let Some(stripped) = HARDWARE_PREFIX
+        .find(&text)
+        .map(|m| text[m.end()..].to_string())
+    {
+        text = stripped;
+    }
+    let text = HARDWARE_TAG.replace_all(&text, " ");
+    let mut text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    while let Some(m) = SHARD.find(&text) {
+        text.truncate(m.start());
+    }
+    text.trim_matches([' ', '-', ':']).to_string()
+}
+
+/// A node id without the `tests/` prefix pytest's working directory adds or drops.
+fn relative_id(id: &str) -> &str {
+    let id = id.trim_start_matches("/vllm-workspace/");
+    id.strip_prefix("tests/").unwrap_or(id)
+}
+
+/// `needle` occurs in `haystack` not glued to letters or digits on either side.
+fn contains_word(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        let glued = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !glued(before) && !glued(after)
+    })
+}
+
+/// How well one issue matches one failure; `None` below any rule.
+fn score(test_name: &str, job_name: &str, issue: &IssueCandidate) -> Option<(f64, &'static str)> {
+    let title = issue.title.to_lowercase();
+    let body = issue.body.to_lowercase();
+    let mut best: Option<(f64, &'static str)> = None;
+    let mut consider = |hit: bool, value: f64, why: &'static str| {
+        if hit && best.is_none_or(|(b, _)| value > b) {
+            best = Some((value, why));
+        }
+    };
+    if let Some((file, function)) = test_name.split_once("::") {
+        let id = relative_id(test_name).to_lowercase();
+        let file = relative_id(file).to_lowercase();
+        let base = function
+            .split('[')
+            .next()
+            .unwrap_or(function)
+            .to_lowercase();
+        let base_function = base.rsplit("::").next().unwrap_or(&base).to_string();
+        consider(
+            title.contains(&id),
+            EXACT_MATCH_CONFIDENCE,
+            "test id in title",
+        );
+        consider(
+            file.len() > 3 && contains_word(&title, &file),
+            EXACT_MATCH_CONFIDENCE,
+            "test file in title",
+        );
+        consider(
+            base_function.len() > 3 && contains_word(&title, &base_function),
+            EXACT_MATCH_CONFIDENCE,
+            "test function in title",
+        );
+        consider(
+            body.contains(&id),
+            EXACT_MATCH_CONFIDENCE,
+            "test id in body",
+        );
+        consider(
+            body.contains(&format!("{file}::{base}")),
+            BODY_FUNCTION_CONFIDENCE,
+            "test function in body",
+        );
+    }
+    let job = normalize_job_name(job_name);
+    let issue_subject = normalize_job_name(&issue.title);
+    // An AMD mirror's issue (`mi355_1: …`) tracks the AMD job, not the NVIDIA one it mirrors.
+    let same_hardware = AMD.is_match(job_name) == AMD.is_match(&issue.title);
+    if job.len() >= 4 && same_hardware {
+        let is_job_level = !test_name.contains("::");
+        consider(
+            is_job_level && issue_subject == job,
+            EXACT_MATCH_CONFIDENCE,
+            "job name is the title",
+        );
+        consider(
+            contains_word(&issue_subject, &job),
+            JOB_MATCH_CONFIDENCE,
+            "job name in title",
+        );
+    }
+    best
+}
+
+/// The best issue for a failure: highest score, then open before closed, then newest.
+pub fn best_match(
+    test_name: &str,
+    job_name: &str,
+    candidates: &[IssueCandidate],
+) -> Option<IssueMatch> {
+    candidates
+        .iter()
+        .filter(|issue| issue.is_ci_failure())
+        .filter_map(|issue| {
+            score(test_name, job_name, issue).map(|(value, why)| (issue, value, why))
+        })
+        .filter(|(_, value, _)| *value >= MIN_MATCH_CONFIDENCE)
+        .max_by(|a, b| {
+            a.1.total_cmp(&b.1)
+                .then((a.0.state == IssueState::Open).cmp(&(b.0.state == IssueState::Open)))
+                .then(a.0.number.cmp(&b.0.number))
+        })
+        .map(|(issue, value, why)| IssueMatch {
+            number: issue.number,
+            url: issue.url.clone(),
+            title: issue.title.clone(),
+            state: issue.state,
+            score: value,
+            matched_on: why.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real titles in the shared data (`vllm_ci_failure_issue_titles.tsv`), open, labelled.
+    fn real_issues() -> Vec<IssueCandidate> {
+        include_str!("../../wiremock-fixtures/github/vllm_ci_failure_issue_titles.tsv")
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(number, title)| IssueCandidate {
+                number: number
+                    .trim_start_matches('#')
+                    .parse()
+                    .expect("issue number"),
+                title: title
+                    .split(" (no label")
+                    .next()
+                    .unwrap_or(title)
+                    .split(" (dump)")
+                    .next()
+                    .unwrap_or(title)
+                    .to_string(),
+                body: String::new(),
+                url: format!(
+                    "https://github.com/vllm-project/vllm/issues/{}",
+                    number.trim_start_matches('#')
+                ),
+                state: IssueState::Open,
+                labels: vec![CI_FAILURE_LABEL.to_string()],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn job_names_normalise() {
+        let cases = [
+            ("mi355_1: Kernels MoE Test %N", "kernels moe test"),
+            ("Kernels MoE Test 2", "kernels moe test"),
+            (
+                "[CI Failure][NIGHTLY FIRE DRILL]: Entrypoints Test",
+                "entrypoints test",
+            ),
+            ("AMD: V1 Sample + Logits (mi300_1)", "v1 sample + logits"),
+            (
+                "Distributed Tests (2 GPUs)(H100)",
+                "distributed tests (2 gpus)",
+            ),
+            (
+                ":nvidia: (H200 MIG 18GB) Basic Correctness Models %N",
+                "basic correctness models",
+            ),
+            ("[CI Failure]: [Kernels (B200)", "kernels"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(normalize_job_name(input), expected, "{input}");
+        }
+    }
+
+    /// (test name, job name, expected issue number or None). Built from the real titles.
+    #[test]
+    fn matches_on_real_titles() {
+        let issues = real_issues();
+        let cases: [(&str, &str, Option<u64>); 11] = [
+            (
+                "quantization/test_cpu_offload.py::test_cpu_offload_gptq",
+                "Quantization Test",
+                Some(18425),
+            ),
+            (
+                "v1/engine/test_engine_core_client.py::test_kv_cache_events[True-tcp]",
+                "V1 Test others",
+                Some(18708),
+            ),
+            (
+                "kernels/moe/test_block_fp8.py::test_w8a8_block_fp8_fused_moe[0-dtype0]",
+                "mi355_1: Kernels MoE Test 1",
+                Some(40728),
+            ),
+            (
+                "models/language/generation/test_common.py::test_models[x]",
+                "Language Models Test (Extended Generation)",
+                Some(42336),
+            ),
+            (
+                "Distributed Tests (8 GPUs)(H100)",
+                "Distributed Tests (8 GPUs)(H100)",
+                Some(34401),
+            ),
+            (
+                "models/language/generation/test_common.py::test_models[y]",
+                "AMD: Language Models Test (Extended Generation) (mi325_1)",
+                Some(41584),
+            ),
+            (
+                "models/multimodal/generation/test_mllama.py::test_models_distributed[m]",
+                "Distributed Tests (2 GPUs)(H100)",
+                Some(22559),
+            ),
+            (
+                "tests/lora/test_qwenvl.py::test_qwen2vl_lora_beam_search",
+                "LoRA Test 1",
+                None,
+            ),
+            (
+                "tests/models/test_bloom.py::test_models[bloom]",
+                "Basic Models Test",
+                None,
+            ),
+            ("Examples", "Examples", None),
+            (
+                "entrypoints/openai/test_chat.py::test_x",
+                "Entrypoints Integration Test (API Server 2)",
+                None,
+            ),
+        ];
+        for (test, job, expected) in cases {
+            let got = best_match(test, job, &issues).map(|m| m.number);
+            assert_eq!(got, expected, "{test} in {job}");
+        }
+    }
+
+    #[test]
+    fn unlabelled_issues_need_the_title_prefix_and_closed_ones_lose_to_open() {
+        let issue = |number, title: &str, state, labels: Vec<String>| IssueCandidate {
+            number,
+            title: title.to_string(),
+            body: String::new(),
+            url: format!("u{number}"),
+            state,
+            labels,
+        };
+        let candidates = vec![
+            issue(1, "Examples are slow", IssueState::Open, vec![]),
+            issue(2, "[CI Failure]: Examples", IssueState::Closed, vec![]),
+            issue(
+                3,
+                "[CI Failure]: Examples",
+                IssueState::Open,
+                vec![CI_FAILURE_LABEL.into()],
+            ),
+        ];
+        assert_eq!(
+            best_match("Examples", "Examples", &candidates).map(|m| m.number),
+            Some(3)
+        );
+        assert_eq!(
+            best_match("Examples", "Examples", &candidates[..2]).map(|m| (m.number, m.state)),
+            Some((2, IssueState::Closed))
+        );
+        assert_eq!(best_match("Examples", "Examples", &candidates[..1]), None);
+    }
+}
