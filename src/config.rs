@@ -157,6 +157,29 @@ pub struct Settings {
     )]
     pub github_cache_secs: u64,
 
+    /// A local vLLM clone (bare is fine) for CODEOWNERS at HEAD and blame of failing tests.
+    /// Without it CODEOWNERS comes from GitHub and there is no blame.
+    #[arg(global = true, long, env = "VLLM_REPO_PATH")]
+    pub vllm_repo_path: Option<std::path::PathBuf>,
+
+    /// The longest one blame may take, in milliseconds; a deep history degrades to CODEOWNERS.
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_BLAME_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub blame_timeout_ms: u64,
+
+    /// The longest all blames of one scan may take together, in milliseconds.
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_SCAN_BLAME_BUDGET_MS",
+        default_value_t = 15000
+    )]
+    pub scan_blame_budget_ms: u64,
+
     /// How far back the latest nightly is searched for, in hours.
     #[arg(
         global = true,
@@ -191,6 +214,27 @@ impl Settings {
             cache_ttl: Duration::from_secs(self.github_cache_secs),
             timeout: self.http_timeout(),
         }
+    }
+
+    /// The owner lookup: the clone at `VLLM_REPO_PATH` if set, GitHub's CODEOWNERS otherwise.
+    pub fn owners(
+        &self,
+        github: Option<std::sync::Arc<crate::github::GitHubClient>>,
+    ) -> crate::owners::Owners {
+        let local = self
+            .vllm_repo_path
+            .as_deref()
+            .map(crate::owners::LocalRepo::open)
+            .transpose();
+        crate::owners::Owners::new(
+            local,
+            github,
+            crate::owners::OwnerOptions {
+                blame_timeout: Duration::from_millis(self.blame_timeout_ms),
+                scan_blame_budget: Duration::from_millis(self.scan_blame_budget_ms),
+                api_cache_ttl: Duration::from_secs(self.github_cache_secs),
+            },
+        )
     }
 
     pub fn http_timeout(&self) -> Duration {

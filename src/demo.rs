@@ -44,6 +44,10 @@ pub async fn start() -> std::io::Result<DemoUrls> {
             get(job_log),
         )
         .route("/github/search/issues", get(search_issues))
+        .route(
+            "/github/repos/{owner}/{repo}/contents/{*path}",
+            get(contents),
+        )
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let address = listener.local_addr()?;
@@ -63,6 +67,13 @@ async fn search_issues(
 ) -> Response {
     let q = query.get("q").map(String::as_str).unwrap_or("");
     axum::Json(fixtures::github_search(q)).into_response()
+}
+
+async fn contents(Path((_, _, path)): Path<(String, String, String)>) -> Response {
+    match fixtures::github_contents(&path) {
+        Some(body) => axum::Json(body).into_response(),
+        None => not_found("Not Found"),
+    }
 }
 
 fn not_found(message: &str) -> Response {

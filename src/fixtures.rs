@@ -21,6 +21,9 @@ const ISSUE_TITLES: &str =
 /// A complete GitHub issue object (octokit's recorded fixture), the template for the mock issues.
 const ISSUE_TEMPLATE: &str =
     include_str!("../wiremock-fixtures/github/github_issue_object_octokit_fixture.json");
+/// vLLM's real `.github/CODEOWNERS`.
+pub const CODEOWNERS: &str = include_str!("../wiremock-fixtures/github/vllm_CODEOWNERS");
+
 /// Issues the fixture GitHub reports as closed recently, so their matches read "possibly
 /// regressed after fix".
 pub const CLOSED_ISSUES: [u64; 2] = [18425, 16054];
@@ -285,4 +288,19 @@ pub fn github_search(query: &str) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "total_count": items.len(), "incomplete_results": false, "items": items })
+}
+
+/// A contents-API answer for `path` of the fixture repository: only `.github/CODEOWNERS` exists.
+pub fn github_contents(path: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    (path == ".github/CODEOWNERS").then(|| {
+        // GitHub wraps base64 at 60 characters.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(CODEOWNERS);
+        let wrapped: Vec<&str> = encoded.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+        serde_json::json!({
+            "type": "file", "encoding": "base64", "size": CODEOWNERS.len(), "name": "CODEOWNERS", "path": path,
+            "content": wrapped.join("\n"),
+            "html_url": "https://github.com/vllm-project/vllm/blob/main/.github/CODEOWNERS"
+        })
+    })
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod logs;
 pub mod mcp;
 pub mod model;
+pub mod owners;
 pub mod report;
 pub mod triage;
 pub mod watch;

@@ -2,14 +2,15 @@
 //! from the shell; `demo` scans the bundled fixture nightly through a local HTTP server.
 //! Diagnostics go to stderr (`RUST_LOG`); in server mode stdout carries only JSON-RPC.
 
-use ciwatch_mcp::buildkite::{parse_build_ref, parse_pipeline, BuildkiteClient, ListBuilds};
+use ciwatch_mcp::buildkite::{parse_build_ref, parse_pipeline, BuildkiteClient};
 use ciwatch_mcp::config::Settings;
 use ciwatch_mcp::github::GitHubClient;
 use ciwatch_mcp::http::HttpClient;
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
-use ciwatch_mcp::watch::{self, Progress, ScanOptions};
+use ciwatch_mcp::watch::{self, Enrichment, Progress, ScanOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -65,7 +66,7 @@ struct OutputArgs {
     /// GitHub repository whose `[CI Failure]` issues are matched.
     #[arg(long, default_value = "vllm-project/vllm")]
     repo: String,
-    /// Skip GitHub issue matching.
+    /// Skip GitHub issue matching (CODEOWNERS may still be read from GitHub).
     #[arg(long)]
     no_github: bool,
 }
@@ -162,17 +163,15 @@ async fn run_scan(
         Format::Json => DetailLevel::Full,
         Format::Markdown | Format::Standup => DetailLevel::Summary,
     };
-    let github = if output.no_github {
-        None
-    } else {
-        Some(GitHubClient::new(settings.github_options()).map_err(|e| e.to_string())?)
-    };
+    let github = Arc::new(GitHubClient::new(settings.github_options()).map_err(|e| e.to_string())?);
+    let owners = settings.owners(Some(github.clone()));
     let mut options = ScanOptions {
         detail_level,
         max_failures: output.max_failures,
         budgets: settings.budgets(),
         selection: None,
-        issue_repo: github.is_some().then(|| output.repo.clone()),
+        repo: output.repo.clone(),
+        search_github: !output.no_github,
     };
     let (org, pipeline, number) = match build {
         Some(build) => {
@@ -183,36 +182,27 @@ async fn run_scan(
         None => {
             let (org, pipeline) = parse_pipeline(&output.pipeline, &settings.buildkite_org)
                 .map_err(|e| e.to_string())?;
-            let since = chrono::Utc::now()
-                - chrono::Duration::hours(i64::from(settings.nightly_window_hours));
-            let filter = ListBuilds {
-                branch: Some(output.branch.clone()),
-                created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                exclude_jobs: true,
-            };
-            let builds = client
-                .list_builds(
-                    &org,
-                    &pipeline,
-                    &filter,
-                    ciwatch_mcp::buildkite::client::MAX_LIST_PAGES,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            let choice = watch::pick_nightly(
-                &builds,
-                &output.pipeline,
+            let choice = watch::latest_nightly(
+                &client,
+                &org,
+                &pipeline,
                 &output.branch,
                 settings.nightly_window_hours,
-            )?;
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             eprintln!("selected: {}", choice.explanation);
             options.selection = Some(choice.explanation);
             (org, pipeline, choice.number)
         }
     };
+    let enrichment = Enrichment {
+        github: Some(github.as_ref()),
+        owners: Some(&owners),
+    };
     let result = watch::scan_build(
         &client,
-        github.as_ref(),
+        enrichment,
         &org,
         &pipeline,
         number,

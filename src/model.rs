@@ -96,10 +96,22 @@ pub struct FailureClassification {
     /// Why this category, citing the evidence. Null at `detail_level=minimal`.
     #[serde(default)]
     pub reason: Option<String>,
+    /// First owner (CODEOWNERS), or the last committer's email when only blame knows.
     #[serde(default)]
     pub owner: Option<String>,
     #[serde(default)]
     pub owner_confidence: Option<f64>,
+    /// Every owner of the failing file by CODEOWNERS (GitHub's rules: last match wins).
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub owner_source: Option<crate::owners::OwnerSource>,
+    /// The repository path owners were looked up for.
+    #[serde(default)]
+    pub owner_path: Option<String>,
+    /// The most recent commit that touched the failing test function (a weaker owner signal).
+    #[serde(default)]
+    pub blame: Option<crate::owners::BlameCommit>,
     /// Set for INFRA_SUSPECTED: which kind of infrastructure trouble.
     #[serde(default)]
     pub infra_kind: Option<InfraKind>,

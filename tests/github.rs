@@ -8,7 +8,7 @@ use ciwatch_mcp::config::Secret;
 use ciwatch_mcp::fixtures;
 use ciwatch_mcp::github::{GitHubClient, GitHubOptions, IssueState};
 use ciwatch_mcp::model::{Category, DetailLevel};
-use ciwatch_mcp::watch::{self, Budgets, NoProgress, ScanOptions};
+use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress, ScanOptions};
 use common::{github_server, SearchResponder};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -193,11 +193,15 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
         max_failures: 500,
         budgets: Budgets::default(),
         selection: None,
-        issue_repo: Some(REPO.into()),
+        repo: REPO.into(),
+        search_github: true,
     };
     let result = watch::scan_build(
         &buildkite_client,
-        Some(&github),
+        Enrichment {
+            github: Some(&github),
+            owners: None,
+        },
         "vllm",
         "ci",
         65099,
@@ -269,11 +273,15 @@ async fn search_github_false_sends_nothing() {
         max_failures: 50,
         budgets: Budgets::default(),
         selection: None,
-        issue_repo: None,
+        repo: REPO.into(),
+        search_github: false,
     };
     let result = watch::scan_build(
         &common::client(&settings),
-        Some(&github),
+        Enrichment {
+            github: Some(&github),
+            owners: None,
+        },
         "vllm",
         "ci",
         65099,

@@ -112,8 +112,25 @@ async fn lists_tools_and_scans_the_fixture_build() {
         .unwrap_or_default()
         .contains("## Hard Failures (blocking builds)"));
     assert!(!structured.to_string().contains("bkua_e2e_secret"));
-    assert_eq!(structured["stats"]["github_requests"], 3);
+    // Three issue searches and one CODEOWNERS read, however many failures.
+    assert_eq!(structured["stats"]["github_requests"], 4);
     assert!(failures.iter().any(|f| f["category"] == "KNOWN_TRACKED"));
+    let hybrid_owners = failures
+        .iter()
+        .find(|f| {
+            f["test_failure"]["test_name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("kernels/moe/")
+        })
+        .map(|f| f["owners"].clone())
+        .expect("kernels failure");
+    assert!(
+        hybrid_owners
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "@mgoin")),
+        "{hybrid_owners}"
+    );
 
     // Render a minimal-detail result: the hard/soft split survives.
     let minimal = call(
@@ -123,6 +140,10 @@ async fn lists_tools_and_scans_the_fixture_build() {
     )
     .await;
     let scan = minimal.structured_content.expect("structured");
+    assert_eq!(
+        scan["stats"]["github_requests"], 0,
+        "issues and CODEOWNERS come from the cache"
+    );
     let rendered = call(
         &client,
         "ciwatch_render",

@@ -4,7 +4,7 @@
 mod common;
 
 use ciwatch_mcp::model::{Category, DetailLevel, InfraKind, JobStatus, ScanResult};
-use ciwatch_mcp::watch::{self, Budgets, NoProgress, ScanOptions};
+use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress, ScanOptions};
 use common::{client, fixture_server, settings};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -15,15 +15,24 @@ fn options(budgets: Budgets, detail_level: DetailLevel) -> ScanOptions {
         max_failures: 500,
         budgets,
         selection: None,
-        issue_repo: None,
+        repo: "vllm-project/vllm".into(),
+        search_github: false,
     }
 }
 
 async fn scan(server_uri: &str, options: &ScanOptions) -> ScanResult {
     let client = client(&settings(server_uri));
-    watch::scan_build(&client, None, "vllm", "ci", 65099, options, &NoProgress)
-        .await
-        .expect("scan succeeds")
+    watch::scan_build(
+        &client,
+        Enrichment::default(),
+        "vllm",
+        "ci",
+        65099,
+        options,
+        &NoProgress,
+    )
+    .await
+    .expect("scan succeeds")
 }
 
 fn find<'a>(result: &'a ScanResult, test: &str) -> &'a ciwatch_mcp::model::FailureClassification {
@@ -272,7 +281,7 @@ async fn unknown_build_is_a_clear_error() {
     let client = client(&settings(&server.uri()));
     let error = watch::scan_build(
         &client,
-        None,
+        Enrichment::default(),
         "vllm",
         "ci",
         1,

@@ -278,3 +278,56 @@ fn urlencode(text: &str) -> String {
     }
     out
 }
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ContentsItem {
+    content: String,
+    encoding: String,
+}
+
+impl GitHubClient {
+    /// A file of `repo`'s default branch from the contents API, `Ok(None)` when it does not
+    /// exist. Used for CODEOWNERS when no local clone is configured.
+    pub async fn file_text(&self, repo: &str, path: &str) -> Result<Option<String>, String> {
+        use base64::Engine;
+        let url = format!(
+            "{}/repos/{repo}/contents/{path}",
+            self.options.api_url.trim_end_matches('/')
+        );
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .octocrab
+            ._get(url.as_str())
+            .await
+            .map_err(|e| format!("reading {path} of {repo} from GitHub failed: {e}"))?;
+        let status = response.status().as_u16();
+        let body = self
+            .octocrab
+            .body_to_string(response)
+            .await
+            .unwrap_or_default();
+        match status {
+            404 => Ok(None),
+            200 => {
+                let item: ContentsItem = serde_json::from_str(&body)
+                    .map_err(|e| format!("GitHub contents of {path} were not JSON ({e})"))?;
+                if item.encoding != "base64" {
+                    return Err(format!(
+                        "GitHub sent {path} as {:?}, not base64",
+                        item.encoding
+                    ));
+                }
+                let compact: String = item.content.split_whitespace().collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .map_err(|e| {
+                        format!("GitHub contents of {path} were not valid base64 ({e})")
+                    })?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            401 => Err("GitHub rejected GITHUB_TOKEN (401) reading CODEOWNERS".to_string()),
+            other => Err(format!("GitHub answered {other} reading {path} of {repo}")),
+        }
+    }
+}

@@ -10,6 +10,7 @@ use crate::buildkite::BuildkiteClient;
 use crate::config::Settings;
 use crate::github::GitHubClient;
 use crate::http::HttpClient;
+use crate::owners::Owners;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::{tool_handler, ServerHandler};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub struct CiWatchServer {
     http: HttpClient,
     /// Shared so fetched issues are cached across tool calls.
     github: Arc<GitHubClient>,
+    owners: Arc<Owners>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -35,10 +37,12 @@ impl CiWatchServer {
             settings.retry_policy(),
         )?;
         let github = Arc::new(GitHubClient::new(settings.github_options())?);
+        let owners = Arc::new(settings.owners(Some(github.clone())));
         Ok(Self {
             settings,
             http,
             github,
+            owners,
             tool_router: Self::scan_router() + Self::render_router(),
         })
     }

@@ -2,10 +2,9 @@
 
 use super::progress::McpProgress;
 use super::CiWatchServer;
-use crate::buildkite::{parse_build_ref, parse_pipeline, ListBuilds};
-use crate::github::GitHubClient;
+use crate::buildkite::{parse_build_ref, parse_pipeline};
 use crate::model::{DetailLevel, ScanResult};
-use crate::watch::{self, ScanOptions};
+use crate::watch::{self, Enrichment, ScanOptions};
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::RequestMetaObject;
 use rmcp::{tool, tool_router, Peer, RoleServer};
@@ -112,11 +111,12 @@ impl CiWatchServer {
             params.detail_level,
             params.max_failures,
             None,
-            params.search_github.then_some(params.repo),
+            params.repo,
+            params.search_github,
         );
         watch::scan_build(
             &client,
-            self.github_for(params.search_github),
+            self.enrichment(),
             &build.org,
             &build.pipeline,
             build.number,
@@ -150,35 +150,26 @@ impl CiWatchServer {
         let client = self.buildkite()?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
-        let hours = self.settings.nightly_window_hours;
-        let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(hours));
-        let filter = ListBuilds {
-            branch: Some(params.branch.clone()),
-            created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            exclude_jobs: true,
-        };
-        let builds = client
-            .list_builds(
-                &org,
-                &pipeline,
-                &filter,
-                crate::buildkite::client::MAX_LIST_PAGES,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let choice =
-            watch::pick_nightly(&builds, &format!("{org}/{pipeline}"), &params.branch, hours)?;
+        let choice = watch::latest_nightly(
+            &client,
+            &org,
+            &pipeline,
+            &params.branch,
+            self.settings.nightly_window_hours,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let progress = McpProgress::new(peer, meta.get_progress_token());
-        let github = self.github_for(params.search_github);
         let options = self.scan_options(
             params.detail_level,
             params.max_failures,
             Some(choice.explanation),
-            params.search_github.then_some(params.repo),
+            params.repo,
+            params.search_github,
         );
         watch::scan_build(
             &client,
-            github,
+            self.enrichment(),
             &org,
             &pipeline,
             choice.number,
@@ -197,18 +188,23 @@ impl CiWatchServer {
         detail_level: DetailLevel,
         max_failures: usize,
         selection: Option<String>,
-        issue_repo: Option<String>,
+        repo: String,
+        search_github: bool,
     ) -> ScanOptions {
         ScanOptions {
             detail_level,
             max_failures,
             budgets: self.settings.budgets(),
             selection,
-            issue_repo,
+            repo,
+            search_github,
         }
     }
 
-    fn github_for(&self, search_github: bool) -> Option<&GitHubClient> {
-        search_github.then_some(self.github.as_ref())
+    fn enrichment(&self) -> Enrichment<'_> {
+        Enrichment {
+            github: Some(self.github.as_ref()),
+            owners: Some(self.owners.as_ref()),
+        }
     }
 }

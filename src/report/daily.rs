@@ -188,12 +188,28 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
     if let Some(issue) = &f.github_issue {
         let _ = writeln!(out, "  - GitHub Issue: {issue}");
     }
-    if let Some(owner) = &f.owner {
+    if !f.owners.is_empty() {
+        let _ = writeln!(out, "  - Owners: {} (CODEOWNERS)", f.owners.join(" "));
+    } else if let Some(owner) = &f.owner {
         let confidence = f
             .owner_confidence
             .filter(|c| *c > 0.0)
             .map_or("unknown".to_string(), |c| format!("{:.0}%", c * 100.0));
-        let _ = writeln!(out, "  - Owner: {owner} (confidence: {confidence})");
+        let _ = writeln!(
+            out,
+            "  - Owner: {} (confidence: {confidence})",
+            code_span(owner)
+        );
+    }
+    if let Some(blame) = &f.blame {
+        let _ = writeln!(
+            out,
+            "  - Last change: {} by {} on {}: {}",
+            code_span(&blame.short_sha),
+            code_span(&blame.author),
+            blame.date.get(..10).unwrap_or(&blame.date),
+            code_span(&blame.summary)
+        );
     }
 }
 

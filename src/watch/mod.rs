@@ -6,8 +6,8 @@ mod nightly;
 mod scan;
 mod select;
 
-pub use nightly::{pick_nightly, NightlyChoice};
-pub use scan::{scan_build, ScanOptions};
+pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
+pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
 
 use crate::buildkite::{url::UrlError, BuildkiteError};

@@ -1,6 +1,6 @@
 //! Choosing "last night's build": the newest scheduled nightly on the branch whose result is in.
 
-use crate::buildkite::Build;
+use crate::buildkite::{Build, BuildkiteClient, ListBuilds};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -19,6 +19,32 @@ pub struct NightlyChoice {
     pub number: u64,
     /// Says which build was chosen and why, and what was skipped.
     pub explanation: String,
+}
+
+/// Lists the branch's builds of the last `window_hours` and picks the nightly.
+pub async fn latest_nightly(
+    client: &BuildkiteClient,
+    org: &str,
+    pipeline: &str,
+    branch: &str,
+    window_hours: u32,
+) -> Result<NightlyChoice, super::WatchError> {
+    let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(window_hours));
+    let filter = ListBuilds {
+        branch: Some(branch.to_string()),
+        created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        exclude_jobs: true,
+    };
+    let builds = client
+        .list_builds(
+            org,
+            pipeline,
+            &filter,
+            crate::buildkite::client::MAX_LIST_PAGES,
+        )
+        .await?;
+    pick_nightly(&builds, &format!("{org}/{pipeline}"), branch, window_hours)
+        .map_err(super::WatchError::NoNightly)
 }
 
 fn is_nightly(build: &Build) -> bool {

@@ -12,6 +12,9 @@ use crate::model::{
     BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats,
     TestFailure,
 };
+use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
+use crate::owners::source::job_test_area;
+use crate::owners::Owners;
 use crate::triage::{self, FailureText, JobSignals};
 use futures::StreamExt;
 use std::collections::HashSet;
@@ -32,8 +35,18 @@ pub struct ScanOptions {
     pub budgets: Budgets,
     /// Why this build was chosen, when the caller chose it (nightly selection).
     pub selection: Option<String>,
-    /// GitHub repository (`owner/name`) whose CI-failure issues are matched; `None` skips GitHub.
-    pub issue_repo: Option<String>,
+    /// GitHub repository (`owner/name`) of the code under test: its CI-failure issues are
+    /// matched and its CODEOWNERS read.
+    pub repo: String,
+    /// Match failures to the repository's CI-failure issues.
+    pub search_github: bool,
+}
+
+/// The services that add to a scan beyond Buildkite; each is optional.
+#[derive(Clone, Copy, Default)]
+pub struct Enrichment<'a> {
+    pub github: Option<&'a GitHubClient>,
+    pub owners: Option<&'a Owners>,
 }
 
 /// What reading one job's log produced.
@@ -45,7 +58,7 @@ struct JobRead {
 
 pub async fn scan_build(
     client: &BuildkiteClient,
-    github: Option<&GitHubClient>,
+    enrichment: Enrichment<'_>,
     org: &str,
     pipeline: &str,
     number: u64,
@@ -149,12 +162,25 @@ pub async fn scan_build(
     let mut seen = HashSet::new();
     failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
 
+    let github = enrichment.github;
     let github_before = github.map_or(0, |g| g.requests.load(Ordering::Relaxed));
-    if let (Some(github), Some(repo)) = (github, options.issue_repo.as_deref()) {
-        let candidates = github.ci_failure_candidates(repo).await;
+    if let Some(github) = github.filter(|_| options.search_github) {
+        let candidates = github.ci_failure_candidates(&options.repo).await;
         warnings.extend(candidates.warnings);
         for failure in &mut failures {
             apply_issue_match(failure, &candidates.issues);
+        }
+    }
+    if let Some(owners) = enrichment.owners {
+        let prepared = owners.prepare(&options.repo).await;
+        warnings.extend(prepared.warnings.iter().cloned());
+        for failure in &mut failures {
+            let command = failure
+                .job_id
+                .as_deref()
+                .and_then(|id| build.jobs().iter().find(|j| j.id == id))
+                .and_then(|j| j.command.as_deref());
+            apply_owners(failure, owners, &prepared, command, &mut warnings).await;
         }
     }
 
@@ -371,6 +397,10 @@ fn make_failure(
         reason: Some(verdict.reason),
         owner: None,
         owner_confidence: None,
+        owners: Vec::new(),
+        owner_source: None,
+        owner_path: None,
+        blame: None,
         infra_kind: verdict.infra_kind,
         evidence: verdict.evidence,
         soft_failed: job.is_soft_failed(),
@@ -409,6 +439,43 @@ fn apply_issue_match(failure: &mut FailureClassification, candidates: &[IssueCan
         }
     }
     failure.issue = Some(found);
+}
+
+/// Owners of the failing test's file (node id) or of the job's test area (its command), and
+/// the last commit that touched the failing test function.
+async fn apply_owners(
+    failure: &mut FailureClassification,
+    owners: &Owners,
+    prepared: &Prepared,
+    job_command: Option<&str>,
+    warnings: &mut Vec<String>,
+) {
+    let test_name = failure.test_failure.test_name.clone();
+    let (file, node_id) = match test_name.split_once("::") {
+        Some((file, _)) => (file.to_string(), Some(test_name.as_str())),
+        None => match job_command.and_then(job_test_area) {
+            Some(area) => (area, None),
+            None => return,
+        },
+    };
+    let Some(lookup) = owners.lookup(prepared, &file, node_id, warnings).await else {
+        return;
+    };
+    failure.owner_path = Some(lookup.path);
+    failure.owner_source = lookup.source;
+    match (lookup.owners.first(), &lookup.blame) {
+        (Some(first), _) => {
+            failure.owner = Some(first.clone());
+            failure.owner_confidence = Some(CODEOWNERS_CONFIDENCE);
+        }
+        (None, Some(blame)) => {
+            failure.owner = Some(blame.author_email.clone());
+            failure.owner_confidence = Some(BLAME_CONFIDENCE);
+        }
+        (None, None) => {}
+    }
+    failure.owners = lookup.owners;
+    failure.blame = lookup.blame;
 }
 
 fn job_url(build: &Build, job: &Job) -> String {

@@ -117,6 +117,9 @@ pub fn settings(server_uri: &str) -> Settings {
         github_api_url: "http://127.0.0.1:9".into(),
         github_closed_days: 30,
         github_cache_secs: 600,
+        vllm_repo_path: None,
+        blame_timeout_ms: 3000,
+        scan_blame_budget_ms: 15000,
     }
 }
 
@@ -160,6 +163,22 @@ pub async fn github_server() -> MockServer {
     Mock::given(method("GET"))
         .and(path("/search/issues"))
         .respond_with(SearchResponder)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/vllm-project/vllm/contents/.github/CODEOWNERS"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixtures::github_contents(".github/CODEOWNERS")),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/.*/contents/"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})),
+        )
+        .with_priority(10)
         .mount(&server)
         .await;
     server

@@ -1,0 +1,163 @@
+//! A local vLLM clone read through gitoxide: files at HEAD from the object database (bare or
+//! with a work tree; the work tree is never read) and blame of a line range. Blocking calls;
+//! `owners` runs them on the blocking pool.
+
+use gix::bstr::ByteSlice;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Where GitHub looks for CODEOWNERS, in its order; the first found is the only one used.
+pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+/// The most recent commit that touched the blamed lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BlameCommit {
+    pub sha: String,
+    pub short_sha: String,
+    pub author: String,
+    pub author_email: String,
+    /// RFC 3339, UTC.
+    pub date: String,
+    pub summary: String,
+    /// The blamed lines, 1-based inclusive.
+    pub lines: (u32, u32),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("cannot open the git repository at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("cannot read HEAD of {path}: {message}")]
+    Head { path: String, message: String },
+    #[error("blame of {file} failed: {message}")]
+    Blame { file: String, message: String },
+}
+
+#[derive(Clone)]
+pub struct LocalRepo {
+    repo: gix::ThreadSafeRepository,
+    path: String,
+}
+
+impl LocalRepo {
+    pub fn open(path: &Path) -> Result<Self, RepoError> {
+        let display = path.display().to_string();
+        let repo = gix::open(path)
+            .map_err(|e| RepoError::Open {
+                path: display.clone(),
+                message: e.to_string(),
+            })?
+            .into_sync();
+        Ok(Self {
+            repo,
+            path: display,
+        })
+    }
+
+    fn head_error(&self, e: impl std::fmt::Display) -> RepoError {
+        RepoError::Head {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The commit HEAD points at.
+    pub fn head(&self) -> Result<gix::ObjectId, RepoError> {
+        let repo = self.repo.to_thread_local();
+        let id = repo.head_id().map_err(|e| self.head_error(e))?;
+        Ok(id.detach())
+    }
+
+    /// A file's bytes at `commit`, `None` when it does not exist there.
+    pub fn read_file(
+        &self,
+        commit: gix::ObjectId,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        let repo = self.repo.to_thread_local();
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree().map_err(Into::into))
+            .map_err(|e| self.head_error(e))?;
+        let Some(entry) = tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| self.head_error(e))?
+        else {
+            return Ok(None);
+        };
+        if !entry.mode().is_blob() {
+            return Ok(None);
+        }
+        let object = entry.object().map_err(|e| self.head_error(e))?;
+        Ok(Some(object.data.clone()))
+    }
+
+    /// The CODEOWNERS file GitHub would use, with its path.
+    pub fn codeowners(&self, commit: gix::ObjectId) -> Result<Option<(String, String)>, RepoError> {
+        for location in CODEOWNERS_LOCATIONS {
+            if let Some(bytes) = self.read_file(commit, location)? {
+                return Ok(Some((
+                    location.to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Blames `lines` (1-based inclusive) of `path` at `commit`; the newest commit among the
+    /// hunks is returned.
+    pub fn blame(
+        &self,
+        commit: gix::ObjectId,
+        path: &str,
+        lines: (u32, u32),
+    ) -> Result<Option<BlameCommit>, RepoError> {
+        let error = |e: &dyn std::fmt::Display| RepoError::Blame {
+            file: path.to_string(),
+            message: e.to_string(),
+        };
+        let repo = self.repo.to_thread_local();
+        let ranges = gix::blame::BlameRanges::from_one_based_inclusive_range(lines.0..=lines.1)
+            .map_err(|e| error(&e))?;
+        // Follow renames so a moved test file keeps the history of its lines.
+        let options = gix::repository::blame_file::Options {
+            ranges,
+            rewrites: Some(gix::diff::Rewrites::default()),
+            ..Default::default()
+        };
+        let outcome = repo
+            .blame_file(path.as_bytes().as_bstr(), commit, options)
+            .map_err(|e| error(&e))?;
+        let mut newest: Option<(i64, BlameCommit)> = None;
+        for entry in &outcome.entries {
+            let found = repo.find_commit(entry.commit_id).map_err(|e| error(&e))?;
+            let author = found.author().map_err(|e| error(&e))?;
+            let seconds = author.time().map(|t| t.seconds).unwrap_or_default();
+            if newest.as_ref().is_some_and(|(time, _)| *time >= seconds) {
+                continue;
+            }
+            let sha = entry.commit_id.to_string();
+            let summary = found
+                .message()
+                .map(|m| m.summary().to_string())
+                .unwrap_or_default();
+            let date = chrono::DateTime::from_timestamp(seconds, 0)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            newest = Some((
+                seconds,
+                BlameCommit {
+                    short_sha: sha.chars().take(8).collect(),
+                    sha,
+                    author: author.name.to_string(),
+                    author_email: author.email.to_string(),
+                    date,
+                    summary,
+                    lines,
+                },
+            ));
+        }
+        Ok(newest.map(|(_, commit)| commit))
+    }
+}

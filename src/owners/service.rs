@@ -1,0 +1,301 @@
+//! The owner lookup a scan uses: CODEOWNERS from the local clone (at HEAD) or, without one,
+//! from GitHub's contents API; blame of the failing test function from the clone, bounded by a
+//! time budget. Parsed CODEOWNERS are cached per commit (or per repository with a TTL for the
+//! API source), blames per (commit, path, lines).
+
+use super::codeowners::CodeOwners;
+use super::repo::{BlameCommit, LocalRepo, CODEOWNERS_LOCATIONS};
+use super::source::{function_line_range, repo_path_candidates, split_node_id};
+use crate::github::GitHubClient;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// CODEOWNERS is "confident" (the original's 0.9); a blame author is a weaker signal.
+pub const CODEOWNERS_CONFIDENCE: f64 = 0.9;
+pub const BLAME_CONFIDENCE: f64 = 0.6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerSource {
+    Codeowners,
+    Blame,
+}
+
+/// What was found for one failure.
+#[derive(Debug, Clone)]
+pub struct OwnerLookup {
+    pub owners: Vec<String>,
+    pub source: Option<OwnerSource>,
+    /// The repository path the owners were looked up for.
+    pub path: String,
+    pub blame: Option<BlameCommit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OwnerOptions {
+    /// The longest one blame may take before the scan goes on without it.
+    pub blame_timeout: Duration,
+    /// The longest all blames of one scan may take together.
+    pub scan_blame_budget: Duration,
+    /// How long CODEOWNERS read from GitHub is reused.
+    pub api_cache_ttl: Duration,
+}
+
+/// CODEOWNERS and the commit it was read at, ready for many lookups in one scan.
+pub struct Prepared {
+    codeowners: Option<Arc<CodeOwners>>,
+    head: Option<gix::ObjectId>,
+    blame_deadline: Instant,
+    pub warnings: Vec<String>,
+}
+
+pub struct Owners {
+    local: Option<LocalRepo>,
+    /// Why the configured clone cannot be used, repeated in every scan's warnings.
+    local_error: Option<String>,
+    github: Option<Arc<GitHubClient>>,
+    options: OwnerOptions,
+    codeowners_by_commit: Mutex<HashMap<gix::ObjectId, Arc<CodeOwners>>>,
+    codeowners_by_repo: Mutex<HashMap<String, (Instant, Option<Arc<CodeOwners>>)>>,
+    blames: Mutex<HashMap<(gix::ObjectId, String, (u32, u32)), Option<BlameCommit>>>,
+}
+
+impl Owners {
+    /// `local` is the clone at `VLLM_REPO_PATH` (opened by the caller, so a bad path becomes a
+    /// warning there); `github` is the fallback for CODEOWNERS.
+    pub fn new(
+        local: Result<Option<LocalRepo>, super::repo::RepoError>,
+        github: Option<Arc<GitHubClient>>,
+        options: OwnerOptions,
+    ) -> Self {
+        let (local, local_error) = match local {
+            Ok(local) => (local, None),
+            Err(error) => (
+                None,
+                Some(format!(
+                    "{error}; set VLLM_REPO_PATH to a vLLM clone (bare is fine)"
+                )),
+            ),
+        };
+        Self {
+            local,
+            local_error,
+            github,
+            options,
+            codeowners_by_commit: Mutex::default(),
+            codeowners_by_repo: Mutex::default(),
+            blames: Mutex::default(),
+        }
+    }
+
+    /// Reads CODEOWNERS once for a scan of `repo` (`owner/name`, for the API fallback).
+    pub async fn prepare(&self, repo: &str) -> Prepared {
+        let mut warnings: Vec<String> = self.local_error.iter().cloned().collect();
+        let blame_deadline = Instant::now() + self.options.scan_blame_budget;
+        if let Some(local) = self.local.clone() {
+            let read = tokio::task::spawn_blocking(move || -> Result<_, super::repo::RepoError> {
+                let head = local.head()?;
+                let file = local.codeowners(head)?;
+                Ok((head, file))
+            })
+            .await;
+            match read {
+                Ok(Ok((head, file))) => {
+                    let mut cache = self.codeowners_by_commit.lock().await;
+                    let codeowners = match (cache.get(&head), file) {
+                        (Some(parsed), _) => Some(parsed.clone()),
+                        (None, Some((_, text))) => {
+                            let parsed = Arc::new(CodeOwners::parse(&text));
+                            cache.insert(head, parsed.clone());
+                            Some(parsed)
+                        }
+                        (None, None) => {
+                            warnings.push(format!(
+                                "no CODEOWNERS in the local clone at HEAD (looked in {})",
+                                CODEOWNERS_LOCATIONS.join(", ")
+                            ));
+                            None
+                        }
+                    };
+                    return Prepared {
+                        codeowners,
+                        head: Some(head),
+                        blame_deadline,
+                        warnings,
+                    };
+                }
+                Ok(Err(error)) => {
+                    warnings.push(format!("{error}; owners come from GitHub instead"))
+                }
+                Err(error) => warnings.push(format!("reading the local clone failed: {error}")),
+            }
+        }
+        let codeowners = self.codeowners_from_github(repo, &mut warnings).await;
+        Prepared {
+            codeowners,
+            head: None,
+            blame_deadline,
+            warnings,
+        }
+    }
+
+    async fn codeowners_from_github(
+        &self,
+        repo: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<Arc<CodeOwners>> {
+        let github = self.github.as_ref()?;
+        let mut cache = self.codeowners_by_repo.lock().await;
+        if let Some((fetched, parsed)) = cache.get(repo) {
+            if fetched.elapsed() < self.options.api_cache_ttl {
+                return parsed.clone();
+            }
+        }
+        for location in CODEOWNERS_LOCATIONS {
+            match github.file_text(repo, location).await {
+                Ok(Some(text)) => {
+                    let parsed = Some(Arc::new(CodeOwners::parse(&text)));
+                    cache.insert(repo.to_string(), (Instant::now(), parsed.clone()));
+                    return parsed;
+                }
+                Ok(None) => continue,
+                Err(error) => {
+                    warnings.push(format!("{error}; owners unknown"));
+                    return None;
+                }
+            }
+        }
+        cache.insert(repo.to_string(), (Instant::now(), None));
+        warnings.push(format!("{repo} has no CODEOWNERS on GitHub"));
+        None
+    }
+
+    /// Owners of the file `file` (a node id's path or a job's test area); with a node id,
+    /// also the blame of the test function when a local clone is available.
+    pub async fn lookup(
+        &self,
+        prepared: &Prepared,
+        file: &str,
+        node_id: Option<&str>,
+        warnings: &mut Vec<String>,
+    ) -> Option<OwnerLookup> {
+        let candidates = repo_path_candidates(file);
+        let path = match (&self.local, prepared.head) {
+            (Some(local), Some(head)) => self.existing_path(local, head, &candidates).await?,
+            _ => candidates.first()?.clone(),
+        };
+        let owners: Vec<String> = prepared
+            .codeowners
+            .as_ref()
+            .and_then(|c| c.owners_of(&path))
+            .map(|o| o.owners.to_vec())
+            .unwrap_or_default();
+        let blame = match (node_id, &self.local, prepared.head) {
+            (Some(node_id), Some(local), Some(head)) => {
+                self.blame_test(
+                    local,
+                    head,
+                    &path,
+                    node_id,
+                    prepared.blame_deadline,
+                    warnings,
+                )
+                .await
+            }
+            _ => None,
+        };
+        let source = if !owners.is_empty() {
+            Some(OwnerSource::Codeowners)
+        } else {
+            blame.as_ref().map(|_| OwnerSource::Blame)
+        };
+        Some(OwnerLookup {
+            owners,
+            source,
+            path,
+            blame,
+        })
+    }
+
+    async fn existing_path(
+        &self,
+        local: &LocalRepo,
+        head: gix::ObjectId,
+        candidates: &[String],
+    ) -> Option<String> {
+        let local = local.clone();
+        let candidates = candidates.to_vec();
+        tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .find(|c| matches!(local.read_file(head, c), Ok(Some(_))))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    async fn blame_test(
+        &self,
+        local: &LocalRepo,
+        head: gix::ObjectId,
+        path: &str,
+        node_id: &str,
+        deadline: Instant,
+        warnings: &mut Vec<String>,
+    ) -> Option<BlameCommit> {
+        let (_, class, function) = split_node_id(node_id)?;
+        let (class, function) = (class.map(str::to_string), function.to_string());
+        let reader = local.clone();
+        let file = path.to_string();
+        let range = tokio::task::spawn_blocking(move || {
+            let source = reader.read_file(head, &file).ok().flatten()?;
+            function_line_range(
+                &String::from_utf8_lossy(&source),
+                class.as_deref(),
+                &function,
+            )
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let key = (head, path.to_string(), range);
+        if let Some(cached) = self.blames.lock().await.get(&key) {
+            return cached.clone();
+        }
+        let budget = self
+            .options
+            .blame_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        if budget.is_zero() {
+            return None;
+        }
+        let blamer = local.clone();
+        let file = path.to_string();
+        let task = tokio::task::spawn_blocking(move || blamer.blame(head, &file, range));
+        let blamed = match tokio::time::timeout(budget, task).await {
+            Ok(Ok(Ok(commit))) => commit,
+            Ok(Ok(Err(error))) => {
+                warnings.push(error.to_string());
+                None
+            }
+            Ok(Err(error)) => {
+                warnings.push(format!("blame of {path} stopped: {error}"));
+                None
+            }
+            Err(_) => {
+                warnings.push(format!(
+                    "blame of {path} took over {} ms (deep history or the scan's blame budget); owners from CODEOWNERS only (raise CIWATCH_BLAME_TIMEOUT_MS)",
+                    budget.as_millis()
+                ));
+                // Not cached: a later scan with a warmer object cache may finish in time.
+                return None;
+            }
+        };
+        self.blames.lock().await.insert(key, blamed.clone());
+        blamed
+    }
+}
