@@ -244,3 +244,122 @@ async fn files_missing_at_head_have_no_owner_entry() {
     .await;
     assert!(found.is_none());
 }
+
+/// A scan of the fixture nightly with `VLLM_REPO_PATH` at a clone holding the real CODEOWNERS
+/// and every failing test file: each pytest failure gets its owners and a blame commit.
+#[tokio::test]
+async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure() {
+    use ciwatch_mcp::model::DetailLevel;
+    use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress, ScanOptions};
+    let buildkite = common::fixture_server().await;
+    let client = common::client(&common::settings(&buildkite.uri()));
+    let options = ScanOptions {
+        detail_level: DetailLevel::Summary,
+        max_failures: 500,
+        budgets: Budgets::default(),
+        selection: None,
+        repo: "vllm-project/vllm".into(),
+        search_github: false,
+    };
+    let first = watch::scan_build(
+        &client,
+        Enrichment::default(),
+        "vllm",
+        "ci",
+        65099,
+        &options,
+        &NoProgress,
+    )
+    .await
+    .expect("scan");
+    let pytest: Vec<String> = first
+        .failures
+        .iter()
+        .map(|f| f.test_failure.test_name.clone())
+        .filter(|t| t.contains("::"))
+        .collect();
+    assert!(pytest.len() >= 15);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    git(
+        root,
+        &["init", "-q", "-b", "main"],
+        ALICE,
+        "2026-01-01T10:00:00Z",
+    );
+    std::fs::create_dir_all(root.join(".github")).expect("mkdir");
+    std::fs::write(
+        root.join(".github/CODEOWNERS"),
+        ciwatch_mcp::fixtures::CODEOWNERS,
+    )
+    .expect("write");
+    for id in &pytest {
+        let (file, rest) = id.split_once("::").expect("node id");
+        let function = rest.split('[').next().expect("name");
+        let path = ciwatch_mcp::owners::source::repo_path_candidates(file).remove(0);
+        let full = root.join(&path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        let mut text = std::fs::read_to_string(&full).unwrap_or_default();
+        if !text.contains(&format!("def {function}(")) {
+            text.push_str(&format!("\n\ndef {function}():\n    assert True\n"));
+        }
+        std::fs::write(full, text).expect("write");
+    }
+    git(root, &["add", "."], ALICE, "2026-01-01T10:00:00Z");
+    git(
+        root,
+        &["commit", "-q", "-m", "Add the failing tests"],
+        ALICE,
+        "2026-01-01T10:00:00Z",
+    );
+
+    let owners = Owners::new(LocalRepo::open(root).map(Some), None, options());
+    let enrichment = Enrichment {
+        github: None,
+        owners: Some(&owners),
+    };
+    let result = watch::scan_build(
+        &client,
+        enrichment,
+        "vllm",
+        "ci",
+        65099,
+        &options,
+        &NoProgress,
+    )
+    .await
+    .expect("scan");
+    let codeowners = ciwatch_mcp::owners::CodeOwners::parse(ciwatch_mcp::fixtures::CODEOWNERS);
+    for failure in result
+        .failures
+        .iter()
+        .filter(|f| f.test_failure.test_name.contains("::"))
+    {
+        let name = &failure.test_failure.test_name;
+        let path = failure
+            .owner_path
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name} has no owner path"));
+        let expected: Vec<String> = codeowners
+            .owners_of(path)
+            .map(|o| o.owners.to_vec())
+            .unwrap_or_default();
+        assert_eq!(failure.owners, expected, "{name}");
+        let blame = failure
+            .blame
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} has no blame"));
+        assert_eq!(blame.author, "Alice");
+    }
+    let hybrid = result
+        .failures
+        .iter()
+        .find(|f| {
+            f.test_failure
+                .test_name
+                .starts_with("models/language/generation/test_common.py")
+        })
+        .expect("present");
+    assert_eq!(hybrid.owner.as_deref(), Some("@DarkLight1337"));
+}
