@@ -314,7 +314,7 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
         "2026-01-01T10:00:00Z",
     );
 
-    let owners = Owners::new(LocalRepo::open(root).map(Some), None, options());
+    let owners = Owners::new(LocalRepo::open(root).map(Some), None, self::options());
     let enrichment = Enrichment {
         github: None,
         owners: Some(&owners),
