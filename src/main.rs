@@ -27,8 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (the default when no command is given).
-    Serve,
+    /// Serve MCP over stdio (the default when no command is given), or Streamable HTTP with --http.
+    Serve(ServeArgs),
     /// Scan one build, or the latest nightly, and print the report.
     Scan {
         /// Build number or Buildkite URL.
@@ -40,6 +40,10 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Serve the bundled fixture Buildkite and GitHub on 127.0.0.1 until stdin closes; prints their
+    /// URLs as one JSON line (for client tests in other languages).
+    #[command(hide = true)]
+    FixtureServer,
     /// Scan the bundled fixture nightly (real build 65099) through a local HTTP server; no token needed.
     Demo {
         /// Select the build as the nightly (exercises build listing) instead of by number.
@@ -48,6 +52,22 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Serve Streamable HTTP on this address (path /mcp, health at /health) instead of stdio.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080", env = "CIWATCH_HTTP_BIND")]
+    http: Option<std::net::SocketAddr>,
+    /// Bearer token callers must send to /mcp; required on a non-loopback address.
+    #[arg(long, env = "CIWATCH_HTTP_TOKEN", hide_env_values = true)]
+    http_token: Option<String>,
+    /// Host names accepted in the Host header besides loopback (the sidecar's service name), comma-separated.
+    #[arg(long, env = "CIWATCH_HTTP_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// Browser origins accepted besides loopback, comma-separated (e.g. https://app.example.com:443).
+    #[arg(long, env = "CIWATCH_HTTP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -100,9 +120,11 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        None | Some(Command::Serve) => ciwatch_mcp::mcp::serve_stdio(cli.settings)
+        None => ciwatch_mcp::mcp::serve_stdio(cli.settings)
             .await
             .map_err(|e| e.to_string()),
+        Some(Command::Serve(args)) => serve(cli.settings, args).await,
+        Some(Command::FixtureServer) => fixture_server().await,
         Some(Command::Scan {
             build,
             nightly,
@@ -120,6 +142,41 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
+    let Some(bind) = args.http else {
+        return ciwatch_mcp::mcp::serve_stdio(settings)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let options = ciwatch_mcp::mcp::HttpOptions {
+        bind,
+        token: args
+            .http_token
+            .filter(|t| !t.is_empty())
+            .map(ciwatch_mcp::config::Secret::new),
+        allowed_hosts: args.allowed_hosts,
+        allowed_origins: args.allowed_origins,
+    };
+    ciwatch_mcp::mcp::serve_http(settings, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs until stdin closes, so a test harness in any language controls its lifetime.
+async fn fixture_server() -> Result<(), String> {
+    let urls = ciwatch_mcp::demo::start()
+        .await
+        .map_err(|e| format!("could not start the fixture server: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({ "buildkite": urls.buildkite, "github": urls.github })
+    );
+    use tokio::io::AsyncReadExt;
+    let mut sink = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    Ok(())
 }
 
 async fn run_demo(

@@ -2,7 +2,9 @@
 //! that knows rmcp; tools call the `watch` use cases and turn their errors into `isError`
 //! results with messages the model can act on.
 
+mod http;
 mod progress;
+mod prompts;
 mod render_tool;
 mod scan_tools;
 
@@ -11,9 +13,20 @@ use crate::config::Settings;
 use crate::github::GitHubClient;
 use crate::http::HttpClient;
 use crate::owners::Owners;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::{tool_handler, ServerHandler};
+use rmcp::model::{
+    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{prompt_handler, tool_handler, ErrorData, RoleServer, ServerHandler};
 use std::sync::Arc;
+
+pub use http::{
+    router as http_router, serve_http, HttpOptions, HttpServeError, BUILDKITE_TOKEN_HEADER,
+};
 
 /// Server name clients show, as in the original.
 pub const SERVER_NAME: &str = "vLLM CI Watch";
@@ -25,7 +38,10 @@ pub struct CiWatchServer {
     /// Shared so fetched issues are cached across tool calls.
     github: Arc<GitHubClient>,
     owners: Arc<Owners>,
+    /// The last scan's Daily Findings, served as `report://latest`.
+    latest_report: Arc<std::sync::Mutex<Option<String>>>,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
 }
 
 impl CiWatchServer {
@@ -43,34 +59,109 @@ impl CiWatchServer {
             http,
             github,
             owners,
+            latest_report: Arc::default(),
             tool_router: Self::scan_router() + Self::render_router(),
+            prompt_router: Self::prompt_router(),
         })
     }
 
+    /// The tools this server publishes (for the schema snapshot).
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
+    }
+
+    fn remember_report(&self, result: &crate::model::ScanResult) {
+        let report = crate::report::daily_findings(result);
+        if let Ok(mut latest) = self.latest_report.lock() {
+            *latest = Some(report);
+        }
+    }
+
     /// A client per call, so a missing token is reported by the call that needs it while the
-    /// server still starts and lists its tools.
-    fn buildkite(&self) -> Result<BuildkiteClient, String> {
+    /// server still starts and lists its tools. Over HTTP, a caller's own token
+    /// (`X-Buildkite-Token`) is used instead of the server's.
+    fn buildkite(&self, extensions: &rmcp::model::Extensions) -> Result<BuildkiteClient, String> {
+        let caller_token = extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get(BUILDKITE_TOKEN_HEADER))
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.trim().is_empty())
+            .map(|value| crate::config::Secret::new(value.trim()));
         BuildkiteClient::new(
             self.http.clone(),
             &self.settings.buildkite_api_url,
-            self.settings.token(),
+            caller_token.or_else(|| self.settings.token()),
         )
         .map_err(|e| e.to_string())
     }
 }
 
-// Server info: the name clients show (the original's), the crate version, and instructions that
-// tell the model where to start.
-#[tool_handler(
-    router = self.tool_router,
-    name = "vLLM CI Watch",
-    instructions = "Tools for the daily vLLM CI watch. Start with ciwatch_scan_latest_nightly (last night's \
+const INSTRUCTIONS: &str = "Tools for the daily vLLM CI watch. Start with ciwatch_scan_latest_nightly (last night's \
 scheduled build of vllm/ci on main) or ciwatch_scan_build (a build number or Buildkite URL). Failures come classified \
-as NEW_REGRESSION, FLAKY_SUSPECTED, INFRA_SUSPECTED (with infra_kind and an evidence line), KNOWN_TRACKED or \
-NEEDS_HUMAN_TRIAGE; hard failures block the build, soft ones are allowed to fail. Use detail_level=full to get the \
-copy/paste Daily Findings and Standup texts, or pass any scan result to ciwatch_render."
-)]
-impl ServerHandler for CiWatchServer {}
+as NEW_REGRESSION, FLAKY_SUSPECTED, INFRA_SUSPECTED (with infra_kind and an evidence line), KNOWN_TRACKED (an open \
+GitHub ci-failure issue matches) or NEEDS_HUMAN_TRIAGE, with owners from CODEOWNERS; hard failures block the build, \
+soft ones are allowed to fail. Use detail_level=full to get the copy/paste Daily Findings and Standup texts, or pass \
+any scan result to ciwatch_render. The prompt ci_watch_daily runs the whole morning routine.";
+
+#[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
+impl ServerHandler for CiWatchServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = vec![
+            Resource::new(prompts::DAILY_PROMPT_URI, "ci-watch-daily")
+                .with_description("The CI watch daily prompt (text)")
+                .with_mime_type("text/plain"),
+            Resource::new(prompts::LATEST_REPORT_URI, "latest-daily-findings")
+                .with_description(
+                    "The Daily Findings report of the last scan this server ran (markdown)",
+                )
+                .with_mime_type("text/markdown"),
+        ];
+        Ok(ListResourcesResult {
+            resources,
+            ..Default::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let text = match request.uri.as_str() {
+            prompts::DAILY_PROMPT_URI => prompts::daily_prompt_text("vllm/ci", "main"),
+            prompts::LATEST_REPORT_URI => self
+                .latest_report
+                .lock()
+                .ok()
+                .and_then(|latest| latest.clone())
+                .unwrap_or_else(|| "No scan has run yet: call ciwatch_scan_latest_nightly or ciwatch_scan_build first.".to_string()),
+            other => {
+                return Err(ErrorData::resource_not_found(
+                    format!("no resource {other}; available: {}, {}", prompts::DAILY_PROMPT_URI, prompts::LATEST_REPORT_URI),
+                    None,
+                ))
+            }
+        };
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+    }
+}
 
 /// Serves MCP over stdin/stdout until the client disconnects.
 pub async fn serve_stdio(settings: Settings) -> anyhow_like::Result<()> {

@@ -2,14 +2,17 @@
 
 use super::progress::McpProgress;
 use super::CiWatchServer;
+use crate::buildkite::BuildkiteClient;
 use crate::buildkite::{parse_build_ref, parse_pipeline};
 use crate::model::{DetailLevel, ScanResult};
 use crate::watch::{self, Enrichment, ScanOptions};
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::model::RequestMetaObject;
-use rmcp::{tool, tool_router, Peer, RoleServer};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+const CANCELLED: &str = "the scan was cancelled";
 
 /// Failures returned by default (the original's default).
 const DEFAULT_MAX_FAILURES: usize = 50;
@@ -96,17 +99,15 @@ impl CiWatchServer {
     pub async fn scan_build(
         &self,
         Parameters(params): Parameters<ScanBuildParams>,
-        meta: RequestMetaObject,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<ScanResult>, String> {
-        let client = self.buildkite()?;
+        let client = self.buildkite(&context.extensions)?;
         let build = parse_build_ref(
             &params.build_id_or_url,
             &params.pipeline,
             &self.settings.buildkite_org,
         )
         .map_err(|e| e.to_string())?;
-        let progress = McpProgress::new(peer, meta.get_progress_token());
         let options = self.scan_options(
             params.detail_level,
             params.max_failures,
@@ -114,18 +115,15 @@ impl CiWatchServer {
             params.repo,
             params.search_github,
         );
-        watch::scan_build(
+        self.scan(
             &client,
-            self.enrichment(),
             &build.org,
             &build.pipeline,
             build.number,
             &options,
-            &progress,
+            &context,
         )
         .await
-        .map(Json)
-        .map_err(|e| e.to_string())
     }
 
     /// Scan last night's build: finds the newest scheduled nightly ("Full CI run - nightly",
@@ -144,22 +142,16 @@ impl CiWatchServer {
     pub async fn scan_latest_nightly(
         &self,
         Parameters(params): Parameters<ScanNightlyParams>,
-        meta: RequestMetaObject,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<ScanResult>, String> {
-        let client = self.buildkite()?;
+        let client = self.buildkite(&context.extensions)?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
-        let choice = watch::latest_nightly(
-            &client,
-            &org,
-            &pipeline,
-            &params.branch,
-            self.settings.nightly_window_hours,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let progress = McpProgress::new(peer, meta.get_progress_token());
+        let hours = self.settings.nightly_window_hours;
+        let choice = tokio::select! {
+            choice = watch::latest_nightly(&client, &org, &pipeline, &params.branch, hours) => choice.map_err(|e| e.to_string())?,
+            () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
+        };
         let options = self.scan_options(
             params.detail_level,
             params.max_failures,
@@ -167,18 +159,8 @@ impl CiWatchServer {
             params.repo,
             params.search_github,
         );
-        watch::scan_build(
-            &client,
-            self.enrichment(),
-            &org,
-            &pipeline,
-            choice.number,
-            &options,
-            &progress,
-        )
-        .await
-        .map(Json)
-        .map_err(|e| e.to_string())
+        self.scan(&client, &org, &pipeline, choice.number, &options, &context)
+            .await
     }
 }
 
@@ -199,6 +181,35 @@ impl CiWatchServer {
             repo,
             search_github,
         }
+    }
+
+    /// Runs a scan with progress for the caller; a cancelled request stops it (dropping the
+    /// scan drops its in-flight requests).
+    async fn scan(
+        &self,
+        client: &BuildkiteClient,
+        org: &str,
+        pipeline: &str,
+        number: u64,
+        options: &ScanOptions,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Json<ScanResult>, String> {
+        let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
+        let scan = watch::scan_build(
+            client,
+            self.enrichment(),
+            org,
+            pipeline,
+            number,
+            options,
+            &progress,
+        );
+        let result = tokio::select! {
+            result = scan => result.map_err(|e| e.to_string())?,
+            () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
+        };
+        self.remember_report(&result);
+        Ok(Json(result))
     }
 
     fn enrichment(&self) -> Enrichment<'_> {

@@ -1,0 +1,154 @@
+//! The Streamable HTTP transport driven by rmcp's HTTP client: tools over HTTP with a caller's
+//! own Buildkite token, the bearer-token gate, Origin validation, /health, and the refusal to
+//! bind a public address without a token.
+
+mod common;
+
+use ciwatch_mcp::config::Secret;
+use ciwatch_mcp::mcp::{http_router, serve_http, HttpOptions};
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::ServiceExt;
+use serde_json::json;
+use std::collections::HashMap;
+
+const ENDPOINT_TOKEN: &str = "ciwatch-endpoint-secret";
+
+/// Serves the router on an ephemeral loopback port; returns its base URL.
+async fn start(buildkite_uri: &str, github_uri: &str, token: Option<&str>) -> String {
+    let mut settings = common::settings(buildkite_uri);
+    // The server has no Buildkite token of its own: callers bring theirs.
+    settings.buildkite_token = None;
+    settings.github_api_url = github_uri.to_string();
+    let options = HttpOptions {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        token: token.map(Secret::new),
+        allowed_hosts: vec![],
+        allowed_origins: vec![],
+    };
+    let app = http_router(settings, &options).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn tools_over_http_with_the_callers_buildkite_token() {
+    let buildkite = common::fixture_server().await;
+    let github = common::github_server().await;
+    let base = start(&buildkite.uri(), &github.uri(), Some(ENDPOINT_TOKEN)).await;
+
+    let mut headers = HashMap::new();
+    headers.insert(
+        axum::http::HeaderName::from_static("x-buildkite-token"),
+        axum::http::HeaderValue::from_static("bkua_callers_own"),
+    );
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"))
+        .auth_header(ENDPOINT_TOKEN)
+        .custom_headers(headers);
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("initialize over HTTP");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(tools.len(), 3);
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
+                json!({"build_id_or_url": "65099", "detail_level": "minimal"})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
+        .await
+        .expect("tools/call");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(
+        result.structured_content.expect("structured")["build_info"]["build_number"],
+        "65099"
+    );
+    let sent = buildkite.received_requests().await.expect("recorded");
+    assert!(sent.iter().all(
+        |r| r.headers.get("authorization").and_then(|v| v.to_str().ok())
+            == Some("Bearer bkua_callers_own")
+    ));
+
+    let prompts = client.list_prompts(None).await.expect("prompts/list");
+    assert!(prompts.prompts.iter().any(|p| p.name == "ci_watch_daily"));
+    let resources = client.list_resources(None).await.expect("resources/list");
+    let uris: Vec<&str> = resources.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert!(
+        uris.contains(&"prompt://ci-watch-daily") && uris.contains(&"report://latest"),
+        "{uris:?}"
+    );
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn endpoint_token_origin_and_health() {
+    let buildkite = common::fixture_server().await;
+    let github = common::github_server().await;
+    let base = start(&buildkite.uri(), &github.uri(), Some(ENDPOINT_TOKEN)).await;
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+
+    let health = http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+
+    let anonymous = http
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(anonymous.status(), 401);
+
+    let foreign_origin = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(ENDPOINT_TOKEN)
+        .header("origin", "https://evil.example.com")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(foreign_origin.status(), 403);
+
+    let local_origin = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(ENDPOINT_TOKEN)
+        .header("origin", "http://localhost:6274")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(local_origin.status(), 200);
+}
+
+#[tokio::test]
+async fn public_bind_without_a_token_is_refused() {
+    let options = HttpOptions {
+        bind: "0.0.0.0:0".parse().expect("address"),
+        token: None,
+        allowed_hosts: vec![],
+        allowed_origins: vec![],
+    };
+    let error = serve_http(common::settings("http://127.0.0.1:9"), options)
+        .await
+        .expect_err("refused");
+    assert!(
+        error.to_string().contains("requires CIWATCH_HTTP_TOKEN"),
+        "{error}"
+    );
+}
