@@ -232,7 +232,8 @@ pub struct ScanResult {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DetailLevel {
-    /// Category, key, job, test name and confidence only; messages, traces and reasons are null.
+    /// Category, key, job, test name, confidence and first owner only; messages, traces,
+    /// reasons, evidence, fingerprints and blame are left out.
     Minimal,
     /// Error messages and reasons; snippets cut to 200 characters, no stack traces.
     #[default]
@@ -257,6 +258,10 @@ impl FailureClassification {
                 self.issue = None;
                 self.reason = None;
                 self.evidence = None;
+                self.fingerprint = None;
+                self.owners = Vec::new();
+                self.owner_path = None;
+                self.blame = None;
             }
             DetailLevel::Summary => {
                 let tf = &mut self.test_failure;

@@ -310,3 +310,26 @@ async fn max_failures_truncates_but_counts_all() {
         "rendered from all failures"
     );
 }
+
+/// The size of a scan result at each detail level (the token budget the knob controls).
+#[tokio::test]
+async fn detail_levels_shrink_the_result() {
+    let server = fixture_server().await;
+    let mut sizes = Vec::new();
+    for level in [
+        DetailLevel::Minimal,
+        DetailLevel::Summary,
+        DetailLevel::Full,
+    ] {
+        let mut result = scan(&server.uri(), &options(Budgets::default(), level)).await;
+        result.stats = Default::default();
+        result.scan_timestamp.clear();
+        let bytes = serde_json::to_vec(&result).expect("serialises").len();
+        eprintln!(
+            "detail_level={level:?}: {bytes} bytes of JSON for {} failures",
+            result.failures.len()
+        );
+        sizes.push(bytes);
+    }
+    assert!(sizes[0] < sizes[1] && sizes[1] < sizes[2], "{sizes:?}");
+}

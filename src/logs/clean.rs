@@ -6,9 +6,9 @@
 //! prefixes and `  | ` / `--` copy artifacts. Everything downstream parses the output of
 //! [`clean_log`], so anchors like `^FAILED` work on real logs.
 //!
-//! Cleaning never fails: invalid UTF-8 becomes U+FFFD, unknown escape sequences are dropped, and a
-//! line longer than [`MAX_LINE_BYTES`] is cut, so the output is bounded by the input and by the
-//! line cap. Every output line ends with `\n`. Cleaning is idempotent:
+//! Cleaning never fails: invalid UTF-8 becomes U+FFFD, unknown escape sequences and zero-width or
+//! bidi-override characters are dropped, and a line longer than [`MAX_LINE_BYTES`] is cut, so the
+//! output is bounded by the input and by the line cap. Every output line ends with `\n`. Cleaning is idempotent:
 //! `clean_log(clean_log(x)) == clean_log(x)`.
 
 /// Longest line kept whole. Lines beyond this (a 100 MB JSON dump on one line) are cut so that a
@@ -35,6 +35,9 @@ pub fn clean_log(raw: &[u8]) -> String {
             }
             line.clear();
             strip_controls(piece, &mut line);
+            if line.as_bytes().contains(&INVISIBLE_LEAD_BYTE) {
+                line.retain(|c| !is_invisible(c));
+            }
             push_capped(&mut out, strip_web_ui_prefix(&line));
             out.push('\n');
         }
@@ -66,6 +69,15 @@ fn strip_controls(piece: &str, out: &mut String) {
         copied_to = i;
     }
     out.push_str(&piece[copied_to..]);
+}
+
+/// Every zero-width and bidirectional-override character starts with this UTF-8 byte.
+const INVISIBLE_LEAD_BYTE: u8 = 0xe2;
+
+/// Zero-width characters and bidi overrides: they can make log text read differently to a
+/// person and to the model, so none reaches either.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}')
 }
 
 fn is_control(b: u8) -> bool {
@@ -195,6 +207,14 @@ mod tests {
         check(
             b"[2025-02-22T11:46:18Z] FAILED\n  | [2025-02-22T11:46:18Z] E   boom\n--\n[2025-12-13T19:47:56Z]\n",
             "FAILED\nE   boom\n\n\n",
+        );
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_removed() {
+        check(
+            "FAILED a\u{202e}b\u{200b}c █\n".as_bytes(),
+            "FAILED abc █\n",
         );
     }
 

@@ -40,6 +40,7 @@ impl CiWatchServer {
     /// between hard (blocking) and soft (optional) failures. Text from logs is put in code
     /// spans so it cannot inject markdown.
     #[tool(
+        title = "Render a CI watch report",
         name = "ciwatch_render",
         annotations(
             title = "Render a CI watch report",

@@ -89,6 +89,7 @@ impl CiWatchServer {
     /// in build 65099?" or when given a Buildkite URL. Every failed job is listed in `jobs`,
     /// with the reason when its log was not read; partial problems are in `warnings`.
     #[tool(
+        title = "Scan a Buildkite build",
         name = "ciwatch_scan_build",
         annotations(
             title = "Scan a Buildkite build",
@@ -132,6 +133,7 @@ impl CiWatchServer {
     /// Use it for "what broke last night?"; with detail_level=full it also returns the
     /// copy/paste Daily Findings and Standup texts.
     #[tool(
+        title = "Scan the latest nightly build",
         name = "ciwatch_scan_latest_nightly",
         annotations(
             title = "Scan the latest nightly build",
