@@ -1,0 +1,27 @@
+# ciwatch-mcp as a container sidecar: the Streamable HTTP server on port 8080, no shell tools.
+#
+#   docker build -t ciwatch-mcp .
+#   docker run --rm -p 8080:8080 -e BUILDKITE_TOKEN=bkua_… -e CIWATCH_HTTP_TOKEN=… ciwatch-mcp
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src benches \
+    && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
+    && echo 'fn main() {}' > benches/extract.rs && echo 'fn main() {}' > benches/blame.rs \
+    && cargo build --release --locked \
+    && rm -rf src benches
+COPY src ./src
+COPY benches ./benches
+COPY wiremock-fixtures ./wiremock-fixtures
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+
+# Distroless: glibc and CA certificates, no shell, runs as the non-root user 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/ciwatch-mcp /usr/local/bin/ciwatch-mcp
+ENV CIWATCH_HTTP_BIND=0.0.0.0:8080 \
+    RUST_LOG=info
+EXPOSE 8080
+USER nonroot
+ENTRYPOINT ["/usr/local/bin/ciwatch-mcp", "serve"]
