@@ -8,7 +8,7 @@ use ciwatch_mcp::config::Secret;
 use ciwatch_mcp::fixtures;
 use ciwatch_mcp::github::{GitHubClient, GitHubOptions, IssueState};
 use ciwatch_mcp::model::{Category, DetailLevel};
-use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress, ScanOptions};
+use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress};
 use common::{github_server, SearchResponder};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -188,14 +188,7 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
     let settings = common::settings(&buildkite.uri());
     let buildkite_client = common::client(&settings);
     let github = client(&github_mock.uri(), None);
-    let options = ScanOptions {
-        detail_level: DetailLevel::Full,
-        max_failures: 500,
-        budgets: Budgets::default(),
-        selection: None,
-        repo: REPO.into(),
-        search_github: true,
-    };
+    let options = common::scan_options(Budgets::default(), DetailLevel::Full, true);
     let result = watch::scan_build(
         &buildkite_client,
         Enrichment {
@@ -268,14 +261,7 @@ async fn search_github_false_sends_nothing() {
     let github_mock = github_server().await;
     let settings = common::settings(&buildkite.uri());
     let github = client(&github_mock.uri(), None);
-    let options = ScanOptions {
-        detail_level: DetailLevel::Summary,
-        max_failures: 50,
-        budgets: Budgets::default(),
-        selection: None,
-        repo: REPO.into(),
-        search_github: false,
-    };
+    let options = common::scan_options(Budgets::default(), DetailLevel::Summary, false);
     let result = watch::scan_build(
         &common::client(&settings),
         Enrichment {

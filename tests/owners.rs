@@ -250,17 +250,10 @@ async fn files_missing_at_head_have_no_owner_entry() {
 #[tokio::test]
 async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure() {
     use ciwatch_mcp::model::DetailLevel;
-    use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress, ScanOptions};
+    use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress};
     let buildkite = common::fixture_server().await;
     let client = common::client(&common::settings(&buildkite.uri()));
-    let options = ScanOptions {
-        detail_level: DetailLevel::Summary,
-        max_failures: 500,
-        budgets: Budgets::default(),
-        selection: None,
-        repo: "vllm-project/vllm".into(),
-        search_github: false,
-    };
+    let options = common::scan_options(Budgets::default(), DetailLevel::Summary, false);
     let first = watch::scan_build(
         &client,
         Enrichment::default(),

@@ -10,14 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 fn options(budgets: Budgets, detail_level: DetailLevel) -> ScanOptions {
-    ScanOptions {
-        detail_level,
-        max_failures: 500,
-        budgets,
-        selection: None,
-        repo: "vllm-project/vllm".into(),
-        search_github: false,
-    }
+    common::scan_options(budgets, detail_level, false)
 }
 
 async fn scan(server_uri: &str, options: &ScanOptions) -> ScanResult {

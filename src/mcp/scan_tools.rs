@@ -33,6 +33,26 @@ fn default_max_failures() -> usize {
     DEFAULT_MAX_FAILURES
 }
 
+/// What both scan tools take besides the build to scan.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScanSettings {
+    /// GitHub repository whose `[CI Failure]` issues are matched and whose CODEOWNERS is read
+    /// (default "vllm-project/vllm").
+    #[serde(default = "default_repo")]
+    pub repo: String,
+    /// Match failures to GitHub `ci-failure` issues (default true): an open match makes the
+    /// failure KNOWN_TRACKED; a closed one is linked as "possibly regressed after fix".
+    #[serde(default = "default_true")]
+    pub search_github: bool,
+    /// "minimal" (categories and owners only), "summary" (default: messages and reasons) or
+    /// "full" (stack traces and the rendered Daily Findings and Standup texts).
+    #[serde(default)]
+    pub detail_level: DetailLevel,
+    /// Most failures returned (default 50); counts and rendered texts still cover all.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: usize,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ScanBuildParams {
     /// A build number ("65099") or any Buildkite build or job URL
@@ -42,20 +62,8 @@ pub struct ScanBuildParams {
     /// Pipeline as "org/pipeline" (default "vllm/ci").
     #[serde(default = "default_pipeline")]
     pub pipeline: String,
-    /// GitHub repository whose `[CI Failure]` issues are matched (default "vllm-project/vllm").
-    #[serde(default = "default_repo")]
-    pub repo: String,
-    /// Match failures to GitHub `ci-failure` issues (default true): an open match makes the
-    /// failure KNOWN_TRACKED; a closed one is linked as "possibly regressed after fix".
-    #[serde(default = "default_true")]
-    pub search_github: bool,
-    /// "minimal" (categories only), "summary" (default: messages and reasons) or "full" (stack
-    /// traces and the rendered Daily Findings and Standup texts).
-    #[serde(default)]
-    pub detail_level: DetailLevel,
-    /// Most failures returned (default 50); counts and rendered texts still cover all.
-    #[serde(default = "default_max_failures")]
-    pub max_failures: usize,
+    #[serde(flatten)]
+    pub settings: ScanSettings,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -66,19 +74,8 @@ pub struct ScanNightlyParams {
     /// Branch the nightly runs on (default "main").
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// GitHub repository whose `[CI Failure]` issues are matched (default "vllm-project/vllm").
-    #[serde(default = "default_repo")]
-    pub repo: String,
-    /// Match failures to GitHub `ci-failure` issues (default true): an open match makes the
-    /// failure KNOWN_TRACKED; a closed one is linked as "possibly regressed after fix".
-    #[serde(default = "default_true")]
-    pub search_github: bool,
-    /// "minimal", "summary" (default) or "full" (adds the Daily Findings and Standup texts).
-    #[serde(default)]
-    pub detail_level: DetailLevel,
-    /// Most failures returned (default 50).
-    #[serde(default = "default_max_failures")]
-    pub max_failures: usize,
+    #[serde(flatten)]
+    pub settings: ScanSettings,
 }
 
 #[tool_router(router = scan_router, vis = "pub(super)")]
@@ -109,13 +106,7 @@ impl CiWatchServer {
             &self.settings.buildkite_org,
         )
         .map_err(|e| e.to_string())?;
-        let options = self.scan_options(
-            params.detail_level,
-            params.max_failures,
-            None,
-            params.repo,
-            params.search_github,
-        );
+        let options = self.scan_options(params.settings, None);
         self.scan(
             &client,
             &build.org,
@@ -154,34 +145,21 @@ impl CiWatchServer {
             choice = watch::latest_nightly(&client, &org, &pipeline, &params.branch, hours) => choice.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
-        let options = self.scan_options(
-            params.detail_level,
-            params.max_failures,
-            Some(choice.explanation),
-            params.repo,
-            params.search_github,
-        );
+        let options = self.scan_options(params.settings, Some(choice.explanation));
         self.scan(&client, &org, &pipeline, choice.number, &options, &context)
             .await
     }
 }
 
 impl CiWatchServer {
-    fn scan_options(
-        &self,
-        detail_level: DetailLevel,
-        max_failures: usize,
-        selection: Option<String>,
-        repo: String,
-        search_github: bool,
-    ) -> ScanOptions {
+    fn scan_options(&self, settings: ScanSettings, selection: Option<String>) -> ScanOptions {
         ScanOptions {
-            detail_level,
-            max_failures,
+            detail_level: settings.detail_level,
+            max_failures: settings.max_failures,
             budgets: self.settings.budgets(),
             selection,
-            repo,
-            search_github,
+            repo: settings.repo,
+            search_github: settings.search_github,
         }
     }
 

@@ -183,3 +183,19 @@ pub async fn github_server() -> MockServer {
         .await;
     server
 }
+
+/// Scan options for the fixture: all failures returned, GitHub matching as given.
+pub fn scan_options(
+    budgets: ciwatch_mcp::watch::Budgets,
+    detail_level: ciwatch_mcp::model::DetailLevel,
+    search_github: bool,
+) -> ciwatch_mcp::watch::ScanOptions {
+    ciwatch_mcp::watch::ScanOptions {
+        detail_level,
+        max_failures: 500,
+        budgets,
+        selection: None,
+        repo: "vllm-project/vllm".into(),
+        search_github,
+    }
+}
