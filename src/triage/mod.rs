@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod fingerprint;
+pub mod history;
 pub mod key;
 pub mod rules;
 
