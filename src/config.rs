@@ -180,6 +180,15 @@ pub struct Settings {
     )]
     pub scan_blame_budget_ms: u64,
 
+    /// Directory of the on-disk cache of finished builds and parsed job logs (default
+    /// `$XDG_CACHE_HOME/ciwatch-mcp`, else `~/.cache/ciwatch-mcp`).
+    #[arg(global = true, long, env = "CIWATCH_CACHE_DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+
+    /// Do not read or write the on-disk cache.
+    #[arg(global = true, long, env = "CIWATCH_NO_CACHE")]
+    pub no_cache: bool,
+
     /// How far back the latest nightly is searched for, in hours.
     #[arg(
         global = true,
@@ -235,6 +244,22 @@ impl Settings {
                 api_cache_ttl: Duration::from_secs(self.github_cache_secs),
             },
         )
+    }
+
+    /// The on-disk cache, or why there is none (a warning for results; `None` with `--no-cache`).
+    pub fn open_cache(&self) -> Result<Option<crate::cache::Cache>, String> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let dir = self
+            .cache_dir
+            .clone()
+            .or_else(crate::cache::default_dir)
+            .ok_or_else(|| {
+                "no cache directory (set CIWATCH_CACHE_DIR or HOME); running without cache"
+                    .to_string()
+            })?;
+        crate::cache::Cache::open(&dir).map(Some)
     }
 
     pub fn http_timeout(&self) -> Duration {

@@ -1,6 +1,7 @@
 //! ciwatch-mcp: the daily vLLM CI watch as an MCP server. See `ARCHITECTURE.md` for the map.
 
 pub mod buildkite;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod fixtures;
@@ -10,6 +11,7 @@ pub mod logs;
 pub mod mcp;
 pub mod model;
 pub mod owners;
+pub mod pipeline;
 pub mod report;
 pub mod triage;
 pub mod watch;

@@ -276,3 +276,56 @@ impl FailureClassification {
         self
     }
 }
+
+// Test history (ciwatch_test_history).
+
+use crate::triage::history::{Assessment, TestStatus};
+
+/// One job's word on the test in one build.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryJob {
+    pub job_name: String,
+    pub job_url: String,
+    pub status: TestStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TimelineEntry {
+    pub build_number: u64,
+    pub build_url: String,
+    pub created_at: Option<String>,
+    pub commit_sha: String,
+    pub test_found: bool,
+    /// `fail` when any run failed, `pass` when runs only passed.
+    pub test_status: TestStatus,
+    pub jobs: Vec<HistoryJob>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryStats {
+    pub builds_considered: usize,
+    pub builds_with_test: usize,
+    pub logs_read: usize,
+    pub log_bytes_fetched: u64,
+    pub cache_hits: usize,
+    pub api_requests: u64,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryResult {
+    pub test_nodeid: String,
+    /// Newest build first.
+    pub timeline: Vec<TimelineEntry>,
+    pub assessment: Assessment,
+    /// Markdown.
+    pub summary: String,
+    pub warnings: Vec<String>,
+    pub stats: HistoryStats,
+}

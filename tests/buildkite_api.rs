@@ -223,6 +223,7 @@ async fn list_builds_follows_link_next_and_sends_filters() {
         branch: Some("main".into()),
         created_from: Some("2026-11-23T00:00:00Z".into()),
         exclude_jobs: true,
+        finished_only: false,
     };
     let builds = client(&settings(&server.uri()))
         .list_builds("vllm", "ci", &filter, 10)

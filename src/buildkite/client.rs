@@ -27,6 +27,8 @@ pub struct ListBuilds {
     pub created_from: Option<String>,
     /// Leave out the `jobs` array (much smaller pages).
     pub exclude_jobs: bool,
+    /// Only builds in a final state (`state=finished`: passed, failed, blocked, canceled).
+    pub finished_only: bool,
 }
 
 /// The end of a job log.
@@ -100,6 +102,9 @@ impl BuildkiteClient {
         }
         if filter.exclude_jobs {
             query.push(("exclude_jobs", "true".into()));
+        }
+        if filter.finished_only {
+            query.push(("state", "finished".into()));
         }
         let first = format!("{}/builds", self.pipeline_url(org, pipeline));
         let mut builds = Vec::new();

@@ -3,9 +3,9 @@
 //! are ignored. Terms: a *build* is one run of a pipeline; a *job* is one execution of a step
 //! in it; a *retry* is a new job for the same step, linked by `retry_source`/`retried_in_job_id`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Build {
     pub id: Option<String>,
@@ -23,13 +23,13 @@ pub struct Build {
     pub jobs: Option<Vec<Job>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct PipelineRef {
     pub slug: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Job {
     pub id: String,
@@ -52,7 +52,7 @@ pub struct Job {
     pub started_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RetrySource {
     pub job_id: Option<String>,

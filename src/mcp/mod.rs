@@ -2,6 +2,7 @@
 //! that knows rmcp; tools call the `watch` use cases and turn their errors into `isError`
 //! results with messages the model can act on.
 
+mod history_tools;
 mod http;
 mod progress;
 mod prompts;
@@ -38,6 +39,10 @@ pub struct CiWatchServer {
     /// Shared so fetched issues are cached across tool calls.
     github: Arc<GitHubClient>,
     owners: Arc<Owners>,
+    /// Finished builds and parsed job logs, shared by every session of this process.
+    cache: Option<Arc<crate::cache::Cache>>,
+    /// Why there is no cache, reported in history results.
+    cache_warning: Option<String>,
     /// The last scan's Daily Findings, served as `report://latest`.
     latest_report: Arc<std::sync::Mutex<Option<String>>>,
     tool_router: ToolRouter<Self>,
@@ -54,13 +59,22 @@ impl CiWatchServer {
         )?;
         let github = Arc::new(GitHubClient::new(settings.github_options())?);
         let owners = Arc::new(settings.owners(Some(github.clone())));
+        let (cache, cache_warning) = match settings.open_cache() {
+            Ok(cache) => (cache.map(Arc::new), None),
+            Err(warning) => {
+                tracing::warn!(%warning, "cache unavailable");
+                (None, Some(warning))
+            }
+        };
         Ok(Self {
             settings,
             http,
             github,
             owners,
+            cache,
+            cache_warning,
             latest_report: Arc::default(),
-            tool_router: Self::scan_router() + Self::render_router(),
+            tool_router: Self::scan_router() + Self::render_router() + Self::history_router(),
             prompt_router: Self::prompt_router(),
         })
     }

@@ -22,49 +22,6 @@ pub fn repo_path_candidates(file: &str) -> Vec<String> {
     }
 }
 
-/// The file a job works on when its log names no test: the first pytest target or script of
-/// its `command`, relative to the directory the command `cd`s into.
-pub fn job_test_area(command: &str) -> Option<String> {
-    let mut directory = "";
-    for line in command.lines() {
-        let line = line.trim().trim_start_matches('(');
-        if let Some(target) = line.strip_prefix("cd ") {
-            directory = target
-                .trim()
-                .trim_start_matches("/vllm-workspace")
-                .trim_matches('/');
-            continue;
-        }
-        if line.starts_with("echo ") {
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(runner) = words
-            .iter()
-            .position(|w| *w == "pytest" || *w == "python3" || *w == "python")
-        else {
-            continue;
-        };
-        let target = words[runner + 1..]
-            .iter()
-            .map(|w| w.trim_end_matches(')').trim_matches(['"', '\'']))
-            .find(|w| {
-                !w.starts_with('-')
-                    && (w.ends_with(".py") || w.contains(".py::") || w.contains('/'))
-            });
-        if let Some(target) = target {
-            let file = target.split("::").next().unwrap_or(target);
-            let joined = if directory.is_empty() {
-                file.to_string()
-            } else {
-                format!("{directory}/{file}")
-            };
-            return Some(joined);
-        }
-    }
-    None
-}
-
 /// The 1-based inclusive line range of `def <function>` (or `async def`) in Python `source`:
 /// from its decorators to the last line indented under it. With `class_name`, the function
 /// inside that class is preferred.
@@ -154,26 +111,6 @@ mod tests {
             repo_path_candidates("/vllm-workspace/tests/a/test_b.py"),
             vec!["tests/a/test_b.py"]
         );
-    }
-
-    #[test]
-    fn job_areas_from_real_commands() {
-        let build: crate::buildkite::Build =
-            serde_json::from_str(crate::fixtures::BUILD_65099).expect("fixture");
-        let command = |name: &str| {
-            build
-                .jobs()
-                .iter()
-                .find(|j| j.display_name() == name)
-                .and_then(|j| j.command.clone())
-                .unwrap_or_default()
-        };
-        assert_eq!(
-            job_test_area(&command("Distributed Tests (2 GPUs)(H100)")).as_deref(),
-            Some("tests/distributed/test_context_parallel.py")
-        );
-        assert_eq!(job_test_area("cd /vllm-workspace/tests\n(pytest -v -s kernels/moe/test_x.py) || CI_OVERALL_STATUS=1"), Some("tests/kernels/moe/test_x.py".to_string()));
-        assert_eq!(job_test_area("echo hi\nls"), None);
     }
 
     #[test]

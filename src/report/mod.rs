@@ -4,9 +4,11 @@
 //! code spans by [`code_span`] so it cannot open links, headings or mentions in the report.
 
 mod daily;
+mod history;
 mod standup;
 
 pub use daily::daily_findings;
+pub use history::history_summary;
 pub use standup::standup_summary;
 
 /// `text` as one inline code span: newlines and control characters become spaces, and the

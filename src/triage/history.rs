@@ -87,7 +87,11 @@ fn fail_rate(entries: &[&Observation]) -> f64 {
     if entries.is_empty() {
         return 0.0;
     }
-    entries.iter().filter(|e| e.status == TestStatus::Fail).count() as f64 / entries.len() as f64
+    entries
+        .iter()
+        .filter(|e| e.status == TestStatus::Fail)
+        .count() as f64
+        / entries.len() as f64
 }
 
 fn percent(rate: f64) -> String {
@@ -109,7 +113,8 @@ fn consistent_fingerprint(entries: &[&Observation]) -> Option<bool> {
 }
 
 fn compare_url(repo: &str, from: &str, to: &str) -> Option<String> {
-    (!from.is_empty() && !to.is_empty() && from != to).then(|| format!("https://github.com/{repo}/compare/{from}...{to}"))
+    (!from.is_empty() && !to.is_empty() && from != to)
+        .then(|| format!("https://github.com/{repo}/compare/{from}...{to}"))
 }
 
 fn transition(before: &Observation, after: &Observation, repo: &str) -> Transition {
@@ -125,7 +130,10 @@ fn transition(before: &Observation, after: &Observation, repo: &str) -> Transiti
 /// Assesses `timeline` (any order; sorted here oldest first by build number). `repo` is
 /// `owner/name` for compare URLs.
 pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
-    let mut found: Vec<&Observation> = timeline.iter().filter(|e| e.status != TestStatus::Unknown).collect();
+    let mut found: Vec<&Observation> = timeline
+        .iter()
+        .filter(|e| e.status != TestStatus::Unknown)
+        .collect();
     found.sort_by_key(|e| e.build_number);
     let n = found.len();
     let verdict = |classification, confidence, notes: Vec<String>| Assessment {
@@ -139,7 +147,10 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
         return verdict(
             HistoryClass::InsufficientData,
             Confidence::Low,
-            vec![format!("Test found in only {n} builds"), "Need at least 3 builds to detect patterns".to_string()],
+            vec![
+                format!("Test found in only {n} builds"),
+                "Need at least 3 builds to detect patterns".to_string(),
+            ],
         );
     }
     let overall = fail_rate(&found);
@@ -147,7 +158,10 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
     // The same commit failing in one build and passing in another is flaky by definition.
     let mut outcomes_by_commit: HashMap<&str, HashSet<TestStatus>> = HashMap::new();
     for entry in &found {
-        outcomes_by_commit.entry(entry.commit.as_str()).or_default().insert(entry.status);
+        outcomes_by_commit
+            .entry(entry.commit.as_str())
+            .or_default()
+            .insert(entry.status);
     }
     let flaky_commits: Vec<&str> = outcomes_by_commit
         .iter()
@@ -169,8 +183,17 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
             (2.., _) => Confidence::Med,
             _ => Confidence::Low,
         };
-        let last_good = found[..i].iter().rev().find(|e| e.status == TestStatus::Pass).copied().unwrap_or(found[i - 1]);
-        let first_bad = after.iter().find(|e| e.status == TestStatus::Fail).copied().unwrap_or(after[0]);
+        let last_good = found[..i]
+            .iter()
+            .rev()
+            .find(|e| e.status == TestStatus::Pass)
+            .copied()
+            .unwrap_or(found[i - 1]);
+        let first_bad = after
+            .iter()
+            .find(|e| e.status == TestStatus::Fail)
+            .copied()
+            .unwrap_or(after[0]);
         let change = transition(last_good, first_bad, repo);
         let mut notes = vec![format!(
             "Clear transition at build {} (commit {}); last pass in build {} (commit {})",
@@ -180,11 +203,20 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
             short(&last_good.commit)
         )];
         notes.push(match consistent {
-            Some(true) => format!("Consistent failure fingerprint across {} builds after transition", after.len()),
+            Some(true) => format!(
+                "Consistent failure fingerprint across {} builds after transition",
+                after.len()
+            ),
             Some(false) => "Failure fingerprints after the transition differ".to_string(),
-            None => format!("Failing in {} builds after transition (no error message to compare)", after.len()),
+            None => format!(
+                "Failing in {} builds after transition (no error message to compare)",
+                after.len()
+            ),
         });
-        notes.push(format!("Fail rate before: {}", percent(fail_rate(&found[..i]))));
+        notes.push(format!(
+            "Fail rate before: {}",
+            percent(fail_rate(&found[..i]))
+        ));
         notes.push(format!("Fail rate after: {}", percent(fail_rate(after))));
         return Assessment {
             classification: HistoryClass::Regression,
@@ -196,14 +228,26 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
     }
 
     // FIXED: a failing run ended and the newest builds pass.
-    let trailing_passes = found.iter().rev().take_while(|e| e.status == TestStatus::Pass).count();
+    let trailing_passes = found
+        .iter()
+        .rev()
+        .take_while(|e| e.status == TestStatus::Pass)
+        .count();
     if trailing_passes >= 2 && trailing_passes < n {
         let failing_before = &found[..n - trailing_passes];
-        let recent_failures = failing_before.iter().rev().take_while(|e| e.status == TestStatus::Fail).count();
+        let recent_failures = failing_before
+            .iter()
+            .rev()
+            .take_while(|e| e.status == TestStatus::Fail)
+            .count();
         if recent_failures >= 2 && fail_rate(failing_before) > 0.5 {
             let last_bad = failing_before[failing_before.len() - 1];
             let first_good = found[n - trailing_passes];
-            let confidence = if trailing_passes >= 3 { Confidence::High } else { Confidence::Med };
+            let confidence = if trailing_passes >= 3 {
+                Confidence::High
+            } else {
+                Confidence::Med
+            };
             return Assessment {
                 classification: HistoryClass::Fixed,
                 confidence,
@@ -229,23 +273,51 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
         }
     }
 
-    let flips = found.windows(2).filter(|w| w[0].status != w[1].status).count();
+    let flips = found
+        .windows(2)
+        .filter(|w| w[0].status != w[1].status)
+        .count();
     let half = n / 2;
     let (older, newer) = (fail_rate(&found[..half]), fail_rate(&found[half..]));
     if !flaky_commits.is_empty() || (LOW_RATE..=HIGH_RATE).contains(&overall) && flips >= 3 {
         let prints: HashSet<&String> = found.iter().flat_map(|e| e.fingerprints.iter()).collect();
-        let mut notes = vec![format!("Intermittent failures: {} fail rate, {flips} pass/fail alternations", percent(overall))];
+        let mut notes = vec![format!(
+            "Intermittent failures: {} fail rate, {flips} pass/fail alternations",
+            percent(overall)
+        )];
         if !flaky_commits.is_empty() {
-            notes.push(format!("Failed and passed on the same commit in {} case(s)", flaky_commits.len()));
+            notes.push(format!(
+                "Failed and passed on the same commit in {} case(s)",
+                flaky_commits.len()
+            ));
         }
         if prints.len() > 1 {
-            notes.push(format!("{} different failure fingerprints detected", prints.len()));
+            notes.push(format!(
+                "{} different failure fingerprints detected",
+                prints.len()
+            ));
         }
-        notes.push(format!("Fail rate older half {} → newer half {}", percent(older), percent(newer)));
+        notes.push(format!(
+            "Fail rate older half {} → newer half {}",
+            percent(older),
+            percent(newer)
+        ));
         // Alternating as much or more lately is flaky now; alternating only earlier is quieting down.
         let onset = newer >= older || !flaky_commits.is_empty();
-        let confidence = if flaky_commits.is_empty() { Confidence::Med } else { Confidence::High };
-        return verdict(if onset { HistoryClass::FlakeOnset } else { HistoryClass::Sporadic }, confidence, notes);
+        let confidence = if flaky_commits.is_empty() {
+            Confidence::Med
+        } else {
+            Confidence::High
+        };
+        return verdict(
+            if onset {
+                HistoryClass::FlakeOnset
+            } else {
+                HistoryClass::Sporadic
+            },
+            confidence,
+            notes,
+        );
     }
     if overall > HIGH_RATE {
         let consistent = consistent_fingerprint(&found);
@@ -259,7 +331,11 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
             ],
         );
     }
-    let confidence = if overall < LOW_RATE { Confidence::High } else { Confidence::Med };
+    let confidence = if overall < LOW_RATE {
+        Confidence::High
+    } else {
+        Confidence::Med
+    };
     verdict(
         HistoryClass::Sporadic,
         confidence,
@@ -271,7 +347,9 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
 }
 
 fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(if commit.is_empty() { "unknown" } else { commit })
+    commit
+        .get(..7)
+        .unwrap_or(if commit.is_empty() { "unknown" } else { commit })
 }
 
 #[cfg(test)]
@@ -311,14 +389,30 @@ mod tests {
         use HistoryClass::*;
         assert_eq!(class("PP"), (InsufficientData, Low));
         assert_eq!(class("PPPPPPPFFFF"), (Regression, High));
-        assert_eq!(class("PPPPPxxxxx"), (Regression, Med), "no fingerprints: still a regression");
-        assert_eq!(class("PPPPPPPPPF"), (Regression, Low), "one failing build is weak evidence");
+        assert_eq!(
+            class("PPPPPxxxxx"),
+            (Regression, Med),
+            "no fingerprints: still a regression"
+        );
+        assert_eq!(
+            class("PPPPPPPPPF"),
+            (Regression, Low),
+            "one failing build is weak evidence"
+        );
         assert_eq!(class("FFFFFPPPP"), (Fixed, High));
         assert_eq!(class("FFFFFFFFFF"), (PersistentFail, High));
         assert_eq!(class("PFPFPPFPPF"), (FlakeOnset, Med));
-        assert_eq!(class("PFfPFPPPPP"), (Sporadic, Med), "alternating early, quiet lately");
+        assert_eq!(
+            class("PFfPFPPPPP"),
+            (Sporadic, Med),
+            "alternating early, quiet lately"
+        );
         assert_eq!(class("PPPPPPPPPPPPFPPPPPPP"), (Sporadic, High));
-        assert_eq!(class("PUPUPUFFUF"), (Regression, High), "unknown builds are skipped");
+        assert_eq!(
+            class("PUPUPUFFUF"),
+            (Regression, High),
+            "unknown builds are skipped"
+        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! pure `logs`/`triage`/`report` modules; knows nothing of MCP, so the CLI and the server run
 //! the same code.
 
+mod history;
 mod nightly;
 mod scan;
 mod select;
 
+pub use history::{test_history, HistoryOptions, MAX_LOOKBACK_BUILDS};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};

@@ -34,6 +34,7 @@ pub async fn latest_nightly(
         branch: Some(branch.to_string()),
         created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         exclude_jobs: true,
+        finished_only: false,
     };
     let builds = client
         .list_builds(
@@ -47,7 +48,7 @@ pub async fn latest_nightly(
         .map_err(super::WatchError::NoNightly)
 }
 
-fn is_nightly(build: &Build) -> bool {
+pub(super) fn is_nightly(build: &Build) -> bool {
     let message = build.message.as_deref().unwrap_or("");
     build.source.as_deref() == Some("schedule")
         && NIGHTLY_MESSAGE.is_match(message)

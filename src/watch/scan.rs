@@ -13,8 +13,8 @@ use crate::model::{
     TestFailure,
 };
 use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
-use crate::owners::source::job_test_area;
 use crate::owners::Owners;
+use crate::pipeline::test_area;
 use crate::triage::{self, FailureText, JobSignals};
 use futures::StreamExt;
 use std::collections::HashSet;
@@ -453,7 +453,7 @@ async fn apply_owners(
     let test_name = failure.test_failure.test_name.clone();
     let (file, node_id) = match test_name.split_once("::") {
         Some((file, _)) => (file.to_string(), Some(test_name.as_str())),
-        None => match job_command.and_then(job_test_area) {
+        None => match job_command.and_then(test_area) {
             Some(area) => (area, None),
             None => return,
         },

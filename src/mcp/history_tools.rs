@@ -1,0 +1,117 @@
+//! `ciwatch_test_history`: one test across recent builds.
+
+use super::progress::McpProgress;
+use super::CiWatchServer;
+use crate::buildkite::parse_pipeline;
+use crate::model::HistoryResult;
+use crate::watch::{self, HistoryOptions};
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, RoleServer};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+fn default_pipeline() -> String {
+    "vllm/ci".into()
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_lookback() -> usize {
+    50
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TestHistoryParams {
+    /// The pytest node id, e.g. "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]"
+    /// (with or without the leading "tests/"). Matched exactly: "test_x" is not "test_x[1]".
+    pub test_nodeid: String,
+    /// Branch (default "main").
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Pipeline as "org/pipeline" (default "vllm/ci").
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// "nightly" to look only at scheduled nightly builds; default all finished builds.
+    #[serde(default)]
+    pub build_query: Option<String>,
+    /// Newest finished builds to look at (default 50, max 300).
+    #[serde(default = "default_lookback")]
+    pub lookback_builds: usize,
+    /// Case-insensitive substring of the job name, to narrow (or, when no job's command names
+    /// the test's file, to choose) the jobs searched.
+    #[serde(default)]
+    pub job_filter: Option<String>,
+    /// Include the failure excerpt of each failing run (default true).
+    #[serde(default = "default_true")]
+    pub include_logs: bool,
+}
+
+#[tool_router(router = history_router, vis = "pub(super)")]
+impl CiWatchServer {
+    /// Follow one test across recent builds, newest first: is it a new REGRESSION (with the
+    /// last good and first bad build and commit, and a GitHub compare link), FIXED, flaky
+    /// (FLAKE_ONSET), PERSISTENT_FAIL, SPORADIC, or INSUFFICIENT_DATA? Jobs that run the test are
+    /// found from their commands; passed jobs count as passes without reading logs; failed
+    /// jobs' log tails are searched for the exact test id. Finished builds and parsed logs are
+    /// cached on disk, so asking again is cheap.
+    #[tool(
+        name = "ciwatch_test_history",
+        title = "Follow a test across builds",
+        annotations(
+            title = "Follow a test across builds",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn test_history(
+        &self,
+        Parameters(params): Parameters<TestHistoryParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<HistoryResult>, String> {
+        let client = self.buildkite(&context.extensions)?;
+        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
+            .map_err(|e| e.to_string())?;
+        let nightly_only = match params.build_query.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(query) if query.eq_ignore_ascii_case("nightly") => true,
+            Some(other) => {
+                return Err(format!(
+                    "build_query {other:?} is not supported: use \"nightly\" or leave it out"
+                ))
+            }
+        };
+        let budgets = self.settings.budgets();
+        let options = HistoryOptions {
+            branch: params.branch,
+            lookback_builds: params.lookback_builds,
+            nightly_only,
+            job_filter: params.job_filter.filter(|f| !f.trim().is_empty()),
+            include_logs: params.include_logs,
+            max_jobs_per_build: budgets.max_jobs,
+            max_log_bytes: budgets.max_log_bytes,
+            concurrency: budgets.concurrency,
+            repo: "vllm-project/vllm".into(),
+        };
+        let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
+        let cache = self.cache.as_deref();
+        let history = watch::test_history(
+            &client,
+            cache,
+            &org,
+            &pipeline,
+            &params.test_nodeid,
+            &options,
+            &progress,
+        );
+        let mut result = tokio::select! {
+            result = history => result.map_err(|e| e.to_string())?,
+            () = context.ct.cancelled() => return Err("the test history was cancelled".to_string()),
+        };
+        result.warnings.extend(self.cache_warning.iter().cloned());
+        Ok(Json(result))
+    }
+}

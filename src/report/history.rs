@@ -1,0 +1,106 @@
+//! The test-history summary (markdown), in the original's layout with the transition range.
+
+use super::code_span;
+use crate::model::TimelineEntry;
+use crate::triage::history::{Assessment, HistoryClass, TestStatus};
+use std::fmt::Write;
+
+/// Newest builds listed at the end of the summary.
+const RECENT_BUILDS: usize = 5;
+
+pub fn history_summary(
+    test_nodeid: &str,
+    timeline: &[TimelineEntry],
+    assessment: &Assessment,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## Test History: {}\n", code_span(test_nodeid));
+    let confidence = serde_json::to_value(assessment.confidence)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let class = serde_json::to_value(assessment.classification)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "**Classification:** {class} (confidence: {confidence})\n"
+    );
+    if !assessment.notes.is_empty() {
+        let _ = writeln!(out, "**Analysis:**");
+        for note in &assessment.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(change) = &assessment.transition {
+        let title = if assessment.classification == HistoryClass::Fixed {
+            "Fixed at"
+        } else {
+            "Regression introduced at"
+        };
+        let url = |number: u64| {
+            timeline
+                .iter()
+                .find(|e| e.build_number == number)
+                .map(|e| e.build_url.clone())
+                .unwrap_or_default()
+        };
+        let _ = writeln!(out, "**{title}:**");
+        let _ = writeln!(
+            out,
+            "- Last good: build [{}]({}) (commit {})",
+            change.last_good_build,
+            url(change.last_good_build),
+            code_span(
+                change
+                    .last_good_commit
+                    .get(..7)
+                    .unwrap_or(&change.last_good_commit)
+            )
+        );
+        let _ = writeln!(
+            out,
+            "- First bad: build [{}]({}) (commit {})",
+            change.first_bad_build,
+            url(change.first_bad_build),
+            code_span(
+                change
+                    .first_bad_commit
+                    .get(..7)
+                    .unwrap_or(&change.first_bad_commit)
+            )
+        );
+        if let Some(compare) = &change.compare_url {
+            let _ = writeln!(out, "- Commits in between: {compare}");
+        }
+        let _ = writeln!(out);
+    }
+    let found: Vec<&TimelineEntry> = timeline.iter().filter(|e| e.test_found).collect();
+    if !found.is_empty() {
+        let passed = found
+            .iter()
+            .filter(|e| e.test_status == TestStatus::Pass)
+            .count();
+        let _ = writeln!(out, "**Timeline summary:** {} builds scanned", found.len());
+        let _ = writeln!(out, "- Passed: {passed}");
+        let _ = writeln!(out, "- Failed: {}\n", found.len() - passed);
+        let _ = writeln!(out, "**Recent builds:**");
+        for entry in found.iter().take(RECENT_BUILDS) {
+            let mark = if entry.test_status == TestStatus::Pass {
+                "✅"
+            } else {
+                "❌"
+            };
+            let _ = writeln!(
+                out,
+                "- {mark} Build [{}]({}) (commit {})",
+                entry.build_number,
+                entry.build_url,
+                code_span(entry.commit_sha.get(..7).unwrap_or(&entry.commit_sha))
+            );
+        }
+    }
+    out.trim_end().to_string() + "\n"
+}
