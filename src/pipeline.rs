@@ -16,17 +16,24 @@ pub struct Target {
 pub fn targets(command: &str) -> Vec<Target> {
     let mut directory = String::new();
     let mut found = Vec::new();
+    // An `echo "…"` whose quote closes on a later line: its text is not a command.
+    let mut in_echo = false;
     for line in command.lines() {
         let line = line.trim().trim_start_matches('(');
+        if in_echo {
+            in_echo = line.matches('"').count() % 2 == 0;
+            continue;
+        }
+        if line.starts_with("echo ") {
+            in_echo = line.matches('"').count() % 2 == 1;
+            continue;
+        }
         if let Some(target) = line.strip_prefix("cd ") {
             directory = target
                 .trim()
                 .trim_start_matches("/vllm-workspace")
                 .trim_matches('/')
                 .to_string();
-            continue;
-        }
-        if line.starts_with("echo ") {
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -133,6 +140,26 @@ mod tests {
         assert!(
             !runs_test_file(&compat, "examples/basic/offline_inference/chat.py"),
             "scripts are not pytest targets"
+        );
+    }
+
+    #[test]
+    fn echo_text_across_lines_is_not_a_command() {
+        let build: crate::buildkite::Build = serde_json::from_str(include_str!(
+            "../wiremock-fixtures/builds/65099_compact.json"
+        ))
+        .expect("fixture");
+        let cpu = build
+            .jobs()
+            .iter()
+            .find(|j| j.display_name() == "CPU-Multi-Modal Model Tests 1")
+            .and_then(|j| j.command.clone())
+            .unwrap_or_default();
+        let paths: Vec<String> = targets(&cpu).into_iter().map(|t| t.path).collect();
+        assert_eq!(
+            paths,
+            vec!["tests/models/multimodal/generation"],
+            "not the echoed `tests/`"
         );
     }
 

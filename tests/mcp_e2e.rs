@@ -24,7 +24,8 @@ async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<Role
                 .env_remove("GH_TOKEN")
                 .env("CIWATCH_REQUESTS_PER_MINUTE", "6000")
                 .env("CIWATCH_REQUEST_BURST", "1000")
-                .env("RUST_LOG", "warn");
+                .env("RUST_LOG", "warn")
+                .env("CIWATCH_NO_CACHE", "true");
             if let Some(token) = token {
                 cmd.env("BUILDKITE_TOKEN", token);
             }
@@ -64,6 +65,7 @@ async fn lists_tools_and_scans_the_fixture_build() {
         "ciwatch_scan_build",
         "ciwatch_scan_latest_nightly",
         "ciwatch_render",
+        "ciwatch_test_history",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }

@@ -174,7 +174,12 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
         let (before, after) = found.split_at(i);
         fail_rate(before) < LOW_RATE && fail_rate(after) > HIGH_RATE
     });
-    if let (Some(i), true) = (split, flaky_commits.is_empty()) {
+    if let (Some(split), true) = (split, flaky_commits.is_empty()) {
+        // The split only says where the rates change; the transition is the first failure at
+        // or after it, and the last pass before that failure.
+        let i = (split..n)
+            .find(|&k| found[k].status == TestStatus::Fail)
+            .unwrap_or(split);
         let after = &found[i..];
         let consistent = consistent_fingerprint(after);
         let confidence = match (after.len(), consistent) {
@@ -189,11 +194,7 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
             .find(|e| e.status == TestStatus::Pass)
             .copied()
             .unwrap_or(found[i - 1]);
-        let first_bad = after
-            .iter()
-            .find(|e| e.status == TestStatus::Fail)
-            .copied()
-            .unwrap_or(after[0]);
+        let first_bad = after[0];
         let change = transition(last_good, first_bad, repo);
         let mut notes = vec![format!(
             "Clear transition at build {} (commit {}); last pass in build {} (commit {})",
@@ -413,6 +414,15 @@ mod tests {
             (Regression, High),
             "unknown builds are skipped"
         );
+    }
+
+    #[test]
+    fn transition_is_the_first_failure_not_the_rate_split() {
+        // 25 passes then 15 failures: the rates already split 3 builds early.
+        let pattern = format!("{}{}", "P".repeat(25), "F".repeat(15));
+        let a = assess(&timeline(&pattern), "r");
+        let t = a.transition.expect("transition");
+        assert_eq!((t.last_good_build, t.first_bad_build), (1024, 1025));
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub fn settings(server_uri: &str) -> Settings {
         vllm_repo_path: None,
         blame_timeout_ms: 3000,
         scan_blame_budget_ms: 15000,
+        cache_dir: None,
+        no_cache: true,
     }
 }
 

@@ -18,7 +18,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render"}
+EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
@@ -37,6 +37,12 @@ async def exercise(session: ClientSession, transport: str) -> None:
     rendered = await session.call_tool("ciwatch_render", {"scan_result": result, "format": "standup"})
     assert not rendered.is_error, rendered
     assert rendered.structured_content["text"].startswith("Nightly build [65099]"), rendered.structured_content
+    history = await session.call_tool(
+        "ciwatch_test_history",
+        {"test_nodeid": "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]"},
+    )
+    assert not history.is_error, history
+    assert history.structured_content["timeline"][0]["test_status"] == "fail", history.structured_content["timeline"]
     prompts = await session.list_prompts()
     assert any(p.name == "ci_watch_daily" for p in prompts.prompts), prompts
     print(f"python mcp client over {transport}: {len(names)} tools listed and called")
@@ -60,6 +66,7 @@ async def main(binary: str) -> None:
         "CIWATCH_REQUESTS_PER_MINUTE": "6000",
         "CIWATCH_REQUEST_BURST": "1000",
         "RUST_LOG": "warn",
+        "CIWATCH_NO_CACHE": "true",
         "PATH": os.environ.get("PATH", ""),
     }
     http_server = None
