@@ -66,6 +66,7 @@ async fn lists_tools_and_scans_the_fixture_build() {
         "ciwatch_scan_latest_nightly",
         "ciwatch_render",
         "ciwatch_test_history",
+        "ciwatch_get_job_test_failures",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }

@@ -326,3 +326,69 @@ async fn detail_levels_shrink_the_result() {
     }
     assert!(sizes[0] < sizes[1] && sizes[1] < sizes[2], "{sizes:?}");
 }
+
+#[tokio::test]
+async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
+    use ciwatch_mcp::watch::MatchStrategy;
+    let server = fixture_server().await;
+    let client = client(&settings(&server.uri()));
+    let budgets = Budgets::default();
+    let amd = watch::job_test_failures(
+        &client,
+        "vllm",
+        "ci",
+        65099,
+        "amd: v1 sample",
+        MatchStrategy::Fuzzy,
+        &budgets,
+    )
+    .await
+    .expect("found");
+    assert_eq!(amd.job_info.job_name, "AMD: V1 Sample + Logits (mi300_1)");
+    assert_eq!(amd.total_failures, 2);
+    assert_eq!(amd.test_failures[0].scope, "kernels/moe/test_block_fp8.py");
+    assert_eq!(
+        amd.test_failures[0].test_name,
+        "test_w8a8_block_fp8_fused_moe[0-dtype0-block_size0-1-2-128-4608-7168]"
+    );
+    assert_eq!(
+        amd.test_failures[0].error_message.as_deref(),
+        Some("AssertionError: Tensor-likes are not close!")
+    );
+
+    let examples = watch::job_test_failures(
+        &client,
+        "vllm",
+        "ci",
+        65099,
+        "019e068f-8880-4d80-b9ae-21f562929ee8",
+        MatchStrategy::Id,
+        &budgets,
+    )
+    .await
+    .expect("found");
+    assert_eq!(
+        examples.test_failures[0].test_nodeid, "Examples",
+        "job-level failure"
+    );
+    assert_eq!(
+        examples.test_failures[0].error_message.as_deref(),
+        Some("KeyError: 'kimi_vl'")
+    );
+
+    let ambiguous = watch::job_test_failures(
+        &client,
+        "vllm",
+        "ci",
+        65099,
+        "spec decode",
+        MatchStrategy::Fuzzy,
+        &budgets,
+    )
+    .await
+    .expect_err("several");
+    assert!(
+        ambiguous.to_string().contains("3 jobs match"),
+        "{ambiguous}"
+    );
+}

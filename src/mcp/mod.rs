@@ -4,6 +4,7 @@
 
 mod history_tools;
 mod http;
+mod job_tools;
 mod progress;
 mod prompts;
 mod render_tool;
@@ -74,7 +75,10 @@ impl CiWatchServer {
             cache,
             cache_warning,
             latest_report: Arc::default(),
-            tool_router: Self::scan_router() + Self::render_router() + Self::history_router(),
+            tool_router: Self::scan_router()
+                + Self::render_router()
+                + Self::history_router()
+                + Self::job_router(),
             prompt_router: Self::prompt_router(),
         })
     }

@@ -112,7 +112,7 @@ pub async fn test_history(
         } else {
             "finished builds"
         };
-        return Err(WatchError::NoNightly(format!(
+        return Err(WatchError::NotFound(format!(
             "no {kind} found on branch {} of {org}/{pipeline}",
             options.branch
         )));

@@ -3,11 +3,15 @@
 //! the same code.
 
 mod history;
+mod jobs;
 mod nightly;
 mod scan;
 mod select;
 
 pub use history::{test_history, HistoryOptions, MAX_LOOKBACK_BUILDS};
+pub use jobs::{
+    job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,
+};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
@@ -57,7 +61,7 @@ pub enum WatchError {
     #[error(transparent)]
     Input(#[from] UrlError),
     #[error("{0}")]
-    NoNightly(String),
+    NotFound(String),
 }
 
 impl From<crate::http::HttpError> for WatchError {

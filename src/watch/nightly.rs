@@ -45,7 +45,7 @@ pub async fn latest_nightly(
         )
         .await?;
     pick_nightly(&builds, &format!("{org}/{pipeline}"), branch, window_hours)
-        .map_err(super::WatchError::NoNightly)
+        .map_err(super::WatchError::NotFound)
 }
 
 pub(super) fn is_nightly(build: &Build) -> bool {

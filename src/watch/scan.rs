@@ -50,10 +50,10 @@ pub struct Enrichment<'a> {
 }
 
 /// What reading one job's log produced.
-struct JobRead {
-    status: JobStatus,
-    analysis: Option<LogAnalysis>,
-    detail: Option<String>,
+pub(super) struct JobRead {
+    pub(super) status: JobStatus,
+    pub(super) analysis: Option<LogAnalysis>,
+    pub(super) detail: Option<String>,
 }
 
 pub async fn scan_build(
@@ -219,7 +219,7 @@ pub async fn scan_build(
     Ok(result)
 }
 
-async fn read_job(
+pub(super) async fn read_job(
     client: &BuildkiteClient,
     org: &str,
     pipeline: &str,

@@ -18,7 +18,8 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history"}
+EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history",
+                  "ciwatch_get_job_test_failures"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
@@ -43,6 +44,9 @@ async def exercise(session: ClientSession, transport: str) -> None:
     )
     assert not history.is_error, history
     assert history.structured_content["timeline"][0]["test_status"] == "fail", history.structured_content["timeline"]
+    job = await session.call_tool("ciwatch_get_job_test_failures", {"build_id_or_url": "65099", "job_name_or_id": "Examples"})
+    assert not job.is_error, job
+    assert job.structured_content["test_failures"][0]["error_message"] == "KeyError: 'kimi_vl'", job.structured_content
     prompts = await session.list_prompts()
     assert any(p.name == "ci_watch_daily" for p in prompts.prompts), prompts
     print(f"python mcp client over {transport}: {len(names)} tools listed and called")

@@ -1,0 +1,240 @@
+//! One job's failures: find the job of a build by id or name, read its log, extract failures.
+
+use super::scan::{read_job, JobRead};
+use super::{Budgets, WatchError};
+use crate::buildkite::{BuildkiteClient, Job};
+use crate::logs::pytest::head_line;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicU64;
+
+/// How `job_name_or_id` is matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchStrategy {
+    /// The job's exact name (case-sensitive).
+    Exact,
+    /// A case-insensitive part of the name; an exact (case-insensitive) name wins among several.
+    #[default]
+    Fuzzy,
+    /// The job id.
+    Id,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobInfo {
+    pub job_id: String,
+    pub job_name: String,
+    pub job_url: String,
+    pub state: String,
+    pub exit_status: Option<i64>,
+    pub soft_failed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobTestFailure {
+    /// The pytest node id, or the job name for a job-level failure.
+    pub test_nodeid: String,
+    /// The file part of the node id (empty for a job-level failure).
+    pub scope: String,
+    /// The test part of the node id, as pytest's head line shows it.
+    pub test_name: String,
+    pub error_message: Option<String>,
+    pub stack_trace: Option<String>,
+    pub log_snippet: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobTestFailuresResult {
+    pub job_info: JobInfo,
+    pub test_failures: Vec<JobTestFailure>,
+    pub total_failures: usize,
+    /// Set when the log was read only in part or not at all.
+    pub warnings: Vec<String>,
+}
+
+/// Picks one job. Names are matched among latest attempts (a retried job shares its name with
+/// its retries); ids among all attempts. Errors list the candidates.
+pub fn match_job<'a>(
+    jobs: &'a [Job],
+    query: &str,
+    strategy: MatchStrategy,
+) -> Result<&'a Job, String> {
+    let scripts: Vec<&Job> = jobs.iter().filter(|j| j.is_script()).collect();
+    let latest: Vec<&Job> = scripts
+        .iter()
+        .copied()
+        .filter(|j| !j.was_retried())
+        .collect();
+    let names = |list: &[&Job]| {
+        list.iter()
+            .map(|j| format!("{:?}", j.display_name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match strategy {
+        MatchStrategy::Id => scripts
+            .iter()
+            .copied()
+            .find(|j| j.id == query)
+            .ok_or_else(|| format!("job id {query} not found in this build")),
+        MatchStrategy::Exact => {
+            let found: Vec<&Job> = latest
+                .iter()
+                .copied()
+                .filter(|j| j.display_name() == query)
+                .collect();
+            match found.as_slice() {
+                [one] => Ok(one),
+                [] => Err(format!(
+                    "job {query:?} not found (exact match); try match_strategy \"fuzzy\""
+                )),
+                many => Err(format!(
+                    "several jobs are named {query:?}: ids {}",
+                    many.iter()
+                        .map(|j| j.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        }
+        MatchStrategy::Fuzzy => {
+            let wanted = query.to_lowercase();
+            let found: Vec<&Job> = latest
+                .iter()
+                .copied()
+                .filter(|j| j.display_name().to_lowercase().contains(&wanted))
+                .collect();
+            match found.as_slice() {
+                [one] => Ok(one),
+                [] => Err(format!(
+                    "no job name contains {query:?}; failed jobs: {}",
+                    names(
+                        &latest
+                            .iter()
+                            .copied()
+                            .filter(|j| j.is_failed())
+                            .collect::<Vec<_>>()
+                    )
+                )),
+                many => {
+                    let exact: Vec<&&Job> = many
+                        .iter()
+                        .filter(|j| j.display_name().to_lowercase() == wanted)
+                        .collect();
+                    match exact.as_slice() {
+                        [one] => Ok(one),
+                        _ => Err(format!("{} jobs match {query:?}: {}; give more of the name or use match_strategy \"id\"", many.len(), names(many))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn job_test_failures(
+    client: &BuildkiteClient,
+    org: &str,
+    pipeline: &str,
+    number: u64,
+    query: &str,
+    strategy: MatchStrategy,
+    budgets: &Budgets,
+) -> Result<JobTestFailuresResult, WatchError> {
+    let build = client.get_build(org, pipeline, number).await?;
+    let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
+    let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
+    let JobRead {
+        analysis, detail, ..
+    } = read_job(client, org, pipeline, number, job, budgets, &byte_budget).await;
+    let mut warnings: Vec<String> = detail.into_iter().collect();
+    let test_failures: Vec<JobTestFailure> = match analysis {
+        None => Vec::new(),
+        Some(analysis) if !analysis.tests.is_empty() => analysis
+            .tests
+            .into_iter()
+            .map(|t| JobTestFailure {
+                scope: t.node_id.split("::").next().unwrap_or_default().to_string(),
+                test_name: head_line(&t.node_id),
+                log_snippet: t
+                    .excerpt
+                    .as_deref()
+                    .map(|e| crate::logs::bounded_text(e, 500)),
+                stack_trace: t.excerpt,
+                error_message: t.error_message,
+                test_nodeid: t.node_id,
+            })
+            .collect(),
+        Some(analysis) => analysis
+            .job_level
+            .map(|level| JobTestFailure {
+                test_nodeid: job.display_name().to_string(),
+                scope: String::new(),
+                test_name: job.display_name().to_string(),
+                error_message: level.error_message,
+                log_snippet: Some(crate::logs::bounded_text(&level.excerpt, 500)),
+                stack_trace: Some(level.excerpt),
+            })
+            .into_iter()
+            .collect(),
+    };
+    if job.state() == "passed" {
+        warnings.push(
+            "the job passed; failures listed are from tests it reran or tolerated".to_string(),
+        );
+    }
+    Ok(JobTestFailuresResult {
+        job_info: JobInfo {
+            job_id: job.id.clone(),
+            job_name: job.display_name().to_string(),
+            job_url: job.web_url.clone().unwrap_or_default(),
+            state: job.state().to_string(),
+            exit_status: job.exit_status,
+            soft_failed: job.is_soft_failed(),
+        },
+        total_failures: test_failures.len(),
+        test_failures,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_on_the_real_build() {
+        let build = crate::fixtures::build_65099();
+        let jobs = build.jobs();
+        let fuzzy =
+            |q| match_job(jobs, q, MatchStrategy::Fuzzy).map(|j| j.display_name().to_string());
+        assert_eq!(
+            fuzzy("elastic ep").as_deref(),
+            Ok("Elastic EP Scaling Test")
+        );
+        // "Examples" is a substring of "Model Runner V2 Examples": the exact name wins.
+        assert_eq!(fuzzy("examples").as_deref(), Ok("Examples"));
+        let several = fuzzy("Spec Decode").expect_err("several");
+        assert!(
+            several.contains("Spec Decode Eagle Nightly B200"),
+            "{several}"
+        );
+        assert!(fuzzy("no such job")
+            .expect_err("none")
+            .contains("failed jobs:"));
+        // The retried job's latest attempt is chosen, not the original.
+        let latest = match_job(
+            jobs,
+            "Distributed Tests (2 GPUs)(H100)",
+            MatchStrategy::Exact,
+        )
+        .expect("one");
+        assert_eq!(latest.id, "019e068f-84f5-4636-9707-f971a7d87843");
+        assert!(match_job(
+            jobs,
+            "019e062d-318f-4e16-ba10-a1794563c3fc",
+            MatchStrategy::Id
+        )
+        .is_ok());
+    }
+}
