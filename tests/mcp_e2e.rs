@@ -67,6 +67,7 @@ async fn lists_tools_and_scans_the_fixture_build() {
         "ciwatch_render",
         "ciwatch_test_history",
         "ciwatch_get_job_test_failures",
+        "ciwatch_analyze_main_branch",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }

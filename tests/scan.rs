@@ -388,7 +388,9 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
     .await
     .expect_err("several");
     assert!(
-        ambiguous.to_string().contains("11 jobs match \"spec decode\""),
+        ambiguous
+            .to_string()
+            .contains("11 jobs match \"spec decode\""),
         "{ambiguous}"
     );
 }

@@ -5,6 +5,7 @@
 mod history_tools;
 mod http;
 mod job_tools;
+mod main_branch_tools;
 mod progress;
 mod prompts;
 mod render_tool;
@@ -78,7 +79,8 @@ impl CiWatchServer {
             tool_router: Self::scan_router()
                 + Self::render_router()
                 + Self::history_router()
-                + Self::job_router(),
+                + Self::job_router()
+                + Self::main_branch_router(),
             prompt_router: Self::prompt_router(),
         })
     }

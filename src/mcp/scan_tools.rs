@@ -152,7 +152,11 @@ impl CiWatchServer {
 }
 
 impl CiWatchServer {
-    fn scan_options(&self, settings: ScanSettings, selection: Option<String>) -> ScanOptions {
+    pub(super) fn scan_options(
+        &self,
+        settings: ScanSettings,
+        selection: Option<String>,
+    ) -> ScanOptions {
         ScanOptions {
             detail_level: settings.detail_level,
             max_failures: settings.max_failures,
@@ -192,7 +196,7 @@ impl CiWatchServer {
         Ok(Json(result))
     }
 
-    fn enrichment(&self) -> Enrichment<'_> {
+    pub(super) fn enrichment(&self) -> Enrichment<'_> {
         Enrichment {
             github: Some(self.github.as_ref()),
             owners: Some(self.owners.as_ref()),

@@ -5,10 +5,12 @@
 
 mod daily;
 mod history;
+mod main_branch;
 mod standup;
 
 pub use daily::daily_findings;
 pub use history::history_summary;
+pub use main_branch::main_branch_text;
 pub use standup::standup_summary;
 
 /// `text` as one inline code span: newlines and control characters become spaces, and the

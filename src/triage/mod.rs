@@ -5,6 +5,7 @@ pub mod classify;
 pub mod fingerprint;
 pub mod history;
 pub mod key;
+pub mod recurrence;
 pub mod rules;
 
 pub use classify::{classify, FailureText, JobSignals, Verdict};

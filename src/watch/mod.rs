@@ -4,6 +4,7 @@
 
 mod history;
 mod jobs;
+mod main_branch;
 mod nightly;
 mod scan;
 mod select;
@@ -12,6 +13,7 @@ pub use history::{test_history, HistoryOptions, MAX_LOOKBACK_BUILDS};
 pub use jobs::{
     job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,
 };
+pub use main_branch::{analyze_main_branch, MainBranchOptions};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};

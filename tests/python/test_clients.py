@@ -19,7 +19,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history",
-                  "ciwatch_get_job_test_failures"}
+                  "ciwatch_get_job_test_failures", "ciwatch_analyze_main_branch"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
@@ -47,6 +47,9 @@ async def exercise(session: ClientSession, transport: str) -> None:
     job = await session.call_tool("ciwatch_get_job_test_failures", {"build_id_or_url": "65099", "job_name_or_id": "Examples"})
     assert not job.is_error, job
     assert job.structured_content["test_failures"][0]["error_message"] == "KeyError: 'kimi_vl'", job.structured_content
+    main = await session.call_tool("ciwatch_analyze_main_branch", {"exclude_scheduled": False, "detail_level": "minimal"})
+    assert not main.is_error, main
+    assert main.structured_content["analysis_window"]["builds_scanned"] == 1, main.structured_content["analysis_window"]
     prompts = await session.list_prompts()
     assert any(p.name == "ci_watch_daily" for p in prompts.prompts), prompts
     print(f"python mcp client over {transport}: {len(names)} tools listed and called")

@@ -1,0 +1,96 @@
+//! `ciwatch_analyze_main_branch`: failures that recur across recent main-branch builds.
+
+use super::progress::McpProgress;
+use super::scan_tools::ScanSettings;
+use super::CiWatchServer;
+use crate::buildkite::parse_pipeline;
+use crate::model::MainBranchAnalysis;
+use crate::watch::{self, MainBranchOptions};
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, RoleServer};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+fn default_pipeline() -> String {
+    "vllm/ci".into()
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_max_builds() -> usize {
+    5
+}
+fn default_hours() -> u32 {
+    24
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct MainBranchParams {
+    /// Pipeline as "org/pipeline" (default "vllm/ci").
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// Branch (default "main").
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Failed builds scanned, newest first (default 5).
+    #[serde(default = "default_max_builds")]
+    pub max_builds: usize,
+    /// How far back builds are looked at, in hours (default 24).
+    #[serde(default = "default_hours")]
+    pub hours_lookback: u32,
+    /// Leave out scheduled (nightly) builds (default true).
+    #[serde(default = "default_true")]
+    pub exclude_scheduled: bool,
+    #[serde(flatten)]
+    pub settings: ScanSettings,
+}
+
+#[tool_router(router = main_branch_router, vis = "pub(super)")]
+impl CiWatchServer {
+    /// Which failures keep coming back on main: scans the recent failed builds of the branch
+    /// (default: the last 5 in 24 hours, nightlies left out) and groups their failures, with how
+    /// many builds each was seen in, those builds and commits (newest first, aligned) and the
+    /// recurrence rate. Summary counts cover every failure, before max_failures.
+    #[tool(
+        name = "ciwatch_analyze_main_branch",
+        title = "Recurring failures on main",
+        annotations(
+            title = "Recurring failures on main",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn analyze_main_branch(
+        &self,
+        Parameters(params): Parameters<MainBranchParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<MainBranchAnalysis>, String> {
+        let client = self.buildkite(&context.extensions)?;
+        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
+            .map_err(|e| e.to_string())?;
+        let options = MainBranchOptions {
+            branch: params.branch,
+            hours_lookback: params.hours_lookback,
+            max_builds: params.max_builds,
+            exclude_scheduled: params.exclude_scheduled,
+            scan: self.scan_options(params.settings, None),
+        };
+        let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
+        let analysis = watch::analyze_main_branch(
+            &client,
+            self.enrichment(),
+            &org,
+            &pipeline,
+            &options,
+            &progress,
+        );
+        tokio::select! {
+            result = analysis => result.map(Json).map_err(|e| e.to_string()),
+            () = context.ct.cancelled() => Err("the analysis was cancelled".to_string()),
+        }
+    }
+}
