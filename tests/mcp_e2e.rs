@@ -68,6 +68,8 @@ async fn lists_tools_and_scans_the_fixture_build() {
         "ciwatch_test_history",
         "ciwatch_get_job_test_failures",
         "ciwatch_analyze_main_branch",
+        "ciwatch_test_history_analytics",
+        "ciwatch_get_test_analytics_bulk",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }

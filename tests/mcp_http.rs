@@ -55,7 +55,7 @@ async fn tools_over_http_with_the_callers_buildkite_token() {
             .await
             .expect("initialize over HTTP");
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 6);
+    assert_eq!(tools.len(), 8);
     let result = client
         .call_tool(
             CallToolRequestParams::new("ciwatch_scan_build").with_arguments(

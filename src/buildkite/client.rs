@@ -129,6 +129,55 @@ impl BuildkiteClient {
         Ok(builds)
     }
 
+    /// Tests of a Test Engine suite, following `Link: rel="next"` up to `max_pages` pages of 100;
+    /// `label` filters as documented (`flaky`). The `bool` is true when pages were left unread.
+    pub async fn list_suite_tests(
+        &self,
+        org: &str,
+        suite: &str,
+        label: Option<&str>,
+        max_pages: usize,
+    ) -> Result<(Vec<super::models::SuiteTest>, bool), BuildkiteError> {
+        let target = Target {
+            description: format!("Test Engine suite {org}/{suite}"),
+            not_found: format!("Test Engine suite {suite} not found in {org}, or the token cannot see it (it needs the read_suites scope)"),
+        };
+        let first = format!(
+            "{}/analytics/organizations/{org}/suites/{suite}/tests",
+            self.base
+        );
+        let mut query: Vec<(&str, String)> = vec![("per_page", "100".into())];
+        if let Some(label) = label {
+            query.push(("label", label.to_string()));
+        }
+        let mut tests = Vec::new();
+        let mut next: Option<String> = None;
+        for page in 0..max_pages.max(1) {
+            let response = match (&next, page) {
+                (None, 0) => {
+                    self.http
+                        .send(&target, || self.get(&first).query(&query))
+                        .await
+                }
+                (Some(url), _) => self.http.send(&target, || self.get(url)).await,
+                (None, _) => break,
+            }
+            .map_err(|error| match error {
+                HttpError::Forbidden(what) => HttpError::Forbidden(format!(
+                    "{what} (Test Engine needs the read_suites scope)"
+                )),
+                other => other,
+            })?;
+            next = next_link(response.headers()).filter(|url| url.starts_with(&self.base));
+            let page_tests: Vec<super::models::SuiteTest> = decode(response, &target).await?;
+            tests.extend(page_tests);
+            if next.is_none() {
+                return Ok((tests, false));
+            }
+        }
+        Ok((tests, next.is_some()))
+    }
+
     /// One build with every job, retried attempts included (they carry the flake signal).
     pub async fn get_build(
         &self,

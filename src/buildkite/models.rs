@@ -111,3 +111,15 @@ mod tests {
         assert_eq!(blocked.jobs()[0].display_name(), "Run x");
     }
 }
+
+/// A test of a Test Engine suite (`GET /v2/analytics/organizations/{org}/suites/{suite}/tests`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct SuiteTest {
+    pub id: String,
+    pub web_url: Option<String>,
+    pub scope: Option<String>,
+    pub name: Option<String>,
+    pub location: Option<String>,
+    pub file_name: Option<String>,
+}

@@ -2,6 +2,7 @@
 //! that knows rmcp; tools call the `watch` use cases and turn their errors into `isError`
 //! results with messages the model can act on.
 
+mod analytics_tools;
 mod history_tools;
 mod http;
 mod job_tools;
@@ -80,7 +81,8 @@ impl CiWatchServer {
                 + Self::render_router()
                 + Self::history_router()
                 + Self::job_router()
-                + Self::main_branch_router(),
+                + Self::main_branch_router()
+                + Self::analytics_router(),
             prompt_router: Self::prompt_router(),
         })
     }

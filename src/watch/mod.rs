@@ -2,6 +2,7 @@
 //! pure `logs`/`triage`/`report` modules; knows nothing of MCP, so the CLI and the server run
 //! the same code.
 
+mod analytics;
 mod history;
 mod jobs;
 mod main_branch;
@@ -9,6 +10,9 @@ mod nightly;
 mod scan;
 mod select;
 
+pub use analytics::{
+    analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
+};
 pub use history::{test_history, HistoryOptions, MAX_LOOKBACK_BUILDS};
 pub use jobs::{
     job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,

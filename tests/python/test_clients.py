@@ -19,7 +19,8 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history",
-                  "ciwatch_get_job_test_failures", "ciwatch_analyze_main_branch"}
+                  "ciwatch_get_job_test_failures", "ciwatch_analyze_main_branch",
+                  "ciwatch_test_history_analytics", "ciwatch_get_test_analytics_bulk"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
@@ -50,6 +51,11 @@ async def exercise(session: ClientSession, transport: str) -> None:
     main = await session.call_tool("ciwatch_analyze_main_branch", {"exclude_scheduled": False, "detail_level": "minimal"})
     assert not main.is_error, main
     assert main.structured_content["analysis_window"]["builds_scanned"] == 1, main.structured_content["analysis_window"]
+    # The fixture server has no Test Engine suite: both tools answer with a clear error.
+    for name, args in [("ciwatch_test_history_analytics", {"test_name_or_nodeid": "a.py::t"}),
+                       ("ciwatch_get_test_analytics_bulk", {"test_nodeids": ["a.py::t"]})]:
+        analytics = await session.call_tool(name, args)
+        assert analytics.is_error, analytics
     prompts = await session.list_prompts()
     assert any(p.name == "ci_watch_daily" for p in prompts.prompts), prompts
     print(f"python mcp client over {transport}: {len(names)} tools listed and called")

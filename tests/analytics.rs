@@ -1,0 +1,145 @@
+//! Test Engine lookups against wiremock: the documented list-tests endpoint, paginated, with
+//! `label=flaky`; exact-name preference; 403 without read_suites.
+
+mod common;
+
+use ciwatch_mcp::watch;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TESTS: &str = "/v2/analytics/organizations/vllm/suites/ci-1/tests";
+
+/// A suite test in the documented shape.
+fn suite_test(id: &str, file: &str, name: &str, line: u32) -> Value {
+    json!({
+        "id": id,
+        "url": format!("https://api.buildkite.com/v2/analytics/organizations/vllm/suites/ci-1/tests/{id}"),
+        "web_url": format!("https://buildkite.com/organizations/vllm/analytics/suites/ci-1/tests/{id}"),
+        "scope": file,
+        "name": name,
+        "location": format!("{file}:{line}"),
+        "file_name": file,
+    })
+}
+
+async fn suite() -> MockServer {
+    let server = MockServer::start().await;
+    let page_two = format!(
+        "<{}{TESTS}?per_page=100&page=2>; rel=\"next\"",
+        server.uri()
+    );
+    let first: Vec<Value> = (0..100)
+        .map(|i| {
+            suite_test(
+                &format!("0191-{i:04}"),
+                "tests/kernels/test_noise.py",
+                &format!("test_noise[{i}]"),
+                10,
+            )
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path(TESTS))
+        .and(query_param_is_missing("label"))
+        .and(query_param_is_missing("page"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("link", page_two.as_str())
+                .set_body_json(first),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(TESTS))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            suite_test(
+                "a1",
+                "tests/v1/distributed/test_dbo.py",
+                "test_dbo_dp_ep_gsm8k[deepep_low_latency]",
+                40
+            ),
+            suite_test(
+                "a2",
+                "tests/v1/distributed/test_dbo.py",
+                "test_dbo_dp_ep_gsm8k[deepep_high_throughput]",
+                40
+            ),
+            suite_test(
+                "b1",
+                "tests/v1/engine/test_async_llm.py",
+                "test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA]",
+                180
+            ),
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(TESTS))
+        .and(query_param("label", "flaky"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([suite_test(
+            "b1",
+            "tests/v1/engine/test_async_llm.py",
+            "test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA]",
+            180
+        )])))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn bulk_lookup_across_pages_with_flaky_labels() {
+    let server = suite().await;
+    let client = common::client(&common::settings(&server.uri()));
+    let ids: Vec<String> = [
+        "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]",
+        "v1/engine/test_async_llm.py::test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA]",
+        "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k",
+        "tests/lora/test_qwenvl.py::test_qwen2vl_lora_beam_search",
+    ]
+    .map(String::from)
+    .to_vec();
+    let result = watch::analytics_bulk(&client, "vllm", "ci-1", &ids)
+        .await
+        .expect("lookup");
+    assert_eq!(result.suite_tests_read, 103);
+    assert_eq!(result.total_checked, 4);
+    let found: Vec<(&str, bool)> = result
+        .results
+        .iter()
+        .map(|r| (r.test_id.as_str(), r.is_flaky))
+        .collect();
+    assert_eq!(found, vec![("a1", false), ("b1", true)]);
+    assert_eq!(
+        result.not_found,
+        vec!["tests/lora/test_qwenvl.py::test_qwen2vl_lora_beam_search".to_string()]
+    );
+    assert_eq!(
+        result.multiple_matches["tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k"].len(),
+        2
+    );
+    assert_eq!(
+        server.received_requests().await.expect("recorded").len(),
+        3,
+        "two pages and the flaky list"
+    );
+}
+
+#[tokio::test]
+async fn missing_read_suites_scope_is_explained() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403).set_body_raw(
+            include_str!("../wiremock-fixtures/errors/403_forbidden.json"),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let client = common::client(&common::settings(&server.uri()));
+    let error = watch::analytics_bulk(&client, "vllm", "ci-1", &["a.py::t".to_string()])
+        .await
+        .expect_err("403");
+    assert!(error.to_string().contains("read_suites"), "{error}");
+}
