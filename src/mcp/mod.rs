@@ -123,7 +123,9 @@ scheduled build of vllm/ci on main) or ciwatch_scan_build (a build number or Bui
 as NEW_REGRESSION, FLAKY_SUSPECTED, INFRA_SUSPECTED (with infra_kind and an evidence line), KNOWN_TRACKED (an open \
 GitHub ci-failure issue matches) or NEEDS_HUMAN_TRIAGE, with owners from CODEOWNERS; hard failures block the build, \
 soft ones are allowed to fail. Use detail_level=full to get the copy/paste Daily Findings and Standup texts, or pass \
-any scan result to ciwatch_render. The prompt ci_watch_daily runs the whole morning routine.";
+any scan result to ciwatch_render. Then: ciwatch_test_history (is one test new, flaky, fixed, or broken since which \
+commit), ciwatch_analyze_main_branch (what keeps failing on main), ciwatch_get_job_test_failures (one job), and the \
+Test Engine lookups. The prompt ci_watch_daily runs the whole morning routine.";
 
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
