@@ -170,14 +170,7 @@ impl Respond for LogResponder {
             .and_then(|j| j["name"].as_str())
             .unwrap_or_default()
             .to_string();
-        let range = request.headers.get("range").and_then(|v| v.to_str().ok());
-        let (status, content_range, body) =
-            ciwatch_mcp::fixtures::range_response(&log(&name, n), range);
-        let mut template = ResponseTemplate::new(status).set_body_raw(body, "text/plain");
-        if let Some(value) = content_range {
-            template = template.insert_header("content-range", value.as_str());
-        }
-        template
+        common::log_response(&log(&name, n), request)
     }
 }
 

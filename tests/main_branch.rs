@@ -62,14 +62,7 @@ impl Respond for Logs {
             .iter()
             .find(|j| j.id == job_id)
             .expect("fixture job");
-        let range = request.headers.get("range").and_then(|v| v.to_str().ok());
-        let (status, content_range, body) =
-            ciwatch_mcp::fixtures::range_response(&ciwatch_mcp::fixtures::raw_log(job), range);
-        let mut template = ResponseTemplate::new(status).set_body_raw(body, "text/plain");
-        if let Some(value) = content_range {
-            template = template.insert_header("content-range", value.as_str());
-        }
-        template
+        common::log_response(&ciwatch_mcp::fixtures::raw_log(job), request)
     }
 }
 

@@ -107,26 +107,39 @@ impl BuildkiteClient {
             query.push(("state", "finished".into()));
         }
         let first = format!("{}/builds", self.pipeline_url(org, pipeline));
-        let mut builds = Vec::new();
+        let (builds, _) = self.paginate(&target, &first, &query, max_pages).await?;
+        Ok(builds)
+    }
+
+    /// GETs `first` with `query`, then follows `Link: rel="next"` (on the same API only) for
+    /// at most `max_pages` pages. The `bool` is true when pages were left unread.
+    async fn paginate<T: serde::de::DeserializeOwned>(
+        &self,
+        target: &Target,
+        first: &str,
+        query: &[(&str, String)],
+        max_pages: usize,
+    ) -> Result<(Vec<T>, bool), HttpError> {
+        let mut items = Vec::new();
         let mut next: Option<String> = None;
         for page in 0..max_pages.max(1) {
             let response = match (&next, page) {
                 (None, 0) => {
                     self.http
-                        .send(&target, || self.get(&first).query(&query))
+                        .send(target, || self.get(first).query(query))
                         .await?
                 }
-                (Some(url), _) => self.http.send(&target, || self.get(url)).await?,
+                (Some(url), _) => self.http.send(target, || self.get(url)).await?,
                 (None, _) => break,
             };
             next = next_link(response.headers()).filter(|url| url.starts_with(&self.base));
-            let page_builds: Vec<Build> = decode(response, &target).await?;
-            builds.extend(page_builds);
+            let page_items: Vec<T> = decode(response, target).await?;
+            items.extend(page_items);
             if next.is_none() {
                 break;
             }
         }
-        Ok(builds)
+        Ok((items, next.is_some()))
     }
 
     /// Tests of a Test Engine suite, following `Link: rel="next"` up to `max_pages` pages of 100;
@@ -150,32 +163,16 @@ impl BuildkiteClient {
         if let Some(label) = label {
             query.push(("label", label.to_string()));
         }
-        let mut tests = Vec::new();
-        let mut next: Option<String> = None;
-        for page in 0..max_pages.max(1) {
-            let response = match (&next, page) {
-                (None, 0) => {
-                    self.http
-                        .send(&target, || self.get(&first).query(&query))
-                        .await
-                }
-                (Some(url), _) => self.http.send(&target, || self.get(url)).await,
-                (None, _) => break,
-            }
-            .map_err(|error| match error {
-                HttpError::Forbidden(what) => HttpError::Forbidden(format!(
-                    "{what} (Test Engine needs the read_suites scope)"
-                )),
-                other => other,
-            })?;
-            next = next_link(response.headers()).filter(|url| url.starts_with(&self.base));
-            let page_tests: Vec<super::models::SuiteTest> = decode(response, &target).await?;
-            tests.extend(page_tests);
-            if next.is_none() {
-                return Ok((tests, false));
-            }
-        }
-        Ok((tests, next.is_some()))
+        self.paginate(&target, &first, &query, max_pages)
+            .await
+            .map_err(|error| {
+                BuildkiteError::Http(match error {
+                    HttpError::Forbidden(what) => HttpError::Forbidden(format!(
+                        "{what} (Test Engine needs the read_suites scope)"
+                    )),
+                    other => other,
+                })
+            })
     }
 
     /// One build with every job, retried attempts included (they carry the flake signal).

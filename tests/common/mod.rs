@@ -41,14 +41,20 @@ impl Respond for LogResponder {
                 serde_json::json!({"message": "Range requires Accept: text/plain"}),
             );
         }
-        let (status, content_range, body) =
-            fixtures::range_response(&fixtures::raw_log(job), range);
-        let mut template = ResponseTemplate::new(status).set_body_raw(body, "text/plain");
-        if let Some(value) = content_range {
-            template = template.insert_header("content-range", value.as_str());
-        }
-        template
+        log_response(&fixtures::raw_log(job), request)
     }
+}
+
+/// A raw log answered as Buildkite does for the request's `Range` (206 + Content-Range, 416
+/// when empty, else 200).
+pub fn log_response(log: &[u8], request: &Request) -> ResponseTemplate {
+    let range = request.headers.get("range").and_then(|v| v.to_str().ok());
+    let (status, content_range, body) = fixtures::range_response(log, range);
+    let mut template = ResponseTemplate::new(status).set_body_raw(body, "text/plain");
+    if let Some(value) = content_range {
+        template = template.insert_header("content-range", value.as_str());
+    }
+    template
 }
 
 /// A mock Buildkite with the fixture build, its logs, and a builds listing holding it.
