@@ -5,7 +5,8 @@ use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
 use crate::model::HistoryResult;
 use crate::watch::{self, HistoryOptions};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
@@ -60,6 +61,7 @@ impl CiWatchServer {
     /// cached on disk, so asking again is cheap.
     #[tool(
         name = "ciwatch_test_history",
+        output_schema = rmcp::handler::server::common::schema_for_output::<HistoryResult>(),
         title = "Follow a test across builds",
         annotations(
             title = "Follow a test across builds",
@@ -71,7 +73,7 @@ impl CiWatchServer {
         &self,
         Parameters(params): Parameters<TestHistoryParams>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<HistoryResult>, String> {
+    ) -> Result<CallToolResult, String> {
         let client = self.buildkite(&context.extensions)?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
@@ -112,6 +114,6 @@ impl CiWatchServer {
             () = context.ct.cancelled() => return Err("the test history was cancelled".to_string()),
         };
         result.warnings.extend(self.cache_warning.iter().cloned());
-        Ok(Json(result))
+        super::output::structured(&result, result.summary.clone())
     }
 }

@@ -6,7 +6,8 @@ use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
 use crate::model::MainBranchAnalysis;
 use crate::watch::{self, MainBranchOptions};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
@@ -57,6 +58,7 @@ impl CiWatchServer {
     /// recurrence rate. Summary counts cover every failure, before max_failures.
     #[tool(
         name = "ciwatch_analyze_main_branch",
+        output_schema = rmcp::handler::server::common::schema_for_output::<MainBranchAnalysis>(),
         title = "Recurring failures on main",
         annotations(
             title = "Recurring failures on main",
@@ -68,7 +70,7 @@ impl CiWatchServer {
         &self,
         Parameters(params): Parameters<MainBranchParams>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<MainBranchAnalysis>, String> {
+    ) -> Result<CallToolResult, String> {
         let client = self.buildkite(&context.extensions)?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
@@ -89,7 +91,10 @@ impl CiWatchServer {
             &progress,
         );
         tokio::select! {
-            result = analysis => result.map(Json).map_err(|e| e.to_string()),
+            result = analysis => {
+                let analysis = result.map_err(|e| e.to_string())?;
+                super::output::structured(&analysis, crate::report::main_branch_text(&analysis))
+            }
             () = context.ct.cancelled() => Err("the analysis was cancelled".to_string()),
         }
     }

@@ -2,7 +2,8 @@
 
 use super::CiWatchServer;
 use crate::model::ScanResult;
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,7 @@ impl CiWatchServer {
     #[tool(
         title = "Render a CI watch report",
         name = "ciwatch_render",
+        output_schema = rmcp::handler::server::common::schema_for_output::<Rendered>(),
         annotations(
             title = "Render a CI watch report",
             read_only_hint = true,
@@ -51,16 +53,17 @@ impl CiWatchServer {
     pub async fn render(
         &self,
         Parameters(params): Parameters<RenderParams>,
-    ) -> Result<Json<Rendered>, String> {
+    ) -> Result<CallToolResult, String> {
         let result: ScanResult = serde_json::from_value(serde_json::Value::Object(params.scan_result))
             .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),
             RenderFormat::Standup => crate::report::standup_summary(&result),
         };
-        Ok(Json(Rendered {
+        let rendered = Rendered {
             format: params.format,
             text,
-        }))
+        };
+        super::output::structured(&rendered, rendered.text.clone())
     }
 }

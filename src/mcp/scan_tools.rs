@@ -6,7 +6,8 @@ use crate::buildkite::BuildkiteClient;
 use crate::buildkite::{parse_build_ref, parse_pipeline};
 use crate::model::{DetailLevel, ScanResult};
 use crate::watch::{self, Enrichment, ScanOptions};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
@@ -88,6 +89,7 @@ impl CiWatchServer {
     #[tool(
         title = "Scan a Buildkite build",
         name = "ciwatch_scan_build",
+        output_schema = rmcp::handler::server::common::schema_for_output::<ScanResult>(),
         annotations(
             title = "Scan a Buildkite build",
             read_only_hint = true,
@@ -98,7 +100,7 @@ impl CiWatchServer {
         &self,
         Parameters(params): Parameters<ScanBuildParams>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<ScanResult>, String> {
+    ) -> Result<CallToolResult, String> {
         let client = self.buildkite(&context.extensions)?;
         let build = parse_build_ref(
             &params.build_id_or_url,
@@ -126,6 +128,7 @@ impl CiWatchServer {
     #[tool(
         title = "Scan the latest nightly build",
         name = "ciwatch_scan_latest_nightly",
+        output_schema = rmcp::handler::server::common::schema_for_output::<ScanResult>(),
         annotations(
             title = "Scan the latest nightly build",
             read_only_hint = true,
@@ -136,7 +139,7 @@ impl CiWatchServer {
         &self,
         Parameters(params): Parameters<ScanNightlyParams>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<ScanResult>, String> {
+    ) -> Result<CallToolResult, String> {
         let client = self.buildkite(&context.extensions)?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
@@ -177,7 +180,7 @@ impl CiWatchServer {
         number: u64,
         options: &ScanOptions,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Json<ScanResult>, String> {
+    ) -> Result<CallToolResult, String> {
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let scan = watch::scan_build(
             client,
@@ -193,7 +196,7 @@ impl CiWatchServer {
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
         self.remember_report(&result);
-        Ok(Json(result))
+        super::output::structured(&result, crate::report::scan_digest(&result))
     }
 
     pub(super) fn enrichment(&self) -> Enrichment<'_> {
