@@ -152,3 +152,33 @@ async fn public_bind_without_a_token_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn many_sessions_at_once() {
+    let buildkite = common::fixture_server().await;
+    let github = common::github_server().await;
+    let base = start(&buildkite.uri(), &github.uri(), None).await;
+    let sessions = (0..8).map(|i| {
+        let url = format!("{base}/mcp");
+        async move {
+            let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await.expect("initialize");
+            let tools = client.list_all_tools().await.expect("tools/list");
+            let minimal = json!({"build_info": {"build_number": format!("{i}"), "build_url": "u", "pipeline": "vllm/ci", "branch": "main", "commit": "c", "state": "passed"},
+                                 "total_jobs": 1, "failed_jobs": 0, "failures": [], "scan_timestamp": "2026-11-25T00:00:00Z"});
+            let rendered = client
+                .call_tool(CallToolRequestParams::new("ciwatch_render").with_arguments(json!({"scan_result": minimal, "format": "standup"}).as_object().cloned().expect("object")))
+                .await
+                .expect("render");
+            client.cancel().await.expect("close");
+            (tools.len(), rendered.structured_content.expect("structured")["text"].as_str().unwrap_or_default().to_string())
+        }
+    });
+    let results = futures::future::join_all(sessions).await;
+    for (i, (tools, text)) in results.iter().enumerate() {
+        assert_eq!(*tools, 8);
+        assert!(
+            text.starts_with(&format!("Build [{i}](u) PASSED with 0 unique failures")),
+            "{text}"
+        );
+    }
+}
