@@ -54,7 +54,7 @@ pub struct CiWatchServer {
 }
 
 impl CiWatchServer {
-    pub fn new(settings: Settings) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn new(settings: Settings) -> Result<Self, BoxError> {
         let http = HttpClient::new(
             settings.http_timeout(),
             settings.requests_per_minute,
@@ -189,7 +189,7 @@ impl ServerHandler for CiWatchServer {
 }
 
 /// Serves MCP over stdin/stdout until the client disconnects.
-pub async fn serve_stdio(settings: Settings) -> anyhow_like::Result<()> {
+pub async fn serve_stdio(settings: Settings) -> Result<(), BoxError> {
     use rmcp::ServiceExt;
     let server = CiWatchServer::new(settings)?;
     let running = server.serve(rmcp::transport::stdio()).await?;
@@ -197,7 +197,5 @@ pub async fn serve_stdio(settings: Settings) -> anyhow_like::Result<()> {
     Ok(())
 }
 
-/// A boxed error for the top-level loop, where only the message matters.
-pub mod anyhow_like {
-    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-}
+/// An error of server start-up, where only the message matters.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
