@@ -24,7 +24,6 @@ const BEL: u8 = 0x07;
 pub fn clean_log(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(text.len());
-    let mut line = String::new();
     for raw_line in text.split_terminator('\n') {
         // A bare CR is a terminal "return to column 0": treat each CR-separated piece as a line,
         // which keeps progress-bar updates from gluing onto the next real line.
@@ -33,12 +32,20 @@ pub fn clean_log(raw: &[u8]) -> String {
                 // Empty pieces from CRLF or CR CR LF are not lines of their own.
                 continue;
             }
-            line.clear();
-            strip_controls(piece, &mut line);
-            if line.as_bytes().contains(&INVISIBLE_LEAD_BYTE) {
-                line.retain(|c| !is_invisible(c));
+            // Each line is copied once, straight into the output, then trimmed in place there.
+            let start = out.len();
+            strip_controls(piece, &mut out);
+            if has_invisible(&out[start..]) {
+                let visible: String = out[start..].chars().filter(|c| !is_invisible(*c)).collect();
+                out.truncate(start);
+                out.push_str(&visible);
             }
-            push_capped(&mut out, strip_web_ui_prefix(&line));
+            let line = &out[start..];
+            let prefix = line.len() - strip_web_ui_prefix(line).len();
+            if prefix > 0 {
+                out.replace_range(start..start + prefix, "");
+            }
+            cap_line(&mut out, start);
             out.push('\n');
         }
     }
@@ -48,31 +55,44 @@ pub fn clean_log(raw: &[u8]) -> String {
 /// Copies `piece` into `out` without escape sequences and control characters (tab is kept).
 fn strip_controls(piece: &str, out: &mut String) {
     let bytes = piece.as_bytes();
-    if !bytes.iter().any(|&b| is_control(b)) {
-        out.push_str(piece);
-        return;
-    }
-    let mut i = 0;
-    let mut copied_to = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if !is_control(b) {
-            i += 1;
-            continue;
-        }
-        out.push_str(&piece[copied_to..i]);
-        i = if b == ESC {
-            skip_escape(bytes, i)
+    // Control bytes are almost always the ESC of a timestamp or colour: find those with a SIMD
+    // search, and check the text between them for other controls in one (vectorisable) pass.
+    let mut at = 0;
+    while at < bytes.len() {
+        let segment_end = memchr::memchr(ESC, &bytes[at..]).map_or(bytes.len(), |i| at + i);
+        let segment = &piece[at..segment_end];
+        if segment.bytes().any(is_control) {
+            out.extend(
+                segment
+                    .chars()
+                    .filter(|&c| !(c.is_ascii() && is_control(c as u8))),
+            );
         } else {
-            i + 1
+            out.push_str(segment);
+        }
+        at = if segment_end < bytes.len() {
+            skip_escape(bytes, segment_end)
+        } else {
+            segment_end
         };
-        copied_to = i;
     }
-    out.push_str(&piece[copied_to..]);
 }
 
 /// Every zero-width and bidirectional-override character starts with this UTF-8 byte.
 const INVISIBLE_LEAD_BYTE: u8 = 0xe2;
+
+/// Whether `line` holds a character [`is_invisible`] drops. Checked on bytes with a SIMD search
+/// for the lead byte, because `0xe2` also starts common visible characters (`█`, `…`, `–`) and a
+/// per-character pass over every such line would halve cleaning throughput.
+fn has_invisible(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    memchr::memchr_iter(INVISIBLE_LEAD_BYTE, bytes).any(|at| {
+        matches!(
+            (bytes.get(at + 1), bytes.get(at + 2)),
+            (Some(0x80), Some(0x8b..=0x8f | 0xaa..=0xae)) | (Some(0x81), Some(0xa0..=0xa4 | 0xa6..=0xa9))
+        )
+    })
+}
 
 /// Zero-width characters and bidi overrides: they can make log text read differently to a
 /// person and to the model, so none reaches either.
@@ -158,13 +178,13 @@ fn looks_like_bracket_timestamp(s: &str) -> bool {
         && b[17] == b':'
 }
 
-fn push_capped(out: &mut String, line: &str) {
-    if line.len() <= MAX_LINE_BYTES {
-        out.push_str(line);
+/// Cuts the line that starts at `start` (the end of `out`) to [`MAX_LINE_BYTES`].
+fn cap_line(out: &mut String, start: usize) {
+    if out.len() - start <= MAX_LINE_BYTES {
         return;
     }
-    let keep = line.floor_char_boundary(MAX_LINE_BYTES - CUT_MARKER.len());
-    out.push_str(&line[..keep]);
+    let keep = out[start..].floor_char_boundary(MAX_LINE_BYTES - CUT_MARKER.len());
+    out.truncate(start + keep);
     out.push_str(CUT_MARKER);
 }
 
