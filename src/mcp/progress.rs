@@ -17,11 +17,12 @@ impl McpProgress {
         };
         let (sender, mut receiver) = mpsc::unbounded_channel::<(usize, usize, String)>();
         tokio::spawn(async move {
-            let mut step = 0u32;
+            let mut last = f64::MIN;
             while let Some((done, total, message)) = receiver.recv().await {
-                // Progress must increase even when two reports carry the same `done`.
-                step += 1;
-                let progress = done as f64 + f64::from(step) / 1_000_000.0;
+                // MCP requires every notification's progress to exceed the previous one's, even
+                // when two reports carry the same `done`.
+                let progress = (done as f64).max(last + 1e-6);
+                last = progress;
                 let param = ProgressNotificationParam::new(token.clone(), progress)
                     .with_total(total as f64)
                     .with_message(message);

@@ -86,7 +86,8 @@ pub async fn analyze_main_branch(
             pipeline,
             build.number,
             &per_build,
-            progress,
+            // Progress is reported per build; a scan's own log counts would run backwards.
+            &super::NoProgress,
         )
         .await
         {
