@@ -31,6 +31,18 @@ pub struct ListBuilds {
     pub finished_only: bool,
 }
 
+impl ListBuilds {
+    /// Builds of `branch` created since `since`, without their jobs (small pages).
+    pub fn created_since(branch: &str, since: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            branch: Some(branch.to_string()),
+            created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            exclude_jobs: true,
+            finished_only: false,
+        }
+    }
+}
+
 /// The end of a job log.
 #[derive(Debug, Clone)]
 pub struct LogTail {

@@ -33,12 +33,7 @@ pub async fn analyze_main_branch(
     let start = end - chrono::Duration::hours(i64::from(options.hours_lookback));
     let stamp =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let filter = ListBuilds {
-        branch: Some(options.branch.clone()),
-        created_from: Some(stamp(start)),
-        exclude_jobs: true,
-        finished_only: false,
-    };
+    let filter = ListBuilds::created_since(&options.branch, start);
     let listed = client
         .list_builds(
             org,

@@ -30,12 +30,7 @@ pub async fn latest_nightly(
     window_hours: u32,
 ) -> Result<NightlyChoice, super::WatchError> {
     let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(window_hours));
-    let filter = ListBuilds {
-        branch: Some(branch.to_string()),
-        created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        exclude_jobs: true,
-        finished_only: false,
-    };
+    let filter = ListBuilds::created_since(branch, since);
     let builds = client
         .list_builds(
             org,
