@@ -22,7 +22,7 @@ pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
 
-use crate::buildkite::{url::UrlError, BuildkiteError};
+use crate::buildkite::BuildkiteError;
 
 /// Read budgets of one scan.
 #[derive(Debug, Clone)]
@@ -64,8 +64,6 @@ impl Progress for NoProgress {
 pub enum WatchError {
     #[error(transparent)]
     Buildkite(#[from] BuildkiteError),
-    #[error(transparent)]
-    Input(#[from] UrlError),
     #[error("{0}")]
     NotFound(String),
 }
