@@ -1,18 +1,29 @@
-//! The on-disk cache of immutable Buildkite data: finished builds and the parsed outcome of each
-//! finished job's log. A repeated test history (or one after a scan) then costs almost no API
-//! calls.
+//! The on-disk store of immutable Buildkite data: finished builds and the parsed outcome of each
+//! finished job's log (written by `watch::outcomes`, the one reader of job logs). A second look
+//! at a finished build, in this process or after a restart, then costs almost no API calls.
+//!
+//! The store is bounded: every write is numbered, and when the stored values exceed the size
+//! limit the oldest-written ones are evicted in the same transaction.
 //!
 //! redb is used: pure Rust, crash-safe, and safe for several server processes on one file. A
 //! file that cannot be read (corrupt, or from another format) is moved aside and rebuilt; a file
 //! that cannot be opened at all (locked by an incompatible process, unwritable directory) turns
 //! the cache off with a warning. Nothing here fails a call.
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 
-const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v1");
-const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v1");
+const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v2");
+const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v2");
+/// Write number → `table-name NUL key`, oldest first: the eviction order.
+const WRITES: TableDefinition<u64, &str> = TableDefinition::new("writes_v2");
+/// `next_write` and `stored_bytes`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v2");
+
+/// Stored bytes kept by default: a nightly's build body is about 1.2 MB and its parsed job
+/// outcomes a few KB each, so this holds weeks of nightlies and histories.
+pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Which kind of record.
 #[derive(Debug, Clone, Copy)]
@@ -30,16 +41,39 @@ impl Table {
             Self::JobOutcomes => JOB_OUTCOMES,
         }
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Builds => "builds",
+            Self::JobOutcomes => "job_outcomes",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [Self::Builds, Self::JobOutcomes]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
 }
+
+/// Each stored value starts with its write number (8 bytes, big-endian), so an overwrite can
+/// drop the old entry from the eviction order.
+const SEQ_BYTES: usize = 8;
 
 pub struct Cache {
     db: Database,
     path: PathBuf,
+    max_bytes: u64,
 }
 
 impl Cache {
     /// Opens (or creates) `dir/cache.redb`. `Err` is a warning for the user; run without cache.
     pub fn open(dir: &Path) -> Result<Self, String> {
+        Self::open_bounded(dir, DEFAULT_MAX_BYTES)
+    }
+
+    /// [`Cache::open`] keeping at most `max_bytes` of stored values.
+    pub fn open_bounded(dir: &Path, max_bytes: u64) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| {
             format!(
                 "cache directory {} cannot be created ({e}); running without cache",
@@ -48,7 +82,11 @@ impl Cache {
         })?;
         let path = dir.join("cache.redb");
         match Database::create(&path) {
-            Ok(db) => Ok(Self { db, path }),
+            Ok(db) => Ok(Self {
+                db,
+                path,
+                max_bytes,
+            }),
             Err(
                 redb::DatabaseError::DatabaseAlreadyOpen
                 | redb::DatabaseError::LockProtocolMismatch,
@@ -65,6 +103,7 @@ impl Cache {
                     .map(|db| Self {
                         db,
                         path: path.clone(),
+                        max_bytes,
                     })
                     .map_err(|e| {
                         format!(
@@ -85,7 +124,17 @@ impl Cache {
         let read = self.db.begin_read().ok()?;
         let opened = read.open_table(table.definition()).ok()?;
         let value = opened.get(key).ok()??;
-        serde_json::from_slice(value.value()).ok()
+        serde_json::from_slice(value.value().get(SEQ_BYTES..)?).ok()
+    }
+
+    /// Bytes of stored values (for tests and diagnostics).
+    pub fn stored_bytes(&self) -> u64 {
+        let read = || -> Option<u64> {
+            let read = self.db.begin_read().ok()?;
+            let meta = read.open_table(META).ok()?;
+            Some(meta.get("stored_bytes").ok()??.value())
+        };
+        read().unwrap_or(0)
     }
 
     /// Stores a value; failures are logged and otherwise ignored (the cache is an optimisation).
@@ -96,8 +145,52 @@ impl Cache {
         let result = (|| -> Result<(), redb::Error> {
             let write = self.db.begin_write()?;
             {
+                let mut meta = write.open_table(META)?;
+                let mut writes = write.open_table(WRITES)?;
                 let mut opened = write.open_table(table.definition())?;
-                opened.insert(key, bytes.as_slice())?;
+                let seq = meta.get("next_write")?.map_or(0, |v| v.value());
+                let mut stored = meta.get("stored_bytes")?.map_or(0, |v| v.value());
+                let mut record = Vec::with_capacity(SEQ_BYTES + bytes.len());
+                record.extend_from_slice(&seq.to_be_bytes());
+                record.extend_from_slice(&bytes);
+                if let Some(old) = opened.insert(key, record.as_slice())? {
+                    let old = old.value();
+                    stored = stored.saturating_sub(old.len() as u64);
+                    if let Some(old_seq) = old.get(..SEQ_BYTES).and_then(|b| b.try_into().ok()) {
+                        writes.remove(u64::from_be_bytes(old_seq))?;
+                    }
+                }
+                stored += record.len() as u64;
+                writes.insert(seq, format!("{}\0{key}", table.name()).as_str())?;
+                meta.insert("next_write", seq + 1)?;
+                // The newest value always stays, even when it alone is over the limit.
+                while stored > self.max_bytes {
+                    let Some((oldest, entry)) = writes
+                        .first()?
+                        .map(|(seq, entry)| (seq.value(), entry.value().to_string()))
+                    else {
+                        break;
+                    };
+                    if oldest == seq {
+                        break;
+                    }
+                    writes.remove(oldest)?;
+                    let Some((name, old_key)) = entry.split_once('\0') else {
+                        continue;
+                    };
+                    let removed = match Table::from_name(name) {
+                        Some(t) if t.name() == table.name() => {
+                            opened.remove(old_key)?.map(|v| v.value().len())
+                        }
+                        Some(other) => write
+                            .open_table(other.definition())?
+                            .remove(old_key)?
+                            .map(|v| v.value().len()),
+                        None => None,
+                    };
+                    stored = stored.saturating_sub(removed.unwrap_or(0) as u64);
+                }
+                meta.insert("stored_bytes", stored)?;
             }
             write.commit()?;
             Ok(())
@@ -141,5 +234,34 @@ mod tests {
         assert_eq!(cache.get::<Vec<String>>(Table::JobOutcomes, "job-1"), None);
         cache.put(Table::JobOutcomes, "job-2", &1u32);
         assert_eq!(cache.get::<u32>(Table::JobOutcomes, "job-2"), Some(1));
+    }
+
+    #[test]
+    fn oldest_written_values_are_evicted_past_the_size_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Each record is 8 + 102 bytes ("x" * 100 as a JSON string): three fit in 400.
+        let cache = Cache::open_bounded(dir.path(), 400).expect("opens");
+        let value = "x".repeat(100);
+        for key in ["a", "b", "c"] {
+            cache.put(Table::JobOutcomes, key, &value);
+        }
+        assert_eq!(cache.stored_bytes(), 330);
+        // Overwriting "a" makes it the newest; "b" is now the oldest.
+        cache.put(Table::JobOutcomes, "a", &value);
+        assert_eq!(cache.stored_bytes(), 330);
+        cache.put(Table::Builds, "d", &value);
+        assert_eq!(cache.stored_bytes(), 330);
+        assert_eq!(cache.get::<String>(Table::JobOutcomes, "b"), None);
+        for (table, key) in [
+            (Table::JobOutcomes, "a"),
+            (Table::JobOutcomes, "c"),
+            (Table::Builds, "d"),
+        ] {
+            assert_eq!(
+                cache.get::<String>(table, key).as_deref(),
+                Some(value.as_str()),
+                "{key}"
+            );
+        }
     }
 }

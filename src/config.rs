@@ -69,12 +69,14 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_SCAN_BYTE_BUDGET", default_value_t = 32 * 1024 * 1024)]
     pub scan_byte_budget: u64,
 
-    /// Log fetches in flight at once.
-    #[arg(global = true, long, env = "CIWATCH_CONCURRENCY", default_value_t = 8)]
+    /// Log fetches in flight at once. The request budget per minute is the real bound; this only
+    /// caps open connections (the default reads a build's 20 logs in one wave).
+    #[arg(global = true, long, env = "CIWATCH_CONCURRENCY", default_value_t = 24)]
     pub concurrency: usize,
 
-    /// Outbound Buildkite requests per minute. Buildkite allows 200 per org and 50 per user
-    /// token; the default leaves room for the person's other tools.
+    /// Outbound Buildkite requests in any one minute (a sliding window: within it requests go
+    /// out at once). Buildkite allows 50 per user token and 200 per org; the default leaves room
+    /// for the person's other tools. The server's own `RateLimit-Remaining` is honoured too.
     #[arg(
         global = true,
         long,
@@ -82,15 +84,6 @@ pub struct Settings {
         default_value_t = 45
     )]
     pub requests_per_minute: u32,
-
-    /// Requests sent back to back before the per-minute rate applies.
-    #[arg(
-        global = true,
-        long,
-        env = "CIWATCH_REQUEST_BURST",
-        default_value_t = 30
-    )]
-    pub request_burst: u32,
 
     /// Timeout of one API request, in seconds (log fetches get twice this).
     #[arg(
@@ -185,8 +178,9 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_CACHE_DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
 
-    /// Do not read or write the on-disk cache.
-    #[arg(global = true, long, env = "CIWATCH_NO_CACHE")]
+    /// Do not read or write the on-disk cache (`CIWATCH_NO_CACHE` takes 1/0, true/false,
+    /// yes/no, on/off).
+    #[arg(global = true, long, env = "CIWATCH_NO_CACHE", value_parser = clap::builder::BoolishValueParser::new(), default_missing_value = "true", num_args = 0..=1, default_value_t = false)]
     pub no_cache: bool,
 
     /// How far back the latest nightly is searched for, in hours.
@@ -264,6 +258,10 @@ impl Settings {
 
     pub fn http_timeout(&self) -> Duration {
         Duration::from_secs(self.http_timeout_secs.max(1))
+    }
+
+    pub fn rate_budget(&self) -> crate::http::RateBudget {
+        crate::http::RateBudget::per_minute(self.requests_per_minute)
     }
 
     pub fn retry_policy(&self) -> crate::http::RetryPolicy {

@@ -1,16 +1,15 @@
 //! The outbound HTTP layer every client shares: one rate limiter, one retry policy, request and
 //! byte counters, and errors that say what to do.
 //!
-//! * Every request waits on the shared `governor` limiter first, so concurrent log fetches
-//!   never exceed the configured rate.
+//! * Every request waits on the shared limiter first: at most the configured number of requests
+//!   in any sliding window (a minute), and none while the server's own `RateLimit-Remaining`
+//!   is spent, until its `RateLimit-Reset`. Within the budget requests go out at once.
 //! * 429 waits for `RateLimit-Reset` / `Retry-After` (seconds), 5xx and connection errors back
 //!   off exponentially with jitter; both stop when the retry budget is spent. Other 4xx fail at
 //!   once.
 //! * Errors never contain the token: the URL is logged without query and headers are not.
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{header::HeaderMap, RequestBuilder, Response, StatusCode};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,18 +76,13 @@ pub struct Counters {
 #[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    limiter: Arc<Limiter>,
     retry: RetryPolicy,
     pub counters: Arc<Counters>,
 }
 
 impl HttpClient {
-    pub fn new(
-        timeout: Duration,
-        requests_per_minute: u32,
-        burst: u32,
-        retry: RetryPolicy,
-    ) -> Result<Self, HttpError> {
+    pub fn new(timeout: Duration, rate: RateBudget, retry: RetryPolicy) -> Result<Self, HttpError> {
         let inner = reqwest::Client::builder()
             .user_agent(concat!("ciwatch-mcp/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
@@ -98,12 +92,9 @@ impl HttpClient {
                 what: "client set-up".into(),
                 message: e.to_string(),
             })?;
-        let per_minute = NonZeroU32::new(requests_per_minute.max(1)).expect("max(1) is non-zero");
-        let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
-        let limiter = RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst));
         Ok(Self {
             inner,
-            limiter: Arc::new(limiter),
+            limiter: Arc::new(Limiter::new(rate)),
             retry,
             counters: Arc::default(),
         })
@@ -129,12 +120,13 @@ impl HttpClient {
             .with_total_delay(Some(self.retry.total_budget))
             .with_jitter();
         let attempt = || async {
-            self.limiter.until_ready().await;
+            self.limiter.acquire().await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let response = build().send().await.map_err(|e| HttpError::Transport {
                 what: target.description.clone(),
                 message: describe_transport_error(&e),
             })?;
+            self.limiter.observe(response.headers()).await;
             check_status(response, target).await
         };
         let budget = self.retry.total_budget;
@@ -159,6 +151,117 @@ impl HttpClient {
 
     pub fn record_bytes(&self, n: u64) {
         self.counters.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// How many requests may go out in any window of time: Buildkite counts requests per user per
+/// minute (50) and refuses the rest, so the bound is a sliding window, not a token bucket (a
+/// bucket of rate r and burst b lets b + r requests into one minute).
+#[derive(Debug, Clone, Copy)]
+pub struct RateBudget {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl RateBudget {
+    pub fn per_minute(requests: u32) -> Self {
+        Self {
+            requests,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The sliding-window limiter plus what the server last said about its own budget
+/// (`RateLimit-Remaining`, `RateLimit-Reset`): when the server's budget is spent, requests wait
+/// for its reset instead of being sent to be refused.
+struct Limiter {
+    budget: RateBudget,
+    state: tokio::sync::Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    /// When each of the last `budget.requests` requests was sent, oldest first.
+    sent: std::collections::VecDeque<tokio::time::Instant>,
+    /// Requests the server still allows, counted down locally until its reset.
+    server_remaining: Option<(u64, tokio::time::Instant)>,
+}
+
+impl Limiter {
+    fn new(budget: RateBudget) -> Self {
+        Self {
+            budget: RateBudget {
+                requests: budget.requests.max(1),
+                window: budget.window,
+            },
+            state: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// Waits until one more request fits both budgets, and counts it as sent.
+    async fn acquire(&self) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let wait_until = {
+                let mut state = self.state.lock().await;
+                while state
+                    .sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.budget.window)
+                {
+                    state.sent.pop_front();
+                }
+                let server_wait = match state.server_remaining {
+                    Some((_, reset)) if reset <= now => {
+                        state.server_remaining = None;
+                        None
+                    }
+                    Some((0, reset)) => Some(reset),
+                    _ => None,
+                };
+                let window_wait = (state.sent.len() >= self.budget.requests as usize)
+                    .then(|| state.sent.front().map(|t| *t + self.budget.window))
+                    .flatten();
+                match server_wait.max(window_wait) {
+                    Some(until) => until,
+                    None => {
+                        state.sent.push_back(now);
+                        if let Some((remaining, _)) = &mut state.server_remaining {
+                            *remaining = remaining.saturating_sub(1);
+                        }
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait_until).await;
+        }
+    }
+
+    /// Takes the server's word on its budget from a response's headers.
+    async fn observe(&self, headers: &HeaderMap) {
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let (Some(remaining), Some(reset_secs)) =
+            (number("ratelimit-remaining"), number("ratelimit-reset"))
+        else {
+            return;
+        };
+        // Requests still in flight were counted by the server before this answer or will be
+        // after it; counting them again (the local countdown) errs on the side of waiting.
+        let reset = tokio::time::Instant::now() + Duration::from_secs(reset_secs.min(3600));
+        let mut state = self.state.lock().await;
+        // Reset times of one window differ by the rounding of whole seconds.
+        let same_window = |other: tokio::time::Instant| {
+            other.max(reset).duration_since(other.min(reset)) < Duration::from_secs(2)
+        };
+        state.server_remaining = Some(match state.server_remaining {
+            Some((local, local_reset)) if same_window(local_reset) => {
+                (local.min(remaining), local_reset.max(reset))
+            }
+            Some((local, local_reset)) if local_reset > reset => (local, local_reset),
+            _ => (remaining, reset),
+        });
     }
 }
 

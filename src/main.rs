@@ -195,6 +195,9 @@ async fn run_demo(
     settings.github_api_url = urls.github;
     settings.github_token = None;
     settings.buildkite_token = Some("demo-token".into());
+    // The fixture carries real job ids of build 65099: its outcomes must not enter the store
+    // that real scans read.
+    settings.no_cache = true;
     // The fixture build is from May 2026; widen the window so the nightly listing finds it.
     settings.nightly_window_hours = u32::MAX / 3600;
     let target = if nightly { None } else { Some("65099") };
@@ -209,8 +212,7 @@ async fn run_scan(
 ) -> Result<(), String> {
     let http = HttpClient::new(
         settings.http_timeout(),
-        settings.requests_per_minute,
-        settings.request_burst,
+        settings.rate_budget(),
         settings.retry_policy(),
     )
     .map_err(|e| e.to_string())?;
@@ -257,17 +259,15 @@ async fn run_scan(
         github: Some(github.as_ref()),
         owners: Some(&owners),
     };
-    let result = watch::scan_build(
-        &client,
-        enrichment,
-        &org,
-        &pipeline,
-        number,
-        &options,
-        &StderrProgress,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let store = settings.open_cache().unwrap_or_else(|warning| {
+        eprintln!("warning: {warning}");
+        None
+    });
+    let reader = watch::JobReader::new(&client, store.as_ref());
+    let key = watch::BuildKey::new(&org, &pipeline, number);
+    let result = watch::scan_build(&reader, enrichment, &key, &options, &StderrProgress)
+        .await
+        .map_err(|e| e.to_string())?;
     print_result(&result, output.format)?;
     eprintln!(
         "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",

@@ -316,6 +316,12 @@ pub struct HistoryStats {
     pub cache_hits: usize,
     pub api_requests: u64,
     pub elapsed_ms: u64,
+    /// Builds (newest first) whose failed jobs that run the test were read or stored.
+    #[serde(default)]
+    pub builds_read: Vec<u64>,
+    /// Builds (newest first) with failed jobs that run the test left unread (log budget).
+    #[serde(default)]
+    pub builds_not_read: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -81,6 +81,16 @@ pub fn targets(command: &str) -> Vec<Target> {
     found
 }
 
+/// How many commands vLLM's generated job script runs: the `N` of its
+/// `echo "+++ :test_tube: Command (i/N): …"` lines; `None` for a command without them.
+pub fn command_count(command: &str) -> Option<u32> {
+    command.lines().find_map(|line| {
+        let rest = &line[line.find("Command (")? + "Command (".len()..];
+        let (_, total) = rest[..rest.find(')')?].split_once('/')?;
+        total.trim().parse().ok()
+    })
+}
+
 /// The file a job works on when its log names no test: its first target.
 pub fn test_area(command: &str) -> Option<String> {
     targets(command).into_iter().next().map(|t| t.path)
@@ -100,6 +110,13 @@ pub fn runs_test_file(command: &str, repo_path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_count_from_the_generated_script() {
+        let command = "echo \"+++ :test_tube: Command (1/6): pytest -v -s a\"\npytest -v -s a\necho \"+++ :test_tube: Command (2/6): pytest b\"";
+        assert_eq!(command_count(command), Some(6));
+        assert_eq!(command_count("pytest -v -s tests/a.py"), None);
+    }
 
     fn command(name: &str) -> String {
         let build: crate::buildkite::Build =

@@ -25,10 +25,16 @@ pub struct ListBuilds {
     pub branch: Option<String>,
     /// ISO 8601; builds created at or after it.
     pub created_from: Option<String>,
-    /// Leave out the `jobs` array (much smaller pages).
+    /// Leave out the `jobs` array (much smaller pages). With jobs, retried attempts are
+    /// included.
     pub exclude_jobs: bool,
     /// Only builds in a final state (`state=finished`: passed, failed, blocked, canceled).
     pub finished_only: bool,
+    /// Only builds in one of these states (`state[]=…`); empty for any.
+    pub states: Vec<&'static str>,
+    /// Builds per page (at most 100, Buildkite's maximum; 0 means 100). Listing with jobs makes
+    /// pages large, so callers ask for what they need.
+    pub per_page: usize,
 }
 
 impl ListBuilds {
@@ -38,7 +44,7 @@ impl ListBuilds {
             branch: Some(branch.to_string()),
             created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             exclude_jobs: true,
-            finished_only: false,
+            ..Default::default()
         }
     }
 }
@@ -105,7 +111,11 @@ impl BuildkiteClient {
             description: format!("builds of {org}/{pipeline}"),
             not_found: format!("pipeline {org}/{pipeline} not found, or the token cannot see it (Buildkite answers 404 for pipelines outside the token's organizations)"),
         };
-        let mut query: Vec<(&str, String)> = vec![("per_page", "100".into())];
+        let per_page = match filter.per_page {
+            0 => 100,
+            n => n.min(100),
+        };
+        let mut query: Vec<(&str, String)> = vec![("per_page", per_page.to_string())];
         if let Some(branch) = &filter.branch {
             query.push(("branch", branch.clone()));
         }
@@ -114,9 +124,15 @@ impl BuildkiteClient {
         }
         if filter.exclude_jobs {
             query.push(("exclude_jobs", "true".into()));
+        } else {
+            // Retried attempts carry the flake signal, as in `get_build`.
+            query.push(("include_retried_jobs", "true".into()));
         }
         if filter.finished_only {
             query.push(("state", "finished".into()));
+        }
+        for state in &filter.states {
+            query.push(("state[]", (*state).to_string()));
         }
         let first = format!("{}/builds", self.pipeline_url(org, pipeline));
         let (builds, _) = self.paginate(&target, &first, &query, max_pages).await?;

@@ -50,6 +50,7 @@ pub struct Job {
     pub retried_in_job_id: Option<String>,
     pub retry_source: Option<RetrySource>,
     pub started_at: Option<String>,
+    pub finished_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -78,6 +79,13 @@ impl Job {
     pub fn is_soft_failed(&self) -> bool {
         self.soft_failed.unwrap_or(false)
     }
+    /// In a final state: its log and outcome can no longer change, so they may be stored.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.state(),
+            "passed" | "failed" | "timed_out" | "canceled" | "expired" | "broken" | "skipped"
+        )
+    }
     /// A later attempt of this job exists.
     pub fn was_retried(&self) -> bool {
         self.retried.unwrap_or(false) || self.retried_in_job_id.is_some()
@@ -87,6 +95,15 @@ impl Job {
 impl Build {
     pub fn state(&self) -> &str {
         self.state.as_deref().unwrap_or("unknown")
+    }
+    /// Finished (no job can still start or change): what the store keeps. A `failing` build
+    /// still runs jobs.
+    pub fn is_finished(&self) -> bool {
+        self.finished_at.is_some()
+            && matches!(
+                self.state(),
+                "passed" | "failed" | "canceled" | "skipped" | "not_run"
+            )
     }
     pub fn jobs(&self) -> &[Job] {
         self.jobs.as_deref().unwrap_or_default()

@@ -17,13 +17,17 @@ pub const MAX_EXCERPT_LINES: usize = 24;
 /// Frames kept from the end of the last traceback.
 const TRACEBACK_TAIL_LINES: usize = 8;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobLevelFailure {
     /// The line that best says what went wrong: the last exception, else the last error line,
     /// else the agent's exit line.
     pub error_message: Option<String>,
     /// The explanatory lines, in log order.
     pub excerpt: String,
+    /// An exception or an error line was found, not only the agent's exit line: the text shows
+    /// the failure that ended the command.
+    #[serde(default)]
+    pub explained: bool,
 }
 
 pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
@@ -62,6 +66,7 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
         }
     }
 
+    let explained = exception.is_some() || last_error.is_some();
     let error_message = exception
         .or_else(|| {
             last_error.map(|i| super::pytest::truncate_message(strip_process_prefix(lines[i])))
@@ -79,6 +84,7 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
     JobLevelFailure {
         error_message,
         excerpt: kept[start..].join("\n"),
+        explained,
     }
 }
 

@@ -13,7 +13,7 @@ pub use job_level::{explain_job_failure, JobLevelFailure};
 pub use pytest::{find_pytest_failures, Outcome, PytestFailure};
 
 /// The result of reading one job log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LogAnalysis {
     pub tests: Vec<PytestFailure>,
     pub passed: Vec<String>,

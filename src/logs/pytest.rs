@@ -17,7 +17,7 @@ pub const MAX_EXCERPT_LINES: usize = 30;
 pub const MAX_EXCERPT_CHARS: usize = 2000;
 
 /// What pytest reported for a test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The test body failed (`FAILED`).
     Failed,
@@ -38,7 +38,7 @@ impl Outcome {
 }
 
 /// One failed or errored test as found in the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PytestFailure {
     pub node_id: String,
     pub outcome: Outcome,

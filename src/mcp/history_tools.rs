@@ -49,6 +49,14 @@ pub struct TestHistoryParams {
     /// Include the failure excerpt of each failing run (default true).
     #[serde(default = "default_true")]
     pub include_logs: bool,
+    /// Failed-job logs read from Buildkite (default 40); stored outcomes are free. Builds left
+    /// unread are listed in `stats.builds_not_read`.
+    #[serde(default = "default_max_logs")]
+    pub max_logs: usize,
+}
+
+fn default_max_logs() -> usize {
+    watch::DEFAULT_HISTORY_LOGS
 }
 
 #[tool_router(router = history_router, vis = "pub(super)")]
@@ -57,8 +65,9 @@ impl CiWatchServer {
     /// last good and first bad build and commit, and a GitHub compare link), FIXED, flaky
     /// (FLAKE_ONSET), PERSISTENT_FAIL, SPORADIC, or INSUFFICIENT_DATA? Jobs that run the test are
     /// found from their commands; passed jobs count as passes without reading logs; failed
-    /// jobs' log tails are searched for the exact test id. Finished builds and parsed logs are
-    /// cached on disk, so asking again is cheap.
+    /// jobs' logs are searched for the exact test id, where the job's state changes first, then
+    /// newest first (max_logs). Jobs come with the build listing and parsed logs are stored on
+    /// disk, so asking again costs one request.
     #[tool(
         name = "ciwatch_test_history",
         output_schema = rmcp::handler::server::common::schema_for_output::<HistoryResult>(),
@@ -94,15 +103,15 @@ impl CiWatchServer {
             job_filter: params.job_filter.filter(|f| !f.trim().is_empty()),
             include_logs: params.include_logs,
             max_jobs_per_build: budgets.max_jobs,
+            max_logs: params.max_logs,
             max_log_bytes: budgets.max_log_bytes,
             concurrency: budgets.concurrency,
             repo: "vllm-project/vllm".into(),
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
-        let cache = self.cache.as_deref();
+        let reader = self.reader(&client);
         let history = watch::test_history(
-            &client,
-            cache,
+            &reader,
             &org,
             &pipeline,
             &params.test_nodeid,

@@ -55,11 +55,11 @@ impl CiWatchServer {
         )
         .map_err(|e| e.to_string())?;
         let budgets = self.settings.budgets();
+        let reader = self.reader(&client);
+        let key = watch::BuildKey::new(&build.org, &build.pipeline, build.number);
         let failures = watch::job_test_failures(
-            &client,
-            &build.org,
-            &build.pipeline,
-            build.number,
+            &reader,
+            &key,
             &params.job_name_or_id,
             params.match_strategy,
             &budgets,

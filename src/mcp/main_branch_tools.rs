@@ -82,8 +82,9 @@ impl CiWatchServer {
             scan: self.scan_options(params.settings, None),
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
+        let reader = self.reader(&client);
         let analysis = watch::analyze_main_branch(
-            &client,
+            &reader,
             self.enrichment(),
             &org,
             &pipeline,

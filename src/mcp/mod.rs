@@ -45,7 +45,7 @@ pub struct CiWatchServer {
     owners: Arc<Owners>,
     /// Finished builds and parsed job logs, shared by every session of this process.
     cache: Option<Arc<crate::cache::Cache>>,
-    /// Why there is no cache, reported in history results.
+    /// Why there is no cache, reported in scan and history results.
     cache_warning: Option<String>,
     /// The last scan's Daily Findings, served as `report://latest`.
     latest_report: Arc<std::sync::Mutex<Option<String>>>,
@@ -57,8 +57,7 @@ impl CiWatchServer {
     pub fn new(settings: Settings) -> Result<Self, BoxError> {
         let http = HttpClient::new(
             settings.http_timeout(),
-            settings.requests_per_minute,
-            settings.request_burst,
+            settings.rate_budget(),
             settings.retry_policy(),
         )?;
         let github = Arc::new(GitHubClient::new(settings.github_options())?);
@@ -98,6 +97,11 @@ impl CiWatchServer {
         if let Ok(mut latest) = self.latest_report.lock() {
             *latest = Some(report);
         }
+    }
+
+    /// The job-outcome reader of one call, over the server's store.
+    fn reader<'a>(&'a self, client: &'a BuildkiteClient) -> crate::watch::JobReader<'a> {
+        crate::watch::JobReader::new(client, self.cache.as_deref())
     }
 
     /// A client per call, so a missing token is reported by the call that needs it while the

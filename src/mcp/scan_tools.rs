@@ -5,7 +5,7 @@ use super::CiWatchServer;
 use crate::buildkite::BuildkiteClient;
 use crate::buildkite::{parse_build_ref, parse_pipeline};
 use crate::model::{DetailLevel, ScanResult};
-use crate::watch::{self, Enrichment, ScanOptions};
+use crate::watch::{self, BuildKey, Enrichment, ScanOptions};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -52,6 +52,10 @@ pub struct ScanSettings {
     /// Most failures returned (default 50); counts and rendered texts still cover all.
     #[serde(default = "default_max_failures")]
     pub max_failures: usize,
+    /// Failed-job logs read from Buildkite (default 20, the server's CIWATCH_MAX_JOBS); jobs
+    /// whose outcome is already stored are free. Unread jobs are listed as over_budget.
+    #[serde(default)]
+    pub max_jobs: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -160,10 +164,14 @@ impl CiWatchServer {
         settings: ScanSettings,
         selection: Option<String>,
     ) -> ScanOptions {
+        let mut budgets = self.settings.budgets();
+        if let Some(max_jobs) = settings.max_jobs {
+            budgets.max_jobs = max_jobs;
+        }
         ScanOptions {
             detail_level: settings.detail_level,
             max_failures: settings.max_failures,
-            budgets: self.settings.budgets(),
+            budgets,
             selection,
             repo: settings.repo,
             search_github: settings.search_github,
@@ -182,19 +190,14 @@ impl CiWatchServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
-        let scan = watch::scan_build(
-            client,
-            self.enrichment(),
-            org,
-            pipeline,
-            number,
-            options,
-            &progress,
-        );
-        let result = tokio::select! {
+        let reader = self.reader(client);
+        let key = BuildKey::new(org, pipeline, number);
+        let scan = watch::scan_build(&reader, self.enrichment(), &key, options, &progress);
+        let mut result = tokio::select! {
             result = scan => result.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
+        result.warnings.extend(self.cache_warning.iter().cloned());
         self.remember_report(&result);
         super::output::structured(&result, crate::report::scan_digest(&result))
     }

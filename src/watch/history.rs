@@ -1,21 +1,26 @@
 //! One test across many builds: which jobs run it (from their commands), what each run said
-//! (passed jobs count as passes without reading logs; failed jobs' log tails are searched for
-//! the exact test id), and the assessment. Finished builds and parsed job outcomes come from the
-//! on-disk cache when present, so a repeated history costs one listing request.
+//! (passed jobs count as passes without reading logs; failed jobs' logs, read through the
+//! job-outcome reader, are searched for the exact test id), and the assessment. Jobs come with
+//! the build listing; failed jobs are read where the job's state changes first, then newest
+//! first, within a log budget. Stored outcomes cost nothing, so a repeated history costs one
+//! listing request.
 
+use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::{Progress, WatchError};
-use crate::buildkite::{Build, BuildkiteClient, Job, ListBuilds};
-use crate::cache::{Cache, Table};
-use crate::logs;
+use crate::buildkite::{Build, Job, ListBuilds};
+use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
 use crate::triage::history::{assess, Observation, TestStatus};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Builds a history may look at; Buildkite lists 100 per page.
 pub const MAX_LOOKBACK_BUILDS: usize = 300;
+
+/// Failed-job logs one history reads by default (stored outcomes do not count): at Buildkite's
+/// 50 requests a minute per user, this leaves room for the rest of a morning's routine.
+pub const DEFAULT_HISTORY_LOGS: usize = 40;
 
 #[derive(Debug, Clone)]
 pub struct HistoryOptions {
@@ -29,43 +34,13 @@ pub struct HistoryOptions {
     pub include_logs: bool,
     /// Failed jobs whose logs are read per build (the original's 20).
     pub max_jobs_per_build: usize,
+    /// Failed-job logs read in all (stored outcomes are free); the rest are listed as not read.
+    pub max_logs: usize,
     /// Bytes read from the end of each log (the original's 200 KB, per log instead of in all).
     pub max_log_bytes: u64,
     pub concurrency: usize,
     /// `owner/name`, for compare URLs.
     pub repo: String,
-}
-
-/// A failed test as stored for a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FailedTest {
-    id: String,
-    error_message: Option<String>,
-    excerpt: Option<String>,
-}
-
-/// What a finished job's log said, parsed once and cached by job id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct JobOutcome {
-    failed: Vec<FailedTest>,
-    passed: Vec<String>,
-}
-
-impl JobOutcome {
-    fn from_analysis(analysis: logs::LogAnalysis) -> Self {
-        Self {
-            failed: analysis
-                .tests
-                .into_iter()
-                .map(|t| FailedTest {
-                    id: t.node_id,
-                    error_message: t.error_message,
-                    excerpt: t.excerpt,
-                })
-                .collect(),
-            passed: analysis.passed,
-        }
-    }
 }
 
 /// A node id with the `tests/` prefix pytest's working directory adds or drops removed, so
@@ -75,9 +50,14 @@ fn comparable(id: &str) -> &str {
     id.strip_prefix("tests/").unwrap_or(id)
 }
 
+/// One failed job that runs the test, to be read: where it sits in the timeline.
+struct PendingRead<'b> {
+    entry: usize,
+    job: &'b Job,
+}
+
 pub async fn test_history(
-    client: &BuildkiteClient,
-    cache: Option<&Cache>,
+    reader: &JobReader<'_>,
     org: &str,
     pipeline: &str,
     test_nodeid: &str,
@@ -85,24 +65,224 @@ pub async fn test_history(
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
     let started = Instant::now();
+    let client = reader.client();
     let requests_before = client.http().counters.requests.load(Ordering::Relaxed);
+    let bytes_before = reader.counters.log_bytes.load(Ordering::Relaxed);
+    let hits_before = reader.counters.stored_hits.load(Ordering::Relaxed);
     let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
     let mut warnings = Vec::new();
     if options.lookback_builds > MAX_LOOKBACK_BUILDS {
         warnings.push(format!("lookback_builds capped at {MAX_LOOKBACK_BUILDS}"));
     }
-    let wanted_pages = lookback.div_ceil(100) * if options.nightly_only { 4 } else { 1 };
+    let builds = chosen_builds(reader, org, pipeline, lookback, options, &mut warnings).await?;
+
+    let test_file = test_nodeid.split("::").next().unwrap_or(test_nodeid);
+    let file_paths = crate::owners::source::repo_path_candidates(test_file);
+    let wanted = comparable(test_nodeid).to_string();
+
+    // What each build's jobs say without a log: passed jobs that run the file are passes.
+    let mut timeline: Vec<TimelineEntry> = builds.iter().map(timeline_entry).collect();
+    let mut pending: Vec<PendingRead<'_>> = Vec::new();
+    let mut ran_jobs = std::collections::BTreeSet::new();
+    for (index, build) in builds.iter().enumerate() {
+        let relevant = relevant_jobs(build, &file_paths, options.job_filter.as_deref());
+        if relevant.is_empty() {
+            ran_jobs.extend(
+                build
+                    .jobs()
+                    .iter()
+                    .filter(|j| j.is_script() && !j.was_retried())
+                    .map(|j| j.display_name().to_string()),
+            );
+        }
+        let mut failed = 0usize;
+        for job in relevant {
+            if job.state() == "passed" {
+                timeline[index]
+                    .jobs
+                    .push(history_job(job, TestStatus::Pass, None, options));
+            } else if job.is_failed() {
+                failed += 1;
+                if failed <= options.max_jobs_per_build {
+                    pending.push(PendingRead { entry: index, job });
+                } else {
+                    warnings.push(format!(
+                        "build {}: more than {} failed jobs run the test; the rest were not read",
+                        build.number, options.max_jobs_per_build
+                    ));
+                }
+            }
+        }
+    }
+    if timeline.iter().all(|e| e.jobs.is_empty()) && pending.is_empty() {
+        let names: Vec<String> = ran_jobs.into_iter().take(30).collect();
+        warnings.push(format!(
+            "no job's command runs {} in these {} builds{}; pass job_filter with a job name to search failed jobs' logs instead. Jobs that ran: {}",
+            file_paths.join(" or "),
+            builds.len(),
+            options.job_filter.as_deref().map(|f| format!(" (job_filter {f:?})")).unwrap_or_default(),
+            names.join(", ")
+        ));
+    }
+
+    let byte_budget = AtomicU64::new(u64::MAX);
+    let limits = ReadLimits {
+        max_log_bytes: options.max_log_bytes,
+        byte_budget: &byte_budget,
+    };
+    let order = read_order(&timeline, &pending);
+    // Stored outcomes are free; the budget counts logs still to be read.
+    let mut reads: Vec<Option<JobRead>> = pending
+        .iter()
+        .map(|p| reader.stored(p.job, &limits))
+        .collect();
+    let to_fetch: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| reads[i].is_none())
+        .take(options.max_logs)
+        .collect();
+    let total = to_fetch.len();
+    let done = AtomicUsize::new(0);
+    progress.report(0, total, &format!("reading {total} failed-job logs"));
+    let keys: Vec<BuildKey> = builds
+        .iter()
+        .map(|b| BuildKey::new(org, pipeline, b.number))
+        .collect();
+    // Futures are built up front (not in a stream closure) so the history future stays `Send`.
+    let fetches: Vec<_> = to_fetch
+        .iter()
+        .map(|&i| {
+            let (pending, keys, limits, done) = (&pending[i], &keys, &limits, &done);
+            async move {
+                let read = reader.job(&keys[pending.entry], pending.job, limits).await;
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.report(finished, total, pending.job.display_name());
+                read
+            }
+        })
+        .collect();
+    let fetched: Vec<JobRead> = futures::stream::iter(fetches)
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let logs_read = fetched.len();
+    for (i, read) in to_fetch.into_iter().zip(fetched) {
+        reads[i] = Some(read);
+    }
+
+    let mut not_read = std::collections::BTreeSet::new();
+    let mut read_builds = std::collections::BTreeSet::new();
+    for (pending, read) in pending.iter().zip(reads) {
+        let entry = &mut timeline[pending.entry];
+        let Some(read) = read else {
+            not_read.insert(entry.build_number);
+            entry
+                .jobs
+                .push(history_job(pending.job, TestStatus::Unknown, None, options));
+            continue;
+        };
+        read_builds.insert(entry.build_number);
+        let Some(analysis) = read.analysis else {
+            warnings.push(format!(
+                "build {}, job {}: {}",
+                entry.build_number,
+                pending.job.display_name(),
+                read.detail.as_deref().unwrap_or("no log")
+            ));
+            continue;
+        };
+        if let Some(failure) = analysis
+            .tests
+            .iter()
+            .find(|f| comparable(&f.node_id) == wanted)
+        {
+            entry.jobs.push(history_job(
+                pending.job,
+                TestStatus::Fail,
+                Some(failure),
+                options,
+            ));
+        } else if analysis.passed.iter().any(|p| comparable(p) == wanted) {
+            entry
+                .jobs
+                .push(history_job(pending.job, TestStatus::Pass, None, options));
+        }
+    }
+    if !not_read.is_empty() {
+        warnings.push(format!(
+            "{} builds have failed jobs that run the test whose logs were not read (budget of {} logs; raise max_logs): {}",
+            not_read.len(),
+            options.max_logs,
+            not_read.iter().rev().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for entry in &mut timeline {
+        entry.test_found = entry.jobs.iter().any(|j| j.status != TestStatus::Unknown);
+        entry.test_status = if entry.jobs.iter().any(|j| j.status == TestStatus::Fail) {
+            TestStatus::Fail
+        } else if entry.jobs.iter().any(|j| j.status == TestStatus::Pass) {
+            TestStatus::Pass
+        } else {
+            TestStatus::Unknown
+        };
+    }
+
+    let observations = observations(&timeline);
+    let assessment = assess(&observations, &options.repo);
+    let summary = crate::report::history_summary(test_nodeid, &timeline, &assessment);
+    let stats = HistoryStats {
+        builds_considered: timeline.len(),
+        builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
+        logs_read,
+        log_bytes_fetched: reader.counters.log_bytes.load(Ordering::Relaxed) - bytes_before,
+        cache_hits: reader.counters.stored_hits.load(Ordering::Relaxed) - hits_before,
+        api_requests: client.http().counters.requests.load(Ordering::Relaxed) - requests_before,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        builds_read: read_builds.into_iter().rev().collect(),
+        builds_not_read: not_read.into_iter().rev().collect(),
+    };
+    Ok(HistoryResult {
+        test_nodeid: test_nodeid.to_string(),
+        timeline,
+        assessment,
+        summary,
+        warnings,
+        stats,
+    })
+}
+
+/// The builds to follow, newest first, each with its jobs. Every build's jobs come with the
+/// listing (one request per 100 builds) — except for nightly-only histories, whose nightlies
+/// are a few among hundreds of builds: those are listed without jobs and each nightly read
+/// through the store (a request only the first time).
+async fn chosen_builds(
+    reader: &JobReader<'_>,
+    org: &str,
+    pipeline: &str,
+    lookback: usize,
+    options: &HistoryOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Build>, WatchError> {
+    let client = reader.client();
     let filter = ListBuilds {
         branch: Some(options.branch.clone()),
-        exclude_jobs: true,
+        exclude_jobs: options.nightly_only,
         finished_only: true,
+        per_page: if options.nightly_only {
+            100
+        } else {
+            lookback.min(100)
+        },
         ..Default::default()
     };
-    let listed = client
-        .list_builds(org, pipeline, &filter, wanted_pages.min(10))
-        .await?;
-    let chosen: Vec<&Build> = listed
-        .iter()
+    let pages = if options.nightly_only {
+        (lookback.div_ceil(100) * 4).min(10)
+    } else {
+        lookback.div_ceil(100)
+    };
+    let listed = client.list_builds(org, pipeline, &filter, pages).await?;
+    let chosen: Vec<Build> = listed
+        .into_iter()
         .filter(|b| !options.nightly_only || super::nightly::is_nightly(b))
         .take(lookback)
         .collect();
@@ -117,45 +297,83 @@ pub async fn test_history(
             options.branch
         )));
     }
-
-    let test_file = test_nodeid.split("::").next().unwrap_or(test_nodeid);
-    let file_paths = crate::owners::source::repo_path_candidates(test_file);
-    let wanted = comparable(test_nodeid).to_string();
-    let hits = AtomicUsize::new(0);
-    let logs_read = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let bytes = AtomicU64::new(0);
-    let total = chosen.len();
-
-    // Futures are built up front (not in a stream closure) so the history future stays `Send`.
-    let pending: Vec<_> = chosen
+    if !options.nightly_only {
+        for build in &chosen {
+            reader.remember_build(&BuildKey::new(org, pipeline, build.number), build);
+        }
+        return Ok(chosen);
+    }
+    let fetches: Vec<_> = chosen
         .iter()
-        .map(|listed| {
-            let (hits, logs_read, done, bytes) = (&hits, &logs_read, &done, &bytes);
-            let (file_paths, wanted) = (&file_paths, &wanted);
-            async move {
-                let entry = build_entry(
-                    client, cache, org, pipeline, listed, file_paths, wanted, options, hits,
-                    logs_read, bytes,
-                )
-                .await;
-                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress.report(finished, total, &format!("build {}", listed.number));
-                entry
-            }
-        })
+        .map(|b| async move { reader.build(&BuildKey::new(org, pipeline, b.number)).await })
         .collect();
-    let entries: Vec<(TimelineEntry, Vec<String>)> = futures::stream::iter(pending)
+    let fetched: Vec<_> = futures::stream::iter(fetches)
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
-
-    let mut timeline = Vec::with_capacity(entries.len());
-    for (entry, entry_warnings) in entries {
-        warnings.extend(entry_warnings);
-        timeline.push(entry);
+    let mut builds = Vec::with_capacity(chosen.len());
+    for (listed, fetched) in chosen.into_iter().zip(fetched) {
+        match fetched {
+            Ok(build) => builds.push(build),
+            Err(error) => {
+                warnings.push(format!("build {}: {error}", listed.number));
+                builds.push(listed);
+            }
+        }
     }
-    let observations: Vec<Observation> = timeline
+    Ok(builds)
+}
+
+fn timeline_entry(build: &Build) -> TimelineEntry {
+    TimelineEntry {
+        build_number: build.number,
+        build_url: build.web_url.clone().unwrap_or_default(),
+        created_at: build.created_at.clone(),
+        commit_sha: build.commit.clone().unwrap_or_default(),
+        test_found: false,
+        test_status: TestStatus::Unknown,
+        jobs: Vec::new(),
+    }
+}
+
+fn history_job(
+    job: &Job,
+    status: TestStatus,
+    failure: Option<&PytestFailure>,
+    options: &HistoryOptions,
+) -> HistoryJob {
+    HistoryJob {
+        job_name: job.display_name().to_string(),
+        job_url: job.web_url.clone().unwrap_or_default(),
+        status,
+        error_message: failure.and_then(|f| f.error_message.clone()),
+        fingerprint: failure
+            .and_then(|f| f.error_message.as_deref())
+            .map(crate::triage::fingerprint),
+        log_excerpt: failure
+            .filter(|_| options.include_logs)
+            .and_then(|f| f.excerpt.clone()),
+    }
+}
+
+/// Which failed jobs to read first: where the job's state changes between neighbouring builds
+/// (a regression's or fix's transition sits there), then newest first. Indexes into `pending`.
+fn read_order(timeline: &[TimelineEntry], pending: &[PendingRead<'_>]) -> Vec<usize> {
+    let failed_at: std::collections::HashSet<usize> = pending.iter().map(|p| p.entry).collect();
+    let state = |i: usize| failed_at.contains(&i);
+    let at_transition = |i: usize| {
+        let changed = |j: usize| j < timeline.len() && !timeline[j].jobs.is_empty() && !state(j);
+        (i > 0 && changed(i - 1)) || changed(i + 1)
+    };
+    let mut order: Vec<usize> = (0..pending.len()).collect();
+    // Timeline entries are newest first, so a smaller entry index is newer.
+    order.sort_by_key(|&i| (!at_transition(pending[i].entry), pending[i].entry));
+    order
+}
+
+/// The assessment's input: one observation per build and outcome.
+fn observations(timeline: &[TimelineEntry]) -> Vec<Observation> {
+    timeline
         .iter()
         .flat_map(|entry| {
             // A build where the test failed and also passed (a retry) gives both outcomes on
@@ -185,131 +403,7 @@ pub async fn test_history(
                 },
             })
         })
-        .collect();
-    let assessment = assess(&observations, &options.repo);
-    let summary = crate::report::history_summary(test_nodeid, &timeline, &assessment);
-    let stats = HistoryStats {
-        builds_considered: timeline.len(),
-        builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
-        logs_read: logs_read.load(Ordering::Relaxed),
-        log_bytes_fetched: bytes.load(Ordering::Relaxed),
-        cache_hits: hits.load(Ordering::Relaxed),
-        api_requests: client.http().counters.requests.load(Ordering::Relaxed) - requests_before,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    };
-    Ok(HistoryResult {
-        test_nodeid: test_nodeid.to_string(),
-        timeline,
-        assessment,
-        summary,
-        warnings,
-        stats,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn build_entry(
-    client: &BuildkiteClient,
-    cache: Option<&Cache>,
-    org: &str,
-    pipeline: &str,
-    listed: &Build,
-    file_paths: &[String],
-    wanted: &str,
-    options: &HistoryOptions,
-    hits: &AtomicUsize,
-    logs_read: &AtomicUsize,
-    bytes: &AtomicU64,
-) -> (TimelineEntry, Vec<String>) {
-    let mut warnings = Vec::new();
-    let mut entry = TimelineEntry {
-        build_number: listed.number,
-        build_url: listed.web_url.clone().unwrap_or_default(),
-        created_at: listed.created_at.clone(),
-        commit_sha: listed.commit.clone().unwrap_or_default(),
-        test_found: false,
-        test_status: TestStatus::Unknown,
-        jobs: Vec::new(),
-    };
-    let build_key = format!("{org}/{pipeline}/{}", listed.number);
-    let build = match cache.and_then(|c| c.get::<Build>(Table::Builds, &build_key)) {
-        Some(build) => {
-            hits.fetch_add(1, Ordering::Relaxed);
-            build
-        }
-        None => match client.get_build(org, pipeline, listed.number).await {
-            Ok(build) => {
-                if let (Some(cache), Some(_)) = (cache, build.finished_at.as_ref()) {
-                    cache.put(Table::Builds, &build_key, &build);
-                }
-                build
-            }
-            Err(error) => {
-                warnings.push(format!("build {}: {error}", listed.number));
-                return (entry, warnings);
-            }
-        },
-    };
-
-    let relevant = relevant_jobs(&build, file_paths, options.job_filter.as_deref());
-    let mut failed_read = 0usize;
-    for job in relevant {
-        let job_url = job.web_url.clone().unwrap_or_default();
-        let record = |status, failure: Option<&FailedTest>| HistoryJob {
-            job_name: job.display_name().to_string(),
-            job_url: job_url.clone(),
-            status,
-            error_message: failure.and_then(|f| f.error_message.clone()),
-            fingerprint: failure
-                .and_then(|f| f.error_message.as_deref())
-                .map(crate::triage::fingerprint),
-            log_excerpt: failure
-                .filter(|_| options.include_logs)
-                .and_then(|f| f.excerpt.clone()),
-        };
-        match job.state() {
-            "passed" => entry.jobs.push(record(TestStatus::Pass, None)),
-            "failed" | "timed_out" if failed_read < options.max_jobs_per_build => {
-                failed_read += 1;
-                let Some(outcome) = job_outcome(
-                    client,
-                    cache,
-                    org,
-                    pipeline,
-                    build.number,
-                    job,
-                    options,
-                    hits,
-                    logs_read,
-                    bytes,
-                    &mut warnings,
-                )
-                .await
-                else {
-                    continue;
-                };
-                if let Some(failure) = outcome.failed.iter().find(|f| comparable(&f.id) == wanted) {
-                    entry.jobs.push(record(TestStatus::Fail, Some(failure)));
-                } else if outcome.passed.iter().any(|p| comparable(p) == wanted) {
-                    entry.jobs.push(record(TestStatus::Pass, None));
-                }
-            }
-            "failed" | "timed_out" => warnings.push(format!(
-                "build {}: more than {} failed jobs run the test; the rest were not read",
-                build.number, options.max_jobs_per_build
-            )),
-            _ => {}
-        }
-    }
-    entry.test_found = !entry.jobs.is_empty();
-    entry.test_status = if entry.jobs.iter().any(|j| j.status == TestStatus::Fail) {
-        TestStatus::Fail
-    } else if entry.test_found {
-        TestStatus::Pass
-    } else {
-        TestStatus::Unknown
-    };
-    (entry, warnings)
+        .collect()
 }
 
 /// Script jobs that run the test's file according to their commands, narrowed by `job_filter`;
@@ -341,48 +435,6 @@ fn relevant_jobs<'b>(
         return by_command;
     }
     scripts().filter(|job| name_ok(job)).collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn job_outcome(
-    client: &BuildkiteClient,
-    cache: Option<&Cache>,
-    org: &str,
-    pipeline: &str,
-    number: u64,
-    job: &Job,
-    options: &HistoryOptions,
-    hits: &AtomicUsize,
-    logs_read: &AtomicUsize,
-    bytes: &AtomicU64,
-    warnings: &mut Vec<String>,
-) -> Option<JobOutcome> {
-    if let Some(outcome) = cache.and_then(|c| c.get::<JobOutcome>(Table::JobOutcomes, &job.id)) {
-        hits.fetch_add(1, Ordering::Relaxed);
-        return Some(outcome);
-    }
-    match client
-        .job_log_tail(org, pipeline, number, &job.id, options.max_log_bytes)
-        .await
-    {
-        Ok(tail) => {
-            logs_read.fetch_add(1, Ordering::Relaxed);
-            bytes.fetch_add(tail.bytes.len() as u64, Ordering::Relaxed);
-            let outcome =
-                JobOutcome::from_analysis(logs::analyze_log(&logs::clean_log(&tail.bytes)));
-            if let Some(cache) = cache {
-                cache.put(Table::JobOutcomes, &job.id, &outcome);
-            }
-            Some(outcome)
-        }
-        Err(error) => {
-            warnings.push(format!(
-                "build {number}, job {}: {error}",
-                job.display_name()
-            ));
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! One job's failures: find the job of a build by id or name, read its log, extract failures.
+//! One job's failures: find the job of a build by id or name, read its log through the
+//! job-outcome reader (a stored outcome costs no request), extract failures.
 
-use super::scan::{read_job, JobRead};
+use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::{Budgets, WatchError};
-use crate::buildkite::{BuildkiteClient, Job};
+use crate::buildkite::Job;
 use crate::logs::pytest::head_line;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -133,20 +134,22 @@ pub fn match_job<'a>(
 }
 
 pub async fn job_test_failures(
-    client: &BuildkiteClient,
-    org: &str,
-    pipeline: &str,
-    number: u64,
+    reader: &JobReader<'_>,
+    key: &BuildKey,
     query: &str,
     strategy: MatchStrategy,
     budgets: &Budgets,
 ) -> Result<JobTestFailuresResult, WatchError> {
-    let build = client.get_build(org, pipeline, number).await?;
+    let build = reader.build(key).await?;
     let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
+    let limits = ReadLimits {
+        max_log_bytes: budgets.max_log_bytes,
+        byte_budget: &byte_budget,
+    };
     let JobRead {
         analysis, detail, ..
-    } = read_job(client, org, pipeline, number, job, budgets, &byte_budget).await;
+    } = reader.job(key, job, &limits).await;
     let mut warnings: Vec<String> = detail.into_iter().collect();
     let test_failures: Vec<JobTestFailure> = match analysis {
         None => Vec::new(),

@@ -1,14 +1,19 @@
 //! Recurring failures across recent main-branch builds: scan the failed builds of a window and
 //! group their failures by key.
 
-use super::scan::{scan_build, Enrichment, ScanOptions};
+use super::outcomes::{BuildKey, JobReader};
+use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
-use crate::buildkite::{BuildkiteClient, ListBuilds};
+use crate::buildkite::ListBuilds;
 use crate::model::{AnalysisWindow, AnalyzedBuild, DetailLevel, MainBranchAnalysis};
 use crate::triage::recurrence::{aggregate, BuildFailures};
 
 /// States whose failures are read; passed builds have none, running ones are not done.
 const FAILED_STATES: [&str; 3] = ["failed", "failing", "canceled"];
+
+/// The longest window looked at, in hours (90 days): Buildkite refuses deep listings, and a
+/// larger number would only overflow the date arithmetic.
+pub const MAX_HOURS_LOOKBACK: u32 = 90 * 24;
 
 #[derive(Debug, Clone)]
 pub struct MainBranchOptions {
@@ -21,38 +26,45 @@ pub struct MainBranchOptions {
     pub scan: ScanOptions,
 }
 
+/// Lists the window's failed builds with their jobs (one request: no `get build` per build),
+/// then scans the newest `max_builds` of them through the job-outcome reader.
 pub async fn analyze_main_branch(
-    client: &BuildkiteClient,
+    reader: &JobReader<'_>,
     enrichment: Enrichment<'_>,
     org: &str,
     pipeline: &str,
     options: &MainBranchOptions,
     progress: &dyn Progress,
 ) -> Result<MainBranchAnalysis, WatchError> {
+    let mut warnings = Vec::new();
+    let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);
+    if hours_lookback != options.hours_lookback {
+        warnings.push(format!(
+            "hours_lookback {} is outside 1..={MAX_HOURS_LOOKBACK}; used {hours_lookback}",
+            options.hours_lookback
+        ));
+    }
     let end = chrono::Utc::now();
-    let start = end - chrono::Duration::hours(i64::from(options.hours_lookback));
+    let start = end - chrono::Duration::hours(i64::from(hours_lookback));
     let stamp =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let filter = ListBuilds::created_since(&options.branch, start);
-    let listed = client
-        .list_builds(
-            org,
-            pipeline,
-            &filter,
-            crate::buildkite::client::MAX_LIST_PAGES,
-        )
+    let max_builds = options.max_builds.max(1);
+    let filter = ListBuilds {
+        exclude_jobs: false,
+        states: FAILED_STATES.to_vec(),
+        // Room for the scheduled builds that are left out after listing.
+        per_page: max_builds * 2 + 4,
+        ..ListBuilds::created_since(&options.branch, start)
+    };
+    let listed = reader
+        .client()
+        .list_builds(org, pipeline, &filter, 1)
         .await?;
-    if listed.is_empty() {
-        return Err(WatchError::NotFound(format!(
-            "no builds on branch {} of {org}/{pipeline} in the last {} hours",
-            options.branch, options.hours_lookback
-        )));
-    }
     let selected: Vec<_> = listed
         .iter()
         .filter(|b| FAILED_STATES.contains(&b.state()))
         .filter(|b| !(options.exclude_scheduled && b.source.as_deref() == Some("schedule")))
-        .take(options.max_builds.max(1))
+        .take(max_builds)
         .collect();
 
     // Each build is scanned with every failure at full detail; the result applies the caller's.
@@ -62,7 +74,6 @@ pub async fn analyze_main_branch(
         selection: None,
         ..options.scan.clone()
     };
-    let mut warnings = Vec::new();
     let mut analyzed = Vec::new();
     let mut scanned = Vec::new();
     for (done, build) in selected.iter().enumerate() {
@@ -74,15 +85,18 @@ pub async fn analyze_main_branch(
             state: build.state().to_string(),
             created_at: build.created_at.clone(),
         });
-        match scan_build(
-            client,
+        let key = BuildKey::new(org, pipeline, build.number);
+        reader.remember_build(&key, build);
+        let before = Snapshot::take(reader, enrichment);
+        match scan_fetched(
+            reader,
             enrichment,
-            org,
-            pipeline,
-            build.number,
+            &key,
+            build,
             &per_build,
             // Progress is reported per build; a scan's own log counts would run backwards.
             &super::NoProgress,
+            before,
         )
         .await
         {
@@ -113,15 +127,15 @@ pub async fn analyze_main_branch(
     }
     if selected.is_empty() {
         warnings.push(format!(
-            "no failed builds among the {} builds of the last {} hours (after filtering)",
-            listed.len(),
-            options.hours_lookback
+            "no failed builds on branch {} of {org}/{pipeline} in the last {hours_lookback} hours{}",
+            options.branch,
+            if listed.is_empty() { "" } else { " (after leaving out scheduled builds)" }
         ));
     }
     let window = AnalysisWindow {
         start_time: stamp(start),
         end_time: stamp(end),
-        hours_lookback: options.hours_lookback,
+        hours_lookback,
         builds_scanned: scanned.len(),
         builds_analyzed: analyzed,
     };

@@ -1,24 +1,27 @@
-//! The use cases: scan a build, pick the latest nightly. Drives the Buildkite client and the
-//! pure `logs`/`triage`/`report` modules; knows nothing of MCP, so the CLI and the server run
-//! the same code.
+//! The use cases: scan a build, pick the latest nightly, follow a test, look at one job, find
+//! what keeps failing on main. Every job log is read through `outcomes` (the one reader, with
+//! the on-disk store); the pure `logs`/`triage`/`report` modules do the rest. It knows nothing
+//! of MCP, so the CLI and the server run the same code.
 
 mod analytics;
 mod history;
 mod jobs;
 mod main_branch;
 mod nightly;
+mod outcomes;
 mod scan;
 mod select;
 
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
-pub use history::{test_history, HistoryOptions, MAX_LOOKBACK_BUILDS};
+pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use jobs::{
     job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,
 };
-pub use main_branch::{analyze_main_branch, MainBranchOptions};
+pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
+pub use outcomes::{covers_job, BuildKey, JobRead, JobReader, ReadLimits, REREAD_FACTOR};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
 
@@ -33,7 +36,7 @@ pub struct Budgets {
     pub max_log_bytes: u64,
     /// Bytes read in all, re-reads included.
     pub scan_byte_budget: u64,
-    /// Log fetches in flight.
+    /// Log fetches in flight (the request budget paces them; this caps open connections).
     pub concurrency: usize,
 }
 
@@ -43,7 +46,7 @@ impl Default for Budgets {
             max_jobs: 20,
             max_log_bytes: 200_000,
             scan_byte_budget: 32 * 1024 * 1024,
-            concurrency: 8,
+            concurrency: 24,
         }
     }
 }

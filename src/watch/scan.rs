@@ -1,13 +1,13 @@
-//! Scanning one build: fetch it, plan which job logs to read, read them concurrently within the
-//! budgets, extract and classify failures, and assemble a [`ScanResult`] in which every failed
+//! Scanning one build: fetch it, plan which job logs to read, read them through the job-outcome
+//! reader within the budgets, extract and classify failures, and assemble a [`ScanResult`] in which every failed
 //! job appears — analysed, or listed with the reason it was not.
 
+use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::select::{plan_jobs, PlannedJob};
 use super::{Budgets, Progress, WatchError};
-use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job, LogTail};
+use crate::buildkite::{Build, Job};
 use crate::github::{best_match, GitHubClient, IssueCandidate, IssueState};
-use crate::http::HttpError;
-use crate::logs::{self, LogAnalysis};
+use crate::logs;
 use crate::model::{
     BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats,
     TestFailure,
@@ -16,15 +16,10 @@ use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
 use crate::owners::Owners;
 use crate::pipeline::test_area;
 use crate::triage::{self, FailureText, JobSignals};
-use futures::StreamExt;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// When a tail does not reach the job's first command, it is read again this many times larger
-/// (bounded by the log's size and the scan budget): enough for the multi-megabyte logs of
-/// vLLM's multi-command jobs without reading gigabyte logs whole.
-const REREAD_FACTOR: u64 = 16;
 /// Characters of `log_snippet`, as in the original.
 const SNIPPET_CHARS: usize = 500;
 
@@ -49,85 +44,115 @@ pub struct Enrichment<'a> {
     pub owners: Option<&'a Owners>,
 }
 
-/// What reading one job's log produced.
-pub(super) struct JobRead {
-    pub(super) status: JobStatus,
-    pub(super) analysis: Option<LogAnalysis>,
-    pub(super) detail: Option<String>,
-}
-
+/// Scans one build: the build from the store or one request, then [`scan_fetched`].
 pub async fn scan_build(
-    client: &BuildkiteClient,
+    reader: &JobReader<'_>,
     enrichment: Enrichment<'_>,
-    org: &str,
-    pipeline: &str,
-    number: u64,
+    key: &BuildKey,
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<ScanResult, WatchError> {
-    let started = Instant::now();
-    let counters = &client.http().counters;
-    let (requests_before, bytes_before) = (
-        counters.requests.load(Ordering::Relaxed),
-        counters.bytes.load(Ordering::Relaxed),
-    );
+    let before = Snapshot::take(reader, enrichment);
+    let build = reader.build(key).await?;
+    scan_fetched(reader, enrichment, key, &build, options, progress, before).await
+}
 
-    let build = client.get_build(org, pipeline, number).await?;
-    let plan = plan_jobs(&build);
+/// Request and byte counters at the start of a scan, so its `stats` count only its own.
+#[derive(Clone, Copy)]
+pub(super) struct Snapshot {
+    started: Instant,
+    requests: u64,
+    bytes: u64,
+    github: u64,
+}
+
+impl Snapshot {
+    pub(super) fn take(reader: &JobReader<'_>, enrichment: Enrichment<'_>) -> Self {
+        let counters = &reader.client().http().counters;
+        Self {
+            started: Instant::now(),
+            requests: counters.requests.load(Ordering::Relaxed),
+            bytes: counters.bytes.load(Ordering::Relaxed),
+            github: enrichment
+                .github
+                .map_or(0, |g| g.requests.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Scans a build already at hand (from a listing with jobs, or [`scan_build`]). Jobs whose
+/// outcome is stored are taken from the store and do not count against `max_jobs`; the GitHub
+/// issues and CODEOWNERS are fetched while the logs are read.
+pub(super) async fn scan_fetched(
+    reader: &JobReader<'_>,
+    enrichment: Enrichment<'_>,
+    key: &BuildKey,
+    build: &Build,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+    before: Snapshot,
+) -> Result<ScanResult, WatchError> {
+    let plan = plan_jobs(build);
     let budgets = &options.budgets;
-    let to_read = plan.ordered.len().min(budgets.max_jobs);
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
-    let done = AtomicUsize::new(0);
-    progress.report(
-        0,
-        to_read,
-        &format!("reading {to_read} job logs of build {number}"),
-    );
+    let limits = ReadLimits {
+        max_log_bytes: budgets.max_log_bytes,
+        byte_budget: &byte_budget,
+    };
 
-    // Futures are built up front (not in a stream closure) so the scan future stays `Send`.
-    let reads: Vec<_> = plan
+    // Stored outcomes first (no request, no budget), then up to `max_jobs` logs to read.
+    let mut reads: Vec<Option<JobRead>> = plan
         .ordered
         .iter()
-        .take(to_read)
-        .map(|planned| async {
-            let read = read_job(
-                client,
-                org,
-                pipeline,
-                number,
-                planned.job,
-                budgets,
-                &byte_budget,
-            )
-            .await;
-            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress.report(finished, to_read, planned.job.display_name());
-            read
-        })
+        .map(|planned| reader.stored(planned.job, &limits))
         .collect();
-    let reads: Vec<JobRead> = futures::stream::iter(reads)
-        .buffered(budgets.concurrency)
-        .collect()
-        .await;
+    let to_fetch: Vec<usize> = (0..plan.ordered.len())
+        .filter(|&i| reads[i].is_none())
+        .take(budgets.max_jobs)
+        .collect();
+    let fetch_jobs: Vec<&Job> = to_fetch.iter().map(|&i| plan.ordered[i].job).collect();
+    progress.report(
+        0,
+        fetch_jobs.len(),
+        &format!(
+            "reading {} job logs of build {}",
+            fetch_jobs.len(),
+            key.number
+        ),
+    );
+
+    let github = enrichment.github.filter(|_| options.search_github);
+    let issues = async {
+        match github {
+            Some(github) => Some(github.ci_failure_candidates(&options.repo).await),
+            None => None,
+        }
+    };
+    let owners_prepared = async {
+        match enrichment.owners {
+            Some(owners) => Some(owners.prepare(&options.repo).await),
+            None => None,
+        }
+    };
+    let fetched = reader.jobs(key, &fetch_jobs, &limits, budgets.concurrency, progress);
+    let (fetched, issues, owners_prepared) = futures::join!(fetched, issues, owners_prepared);
+    for (i, read) in to_fetch.into_iter().zip(fetched) {
+        reads[i] = Some(read);
+    }
 
     let mut warnings = Vec::new();
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
-    let skipped = plan.ordered.iter().skip(to_read).map(|planned| {
-        let detail = format!(
-            "over the budget of {} job logs per build (raise max_jobs)",
-            budgets.max_jobs
-        );
-        (
-            planned,
-            JobRead {
-                status: JobStatus::OverBudget,
-                analysis: None,
-                detail: Some(detail),
-            },
-        )
-    });
-    for (planned, read) in plan.ordered.iter().zip(reads).chain(skipped) {
+    for (planned, read) in plan.ordered.iter().zip(reads) {
+        let read = read.unwrap_or_else(|| JobRead {
+            status: JobStatus::OverBudget,
+            analysis: None,
+            detail: Some(format!(
+                "over the budget of {} job logs per build (raise max_jobs)",
+                budgets.max_jobs
+            )),
+            stored: false,
+        });
         let job_failures = classify_job(planned, &read);
         if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) =
             (read.status, &read.detail)
@@ -137,7 +162,7 @@ pub async fn scan_build(
         jobs.push(FailedJob {
             job_id: planned.job.id.clone(),
             job_name: planned.job.display_name().to_string(),
-            job_url: job_url(&build, planned.job),
+            job_url: job_url(build, planned.job),
             state: planned.job.state().to_string(),
             soft_failed: planned.job.is_soft_failed(),
             exit_status: planned.job.exit_status,
@@ -154,7 +179,7 @@ pub async fn scan_build(
         .count();
     if over_budget > 0 {
         warnings.push(format!(
-            "{over_budget} failed jobs were not read (budget of {} logs); they are listed in jobs",
+            "{over_budget} failed jobs were not read (budget of {} logs per build); they are listed in jobs: raise max_jobs to read them",
             budgets.max_jobs
         ));
     }
@@ -162,17 +187,13 @@ pub async fn scan_build(
     let mut seen = HashSet::new();
     failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
 
-    let github = enrichment.github;
-    let github_before = github.map_or(0, |g| g.requests.load(Ordering::Relaxed));
-    if let Some(github) = github.filter(|_| options.search_github) {
-        let candidates = github.ci_failure_candidates(&options.repo).await;
+    if let Some(candidates) = issues {
         warnings.extend(candidates.warnings);
         for failure in &mut failures {
             apply_issue_match(failure, &candidates.issues);
         }
     }
-    if let Some(owners) = enrichment.owners {
-        let prepared = owners.prepare(&options.repo).await;
+    if let (Some(owners), Some(prepared)) = (enrichment.owners, owners_prepared) {
         warnings.extend(prepared.warnings.iter().cloned());
         for failure in &mut failures {
             let command = failure
@@ -184,8 +205,9 @@ pub async fn scan_build(
         }
     }
 
+    let counters = &reader.client().http().counters;
     let mut result = ScanResult {
-        build_info: build_info(&build, org, pipeline),
+        build_info: build_info(build, &key.org, &key.pipeline),
         total_jobs: plan.total_jobs,
         failed_jobs: plan.hard_failed + plan.soft_failed,
         hard_failed_jobs: plan.hard_failed,
@@ -197,11 +219,11 @@ pub async fn scan_build(
         warnings,
         scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         stats: ScanStats {
-            api_requests: counters.requests.load(Ordering::Relaxed) - requests_before,
+            api_requests: counters.requests.load(Ordering::Relaxed) - before.requests,
             github_requests: github.map_or(0, |g| g.requests.load(Ordering::Relaxed))
-                - github_before,
-            log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - bytes_before,
-            elapsed_ms: started.elapsed().as_millis() as u64,
+                - before.github,
+            log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - before.bytes,
+            elapsed_ms: before.started.elapsed().as_millis() as u64,
         },
         daily_findings_text: None,
         standup_summary_text: None,
@@ -217,97 +239,6 @@ pub async fn scan_build(
         .map(|f| f.at_detail(options.detail_level))
         .collect();
     Ok(result)
-}
-
-pub(super) async fn read_job(
-    client: &BuildkiteClient,
-    org: &str,
-    pipeline: &str,
-    number: u64,
-    job: &Job,
-    budgets: &Budgets,
-    byte_budget: &AtomicU64,
-) -> JobRead {
-    let failed = |status, detail: String| JobRead {
-        status,
-        analysis: None,
-        detail: Some(detail),
-    };
-    if !reserve(byte_budget, budgets.max_log_bytes) {
-        return failed(
-            JobStatus::OverBudget,
-            "the scan's byte budget was spent (raise CIWATCH_SCAN_BYTE_BUDGET)".into(),
-        );
-    }
-    let tail = match client
-        .job_log_tail(org, pipeline, number, &job.id, budgets.max_log_bytes)
-        .await
-    {
-        Ok(tail) => tail,
-        Err(BuildkiteError::Http(HttpError::NotFound(message))) => {
-            return failed(JobStatus::NoLog, message)
-        }
-        Err(error) => return failed(JobStatus::FetchError, error.to_string()),
-    };
-    if tail.bytes.is_empty() {
-        return failed(JobStatus::NoLog, "the log is empty".into());
-    }
-    let mut analysis = logs::analyze_log(&logs::clean_log(&tail.bytes));
-    let mut read_bytes = tail.bytes.len() as u64;
-    if !is_covered(&tail, &analysis) {
-        let larger = tail
-            .total_size
-            .min(budgets.max_log_bytes.saturating_mul(REREAD_FACTOR));
-        if larger > read_bytes && reserve(byte_budget, larger) {
-            match client
-                .job_log_tail(org, pipeline, number, &job.id, larger)
-                .await
-            {
-                Ok(bigger) => {
-                    analysis = logs::analyze_log(&logs::clean_log(&bigger.bytes));
-                    read_bytes = bigger.bytes.len() as u64;
-                    if is_covered(&bigger, &analysis) {
-                        return JobRead {
-                            status: JobStatus::Analyzed,
-                            analysis: Some(analysis),
-                            detail: None,
-                        };
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(job = %job.id, %error, "re-reading a larger log tail failed")
-                }
-            }
-        }
-        let detail = format!(
-            "read the last {read_bytes} of {} log bytes without reaching the job's first command; failures in earlier commands may be missing",
-            tail.total_size
-        );
-        return JobRead {
-            status: JobStatus::PartlyAnalyzed,
-            analysis: Some(analysis),
-            detail: Some(detail),
-        };
-    }
-    JobRead {
-        status: JobStatus::Analyzed,
-        analysis: Some(analysis),
-        detail: None,
-    }
-}
-
-/// A tail answers for the whole job when it is the whole log, reaches the first command, or
-/// shows test failures that explain the exit status.
-fn is_covered(tail: &LogTail, analysis: &LogAnalysis) -> bool {
-    tail.is_complete() || analysis.reaches_first_command() || !analysis.tests.is_empty()
-}
-
-fn reserve(budget: &AtomicU64, bytes: u64) -> bool {
-    budget
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-            left.checked_sub(bytes)
-        })
-        .is_ok()
 }
 
 fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {

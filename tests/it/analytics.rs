@@ -1,8 +1,6 @@
 //! Test Engine lookups against wiremock: the documented list-tests endpoint, paginated, with
 //! `label=flaky`; exact-name preference; 403 without read_suites.
 
-mod common;
-
 use ciwatch_mcp::watch;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
@@ -92,7 +90,7 @@ async fn suite() -> MockServer {
 #[tokio::test]
 async fn bulk_lookup_across_pages_with_flaky_labels() {
     let server = suite().await;
-    let client = common::client(&common::settings(&server.uri()));
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
     let ids: Vec<String> = [
         "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]",
         "v1/engine/test_async_llm.py::test_abort[engine_args0-Hello my name is Robert and-RequestOutputKind.DELTA]",
@@ -132,12 +130,12 @@ async fn missing_read_suites_scope_is_explained() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(403).set_body_raw(
-            include_str!("../wiremock-fixtures/errors/403_forbidden.json"),
+            include_str!("../../wiremock-fixtures/errors/403_forbidden.json"),
             "application/json",
         ))
         .mount(&server)
         .await;
-    let client = common::client(&common::settings(&server.uri()));
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
     let error = watch::analytics_bulk(&client, "vllm", "ci-1", &["a.py::t".to_string()])
         .await
         .expect_err("403");

@@ -1,6 +1,5 @@
 //! A wiremock Buildkite serving the bundled fixture nightly (real build 65099, raw-format logs
 //! with Range support), and settings that point the client at it.
-#![allow(dead_code)]
 
 use ciwatch_mcp::buildkite::BuildkiteClient;
 use ciwatch_mcp::config::{Secret, Settings};
@@ -114,7 +113,6 @@ pub fn settings(server_uri: &str) -> Settings {
         scan_byte_budget: 32 * 1024 * 1024,
         concurrency: 8,
         requests_per_minute: 6000,
-        request_burst: 1000,
         http_timeout_secs: 10,
         retry_budget_secs: 5,
         retry_min_delay_ms: 10,
@@ -134,8 +132,7 @@ pub fn settings(server_uri: &str) -> Settings {
 pub fn client(settings: &Settings) -> BuildkiteClient {
     let http = HttpClient::new(
         Duration::from_secs(settings.http_timeout_secs),
-        settings.requests_per_minute,
-        settings.request_burst,
+        settings.rate_budget(),
         settings.retry_policy(),
     )
     .expect("client builds");

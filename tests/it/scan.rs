@@ -1,26 +1,22 @@
 //! Scanning the fixture nightly end to end against wiremock: every failed job accounted for,
 //! correct ids and messages, evidence for infrastructure verdicts, budgets and partial failures.
 
-mod common;
-
+use crate::common::{client, fixture_server, settings};
 use ciwatch_mcp::model::{Category, DetailLevel, InfraKind, JobStatus, ScanResult};
 use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress, ScanOptions};
-use common::{client, fixture_server, settings};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 fn options(budgets: Budgets, detail_level: DetailLevel) -> ScanOptions {
-    common::scan_options(budgets, detail_level, false)
+    crate::common::scan_options(budgets, detail_level, false)
 }
 
 async fn scan(server_uri: &str, options: &ScanOptions) -> ScanResult {
     let client = client(&settings(server_uri));
     watch::scan_build(
-        &client,
+        &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        "vllm",
-        "ci",
-        65099,
+        &watch::BuildKey::new("vllm", "ci", 65099),
         options,
         &NoProgress,
     )
@@ -245,7 +241,7 @@ async fn a_failing_log_fetch_is_a_warning_not_an_error() {
         .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"message": "Forbidden"})))
         .mount(&server)
         .await;
-    common::mount_fixture(&server).await;
+    crate::common::mount_fixture(&server).await;
     let result = scan(
         &server.uri(),
         &options(Budgets::default(), DetailLevel::Summary),
@@ -273,11 +269,9 @@ async fn unknown_build_is_a_clear_error() {
     let server = fixture_server().await;
     let client = client(&settings(&server.uri()));
     let error = watch::scan_build(
-        &client,
+        &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        "vllm",
-        "ci",
-        1,
+        &watch::BuildKey::new("vllm", "ci", 1),
         &options(Budgets::default(), DetailLevel::Summary),
         &NoProgress,
     )
@@ -332,12 +326,12 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
     use ciwatch_mcp::watch::MatchStrategy;
     let server = fixture_server().await;
     let client = client(&settings(&server.uri()));
+    let reader = watch::JobReader::new(&client, None);
+    let key = watch::BuildKey::new("vllm", "ci", 65099);
     let budgets = Budgets::default();
     let amd = watch::job_test_failures(
-        &client,
-        "vllm",
-        "ci",
-        65099,
+        &reader,
+        &key,
         "amd: v1 sample",
         MatchStrategy::Fuzzy,
         &budgets,
@@ -357,10 +351,8 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
     );
 
     let examples = watch::job_test_failures(
-        &client,
-        "vllm",
-        "ci",
-        65099,
+        &reader,
+        &key,
         "019e068f-8880-4d80-b9ae-21f562929ee8",
         MatchStrategy::Id,
         &budgets,
@@ -376,17 +368,10 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
         Some("KeyError: 'kimi_vl'")
     );
 
-    let ambiguous = watch::job_test_failures(
-        &client,
-        "vllm",
-        "ci",
-        65099,
-        "spec decode",
-        MatchStrategy::Fuzzy,
-        &budgets,
-    )
-    .await
-    .expect_err("several");
+    let ambiguous =
+        watch::job_test_failures(&reader, &key, "spec decode", MatchStrategy::Fuzzy, &budgets)
+            .await
+            .expect_err("several");
     assert!(
         ambiguous
             .to_string()

@@ -1,8 +1,6 @@
 //! Progress notifications of a scan, seen by an rmcp client in process: they arrive for a
 //! request with a progress token, count logs up to the total, and never go backwards.
 
-mod common;
-
 use ciwatch_mcp::mcp::CiWatchServer;
 use rmcp::model::{CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request};
 use rmcp::service::{NotificationContext, PeerRequestOptions};
@@ -28,9 +26,9 @@ impl ClientHandler for Recorder {
 
 #[tokio::test]
 async fn scan_progress_counts_logs_and_only_increases() {
-    let buildkite = common::fixture_server().await;
-    let github = common::github_server().await;
-    let mut settings = common::settings(&buildkite.uri());
+    let buildkite = crate::common::fixture_server().await;
+    let github = crate::common::github_server().await;
+    let mut settings = crate::common::settings(&buildkite.uri());
     settings.github_api_url = github.uri();
     let server = CiWatchServer::new(settings).expect("server");
     let (server_io, client_io) = tokio::io::duplex(1 << 20);

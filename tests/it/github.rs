@@ -2,14 +2,12 @@
 //! as complete issue objects: request counts, cache, pagination, rate limits, errors, and a
 //! scan of the fixture nightly with KNOWN_TRACKED verdicts.
 
-mod common;
-
+use crate::common::{github_server, SearchResponder};
 use ciwatch_mcp::config::Secret;
 use ciwatch_mcp::fixtures;
 use ciwatch_mcp::github::{GitHubClient, GitHubOptions, IssueState};
 use ciwatch_mcp::model::{Category, DetailLevel};
 use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress};
-use common::{github_server, SearchResponder};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, query_param};
@@ -170,7 +168,7 @@ async fn rate_limits_and_errors_degrade_with_a_warning() {
 
     let invalid = ResponseTemplate::new(422).set_body_raw(
         include_str!(
-            "../wiremock-fixtures/github/github_error_422_validation_octokit_fixture.json"
+            "../../wiremock-fixtures/github/github_error_422_validation_octokit_fixture.json"
         ),
         "application/json",
     );
@@ -183,21 +181,19 @@ async fn rate_limits_and_errors_degrade_with_a_warning() {
 
 #[tokio::test]
 async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
-    let buildkite = common::fixture_server().await;
+    let buildkite = crate::common::fixture_server().await;
     let github_mock = github_server().await;
-    let settings = common::settings(&buildkite.uri());
-    let buildkite_client = common::client(&settings);
+    let settings = crate::common::settings(&buildkite.uri());
+    let buildkite_client = crate::common::client(&settings);
     let github = client(&github_mock.uri(), None);
-    let options = common::scan_options(Budgets::default(), DetailLevel::Full, true);
+    let options = crate::common::scan_options(Budgets::default(), DetailLevel::Full, true);
     let result = watch::scan_build(
-        &buildkite_client,
+        &watch::JobReader::new(&buildkite_client, None),
         Enrichment {
             github: Some(&github),
             owners: None,
         },
-        "vllm",
-        "ci",
-        65099,
+        &watch::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )
@@ -257,20 +253,18 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
 
 #[tokio::test]
 async fn search_github_false_sends_nothing() {
-    let buildkite = common::fixture_server().await;
+    let buildkite = crate::common::fixture_server().await;
     let github_mock = github_server().await;
-    let settings = common::settings(&buildkite.uri());
+    let settings = crate::common::settings(&buildkite.uri());
     let github = client(&github_mock.uri(), None);
-    let options = common::scan_options(Budgets::default(), DetailLevel::Summary, false);
+    let options = crate::common::scan_options(Budgets::default(), DetailLevel::Summary, false);
     let result = watch::scan_build(
-        &common::client(&settings),
+        &watch::JobReader::new(&crate::common::client(&settings), None),
         Enrichment {
             github: Some(&github),
             owners: None,
         },
-        "vllm",
-        "ci",
-        65099,
+        &watch::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )

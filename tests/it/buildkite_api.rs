@@ -1,12 +1,10 @@
 //! The Buildkite client against wiremock: every API path, pagination, retries, error messages,
 //! Range responses.
 
-mod common;
-
+use crate::common::{client, listed_build, settings};
 use ciwatch_mcp::buildkite::{BuildkiteClient, BuildkiteError, ListBuilds};
 use ciwatch_mcp::config::Secret;
 use ciwatch_mcp::http::HttpClient;
-use common::{client, listed_build, settings};
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -35,22 +33,22 @@ async fn error_statuses_say_what_to_do_and_never_show_the_token() {
     let cases = [
         (
             401,
-            include_str!("../wiremock-fixtures/errors/401_unauthorized.json"),
+            include_str!("../../wiremock-fixtures/errors/401_unauthorized.json"),
             "rejected the token (401): check BUILDKITE_TOKEN",
         ),
         (
             403,
-            include_str!("../wiremock-fixtures/errors/403_forbidden.json"),
+            include_str!("../../wiremock-fixtures/errors/403_forbidden.json"),
             "read_builds and read_build_logs scopes",
         ),
         (
             404,
-            include_str!("../wiremock-fixtures/errors/404_no_pipeline_found.json"),
+            include_str!("../../wiremock-fixtures/errors/404_no_pipeline_found.json"),
             "build 1 not found in vllm/ci, or the token cannot see that pipeline",
         ),
         (
             400,
-            include_str!("../wiremock-fixtures/errors/400_listing_too_deep.json"),
+            include_str!("../../wiremock-fixtures/errors/400_listing_too_deep.json"),
             "Listing builds this deep is not supported",
         ),
     ];
@@ -65,8 +63,7 @@ async fn error_statuses_say_what_to_do_and_never_show_the_token() {
 async fn missing_token_is_a_clear_error() {
     let http = HttpClient::new(
         Duration::from_secs(1),
-        60,
-        1,
+        ciwatch_mcp::http::RateBudget::per_minute(60),
         settings("http://127.0.0.1:9").retry_policy(),
     )
     .expect("client");
@@ -107,14 +104,14 @@ async fn rate_limit_429_waits_for_reset_then_succeeds() {
             ResponseTemplate::new(429)
                 .insert_header("RateLimit-Reset", "1")
                 .set_body_raw(
-                    include_str!("../wiremock-fixtures/errors/429_rate_limit_docs.json"),
+                    include_str!("../../wiremock-fixtures/errors/429_rate_limit_docs.json"),
                     "application/json",
                 ),
         )
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    common::mount_fixture(&server).await;
+    crate::common::mount_fixture(&server).await;
     let started = std::time::Instant::now();
     let build = client(&settings(&server.uri()))
         .get_build("vllm", "ci", 65099)
@@ -152,7 +149,7 @@ async fn server_errors_are_retried_with_backoff() {
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    common::mount_fixture(&server).await;
+    crate::common::mount_fixture(&server).await;
     let build = client(&settings(&server.uri()))
         .get_build("vllm", "ci", 65099)
         .await
@@ -223,7 +220,7 @@ async fn list_builds_follows_link_next_and_sends_filters() {
         branch: Some("main".into()),
         created_from: Some("2026-11-23T00:00:00Z".into()),
         exclude_jobs: true,
-        finished_only: false,
+        ..Default::default()
     };
     let builds = client(&settings(&server.uri()))
         .list_builds("vllm", "ci", &filter, 10)
@@ -238,7 +235,7 @@ async fn unknown_pipeline_404_explains_visibility() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(404).set_body_raw(
-            include_str!("../wiremock-fixtures/errors/404_no_pipeline_found.json"),
+            include_str!("../../wiremock-fixtures/errors/404_no_pipeline_found.json"),
             "application/json",
         ))
         .mount(&server)
@@ -257,7 +254,7 @@ async fn unknown_pipeline_404_explains_visibility() {
 
 #[tokio::test]
 async fn log_tail_uses_suffix_range_and_reports_total_size() {
-    let server = common::fixture_server().await;
+    let server = crate::common::fixture_server().await;
     let build = ciwatch_mcp::fixtures::build_65099();
     let job = build
         .jobs()
@@ -301,7 +298,7 @@ async fn log_status_200_without_range_keeps_only_the_tail_and_416_is_empty() {
     Mock::given(method("GET"))
         .and(path(format!("{BUILDS}/1/jobs/missing/log")))
         .respond_with(ResponseTemplate::new(404).set_body_raw(
-            include_str!("../wiremock-fixtures/errors/404_no_job_found.json"),
+            include_str!("../../wiremock-fixtures/errors/404_no_job_found.json"),
             "application/json",
         ))
         .mount(&server)

@@ -1,8 +1,6 @@
 //! Drives the real binary over stdio with rmcp's MCP client: initialize, tools/list, tools/call
 //! against a wiremock Buildkite holding the fixture nightly.
 
-mod common;
-
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
@@ -10,7 +8,7 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
 async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<RoleClient, ()> {
-    let github = common::github_server().await;
+    let github = crate::common::github_server().await;
     let github_url = github.uri();
     // The mock lives as long as the test process; the server only needs its address.
     std::mem::forget(github);
@@ -23,7 +21,6 @@ async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<Role
                 .env_remove("GITHUB_TOKEN")
                 .env_remove("GH_TOKEN")
                 .env("CIWATCH_REQUESTS_PER_MINUTE", "6000")
-                .env("CIWATCH_REQUEST_BURST", "1000")
                 .env("RUST_LOG", "warn")
                 .env("CIWATCH_NO_CACHE", "true");
             if let Some(token) = token {
@@ -50,7 +47,7 @@ async fn call(
 
 #[tokio::test]
 async fn lists_tools_and_scans_the_fixture_build() {
-    let server = common::fixture_server().await;
+    let server = crate::common::fixture_server().await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_e2e_secret")).await;
 
     let info = client.peer_info().expect("server info after initialize");
@@ -180,7 +177,7 @@ async fn lists_tools_and_scans_the_fixture_build() {
 
 #[tokio::test]
 async fn bad_input_gives_is_error_results_with_advice() {
-    let server = common::fixture_server().await;
+    let server = crate::common::fixture_server().await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_e2e_secret")).await;
 
     let unknown = call(

@@ -2,8 +2,6 @@
 //! own Buildkite token, the bearer-token gate, Origin validation, /health, and the refusal to
 //! bind a public address without a token.
 
-mod common;
-
 use ciwatch_mcp::config::Secret;
 use ciwatch_mcp::mcp::{http_router, serve_http, HttpOptions};
 use rmcp::model::CallToolRequestParams;
@@ -17,7 +15,7 @@ const ENDPOINT_TOKEN: &str = "ciwatch-endpoint-secret";
 
 /// Serves the router on an ephemeral loopback port; returns its base URL.
 async fn start(buildkite_uri: &str, github_uri: &str, token: Option<&str>) -> String {
-    let mut settings = common::settings(buildkite_uri);
+    let mut settings = crate::common::settings(buildkite_uri);
     // The server has no Buildkite token of its own: callers bring theirs.
     settings.buildkite_token = None;
     settings.github_api_url = github_uri.to_string();
@@ -38,8 +36,8 @@ async fn start(buildkite_uri: &str, github_uri: &str, token: Option<&str>) -> St
 
 #[tokio::test]
 async fn tools_over_http_with_the_callers_buildkite_token() {
-    let buildkite = common::fixture_server().await;
-    let github = common::github_server().await;
+    let buildkite = crate::common::fixture_server().await;
+    let github = crate::common::github_server().await;
     let base = start(&buildkite.uri(), &github.uri(), Some(ENDPOINT_TOKEN)).await;
 
     let mut headers = HashMap::new();
@@ -91,8 +89,8 @@ async fn tools_over_http_with_the_callers_buildkite_token() {
 
 #[tokio::test]
 async fn endpoint_token_origin_and_health() {
-    let buildkite = common::fixture_server().await;
-    let github = common::github_server().await;
+    let buildkite = crate::common::fixture_server().await;
+    let github = crate::common::github_server().await;
     let base = start(&buildkite.uri(), &github.uri(), Some(ENDPOINT_TOKEN)).await;
     let http = reqwest::Client::new();
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
@@ -144,7 +142,7 @@ async fn public_bind_without_a_token_is_refused() {
         allowed_hosts: vec![],
         allowed_origins: vec![],
     };
-    let error = serve_http(common::settings("http://127.0.0.1:9"), options)
+    let error = serve_http(crate::common::settings("http://127.0.0.1:9"), options)
         .await
         .expect_err("refused");
     assert!(
@@ -155,8 +153,8 @@ async fn public_bind_without_a_token_is_refused() {
 
 #[tokio::test]
 async fn many_sessions_at_once() {
-    let buildkite = common::fixture_server().await;
-    let github = common::github_server().await;
+    let buildkite = crate::common::fixture_server().await;
+    let github = crate::common::github_server().await;
     let base = start(&buildkite.uri(), &github.uri(), None).await;
     let sessions = (0..8).map(|i| {
         let url = format!("{base}/mcp");

@@ -3,8 +3,6 @@
 //! the failing test function through renames and later edits, bare clones, a missing repo, and
 //! the GitHub contents fallback.
 
-mod common;
-
 use ciwatch_mcp::owners::{LocalRepo, OwnerOptions, OwnerSource, Owners};
 use std::path::Path;
 use std::process::Command;
@@ -188,7 +186,7 @@ async fn codeowners_and_blame_from_a_work_tree_and_a_bare_clone() {
 
 #[tokio::test]
 async fn missing_repository_is_a_warning_and_github_supplies_codeowners() {
-    let github_mock = common::github_server().await;
+    let github_mock = crate::common::github_server().await;
     let github = Arc::new(
         ciwatch_mcp::github::GitHubClient::new(ciwatch_mcp::github::GitHubOptions {
             api_url: github_mock.uri(),
@@ -251,15 +249,13 @@ async fn files_missing_at_head_have_no_owner_entry() {
 async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure() {
     use ciwatch_mcp::model::DetailLevel;
     use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress};
-    let buildkite = common::fixture_server().await;
-    let client = common::client(&common::settings(&buildkite.uri()));
-    let options = common::scan_options(Budgets::default(), DetailLevel::Summary, false);
+    let buildkite = crate::common::fixture_server().await;
+    let client = crate::common::client(&crate::common::settings(&buildkite.uri()));
+    let options = crate::common::scan_options(Budgets::default(), DetailLevel::Summary, false);
     let first = watch::scan_build(
-        &client,
+        &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        "vllm",
-        "ci",
-        65099,
+        &watch::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )
@@ -313,11 +309,9 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
         owners: Some(&owners),
     };
     let result = watch::scan_build(
-        &client,
+        &watch::JobReader::new(&client, None),
         enrichment,
-        "vllm",
-        "ci",
-        65099,
+        &watch::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )

@@ -1,15 +1,13 @@
 //! The published tool surface (names, titles, descriptions, annotations, input and output
 //! schemas) compared with the committed `tests/snapshots/tools_list.json`, so any change to it is
-//! deliberate. Re-bless with `UPDATE_SNAPSHOTS=1 cargo test --test schema_snapshot`.
-
-mod common;
+//! deliberate. Re-bless with `UPDATE_SNAPSHOTS=1 cargo test --test it schema_snapshot`.
 
 use ciwatch_mcp::mcp::CiWatchServer;
 
 /// Async only because the GitHub client (octocrab) needs a runtime to be built.
 #[tokio::test]
 async fn tools_list_matches_the_snapshot() {
-    let server = CiWatchServer::new(common::settings("http://127.0.0.1:9")).expect("server");
+    let server = CiWatchServer::new(crate::common::settings("http://127.0.0.1:9")).expect("server");
     let mut tools = server.tools();
     tools.sort_by(|a, b| a.name.cmp(&b.name));
     let actual = serde_json::to_string_pretty(&tools).expect("tools serialise") + "\n";

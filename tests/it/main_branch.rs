@@ -2,8 +2,6 @@
 //! fixture (one where the Examples job passed), a scheduled and a passed build that are left
 //! out; recurrence counts, ordering and the summary before truncation.
 
-mod common;
-
 use ciwatch_mcp::model::DetailLevel;
 use ciwatch_mcp::watch::{self, Budgets, Enrichment, MainBranchOptions, NoProgress};
 use serde_json::Value;
@@ -32,20 +30,6 @@ fn build(n: u64) -> Value {
     build
 }
 
-struct Builds;
-impl Respond for Builds {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let n: u64 = request
-            .url
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        ResponseTemplate::new(200).set_body_json(build(n))
-    }
-}
-
 struct Logs;
 impl Respond for Logs {
     fn respond(&self, request: &Request) -> ResponseTemplate {
@@ -62,16 +46,19 @@ impl Respond for Logs {
             .iter()
             .find(|j| j.id == job_id)
             .expect("fixture job");
-        common::log_response(&ciwatch_mcp::fixtures::raw_log(job), request)
+        crate::common::log_response(&ciwatch_mcp::fixtures::raw_log(job), request)
     }
 }
 
 #[tokio::test]
 async fn recurring_failures_across_three_failed_builds() {
     let server = MockServer::start().await;
+    // Listed as Buildkite lists with jobs (retried attempts included).
     let listed = |n: u64, source: &str, state: &str| {
-        let mut b = common::listed_build(n, source, state, "Merge pull request");
-        b["commit"] = commit(n).into();
+        let mut b = build(n);
+        b["source"] = source.into();
+        b["state"] = state.into();
+        b["message"] = "Merge pull request".into();
         b
     };
     let listing = vec![
@@ -88,20 +75,13 @@ async fn recurring_failures_across_three_failed_builds() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .and(path_regex(
-            r"^/v2/organizations/vllm/pipelines/ci/builds/\d+$",
-        ))
-        .respond_with(Builds)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
         .and(path_regex(r"/jobs/[^/]+/log$"))
         .respond_with(Logs)
         .mount(&server)
         .await;
 
-    let client = common::client(&common::settings(&server.uri()));
-    let mut scan = common::scan_options(Budgets::default(), DetailLevel::Full, false);
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
+    let mut scan = crate::common::scan_options(Budgets::default(), DetailLevel::Full, false);
     scan.max_failures = 5;
     let options = MainBranchOptions {
         branch: "main".into(),
@@ -111,7 +91,7 @@ async fn recurring_failures_across_three_failed_builds() {
         scan,
     };
     let analysis = watch::analyze_main_branch(
-        &client,
+        &watch::JobReader::new(&client, None),
         Enrichment::default(),
         "vllm",
         "ci",
@@ -121,6 +101,13 @@ async fn recurring_failures_across_three_failed_builds() {
     .await
     .expect("analysis");
 
+    let requests = server.received_requests().await.expect("recorded");
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.url.path().ends_with(char::is_numeric)),
+        "builds come with the listing: no get-build request"
+    );
     let numbers: Vec<&str> = analysis
         .analysis_window
         .builds_analyzed
@@ -175,7 +162,7 @@ async fn recurring_failures_across_three_failed_builds() {
     let mut all_options = options.clone();
     all_options.scan.max_failures = 100;
     let everything = watch::analyze_main_branch(
-        &client,
+        &watch::JobReader::new(&client, None),
         Enrichment::default(),
         "vllm",
         "ci",

@@ -3,8 +3,6 @@
 //! messages, a persistently failing test and a fixed one. Request counts come from the mock's
 //! received requests, cold and warm (on-disk cache).
 
-mod common;
-
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::triage::history::{HistoryClass, TestStatus};
 use ciwatch_mcp::watch::{self, HistoryOptions, NoProgress};
@@ -76,7 +74,7 @@ fn job_id(template: &str, n: u64) -> String {
 /// set from the scenario; retried attempts dropped.
 fn build(n: u64) -> Value {
     let mut build: Value = serde_json::from_str(include_str!(
-        "../wiremock-fixtures/builds/65099_compact.json"
+        "../../wiremock-fixtures/builds/65099_compact.json"
     ))
     .expect("fixture");
     build["number"] = n.into();
@@ -170,29 +168,48 @@ impl Respond for LogResponder {
             .and_then(|j| j["name"].as_str())
             .unwrap_or_default()
             .to_string();
-        common::log_response(&log(&name, n), request)
+        crate::common::log_response(&log(&name, n), request)
+    }
+}
+
+/// The finished builds, newest first, `per_page` of them, with their jobs unless
+/// `exclude_jobs=true` (as Buildkite lists).
+struct ListingResponder(Duration);
+impl Respond for ListingResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let query = |name: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let per_page: usize = query("per_page").and_then(|v| v.parse().ok()).unwrap_or(30);
+        let without_jobs = query("exclude_jobs").as_deref() == Some("true");
+        let listing: Vec<Value> = (FIRST..FIRST + BUILDS)
+            .rev()
+            .take(per_page)
+            .map(|n| {
+                let mut b = build(n);
+                if without_jobs {
+                    b.as_object_mut().expect("object").remove("jobs");
+                }
+                b
+            })
+            .collect();
+        ResponseTemplate::new(200)
+            .set_body_json(listing)
+            .set_delay(self.0)
     }
 }
 
 /// The mock, with `latency` on every answer (to measure wall time as against a real API).
 async fn server(latency: Duration) -> MockServer {
     let server = MockServer::start().await;
-    let listing: Vec<Value> = (FIRST..FIRST + BUILDS)
-        .rev()
-        .map(|n| {
-            let mut b = build(n);
-            b.as_object_mut().expect("object").remove("jobs");
-            b
-        })
-        .collect();
     Mock::given(method("GET"))
         .and(path("/v2/organizations/vllm/pipelines/ci/builds"))
         .and(query_param("state", "finished"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(listing)
-                .set_delay(latency),
-        )
+        .respond_with(ListingResponder(latency))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -220,6 +237,7 @@ fn options(lookback: usize) -> HistoryOptions {
         job_filter: None,
         include_logs: true,
         max_jobs_per_build: 20,
+        max_logs: watch::DEFAULT_HISTORY_LOGS,
         max_log_bytes: 200_000,
         concurrency: 8,
         repo: "vllm-project/vllm".into(),
@@ -231,10 +249,9 @@ async fn history(
     cache: Option<&Cache>,
     test: &str,
 ) -> ciwatch_mcp::model::HistoryResult {
-    let client = common::client(&common::settings(&server.uri()));
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
     watch::test_history(
-        &client,
-        cache,
+        &watch::JobReader::new(&client, cache),
         "vllm",
         "ci",
         test,
@@ -361,14 +378,16 @@ async fn fifty_builds_cost_few_requests_cold_and_fewer_warm() {
     let cold_time = started.elapsed();
     let cold_requests = server.received_requests().await.expect("recorded").len();
     assert_eq!(cold.stats.api_requests as usize, cold_requests);
-    // 1 listing + 50 builds + the failed Distributed jobs' logs (25).
-    assert!(cold_requests <= 150, "cold: {cold_requests}");
+    // The listing (jobs included: no request per build) + the failed Distributed jobs' logs (25).
+    assert_eq!(cold_requests, 1 + 25, "cold");
+    assert_eq!(cold.stats.logs_read, 25);
 
     let started = std::time::Instant::now();
     let warm = history(&server, Some(&cache), REGRESSED).await;
     let warm_time = started.elapsed();
     let warm_requests = server.received_requests().await.expect("recorded").len() - cold_requests;
-    assert!(warm_requests <= 10, "warm: {warm_requests}");
+    assert_eq!(warm_requests, 1, "warm: the listing only");
+    assert_eq!(warm.stats.cache_hits, 25);
     assert_eq!(
         warm.assessment.classification,
         cold.assessment.classification
@@ -386,8 +405,9 @@ async fn fifty_builds_cost_few_requests_cold_and_fewer_warm() {
     let before = server.received_requests().await.expect("recorded").len();
     let _ = history(&server, Some(&cache), FLAKY).await;
     let other = server.received_requests().await.expect("recorded").len() - before;
-    assert!(
-        other <= 1 + 16,
-        "only the listing and the flaky job's failed logs: {other}"
+    assert_eq!(
+        other,
+        1 + 16,
+        "only the listing and the flaky job's failed logs"
     );
 }

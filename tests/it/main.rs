@@ -1,0 +1,17 @@
+//! The integration tests, one binary (each module one area) so the crate links once.
+
+mod common;
+
+mod analytics;
+mod buildkite_api;
+mod corpus;
+mod github;
+mod history;
+mod main_branch;
+mod mcp_e2e;
+mod mcp_http;
+mod mcp_progress;
+mod owners;
+mod robustness;
+mod scan;
+mod schema_snapshot;
