@@ -80,8 +80,8 @@ impl Snapshot {
     }
 }
 
-/// Scans a build already at hand (from a listing with jobs, or [`scan_build`]). Jobs whose
-/// outcome is stored are taken from the store and do not count against `max_jobs`; the GitHub
+/// Scans a build already at hand (from a listing with jobs, or [`scan_build`]). Stored job
+/// outcomes are used without a request, within the `max_jobs` budget and beyond it; the GitHub
 /// issues and CODEOWNERS are fetched while the logs are read.
 pub(super) async fn scan_fetched(
     reader: &JobReader<'_>,
@@ -100,15 +100,16 @@ pub(super) async fn scan_fetched(
         byte_budget: &byte_budget,
     };
 
-    // Stored outcomes first (no request, no budget), then up to `max_jobs` logs to read.
+    // The first `max_jobs` jobs in reading order are read, from the store when their outcome
+    // is there; a stored outcome beyond the budget is free and used too, so a second look at a
+    // build gives the same answer without a request.
     let mut reads: Vec<Option<JobRead>> = plan
         .ordered
         .iter()
         .map(|planned| reader.stored(planned.job, &limits))
         .collect();
-    let to_fetch: Vec<usize> = (0..plan.ordered.len())
+    let to_fetch: Vec<usize> = (0..plan.ordered.len().min(budgets.max_jobs))
         .filter(|&i| reads[i].is_none())
-        .take(budgets.max_jobs)
         .collect();
     let fetch_jobs: Vec<&Job> = to_fetch.iter().map(|&i| plan.ordered[i].job).collect();
     progress.report(

@@ -15,3 +15,4 @@ mod owners;
 mod robustness;
 mod scan;
 mod schema_snapshot;
+mod store;

@@ -1,0 +1,325 @@
+//! The job-outcome store through the one reader, against the fixture nightly on wiremock:
+//! requests counted from the mock for a cold scan, a warm one, one after a restart, a running
+//! build (never stored), a partly read log, and the rate limiter's sliding window.
+
+use crate::common::{client, fixture_server, scan_options, settings, BUILD_PATH};
+use ciwatch_mcp::cache::Cache;
+use ciwatch_mcp::http::{HttpClient, RateBudget};
+use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
+use ciwatch_mcp::watch::{self, Budgets, BuildKey, Enrichment, JobReader, NoProgress};
+use std::time::Duration;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+fn key() -> BuildKey {
+    BuildKey::new("vllm", "ci", 65099)
+}
+
+async fn scan(server: &MockServer, store: Option<&Cache>, budgets: Budgets) -> ScanResult {
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, store);
+    let options = scan_options(budgets, DetailLevel::Summary, false);
+    watch::scan_build(&reader, Enrichment::default(), &key(), &options, &NoProgress)
+        .await
+        .expect("scan")
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recorded")
+}
+
+/// What the person reads: every failure's key, category and reason.
+fn verdicts(result: &ScanResult) -> Vec<(String, String, Option<String>)> {
+    result
+        .failures
+        .iter()
+        .map(|f| {
+            (
+                f.failure_key.clone(),
+                format!("{:?}", f.category),
+                f.reason.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_finished_build_is_read_once_then_costs_nothing_even_after_a_restart() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Cache::open(dir.path()).expect("store");
+
+    let cold = scan(&server, Some(&store), Budgets::default()).await;
+    let cold_requests = requests(&server).await;
+    let logs = cold_requests
+        .iter()
+        .filter(|r| r.url.path().ends_with("/log"))
+        .count();
+    // The build, 20 tails, and one larger read for each of the 4 jobs whose tail shows no
+    // failure (multi-command jobs that end in the agent's exit line only).
+    assert_eq!(cold_requests.len(), 1 + 20 + 4);
+    assert_eq!(logs, 24);
+    assert_eq!(cold.stats.api_requests, 25);
+    assert!(
+        cold.stats.log_bytes_fetched <= 12_000_000,
+        "{} bytes",
+        cold.stats.log_bytes_fetched
+    );
+
+    let warm = scan(&server, Some(&store), Budgets::default()).await;
+    assert_eq!(requests(&server).await.len(), cold_requests.len(), "warm: no request");
+    assert_eq!(warm.stats.api_requests, 0);
+    assert_eq!(verdicts(&warm), verdicts(&cold));
+    assert_eq!(warm.jobs.len(), cold.jobs.len());
+
+    drop(store);
+    let reopened = Cache::open(dir.path()).expect("store survives");
+    let after_restart = scan(&server, Some(&reopened), Budgets::default()).await;
+    assert_eq!(after_restart.stats.api_requests, 0, "after a restart");
+    assert_eq!(verdicts(&after_restart), verdicts(&cold));
+}
+
+#[tokio::test]
+async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Cache::open(dir.path()).expect("store");
+    let few = Budgets {
+        max_jobs: 5,
+        ..Budgets::default()
+    };
+    let first = scan(&server, Some(&store), few.clone()).await;
+    let read = |r: &ScanResult| {
+        r.jobs
+            .iter()
+            .filter(|j| j.status != JobStatus::OverBudget)
+            .count()
+    };
+    assert_eq!(read(&first), 5);
+    assert!(first.warnings.iter().any(|w| w.contains("raise max_jobs")));
+    let over_budget = first
+        .jobs
+        .iter()
+        .find(|j| j.status == JobStatus::OverBudget)
+        .expect("a job over budget")
+        .job_id
+        .clone();
+
+    // Looking at one job over the budget stores its outcome ...
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, Some(&store));
+    watch::job_test_failures(&reader, &key(), &over_budget, watch::MatchStrategy::Id, &few)
+        .await
+        .expect("job");
+    let before = requests(&server).await.len();
+    // ... and the next scan shows it, without a request.
+    let second = scan(&server, Some(&store), few).await;
+    assert_eq!(requests(&server).await.len(), before);
+    assert_eq!(read(&second), 6);
+    let job = second
+        .jobs
+        .iter()
+        .find(|j| j.job_id == over_budget)
+        .expect("listed");
+    assert_ne!(job.status, JobStatus::OverBudget);
+}
+
+#[tokio::test]
+async fn a_running_build_is_never_stored_but_its_finished_jobs_are() {
+    let server = MockServer::start().await;
+    let mut build: serde_json::Value =
+        serde_json::from_str(ciwatch_mcp::fixtures::BUILD_65099).expect("fixture");
+    build["state"] = "failing".into();
+    build["finished_at"] = serde_json::Value::Null;
+    // One failed job is still being retried in place: its attempt runs.
+    let running_id = "019e068f-84f5-4636-9707-f971a7d87843";
+    for job in build["jobs"].as_array_mut().expect("jobs") {
+        if job["id"] == running_id {
+            job["state"] = "running".into();
+        }
+    }
+    Mock::given(method("GET"))
+        .and(path(BUILD_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(build))
+        .mount(&server)
+        .await;
+    crate::common::mount_fixture(&server).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Cache::open(dir.path()).expect("store");
+
+    let first = scan(&server, Some(&store), Budgets::default()).await;
+    let first_requests = requests(&server).await.len();
+    let second = scan(&server, Some(&store), Budgets::default()).await;
+    let second_requests = requests(&server).await.len() - first_requests;
+    assert_eq!(second_requests, 1, "only the running build is asked for again");
+    assert_eq!(verdicts(&second), verdicts(&first));
+
+    // The running job's log is read, and read again: it may still grow.
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, Some(&store));
+    for _ in 0..2 {
+        watch::job_test_failures(
+            &reader,
+            &key(),
+            running_id,
+            watch::MatchStrategy::Id,
+            &Budgets::default(),
+        )
+        .await
+        .expect("job");
+    }
+    let running_reads = requests(&server)
+        .await
+        .iter()
+        .filter(|r| r.url.path().contains(running_id))
+        .count();
+    assert!(running_reads >= 2, "{running_reads}");
+}
+
+#[tokio::test]
+async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Cache::open(dir.path()).expect("store");
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, Some(&store));
+    // A job of 6 commands whose log is 1.1 MB: a 10 KB tail and its 160 KB re-read do not
+    // reach the first command, and do not find the failures either.
+    let job_id = "019e068f-8880-4d80-b9ae-21f562929ee8";
+    let drill = |max_log_bytes: u64| {
+        let reader = &reader;
+        async move {
+            let budgets = Budgets {
+                max_log_bytes,
+                ..Budgets::default()
+            };
+            watch::job_test_failures(&reader, &key(), job_id, watch::MatchStrategy::Id, &budgets)
+                .await
+                .expect("job")
+        }
+    };
+    let log_requests = || async {
+        requests(&server)
+            .await
+            .iter()
+            .filter(|r| r.url.path().contains(job_id))
+            .count()
+    };
+    let small = drill(10_000).await;
+    assert!(
+        small.warnings.iter().any(|w| w.contains("without reaching")),
+        "{:?}",
+        small.warnings
+    );
+    assert_eq!(log_requests().await, 2, "tail and one larger read");
+    let _ = drill(10_000).await;
+    assert_eq!(log_requests().await, 2, "the same ask: the stored partial outcome answers");
+    let whole = drill(200_000).await;
+    assert_eq!(log_requests().await, 4, "a larger ask reads again");
+    assert!(whole.warnings.is_empty(), "{:?}", whole.warnings);
+    assert_eq!(
+        whole.test_failures[0].error_message.as_deref(),
+        Some("KeyError: 'kimi_vl'")
+    );
+    let _ = drill(200_000).await;
+    assert_eq!(log_requests().await, 4, "now complete: stored");
+}
+
+/// Answers with the server's rate-limit headers and records when each request arrived.
+struct ArrivalRecorder(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>);
+impl wiremock::Respond for ArrivalRecorder {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if let Ok(mut arrivals) = self.0.lock() {
+            arrivals.push(std::time::Instant::now());
+        }
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!([]))
+            .insert_header("ratelimit-remaining", "100")
+            .insert_header("ratelimit-reset", "60")
+    }
+}
+
+/// The limiter lets a burst up to the budget out at once and then never more than `requests`
+/// into any window, also when the server's `RateLimit-Remaining` says its budget is spent.
+#[tokio::test]
+async fn requests_never_exceed_the_budget_in_any_window() {
+    let server = MockServer::start().await;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .and(path_regex("^/v2/ping$"))
+        .respond_with(ArrivalRecorder(received.clone()))
+        .mount(&server)
+        .await;
+    let window = Duration::from_millis(400);
+    let budget = RateBudget {
+        requests: 5,
+        window,
+    };
+    let http = HttpClient::new(
+        Duration::from_secs(5),
+        budget,
+        settings(&server.uri()).retry_policy(),
+    )
+    .expect("client");
+    let target = ciwatch_mcp::http::Target {
+        description: "ping".into(),
+        not_found: "no ping".into(),
+    };
+    let url = format!("{}/v2/ping", server.uri());
+    let sends: Vec<_> = (0..12)
+        .map(|_| {
+            let (http, target, url) = (&http, &target, &url);
+            async move {
+                http.send(target, || http.request(reqwest::Method::GET, url))
+                    .await
+                    .expect("sent")
+            }
+        })
+        .collect();
+    futures::future::join_all(sends).await;
+    let mut arrivals = received.lock().expect("arrivals").clone();
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 12);
+    // Arrival is a little after sending; the slack absorbs loopback delivery jitter only.
+    let slack = Duration::from_millis(40);
+    for (i, at) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*at) + slack < window)
+            .count();
+        assert!(in_window <= 5, "{in_window} requests within one window");
+    }
+    // Up to the budget goes out at once: the first 5 arrive together.
+    assert!(arrivals[4].duration_since(arrivals[0]) < window / 2);
+
+    // The server says 2 remain for the next 1 s: the third request waits for the reset.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!([]))
+                .insert_header("ratelimit-remaining", "2")
+                .insert_header("ratelimit-reset", "1"),
+        )
+        .mount(&server)
+        .await;
+    let http = HttpClient::new(
+        Duration::from_secs(5),
+        RateBudget::per_minute(1000),
+        settings(&server.uri()).retry_policy(),
+    )
+    .expect("client");
+    let url = format!("{}/v2/ping", server.uri());
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        http.send(&target, || http.request(reqwest::Method::GET, &url))
+            .await
+            .expect("sent");
+    }
+    let received = requests(&server).await.len();
+    assert_eq!(received, 4);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the spent server budget was waited for"
+    );
+}
