@@ -104,7 +104,9 @@ impl Respond for Buildkite {
                 return ResponseTemplate::new(429)
                     .insert_header("ratelimit-remaining", "0")
                     .insert_header("ratelimit-reset", reset.to_string().as_str())
-                    .set_body_json(serde_json::json!({"message": "You have exceeded the rate limit"}))
+                    .set_body_json(
+                        serde_json::json!({"message": "You have exceeded the rate limit"}),
+                    )
                     .set_delay(API_LATENCY)
             }
         };
@@ -119,7 +121,10 @@ impl Respond for Buildkite {
         };
         let template = if path.ends_with("/log") {
             let job = segments[segments.len() - 2];
-            let original = self.nightly_job_by_suffix.get(&job[8..]).expect("a fixture job");
+            let original = self
+                .nightly_job_by_suffix
+                .get(&job[8..])
+                .expect("a fixture job");
             let log = fixtures::raw_log(original);
             let range = request.headers.get("range").and_then(|v| v.to_str().ok());
             let (status, content_range, body) = fixtures::range_response(&log, range);
@@ -276,7 +281,11 @@ async fn main() {
     );
     let (again, b) = measure(&limit, &client, scan()).await;
     assert_eq!(verdicts(&again.expect("scan")), verdicts(&first));
-    report("(b) the same scan again", &b, "none: build and outcomes from the store");
+    report(
+        "(b) the same scan again",
+        &b,
+        "none: build and outcomes from the store",
+    );
     drop(server);
 
     // (c) the routine on a fresh mock, limit window and store.
@@ -286,9 +295,10 @@ async fn main() {
     let store = Cache::open(dir.path()).expect("store");
     let reader = JobReader::new(&client, Some(&store));
     let routine = async {
-        let scanned = watch::scan_build(&reader, Enrichment::default(), &key, &options, &NoProgress)
-            .await
-            .expect("scan");
+        let scanned =
+            watch::scan_build(&reader, Enrichment::default(), &key, &options, &NoProgress)
+                .await
+                .expect("scan");
         let choice = watch::latest_nightly(&client, "vllm", "ci", "main", u32::MAX / 3600)
             .await
             .expect("nightly");

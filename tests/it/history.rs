@@ -411,3 +411,80 @@ async fn fifty_builds_cost_few_requests_cold_and_fewer_warm() {
         "only the listing and the flaky job's failed logs"
     );
 }
+
+#[tokio::test]
+async fn a_small_log_budget_reads_the_transition_first_and_says_what_was_left() {
+    let server = server(Duration::ZERO).await;
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
+    let mut options = options(50);
+    options.max_logs = 4;
+    let result = watch::test_history(
+        &watch::JobReader::new(&client, None),
+        "vllm",
+        "ci",
+        REGRESSED,
+        &options,
+        &NoProgress,
+    )
+    .await
+    .expect("history");
+    let log_requests = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.url.path().ends_with("/log"))
+        .count();
+    assert_eq!(log_requests, 4);
+    // The first failing build (next to the last passing one) is read first, then the newest.
+    assert_eq!(
+        result.stats.builds_read,
+        vec![
+            FIRST + BUILDS - 1,
+            FIRST + BUILDS - 2,
+            FIRST + BUILDS - 3,
+            REGRESSION_AT
+        ]
+    );
+    assert_eq!(result.stats.builds_not_read.len(), 25 - 4);
+    assert!(
+        result.warnings.iter().any(|w| w.contains("raise max_logs")),
+        "{:?}",
+        result.warnings
+    );
+    let transition = result.assessment.transition.expect("transition");
+    assert_eq!(
+        (transition.last_good_build, transition.first_bad_build),
+        (REGRESSION_AT - 1, REGRESSION_AT)
+    );
+}
+
+#[tokio::test]
+async fn a_test_no_job_runs_is_reported_with_the_jobs_that_ran() {
+    let server = server(Duration::ZERO).await;
+    let result = history(&server, None, "tests/nowhere/test_missing.py::test_x").await;
+    let warning = result
+        .warnings
+        .iter()
+        .find(|w| w.contains("no job's command runs"))
+        .expect("a warning");
+    assert!(
+        warning.contains("tests/nowhere/test_missing.py"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("Distributed Tests (2 GPUs)(H100)"),
+        "{warning}"
+    );
+    let requests = server.received_requests().await.expect("recorded").len();
+    assert_eq!(requests, 1, "the listing only");
+
+    // The id written without `tests/` finds the same jobs as with it.
+    let short = history(
+        &server,
+        None,
+        "v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]",
+    )
+    .await;
+    assert_eq!(short.assessment.classification, HistoryClass::Regression);
+}

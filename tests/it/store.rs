@@ -19,9 +19,15 @@ async fn scan(server: &MockServer, store: Option<&Cache>, budgets: Budgets) -> S
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, store);
     let options = scan_options(budgets, DetailLevel::Summary, false);
-    watch::scan_build(&reader, Enrichment::default(), &key(), &options, &NoProgress)
-        .await
-        .expect("scan")
+    watch::scan_build(
+        &reader,
+        Enrichment::default(),
+        &key(),
+        &options,
+        &NoProgress,
+    )
+    .await
+    .expect("scan")
 }
 
 async fn requests(server: &MockServer) -> Vec<Request> {
@@ -67,7 +73,11 @@ async fn a_finished_build_is_read_once_then_costs_nothing_even_after_a_restart()
     );
 
     let warm = scan(&server, Some(&store), Budgets::default()).await;
-    assert_eq!(requests(&server).await.len(), cold_requests.len(), "warm: no request");
+    assert_eq!(
+        requests(&server).await.len(),
+        cold_requests.len(),
+        "warm: no request"
+    );
     assert_eq!(warm.stats.api_requests, 0);
     assert_eq!(verdicts(&warm), verdicts(&cold));
     assert_eq!(warm.jobs.len(), cold.jobs.len());
@@ -108,9 +118,15 @@ async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
     // Looking at one job over the budget stores its outcome ...
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store));
-    watch::job_test_failures(&reader, &key(), &over_budget, watch::MatchStrategy::Id, &few)
-        .await
-        .expect("job");
+    watch::job_test_failures(
+        &reader,
+        &key(),
+        &over_budget,
+        watch::MatchStrategy::Id,
+        &few,
+    )
+    .await
+    .expect("job");
     let before = requests(&server).await.len();
     // ... and the next scan shows it, without a request.
     let second = scan(&server, Some(&store), few).await;
@@ -151,7 +167,10 @@ async fn a_running_build_is_never_stored_but_its_finished_jobs_are() {
     let first_requests = requests(&server).await.len();
     let second = scan(&server, Some(&store), Budgets::default()).await;
     let second_requests = requests(&server).await.len() - first_requests;
-    assert_eq!(second_requests, 1, "only the running build is asked for again");
+    assert_eq!(
+        second_requests, 1,
+        "only the running build is asked for again"
+    );
     assert_eq!(verdicts(&second), verdicts(&first));
 
     // The running job's log is read, and read again: it may still grow.
@@ -207,13 +226,20 @@ async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
     };
     let small = drill(10_000).await;
     assert!(
-        small.warnings.iter().any(|w| w.contains("without reaching")),
+        small
+            .warnings
+            .iter()
+            .any(|w| w.contains("without reaching")),
         "{:?}",
         small.warnings
     );
     assert_eq!(log_requests().await, 2, "tail and one larger read");
     let _ = drill(10_000).await;
-    assert_eq!(log_requests().await, 2, "the same ask: the stored partial outcome answers");
+    assert_eq!(
+        log_requests().await,
+        2,
+        "the same ask: the stored partial outcome answers"
+    );
     let whole = drill(200_000).await;
     assert_eq!(log_requests().await, 4, "a larger ask reads again");
     assert!(whole.warnings.is_empty(), "{:?}", whole.warnings);
