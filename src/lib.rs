@@ -13,5 +13,6 @@ pub mod model;
 pub mod owners;
 pub mod pipeline;
 pub mod report;
+pub mod secret;
 pub mod triage;
 pub mod watch;

@@ -8,9 +8,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::github::IssueMatch;
-pub use crate::triage::rules::InfraKind;
-
 /// The scanned build, from the API's own metadata.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct BuildInfo {
@@ -105,13 +102,13 @@ pub struct FailureClassification {
     #[serde(default)]
     pub owners: Vec<String>,
     #[serde(default)]
-    pub owner_source: Option<crate::owners::OwnerSource>,
+    pub owner_source: Option<OwnerSource>,
     /// The repository path owners were looked up for.
     #[serde(default)]
     pub owner_path: Option<String>,
     /// The most recent commit that touched the failing test function (a weaker owner signal).
     #[serde(default)]
-    pub blame: Option<crate::owners::BlameCommit>,
+    pub blame: Option<BlameCommit>,
     /// Set for INFRA_SUSPECTED: which kind of infrastructure trouble.
     #[serde(default)]
     pub infra_kind: Option<InfraKind>,
@@ -279,8 +276,6 @@ impl FailureClassification {
 
 // Test history (ciwatch_test_history).
 
-use crate::triage::history::{Assessment, TestStatus};
-
 /// One job's word on the test in one build.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryJob {
@@ -391,4 +386,136 @@ pub struct MainBranchAnalysis {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_text: Option<String>,
     pub warnings: Vec<String>,
+}
+
+// Types the layers below share (defined here so that `model` imports no layer above it).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueState {
+    Open,
+    Closed,
+}
+
+/// The issue a failure matched and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IssueMatch {
+    pub number: u64,
+    pub url: String,
+    pub title: String,
+    pub state: IssueState,
+    pub score: f64,
+    /// What matched: "test id in title", "job name in title", …
+    pub matched_on: String,
+}
+
+/// What kind of infrastructure trouble a failure shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InfraKind {
+    /// The agent disappeared (`exit_status` -1, "agent lost").
+    AgentLost,
+    /// Buildkite stopped the job at its `timeout_in_minutes`.
+    JobTimeout,
+    /// A test hung: faulthandler or pytest-timeout fired.
+    Hang,
+    /// The job was cancelled.
+    Cancelled,
+    /// Network, Hugging Face Hub or registry errors.
+    NetworkOrHub,
+    Disk,
+    /// The host ran out of memory (not CUDA memory inside a test).
+    HostOom,
+    /// Docker image or pip install failed before tests ran.
+    ImageBuild,
+    /// The GPU faulted (Xid, ECC, illegal address, device unavailable).
+    GpuFault,
+}
+
+impl InfraKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::AgentLost => "agent lost",
+            Self::JobTimeout => "job timed out",
+            Self::Hang => "test hang",
+            Self::Cancelled => "job cancelled",
+            Self::NetworkOrHub => "network or Hugging Face Hub error",
+            Self::Disk => "disk full",
+            Self::HostOom => "host out of memory",
+            Self::ImageBuild => "image or dependency build failed",
+            Self::GpuFault => "GPU fault",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerSource {
+    Codeowners,
+    Blame,
+}
+
+/// The most recent commit that touched the blamed lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlameCommit {
+    pub sha: String,
+    pub short_sha: String,
+    pub author: String,
+    pub author_email: String,
+    /// RFC 3339, UTC.
+    pub date: String,
+    pub summary: String,
+    /// The blamed lines, 1-based inclusive.
+    pub lines: (u32, u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TestStatus {
+    Pass,
+    Fail,
+    /// The test was not seen in this build (not run, or its log not read).
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HistoryClass {
+    Regression,
+    FlakeOnset,
+    PersistentFail,
+    Sporadic,
+    Fixed,
+    InsufficientData,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Confidence {
+    #[serde(rename = "HIGH")]
+    High,
+    #[serde(rename = "MED")]
+    Med,
+    #[serde(rename = "LOW")]
+    Low,
+}
+
+/// Where the outcome changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Transition {
+    pub last_good_build: u64,
+    pub last_good_commit: String,
+    pub first_bad_build: u64,
+    pub first_bad_commit: String,
+    /// GitHub compare view of the commits between the two builds.
+    pub compare_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Assessment {
+    pub classification: HistoryClass,
+    pub confidence: Confidence,
+    pub notes: Vec<String>,
+    /// The first failing build after the transition (REGRESSION) or first passing one (FIXED).
+    pub transition_build: Option<u64>,
+    pub transition: Option<Transition>,
 }

@@ -2,8 +2,8 @@
 //! All requests go through the shared [`HttpClient`] (rate limit, retries, counters).
 
 use super::models::Build;
-use crate::config::Secret;
 use crate::http::{HttpClient, HttpError, Target};
+use crate::secret::Secret;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, LINK, RANGE};
 use reqwest::{Method, StatusCode};
 

@@ -7,7 +7,7 @@
 //! fetched and says so in a warning. Nothing here fails a scan.
 
 use super::matching::{IssueCandidate, IssueState};
-use crate::config::Secret;
+use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,10 +40,13 @@ pub struct Candidates {
     pub warnings: Vec<String>,
 }
 
+/// Fetched candidates by repository, with when they were fetched.
+type CandidateCache = Mutex<HashMap<String, (Instant, Arc<Vec<IssueCandidate>>)>>;
+
 pub struct GitHubClient {
     octocrab: octocrab::Octocrab,
     options: GitHubOptions,
-    cache: Mutex<HashMap<String, (Instant, Arc<Vec<IssueCandidate>>)>>,
+    cache: CandidateCache,
     /// Requests sent, for the scan's stats and the tests.
     pub requests: AtomicU64,
 }

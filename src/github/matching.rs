@@ -6,8 +6,8 @@
 //! hardware prefixes (`mi355_1:`, `AMD:`), hardware tags (`(H100)`, `(mi300_1)`), `%N` and shard
 //! numbers, and bracket tags (`[NIGHTLY FIRE DRILL]`) are dropped.
 
+pub use crate::model::{IssueMatch, IssueState};
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
 /// Lowest score that makes a match.
@@ -18,13 +18,6 @@ pub const JOB_MATCH_CONFIDENCE: f64 = 0.7;
 const BODY_FUNCTION_CONFIDENCE: f64 = 0.8;
 
 pub const CI_FAILURE_LABEL: &str = "ci-failure";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum IssueState {
-    Open,
-    Closed,
-}
 
 /// An issue that may track CI failures.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,18 +38,6 @@ impl IssueCandidate {
             .any(|l| l.eq_ignore_ascii_case(CI_FAILURE_LABEL))
             || self.title.to_lowercase().contains("[ci failure]")
     }
-}
-
-/// The issue a failure matched and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct IssueMatch {
-    pub number: u64,
-    pub url: String,
-    pub title: String,
-    pub state: IssueState,
-    pub score: f64,
-    /// What matched: "test id in title", "job name in title", …
-    pub matched_on: String,
 }
 
 static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r":[a-z0-9_+-]+:").expect("valid"));

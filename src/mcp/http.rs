@@ -4,7 +4,8 @@
 //! (`X-Buildkite-Token`). Many sessions share one server: its rate limiter and caches.
 
 use super::CiWatchServer;
-use crate::config::{Secret, Settings};
+use crate::config::Settings;
+use crate::secret::Secret;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};

@@ -113,7 +113,7 @@ impl CiWatchServer {
             .and_then(|parts| parts.headers.get(BUILDKITE_TOKEN_HEADER))
             .and_then(|value| value.to_str().ok())
             .filter(|value| !value.trim().is_empty())
-            .map(|value| crate::config::Secret::new(value.trim()));
+            .map(|value| crate::secret::Secret::new(value.trim()));
         BuildkiteClient::new(
             self.http.clone(),
             &self.settings.buildkite_api_url,

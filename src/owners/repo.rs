@@ -2,26 +2,12 @@
 //! with a work tree; the work tree is never read) and blame of a line range. Blocking calls;
 //! `owners` runs them on the blocking pool.
 
+pub use crate::model::BlameCommit;
 use gix::bstr::ByteSlice;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Where GitHub looks for CODEOWNERS, in its order; the first found is the only one used.
 pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
-
-/// The most recent commit that touched the blamed lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct BlameCommit {
-    pub sha: String,
-    pub short_sha: String,
-    pub author: String,
-    pub author_email: String,
-    /// RFC 3339, UTC.
-    pub date: String,
-    pub summary: String,
-    /// The blamed lines, 1-based inclusive.
-    pub lines: (u32, u32),
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -77,7 +63,7 @@ impl LocalRepo {
         let repo = self.repo.to_thread_local();
         let tree = repo
             .find_commit(commit)
-            .and_then(|c| c.tree().map_err(Into::into))
+            .and_then(|c| c.tree())
             .map_err(|e| self.head_error(e))?;
         let Some(entry) = tree
             .lookup_entry_by_path(path)

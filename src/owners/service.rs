@@ -7,7 +7,7 @@ use super::codeowners::CodeOwners;
 use super::repo::{BlameCommit, LocalRepo, CODEOWNERS_LOCATIONS};
 use super::source::{function_line_range, repo_path_candidates, split_node_id};
 use crate::github::GitHubClient;
-use serde::{Deserialize, Serialize};
+pub use crate::model::OwnerSource;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,13 +16,6 @@ use tokio::sync::Mutex;
 /// CODEOWNERS is "confident" (the original's 0.9); a blame author is a weaker signal.
 pub const CODEOWNERS_CONFIDENCE: f64 = 0.9;
 pub const BLAME_CONFIDENCE: f64 = 0.6;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OwnerSource {
-    Codeowners,
-    Blame,
-}
 
 /// What was found for one failure.
 #[derive(Debug, Clone)]
@@ -59,9 +52,15 @@ pub struct Owners {
     github: Option<Arc<GitHubClient>>,
     options: OwnerOptions,
     codeowners_by_commit: Mutex<HashMap<gix::ObjectId, Arc<CodeOwners>>>,
-    codeowners_by_repo: Mutex<HashMap<String, (Instant, Option<Arc<CodeOwners>>)>>,
-    blames: Mutex<HashMap<(gix::ObjectId, String, (u32, u32)), Option<BlameCommit>>>,
+    codeowners_by_repo: Mutex<HashMap<String, FetchedCodeOwners>>,
+    blames: Mutex<HashMap<BlameKey, Option<BlameCommit>>>,
 }
+
+/// CODEOWNERS read from GitHub (or that it has none), and when.
+type FetchedCodeOwners = (Instant, Option<Arc<CodeOwners>>);
+
+/// A blame is asked for at a commit, of a file, over a line range.
+type BlameKey = (gix::ObjectId, String, (u32, u32));
 
 impl Owners {
     /// `local` is the clone at `VLLM_REPO_PATH` (opened by the caller, so a bad path becomes a

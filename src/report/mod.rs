@@ -39,23 +39,6 @@ pub(crate) fn short_test_name(test_name: &str) -> &str {
     test_name.rsplit("::").next().unwrap_or(test_name)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn code_spans_cannot_be_escaped() {
-        assert_eq!(code_span("a`b"), "``a`b``");
-        assert_eq!(code_span("`x`"), "`` `x` ``");
-        assert_eq!(code_span("line1\nline2"), "`line1 line2`");
-        assert_eq!(
-            code_span("[x](http://evil) @here"),
-            "`[x](http://evil) @here`"
-        );
-        assert_eq!(code_span(""), "` `");
-    }
-}
-
 /// Failures listed in a scan digest; the rest are counted.
 const DIGEST_FAILURES: usize = 15;
 
@@ -92,4 +75,21 @@ pub fn scan_digest(result: &crate::model::ScanResult) -> String {
         let _ = writeln!(out, "{} warnings: see `warnings`.", result.warnings.len());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_spans_cannot_be_escaped() {
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`x`"), "`` `x` ``");
+        assert_eq!(code_span("line1\nline2"), "`line1 line2`");
+        assert_eq!(
+            code_span("[x](http://evil) @here"),
+            "`[x](http://evil) @here`"
+        );
+        assert_eq!(code_span(""), "` `");
+    }
 }

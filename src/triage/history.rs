@@ -11,18 +11,10 @@
 //! * flakiness looks at alternation and at recency (a rising fail rate is an onset), and a
 //!   test that failed and passed on the same commit is flaky, whatever the rates.
 
+pub use crate::model::{Assessment, Confidence, HistoryClass, TestStatus, Transition};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TestStatus {
-    Pass,
-    Fail,
-    /// The test was not seen in this build (not run, or its log not read).
-    Unknown,
-}
 
 /// What one build says about the test; `found` entries have `status` pass or fail.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -33,48 +25,6 @@ pub struct Observation {
     /// Fingerprints of the failing runs in this build.
     #[serde(default)]
     pub fingerprints: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HistoryClass {
-    Regression,
-    FlakeOnset,
-    PersistentFail,
-    Sporadic,
-    Fixed,
-    InsufficientData,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum Confidence {
-    #[serde(rename = "HIGH")]
-    High,
-    #[serde(rename = "MED")]
-    Med,
-    #[serde(rename = "LOW")]
-    Low,
-}
-
-/// Where the outcome changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Transition {
-    pub last_good_build: u64,
-    pub last_good_commit: String,
-    pub first_bad_build: u64,
-    pub first_bad_commit: String,
-    /// GitHub compare view of the commits between the two builds.
-    pub compare_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct Assessment {
-    pub classification: HistoryClass,
-    pub confidence: Confidence,
-    pub notes: Vec<String>,
-    /// The first failing build after the transition (REGRESSION) or first passing one (FIXED).
-    pub transition_build: Option<u64>,
-    pub transition: Option<Transition>,
 }
 
 /// Fewer found builds than this cannot show a pattern (the original's 3).

@@ -4,48 +4,9 @@
 //! Rules are matched against error lines, failure excerpts and a test's own output — never
 //! against test names ("bloom" is not an OOM, `test_timeout_handling` is not a timeout).
 
+pub use crate::model::InfraKind;
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
-
-/// What kind of infrastructure trouble a failure shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum InfraKind {
-    /// The agent disappeared (`exit_status` -1, "agent lost").
-    AgentLost,
-    /// Buildkite stopped the job at its `timeout_in_minutes`.
-    JobTimeout,
-    /// A test hung: faulthandler or pytest-timeout fired.
-    Hang,
-    /// The job was cancelled.
-    Cancelled,
-    /// Network, Hugging Face Hub or registry errors.
-    NetworkOrHub,
-    Disk,
-    /// The host ran out of memory (not CUDA memory inside a test).
-    HostOom,
-    /// Docker image or pip install failed before tests ran.
-    ImageBuild,
-    /// The GPU faulted (Xid, ECC, illegal address, device unavailable).
-    GpuFault,
-}
-
-impl InfraKind {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::AgentLost => "agent lost",
-            Self::JobTimeout => "job timed out",
-            Self::Hang => "test hang",
-            Self::Cancelled => "job cancelled",
-            Self::NetworkOrHub => "network or Hugging Face Hub error",
-            Self::Disk => "disk full",
-            Self::HostOom => "host out of memory",
-            Self::ImageBuild => "image or dependency build failed",
-            Self::GpuFault => "GPU fault",
-        }
-    }
-}
 
 pub struct InfraRule {
     pub kind: InfraKind,

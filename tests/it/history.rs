@@ -38,7 +38,7 @@ fn outcomes(job: &str, n: u64) -> Vec<(&'static str, Option<String>)> {
         )],
         "e2e Scheduling (1 GPU)" => {
             let fails = [2, 5, 6, 11, 17, 20, 23, 29, 31, 34, 37, 39, 41, 44, 45, 48].contains(&i);
-            let message = if i % 2 == 0 {
+            let message = if i.is_multiple_of(2) {
                 "TimeoutError: request timed out after 60 s"
             } else {
                 "AssertionError: outputs differ at token 17"

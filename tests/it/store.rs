@@ -212,7 +212,7 @@ async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
                 max_log_bytes,
                 ..Budgets::default()
             };
-            watch::job_test_failures(&reader, &key(), job_id, watch::MatchStrategy::Id, &budgets)
+            watch::job_test_failures(reader, &key(), job_id, watch::MatchStrategy::Id, &budgets)
                 .await
                 .expect("job")
         }
