@@ -72,19 +72,27 @@ impl Job {
     pub fn is_script(&self) -> bool {
         self.kind.as_deref() == Some("script")
     }
-    /// `failed` or `timed_out`: the states that mean the job's command did not succeed.
+    pub fn job_state(&self) -> JobState {
+        JobState::parse(self.state())
+    }
+    /// The job's command ran and did not succeed, so its log says why: `failed`, `timed_out`,
+    /// or `canceled` after it started (a cancelled run is read and classified as such).
     pub fn is_failed(&self) -> bool {
-        matches!(self.state(), "failed" | "timed_out")
+        match self.job_state() {
+            JobState::Failed | JobState::TimedOut => true,
+            JobState::Canceled => self.started_at.is_some(),
+            _ => false,
+        }
+    }
+    pub fn is_passed(&self) -> bool {
+        self.job_state() == JobState::Passed
     }
     pub fn is_soft_failed(&self) -> bool {
         self.soft_failed.unwrap_or(false)
     }
     /// In a final state: its log and outcome can no longer change, so they may be stored.
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.state(),
-            "passed" | "failed" | "timed_out" | "canceled" | "expired" | "broken" | "skipped"
-        )
+        self.job_state().is_final()
     }
     /// A later attempt of this job exists.
     pub fn was_retried(&self) -> bool {
@@ -92,7 +100,110 @@ impl Job {
     }
 }
 
+/// Every state Buildkite gives a job, with what each means here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Not started yet (`pending`, `waiting`, `scheduled`, `assigned`, `accepted`, `limiting`,
+    /// `limited`, `blocked`, `unblocked` and their `_failed` forms): no result, no log to read.
+    NotStarted,
+    /// `running`, `canceling`, `timing_out`: the log still grows.
+    Running,
+    Passed,
+    Failed,
+    TimedOut,
+    /// Cancelled; a failure when it had started (see [`Job::is_failed`]).
+    Canceled,
+    /// `skipped`, `broken` (a dependency failed), `expired` (no agent took it), `not_run`: it
+    /// never ran, so it is no failure of its own.
+    NeverRan,
+    /// A state this version does not know: treated as not final, never stored.
+    Unknown,
+}
+
+impl JobState {
+    pub fn parse(state: &str) -> Self {
+        match state {
+            "passed" => Self::Passed,
+            "failed" => Self::Failed,
+            "timed_out" => Self::TimedOut,
+            "canceled" | "cancelled" => Self::Canceled,
+            "running" | "canceling" | "timing_out" => Self::Running,
+            "skipped" | "broken" | "expired" | "not_run" => Self::NeverRan,
+            "pending" | "waiting" | "waiting_failed" | "scheduled" | "assigned" | "accepted"
+            | "limiting" | "limited" | "blocked" | "blocked_failed" | "unblocked"
+            | "unblocked_failed" => Self::NotStarted,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Final: nothing about the job changes any more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Passed | Self::Failed | Self::TimedOut | Self::Canceled | Self::NeverRan
+        )
+    }
+}
+
+/// The states a build can be in, with what each means here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildState {
+    /// `scheduled`, `creating`, `blocked` (waiting at a block step) and the like.
+    NotStarted,
+    Running,
+    /// Running with a failed job already.
+    Failing,
+    Canceling,
+    Passed,
+    Failed,
+    Canceled,
+    Skipped,
+    NotRun,
+    Unknown,
+}
+
+impl BuildState {
+    pub fn parse(state: &str) -> Self {
+        match state {
+            "running" => Self::Running,
+            "failing" => Self::Failing,
+            "canceling" => Self::Canceling,
+            "passed" => Self::Passed,
+            "failed" => Self::Failed,
+            "canceled" | "cancelled" => Self::Canceled,
+            "skipped" => Self::Skipped,
+            "not_run" => Self::NotRun,
+            "scheduled" | "creating" | "blocked" => Self::NotStarted,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether its failures can be read: it finished, or a job already failed.
+    pub fn has_result(self) -> bool {
+        matches!(
+            self,
+            Self::Passed | Self::Failed | Self::Failing | Self::Canceled
+        )
+    }
+
+    /// A build whose jobs failed: `failed`, `failing`, `canceled`.
+    pub fn has_failures(self) -> bool {
+        matches!(self, Self::Failed | Self::Failing | Self::Canceled)
+    }
+
+    /// Final: no job can start or change any more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Passed | Self::Failed | Self::Canceled | Self::Skipped | Self::NotRun
+        )
+    }
+}
+
 impl Build {
+    pub fn build_state(&self) -> BuildState {
+        BuildState::parse(self.state())
+    }
     pub fn state(&self) -> &str {
         self.state.as_deref().unwrap_or("unknown")
     }
@@ -123,6 +234,18 @@ mod tests {
         assert_eq!(build.jobs().len(), 235);
         let failed = build.jobs().iter().filter(|j| j.is_failed()).count();
         assert_eq!(failed, 38);
+        assert_eq!(JobState::parse("expired"), JobState::NeverRan);
+        assert!(!JobState::parse("running").is_final());
+        assert!(!JobState::parse("some_new_state").is_final());
+        assert!(BuildState::parse("failing").has_result());
+        assert!(!BuildState::parse("failing").is_final());
+        let cancelled = |started: Option<&str>| Job {
+            state: Some("canceled".into()),
+            started_at: started.map(str::to_string),
+            ..Job::default()
+        };
+        assert!(cancelled(Some("2026-05-08T06:00:00Z")).is_failed());
+        assert!(!cancelled(None).is_failed());
         let blocked: Build = serde_json::from_str(r#"{"number": 1, "jobs": [{"id": "b", "type": "manual", "label": "Run x", "state": "blocked", "web_url": null}], "author": "someone@example.com"}"#)
             .expect("block jobs parse");
         assert_eq!(blocked.jobs()[0].display_name(), "Run x");

@@ -97,7 +97,7 @@ pub async fn test_history(
         }
         let mut failed = 0usize;
         for job in relevant {
-            if job.state() == "passed" {
+            if job.is_passed() {
                 timeline[index]
                     .jobs
                     .push(history_job(job, TestStatus::Pass, None, options));

@@ -181,7 +181,7 @@ pub async fn job_test_failures(
             .into_iter()
             .collect(),
     };
-    if job.state() == "passed" {
+    if job.is_passed() {
         warnings.push(
             "the job passed; failures listed are from tests it reran or tolerated".to_string(),
         );

@@ -8,7 +8,7 @@ use crate::buildkite::ListBuilds;
 use crate::model::{AnalysisWindow, AnalyzedBuild, DetailLevel, MainBranchAnalysis};
 use crate::triage::recurrence::{aggregate, BuildFailures};
 
-/// States whose failures are read; passed builds have none, running ones are not done.
+/// States asked for in the listing: builds whose jobs failed (see `BuildState::has_failures`).
 const FAILED_STATES: [&str; 3] = ["failed", "failing", "canceled"];
 
 /// The longest window looked at, in hours (90 days): Buildkite refuses deep listings, and a
@@ -62,7 +62,7 @@ pub async fn analyze_main_branch(
         .await?;
     let selected: Vec<_> = listed
         .iter()
-        .filter(|b| FAILED_STATES.contains(&b.state()))
+        .filter(|b| b.build_state().has_failures())
         .filter(|b| !(options.exclude_scheduled && b.source.as_deref() == Some("schedule")))
         .take(max_builds)
         .collect();

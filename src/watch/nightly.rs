@@ -11,9 +11,6 @@ static NIGHTLY_MESSAGE: LazyLock<Regex> =
 static TORCH_NIGHTLY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)torch nightly").expect("valid"));
 
-/// States whose failures can be read: finished, or failing (a failed job already exists).
-const ANALYZABLE_STATES: [&str; 4] = ["passed", "failed", "failing", "canceled"];
-
 #[derive(Debug, Clone)]
 pub struct NightlyChoice {
     pub number: u64,
@@ -59,7 +56,7 @@ pub fn pick_nightly(
 ) -> Result<NightlyChoice, String> {
     let mut skipped = Vec::new();
     for build in builds.iter().filter(|b| is_nightly(b)) {
-        if ANALYZABLE_STATES.contains(&build.state()) {
+        if build.build_state().has_result() {
             let mut explanation = format!(
                 "newest scheduled nightly on {branch} of {pipeline} within {window_hours}h: #{} {:?} ({}, created {})",
                 build.number,

@@ -48,7 +48,7 @@ pub fn plan_jobs(build: &Build) -> JobPlan<'_> {
             } else {
                 hard.push(planned)
             }
-        } else if job.state() == "passed" {
+        } else if job.is_passed() {
             // The most recent failed earlier attempt, if this pass came from a retry.
             let mut source = job.retry_source.as_ref().and_then(|s| s.job_id.as_deref());
             while let Some(previous) = source.and_then(|id| by_id.get(id)) {
