@@ -17,9 +17,10 @@ pub struct Settings {
         global = true,
         long = "buildkite-token",
         env = "BUILDKITE_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub buildkite_token: Option<String>,
+    pub buildkite_token: Option<Secret>,
 
     /// Default Buildkite organisation for pipelines given without `org/`.
     #[arg(global = true, long, env = "BUILDKITE_ORG", default_value = "vllm")]
@@ -101,9 +102,10 @@ pub struct Settings {
         global = true,
         long = "github-token",
         env = "GITHUB_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub github_token: Option<String>,
+    pub github_token: Option<Secret>,
 
     /// GitHub REST base URL (tests point it at a mock).
     #[arg(
@@ -176,23 +178,26 @@ pub struct Settings {
     pub nightly_window_hours: u32,
 }
 
+/// Tokens become a [`Secret`] as they are read, so `Settings`' `Debug` never shows them.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.trim()))
+}
+
 impl Settings {
     /// The token from `--buildkite-token`/`BUILDKITE_TOKEN`, else `BUILDKITE_API_TOKEN`.
     pub fn token(&self) -> Option<Secret> {
         self.buildkite_token
             .clone()
-            .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok())
-            .filter(|t| !t.trim().is_empty())
-            .map(Secret::new)
+            .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new))
+            .filter(|t| !t.expose().trim().is_empty())
     }
 
     pub fn github_options(&self) -> crate::github::GitHubOptions {
         let token = self
             .github_token
             .clone()
-            .or_else(|| std::env::var("GH_TOKEN").ok())
-            .filter(|t| !t.trim().is_empty())
-            .map(Secret::new);
+            .or_else(|| std::env::var("GH_TOKEN").ok().map(Secret::new))
+            .filter(|t| !t.expose().trim().is_empty());
         crate::github::GitHubOptions {
             api_url: self.github_api_url.trim_end_matches('/').to_string(),
             token,
@@ -263,5 +268,58 @@ impl Settings {
             scan_byte_budget: self.scan_byte_budget,
             concurrency: self.concurrency.max(1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn tokens_never_print_and_boolean_variables_take_the_usual_words() {
+        let cli = Cli::parse_from([
+            "ciwatch-mcp",
+            "--buildkite-token",
+            "bkua_canary_value",
+            "--github-token",
+            "ghp_canary_value",
+        ]);
+        let printed = format!("{:?}", cli.settings);
+        assert!(!printed.contains("canary"), "{printed}");
+        assert_eq!(
+            cli.settings
+                .token()
+                .map(|t| t.expose().to_string())
+                .as_deref(),
+            Some("bkua_canary_value")
+        );
+        for (word, expected) in [
+            ("1", true),
+            ("yes", true),
+            ("on", true),
+            ("true", true),
+            ("0", false),
+            ("off", false),
+            ("no", false),
+        ] {
+            let cli = Cli::parse_from(["ciwatch-mcp", &format!("--no-cache={word}")]);
+            assert_eq!(cli.settings.no_cache, expected, "{word}");
+        }
+        assert!(
+            Cli::parse_from(["ciwatch-mcp", "--no-cache"])
+                .settings
+                .no_cache
+        );
+        let error = Cli::try_parse_from(["ciwatch-mcp", "--no-cache=maybe"])
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("maybe"), "{error}");
     }
 }

@@ -194,7 +194,7 @@ async fn run_demo(
     settings.buildkite_api_url = urls.buildkite;
     settings.github_api_url = urls.github;
     settings.github_token = None;
-    settings.buildkite_token = Some("demo-token".into());
+    settings.buildkite_token = Some(ciwatch_mcp::secret::Secret::new("demo-token"));
     // The fixture carries real job ids of build 65099: its outcomes must not enter the store
     // that real scans read.
     settings.no_cache = true;

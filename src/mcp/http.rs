@@ -20,6 +20,9 @@ use std::sync::Arc;
 /// The header a caller sends its own Buildkite token in.
 pub const BUILDKITE_TOKEN_HEADER: &str = "x-buildkite-token";
 
+/// `Host` names accepted on any bind (with any port).
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
 /// Browser origins accepted by default: local tools only.
 const LOOPBACK_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
@@ -52,11 +55,14 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
     let server = CiWatchServer::new(settings).map_err(|e| HttpServeError::Setup(e.to_string()))?;
     let mut origins: Vec<String> = LOOPBACK_ORIGINS.iter().map(|s| s.to_string()).collect();
     origins.extend(options.allowed_origins.iter().cloned());
-    let mut config = StreamableHttpServerConfig::default().with_allowed_origins(origins);
-    if !options.bind.ip().is_loopback() {
-        // Behind a token, a sidecar is reached by its service name; list it to keep checking Host.
-        config = config.with_allowed_hosts(options.allowed_hosts.clone());
-    }
+    // The Host check guards against DNS rebinding on every bind: loopback names are always
+    // accepted, listed hosts (a sidecar's service name) in addition, anything else refused. An
+    // empty list would turn the check off, so the loopback names are never dropped.
+    let mut hosts: Vec<String> = LOOPBACK_HOSTS.iter().map(|s| s.to_string()).collect();
+    hosts.extend(options.allowed_hosts.iter().cloned());
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_origins(origins)
+        .with_allowed_hosts(hosts);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),

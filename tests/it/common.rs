@@ -105,7 +105,7 @@ pub fn listed_build(number: u64, source: &str, state: &str, message: &str) -> se
 
 pub fn settings(server_uri: &str) -> Settings {
     Settings {
-        buildkite_token: Some("bkua_test_token_value".into()),
+        buildkite_token: Some(Secret::new("bkua_test_token_value")),
         buildkite_org: "vllm".into(),
         buildkite_api_url: format!("{server_uri}/v2"),
         max_jobs: 20,
@@ -139,7 +139,7 @@ pub fn client(settings: &Settings) -> BuildkiteClient {
     BuildkiteClient::new(
         http,
         &settings.buildkite_api_url,
-        settings.buildkite_token.clone().map(Secret::new),
+        settings.buildkite_token.clone(),
     )
     .expect("token set")
 }

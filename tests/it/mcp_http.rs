@@ -180,3 +180,54 @@ async fn many_sessions_at_once() {
         );
     }
 }
+
+/// A router configured for `0.0.0.0` (as the Dockerfile runs it) still checks `Host`: loopback
+/// names pass, listed hosts pass in addition, foreign ones (DNS rebinding) are refused.
+#[tokio::test]
+async fn host_check_on_a_public_bind_keeps_loopback_and_adds_listed_hosts() {
+    let buildkite = crate::common::fixture_server().await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    for allowed_hosts in [vec![], vec!["ciwatch".to_string()]] {
+        let options = HttpOptions {
+            bind: "0.0.0.0:8080".parse().expect("address"),
+            token: Some(Secret::new(ENDPOINT_TOKEN)),
+            allowed_hosts: allowed_hosts.clone(),
+            allowed_origins: vec![],
+        };
+        let app = http_router(crate::common::settings(&buildkite.uri()), &options).expect("router");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let status = |host: &'static str| {
+            let initialize = initialize.clone();
+            async move {
+                reqwest::Client::new()
+                    .post(format!("http://{address}/mcp"))
+                    .bearer_auth(ENDPOINT_TOKEN)
+                    .header("host", host)
+                    .header("accept", "application/json, text/event-stream")
+                    .json(&initialize)
+                    .send()
+                    .await
+                    .expect("answered")
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(status("127.0.0.1:8080").await, 200, "{allowed_hosts:?}");
+        assert_eq!(status("localhost:8080").await, 200, "{allowed_hosts:?}");
+        assert_ne!(
+            status("attacker.example:8080").await,
+            200,
+            "{allowed_hosts:?}"
+        );
+        let listed = status("ciwatch:8080").await;
+        if allowed_hosts.is_empty() {
+            assert_ne!(listed, 200);
+        } else {
+            assert_eq!(listed, 200);
+        }
+    }
+}
