@@ -193,6 +193,7 @@ fn scan_options() -> ScanOptions {
         selection: None,
         repo: "vllm-project/vllm".into(),
         search_github: false,
+        compare_nightlies: 0,
     }
 }
 

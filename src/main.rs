@@ -89,6 +89,9 @@ struct OutputArgs {
     /// Skip GitHub issue matching (CODEOWNERS may still be read from GitHub).
     #[arg(long)]
     no_github: bool,
+    /// Previous scheduled nightlies a nightly is compared with (0 turns the comparison off).
+    #[arg(long, default_value_t = watch::DEFAULT_COMPARE_NIGHTLIES)]
+    compare_nightlies: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -231,6 +234,7 @@ async fn run_scan(
         selection: None,
         repo: output.repo.clone(),
         search_github: !output.no_github,
+        compare_nightlies: output.compare_nightlies,
     };
     let (org, pipeline, number) = match build {
         Some(build) => {

@@ -50,14 +50,19 @@ pub enum Category {
     KnownTracked,
     InfraSuspected,
     FlakySuspected,
+    /// A failure the previous nightly did not have (nightly scans), or one no earlier nightly
+    /// could be compared with; in other scans, an untracked failure with no known pattern.
     NewRegression,
+    /// Failing in earlier nightlies too, and no issue tracks it (nightly scans).
+    ContinuingUntracked,
     NeedsHumanTriage,
 }
 
 impl Category {
     /// Report order: what needs action first.
-    pub const REPORT_ORDER: [Category; 5] = [
+    pub const REPORT_ORDER: [Category; 6] = [
         Category::NewRegression,
+        Category::ContinuingUntracked,
         Category::FlakySuspected,
         Category::InfraSuspected,
         Category::KnownTracked,
@@ -70,6 +75,7 @@ impl Category {
             Self::InfraSuspected => "INFRA_SUSPECTED",
             Self::FlakySuspected => "FLAKY_SUSPECTED",
             Self::NewRegression => "NEW_REGRESSION",
+            Self::ContinuingUntracked => "CONTINUING_UNTRACKED",
             Self::NeedsHumanTriage => "NEEDS_HUMAN_TRIAGE",
         }
     }
@@ -125,6 +131,122 @@ pub struct FailureClassification {
     pub job_id: Option<String>,
     #[serde(default)]
     pub job_url: Option<String>,
+    /// Compared with the previous scheduled nightlies (nightly scans only): new, continuing,
+    /// intermittent or unknown, since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<FailureTrend>,
+    /// For a new failure: the last nightly where it passed, the first where it failed, the
+    /// commits between them ranked by how close each is to the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onset: Option<Onset>,
+    /// For an untracked new or continuing test failure: the text of a `[CI Failure]` issue in
+    /// vLLM's template, to review and file (the server never writes to GitHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_issue: Option<String>,
+}
+
+/// How a failure compares with the previous scheduled nightlies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trend {
+    /// The previous usable nightly ran it and it passed, and it did not fail earlier in the
+    /// window.
+    New,
+    /// It failed in the previous usable nightly too.
+    Continuing,
+    /// It passed in the previous usable nightly but failed earlier in the window.
+    Intermittent,
+    /// No previous nightly could say (agent lost, cancelled, log missing, over budget).
+    Unknown,
+}
+
+impl Trend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Continuing => "continuing",
+            Self::Intermittent => "intermittent",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FailureTrend {
+    pub trend: Trend,
+    /// Consecutive failing nightlies, this one included (nightlies that could not say are
+    /// skipped, not counted).
+    pub streak: u32,
+    /// Every usable nightly of the window failed too: the streak began before the window.
+    pub streak_reaches_past_window: bool,
+    /// The oldest nightly of the streak (this build for a new failure).
+    pub first_failed_build: u64,
+    /// Nightlies of the window (this one excluded) where it failed.
+    pub failed_in_window: u32,
+    /// Previous nightlies that gave a usable answer.
+    pub nightlies_compared: u32,
+    /// What else to know: nightlies skipped and why, an error that changed.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Where a new failure began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Onset {
+    pub last_passed_build: u64,
+    pub last_passed_commit: String,
+    pub first_failed_build: u64,
+    pub first_failed_commit: String,
+    /// `https://github.com/{repo}/compare/{last passed}...{first failed}`.
+    pub compare_url: String,
+    /// Commits of the range, closest to the failure first.
+    #[serde(default)]
+    pub suspects: Vec<Suspect>,
+    /// Set when the range could not be read in full (no GitHub access, too many commits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A commit of an onset range and why it ranks where it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Suspect {
+    pub sha: String,
+    pub title: String,
+    pub author: String,
+    /// "touches vllm/x.py, named in the traceback", "touches the test file", …
+    pub reason: String,
+    /// 4 traceback file, 3 test file, 2 same directory, 1 same CODEOWNERS, 0 none.
+    pub closeness: u8,
+}
+
+/// A failure of the previous nightly that passes now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FixedFailure {
+    /// The pytest node id, or the job name for a job-level failure.
+    pub test_name: String,
+    pub job_name: String,
+    /// The previous nightly, where it last failed.
+    pub failed_in_build: u64,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    /// "the job passed" or "the test passed in its job".
+    pub evidence: String,
+    /// The issue that tracks it, to close.
+    #[serde(default)]
+    pub issue: Option<IssueMatch>,
+}
+
+/// Which previous nightlies a nightly scan was compared with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NightlyComparison {
+    /// Previous scheduled nightlies, newest first.
+    pub compared_builds: Vec<u64>,
+    /// Counts over this scan's failures.
+    pub new: usize,
+    pub continuing: usize,
+    pub intermittent: usize,
+    pub unknown: usize,
+    pub fixed: usize,
 }
 
 /// What happened to a failed job during the scan.
@@ -218,6 +340,12 @@ pub struct ScanResult {
     pub scan_timestamp: String,
     #[serde(default)]
     pub stats: ScanStats,
+    /// Failures of the previous nightly that pass now (nightly scans only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed: Vec<FixedFailure>,
+    /// The previous nightlies this nightly was compared with, and the counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<NightlyComparison>,
     /// Present when `detail_level=full`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_findings_text: Option<String>,
@@ -245,6 +373,8 @@ const SUMMARY_SNIPPET_CHARS: usize = 200;
 impl FailureClassification {
     /// This failure as shown at `level`.
     pub fn at_detail(mut self, level: DetailLevel) -> Self {
+        /// Suspect commits kept at `summary`; `full` keeps all.
+        const SUMMARY_SUSPECTS: usize = 5;
         match level {
             DetailLevel::Minimal => {
                 let tf = &mut self.test_failure;
@@ -259,6 +389,10 @@ impl FailureClassification {
                 self.owners = Vec::new();
                 self.owner_path = None;
                 self.blame = None;
+                self.draft_issue = None;
+                if let Some(onset) = &mut self.onset {
+                    onset.suspects.truncate(1);
+                }
             }
             DetailLevel::Summary => {
                 let tf = &mut self.test_failure;
@@ -267,6 +401,9 @@ impl FailureClassification {
                     .log_snippet
                     .take()
                     .map(|s| crate::logs::bounded_text(&s, SUMMARY_SNIPPET_CHARS + 3));
+                if let Some(onset) = &mut self.onset {
+                    onset.suspects.truncate(SUMMARY_SUSPECTS);
+                }
             }
             DetailLevel::Full => {}
         }

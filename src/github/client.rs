@@ -47,6 +47,10 @@ pub struct GitHubClient {
     octocrab: octocrab::Octocrab,
     options: GitHubOptions,
     cache: CandidateCache,
+    /// Compare ranges and commit files: immutable, kept for the process (locks are never held
+    /// across a request).
+    compares: std::sync::Mutex<HashMap<String, (Vec<CompareCommit>, usize)>>,
+    commit_files: std::sync::Mutex<HashMap<String, Vec<String>>>,
     /// Requests sent, for the scan's stats and the tests.
     pub requests: AtomicU64,
 }
@@ -102,6 +106,8 @@ impl GitHubClient {
             octocrab,
             options,
             cache: Mutex::new(HashMap::new()),
+            compares: std::sync::Mutex::default(),
+            commit_files: std::sync::Mutex::default(),
             requests: AtomicU64::new(0),
         })
     }
@@ -289,7 +295,169 @@ struct ContentsItem {
     encoding: String,
 }
 
+/// One commit of a compare range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompareCommit {
+    pub sha: String,
+    /// The first line of its message.
+    pub title: String,
+    /// The GitHub login, else the commit's author name.
+    pub author: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CompareBody {
+    commits: Vec<CompareItem>,
+    total_commits: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CompareItem {
+    sha: String,
+    commit: CommitDetail,
+    author: Option<Login>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CommitDetail {
+    message: String,
+    author: Option<NameOnly>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NameOnly {
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Login {
+    login: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CommitBody {
+    files: Vec<FileItem>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FileItem {
+    filename: String,
+    previous_filename: Option<String>,
+}
+
 impl GitHubClient {
+    /// GETs `path` of the REST API as JSON; `Err` names what was asked for.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<T, String> {
+        let url = format!("{}{path}", self.options.api_url.trim_end_matches('/'));
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .octocrab
+            ._get(url.as_str())
+            .await
+            .map_err(|e| format!("reading {what} from GitHub failed: {e}"))?;
+        let status = response.status().as_u16();
+        let body = self
+            .octocrab
+            .body_to_string(response)
+            .await
+            .unwrap_or_default();
+        match status {
+            200 => serde_json::from_str(&body).map_err(|e| {
+                format!("GitHub's answer for {what} was not the JSON it documents ({e})")
+            }),
+            401 => Err(format!("GitHub rejected GITHUB_TOKEN (401) reading {what}")),
+            403 | 429 => Err(format!(
+                "GitHub refused {what} ({status}): rate limit or permissions; set GITHUB_TOKEN"
+            )),
+            other => Err(format!("GitHub answered {other} for {what}")),
+        }
+    }
+
+    /// The commits after `base` up to `head` (oldest first, at most GitHub's 250 per compare),
+    /// and how many the range holds in all. Cached by the pair.
+    pub async fn compare(
+        &self,
+        repo: &str,
+        base: &str,
+        head: &str,
+    ) -> Result<(Vec<CompareCommit>, usize), String> {
+        let key = format!("{repo}/{base}...{head}");
+        if let Some(hit) = self.compares.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let body: CompareBody = self
+            .get_json(
+                &format!("/repos/{repo}/compare/{base}...{head}"),
+                &format!("the commits {base}...{head} of {repo}"),
+            )
+            .await?;
+        let commits: Vec<CompareCommit> = body
+            .commits
+            .into_iter()
+            .map(|c| CompareCommit {
+                title: c
+                    .commit
+                    .message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                author: c
+                    .author
+                    .map(|a| a.login)
+                    .filter(|l| !l.is_empty())
+                    .or_else(|| c.commit.author.map(|a| a.name))
+                    .unwrap_or_default(),
+                sha: c.sha,
+            })
+            .collect();
+        let total = body.total_commits.max(commits.len());
+        if let Ok(mut cache) = self.compares.lock() {
+            cache.insert(key, (commits.clone(), total));
+        }
+        Ok((commits, total))
+    }
+
+    /// The files one commit changed (renames under both names), cached by sha: a commit
+    /// never changes.
+    pub async fn commit_files(&self, repo: &str, sha: &str) -> Result<Vec<String>, String> {
+        let key = format!("{repo}@{sha}");
+        if let Some(hit) = self
+            .commit_files
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(hit);
+        }
+        let body: CommitBody = self
+            .get_json(
+                &format!("/repos/{repo}/commits/{sha}"),
+                &format!("commit {sha} of {repo}"),
+            )
+            .await?;
+        let files: Vec<String> = body
+            .files
+            .into_iter()
+            .flat_map(|f| std::iter::once(f.filename).chain(f.previous_filename))
+            .collect();
+        if let Ok(mut cache) = self.commit_files.lock() {
+            cache.insert(key, files.clone());
+        }
+        Ok(files)
+    }
+
     /// A file of `repo`'s default branch from the contents API, `Ok(None)` when it does not
     /// exist. Used for CODEOWNERS when no local clone is configured.
     pub async fn file_text(&self, repo: &str, path: &str) -> Result<Option<String>, String> {

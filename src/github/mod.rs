@@ -3,5 +3,5 @@
 pub mod client;
 pub mod matching;
 
-pub use client::{Candidates, GitHubClient, GitHubOptions};
+pub use client::{Candidates, CompareCommit, GitHubClient, GitHubOptions};
 pub use matching::{best_match, IssueCandidate, IssueMatch, IssueState};

@@ -52,6 +52,15 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
         }
         exception =
             end.map(|end| super::pytest::truncate_message(strip_process_prefix(lines[end]).trim()));
+        // vLLM's wrapper errors point up to the real one: take it, keep the wrapper as context.
+        if exception.as_deref().is_some_and(is_wrapper) {
+            if let Some(i) = root_cause_index(&lines[..tb]) {
+                keep[i] = true;
+                exception = Some(super::pytest::truncate_message(
+                    strip_process_prefix(lines[i]).trim(),
+                ));
+            }
+        }
     }
 
     let mut last_error: Option<usize> = None;
@@ -86,6 +95,32 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
         excerpt: kept[start..].join("\n"),
         explained,
     }
+}
+
+/// vLLM's errors that wrap the real one printed above them: `EngineDeadError: … See stack trace
+/// (above) for the root cause`, `Engine core initialization failed. See root cause above`.
+static WRAPPER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"See (?:the )?(?:stack trace \(above\)|root cause above)|EngineDeadError|Engine core initialization failed")
+        .expect("valid")
+});
+/// An exception line: `RuntimeError: …`, `torch.OutOfMemoryError: …`, `AssertionError`.
+static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::|$)")
+        .expect("valid")
+});
+
+/// Whether `message` is one of vLLM's wrapper errors.
+pub fn is_wrapper(message: &str) -> bool {
+    WRAPPER.is_match(message)
+}
+
+/// The last exception line in `lines` that is not itself a wrapper: the root cause a wrapper
+/// error points to.
+pub fn root_cause_index(lines: &[&str]) -> Option<usize> {
+    lines.iter().rposition(|line| {
+        let body = strip_process_prefix(line).trim();
+        EXCEPTION_LINE.is_match(body) && !is_wrapper(body)
+    })
 }
 
 fn tail_lines(text: &str, n: usize) -> Vec<&str> {
@@ -181,6 +216,29 @@ fn is_error_line(line: &str) -> bool {
         || body.contains("CUDA error: ")
         || body.contains("No space left on device")
         || super::pytest::looks_like_exception(body)
+}
+
+#[cfg(test)]
+mod root_cause_tests {
+    use super::*;
+
+    #[test]
+    fn a_wrapper_error_gives_way_to_the_root_cause_above_it() {
+        let log =
+            include_str!("../../wiremock-fixtures/logs/019e068f-85c7-4b9b-95c4-98c4b41d815f.log");
+        let failure = explain_job_failure(log);
+        assert_eq!(
+            failure.error_message.as_deref(),
+            Some("RuntimeError: DeepEP error: CUDA IPC handle could not be opened for peer rank 1")
+        );
+        assert!(failure
+            .excerpt
+            .contains("Engine core initialization failed. See root cause above"));
+        assert!(failure.explained);
+        // Without a root cause above, the wrapper stays.
+        let alone = explain_job_failure("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nvllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.\n");
+        assert!(alone.error_message.as_deref().is_some_and(is_wrapper));
+    }
 }
 
 #[cfg(test)]

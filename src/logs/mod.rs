@@ -33,7 +33,10 @@ impl LogAnalysis {
 
 /// Analyses cleaned log text (see [`clean_log`]).
 pub fn analyze_log(cleaned: &str) -> LogAnalysis {
-    let findings = find_pytest_failures(cleaned);
+    let mut findings = find_pytest_failures(cleaned);
+    for failure in &mut findings.failures {
+        take_root_cause(failure);
+    }
     let job_level = findings
         .failures
         .is_empty()
@@ -43,6 +46,30 @@ pub fn analyze_log(cleaned: &str) -> LogAnalysis {
         passed: findings.passed,
         job_level,
         command_headers: command_headers(cleaned),
+    }
+}
+
+/// A test that failed with one of vLLM's wrapper errors gets the root cause from its excerpt
+/// or its output as `error_message`; the wrapper stays in the excerpt.
+fn take_root_cause(failure: &mut PytestFailure) {
+    if !failure
+        .error_message
+        .as_deref()
+        .is_some_and(job_level::is_wrapper)
+    {
+        return;
+    }
+    let lines: Vec<&str> = failure
+        .output_tail
+        .iter()
+        .map(String::as_str)
+        .chain(failure.excerpt.iter().flat_map(|e| e.lines()))
+        .map(|l| l.trim_start_matches("E ").trim())
+        .collect();
+    if let Some(i) = job_level::root_cause_index(&lines) {
+        failure.error_message = Some(pytest::truncate_message(
+            job_level::strip_process_prefix(lines[i]).trim(),
+        ));
     }
 }
 

@@ -56,6 +56,16 @@ pub struct ScanSettings {
     /// whose outcome is already stored are free. Unread jobs are listed as over_budget.
     #[serde(default)]
     pub max_jobs: Option<usize>,
+    /// When the build is a scheduled nightly: how many previous nightlies of the same pipeline
+    /// and branch it is compared with (default 5, at most 14; 0 turns it off). Each failure
+    /// then gets a `trend` (new, continuing, intermittent, unknown), new ones an `onset` with
+    /// ranked suspect commits, and `fixed` lists what passes again.
+    #[serde(default = "default_compare_nightlies")]
+    pub compare_nightlies: usize,
+}
+
+fn default_compare_nightlies() -> usize {
+    watch::DEFAULT_COMPARE_NIGHTLIES
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -175,6 +185,7 @@ impl CiWatchServer {
             selection,
             repo: settings.repo,
             search_github: settings.search_github,
+            compare_nightlies: settings.compare_nightlies,
         }
     }
 

@@ -45,6 +45,13 @@ pub struct Prepared {
     pub warnings: Vec<String>,
 }
 
+impl Prepared {
+    /// The CODEOWNERS read for this scan, if any.
+    pub fn codeowners(&self) -> Option<&CodeOwners> {
+        self.codeowners.as_deref()
+    }
+}
+
 pub struct Owners {
     local: Option<LocalRepo>,
     /// Why the configured clone cannot be used, repeated in every scan's warnings.

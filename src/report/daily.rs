@@ -2,7 +2,7 @@
 //! failures briefly, jobs that were not analysed, warnings.
 
 use super::code_span;
-use crate::model::{Category, FailureClassification, JobStatus, ScanResult};
+use crate::model::{Category, FailureClassification, JobStatus, ScanResult, Trend};
 use std::fmt::Write;
 
 /// Error messages are cut to this many characters in the report (the full one is in the JSON).
@@ -60,6 +60,10 @@ pub fn daily_findings(result: &ScanResult) -> String {
     }
     if let Some(selection) = &result.selection {
         let _ = writeln!(out, "- **Selected**: {selection}");
+    }
+
+    if let Some(comparison) = &result.comparison {
+        what_changed(&mut out, result, comparison);
     }
 
     let _ = writeln!(out, "\n## Failures by Category\n");
@@ -125,6 +129,104 @@ pub fn daily_findings(result: &ScanResult) -> String {
     out.trim_end().to_string() + "\n"
 }
 
+/// What changed since the previous nightly, first: new failures (with their most likely
+/// commit), continuing untracked ones, and what was fixed (issues to close).
+fn what_changed(
+    out: &mut String,
+    result: &ScanResult,
+    comparison: &crate::model::NightlyComparison,
+) {
+    let compared: Vec<String> = comparison
+        .compared_builds
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let _ = writeln!(out, "\n## Since the Last Nightly\n");
+    let _ = writeln!(
+        out,
+        "Compared with nightlies {}: **{} new**, {} continuing, {} intermittent, {} unknown, **{} fixed**.\n",
+        if compared.is_empty() { "(none found)".to_string() } else { compared.join(", ") },
+        comparison.new,
+        comparison.continuing,
+        comparison.intermittent,
+        comparison.unknown,
+        comparison.fixed
+    );
+    let with_trend = |trend: Trend| {
+        result
+            .failures
+            .iter()
+            .filter(move |f| f.trend.as_ref().is_some_and(|t| t.trend == trend))
+    };
+    let new: Vec<_> = with_trend(Trend::New).collect();
+    if !new.is_empty() {
+        let _ = writeln!(out, "### New ({})\n", new.len());
+        for f in new {
+            let tf = &f.test_failure;
+            let suspect = f
+                .onset
+                .as_ref()
+                .and_then(|o| {
+                    o.suspects
+                        .first()
+                        .filter(|s| s.closeness > 0)
+                        .map(|s| (o, s))
+                })
+                .map(|(o, s)| {
+                    format!(
+                        "; passed in {}, suspect {} {} ({})",
+                        o.last_passed_build,
+                        code_span(s.sha.get(..8).unwrap_or(&s.sha)),
+                        code_span(&s.title),
+                        s.reason
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {} in {} ({}){suspect}",
+                code_span(&tf.test_name),
+                code_span(&tf.job_name),
+                f.category.as_str()
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let untracked: Vec<_> = with_trend(Trend::Continuing)
+        .filter(|f| f.category == Category::ContinuingUntracked)
+        .collect();
+    if !untracked.is_empty() {
+        let _ = writeln!(out, "### Continuing, not tracked ({})\n", untracked.len());
+        for f in untracked {
+            let streak = f.trend.as_ref().map_or(1, |t| t.streak);
+            let _ = writeln!(
+                out,
+                "- {} in {}: {streak} nightlies (draft issue in the result)",
+                code_span(&f.test_failure.test_name),
+                code_span(&f.test_failure.job_name)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if !result.fixed.is_empty() {
+        let _ = writeln!(out, "### Fixed ({})\n", result.fixed.len());
+        for fixed in &result.fixed {
+            let issue = fixed
+                .issue
+                .as_ref()
+                .map(|i| format!(" - tracked in [#{}]({}): close it?", i.number, i.url))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {} in {}: {}{issue}",
+                code_span(&fixed.test_name),
+                code_span(&fixed.job_name),
+                fixed.evidence
+            );
+        }
+    }
+}
+
 fn section(
     out: &mut String,
     title: &str,
@@ -183,6 +285,34 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             "  - Evidence: {}",
             code_span(&crate::logs::bounded_text(evidence, REPORT_ERROR_CHARS))
         );
+    }
+    if let Some(trend) = &f.trend {
+        let _ = writeln!(
+            out,
+            "  - Trend: {} ({} of {} previous nightlies failed; streak {}, since build {})",
+            trend.trend.as_str(),
+            trend.failed_in_window,
+            trend.nightlies_compared,
+            trend.streak,
+            trend.first_failed_build
+        );
+    }
+    if let Some(onset) = &f.onset {
+        let _ = writeln!(
+            out,
+            "  - Onset: passed in {}, fails in {}: {}",
+            onset.last_passed_build, onset.first_failed_build, onset.compare_url
+        );
+        for suspect in onset.suspects.iter().filter(|s| s.closeness > 0).take(3) {
+            let _ = writeln!(
+                out,
+                "    - {} {} by {}: {}",
+                code_span(suspect.sha.get(..8).unwrap_or(&suspect.sha)),
+                code_span(&suspect.title),
+                code_span(&suspect.author),
+                suspect.reason
+            );
+        }
     }
     let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);
     if let Some(issue) = &f.github_issue {

@@ -4,11 +4,13 @@
 //! code spans by [`code_span`] so it cannot open links, headings or mentions in the report.
 
 mod daily;
+mod draft;
 mod history;
 mod main_branch;
 mod standup;
 
 pub use daily::daily_findings;
+pub use draft::draft_issue;
 pub use history::history_summary;
 pub use main_branch::main_branch_text;
 pub use standup::standup_summary;

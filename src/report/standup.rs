@@ -4,8 +4,9 @@ use super::{code_span, short_test_name};
 use crate::model::{Category, ScanResult};
 
 /// Categories counted in the standup line, in the original's order.
-const COUNTED: [Category; 3] = [
+const COUNTED: [Category; 4] = [
     Category::NewRegression,
+    Category::ContinuingUntracked,
     Category::FlakySuspected,
     Category::InfraSuspected,
 ];
@@ -68,6 +69,12 @@ pub fn standup_summary(result: &ScanResult) -> String {
         .collect();
     if !key.is_empty() {
         pieces.push(format!("Key NEW_REGRESSION tests: {}", key.join(", ")));
+    }
+    if let Some(c) = &result.comparison {
+        pieces.push(format!(
+            "Since the last nightly: {} new, {} continuing, {} fixed.",
+            c.new, c.continuing, c.fixed
+        ));
     }
     pieces.join(" ")
 }

@@ -60,6 +60,8 @@ static CUDA_OOM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED").expect("valid")
 });
 /// pytest-rerunfailures prints `RERUN`; the `flaky` plugin prints "… failed; it passed …".
+static CODE_BUILD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(super::rules::CODE_BUILD).expect("valid"));
 static RERUN_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\S+::\S+ )?RERUN\b|\b\d+ rerun\b|(?i)\bflaky\b.*\bpassed\b").expect("valid")
 });
@@ -70,6 +72,15 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
     }
     if let Some((rule, line)) = find_infra(text.lines()) {
         return infra(rule.kind, rule.confidence, line.trim().to_string());
+    }
+    if let Some(line) = text.lines().find(|l| CODE_BUILD.is_match(l)) {
+        return Verdict {
+            category: Category::NewRegression,
+            confidence: 0.6,
+            reason: "The project itself failed to build or install: a build failure of the code (its requirements or compile step), not infrastructure".to_string(),
+            infra_kind: None,
+            evidence: Some(line.trim().to_string()),
+        };
     }
     if let Some(retry) = job.passed_retry {
         return Verdict {

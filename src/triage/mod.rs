@@ -1,4 +1,5 @@
-//! Pure triage: failure keys, fingerprints, the infrastructure rule table and classification.
+//! Pure triage: failure keys, fingerprints, the infrastructure rule table, classification,
+//! trends across nightlies and the ranking of suspect commits.
 //! No I/O; everything here is tested on strings.
 
 pub mod classify;
@@ -7,6 +8,8 @@ pub mod history;
 pub mod key;
 pub mod recurrence;
 pub mod rules;
+pub mod suspects;
+pub mod trend;
 
 pub use classify::{classify, FailureText, JobSignals, Verdict};
 pub use fingerprint::fingerprint;

@@ -25,6 +25,10 @@ impl InfraRule {
 
 const LOCAL_HOSTS: &str = r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]";
 
+/// Lines of a failed build of the project itself: its editable install, its requirements
+/// that cannot be resolved, its compile step. A failure of the code, not of the machine.
+pub const CODE_BUILD: &str = r"pip install (?:-e|--editable)\b|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
+
 /// The table. Confidence 0.7 is the original's for infrastructure; a GPU illegal address is
 /// often a kernel bug rather than bad hardware, so it is held at 0.5.
 pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
@@ -77,11 +81,13 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             Some(LOCAL_HOSTS),
             0.7,
         ),
-        // Docker BuildKit, pip and the registry, when building the test image or its deps.
+        // Docker BuildKit, pip and the registry, when building the test image or its deps. A
+        // step that builds or installs the project itself fails because of the code (see
+        // `CODE_BUILD`); downloads that fail in a build step matched the network rule above.
         rule(
             InfraKind::ImageBuild,
             r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|pull access denied|manifest unknown",
-            None,
+            Some(CODE_BUILD),
             0.7,
         ),
         // NVIDIA driver and CUDA runtime: hardware faults and devices that vanished.
@@ -132,6 +138,9 @@ mod tests {
             ("Error retrieving file list: 504 Server Error: Gateway Time-out for url: https://huggingface.co/api/models/x", Some(InfraKind::NetworkOrHub)),
             ("requests.exceptions.ConnectionError: HTTPConnectionPool(host='localhost', port=8000): Max retries exceeded (Connection refused)", None),
             ("ERROR: failed to solve: process \"/bin/sh -c pip install\" did not complete successfully: exit code: 1", Some(InfraKind::ImageBuild)),
+            // Building the project itself is the code's failure, not the machine's.
+            ("ERROR: failed to solve: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1", None),
+            ("#14 41.52 ERROR: Could not find a version that satisfies the requirement torch-npu==2.8.0.post1", None),
             ("coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)", Some(InfraKind::GpuFault)),
             ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None),
             ("tests/models/test_bloom.py::test_models[bloom-560m] FAILED", None),

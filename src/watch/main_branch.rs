@@ -72,6 +72,8 @@ pub async fn analyze_main_branch(
         detail_level: DetailLevel::Full,
         max_failures: usize::MAX,
         selection: None,
+        // Recurrence across these builds is this analysis' own comparison.
+        compare_nightlies: 0,
         ..options.scan.clone()
     };
     let mut analyzed = Vec::new();

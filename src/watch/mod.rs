@@ -4,6 +4,7 @@
 //! of MCP, so the CLI and the server run the same code.
 
 mod analytics;
+mod compare;
 mod history;
 mod jobs;
 mod main_branch;
@@ -15,6 +16,7 @@ mod select;
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
+pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use jobs::{
     job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,

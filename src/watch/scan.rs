@@ -2,6 +2,7 @@
 //! reader within the budgets, extract and classify failures, and assemble a [`ScanResult`] in which every failed
 //! job appears — analysed, or listed with the reason it was not.
 
+use super::compare::{compare_with_previous_nightlies, CurrentScan};
 use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::select::{plan_jobs, PlannedJob};
 use super::{Budgets, Progress, WatchError};
@@ -35,6 +36,9 @@ pub struct ScanOptions {
     pub repo: String,
     /// Match failures to the repository's CI-failure issues.
     pub search_github: bool,
+    /// Previous scheduled nightlies a nightly build is compared with (0: no comparison; other
+    /// builds are never compared).
+    pub compare_nightlies: usize,
 }
 
 /// The services that add to a scan beyond Buildkite; each is optional.
@@ -140,21 +144,26 @@ pub(super) async fn scan_fetched(
     for (i, read) in to_fetch.into_iter().zip(fetched) {
         reads[i] = Some(read);
     }
+    let reads: Vec<JobRead> = reads
+        .into_iter()
+        .map(|read| {
+            read.unwrap_or_else(|| JobRead {
+                status: JobStatus::OverBudget,
+                analysis: None,
+                detail: Some(format!(
+                    "over the budget of {} job logs per build (raise max_jobs)",
+                    budgets.max_jobs
+                )),
+                stored: false,
+            })
+        })
+        .collect();
 
     let mut warnings = Vec::new();
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
-    for (planned, read) in plan.ordered.iter().zip(reads) {
-        let read = read.unwrap_or_else(|| JobRead {
-            status: JobStatus::OverBudget,
-            analysis: None,
-            detail: Some(format!(
-                "over the budget of {} job logs per build (raise max_jobs)",
-                budgets.max_jobs
-            )),
-            stored: false,
-        });
-        let job_failures = classify_job(planned, &read);
+    for (planned, read) in plan.ordered.iter().zip(&reads) {
+        let job_failures = classify_job(planned, read);
         if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) =
             (read.status, &read.detail)
         {
@@ -170,7 +179,7 @@ pub(super) async fn scan_fetched(
             retry_passed: planned.passed_retry.is_some(),
             status: read.status,
             failure_count: job_failures.len(),
-            detail: read.detail,
+            detail: read.detail.clone(),
         });
         failures.extend(job_failures);
     }
@@ -188,13 +197,13 @@ pub(super) async fn scan_fetched(
     let mut seen = HashSet::new();
     failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
 
-    if let Some(candidates) = issues {
-        warnings.extend(candidates.warnings);
+    if let Some(candidates) = &issues {
+        warnings.extend(candidates.warnings.iter().cloned());
         for failure in &mut failures {
             apply_issue_match(failure, &candidates.issues);
         }
     }
-    if let (Some(owners), Some(prepared)) = (enrichment.owners, owners_prepared) {
+    if let (Some(owners), Some(prepared)) = (enrichment.owners, &owners_prepared) {
         warnings.extend(prepared.warnings.iter().cloned());
         for failure in &mut failures {
             let command = failure
@@ -202,11 +211,10 @@ pub(super) async fn scan_fetched(
                 .as_deref()
                 .and_then(|id| build.jobs().iter().find(|j| j.id == id))
                 .and_then(|j| j.command.as_deref());
-            apply_owners(failure, owners, &prepared, command, &mut warnings).await;
+            apply_owners(failure, owners, prepared, command, &mut warnings).await;
         }
     }
 
-    let counters = &reader.client().http().counters;
     let mut result = ScanResult {
         build_info: build_info(build, &key.org, &key.pipeline),
         total_jobs: plan.total_jobs,
@@ -219,15 +227,41 @@ pub(super) async fn scan_fetched(
         selection: options.selection.clone(),
         warnings,
         scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        stats: ScanStats {
-            api_requests: counters.requests.load(Ordering::Relaxed) - before.requests,
-            github_requests: github.map_or(0, |g| g.requests.load(Ordering::Relaxed))
-                - before.github,
-            log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - before.bytes,
-            elapsed_ms: before.started.elapsed().as_millis() as u64,
-        },
+        stats: ScanStats::default(),
+        fixed: Vec::new(),
+        comparison: None,
         daily_findings_text: None,
         standup_summary_text: None,
+    };
+    if options.compare_nightlies > 0 && super::nightly::is_nightly(build) {
+        let current = CurrentScan {
+            key,
+            build,
+            reads: plan
+                .ordered
+                .iter()
+                .zip(&reads)
+                .map(|(p, r)| (p.job.id.as_str(), r))
+                .collect(),
+            candidates: issues.as_ref().map_or(&[], |c| c.issues.as_slice()),
+            codeowners: owners_prepared.as_ref().and_then(|p| p.codeowners()),
+            repo: &options.repo,
+            nightlies: options.compare_nightlies,
+            max_jobs: budgets.max_jobs,
+            max_log_bytes: budgets.max_log_bytes,
+            concurrency: budgets.concurrency,
+        };
+        compare_with_previous_nightlies(reader, github, current, &mut result).await;
+    }
+    let counters = &reader.client().http().counters;
+    result.stats = ScanStats {
+        api_requests: counters.requests.load(Ordering::Relaxed) - before.requests,
+        github_requests: enrichment
+            .github
+            .map_or(0, |g| g.requests.load(Ordering::Relaxed))
+            - before.github,
+        log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - before.bytes,
+        elapsed_ms: before.started.elapsed().as_millis() as u64,
     };
     if options.detail_level == DetailLevel::Full {
         // The texts cover every unique failure, not only the first `max_failures`.
@@ -338,6 +372,9 @@ fn make_failure(
         soft_failed: job.is_soft_failed(),
         job_id: Some(job.id.clone()),
         job_url: job.web_url.clone(),
+        trend: None,
+        onset: None,
+        draft_issue: None,
     }
 }
 

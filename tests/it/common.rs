@@ -202,5 +202,6 @@ pub fn scan_options(
         selection: None,
         repo: "vllm-project/vllm".into(),
         search_github,
+        compare_nightlies: 0,
     }
 }

@@ -11,6 +11,7 @@ mod main_branch;
 mod mcp_e2e;
 mod mcp_http;
 mod mcp_progress;
+mod nightly_trend;
 mod owners;
 mod robustness;
 mod scan;

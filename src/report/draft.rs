@@ -1,0 +1,166 @@
+//! Draft text of a `[CI Failure]` issue in vLLM's form (`.github/ISSUE_TEMPLATE/450-ci-failure.yml`),
+//! its fields as headings so a person can paste them into the form. The server never files it.
+//! Log text is untrusted: it sits in fenced blocks and code spans only.
+
+use super::code_span;
+use crate::model::{BuildInfo, FailureClassification};
+use std::fmt::Write;
+
+/// Traceback lines kept in the draft; the full text is in the scan result.
+const TRACEBACK_LINES: usize = 40;
+/// Suspect authors and owners named in the CC list.
+const CC_PEOPLE: usize = 6;
+
+pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String {
+    let tf = &failure.test_failure;
+    let file = tf.test_name.split("::").next().unwrap_or(&tf.test_name);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Title: [CI Failure]: {} - {}\n",
+        one_line(&tf.job_name),
+        one_line(file)
+    );
+    let _ = writeln!(
+        out,
+        "### Name of failing test\n\n{}\n",
+        code_span(&tf.test_name)
+    );
+    let _ = writeln!(out, "### Basic information\n");
+    let flaky = failure
+        .trend
+        .as_ref()
+        .is_some_and(|t| t.trend == crate::model::Trend::Intermittent);
+    let _ = writeln!(out, "- [{}] Flaky test", if flaky { "x" } else { " " });
+    let _ = writeln!(out, "- [ ] Can reproduce locally");
+    let _ = writeln!(
+        out,
+        "- [ ] Caused by external libraries (e.g. bug in `transformers`)\n"
+    );
+    let _ = writeln!(out, "### 🧪 Describe the failing test\n");
+    let _ = writeln!(
+        out,
+        "Fails in {} of nightly [{}]({}) (commit {}).\n",
+        code_span(&tf.job_name),
+        build.build_number,
+        build.build_url,
+        code_span(build.commit.get(..12).unwrap_or(&build.commit))
+    );
+    if let Some(message) = &tf.error_message {
+        let _ = writeln!(out, "Error: {}\n", code_span(message));
+    }
+    if let Some(trace) = tf.stack_trace.as_deref().or(tf.log_snippet.as_deref()) {
+        let lines: Vec<&str> = trace.lines().collect();
+        let start = lines.len().saturating_sub(TRACEBACK_LINES);
+        let _ = writeln!(out, "{}", fenced(&lines[start..].join("\n")));
+    }
+    if let Some(url) = &failure.job_url {
+        let _ = writeln!(out, "Log: {url}\n");
+    }
+    let _ = writeln!(out, "### 📝 History of failing test\n");
+    match (&failure.trend, &failure.onset) {
+        (_, Some(onset)) => {
+            let _ = writeln!(
+                out,
+                "- First failing nightly: {} ({})\n- Last passing nightly: {} ({})\n- Range: {}",
+                onset.first_failed_build,
+                code_span(
+                    onset
+                        .first_failed_commit
+                        .get(..12)
+                        .unwrap_or(&onset.first_failed_commit)
+                ),
+                onset.last_passed_build,
+                code_span(
+                    onset
+                        .last_passed_commit
+                        .get(..12)
+                        .unwrap_or(&onset.last_passed_commit)
+                ),
+                onset.compare_url
+            );
+            for suspect in onset.suspects.iter().filter(|s| s.closeness > 0).take(3) {
+                let _ = writeln!(
+                    out,
+                    "- Suspect {} {} by {}: {}",
+                    code_span(suspect.sha.get(..12).unwrap_or(&suspect.sha)),
+                    code_span(&suspect.title),
+                    code_span(&suspect.author),
+                    suspect.reason
+                );
+            }
+        }
+        (Some(trend), None) => {
+            let _ = writeln!(
+                out,
+                "- Failing since nightly {}: {} consecutive nightlies{}",
+                trend.first_failed_build,
+                trend.streak,
+                if trend.streak_reaches_past_window {
+                    ", and before the nightlies compared"
+                } else {
+                    ""
+                }
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(out, "- Seen in nightly {}", build.build_number);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- Test Engine: https://buildkite.com/organizations/vllm/analytics/suites/ci-1/tests?branch=main\n"
+    );
+    let mut cc: Vec<String> = Vec::new();
+    let suspects = failure.onset.iter().flat_map(|o| o.suspects.iter());
+    for person in suspects
+        .filter(|s| s.closeness > 0)
+        .map(|s| format!("@{}", s.author))
+        .chain(failure.owners.iter().cloned())
+    {
+        // Only well-formed handles (`@login`, `@org/team`) are mentioned; anything else is
+        // dropped rather than pasted raw.
+        let handle = person.len() > 1
+            && person.starts_with('@')
+            && person[1..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'));
+        if handle && !cc.contains(&person) && cc.len() < CC_PEOPLE {
+            cc.push(person);
+        }
+    }
+    let _ = writeln!(out, "### CC List.\n");
+    let _ = writeln!(
+        out,
+        "{}",
+        if cc.is_empty() {
+            "(none found)".to_string()
+        } else {
+            cc.join(" ")
+        }
+    );
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A fenced block that the text cannot close: the fence is longer than any backtick run in it.
+fn fenced(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}text\n{text}\n{fence}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_cannot_be_closed_from_inside() {
+        let block = fenced("a\n```\nb");
+        assert!(block.starts_with("````text\n"), "{block}");
+        assert!(block.ends_with("\n````\n"));
+    }
+}

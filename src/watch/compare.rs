@@ -1,0 +1,654 @@
+//! What changed since the previous nightlies: a nightly scan's failures compared with the
+//! previous scheduled nightlies of the same pipeline and branch (new, continuing,
+//! intermittent, unknown), the previous nightly's failures that pass now (fixed), the onset
+//! range and ranked suspect commits of new failures, and draft issue text for untracked ones.
+//!
+//! Previous nightlies are read through the job-outcome reader, so a second comparison costs
+//! the listing only. A previous nightly whose job could not say (agent lost, cancelled, no log,
+//! not read) is no baseline.
+
+use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
+use super::select::plan_jobs;
+use crate::buildkite::{Build, Job, JobState, ListBuilds};
+use crate::github::{best_match, GitHubClient, IssueCandidate};
+use crate::logs::LogAnalysis;
+use crate::model::{
+    Category, FailureClassification, FixedFailure, NightlyComparison, Onset, ScanResult, Trend,
+};
+use crate::owners::CodeOwners;
+use crate::triage::suspects::{
+    rank_suspects, repo_path, traceback_files, FailureSite, RangeCommit,
+};
+use crate::triage::trend::{assess_trend, Baseline, NightlyBaseline};
+use futures::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+
+/// Previous nightlies compared by default: a working week.
+pub const DEFAULT_COMPARE_NIGHTLIES: usize = 5;
+/// The most previous nightlies a scan compares with.
+pub const MAX_COMPARE_NIGHTLIES: usize = 14;
+/// Logs of previous nightlies read per comparison (stored outcomes are free): the previous
+/// nightly's failed jobs (20 by default) and the older runs of today's failed jobs.
+const COMPARE_LOG_BUDGET: usize = 40;
+/// Commits of an onset range whose files are read (one request each, cached by sha); past
+/// this, commits are ranked without their files.
+const MAX_SUSPECT_COMMITS: usize = 50;
+/// Pages of 100 builds searched for the previous nightlies (vLLM's main runs ~50 a day).
+const LISTING_PAGES: usize = 5;
+
+/// What the comparison needs of the scan it extends.
+pub(super) struct CurrentScan<'a> {
+    pub key: &'a BuildKey,
+    pub build: &'a Build,
+    /// What each read failed job's log said, by job id.
+    pub reads: HashMap<&'a str, &'a JobRead>,
+    pub candidates: &'a [IssueCandidate],
+    pub codeowners: Option<&'a CodeOwners>,
+    pub repo: &'a str,
+    pub nightlies: usize,
+    pub max_jobs: usize,
+    pub max_log_bytes: u64,
+    pub concurrency: usize,
+}
+
+/// What a failure is, across builds: its job and test, or its job and error signature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Identity {
+    job: String,
+    /// The node id without the `tests/` prefix; `None` for a job-level failure.
+    test: Option<String>,
+}
+
+impl Identity {
+    fn of(failure: &FailureClassification) -> Self {
+        let tf = &failure.test_failure;
+        Self {
+            job: tf.job_name.clone(),
+            test: tf
+                .test_name
+                .contains("::")
+                .then(|| comparable(&tf.test_name).to_string()),
+        }
+    }
+}
+
+/// The one normalisation of node ids for comparison: pytest's working directory adds or drops
+/// `tests/`.
+fn comparable(id: &str) -> &str {
+    let id = id.trim().trim_start_matches("/vllm-workspace/");
+    id.strip_prefix("tests/").unwrap_or(id)
+}
+
+/// Extends `result` (every failure, before `max_failures`) with trends, fixed failures, onsets
+/// and draft issues. Problems become `warnings`.
+pub(super) async fn compare_with_previous_nightlies(
+    reader: &JobReader<'_>,
+    github: Option<&GitHubClient>,
+    current: CurrentScan<'_>,
+    result: &mut ScanResult,
+) {
+    let previous = match previous_nightlies(reader, &current).await {
+        Ok(previous) => previous,
+        Err(warning) => {
+            result.warnings.push(warning);
+            return;
+        }
+    };
+    if previous.is_empty() {
+        result.warnings.push(format!(
+            "no earlier scheduled nightly of {}/{} on {} found to compare with; trends are unknown",
+            current.key.org,
+            current.key.pipeline,
+            current.build.branch.as_deref().unwrap_or("the branch")
+        ));
+    }
+    let reads = read_previous(reader, &current, &previous, result).await;
+    let failures = std::mem::take(&mut result.failures);
+    let mut failures: Vec<FailureClassification> = failures
+        .into_iter()
+        .map(|failure| with_trend(failure, &previous, &reads, current.build.number))
+        .collect();
+    let fixed = fixed_failures(&current, &failures, previous.first(), &reads);
+    onsets(
+        github,
+        &current,
+        &previous,
+        &reads,
+        &mut failures,
+        &mut result.warnings,
+    )
+    .await;
+    for failure in &mut failures {
+        if failure.issue.is_none()
+            && matches!(
+                failure.category,
+                Category::NewRegression | Category::ContinuingUntracked
+            )
+            && failure.test_failure.test_name.contains("::")
+        {
+            failure.draft_issue = Some(crate::report::draft_issue(failure, &result.build_info));
+        }
+    }
+    let count = |trend: Trend| {
+        failures
+            .iter()
+            .filter(|f| f.trend.as_ref().is_some_and(|t| t.trend == trend))
+            .count()
+    };
+    result.comparison = Some(NightlyComparison {
+        compared_builds: previous.iter().map(|b| b.number).collect(),
+        new: count(Trend::New),
+        continuing: count(Trend::Continuing),
+        intermittent: count(Trend::Intermittent),
+        unknown: count(Trend::Unknown),
+        fixed: fixed.len(),
+    });
+    result.failures = failures;
+    result.fixed = fixed;
+}
+
+/// The previous scheduled nightlies of the same pipeline and branch, newest first, with their
+/// jobs (from the store, or one request each the first time).
+async fn previous_nightlies(
+    reader: &JobReader<'_>,
+    current: &CurrentScan<'_>,
+) -> Result<Vec<Build>, String> {
+    let wanted = current.nightlies.clamp(1, MAX_COMPARE_NIGHTLIES);
+    let since = current
+        .build
+        .created_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::days(wanted as i64 + 2));
+    let filter = ListBuilds {
+        branch: current.build.branch.clone(),
+        created_from: since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        exclude_jobs: true,
+        ..Default::default()
+    };
+    let key = current.key;
+    let listed = reader
+        .client()
+        .list_builds(&key.org, &key.pipeline, &filter, LISTING_PAGES)
+        .await
+        .map_err(|e| {
+            format!("the previous nightlies could not be listed ({e}); trends are unknown")
+        })?;
+    let chosen: Vec<u64> = listed
+        .iter()
+        .filter(|b| b.number < current.build.number && super::nightly::is_nightly(b))
+        .filter(|b| b.build_state().has_result())
+        .take(wanted)
+        .map(|b| b.number)
+        .collect();
+    let fetches: Vec<_> = chosen
+        .iter()
+        .map(|&number| async move {
+            reader
+                .build(&BuildKey::new(&key.org, &key.pipeline, number))
+                .await
+        })
+        .collect();
+    let fetched: Vec<_> = futures::stream::iter(fetches)
+        .buffered(current.concurrency.max(1))
+        .collect()
+        .await;
+    fetched
+        .into_iter()
+        .collect::<Result<Vec<Build>, _>>()
+        .map_err(|e| format!("a previous nightly could not be read ({e}); trends are unknown"))
+}
+
+/// The latest attempt of each script job, by name.
+fn latest_by_name(build: &Build) -> HashMap<&str, &Job> {
+    build
+        .jobs()
+        .iter()
+        .filter(|j| j.is_script() && !j.was_retried())
+        .map(|j| (j.display_name(), j))
+        .collect()
+}
+
+/// Reads the logs the comparison needs: the previous nightly's failed jobs (for the fixed
+/// list) and, in every previous nightly, the failed runs of today's failed jobs. Newest
+/// nightly first, within [`COMPARE_LOG_BUDGET`]; stored outcomes are free.
+async fn read_previous(
+    reader: &JobReader<'_>,
+    current: &CurrentScan<'_>,
+    previous: &[Build],
+    result: &mut ScanResult,
+) -> HashMap<String, JobRead> {
+    let today: HashSet<&str> = result
+        .failures
+        .iter()
+        .map(|f| f.test_failure.job_name.as_str())
+        .collect();
+    let mut wanted: Vec<(BuildKey, &Job)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, build) in previous.iter().enumerate() {
+        let key = BuildKey::new(&current.key.org, &current.key.pipeline, build.number);
+        let mut jobs: Vec<&Job> = latest_by_name(build)
+            .into_iter()
+            .filter(|(name, job)| today.contains(name) && job.is_failed())
+            .map(|(_, job)| job)
+            .collect();
+        if index == 0 {
+            jobs.extend(
+                plan_jobs(build)
+                    .ordered
+                    .into_iter()
+                    .filter(|p| p.passed_retry.is_none())
+                    .take(current.max_jobs)
+                    .map(|p| p.job),
+            );
+        }
+        jobs.sort_by(|a, b| a.id.cmp(&b.id));
+        for job in jobs {
+            if seen.insert(job.id.clone()) {
+                wanted.push((key.clone(), job));
+            }
+        }
+    }
+    let byte_budget = AtomicU64::new(u64::MAX);
+    let limits = ReadLimits {
+        max_log_bytes: current.max_log_bytes,
+        byte_budget: &byte_budget,
+    };
+    let mut reads: HashMap<String, JobRead> = HashMap::new();
+    let mut to_fetch = Vec::new();
+    for (key, job) in wanted {
+        match reader.stored(job, &limits) {
+            Some(read) => {
+                reads.insert(job.id.clone(), read);
+            }
+            None => to_fetch.push((key, job)),
+        }
+    }
+    let left_out = to_fetch.len().saturating_sub(COMPARE_LOG_BUDGET);
+    to_fetch.truncate(COMPARE_LOG_BUDGET);
+    if left_out > 0 {
+        result.warnings.push(format!(
+            "{left_out} logs of older nightlies were not read (budget of {COMPARE_LOG_BUDGET}); failures that depend on them may show trend unknown"
+        ));
+    }
+    let fetches: Vec<_> = to_fetch
+        .iter()
+        .map(|(key, job)| {
+            let limits = &limits;
+            async move { (job.id.clone(), reader.job(key, job, limits).await) }
+        })
+        .collect();
+    let fetched: Vec<(String, JobRead)> = futures::stream::iter(fetches)
+        .buffered(current.concurrency.max(1))
+        .collect()
+        .await;
+    reads.extend(fetched);
+    reads
+}
+
+/// What a failed job's log says about `identity`, when it can say.
+fn failed_job_says(identity: &Identity, analysis: &LogAnalysis, complete: bool) -> Baseline {
+    match &identity.test {
+        Some(test) => {
+            if let Some(failure) = analysis
+                .tests
+                .iter()
+                .find(|t| comparable(&t.node_id) == test)
+            {
+                Baseline::Failed {
+                    fingerprint: failure
+                        .error_message
+                        .as_deref()
+                        .map(crate::triage::fingerprint),
+                }
+            } else if analysis.passed.iter().any(|p| comparable(p) == test)
+                || (complete && analysis.job_level.is_none())
+            {
+                // pytest ran to its summary and did not name the test: it passed.
+                Baseline::Passed
+            } else {
+                Baseline::NoAnswer("the job failed before the test's result".into())
+            }
+        }
+        None => match &analysis.job_level {
+            Some(level) => Baseline::Failed {
+                fingerprint: level
+                    .error_message
+                    .as_deref()
+                    .map(crate::triage::fingerprint),
+            },
+            // Tests failed instead: the job-level failure did not happen there.
+            None => Baseline::Passed,
+        },
+    }
+}
+
+/// What one previous nightly says about `identity`.
+fn baseline(identity: &Identity, build: &Build, reads: &HashMap<String, JobRead>) -> Baseline {
+    let jobs = latest_by_name(build);
+    let Some(job) = jobs.get(identity.job.as_str()) else {
+        return Baseline::NoAnswer(format!("job {:?} did not run", identity.job));
+    };
+    if job.is_passed() {
+        return Baseline::Passed;
+    }
+    if !job.is_failed() {
+        return Baseline::NoAnswer(format!("the job was {}", job.state()));
+    }
+    let lost = job.exit_status == Some(-1)
+        || job
+            .signal_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("agent"));
+    if lost {
+        return Baseline::NoAnswer("the agent was lost".into());
+    }
+    if job.job_state() == JobState::Canceled {
+        return Baseline::NoAnswer("the job was cancelled".into());
+    }
+    let Some(read) = reads.get(&job.id) else {
+        return Baseline::NoAnswer("its log was not read (budget)".into());
+    };
+    let Some(analysis) = &read.analysis else {
+        return Baseline::NoAnswer(format!(
+            "its log could not be read ({})",
+            read.detail.as_deref().unwrap_or("no log")
+        ));
+    };
+    failed_job_says(
+        identity,
+        analysis,
+        read.status == crate::model::JobStatus::Analyzed,
+    )
+}
+
+/// The failure with its trend, and a category that tells the truth about it.
+fn with_trend(
+    mut failure: FailureClassification,
+    previous: &[Build],
+    reads: &HashMap<String, JobRead>,
+    current_build: u64,
+) -> FailureClassification {
+    let identity = Identity::of(&failure);
+    let observed: Vec<NightlyBaseline> = previous
+        .iter()
+        .map(|build| NightlyBaseline {
+            build_number: build.number,
+            baseline: baseline(&identity, build, reads),
+        })
+        .collect();
+    let trend = assess_trend(current_build, failure.fingerprint.as_deref(), &observed);
+    let reason = failure.reason.take().unwrap_or_default();
+    failure.reason = Some(match (failure.category, trend.trend) {
+        (Category::NewRegression, Trend::Continuing) => {
+            failure.category = Category::ContinuingUntracked;
+            format!(
+                "Failing since build {}, {} nightlies{}, no tracking issue",
+                trend.first_failed_build,
+                trend.streak,
+                if trend.streak_reaches_past_window {
+                    " (and before the window)"
+                } else {
+                    ""
+                }
+            )
+        }
+        (Category::NewRegression, Trend::Intermittent) => {
+            failure.category = Category::FlakySuspected;
+            format!(
+                "Intermittent: failed in {} of the {} previous nightlies compared, passed in the last one ({reason})",
+                trend.failed_in_window, trend.nightlies_compared
+            )
+        }
+        (Category::NewRegression, Trend::New) => {
+            format!("New since the previous nightly: it passed there ({reason})")
+        }
+        (Category::NewRegression, Trend::Unknown) => format!(
+            "{reason}; not compared: no previous nightly could say{}",
+            if trend.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", trend.notes.join("; "))
+            }
+        ),
+        (_, Trend::Continuing) => format!(
+            "{reason}; continuing: failing since build {}, {} nightlies",
+            trend.first_failed_build, trend.streak
+        ),
+        _ => reason,
+    });
+    failure.trend = Some(trend);
+    failure
+}
+
+/// Failures of the previous nightly that pass now: its job passed, or its test passed in its
+/// job (the job's log was read in full and does not name it).
+fn fixed_failures(
+    current: &CurrentScan<'_>,
+    failures: &[FailureClassification],
+    previous: Option<&Build>,
+    reads: &HashMap<String, JobRead>,
+) -> Vec<FixedFailure> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let failing_now: HashSet<Identity> = failures.iter().map(Identity::of).collect();
+    let jobs_now = latest_by_name(current.build);
+    let mut fixed = Vec::new();
+    let mut listed = HashSet::new();
+    for (name, job) in latest_by_name(previous) {
+        let Some(analysis) = reads.get(&job.id).and_then(|r| r.analysis.as_ref()) else {
+            continue;
+        };
+        let mut then: Vec<(Identity, String, Option<String>)> = analysis
+            .tests
+            .iter()
+            .map(|t| {
+                (
+                    Identity {
+                        job: name.to_string(),
+                        test: Some(comparable(&t.node_id).to_string()),
+                    },
+                    t.node_id.clone(),
+                    t.error_message.clone(),
+                )
+            })
+            .collect();
+        if let (true, Some(level)) = (then.is_empty(), &analysis.job_level) {
+            then.push((
+                Identity {
+                    job: name.to_string(),
+                    test: None,
+                },
+                name.to_string(),
+                level.error_message.clone(),
+            ));
+        }
+        let Some(now) = jobs_now.get(name) else {
+            continue;
+        };
+        for (identity, test_name, error_message) in then {
+            if failing_now.contains(&identity) || !listed.insert(identity.clone()) {
+                continue;
+            }
+            let evidence = if now.is_passed() {
+                "the job passed"
+            } else {
+                let read_now = current.reads.get(now.id.as_str()).and_then(|r| {
+                    (r.status == crate::model::JobStatus::Analyzed)
+                        .then_some(r.analysis.as_ref())
+                        .flatten()
+                });
+                match read_now {
+                    Some(a) if identity.test.is_some() && a.job_level.is_none() => {
+                        "the test passed in its job"
+                    }
+                    _ => continue,
+                }
+            };
+            let issue = best_match(&test_name, name, current.candidates);
+            fixed.push(FixedFailure {
+                test_name,
+                job_name: name.to_string(),
+                failed_in_build: previous.number,
+                error_message,
+                evidence: evidence.to_string(),
+                issue,
+            });
+        }
+    }
+    fixed.sort_by(|a, b| (&a.job_name, &a.test_name).cmp(&(&b.job_name, &b.test_name)));
+    fixed
+}
+
+/// Onset ranges and suspects of new failures: the last nightly where each passed, this build,
+/// and the commits between, ranked. One compare per range and one request per commit, cached.
+async fn onsets(
+    github: Option<&GitHubClient>,
+    current: &CurrentScan<'_>,
+    previous: &[Build],
+    reads: &HashMap<String, JobRead>,
+    failures: &mut [FailureClassification],
+    warnings: &mut Vec<String>,
+) {
+    let head = current.build.commit.clone().unwrap_or_default();
+    let mut ranges: HashMap<String, Result<Vec<RangeCommit>, String>> = HashMap::new();
+    for failure in failures.iter_mut() {
+        if failure.trend.as_ref().map(|t| t.trend) != Some(Trend::New) {
+            continue;
+        }
+        let identity = Identity::of(failure);
+        let Some(last_passed) = previous
+            .iter()
+            .find(|build| baseline(&identity, build, reads) == Baseline::Passed)
+        else {
+            continue;
+        };
+        let base = last_passed.commit.clone().unwrap_or_default();
+        let mut onset = Onset {
+            last_passed_build: last_passed.number,
+            last_passed_commit: base.clone(),
+            first_failed_build: current.build.number,
+            first_failed_commit: head.clone(),
+            compare_url: format!(
+                "https://github.com/{}/compare/{base}...{head}",
+                current.repo
+            ),
+            suspects: Vec::new(),
+            note: None,
+        };
+        let Some(github) = github else {
+            onset.note = Some("GitHub was not searched (search_github=false): no suspects".into());
+            failure.onset = Some(onset);
+            continue;
+        };
+        if !ranges.contains_key(&base) {
+            let range = range_commits(github, current.repo, &base, &head).await;
+            if let Err(warning) = &range {
+                warnings.push(warning.clone());
+            }
+            ranges.insert(base.clone(), range);
+        }
+        match &ranges[&base] {
+            Ok(commits) => {
+                let site = failure_site(failure, current);
+                let owners_of = |file: &str| -> Vec<String> {
+                    current
+                        .codeowners
+                        .and_then(|c| c.owners_of(file))
+                        .map(|o| o.owners.to_vec())
+                        .unwrap_or_default()
+                };
+                onset.suspects = rank_suspects(commits, &site, &owners_of);
+                if commits.iter().any(|c| c.files.is_none()) {
+                    onset.note = Some(format!(
+                        "files read for the newest {MAX_SUSPECT_COMMITS} commits of the range only"
+                    ));
+                }
+            }
+            Err(warning) => onset.note = Some(warning.clone()),
+        }
+        failure.onset = Some(onset);
+    }
+}
+
+async fn range_commits(
+    github: &GitHubClient,
+    repo: &str,
+    base: &str,
+    head: &str,
+) -> Result<Vec<RangeCommit>, String> {
+    let (commits, total) = github
+        .compare(repo, base, head)
+        .await
+        .map_err(|e| format!("suspects not ranked: {e}"))?;
+    let read_from = commits.len().saturating_sub(MAX_SUSPECT_COMMITS);
+    // Futures are built up front (not in a stream closure) so the scan future stays `Send`.
+    let reads: Vec<_> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, commit)| async move {
+            if i < read_from {
+                return None;
+            }
+            github.commit_files(repo, &commit.sha).await.ok()
+        })
+        .collect();
+    let files: Vec<Option<Vec<String>>> = futures::stream::iter(reads).buffered(8).collect().await;
+    let mut ranged: Vec<RangeCommit> = commits
+        .into_iter()
+        .zip(files)
+        .map(|(c, files)| RangeCommit {
+            sha: c.sha,
+            title: c.title,
+            author: c.author,
+            files,
+        })
+        .collect();
+    if total > ranged.len() {
+        // GitHub's compare lists the oldest 250; the rest are not suspects we can see.
+        ranged.push(RangeCommit {
+            sha: String::new(),
+            title: format!(
+                "… and {} later commits not listed by GitHub's compare",
+                total - ranged.len()
+            ),
+            author: String::new(),
+            files: None,
+        });
+    }
+    Ok(ranged)
+}
+
+fn failure_site(failure: &FailureClassification, current: &CurrentScan<'_>) -> FailureSite {
+    let tf = &failure.test_failure;
+    let text = [
+        tf.stack_trace.as_deref(),
+        tf.log_snippet.as_deref(),
+        tf.error_message.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n");
+    let test_file = match tf.test_name.split_once("::") {
+        Some((file, _)) => repo_path(file),
+        None => failure
+            .job_id
+            .as_deref()
+            .and_then(|id| current.build.jobs().iter().find(|j| j.id == id))
+            .and_then(|j| j.command.as_deref())
+            .and_then(crate::pipeline::test_area),
+    };
+    let test_owners = test_file
+        .as_deref()
+        .and_then(|f| current.codeowners.and_then(|c| c.owners_of(f)))
+        .map(|o| o.owners.to_vec())
+        .unwrap_or_default();
+    FailureSite {
+        traceback_files: traceback_files(&text),
+        test_file,
+        test_owners,
+    }
+}
