@@ -3,7 +3,7 @@
 //! token or network.
 
 use crate::fixtures;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -88,16 +88,20 @@ fn known_pipeline(org: &str, pipeline: &str) -> bool {
     org == "vllm" && pipeline == "ci"
 }
 
+/// As Buildkite lists: with each build's jobs unless `exclude_jobs=true`.
 async fn list_builds(
     State(fixture): State<Arc<Fixture>>,
     Path((org, pipeline)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     if !known_pipeline(&org, &pipeline) {
         return not_found("No pipeline found");
     }
     let mut listed = fixture.build_json.clone();
-    if let Some(object) = listed.as_object_mut() {
-        object.remove("jobs");
+    if query.get("exclude_jobs").map(String::as_str) == Some("true") {
+        if let Some(object) = listed.as_object_mut() {
+            object.remove("jobs");
+        }
     }
     axum::Json(serde_json::Value::Array(vec![listed])).into_response()
 }
