@@ -453,7 +453,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         .find("## Since the Last Nightly")
         .expect("what changed");
     assert!(changed < daily.find("## Failures by Category").expect("categories"));
-    assert!(daily.contains(&format!("close it?")), "{daily}");
+    assert!(daily.contains("close it?"), "{daily}");
     let standup = result.standup_summary_text.as_deref().expect("standup");
     assert!(
         standup.contains(&format!(
