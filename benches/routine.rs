@@ -327,7 +327,7 @@ async fn main() {
                 &reader,
                 "vllm",
                 "ci",
-                test,
+                &ciwatch_mcp::input::NodeId::parse(test).expect("a node id from the log"),
                 &HistoryOptions {
                     branch: "main".into(),
                     lookback_builds: 30,

@@ -232,7 +232,10 @@ async fn run_scan(
         max_failures: output.max_failures,
         budgets: settings.budgets(),
         selection: None,
-        repo: output.repo.clone(),
+        repo: ciwatch_mcp::input::RepoSlug::parse(&output.repo)
+            .map_err(|e| e.to_string())?
+            .as_str()
+            .to_string(),
         search_github: !output.no_github,
         compare_nightlies: output.compare_nightlies,
     };
@@ -291,6 +294,6 @@ fn print_result(result: &ScanResult, format: Format) -> Result<(), String> {
         Format::Standup => ciwatch_mcp::report::standup_summary(result) + "\n",
         Format::Json => serde_json::to_string_pretty(result).map_err(|e| e.to_string())? + "\n",
     };
-    print!("{text}");
+    print!("{}", ciwatch_mcp::untrusted::sanitize(&text));
     Ok(())
 }

@@ -544,6 +544,14 @@ pub struct IssueMatch {
     pub score: f64,
     /// What matched: "test id in title", "job name in title", …
     pub matched_on: String,
+    /// Whether it counts as tracking: labelled `ci-failure` or opened by the project's members
+    /// or collaborators. An issue by anyone else is only linked ("mentioned in").
+    #[serde(default = "counts_as_tracking")]
+    pub tracking: bool,
+}
+
+fn counts_as_tracking() -> bool {
+    true
 }
 
 /// What kind of infrastructure trouble a failure shows.

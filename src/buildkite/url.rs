@@ -21,6 +21,8 @@ pub enum UrlError {
     Unrecognised(String),
     #[error("pipeline {0:?} is not of the form org/pipeline or pipeline")]
     BadPipeline(String),
+    #[error("{0:?} is not a Buildkite host: give a build number or a URL on buildkite.com")]
+    ForeignHost(String),
 }
 
 /// Splits `org/pipeline` (or a bare `pipeline`, using `default_org`).
@@ -58,24 +60,18 @@ pub fn parse_build_ref(
             step_id: None,
         });
     }
-    let rest = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
-        .ok_or_else(unrecognised)?;
-    let (location, fragment) = rest
-        .split_once('#')
-        .map_or((rest, None), |(l, f)| (l, Some(f)));
-    let (path, query) = location
-        .split_once('?')
-        .map_or((location, None), |(p, q)| (p, Some(q)));
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (host, segments) = segments.split_first().ok_or_else(unrecognised)?;
-    if !host.ends_with("buildkite.com")
-        && !host.starts_with("localhost")
-        && !host.starts_with("127.0.0.1")
-    {
-        return Err(unrecognised());
+    let url = url::Url::parse(text).map_err(|_| unrecognised())?;
+    if !matches!(url.scheme(), "https" | "http") || !is_buildkite_host(&url) {
+        return Err(UrlError::ForeignHost(
+            url.host_str().unwrap_or_default().to_string(),
+        ));
     }
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let fragment = url.fragment();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
     let segments: Vec<&str> = segments
         .iter()
         .copied()
@@ -88,17 +84,19 @@ pub fn parse_build_ref(
         [org, pipeline, "builds", after @ ..] => (*org, *pipeline, after),
         _ => return Err(unrecognised()),
     };
+    // Org and pipeline become API path segments: the same rules as given by name.
+    parse_pipeline(&format!("{org}/{pipeline}"), "").map_err(|_| unrecognised())?;
     let (number, after) = after.split_first().ok_or_else(unrecognised)?;
     let number = number.parse::<u64>().map_err(|_| unrecognised())?;
     let mut job_id = match after {
-        ["jobs", job, ..] => Some(job.to_string()),
+        ["jobs", job, ..] if looks_like_uuid(job) => Some(job.to_string()),
         _ => None,
     };
     let mut step_id = None;
-    for pair in query.unwrap_or("").split('&') {
-        match pair.split_once('=') {
-            Some(("jid", value)) if !value.is_empty() => job_id = Some(value.to_string()),
-            Some(("sid", value)) if !value.is_empty() => step_id = Some(value.to_string()),
+    for (name, value) in &query {
+        match name.as_str() {
+            "jid" if looks_like_uuid(value) => job_id = Some(value.clone()),
+            "sid" if looks_like_uuid(value) => step_id = Some(value.clone()),
             _ => {}
         }
     }
@@ -115,6 +113,20 @@ pub fn parse_build_ref(
         job_id,
         step_id,
     })
+}
+
+/// `buildkite.com` and its subdomains (`api.buildkite.com`), and loopback for a local server
+/// such as the demo; `evilbuildkite.com` and `buildkite.com.evil.example` are not.
+fn is_buildkite_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            domain == "buildkite.com" || domain.ends_with(".buildkite.com") || domain == "localhost"
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn looks_like_uuid(s: &str) -> bool {
@@ -206,10 +218,25 @@ mod tests {
             "https://buildkite.com/vllm/ci",
             "https://buildkite.com/vllm/ci/builds/x",
             "ftp://buildkite.com/a/b/builds/1",
+            "https://evilbuildkite.com/vllm/ci/builds/1",
+            "https://buildkite.com.evil.example/vllm/ci/builds/1",
+            "https://buildkite.com@evil.example/vllm/ci/builds/1",
+            "https://10.0.0.1/vllm/ci/builds/1",
+            "https://buildkite.com/vllm/c%2Fi/builds/1",
+            "https://buildkite.com/vllm/ci/builds/18446744073709551616",
         ] {
             let error = parse_build_ref(input, "vllm/ci", "vllm").expect_err(input);
-            assert!(error.to_string().contains("give a build number"), "{error}");
+            assert!(
+                error.to_string().contains("give a build number"),
+                "{input}: {error}"
+            );
         }
+        assert!(parse_build_ref(
+            "https://API.Buildkite.com/v2/organizations/vllm/pipelines/ci/builds/1",
+            "vllm/ci",
+            "vllm"
+        )
+        .is_ok());
         assert!(parse_pipeline("a/b/c", "vllm").is_err());
         assert_eq!(
             parse_pipeline("ci", "vllm"),

@@ -79,6 +79,7 @@ struct SearchItem {
     state: Option<String>,
     labels: Vec<Label>,
     pull_request: Option<serde_json::Value>,
+    author_association: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -219,18 +220,40 @@ impl GitHubClient {
     }
 }
 
+/// An issue as matching sees it. Titles and bodies are anyone's text: hidden characters are
+/// removed here. Only the project's own people (or the `ci-failure` label, which only they
+/// can set) make an issue count as tracking; a link must point at GitHub.
 fn candidate(item: SearchItem) -> IssueCandidate {
+    use crate::untrusted::sanitize;
+    let labels: Vec<String> = item
+        .labels
+        .into_iter()
+        .filter_map(|l| l.name)
+        .map(|l| sanitize(&l).into_owned())
+        .collect();
+    let insider = matches!(
+        item.author_association.as_deref(),
+        Some("OWNER" | "MEMBER" | "COLLABORATOR")
+    );
+    let labelled = labels
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case(super::matching::CI_FAILURE_LABEL));
+    let url = item
+        .html_url
+        .filter(|u| u.starts_with("https://github.com/"))
+        .unwrap_or_default();
     IssueCandidate {
         number: item.number,
-        title: item.title.unwrap_or_default(),
-        body: item.body.unwrap_or_default(),
-        url: item.html_url.unwrap_or_default(),
+        title: sanitize(item.title.as_deref().unwrap_or_default()).into_owned(),
+        body: sanitize(item.body.as_deref().unwrap_or_default()).into_owned(),
+        url,
         state: if item.state.as_deref() == Some("closed") {
             IssueState::Closed
         } else {
             IssueState::Open
         },
-        labels: item.labels.into_iter().filter_map(|l| l.name).collect(),
+        labels,
+        tracking: insider || labelled,
     }
 }
 
@@ -500,5 +523,31 @@ impl GitHubClient {
             401 => Err("GitHub rejected GITHUB_TOKEN (401) reading CODEOWNERS".to_string()),
             other => Err(format!("GitHub answered {other} reading {path} of {repo}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod candidate_tests {
+    use super::*;
+
+    #[test]
+    fn outsiders_issues_do_not_track_and_hidden_text_is_removed() {
+        let item = |association: &str, labels: serde_json::Value| -> SearchItem {
+            serde_json::from_value(serde_json::json!({
+                "number": 7,
+                "title": "[CI Failure]: test_x\u{e0049}\u{e0047}\u{202e}",
+                "html_url": "https://evil.example/issues/7",
+                "state": "open",
+                "labels": labels,
+                "author_association": association
+            }))
+            .expect("item")
+        };
+        let outsider = candidate(item("NONE", serde_json::json!([])));
+        assert!(!outsider.tracking);
+        assert_eq!(outsider.title, "[CI Failure]: test_x");
+        assert_eq!(outsider.url, "", "links only to GitHub");
+        assert!(candidate(item("MEMBER", serde_json::json!([]))).tracking);
+        assert!(candidate(item("NONE", serde_json::json!([{"name": "ci-failure"}]))).tracking);
     }
 }

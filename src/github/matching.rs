@@ -28,6 +28,9 @@ pub struct IssueCandidate {
     pub url: String,
     pub state: IssueState,
     pub labels: Vec<String>,
+    /// Labelled `ci-failure` or opened by the project's members or collaborators: it may make
+    /// a failure KNOWN_TRACKED. Others are only linked.
+    pub tracking: bool,
 }
 
 impl IssueCandidate {
@@ -187,6 +190,7 @@ pub fn best_match(
             state: issue.state,
             score: value,
             matched_on: why.to_string(),
+            tracking: issue.tracking,
         })
 }
 
@@ -219,6 +223,7 @@ mod tests {
                 ),
                 state: IssueState::Open,
                 labels: vec![CI_FAILURE_LABEL.to_string()],
+                tracking: true,
             })
             .collect()
     }
@@ -320,6 +325,7 @@ mod tests {
             url: format!("u{number}"),
             state,
             labels,
+            tracking: true,
         };
         let candidates = vec![
             issue(1, "Examples are slow", IssueState::Open, vec![]),

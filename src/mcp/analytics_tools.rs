@@ -113,7 +113,8 @@ impl CiWatchServer {
             &params.test_nodeids,
         )
         .await
-        .map(Json)
         .map_err(|e| e.to_string())
+        .and_then(super::output::sanitized)
+        .map(Json)
     }
 }

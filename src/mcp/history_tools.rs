@@ -3,6 +3,7 @@
 use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
+use crate::input::NodeId;
 use crate::model::HistoryResult;
 use crate::watch::{self, HistoryOptions};
 use rmcp::handler::server::wrapper::Parameters;
@@ -83,9 +84,10 @@ impl CiWatchServer {
         Parameters(params): Parameters<TestHistoryParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
-        let client = self.buildkite(&context.extensions)?;
+        let test_nodeid = NodeId::parse(&params.test_nodeid).map_err(|e| e.to_string())?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
+        let client = self.buildkite(&context.extensions)?;
         let nightly_only = match params.build_query.as_deref().map(str::trim) {
             None | Some("") => false,
             Some(query) if query.eq_ignore_ascii_case("nightly") => true,
@@ -110,14 +112,8 @@ impl CiWatchServer {
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);
-        let history = watch::test_history(
-            &reader,
-            &org,
-            &pipeline,
-            &params.test_nodeid,
-            &options,
-            &progress,
-        );
+        let history =
+            watch::test_history(&reader, &org, &pipeline, &test_nodeid, &options, &progress);
         let mut result = tokio::select! {
             result = history => result.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err("the test history was cancelled".to_string()),

@@ -65,7 +65,7 @@ impl CiWatchServer {
             &budgets,
         );
         tokio::select! {
-            result = failures => result.map(Json).map_err(|e| e.to_string()),
+            result = failures => Ok(Json(super::output::sanitized(result.map_err(|e| e.to_string())?)?)),
             () = context.ct.cancelled() => Err("the request was cancelled".to_string()),
         }
     }

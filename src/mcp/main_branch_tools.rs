@@ -79,7 +79,7 @@ impl CiWatchServer {
             hours_lookback: params.hours_lookback,
             max_builds: params.max_builds,
             exclude_scheduled: params.exclude_scheduled,
-            scan: self.scan_options(params.settings, None),
+            scan: self.scan_options(params.settings, None)?,
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);

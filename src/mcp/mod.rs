@@ -47,8 +47,10 @@ pub struct CiWatchServer {
     cache: Option<Arc<crate::cache::Cache>>,
     /// Why there is no cache, reported in scan and history results.
     cache_warning: Option<String>,
-    /// The last scan's Daily Findings, served as `report://latest`.
-    latest_report: Arc<std::sync::Mutex<Option<String>>>,
+    /// The last scan's Daily Findings per caller (see [`caller_key`]), served as
+    /// `report://latest`: a sidecar's callers with different Buildkite tokens never see each
+    /// other's reports.
+    latest_report: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -92,10 +94,15 @@ impl CiWatchServer {
         self.tool_router.list_all()
     }
 
-    fn remember_report(&self, result: &crate::model::ScanResult) {
-        let report = crate::report::daily_findings(result);
+    fn remember_report(
+        &self,
+        extensions: &rmcp::model::Extensions,
+        result: &crate::model::ScanResult,
+    ) {
+        let report =
+            crate::untrusted::sanitize(&crate::report::daily_findings(result)).into_owned();
         if let Ok(mut latest) = self.latest_report.lock() {
-            *latest = Some(report);
+            latest.insert(caller_key(extensions), report);
         }
     }
 
@@ -121,6 +128,32 @@ impl CiWatchServer {
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// Who is asking, for per-caller state: the digest of the caller's own Buildkite token over
+/// HTTP, else the server's token (stdio, or HTTP callers that send none).
+fn caller_key(extensions: &rmcp::model::Extensions) -> String {
+    use sha2::{Digest, Sha256};
+    extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get(BUILDKITE_TOKEN_HEADER))
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map_or_else(
+            || "server".to_string(),
+            |token| {
+                let digest = Sha256::digest(token.as_bytes());
+                format!(
+                    "token:{}",
+                    digest
+                        .iter()
+                        .take(12)
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                )
+            },
+        )
 }
 
 const INSTRUCTIONS: &str = "Tools for the daily vLLM CI watch. Start with ciwatch_scan_latest_nightly (last night's \
@@ -171,7 +204,7 @@ impl ServerHandler for CiWatchServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let text = match request.uri.as_str() {
             prompts::DAILY_PROMPT_URI => prompts::daily_prompt_text("vllm/ci", "main"),
@@ -179,7 +212,7 @@ impl ServerHandler for CiWatchServer {
                 .latest_report
                 .lock()
                 .ok()
-                .and_then(|latest| latest.clone())
+                .and_then(|latest| latest.get(&caller_key(&context.extensions)).cloned())
                 .unwrap_or_else(|| "No scan has run yet: call ciwatch_scan_latest_nightly or ciwatch_scan_build first.".to_string()),
             other => {
                 return Err(ErrorData::resource_not_found(

@@ -54,7 +54,10 @@ impl CiWatchServer {
         &self,
         Parameters(params): Parameters<RenderParams>,
     ) -> Result<CallToolResult, String> {
-        let result: ScanResult = serde_json::from_value(serde_json::Value::Object(params.scan_result))
+        // The caller's result is untrusted text like any log: sanitised before it is rendered.
+        let mut given = serde_json::Value::Object(params.scan_result);
+        crate::untrusted::sanitize_json(&mut given);
+        let result: ScanResult = serde_json::from_value(given)
             .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),

@@ -4,6 +4,7 @@ use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::BuildkiteClient;
 use crate::buildkite::{parse_build_ref, parse_pipeline};
+use crate::input::RepoSlug;
 use crate::model::{DetailLevel, ScanResult};
 use crate::watch::{self, BuildKey, Enrichment, ScanOptions};
 use rmcp::handler::server::wrapper::Parameters;
@@ -122,7 +123,7 @@ impl CiWatchServer {
             &self.settings.buildkite_org,
         )
         .map_err(|e| e.to_string())?;
-        let options = self.scan_options(params.settings, None);
+        let options = self.scan_options(params.settings, None)?;
         self.scan(
             &client,
             &build.org,
@@ -154,39 +155,50 @@ impl CiWatchServer {
         Parameters(params): Parameters<ScanNightlyParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
-        let client = self.buildkite(&context.extensions)?;
         let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
+        let mut options = self.scan_options(params.settings, None)?;
+        let client = self.buildkite(&context.extensions)?;
         let hours = self.settings.nightly_window_hours;
         let choice = tokio::select! {
             choice = watch::latest_nightly(&client, &org, &pipeline, &params.branch, hours) => choice.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
-        let options = self.scan_options(params.settings, Some(choice.explanation));
+        options.selection = Some(choice.explanation);
         self.scan(&client, &org, &pipeline, choice.number, &options, &context)
             .await
     }
 }
 
 impl CiWatchServer {
+    /// The scan's options; `Err` when an argument is invalid (checked before any request).
     pub(super) fn scan_options(
         &self,
         settings: ScanSettings,
         selection: Option<String>,
-    ) -> ScanOptions {
+    ) -> Result<ScanOptions, String> {
+        let repo = RepoSlug::parse(&settings.repo).map_err(|e| e.to_string())?;
+        if settings.compare_nightlies > watch::MAX_COMPARE_NIGHTLIES {
+            return Err(format!(
+                "compare_nightlies {} is over the limit of {}: give 0 to {}",
+                settings.compare_nightlies,
+                watch::MAX_COMPARE_NIGHTLIES,
+                watch::MAX_COMPARE_NIGHTLIES
+            ));
+        }
         let mut budgets = self.settings.budgets();
         if let Some(max_jobs) = settings.max_jobs {
             budgets.max_jobs = max_jobs;
         }
-        ScanOptions {
+        Ok(ScanOptions {
             detail_level: settings.detail_level,
             max_failures: settings.max_failures,
             budgets,
             selection,
-            repo: settings.repo,
+            repo: repo.as_str().to_string(),
             search_github: settings.search_github,
             compare_nightlies: settings.compare_nightlies,
-        }
+        })
     }
 
     /// Runs a scan with progress for the caller; a cancelled request stops it (dropping the
@@ -209,7 +221,7 @@ impl CiWatchServer {
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
         result.warnings.extend(self.cache_warning.iter().cloned());
-        self.remember_report(&result);
+        self.remember_report(&context.extensions, &result);
         super::output::structured(&result, crate::report::scan_digest(&result))
     }
 

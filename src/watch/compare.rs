@@ -11,6 +11,7 @@ use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::select::plan_jobs;
 use crate::buildkite::{Build, Job, JobState, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
+use crate::input::comparable;
 use crate::logs::LogAnalysis;
 use crate::model::{
     Category, FailureClassification, FixedFailure, NightlyComparison, Onset, ScanResult, Trend,
@@ -73,13 +74,6 @@ impl Identity {
     }
 }
 
-/// The one normalisation of node ids for comparison: pytest's working directory adds or drops
-/// `tests/`.
-fn comparable(id: &str) -> &str {
-    let id = id.trim().trim_start_matches("/vllm-workspace/");
-    id.strip_prefix("tests/").unwrap_or(id)
-}
-
 /// Extends `result` (every failure, before `max_failures`) with trends, fixed failures, onsets
 /// and draft issues. Problems become `warnings`.
 pub(super) async fn compare_with_previous_nightlies(
@@ -120,7 +114,7 @@ pub(super) async fn compare_with_previous_nightlies(
     )
     .await;
     for failure in &mut failures {
-        if failure.issue.is_none()
+        if failure.issue.as_ref().is_none_or(|i| !i.tracking)
             && matches!(
                 failure.category,
                 Category::NewRegression | Category::ContinuingUntracked

@@ -8,6 +8,7 @@
 use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, Job, ListBuilds};
+use crate::input::{comparable, NodeId};
 use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
 use crate::triage::history::{assess, Observation, TestStatus};
@@ -43,13 +44,6 @@ pub struct HistoryOptions {
     pub repo: String,
 }
 
-/// A node id with the `tests/` prefix pytest's working directory adds or drops removed, so
-/// `tests/a/test_b.py::t` and `a/test_b.py::t` compare equal — and nothing else does.
-fn comparable(id: &str) -> &str {
-    let id = id.trim().trim_start_matches("/vllm-workspace/");
-    id.strip_prefix("tests/").unwrap_or(id)
-}
-
 /// One failed job that runs the test, to be read: where it sits in the timeline.
 struct PendingRead<'b> {
     entry: usize,
@@ -60,7 +54,7 @@ pub async fn test_history(
     reader: &JobReader<'_>,
     org: &str,
     pipeline: &str,
-    test_nodeid: &str,
+    test_nodeid: &NodeId,
     options: &HistoryOptions,
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
@@ -76,9 +70,8 @@ pub async fn test_history(
     }
     let builds = chosen_builds(reader, org, pipeline, lookback, options, &mut warnings).await?;
 
-    let test_file = test_nodeid.split("::").next().unwrap_or(test_nodeid);
-    let file_paths = crate::owners::source::repo_path_candidates(test_file);
-    let wanted = comparable(test_nodeid).to_string();
+    let file_paths = crate::owners::source::repo_path_candidates(test_nodeid.file());
+    let wanted = test_nodeid.comparable();
 
     // What each build's jobs say without a log: passed jobs that run the file are passes.
     let mut timeline: Vec<TimelineEntry> = builds.iter().map(timeline_entry).collect();
@@ -229,7 +222,7 @@ pub async fn test_history(
 
     let observations = observations(&timeline);
     let assessment = assess(&observations, &options.repo);
-    let summary = crate::report::history_summary(test_nodeid, &timeline, &assessment);
+    let summary = crate::report::history_summary(test_nodeid.as_str(), &timeline, &assessment);
     let stats = HistoryStats {
         builds_considered: timeline.len(),
         builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
@@ -435,22 +428,4 @@ fn relevant_jobs<'b>(
         return by_command;
     }
     scripts().filter(|job| name_ok(job)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_compare_without_prefix_confusion() {
-        assert_eq!(
-            comparable("tests/a/test_b.py::t[1]"),
-            comparable("a/test_b.py::t[1]")
-        );
-        assert_ne!(
-            comparable("a/test_b.py::t"),
-            comparable("a/test_b.py::t[1]")
-        );
-        assert_ne!(comparable("a/test_b.py::t"), comparable("a/test_b.py::t_2"));
-    }
 }

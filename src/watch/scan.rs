@@ -389,8 +389,15 @@ fn apply_issue_match(failure: &mut FailureClassification, candidates: &[IssueCan
     ) else {
         return;
     };
-    failure.github_issue = Some(found.url.clone());
+    failure.github_issue = Some(found.url.clone()).filter(|u| !u.is_empty());
     match found.state {
+        IssueState::Open if !found.tracking => {
+            let earlier = failure.reason.take().unwrap_or_default();
+            failure.reason = Some(format!(
+                "{earlier}; mentioned in #{} {} ({}), opened outside the project and not labelled ci-failure: not counted as tracking",
+                found.number, found.title, found.matched_on
+            ));
+        }
         IssueState::Open => {
             failure.category = crate::model::Category::KnownTracked;
             failure.confidence = found.score;

@@ -254,7 +254,7 @@ async fn history(
         &watch::JobReader::new(&client, cache),
         "vllm",
         "ci",
-        test,
+        &ciwatch_mcp::input::NodeId::parse(test).expect("node id"),
         &options(50),
         &NoProgress,
     )
@@ -422,7 +422,7 @@ async fn a_small_log_budget_reads_the_transition_first_and_says_what_was_left() 
         &watch::JobReader::new(&client, None),
         "vllm",
         "ci",
-        REGRESSED,
+        &ciwatch_mcp::input::NodeId::parse(REGRESSED).expect("node id"),
         &options,
         &NoProgress,
     )

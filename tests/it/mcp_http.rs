@@ -84,6 +84,42 @@ async fn tools_over_http_with_the_callers_buildkite_token() {
         uris.contains(&"prompt://ci-watch-daily") && uris.contains(&"report://latest"),
         "{uris:?}"
     );
+    let latest = |peer: rmcp::service::Peer<rmcp::RoleClient>| async move {
+        let read = peer
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(
+                "report://latest",
+            ))
+            .await
+            .expect("resources/read");
+        match &read.contents[0] {
+            rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(latest(client.peer().clone())
+        .await
+        .starts_with("# Daily Findings"));
+
+    // Another caller, with another token, does not see this caller's report.
+    let mut other_headers = HashMap::new();
+    other_headers.insert(
+        axum::http::HeaderName::from_static("x-buildkite-token"),
+        axum::http::HeaderValue::from_static("bkua_someone_else"),
+    );
+    let other_config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"))
+        .auth_header(ENDPOINT_TOKEN)
+        .custom_headers(other_headers);
+    let other =
+        ().serve(StreamableHttpClientTransport::from_config(other_config))
+            .await
+            .expect("initialize over HTTP");
+    assert!(
+        latest(other.peer().clone())
+            .await
+            .starts_with("No scan has run yet"),
+        "reports are per caller"
+    );
+    other.cancel().await.expect("close");
     client.cancel().await.expect("close");
 }
 
