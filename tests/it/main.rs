@@ -17,3 +17,4 @@ mod robustness;
 mod scan;
 mod schema_snapshot;
 mod store;
+mod trust;
