@@ -56,10 +56,11 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    /// Whether another attempt may succeed.
+    /// Whether another attempt may succeed. A body cut off or garbled in transit (a proxy, a
+    /// reset connection) is read again like a connection error.
     fn is_transient(&self) -> bool {
         match self {
-            Self::RateLimited { .. } | Self::Transport { .. } => true,
+            Self::RateLimited { .. } | Self::Transport { .. } | Self::Decode { .. } => true,
             Self::Status { status, .. } => *status >= 500,
             _ => false,
         }
@@ -104,14 +105,30 @@ impl HttpClient {
         self.inner.request(method, url)
     }
 
-    /// Sends the request built by `build` (called again for each attempt), retrying as the
-    /// policy allows. Returns the successful (2xx) response; 416 is passed through as success
-    /// because it means "empty log" to the caller.
+    /// Sends the request built by `build` and returns the successful (2xx) response; 416 is
+    /// passed through as success because it means "empty log" to the caller.
     pub async fn send(
         &self,
         target: &Target,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, HttpError> {
+        self.send_with(target, build, |response| async { Ok(response) })
+            .await
+    }
+
+    /// Sends the request built by `build` (called again for each attempt) and reads its
+    /// response with `read`, retrying the whole exchange as the policy allows: a body that
+    /// ends early or does not parse is fetched again, like a 5xx.
+    pub async fn send_with<T, F, Fut>(
+        &self,
+        target: &Target,
+        build: impl Fn() -> RequestBuilder,
+        read: F,
+    ) -> Result<T, HttpError>
+    where
+        F: Fn(Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, HttpError>>,
+    {
         use backon::{ExponentialBuilder, Retryable};
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
@@ -127,7 +144,7 @@ impl HttpClient {
                 message: describe_transport_error(&e),
             })?;
             self.limiter.observe(response.headers()).await;
-            check_status(response, target).await
+            read(check_status(response, target).await?).await
         };
         let budget = self.retry.total_budget;
         attempt

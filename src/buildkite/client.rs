@@ -150,18 +150,26 @@ impl BuildkiteClient {
     ) -> Result<(Vec<T>, bool), HttpError> {
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let read_page = |response: reqwest::Response| async move {
+            let next = next_link(response.headers());
+            let page_items: Vec<T> = decode(response, target).await?;
+            Ok((next, page_items))
+        };
         for page in 0..max_pages.max(1) {
-            let response = match (&next, page) {
+            let (page_next, page_items) = match (&next, page) {
                 (None, 0) => {
                     self.http
-                        .send(target, || self.get(first).query(query))
+                        .send_with(target, || self.get(first).query(query), read_page)
                         .await?
                 }
-                (Some(url), _) => self.http.send(target, || self.get(url)).await?,
+                (Some(url), _) => {
+                    self.http
+                        .send_with(target, || self.get(url), read_page)
+                        .await?
+                }
                 (None, _) => break,
             };
-            next = next_link(response.headers()).filter(|url| url.starts_with(&self.base));
-            let page_items: Vec<T> = decode(response, target).await?;
+            next = page_next.filter(|url| url.starts_with(&self.base));
             items.extend(page_items);
             if next.is_none() {
                 break;
@@ -215,13 +223,14 @@ impl BuildkiteClient {
             not_found: format!("build {number} not found in {org}/{pipeline}, or the token cannot see that pipeline"),
         };
         let url = format!("{}/builds/{number}", self.pipeline_url(org, pipeline));
-        let response = self
+        Ok(self
             .http
-            .send(&target, || {
-                self.get(&url).query(&[("include_retried_jobs", "true")])
-            })
-            .await?;
-        Ok(decode(response, &target).await?)
+            .send_with(
+                &target,
+                || self.get(&url).query(&[("include_retried_jobs", "true")]),
+                |response| decode(response, &target),
+            )
+            .await?)
     }
 
     /// The last `max_bytes` of a job's log as raw bytes (`Accept: text/plain`, `Range: bytes=-N`).
@@ -244,47 +253,57 @@ impl BuildkiteClient {
             self.pipeline_url(org, pipeline)
         );
         let range = format!("bytes=-{}", max_bytes.max(1));
-        let mut response = self
-            .http
-            .send(&target, || {
-                self.get(&url)
-                    .header(ACCEPT, "text/plain")
-                    .header(RANGE, &range)
-            })
-            .await?;
-        if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Ok(LogTail {
-                bytes: Vec::new(),
-                total_size: 0,
-            });
-        }
-        let total_from_header = response
-            .headers()
-            .get(CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit('/').next())
-            .and_then(|total| total.parse::<u64>().ok());
-        let limit = max_bytes as usize;
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut received: u64 = 0;
-        while let Some(chunk) = response.chunk().await.map_err(|e| HttpError::Decode {
-            what: target.description.clone(),
-            message: format!("log stream ended early: {e}"),
-        })? {
-            received += chunk.len() as u64;
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > 2 * limit {
-                bytes.drain(..bytes.len() - limit);
+        let read_tail = |mut response: reqwest::Response| {
+            let target = &target;
+            async move {
+                if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                    return Ok(LogTail {
+                        bytes: Vec::new(),
+                        total_size: 0,
+                    });
+                }
+                let total_from_header = response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit('/').next())
+                    .and_then(|total| total.parse::<u64>().ok());
+                let limit = max_bytes as usize;
+                let mut bytes: Vec<u8> = Vec::new();
+                let mut received: u64 = 0;
+                while let Some(chunk) = response.chunk().await.map_err(|e| HttpError::Decode {
+                    what: target.description.clone(),
+                    message: format!("log stream ended early: {e}"),
+                })? {
+                    received += chunk.len() as u64;
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > 2 * limit {
+                        bytes.drain(..bytes.len() - limit);
+                    }
+                }
+                if bytes.len() > limit {
+                    bytes.drain(..bytes.len() - limit);
+                }
+                self.http.record_bytes(received);
+                Ok(LogTail {
+                    total_size: total_from_header.unwrap_or(received),
+                    bytes,
+                })
             }
-        }
-        if bytes.len() > limit {
-            bytes.drain(..bytes.len() - limit);
-        }
-        self.http.record_bytes(received);
-        Ok(LogTail {
-            total_size: total_from_header.unwrap_or(received),
-            bytes,
-        })
+        };
+        let tail = self
+            .http
+            .send_with(
+                &target,
+                || {
+                    self.get(&url)
+                        .header(ACCEPT, "text/plain")
+                        .header(RANGE, &range)
+                },
+                read_tail,
+            )
+            .await?;
+        Ok(tail)
     }
 }
 
