@@ -121,6 +121,10 @@ pub struct FailureClassification {
     /// The log line or job field that proves the category, when there is one.
     #[serde(default)]
     pub evidence: Option<String>,
+    /// Where the deciding evidence came from: job-level signals outrank the failure's own
+    /// error lines, which outrank what the test printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<EvidenceSource>,
     /// The error message normalised for grouping across builds.
     #[serde(default)]
     pub fingerprint: Option<String>,
@@ -143,6 +147,20 @@ pub struct FailureClassification {
     /// vLLM's template, to review and file (the server never writes to GitHub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft_issue: Option<String>,
+}
+
+/// Where a verdict's evidence came from, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceSource {
+    /// The job itself: its state (`timed_out`), exit status (-1) or signal reason.
+    Job,
+    /// A later attempt of the job passed in the same build.
+    Retry,
+    /// The failure's error message, traceback or the lines that explain the job.
+    ErrorLines,
+    /// What the test printed while it ran: anyone's text, so it weighs least.
+    TestOutput,
 }
 
 /// How a failure compares with the previous scheduled nightlies.

@@ -280,9 +280,15 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
         .as_deref()
         .filter(|e| Some(*e) != tf.error_message.as_deref())
     {
+        let source = match f.decided_by {
+            Some(crate::model::EvidenceSource::Job) => " (the job's own state)",
+            Some(crate::model::EvidenceSource::Retry) => " (a retry in this build)",
+            Some(crate::model::EvidenceSource::TestOutput) => " (the test's own output)",
+            Some(crate::model::EvidenceSource::ErrorLines) | None => "",
+        };
         let _ = writeln!(
             out,
-            "  - Evidence: {}",
+            "  - Evidence: {}{source}",
             code_span(&crate::logs::bounded_text(evidence, REPORT_ERROR_CHARS))
         );
     }

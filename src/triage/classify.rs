@@ -14,7 +14,7 @@
 //!   rerun markers from pytest-rerunfailures or `flaky` are weaker (0.6).
 
 use super::rules::{find_infra, InfraKind};
-use crate::model::Category;
+use crate::model::{Category, EvidenceSource};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -40,12 +40,25 @@ pub struct FailureText<'a> {
 
 impl<'a> FailureText<'a> {
     fn lines(&self) -> impl Iterator<Item = &'a str> + Clone {
+        self.error_lines().chain(self.output_lines())
+    }
+
+    /// The error message and the excerpt (the `E` block, the traceback, the job's error lines).
+    fn error_lines(&self) -> impl Iterator<Item = &'a str> + Clone {
         let message = self.error_message.into_iter();
         let excerpt = self.excerpt.into_iter().flat_map(str::lines);
-        let output = self.output.iter().map(String::as_str);
-        message.chain(excerpt).chain(output).map(str::trim_end)
+        message.chain(excerpt).map(str::trim_end)
+    }
+
+    /// What the test printed while it ran.
+    fn output_lines(&self) -> impl Iterator<Item = &'a str> + Clone {
+        self.output.iter().map(String::as_str).map(str::trim_end)
     }
 }
+
+/// How much less a rule's verdict weighs when its line was printed by the test itself: a test
+/// can print "Connection reset by peer" about anything, the agent and the job state cannot lie.
+const TEST_OUTPUT_DISCOUNT: f64 = 0.2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -54,6 +67,7 @@ pub struct Verdict {
     pub reason: String,
     pub infra_kind: Option<InfraKind>,
     pub evidence: Option<String>,
+    pub decided_by: Option<EvidenceSource>,
 }
 
 static CUDA_OOM: LazyLock<Regex> = LazyLock::new(|| {
@@ -70,8 +84,20 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
     if let Some(verdict) = structural_infra(job, text) {
         return verdict;
     }
-    if let Some((rule, line)) = find_infra(text.lines()) {
+    if let Some((rule, line)) = find_infra(text.error_lines()) {
         return infra(rule.kind, rule.confidence, line.trim().to_string());
+    }
+    if let Some((rule, line)) = find_infra(text.output_lines()) {
+        let mut verdict = infra(
+            rule.kind,
+            rule.confidence - TEST_OUTPUT_DISCOUNT,
+            line.trim().to_string(),
+        );
+        verdict
+            .reason
+            .push_str(" (printed by the test's own output, weaker than a job-level signal)");
+        verdict.decided_by = Some(EvidenceSource::TestOutput);
+        return verdict;
     }
     if let Some(line) = text.lines().find(|l| CODE_BUILD.is_match(l)) {
         return Verdict {
@@ -80,6 +106,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             reason: "The project itself failed to build or install: a build failure of the code (its requirements or compile step), not infrastructure".to_string(),
             infra_kind: None,
             evidence: Some(line.trim().to_string()),
+            decided_by: Some(EvidenceSource::ErrorLines),
         };
     }
     if let Some(retry) = job.passed_retry {
@@ -89,6 +116,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             reason: format!("Flaky: a retry of this job passed in the same build (job {retry})"),
             infra_kind: None,
             evidence: Some(format!("retry job {retry} passed")),
+            decided_by: Some(EvidenceSource::Retry),
         };
     }
     if let Some(line) = text.lines().find(|l| RERUN_MARKER.is_match(l)) {
@@ -98,6 +126,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             reason: "Flaky test indicator: the test was rerun".to_string(),
             infra_kind: None,
             evidence: Some(line.trim().to_string()),
+            decided_by: Some(EvidenceSource::ErrorLines),
         };
     }
     if let Some(message) = text.error_message.filter(|m| !m.trim().is_empty()) {
@@ -108,6 +137,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
                 reason: "CUDA out of memory inside the test: treated as a memory regression, not infrastructure".to_string(),
                 infra_kind: None,
                 evidence: Some(oom.trim().to_string()),
+                decided_by: Some(EvidenceSource::ErrorLines),
             };
         }
         return Verdict {
@@ -116,6 +146,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             reason: "New failure with no known pattern".to_string(),
             infra_kind: None,
             evidence: Some(message.trim().to_string()),
+            decided_by: Some(EvidenceSource::ErrorLines),
         };
     }
     Verdict {
@@ -124,6 +155,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
         reason: "Insufficient data for automatic classification".to_string(),
         infra_kind: None,
         evidence: None,
+        decided_by: None,
     }
 }
 
@@ -136,10 +168,10 @@ fn structural_infra(job: JobSignals<'_>, text: FailureText<'_>) -> Option<Verdic
     };
     if job.state == "timed_out" {
         let evidence = agent_line().unwrap_or_else(|| "job state timed_out".to_string());
-        return Some(infra(InfraKind::JobTimeout, 0.8, evidence));
+        return Some(job_infra(InfraKind::JobTimeout, 0.8, evidence));
     }
     if job.exit_status == Some(-1) {
-        return Some(infra(
+        return Some(job_infra(
             InfraKind::AgentLost,
             0.8,
             "job exit_status -1 (agent lost)".to_string(),
@@ -148,12 +180,12 @@ fn structural_infra(job: JobSignals<'_>, text: FailureText<'_>) -> Option<Verdic
     match job.signal_reason {
         Some(
             reason @ ("agent_stop" | "agent_refused" | "agent_incompatible" | "process_run_error"),
-        ) => Some(infra(
+        ) => Some(job_infra(
             InfraKind::AgentLost,
             0.7,
             format!("job signal_reason {reason}"),
         )),
-        Some(reason @ "cancel") => Some(infra(
+        Some(reason @ "cancel") => Some(job_infra(
             InfraKind::Cancelled,
             0.7,
             format!("job signal_reason {reason}"),
@@ -169,12 +201,50 @@ fn infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
         reason: format!("Infrastructure issue detected: {}", kind.describe()),
         infra_kind: Some(kind),
         evidence: Some(evidence),
+        decided_by: Some(EvidenceSource::ErrorLines),
+    }
+}
+
+/// An infrastructure verdict from the job's own fields.
+fn job_infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
+    Verdict {
+        decided_by: Some(EvidenceSource::Job),
+        ..infra(kind, confidence, evidence)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tests_own_output_weighs_less_than_the_job() {
+        let output =
+            vec!["requests.exceptions.ConnectionError: Connection reset by peer".to_string()];
+        let text = FailureText {
+            error_message: Some("AssertionError: outputs differ"),
+            excerpt: None,
+            output: &output,
+        };
+        let from_output = classify(text, JobSignals::default());
+        assert_eq!(from_output.category, Category::InfraSuspected);
+        assert_eq!(from_output.decided_by, Some(EvidenceSource::TestOutput));
+        assert!(
+            (from_output.confidence - 0.5).abs() < 1e-9,
+            "{}",
+            from_output.confidence
+        );
+        assert!(from_output.reason.contains("test's own output"));
+        let lost = classify(
+            text,
+            JobSignals {
+                exit_status: Some(-1),
+                ..JobSignals::default()
+            },
+        );
+        assert_eq!(lost.decided_by, Some(EvidenceSource::Job));
+        assert!(lost.confidence > from_output.confidence);
+    }
 
     fn verdict(message: &str, excerpt: &str, job: JobSignals<'_>) -> Verdict {
         classify(

@@ -369,6 +369,7 @@ fn make_failure(
         blame: None,
         infra_kind: verdict.infra_kind,
         evidence: verdict.evidence,
+        decided_by: verdict.decided_by,
         soft_failed: job.is_soft_failed(),
         job_id: Some(job.id.clone()),
         job_url: job.web_url.clone(),
