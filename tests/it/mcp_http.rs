@@ -192,10 +192,18 @@ async fn many_sessions_at_once() {
     let buildkite = crate::common::fixture_server().await;
     let github = crate::common::github_server().await;
     let base = start(&buildkite.uri(), &github.uri(), None).await;
-    let sessions = (0..8).map(|i| {
+    // 50 callers, each with its own Buildkite token, each listing tools, rendering and reading
+    // one job's failures through the server's shared limiter.
+    let sessions = (0..50).map(|i| {
         let url = format!("{base}/mcp");
         async move {
-            let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await.expect("initialize");
+            let mut headers = HashMap::new();
+            headers.insert(
+                axum::http::HeaderName::from_static("x-buildkite-token"),
+                axum::http::HeaderValue::from_str(&format!("bkua_caller_{i}")).expect("header"),
+            );
+            let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+            let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("initialize");
             let tools = client.list_all_tools().await.expect("tools/list");
             let minimal = json!({"build_info": {"build_number": format!("{i}"), "build_url": "u", "pipeline": "vllm/ci", "branch": "main", "commit": "c", "state": "passed"},
                                  "total_jobs": 1, "failed_jobs": 0, "failures": [], "scan_timestamp": "2026-11-25T00:00:00Z"});
@@ -203,18 +211,35 @@ async fn many_sessions_at_once() {
                 .call_tool(CallToolRequestParams::new("ciwatch_render").with_arguments(json!({"scan_result": minimal, "format": "standup"}).as_object().cloned().expect("object")))
                 .await
                 .expect("render");
+            let job = client
+                .call_tool(CallToolRequestParams::new("ciwatch_get_job_test_failures").with_arguments(json!({"build_id_or_url": "65099", "job_name_or_id": "019e0689-da9b-47ab-915e-9c470bfe9a07", "match_strategy": "id"}).as_object().cloned().expect("object")))
+                .await
+                .expect("job failures");
             client.cancel().await.expect("close");
-            (tools.len(), rendered.structured_content.expect("structured")["text"].as_str().unwrap_or_default().to_string())
+            (
+                tools.len(),
+                rendered.structured_content.expect("structured")["text"].as_str().unwrap_or_default().to_string(),
+                job.is_error,
+                job.structured_content.map(|v| v["total_failures"].clone()),
+            )
         }
     });
     let results = futures::future::join_all(sessions).await;
-    for (i, (tools, text)) in results.iter().enumerate() {
+    for (i, (tools, text, job_error, job_failures)) in results.iter().enumerate() {
         assert_eq!(*tools, 8);
         assert!(
             text.starts_with(&format!("Build [{i}](u) PASSED with 0 unique failures")),
             "{text}"
         );
+        assert_ne!(*job_error, Some(true), "session {i}");
+        assert_eq!(job_failures.as_ref(), Some(&json!(2)), "session {i}");
     }
+    let sent = buildkite.received_requests().await.expect("recorded");
+    let callers: std::collections::HashSet<&str> = sent
+        .iter()
+        .filter_map(|r| r.headers.get("authorization").and_then(|v| v.to_str().ok()))
+        .collect();
+    assert_eq!(callers.len(), 50, "each caller's own token was used");
 }
 
 /// A router configured for `0.0.0.0` (as the Dockerfile runs it) still checks `Host`: loopback
