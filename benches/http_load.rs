@@ -54,7 +54,10 @@ async fn main() {
     let store = tempfile::tempdir().expect("temp dir");
     let mut server = tokio::process::Command::new(binary)
         .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-        .env("BUILDKITE_API_URL", urls["buildkite"].as_str().expect("url"))
+        .env(
+            "BUILDKITE_API_URL",
+            urls["buildkite"].as_str().expect("url"),
+        )
         .env("GITHUB_API_URL", urls["github"].as_str().expect("url"))
         .env_remove("BUILDKITE_TOKEN")
         .env_remove("GITHUB_TOKEN")
@@ -68,7 +71,10 @@ async fn main() {
     let pid = server.id().expect("pid");
     let health = format!("http://127.0.0.1:{port}/health");
     for _ in 0..100 {
-        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
