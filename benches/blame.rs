@@ -85,7 +85,12 @@ fn bench(c: &mut Criterion) {
     .expect("utf-8");
     let range = function_line_range(&source, None, "test_target").expect("function found");
     let gix_result = repo
-        .blame(head, FILE, range)
+        .blame(
+            head,
+            FILE,
+            range,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
         .expect("blame")
         .expect("commit");
     eprintln!(
@@ -108,7 +113,15 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("blame_5000_commits");
     group.sample_size(10);
     group.bench_function("gix", |b| {
-        b.iter(|| repo.blame(head, FILE, range).expect("blame"))
+        b.iter(|| {
+            repo.blame(
+                head,
+                FILE,
+                range,
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+            .expect("blame")
+        })
     });
     group.bench_function("git_cli", |b| {
         b.iter(|| {

@@ -89,6 +89,17 @@ impl BuildkiteClient {
         &self.http
     }
 
+    /// A digest of the token (never the token): what this client's token has seen is stored
+    /// under it, so callers with different tokens never share stored builds or outcomes.
+    pub fn token_scope(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.token.expose().as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn pipeline_url(&self, org: &str, pipeline: &str) -> String {
         format!("{}/organizations/{org}/pipelines/{pipeline}", self.base)
     }

@@ -5,9 +5,44 @@
 pub use crate::model::BlameCommit;
 use gix::bstr::ByteSlice;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where GitHub looks for CODEOWNERS, in its order; the first found is the only one used.
 pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+/// The object database, failing every lookup once `stop` is set. gix-blame has no interrupt of
+/// its own, but it reads objects throughout, so a blame over its time budget is cancelled at
+/// its next lookup instead of running on in the background.
+struct Interruptible<'a, T> {
+    objects: T,
+    stop: &'a AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled: over its time budget")]
+struct Cancelled;
+
+impl<T: gix::objs::Find> gix::objs::Find for Interruptible<'_, T> {
+    fn try_find<'b>(
+        &self,
+        id: &gix::oid,
+        buffer: &'b mut Vec<u8>,
+    ) -> gix::Result<Option<gix::objs::Data<'b>>> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(gix::Error::from_error(Cancelled));
+        }
+        self.objects.try_find(id, buffer)
+    }
+}
+
+impl<T: gix::objs::FindHeader> gix::objs::FindHeader for Interruptible<'_, T> {
+    fn try_header(&self, id: &gix::oid) -> gix::Result<Option<gix::objs::Header>> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(gix::Error::from_error(Cancelled));
+        }
+        self.objects.try_header(id)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -92,12 +127,13 @@ impl LocalRepo {
     }
 
     /// Blames `lines` (1-based inclusive) of `path` at `commit`; the newest commit among the
-    /// hunks is returned.
+    /// hunks is returned. Setting `stop` ends a running blame at its next object lookup.
     pub fn blame(
         &self,
         commit: gix::ObjectId,
         path: &str,
         lines: (u32, u32),
+        stop: &AtomicBool,
     ) -> Result<Option<BlameCommit>, RepoError> {
         let error = |e: &dyn std::fmt::Display| RepoError::Blame {
             file: path.to_string(),
@@ -106,15 +142,39 @@ impl LocalRepo {
         let repo = self.repo.to_thread_local();
         let ranges = gix::blame::BlameRanges::from_one_based_inclusive_range(lines.0..=lines.1)
             .map_err(|e| error(&e))?;
-        // Follow renames so a moved test file keeps the history of its lines.
-        let options = gix::repository::blame_file::Options {
-            ranges,
-            rewrites: Some(gix::diff::Rewrites::default()),
-            ..Default::default()
-        };
-        let outcome = repo
-            .blame_file(path.as_bytes().as_bstr(), commit, options)
+        // What `Repository::blame_file` does, over an object database that can be stopped.
+        let graph = repo.commit_graph_if_enabled().map_err(|e| error(&e))?;
+        let mut resource_cache = repo
+            .diff_resource_cache_for_tree_diff()
             .map_err(|e| error(&e))?;
+        let options = gix::blame::Options {
+            diff_algorithm: repo.diff_algorithm().map_err(|e| error(&e))?,
+            ranges,
+            since: None,
+            // Follow renames so a moved test file keeps the history of its lines.
+            rewrites: Some(gix::diff::Rewrites::default()),
+            debug_track_path: false,
+        };
+        let objects = Interruptible {
+            objects: &repo.objects,
+            stop,
+        };
+        let outcome = gix::blame::file(
+            objects,
+            gix::blame::Start::Commit(commit),
+            graph,
+            &mut resource_cache,
+            path.as_bytes().as_bstr(),
+            options,
+        )
+        .map_err(|e| {
+            // gix reports the failed lookup, not why it failed.
+            if stop.load(Ordering::Relaxed) {
+                error(&Cancelled)
+            } else {
+                error(&e)
+            }
+        })?;
         let mut newest: Option<(i64, BlameCommit)> = None;
         for entry in &outcome.entries {
             let found = repo.find_commit(entry.commit_id).map_err(|e| error(&e))?;

@@ -66,6 +66,15 @@ pub struct Owners {
 /// CODEOWNERS read from GitHub (or that it has none), and when.
 type FetchedCodeOwners = (Instant, Option<Arc<CodeOwners>>);
 
+/// Sets the flag when dropped: a blame whose waiter is gone is stopped, not abandoned.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A blame is asked for at a commit, of a file, over a line range.
 type BlameKey = (gix::ObjectId, String, (u32, u32));
 
@@ -281,7 +290,12 @@ impl Owners {
         }
         let blamer = local.clone();
         let file = path.to_string();
-        let task = tokio::task::spawn_blocking(move || blamer.blame(head, &file, range));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_blame = stop.clone();
+        let task =
+            tokio::task::spawn_blocking(move || blamer.blame(head, &file, range, &stop_blame));
+        // Dropped before the blame ends (timeout, or the caller's request cancelled): stop it.
+        let _cancel_on_drop = StopOnDrop(stop);
         let blamed = match tokio::time::timeout(budget, task).await {
             Ok(Ok(Ok(commit))) => commit,
             Ok(Ok(Err(error))) => {

@@ -4,7 +4,8 @@
 //!
 //! A finished build or job log never changes, so what is learned from it is stored (the redb
 //! [`Cache`]) and reused: a stored finished build costs no request, a stored job outcome no log
-//! read. Running builds and jobs are never stored.
+//! read. Running builds and jobs are never stored. Entries are kept per Buildkite token (a
+//! digest of it), so a caller never reads what another caller's token could see.
 //!
 //! Reading a log: the tail (`max_log_bytes`) first; when it does not answer for the whole job
 //! (see [`covers_job`]) one larger read follows. Buildkite serves only suffix ranges, so a larger
@@ -44,8 +45,8 @@ impl BuildKey {
         }
     }
 
-    fn store_key(&self) -> String {
-        format!("{}/{}/{}", self.org, self.pipeline, self.number)
+    fn store_key(&self, scope: &str) -> String {
+        format!("{scope}/{}/{}/{}", self.org, self.pipeline, self.number)
     }
 }
 
@@ -136,6 +137,8 @@ pub struct ReadCounters {
 pub struct JobReader<'a> {
     client: &'a BuildkiteClient,
     store: Option<&'a Cache>,
+    /// The token's scope in the store (see [`BuildkiteClient::token_scope`]).
+    scope: String,
     pub counters: ReadCounters,
 }
 
@@ -144,6 +147,7 @@ impl<'a> JobReader<'a> {
         Self {
             client,
             store,
+            scope: client.token_scope(),
             counters: ReadCounters::default(),
         }
     }
@@ -157,7 +161,7 @@ impl<'a> JobReader<'a> {
     pub async fn build(&self, key: &BuildKey) -> Result<Build, BuildkiteError> {
         if let Some(build) = self
             .store
-            .and_then(|s| s.get::<Build>(Table::Builds, &key.store_key()))
+            .and_then(|s| s.get::<Build>(Table::Builds, &key.store_key(&self.scope)))
         {
             self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(build);
@@ -174,15 +178,19 @@ impl<'a> JobReader<'a> {
     /// later look at it costs nothing.
     pub fn remember_build(&self, key: &BuildKey, build: &Build) {
         if let (Some(store), true) = (self.store, build.is_finished() && build.jobs.is_some()) {
-            store.put(Table::Builds, &key.store_key(), build);
+            store.put(Table::Builds, &key.store_key(&self.scope), build);
         }
+    }
+
+    fn outcome_key(&self, job: &Job) -> String {
+        format!("{}/{}", self.scope, job.id)
     }
 
     /// The stored outcome of `job`, when it answers a read with `limits`. No request.
     pub fn stored(&self, job: &Job, limits: &ReadLimits<'_>) -> Option<JobRead> {
         let stored = self
             .store?
-            .get::<StoredOutcome>(Table::JobOutcomes, &job.id)
+            .get::<StoredOutcome>(Table::JobOutcomes, &self.outcome_key(job))
             .filter(|o| o.answers(limits))?;
         self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
         Some(stored.into_read())
@@ -204,7 +212,7 @@ impl<'a> JobReader<'a> {
                     bytes_seen,
                     total_size,
                 };
-                store.put(Table::JobOutcomes, &job.id, &outcome);
+                store.put(Table::JobOutcomes, &self.outcome_key(job), &outcome);
             }
         }
         read

@@ -350,3 +350,23 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
         .expect("present");
     assert_eq!(hybrid.owner.as_deref(), Some("@DarkLight1337"));
 }
+
+/// A blame whose stop flag is set ends at its next object lookup with an error that says so;
+/// the same blame unstopped finds the last commit (issue: blames over budget are cancelled).
+#[test]
+fn a_stopped_blame_ends_instead_of_running_on() {
+    use std::sync::atomic::AtomicBool;
+    let repo = repository();
+    let local = LocalRepo::open(repo.path()).expect("opens");
+    let head = local.head().expect("head");
+    let file = "tests/v1/engine/test_x.py";
+    let found = local
+        .blame(head, file, (1, 3), &AtomicBool::new(false))
+        .expect("blame")
+        .expect("a commit");
+    assert!(!found.sha.is_empty());
+    let stopped = local
+        .blame(head, file, (1, 3), &AtomicBool::new(true))
+        .expect_err("stopped");
+    assert!(stopped.to_string().contains("cancelled"), "{stopped}");
+}

@@ -349,3 +349,31 @@ async fn requests_never_exceed_the_budget_in_any_window() {
         "the spent server budget was waited for"
     );
 }
+
+#[tokio::test]
+async fn another_token_does_not_read_what_this_token_stored() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Cache::open(dir.path()).expect("store");
+    scan(&server, Some(&store), Budgets::default()).await;
+    let after_first = requests(&server).await.len();
+    let mut other = settings(&server.uri());
+    other.buildkite_token = Some(ciwatch_mcp::secret::Secret::new("bkua_another_caller"));
+    let other_client = client(&other);
+    let reader = JobReader::new(&other_client, Some(&store));
+    let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
+    watch::scan_build(
+        &reader,
+        Enrichment::default(),
+        &key(),
+        &options,
+        &NoProgress,
+    )
+    .await
+    .expect("scan");
+    assert_eq!(
+        requests(&server).await.len() - after_first,
+        after_first,
+        "the other token reads everything itself"
+    );
+}
