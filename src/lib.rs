@@ -3,7 +3,9 @@
 pub mod buildkite;
 pub mod cache;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(any(test, feature = "demo"))]
 pub mod fixtures;
 pub mod github;
 pub mod http;

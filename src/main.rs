@@ -42,9 +42,11 @@ enum Command {
     },
     /// Serve the bundled fixture Buildkite and GitHub on 127.0.0.1 until stdin closes; prints their
     /// URLs as one JSON line (for client tests in other languages).
+    #[cfg(feature = "demo")]
     #[command(hide = true)]
     FixtureServer,
     /// Scan the bundled fixture nightly (real build 65099) through a local HTTP server; no token needed.
+    #[cfg(feature = "demo")]
     Demo {
         /// Select the build as the nightly (exercises build listing) instead of by number.
         #[arg(long)]
@@ -127,6 +129,7 @@ async fn main() -> ExitCode {
             .await
             .map_err(|e| e.to_string()),
         Some(Command::Serve(args)) => serve(cli.settings, args).await,
+        #[cfg(feature = "demo")]
         Some(Command::FixtureServer) => fixture_server().await,
         Some(Command::Scan {
             build,
@@ -136,6 +139,7 @@ async fn main() -> ExitCode {
             let target = if nightly { None } else { build };
             run_scan(&cli.settings, target.as_deref(), &output).await
         }
+        #[cfg(feature = "demo")]
         Some(Command::Demo { nightly, output }) => run_demo(cli.settings, nightly, &output).await,
     };
     match outcome {
@@ -168,6 +172,7 @@ async fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
 }
 
 /// Runs until stdin closes, so a test harness in any language controls its lifetime.
+#[cfg(feature = "demo")]
 async fn fixture_server() -> Result<(), String> {
     let urls = ciwatch_mcp::demo::start()
         .await
@@ -182,6 +187,7 @@ async fn fixture_server() -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 async fn run_demo(
     mut settings: Settings,
     nightly: bool,
