@@ -7,6 +7,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The scanned build, from the API's own metadata.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -161,6 +162,14 @@ pub enum EvidenceSource {
     ErrorLines,
     /// What the test printed while it ran: anyone's text, so it weighs least.
     TestOutput,
+}
+
+/// Characters of a commit sha shown in reports and results, everywhere.
+pub const SHORT_SHA_LEN: usize = 8;
+
+/// The first [`SHORT_SHA_LEN`] characters of `sha` (all of it when shorter).
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..SHORT_SHA_LEN).unwrap_or(sha)
 }
 
 /// How a failure compares with the previous scheduled nightlies.
@@ -681,4 +690,84 @@ pub struct Assessment {
     /// The first failing build after the transition (REGRESSION) or first passing one (FIXED).
     pub transition_build: Option<u64>,
     pub transition: Option<Transition>,
+}
+
+// Results of the job drill-down and the Test Engine tools.
+
+/// How `job_name_or_id` is matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchStrategy {
+    /// The job's exact name (case-sensitive).
+    Exact,
+    /// A case-insensitive part of the name; an exact (case-insensitive) name wins among several.
+    #[default]
+    Fuzzy,
+    /// The job id.
+    Id,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobInfo {
+    pub job_id: String,
+    pub job_name: String,
+    pub job_url: String,
+    pub state: String,
+    pub exit_status: Option<i64>,
+    pub soft_failed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobTestFailure {
+    /// The pytest node id, or the job name for a job-level failure.
+    pub test_nodeid: String,
+    /// The file part of the node id (empty for a job-level failure).
+    pub scope: String,
+    /// The test part of the node id, as pytest's head line shows it.
+    pub test_name: String,
+    pub error_message: Option<String>,
+    pub stack_trace: Option<String>,
+    pub log_snippet: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobTestFailuresResult {
+    pub job_info: JobInfo,
+    pub test_failures: Vec<JobTestFailure>,
+    pub total_failures: usize,
+    /// Set when the log was read only in part or not at all.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AnalyticsMatch {
+    pub test_nodeid: String,
+    pub test_id: String,
+    pub test_name: String,
+    pub scope: String,
+    pub location: String,
+    pub web_url: String,
+    /// Labelled `flaky` in Test Engine.
+    pub is_flaky: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Candidate {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AnalyticsBulkResult {
+    pub results: Vec<AnalyticsMatch>,
+    /// Node ids with no suite test (within the tests read; see `warnings`).
+    pub not_found: Vec<String>,
+    /// Node ids that match several suite tests, with the candidates.
+    pub multiple_matches: BTreeMap<String, Vec<Candidate>>,
+    pub total_checked: usize,
+    /// Suite tests read (all pages, or `MAX_SUITE_PAGES` of them).
+    pub suite_tests_read: usize,
+    pub warnings: Vec<String>,
 }

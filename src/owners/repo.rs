@@ -194,7 +194,7 @@ impl LocalRepo {
             newest = Some((
                 seconds,
                 BlameCommit {
-                    short_sha: sha.chars().take(8).collect(),
+                    short_sha: crate::model::short_sha(&sha).to_string(),
                     sha,
                     author: author.name.to_string(),
                     author_email: author.email.to_string(),

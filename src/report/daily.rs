@@ -28,7 +28,7 @@ pub fn daily_findings(result: &ScanResult) -> String {
     let _ = writeln!(
         out,
         "- **Commit**: {}",
-        code_span(info.commit.get(..8).unwrap_or(&info.commit))
+        code_span(crate::model::short_sha(&info.commit))
     );
     let _ = writeln!(out, "- **State**: {}", info.state.to_uppercase());
     let _ = writeln!(
@@ -176,7 +176,7 @@ fn what_changed(
                     format!(
                         "; passed in {}, suspect {} {} ({})",
                         o.last_passed_build,
-                        code_span(s.sha.get(..8).unwrap_or(&s.sha)),
+                        code_span(crate::model::short_sha(&s.sha)),
                         code_span(&s.title),
                         s.reason
                     )
@@ -313,7 +313,7 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             let _ = writeln!(
                 out,
                 "    - {} {} by {}: {}",
-                code_span(suspect.sha.get(..8).unwrap_or(&suspect.sha)),
+                code_span(crate::model::short_sha(&suspect.sha)),
                 code_span(&suspect.title),
                 code_span(&suspect.author),
                 suspect.reason

@@ -44,7 +44,7 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
         code_span(&tf.job_name),
         build.build_number,
         build.build_url,
-        code_span(build.commit.get(..12).unwrap_or(&build.commit))
+        code_span(crate::model::short_sha(&build.commit))
     );
     if let Some(message) = &tf.error_message {
         let _ = writeln!(out, "Error: {}\n", code_span(message));
@@ -64,26 +64,16 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
                 out,
                 "- First failing nightly: {} ({})\n- Last passing nightly: {} ({})\n- Range: {}",
                 onset.first_failed_build,
-                code_span(
-                    onset
-                        .first_failed_commit
-                        .get(..12)
-                        .unwrap_or(&onset.first_failed_commit)
-                ),
+                code_span(crate::model::short_sha(&onset.first_failed_commit)),
                 onset.last_passed_build,
-                code_span(
-                    onset
-                        .last_passed_commit
-                        .get(..12)
-                        .unwrap_or(&onset.last_passed_commit)
-                ),
+                code_span(crate::model::short_sha(&onset.last_passed_commit)),
                 onset.compare_url
             );
             for suspect in onset.suspects.iter().filter(|s| s.closeness > 0).take(3) {
                 let _ = writeln!(
                     out,
                     "- Suspect {} {} by {}: {}",
-                    code_span(suspect.sha.get(..12).unwrap_or(&suspect.sha)),
+                    code_span(crate::model::short_sha(&suspect.sha)),
                     code_span(&suspect.title),
                     code_span(&suspect.author),
                     suspect.reason

@@ -53,24 +53,14 @@ pub fn history_summary(
             "- Last good: build [{}]({}) (commit {})",
             change.last_good_build,
             url(change.last_good_build),
-            code_span(
-                change
-                    .last_good_commit
-                    .get(..7)
-                    .unwrap_or(&change.last_good_commit)
-            )
+            code_span(crate::model::short_sha(&change.last_good_commit))
         );
         let _ = writeln!(
             out,
             "- First bad: build [{}]({}) (commit {})",
             change.first_bad_build,
             url(change.first_bad_build),
-            code_span(
-                change
-                    .first_bad_commit
-                    .get(..7)
-                    .unwrap_or(&change.first_bad_commit)
-            )
+            code_span(crate::model::short_sha(&change.first_bad_commit))
         );
         if let Some(compare) = &change.compare_url {
             let _ = writeln!(out, "- Commits in between: {compare}");
@@ -98,7 +88,7 @@ pub fn history_summary(
                 "- {mark} Build [{}]({}) (commit {})",
                 entry.build_number,
                 entry.build_url,
-                code_span(entry.commit_sha.get(..7).unwrap_or(&entry.commit_sha))
+                code_span(crate::model::short_sha(&entry.commit_sha))
             );
         }
     }

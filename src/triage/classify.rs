@@ -21,7 +21,8 @@ use std::sync::LazyLock;
 /// What the job tells about a failure, apart from its log.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JobSignals<'a> {
-    pub state: &'a str,
+    /// Buildkite stopped the job at its time limit (state `timed_out`).
+    pub timed_out: bool,
     pub exit_status: Option<i64>,
     /// Buildkite's `signal_reason` (`agent_stop`, `cancel`, `agent_refused`, …).
     pub signal_reason: Option<&'a str>,
@@ -166,7 +167,7 @@ fn structural_infra(job: JobSignals<'_>, text: FailureText<'_>) -> Option<Verdic
             .last()
             .map(str::to_string)
     };
-    if job.state == "timed_out" {
+    if job.timed_out {
         let evidence = agent_line().unwrap_or_else(|| "job state timed_out".to_string());
         return Some(job_infra(InfraKind::JobTimeout, 0.8, evidence));
     }
@@ -272,7 +273,7 @@ mod tests {
     #[test]
     fn structure_beats_log_lines() {
         let job = JobSignals {
-            state: "timed_out",
+            timed_out: true,
             ..Default::default()
         };
         let v = verdict(
@@ -286,7 +287,6 @@ mod tests {
             Some("🚨 Error: The command was interrupted by a signal: signal: terminated")
         );
         let job = JobSignals {
-            state: "failed",
             exit_status: Some(-1),
             ..Default::default()
         };
@@ -296,7 +296,6 @@ mod tests {
     #[test]
     fn passed_retry_is_flaky_but_infra_evidence_wins() {
         let job = JobSignals {
-            state: "failed",
             passed_retry: Some("019e"),
             ..Default::default()
         };

@@ -298,9 +298,11 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
 }
 
 fn short(commit: &str) -> &str {
-    commit
-        .get(..7)
-        .unwrap_or(if commit.is_empty() { "unknown" } else { commit })
+    if commit.is_empty() {
+        "unknown"
+    } else {
+        crate::model::short_sha(commit)
+    }
 }
 
 #[cfg(test)]

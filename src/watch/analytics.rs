@@ -9,47 +9,13 @@
 use super::WatchError;
 use crate::buildkite::models::SuiteTest;
 use crate::buildkite::BuildkiteClient;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use crate::model::{AnalyticsBulkResult, AnalyticsMatch, Candidate};
 use std::collections::{BTreeMap, HashSet};
 
 /// Pages of 100 tests read per suite listing; vLLM's suite has thousands of tests.
 pub const MAX_SUITE_PAGES: usize = 50;
 /// More node ids than this in one bulk call gets a warning (the original's 50).
 const LARGE_BATCH: usize = 50;
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct AnalyticsMatch {
-    pub test_nodeid: String,
-    pub test_id: String,
-    pub test_name: String,
-    pub scope: String,
-    pub location: String,
-    pub web_url: String,
-    /// Labelled `flaky` in Test Engine.
-    pub is_flaky: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct Candidate {
-    pub id: String,
-    pub name: String,
-    pub scope: String,
-    pub location: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct AnalyticsBulkResult {
-    pub results: Vec<AnalyticsMatch>,
-    /// Node ids with no suite test (within the tests read; see `warnings`).
-    pub not_found: Vec<String>,
-    /// Node ids that match several suite tests, with the candidates.
-    pub multiple_matches: BTreeMap<String, Vec<Candidate>>,
-    pub total_checked: usize,
-    /// Suite tests read (all pages, or `MAX_SUITE_PAGES` of them).
-    pub suite_tests_read: usize,
-    pub warnings: Vec<String>,
-}
 
 fn file_and_name(nodeid: &str) -> (Option<&str>, &str) {
     match nodeid.split_once("::") {

@@ -5,54 +5,8 @@ use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::{Budgets, WatchError};
 use crate::buildkite::Job;
 use crate::logs::pytest::head_line;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
 use std::sync::atomic::AtomicU64;
-
-/// How `job_name_or_id` is matched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MatchStrategy {
-    /// The job's exact name (case-sensitive).
-    Exact,
-    /// A case-insensitive part of the name; an exact (case-insensitive) name wins among several.
-    #[default]
-    Fuzzy,
-    /// The job id.
-    Id,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct JobInfo {
-    pub job_id: String,
-    pub job_name: String,
-    pub job_url: String,
-    pub state: String,
-    pub exit_status: Option<i64>,
-    pub soft_failed: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct JobTestFailure {
-    /// The pytest node id, or the job name for a job-level failure.
-    pub test_nodeid: String,
-    /// The file part of the node id (empty for a job-level failure).
-    pub scope: String,
-    /// The test part of the node id, as pytest's head line shows it.
-    pub test_name: String,
-    pub error_message: Option<String>,
-    pub stack_trace: Option<String>,
-    pub log_snippet: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct JobTestFailuresResult {
-    pub job_info: JobInfo,
-    pub test_failures: Vec<JobTestFailure>,
-    pub total_failures: usize,
-    /// Set when the log was read only in part or not at all.
-    pub warnings: Vec<String>,
-}
 
 /// Picks one job. Names are matched among latest attempts (a retried job shares its name with
 /// its retries); ids among all attempts. Errors list the candidates.

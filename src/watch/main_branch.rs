@@ -83,7 +83,7 @@ pub async fn analyze_main_branch(
         let commit = build.commit.clone().unwrap_or_default();
         analyzed.push(AnalyzedBuild {
             build_number: build.number.to_string(),
-            commit: commit.chars().take(8).collect(),
+            commit: crate::model::short_sha(&commit).to_string(),
             state: build.state().to_string(),
             created_at: build.created_at.clone(),
         });
@@ -111,7 +111,7 @@ pub async fn analyze_main_branch(
                 );
                 scanned.push(BuildFailures {
                     build_number: build.number.to_string(),
-                    commit: commit.chars().take(8).collect(),
+                    commit: crate::model::short_sha(&commit).to_string(),
                     failures: result.failures,
                 });
             }

@@ -279,7 +279,7 @@ pub(super) async fn scan_fetched(
 fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {
     let job = planned.job;
     let signals = JobSignals {
-        state: job.state(),
+        timed_out: job.job_state() == crate::buildkite::JobState::TimedOut,
         exit_status: job.exit_status,
         signal_reason: job.signal_reason.as_deref(),
         passed_retry: planned.passed_retry,

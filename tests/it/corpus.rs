@@ -29,7 +29,6 @@ struct Actual {
 fn analyse(text: &str) -> Actual {
     let analysis = analyze_log(&clean_log(&to_raw_format(text)));
     let job = JobSignals {
-        state: "failed",
         exit_status: Some(1),
         ..Default::default()
     };
