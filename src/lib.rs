@@ -12,6 +12,7 @@ pub mod http;
 pub mod input;
 pub mod logs;
 pub mod mcp;
+pub mod memo;
 pub mod model;
 pub mod owners;
 pub mod pipeline;

@@ -7,13 +7,17 @@
 //! fetched and says so in a warning. Nothing here fails a scan.
 
 use super::matching::{IssueCandidate, IssueState};
+use crate::memo::Memo;
 use crate::secret::Secret;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use std::time::Duration;
+
+/// Entries kept: repositories searched, onset ranges, commits whose files were read.
+const REPOSITORIES_KEPT: usize = 8;
+const RANGES_KEPT: usize = 64;
+const COMMITS_KEPT: usize = 4096;
 
 /// Results per search page (GitHub's maximum).
 const PER_PAGE: u32 = 100;
@@ -40,17 +44,14 @@ pub struct Candidates {
     pub warnings: Vec<String>,
 }
 
-/// Fetched candidates by repository, with when they were fetched.
-type CandidateCache = Mutex<HashMap<String, (Instant, Arc<Vec<IssueCandidate>>)>>;
-
 pub struct GitHubClient {
     octocrab: octocrab::Octocrab,
     options: GitHubOptions,
-    cache: CandidateCache,
-    /// Compare ranges and commit files: immutable, kept for the process (locks are never held
-    /// across a request).
-    compares: std::sync::Mutex<HashMap<String, (Vec<CompareCommit>, usize)>>,
-    commit_files: std::sync::Mutex<HashMap<String, Vec<String>>>,
+    /// Candidates by repository, for `cache_ttl`; one fetch however many scans ask at once.
+    candidates: Memo<String, Arc<Vec<IssueCandidate>>>,
+    /// Compare ranges and commit files never change: kept until evicted.
+    compares: Memo<String, (Vec<CompareCommit>, usize)>,
+    commit_files: Memo<String, Vec<String>>,
     /// Requests sent, for the scan's stats and the tests.
     pub requests: AtomicU64,
 }
@@ -105,50 +106,43 @@ impl GitHubClient {
         let octocrab = builder.build().map_err(|e| setup_error(e.to_string()))?;
         Ok(Self {
             octocrab,
+            candidates: Memo::new(REPOSITORIES_KEPT, Some(options.cache_ttl)),
             options,
-            cache: Mutex::new(HashMap::new()),
-            compares: std::sync::Mutex::default(),
-            commit_files: std::sync::Mutex::default(),
+            compares: Memo::new(RANGES_KEPT, None),
+            commit_files: Memo::new(COMMITS_KEPT, None),
             requests: AtomicU64::new(0),
         })
     }
 
     /// The CI-failure issues of `repo` (`owner/name`), from the cache when fresh.
     pub async fn ci_failure_candidates(&self, repo: &str) -> Candidates {
-        let mut cache = self.cache.lock().await;
-        if let Some((fetched, issues)) = cache.get(repo) {
-            if fetched.elapsed() < self.options.cache_ttl {
-                return Candidates {
-                    issues: issues.clone(),
-                    warnings: Vec::new(),
-                };
-            }
-        }
-        let closed_since = (chrono::Utc::now()
-            - chrono::Duration::days(i64::from(self.options.closed_days)))
-        .format("%Y-%m-%d");
-        let queries = [
-            format!("repo:{repo} is:issue label:ci-failure is:open"),
-            format!("repo:{repo} is:issue label:ci-failure is:closed closed:>={closed_since}"),
-            format!("repo:{repo} is:issue \"CI Failure\" in:title -label:ci-failure"),
-        ];
-        let mut issues: Vec<IssueCandidate> = Vec::new();
         let mut warnings = Vec::new();
-        for query in &queries {
-            match self.search_all(query, &mut issues).await {
-                Ok(()) => {}
-                Err(warning) => {
-                    warnings.push(warning);
-                    break;
+        let issues = self
+            .candidates
+            .get_or_fetch(&repo.to_string(), || async {
+                let closed_since = (chrono::Utc::now()
+                    - chrono::Duration::days(i64::from(self.options.closed_days)))
+                .format("%Y-%m-%d");
+                let queries = [
+                    format!("repo:{repo} is:issue label:ci-failure is:open"),
+                    format!(
+                        "repo:{repo} is:issue label:ci-failure is:closed closed:>={closed_since}"
+                    ),
+                    format!("repo:{repo} is:issue \"CI Failure\" in:title -label:ci-failure"),
+                ];
+                let mut issues: Vec<IssueCandidate> = Vec::new();
+                for query in &queries {
+                    if let Err(warning) = self.search_all(query, &mut issues).await {
+                        warnings.push(warning);
+                        break;
+                    }
                 }
-            }
-        }
-        issues.sort_by_key(|i| i.number);
-        issues.dedup_by_key(|i| i.number);
-        let issues = Arc::new(issues);
-        if warnings.is_empty() {
-            cache.insert(repo.to_string(), (Instant::now(), issues.clone()));
-        }
+                issues.sort_by_key(|i| i.number);
+                issues.dedup_by_key(|i| i.number);
+                // A partial fetch is used once, not kept.
+                (Arc::new(issues), warnings.is_empty())
+            })
+            .await;
         Candidates { issues, warnings }
     }
 
@@ -416,7 +410,7 @@ impl GitHubClient {
         head: &str,
     ) -> Result<(Vec<CompareCommit>, usize), String> {
         let key = format!("{repo}/{base}...{head}");
-        if let Some(hit) = self.compares.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some(hit) = self.compares.get(&key) {
             return Ok(hit);
         }
         let body: CompareBody = self
@@ -446,9 +440,7 @@ impl GitHubClient {
             })
             .collect();
         let total = body.total_commits.max(commits.len());
-        if let Ok(mut cache) = self.compares.lock() {
-            cache.insert(key, (commits.clone(), total));
-        }
+        self.compares.insert(key, (commits.clone(), total));
         Ok((commits, total))
     }
 
@@ -456,12 +448,7 @@ impl GitHubClient {
     /// never changes.
     pub async fn commit_files(&self, repo: &str, sha: &str) -> Result<Vec<String>, String> {
         let key = format!("{repo}@{sha}");
-        if let Some(hit) = self
-            .commit_files
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).cloned())
-        {
+        if let Some(hit) = self.commit_files.get(&key) {
             return Ok(hit);
         }
         let body: CommitBody = self
@@ -475,9 +462,7 @@ impl GitHubClient {
             .into_iter()
             .flat_map(|f| std::iter::once(f.filename).chain(f.previous_filename))
             .collect();
-        if let Ok(mut cache) = self.commit_files.lock() {
-            cache.insert(key, files.clone());
-        }
+        self.commit_files.insert(key, files.clone());
         Ok(files)
     }
 

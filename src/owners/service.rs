@@ -7,11 +7,10 @@ use super::codeowners::CodeOwners;
 use super::repo::{BlameCommit, LocalRepo, CODEOWNERS_LOCATIONS};
 use super::source::{function_line_range, repo_path_candidates, split_node_id};
 use crate::github::GitHubClient;
+use crate::memo::Memo;
 pub use crate::model::OwnerSource;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 /// CODEOWNERS is "confident" (the original's 0.9); a blame author is a weaker signal.
 pub const CODEOWNERS_CONFIDENCE: f64 = 0.9;
@@ -58,13 +57,16 @@ pub struct Owners {
     local_error: Option<String>,
     github: Option<Arc<GitHubClient>>,
     options: OwnerOptions,
-    codeowners_by_commit: Mutex<HashMap<gix::ObjectId, Arc<CodeOwners>>>,
-    codeowners_by_repo: Mutex<HashMap<String, FetchedCodeOwners>>,
-    blames: Mutex<HashMap<BlameKey, Option<BlameCommit>>>,
+    codeowners_by_commit: Memo<gix::ObjectId, Arc<CodeOwners>>,
+    /// CODEOWNERS read from GitHub (or that it has none), for `api_cache_ttl`; a failed read
+    /// is not kept.
+    codeowners_by_repo: Memo<String, Result<Option<Arc<CodeOwners>>, String>>,
+    blames: Memo<BlameKey, Option<BlameCommit>>,
 }
 
-/// CODEOWNERS read from GitHub (or that it has none), and when.
-type FetchedCodeOwners = (Instant, Option<Arc<CodeOwners>>);
+/// Entries kept of each cache: a few repositories and HEADs, and the blames of a few nightlies.
+const CODEOWNERS_ENTRIES: usize = 16;
+const BLAME_ENTRIES: usize = 4096;
 
 /// Sets the flag when dropped: a blame whose waiter is gone is stopped, not abandoned.
 struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
@@ -99,10 +101,10 @@ impl Owners {
             local,
             local_error,
             github,
+            codeowners_by_commit: Memo::new(CODEOWNERS_ENTRIES, None),
+            codeowners_by_repo: Memo::new(CODEOWNERS_ENTRIES, Some(options.api_cache_ttl)),
             options,
-            codeowners_by_commit: Mutex::default(),
-            codeowners_by_repo: Mutex::default(),
-            blames: Mutex::default(),
+            blames: Memo::new(BLAME_ENTRIES, None),
         }
     }
 
@@ -119,12 +121,11 @@ impl Owners {
             .await;
             match read {
                 Ok(Ok((head, file))) => {
-                    let mut cache = self.codeowners_by_commit.lock().await;
-                    let codeowners = match (cache.get(&head), file) {
-                        (Some(parsed), _) => Some(parsed.clone()),
+                    let codeowners = match (self.codeowners_by_commit.get(&head), file) {
+                        (Some(parsed), _) => Some(parsed),
                         (None, Some((_, text))) => {
                             let parsed = Arc::new(CodeOwners::parse(&text));
-                            cache.insert(head, parsed.clone());
+                            self.codeowners_by_commit.insert(head, parsed.clone());
                             Some(parsed)
                         }
                         (None, None) => {
@@ -163,29 +164,32 @@ impl Owners {
         warnings: &mut Vec<String>,
     ) -> Option<Arc<CodeOwners>> {
         let github = self.github.as_ref()?;
-        let mut cache = self.codeowners_by_repo.lock().await;
-        if let Some((fetched, parsed)) = cache.get(repo) {
-            if fetched.elapsed() < self.options.api_cache_ttl {
-                return parsed.clone();
+        let fetched = self
+            .codeowners_by_repo
+            .get_or_fetch(&repo.to_string(), || async {
+                for location in CODEOWNERS_LOCATIONS {
+                    match github.file_text(repo, location).await {
+                        Ok(Some(text)) => {
+                            return (Ok(Some(Arc::new(CodeOwners::parse(&text)))), true)
+                        }
+                        Ok(None) => continue,
+                        Err(error) => return (Err(format!("{error}; owners unknown")), false),
+                    }
+                }
+                (Ok(None), true)
+            })
+            .await;
+        match fetched {
+            Ok(Some(parsed)) => Some(parsed),
+            Ok(None) => {
+                warnings.push(format!("{repo} has no CODEOWNERS on GitHub"));
+                None
+            }
+            Err(warning) => {
+                warnings.push(warning);
+                None
             }
         }
-        for location in CODEOWNERS_LOCATIONS {
-            match github.file_text(repo, location).await {
-                Ok(Some(text)) => {
-                    let parsed = Some(Arc::new(CodeOwners::parse(&text)));
-                    cache.insert(repo.to_string(), (Instant::now(), parsed.clone()));
-                    return parsed;
-                }
-                Ok(None) => continue,
-                Err(error) => {
-                    warnings.push(format!("{error}; owners unknown"));
-                    return None;
-                }
-            }
-        }
-        cache.insert(repo.to_string(), (Instant::now(), None));
-        warnings.push(format!("{repo} has no CODEOWNERS on GitHub"));
-        None
     }
 
     /// Owners of the file `file` (a node id's path or a job's test area); with a node id,
@@ -278,8 +282,8 @@ impl Owners {
         .ok()
         .flatten()?;
         let key = (head, path.to_string(), range);
-        if let Some(cached) = self.blames.lock().await.get(&key) {
-            return cached.clone();
+        if let Some(cached) = self.blames.get(&key) {
+            return cached;
         }
         let budget = self
             .options
@@ -315,7 +319,7 @@ impl Owners {
                 return None;
             }
         };
-        self.blames.lock().await.insert(key, blamed.clone());
+        self.blames.insert(key, blamed.clone());
         blamed
     }
 }
