@@ -289,14 +289,7 @@ async fn check_status(response: Response, target: &Target) -> Result<Response, H
     }
     let retry_after = retry_after_secs(response.headers());
     let body = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| crate::logs::bounded_text(body.trim(), 200));
+    let message = error_message(&body);
     let what = target.description.clone();
     Err(match status {
         StatusCode::UNAUTHORIZED => HttpError::Unauthorized,
@@ -311,6 +304,36 @@ async fn check_status(response: Response, target: &Target) -> Result<Response, H
             what,
             message,
         },
+    })
+}
+
+/// What an error body says: the `message` of the `{"message": …}` that Buildkite and GitHub
+/// both send, else the start of the body.
+pub fn error_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| crate::logs::bounded_text(body.trim(), 200))
+}
+
+/// The `rel="next"` URL of a `Link` header (Buildkite's and GitHub's paging).
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(reqwest::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
     })
 }
 
@@ -343,4 +366,28 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
         .map(|s| format!(": {s}"))
         .unwrap_or_default();
     format!("{kind}{source}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, LINK};
+
+    #[test]
+    fn link_header_next() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LINK,
+            HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=3>; rel=\"next\", <https://api.buildkite.com/v2/x?page=6>; rel=\"last\""),
+        );
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("https://api.buildkite.com/v2/x?page=3")
+        );
+        headers.insert(
+            LINK,
+            HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=1>; rel=\"first\""),
+        );
+        assert_eq!(next_link(&headers), None);
+    }
 }

@@ -1,10 +1,10 @@
 //! The Buildkite REST client: list builds, get a build with its jobs, read a job log's tail.
 //! All requests go through the shared [`HttpClient`] (rate limit, retries, counters).
 
-use super::models::Build;
-use crate::http::{HttpClient, HttpError, Target};
+use super::models::{Build, BuildKey};
+use crate::http::{next_link, HttpClient, HttpError, Target};
 use crate::secret::Secret;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, LINK, RANGE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode};
 
 /// Pages of 100 builds followed at most when listing; Buildkite refuses very deep listings, and
@@ -223,12 +223,12 @@ impl BuildkiteClient {
     }
 
     /// One build with every job, retried attempts included (they carry the flake signal).
-    pub async fn get_build(
-        &self,
-        org: &str,
-        pipeline: &str,
-        number: u64,
-    ) -> Result<Build, BuildkiteError> {
+    pub async fn get_build(&self, build: &BuildKey) -> Result<Build, BuildkiteError> {
+        let BuildKey {
+            org,
+            pipeline,
+            number,
+        } = build;
         let target = Target {
             description: format!("build {number} of {org}/{pipeline}"),
             not_found: format!("build {number} not found in {org}/{pipeline}, or the token cannot see that pipeline"),
@@ -249,12 +249,15 @@ impl BuildkiteClient {
     /// stays bounded by `max_bytes` whatever the log's size.
     pub async fn job_log_tail(
         &self,
-        org: &str,
-        pipeline: &str,
-        number: u64,
+        build: &BuildKey,
         job_id: &str,
         max_bytes: u64,
     ) -> Result<LogTail, BuildkiteError> {
+        let BuildKey {
+            org,
+            pipeline,
+            number,
+        } = build;
         let target = Target {
             description: format!("the log of job {job_id} in build {number}"),
             not_found: format!("job {job_id} has no log in build {number}"),
@@ -330,45 +333,4 @@ async fn decode<T: serde::de::DeserializeOwned>(
         what: target.description.clone(),
         message: format!("not the JSON Buildkite sends ({e})"),
     })
-}
-
-/// The `rel="next"` URL of a `Link` header.
-fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let link = headers.get(LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        params
-            .split(';')
-            .any(|p| p.trim() == "rel=\"next\"")
-            .then(|| {
-                url.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::{HeaderMap, HeaderValue};
-
-    #[test]
-    fn link_header_next() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            LINK,
-            HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=3>; rel=\"next\", <https://api.buildkite.com/v2/x?page=6>; rel=\"last\""),
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://api.buildkite.com/v2/x?page=3")
-        );
-        headers.insert(
-            LINK,
-            HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=1>; rel=\"first\""),
-        );
-        assert_eq!(next_link(&headers), None);
-    }
 }

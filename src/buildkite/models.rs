@@ -5,6 +5,24 @@
 
 use serde::{Deserialize, Serialize};
 
+/// One build of one pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BuildKey {
+    pub org: String,
+    pub pipeline: String,
+    pub number: u64,
+}
+
+impl BuildKey {
+    pub fn new(org: &str, pipeline: &str, number: u64) -> Self {
+        Self {
+            org: org.to_string(),
+            pipeline: pipeline.to_string(),
+            number,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Build {

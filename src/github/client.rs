@@ -161,11 +161,7 @@ impl GitHubClient {
             let status = response.status();
             let remaining = header_u64(response.headers(), "x-ratelimit-remaining");
             let reset = header_u64(response.headers(), "x-ratelimit-reset");
-            let has_next = response
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|link| link.contains("rel=\"next\""));
+            let has_next = crate::http::next_link(response.headers()).is_some();
             let body = self
                 .octocrab
                 .body_to_string(response)
@@ -262,14 +258,7 @@ fn describe_failure(
     body: &str,
     has_token: bool,
 ) -> String {
-    let message = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let message = crate::http::error_message(body);
     match status {
         401 => {
             "GitHub rejected GITHUB_TOKEN (401); issue matching skipped — fix or unset the token"
@@ -397,7 +386,10 @@ impl GitHubClient {
             403 | 429 => Err(format!(
                 "GitHub refused {what} ({status}): rate limit or permissions; set GITHUB_TOKEN"
             )),
-            other => Err(format!("GitHub answered {other} for {what}")),
+            other => Err(format!(
+                "GitHub answered {other} for {what}: {}",
+                crate::http::error_message(&body)
+            )),
         }
     }
 

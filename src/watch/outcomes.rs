@@ -15,6 +15,7 @@
 //! outcome is not reused as if it were the whole log when a larger read is allowed.
 
 use super::Progress;
+pub use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job};
 use crate::cache::{Cache, Table};
 use crate::http::HttpError;
@@ -27,28 +28,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// tail (bounded by the log's size and the scan's byte budget): enough for the multi-megabyte
 /// logs of vLLM's multi-command jobs without reading gigabyte logs whole.
 pub const REREAD_FACTOR: u64 = 16;
-
-/// One build of one pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BuildKey {
-    pub org: String,
-    pub pipeline: String,
-    pub number: u64,
-}
-
-impl BuildKey {
-    pub fn new(org: &str, pipeline: &str, number: u64) -> Self {
-        Self {
-            org: org.to_string(),
-            pipeline: pipeline.to_string(),
-            number,
-        }
-    }
-
-    fn store_key(&self, scope: &str) -> String {
-        format!("{scope}/{}/{}/{}", self.org, self.pipeline, self.number)
-    }
-}
 
 /// What one read of a job may spend.
 pub struct ReadLimits<'a> {
@@ -161,15 +140,12 @@ impl<'a> JobReader<'a> {
     pub async fn build(&self, key: &BuildKey) -> Result<Build, BuildkiteError> {
         if let Some(build) = self
             .store
-            .and_then(|s| s.get::<Build>(Table::Builds, &key.store_key(&self.scope)))
+            .and_then(|s| s.get::<Build>(Table::Builds, &build_store_key(&self.scope, key)))
         {
             self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(build);
         }
-        let build = self
-            .client
-            .get_build(&key.org, &key.pipeline, key.number)
-            .await?;
+        let build = self.client.get_build(key).await?;
         self.remember_build(key, &build);
         Ok(build)
     }
@@ -178,7 +154,7 @@ impl<'a> JobReader<'a> {
     /// later look at it costs nothing.
     pub fn remember_build(&self, key: &BuildKey, build: &Build) {
         if let (Some(store), true) = (self.store, build.is_finished() && build.jobs.is_some()) {
-            store.put(Table::Builds, &key.store_key(&self.scope), build);
+            store.put(Table::Builds, &build_store_key(&self.scope, key), build);
         }
     }
 
@@ -305,10 +281,7 @@ impl<'a> JobReader<'a> {
         bytes: u64,
     ) -> Result<crate::buildkite::LogTail, BuildkiteError> {
         self.counters.log_requests.fetch_add(1, Ordering::Relaxed);
-        let tail = self
-            .client
-            .job_log_tail(&build.org, &build.pipeline, build.number, &job.id, bytes)
-            .await?;
+        let tail = self.client.job_log_tail(build, &job.id, bytes).await?;
         self.counters
             .log_bytes
             .fetch_add(tail.bytes.len() as u64, Ordering::Relaxed);
@@ -354,6 +327,10 @@ pub fn covers_job(complete: bool, analysis: &LogAnalysis, commands: Option<u32>)
         || !analysis.tests.is_empty()
         || (commands.is_some_and(|n| n <= 1)
             && analysis.job_level.as_ref().is_some_and(|l| l.explained))
+}
+
+fn build_store_key(scope: &str, key: &BuildKey) -> String {
+    format!("{scope}/{}/{}/{}", key.org, key.pipeline, key.number)
 }
 
 fn reserve(budget: &AtomicU64, bytes: u64) -> bool {

@@ -22,7 +22,7 @@ async fn error_for(status: u16, body: &str) -> String {
         .await;
     let client = client(&settings(&server.uri()));
     let error = client
-        .get_build("vllm", "ci", 1)
+        .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1))
         .await
         .expect_err("error status");
     error.to_string()
@@ -89,7 +89,7 @@ async fn sends_bearer_token_and_retried_jobs_flag() {
         .mount(&server)
         .await;
     let build = client(&settings(&server.uri()))
-        .get_build("vllm", "ci", 65099)
+        .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099))
         .await
         .expect("build");
     assert_eq!(build.jobs().len(), 235);
@@ -114,7 +114,7 @@ async fn rate_limit_429_waits_for_reset_then_succeeds() {
     crate::common::mount_fixture(&server).await;
     let started = std::time::Instant::now();
     let build = client(&settings(&server.uri()))
-        .get_build("vllm", "ci", 65099)
+        .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099))
         .await
         .expect("retried");
     assert_eq!(build.number, 65099);
@@ -133,7 +133,7 @@ async fn rate_limit_longer_than_the_budget_fails_with_advice() {
         .mount(&server)
         .await;
     let error = client(&settings(&server.uri()))
-        .get_build("vllm", "ci", 1)
+        .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1))
         .await
         .expect_err("over budget");
     assert!(error.to_string().contains("retry after 42s"), "{error}");
@@ -151,7 +151,7 @@ async fn server_errors_are_retried_with_backoff() {
         .await;
     crate::common::mount_fixture(&server).await;
     let build = client(&settings(&server.uri()))
-        .get_build("vllm", "ci", 65099)
+        .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099))
         .await
         .expect("third try works");
     assert_eq!(build.number, 65099);
@@ -166,7 +166,7 @@ async fn persistent_server_errors_give_up_with_the_status() {
         .mount(&server)
         .await;
     let error = client(&settings(&server.uri()))
-        .get_build("vllm", "ci", 7)
+        .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 7))
         .await
         .expect_err("gives up");
     assert!(
@@ -263,7 +263,11 @@ async fn log_tail_uses_suffix_range_and_reports_total_size() {
         .expect("job");
     let full = ciwatch_mcp::fixtures::raw_log(job);
     let tail = client(&settings(&server.uri()))
-        .job_log_tail("vllm", "ci", 65099, &job.id, 1000)
+        .job_log_tail(
+            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
+            &job.id,
+            1000,
+        )
         .await
         .expect("tail");
     assert_eq!(tail.bytes.len(), 1000);
@@ -305,19 +309,31 @@ async fn log_status_200_without_range_keeps_only_the_tail_and_416_is_empty() {
         .await;
     let client = client(&settings(&server.uri()));
     let tail = client
-        .job_log_tail("vllm", "ci", 1, "a", 100)
+        .job_log_tail(
+            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
+            "a",
+            100,
+        )
         .await
         .expect("200");
     assert_eq!(tail.bytes.len(), 100);
     assert!(tail.bytes.ends_with(b"END"));
     assert_eq!(tail.total_size, body.len() as u64);
     let empty = client
-        .job_log_tail("vllm", "ci", 1, "empty", 100)
+        .job_log_tail(
+            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
+            "empty",
+            100,
+        )
         .await
         .expect("416");
     assert!(empty.bytes.is_empty());
     let missing = client
-        .job_log_tail("vllm", "ci", 1, "missing", 100)
+        .job_log_tail(
+            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
+            "missing",
+            100,
+        )
         .await
         .expect_err("404");
     assert_eq!(missing.to_string(), "job missing has no log in build 1");
