@@ -317,7 +317,7 @@ pub fn error_message(body: &str) -> String {
                 .and_then(|m| m.as_str())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| crate::logs::bounded_text(body.trim(), 200))
+        .unwrap_or_else(|| crate::text::bounded_text(body.trim(), 200))
 }
 
 /// The `rel="next"` URL of a `Link` header (Buildkite's and GitHub's paging).

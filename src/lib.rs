@@ -18,6 +18,7 @@ pub mod owners;
 pub mod pipeline;
 pub mod report;
 pub mod secret;
+pub mod text;
 pub mod triage;
 pub mod untrusted;
 pub mod watch;

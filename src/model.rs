@@ -427,7 +427,7 @@ impl FailureClassification {
                 tf.log_snippet = tf
                     .log_snippet
                     .take()
-                    .map(|s| crate::logs::bounded_text(&s, SUMMARY_SNIPPET_CHARS + 3));
+                    .map(|s| crate::text::bounded_text(&s, SUMMARY_SNIPPET_CHARS + 3));
                 if let Some(onset) = &mut self.onset {
                     onset.suspects.truncate(SUMMARY_SUSPECTS);
                 }

@@ -103,19 +103,7 @@ pub(crate) fn bounded_line(line: &str) -> String {
 /// Longest single line kept in an excerpt.
 pub const EXCERPT_LINE_CHARS: usize = 500;
 
-/// `text` cut to at most `max_chars` characters, with `...` marking a cut.
-pub fn bounded_text(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        None => text.to_string(),
-        Some((cut, _)) => {
-            let keep = text[..cut]
-                .char_indices()
-                .nth(max_chars.saturating_sub(3))
-                .map_or(cut, |(i, _)| i);
-            format!("{}...", &text[..keep])
-        }
-    }
-}
+pub use crate::text::bounded_text;
 
 #[cfg(test)]
 mod tests {

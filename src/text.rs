@@ -1,0 +1,15 @@
+//! Text helpers shared by every layer; imports nothing of the crate.
+
+/// `text` cut to at most `max_chars` characters, with `...` marking a cut.
+pub fn bounded_text(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_string(),
+        Some((cut, _)) => {
+            let keep = text[..cut]
+                .char_indices()
+                .nth(max_chars.saturating_sub(3))
+                .map_or(cut, |(i, _)| i);
+            format!("{}...", &text[..keep])
+        }
+    }
+}
