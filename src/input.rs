@@ -79,6 +79,27 @@ pub fn comparable(id: &str) -> &str {
     id.strip_prefix("tests/").unwrap_or(id)
 }
 
+/// Repository paths a failure's file may be at, most likely first. vLLM runs pytest in
+/// `/vllm-workspace/tests`, so node ids are relative to `tests/` (`v1/engine/test_x.py`),
+/// rooted (`tests/v1/…`) or absolute (`/vllm-workspace/tests/v1/…`).
+pub fn repo_path_candidates(file: &str) -> Vec<String> {
+    let file = file.trim();
+    let relative = file
+        .strip_prefix("/vllm-workspace/")
+        .or_else(|| file.split_once("/dist-packages/").map(|(_, rest)| rest))
+        .unwrap_or(file)
+        .trim_start_matches("./")
+        .trim_start_matches('/');
+    if ["tests/", "vllm/", "examples/", "benchmarks/", "csrc/"]
+        .iter()
+        .any(|root| relative.starts_with(root))
+    {
+        vec![relative.to_string()]
+    } else {
+        vec![format!("tests/{relative}"), relative.to_string()]
+    }
+}
+
 /// A GitHub repository `owner/name`: it becomes part of API paths and search queries, so only
 /// GitHub's own characters pass.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

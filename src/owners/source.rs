@@ -1,26 +1,7 @@
 //! Pure helpers for owner lookup: where a failing test lives in the repository and which lines
 //! are its function.
 
-/// Repository paths a failure's file may be at, most likely first. vLLM runs pytest in
-/// `/vllm-workspace/tests`, so node ids are relative to `tests/` (`v1/engine/test_x.py`),
-/// rooted (`tests/v1/…`) or absolute (`/vllm-workspace/tests/v1/…`).
-pub fn repo_path_candidates(file: &str) -> Vec<String> {
-    let file = file.trim();
-    let relative = file
-        .strip_prefix("/vllm-workspace/")
-        .or_else(|| file.split_once("/dist-packages/").map(|(_, rest)| rest))
-        .unwrap_or(file)
-        .trim_start_matches("./")
-        .trim_start_matches('/');
-    if relative.starts_with("tests/")
-        || relative.starts_with("vllm/")
-        || relative.starts_with("examples/")
-    {
-        vec![relative.to_string()]
-    } else {
-        vec![format!("tests/{relative}"), relative.to_string()]
-    }
-}
+pub use crate::input::repo_path_candidates;
 
 /// The 1-based inclusive line range of `def <function>` (or `async def`) in Python `source`:
 /// from its decorators to the last line indented under it. With `class_name`, the function

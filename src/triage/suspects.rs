@@ -54,32 +54,22 @@ pub fn traceback_files(text: &str) -> Vec<String> {
     found
 }
 
-/// The repository path of a file as a log names it; `None` for files outside vLLM.
+/// The repository path of a file as a log names it; `None` for files outside vLLM (other
+/// installed packages, absolute paths elsewhere, `..`).
 pub fn repo_path(path: &str) -> Option<String> {
     let path = path.trim();
-    if let Some((_, installed)) = path
+    let installed = path
         .split_once("/dist-packages/")
         .or_else(|| path.split_once("/site-packages/"))
-    {
-        return installed
-            .starts_with("vllm/")
-            .then(|| installed.to_string());
-    }
-    if let Some(rest) = path.strip_prefix("/vllm-workspace/") {
-        return Some(rest.to_string());
-    }
-    if path.starts_with('/') || path.contains("..") {
+        .map(|(_, rest)| rest);
+    let outside = match installed {
+        Some(rest) => !rest.starts_with("vllm/"),
+        None => path.starts_with('/') && !path.starts_with("/vllm-workspace/"),
+    };
+    if outside || path.contains("..") {
         return None;
     }
-    let path = path.trim_start_matches("./");
-    if ["tests/", "vllm/", "examples/", "benchmarks/", "csrc/"]
-        .iter()
-        .any(|p| path.starts_with(p))
-    {
-        Some(path.to_string())
-    } else {
-        Some(format!("tests/{path}"))
-    }
+    crate::input::repo_path_candidates(path).into_iter().next()
 }
 
 fn directory(path: &str) -> &str {
