@@ -359,12 +359,13 @@ struct FileItem {
 }
 
 impl GitHubClient {
-    /// GETs `path` of the REST API as JSON; `Err` names what was asked for.
+    /// GETs `path` of the REST API as JSON, `Ok(None)` for 404; `Err` names what was asked
+    /// for.
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         what: &str,
-    ) -> Result<T, String> {
+    ) -> Result<Option<T>, String> {
         let url = format!("{}{path}", self.options.api_url.trim_end_matches('/'));
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = self
@@ -379,9 +380,10 @@ impl GitHubClient {
             .await
             .unwrap_or_default();
         match status {
-            200 => serde_json::from_str(&body).map_err(|e| {
+            200 => serde_json::from_str(&body).map(Some).map_err(|e| {
                 format!("GitHub's answer for {what} was not the JSON it documents ({e})")
             }),
+            404 => Ok(None),
             401 => Err(format!("GitHub rejected GITHUB_TOKEN (401) reading {what}")),
             403 | 429 => Err(format!(
                 "GitHub refused {what} ({status}): rate limit or permissions; set GITHUB_TOKEN"
@@ -405,12 +407,11 @@ impl GitHubClient {
         if let Some(hit) = self.compares.get(&key) {
             return Ok(hit);
         }
+        let what = format!("the commits {base}...{head} of {repo}");
         let body: CompareBody = self
-            .get_json(
-                &format!("/repos/{repo}/compare/{base}...{head}"),
-                &format!("the commits {base}...{head} of {repo}"),
-            )
-            .await?;
+            .get_json(&format!("/repos/{repo}/compare/{base}...{head}"), &what)
+            .await?
+            .ok_or_else(|| format!("GitHub does not know {what} (404)"))?;
         let commits: Vec<CompareCommit> = body
             .commits
             .into_iter()
@@ -443,12 +444,11 @@ impl GitHubClient {
         if let Some(hit) = self.commit_files.get(&key) {
             return Ok(hit);
         }
+        let what = format!("commit {sha} of {repo}");
         let body: CommitBody = self
-            .get_json(
-                &format!("/repos/{repo}/commits/{sha}"),
-                &format!("commit {sha} of {repo}"),
-            )
-            .await?;
+            .get_json(&format!("/repos/{repo}/commits/{sha}"), &what)
+            .await?
+            .ok_or_else(|| format!("GitHub does not know {what} (404)"))?;
         let files: Vec<String> = body
             .files
             .into_iter()
@@ -462,44 +462,26 @@ impl GitHubClient {
     /// exist. Used for CODEOWNERS when no local clone is configured.
     pub async fn file_text(&self, repo: &str, path: &str) -> Result<Option<String>, String> {
         use base64::Engine;
-        let url = format!(
-            "{}/repos/{repo}/contents/{path}",
-            self.options.api_url.trim_end_matches('/')
-        );
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .octocrab
-            ._get(url.as_str())
-            .await
-            .map_err(|e| format!("reading {path} of {repo} from GitHub failed: {e}"))?;
-        let status = response.status().as_u16();
-        let body = self
-            .octocrab
-            .body_to_string(response)
-            .await
-            .unwrap_or_default();
-        match status {
-            404 => Ok(None),
-            200 => {
-                let item: ContentsItem = serde_json::from_str(&body)
-                    .map_err(|e| format!("GitHub contents of {path} were not JSON ({e})"))?;
-                if item.encoding != "base64" {
-                    return Err(format!(
-                        "GitHub sent {path} as {:?}, not base64",
-                        item.encoding
-                    ));
-                }
-                let compact: String = item.content.split_whitespace().collect();
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .map_err(|e| {
-                        format!("GitHub contents of {path} were not valid base64 ({e})")
-                    })?;
-                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-            }
-            401 => Err("GitHub rejected GITHUB_TOKEN (401) reading CODEOWNERS".to_string()),
-            other => Err(format!("GitHub answered {other} reading {path} of {repo}")),
+        let Some(item) = self
+            .get_json::<ContentsItem>(
+                &format!("/repos/{repo}/contents/{path}"),
+                &format!("{path} of {repo}"),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        if item.encoding != "base64" {
+            return Err(format!(
+                "GitHub sent {path} as {:?}, not base64",
+                item.encoding
+            ));
         }
+        let compact: String = item.content.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| format!("GitHub contents of {path} were not valid base64 ({e})"))?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }
 

@@ -205,3 +205,20 @@ pub fn scan_options(
         compare_nightlies: 0,
     }
 }
+
+/// Asserts that no window of `window` holds more than `budget` of the `arrivals` (sorted
+/// here). Arrival is a little after sending; the slack absorbs loopback delivery jitter only.
+pub fn assert_within_budget(arrivals: &mut [std::time::Instant], window: Duration, budget: usize) {
+    arrivals.sort();
+    let slack = Duration::from_millis(40);
+    for (i, at) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*at) + slack < window)
+            .count();
+        assert!(
+            in_window <= budget,
+            "{in_window} requests within one window"
+        );
+    }
+}

@@ -250,13 +250,5 @@ async fn faults_change_nothing_and_the_window_holds() {
             .collect::<Vec<_>>()
     );
     let mut arrivals = seen.arrivals.clone();
-    arrivals.sort();
-    let slack = Duration::from_millis(40);
-    for (i, at) in arrivals.iter().enumerate() {
-        let in_window = arrivals[i..]
-            .iter()
-            .take_while(|t| t.duration_since(*at) + slack < window)
-            .count();
-        assert!(in_window <= 20, "{in_window} requests within one window");
-    }
+    crate::common::assert_within_budget(&mut arrivals, window, 20);
 }
