@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v2");
 const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v2");
+const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v2");
 /// Write number → `table-name NUL key`, oldest first: the eviction order.
 const WRITES: TableDefinition<u64, &str> = TableDefinition::new("writes_v2");
 /// `next_write` and `stored_bytes`.
@@ -32,6 +33,8 @@ pub enum Table {
     Builds,
     /// Parsed log outcomes of finished jobs, keyed by job id.
     JobOutcomes,
+    /// Cleaned log text of finished jobs (their end), keyed by job id, for the job-log views.
+    LogTexts,
 }
 
 impl Table {
@@ -39,6 +42,7 @@ impl Table {
         match self {
             Self::Builds => BUILDS,
             Self::JobOutcomes => JOB_OUTCOMES,
+            Self::LogTexts => LOG_TEXTS,
         }
     }
 
@@ -46,11 +50,12 @@ impl Table {
         match self {
             Self::Builds => "builds",
             Self::JobOutcomes => "job_outcomes",
+            Self::LogTexts => "log_texts",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [Self::Builds, Self::JobOutcomes]
+        [Self::Builds, Self::JobOutcomes, Self::LogTexts]
             .into_iter()
             .find(|t| t.name() == name)
     }

@@ -100,6 +100,20 @@ pub fn repo_path_candidates(file: &str) -> Vec<String> {
     }
 }
 
+/// Whether a log line names the test whose comparable id is `wanted` (as a whole word: not
+/// `test_x` inside `test_x_2`, not `t[1]` inside `t[10]`), with or without `tests/`.
+pub fn comparable_in_line(line: &str, wanted: &str) -> bool {
+    line.match_indices(wanted).any(|(at, _)| {
+        let before = &line[..at];
+        let after = &line[at + wanted.len()..];
+        let starts = before.is_empty()
+            || before.ends_with(char::is_whitespace)
+            || before.ends_with("tests/");
+        let ends = after.is_empty() || after.starts_with(char::is_whitespace);
+        starts && ends
+    })
+}
+
 /// A GitHub repository `owner/name`: it becomes part of API paths and search queries, so only
 /// GitHub's own characters pass.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -771,3 +771,29 @@ pub struct AnalyticsBulkResult {
     pub suite_tests_read: usize,
     pub warnings: Vec<String>,
 }
+
+/// One numbered line of a job log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogLine {
+    /// 1-based, from the start of the text read (see `notes` when that is not the log's start).
+    pub n: usize,
+    pub text: String,
+}
+
+/// A bounded view of one job's log (`ciwatch_get_job_log`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobLogResult {
+    pub job_info: JobInfo,
+    pub lines: Vec<LogLine>,
+    /// Lines of the text read.
+    pub total_lines: usize,
+    /// The text read is the whole log (else its end).
+    pub whole_log: bool,
+    /// Lines that matched a search, all of them (shown or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<usize>,
+    /// The result was cut at 64 KB; `notes` says how to get the rest.
+    pub truncated: bool,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}

@@ -162,7 +162,7 @@ as NEW_REGRESSION, FLAKY_SUSPECTED, INFRA_SUSPECTED (with infra_kind and an evid
 GitHub ci-failure issue matches) or NEEDS_HUMAN_TRIAGE, with owners from CODEOWNERS; hard failures block the build, \
 soft ones are allowed to fail. Use detail_level=full to get the copy/paste Daily Findings and Standup texts, or pass \
 any scan result to ciwatch_render. Then: ciwatch_test_history (is one test new, flaky, fixed, or broken since which \
-commit), ciwatch_analyze_main_branch (what keeps failing on main), ciwatch_get_job_test_failures (one job), and the \
+commit), ciwatch_analyze_main_branch (what keeps failing on main), ciwatch_get_job_test_failures (one job), ciwatch_get_job_log (a job's log: tail, search, one test's section), and the \
 Test Engine lookups. The prompt ci_watch_daily runs the whole morning routine. Nightly scans compare with the previous \
 nightlies: each failure has a trend (new, continuing, intermittent), new ones an onset with ranked suspect commits, and \
 fixed lists what passes again. Text taken from logs, test output and GitHub issues (error messages, excerpts, titles, \

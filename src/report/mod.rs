@@ -41,6 +41,24 @@ pub(crate) fn short_test_name(test_name: &str) -> &str {
     test_name.rsplit("::").next().unwrap_or(test_name)
 }
 
+/// A job-log view as text: one `n: line` per line, then the notes.
+pub fn job_log_text(result: &crate::model::JobLogResult) -> String {
+    let mut out = format!(
+        "{} ({}), {} lines shown{}\n",
+        result.job_info.job_name,
+        result.job_info.job_url,
+        result.lines.len(),
+        if result.truncated { ", truncated" } else { "" }
+    );
+    for line in &result.lines {
+        out.push_str(&format!("{:>6}: {}\n", line.n, line.text));
+    }
+    for note in &result.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
+
 /// Failures listed in a scan digest; the rest are counted.
 const DIGEST_FAILURES: usize = 15;
 

@@ -6,6 +6,7 @@
 mod analytics;
 mod compare;
 mod history;
+mod job_log;
 mod jobs;
 mod main_branch;
 mod nightly;
@@ -18,6 +19,10 @@ pub use analytics::{
 };
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
+pub use job_log::{
+    job_log, LogView, DEFAULT_MAX_MATCHES, DEFAULT_TAIL_LINES, MAX_CONTEXT_LINES, MAX_MATCHES,
+    MAX_TAIL_LINES,
+};
 pub use jobs::{
     job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,
 };

@@ -101,6 +101,16 @@ impl StoredOutcome {
     }
 }
 
+/// The cleaned text of a job log's end, as the job-log views read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogText {
+    pub text: String,
+    pub bytes_read: u64,
+    pub total_size: u64,
+    /// `text` is the whole log.
+    pub complete: bool,
+}
+
 /// Counts of what the reader did, for results' `stats` and the tests.
 #[derive(Debug, Default)]
 pub struct ReadCounters {
@@ -170,6 +180,36 @@ impl<'a> JobReader<'a> {
             .filter(|o| o.answers(limits))?;
         self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
         Some(stored.into_read())
+    }
+
+    /// The cleaned text of the last `max_bytes` of `job`'s log: stored for a finished job, so
+    /// every later view of it costs no request.
+    pub async fn log_text(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        max_bytes: u64,
+    ) -> Result<LogText, BuildkiteError> {
+        let key = self.outcome_key(job);
+        if let Some(stored) = self
+            .store
+            .and_then(|s| s.get::<LogText>(Table::LogTexts, &key))
+            .filter(|t| t.complete || t.bytes_read >= max_bytes)
+        {
+            self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(stored);
+        }
+        let tail = self.tail(build, job, max_bytes).await?;
+        let text = LogText {
+            text: logs::clean_log(&tail.bytes),
+            bytes_read: tail.bytes.len() as u64,
+            total_size: tail.total_size,
+            complete: tail.is_complete(),
+        };
+        if let (Some(store), true) = (self.store, job.is_finished()) {
+            store.put(Table::LogTexts, &key, &text);
+        }
+        Ok(text)
     }
 
     /// What `job`'s log says: stored, or read (tail, then at most one larger read) and parsed

@@ -8,6 +8,7 @@ mod corpus;
 mod faults;
 mod github;
 mod history;
+mod job_log;
 mod main_branch;
 mod mcp_e2e;
 mod mcp_http;

@@ -64,6 +64,7 @@ async fn lists_tools_and_scans_the_fixture_build() {
         "ciwatch_render",
         "ciwatch_test_history",
         "ciwatch_get_job_test_failures",
+        "ciwatch_get_job_log",
         "ciwatch_analyze_main_branch",
         "ciwatch_test_history_analytics",
         "ciwatch_get_test_analytics_bulk",

@@ -53,7 +53,7 @@ async fn tools_over_http_with_the_callers_buildkite_token() {
             .await
             .expect("initialize over HTTP");
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), 9);
     let result = client
         .call_tool(
             CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
@@ -226,7 +226,7 @@ async fn many_sessions_at_once() {
     });
     let results = futures::future::join_all(sessions).await;
     for (i, (tools, text, job_error, job_failures)) in results.iter().enumerate() {
-        assert_eq!(*tools, 8);
+        assert_eq!(*tools, 9);
         assert!(
             text.starts_with(&format!("Build [{i}](u) PASSED with 0 unique failures")),
             "{text}"

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history",
                   "ciwatch_get_job_test_failures", "ciwatch_analyze_main_branch",
-                  "ciwatch_test_history_analytics", "ciwatch_get_test_analytics_bulk"}
+                  "ciwatch_test_history_analytics", "ciwatch_get_test_analytics_bulk", "ciwatch_get_job_log"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
@@ -48,6 +48,9 @@ async def exercise(session: ClientSession, transport: str) -> None:
     job = await session.call_tool("ciwatch_get_job_test_failures", {"build_id_or_url": "65099", "job_name_or_id": "Examples"})
     assert not job.is_error, job
     assert job.structured_content["test_failures"][0]["error_message"] == "KeyError: 'kimi_vl'", job.structured_content
+    log = await session.call_tool("ciwatch_get_job_log", {"build_id_or_url": "65099", "job_name_or_id": "Examples", "search": "KeyError"})
+    assert not log.is_error, log
+    assert any("KeyError: 'kimi_vl'" in line["text"] for line in log.structured_content["lines"]), log.structured_content
     main = await session.call_tool("ciwatch_analyze_main_branch", {"exclude_scheduled": False, "detail_level": "minimal"})
     assert not main.is_error, main
     assert main.structured_content["analysis_window"]["builds_scanned"] == 1, main.structured_content["analysis_window"]
