@@ -119,6 +119,31 @@ impl CiWatchServer {
             () = context.ct.cancelled() => return Err("the test history was cancelled".to_string()),
         };
         result.warnings.extend(self.cache_warning.iter().cloned());
-        super::output::structured(&result, result.summary.clone())
+        // Failure excerpts go first, oldest build first; then the oldest builds.
+        let builds = result.timeline.len();
+        let (mut response, removed) = super::output::structured_within_cap(
+            &mut result,
+            |r| r.summary.clone(),
+            |r| {
+                let excerpt = r
+                    .timeline
+                    .iter_mut()
+                    .rev()
+                    .flat_map(|e| e.jobs.iter_mut())
+                    .find(|j| j.log_excerpt.is_some());
+                match excerpt {
+                    Some(job) => job.log_excerpt.take().is_some(),
+                    None => r.timeline.pop().is_some(),
+                }
+            },
+        )?;
+        if removed > 0 {
+            result.warnings.push(format!(
+                "cut to stay under {} characters: failure excerpts of the oldest builds, then the oldest of {builds} builds (ask with include_logs=false or fewer lookback_builds)",
+                super::output::MAX_RESULT_CHARS
+            ));
+            response = super::output::structured(&result, result.summary.clone())?;
+        }
+        Ok(response)
     }
 }

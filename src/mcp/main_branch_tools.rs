@@ -93,8 +93,21 @@ impl CiWatchServer {
         );
         tokio::select! {
             result = analysis => {
-                let analysis = result.map_err(|e| e.to_string())?;
-                super::output::structured(&analysis, crate::report::main_branch_text(&analysis))
+                let mut analysis = result.map_err(|e| e.to_string())?;
+                let shown = analysis.failures.len();
+                let (mut response, removed) = super::output::structured_within_cap(
+                    &mut analysis,
+                    crate::report::main_branch_text,
+                    |a| a.failures.pop().is_some() || a.analysis_text.take().is_some(),
+                )?;
+                if removed > 0 {
+                    analysis.warnings.push(format!(
+                        "{removed} of {shown} recurring failures left out to stay under {} characters: ask with a lower detail_level or max_failures",
+                        super::output::MAX_RESULT_CHARS
+                    ));
+                    response = super::output::structured(&analysis, crate::report::main_branch_text(&analysis))?;
+                }
+                Ok(response)
             }
             () = context.ct.cancelled() => Err("the analysis was cancelled".to_string()),
         }

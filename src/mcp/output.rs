@@ -17,10 +17,62 @@ pub fn structured<T: Serialize>(value: &T, text: String) -> Result<CallToolResul
     Ok(result)
 }
 
+/// Characters a tool result may carry (structured content plus text): Claude Code caps a result
+/// at about 25,000 tokens.
+pub const MAX_RESULT_CHARS: usize = 100_000;
+
+/// Like [`structured`], cutting `value` record by record until the result fits
+/// [`MAX_RESULT_CHARS`]: `shrink` removes one whole record and returns false when none is left;
+/// `text` renders the value again. Returns how many records were removed.
+pub fn structured_within_cap<T: Serialize>(
+    value: &mut T,
+    text: impl Fn(&T) -> String,
+    mut shrink: impl FnMut(&mut T) -> bool,
+) -> Result<(CallToolResult, usize), String> {
+    let size = |value: &T| -> Result<usize, String> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| format!("the result could not be serialised: {e}"))?;
+        Ok(json.chars().count() + text(value).chars().count())
+    };
+    // Room for the note the caller adds about what was cut.
+    const NOTE_ROOM: usize = 1_000;
+    let mut removed = 0;
+    while size(value)? > MAX_RESULT_CHARS - NOTE_ROOM && shrink(value) {
+        removed += 1;
+    }
+    Ok((structured(value, text(value))?, removed))
+}
+
 /// `value` with every string sanitised, for tools that return `Json<T>`.
 pub fn sanitized<T: Serialize + DeserializeOwned>(value: T) -> Result<T, String> {
     let mut json = serde_json::to_value(&value)
         .map_err(|e| format!("the result could not be serialised: {e}"))?;
     sanitize_json(&mut json);
     serde_json::from_value(json).map_err(|e| format!("the result could not be serialised: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_cut_record_by_record_to_the_cap() {
+        let mut records: Vec<String> = (0..100)
+            .map(|i| format!("{i:04}{}", "x".repeat(2_000)))
+            .collect();
+        let (result, removed) = structured_within_cap(
+            &mut records,
+            |r| format!("{} records", r.len()),
+            |r| r.pop().is_some(),
+        )
+        .expect("result");
+        assert!(removed > 50, "{removed}");
+        assert_eq!(records.len(), 100 - removed);
+        assert!(
+            records.iter().all(|r| r.len() == 2_004),
+            "no record cut in the middle"
+        );
+        let json = serde_json::to_string(&result.structured_content).expect("json");
+        assert!(json.len() < MAX_RESULT_CHARS);
+    }
 }

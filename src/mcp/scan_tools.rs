@@ -226,7 +226,22 @@ impl CiWatchServer {
         };
         result.warnings.extend(self.cache_warning.iter().cloned());
         self.remember_report(&context.extensions, &result);
-        super::output::structured(&result, crate::report::scan_digest(&result))
+        // Whole failures are left out from the end until the result fits the cap; the
+        // rendered texts (full detail) still cover every failure.
+        let shown = result.failures.len();
+        let (mut response, removed) =
+            super::output::structured_within_cap(&mut result, crate::report::scan_digest, |r| {
+                r.failures.pop().is_some() || r.daily_findings_text.take().is_some()
+            })?;
+        if removed > 0 {
+            let note = format!(
+                "{removed} of {shown} failures left out to keep the result under {} characters: ask with a lower detail_level or max_failures, or look at a job with ciwatch_get_job_test_failures / ciwatch_get_job_log",
+                super::output::MAX_RESULT_CHARS
+            );
+            result.warnings.push(note);
+            response = super::output::structured(&result, crate::report::scan_digest(&result))?;
+        }
+        Ok(response)
     }
 
     pub(super) fn enrichment(&self) -> Enrichment<'_> {

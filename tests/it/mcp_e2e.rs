@@ -99,6 +99,25 @@ async fn lists_tools_and_scans_the_fixture_build() {
         .expect("structured content");
     assert_eq!(structured["build_info"]["build_number"], "65099");
     assert_eq!(structured["jobs"].as_array().map(Vec::len), Some(24));
+    let text: usize = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.chars().count()))
+        .sum();
+    let size = serde_json::to_string(&structured)
+        .expect("json")
+        .chars()
+        .count()
+        + text;
+    assert!(
+        size < 100_000,
+        "a full-detail scan of the nightly is {size} characters"
+    );
+    assert_eq!(
+        structured["failures"].as_array().map(Vec::len),
+        Some(29),
+        "nothing cut at this size"
+    );
     let failures = structured["failures"].as_array().expect("failures");
     let dbo = failures
         .iter()
