@@ -106,12 +106,45 @@ enum Format {
     Standup,
 }
 
-/// Progress on stderr for shell use.
-struct StderrProgress;
+/// Progress on stderr for shell use: a bar when stderr is a terminal, plain lines otherwise
+/// (logs, CI, pipes).
+enum StderrProgress {
+    Bar(indicatif::ProgressBar),
+    Lines,
+}
+
+impl StderrProgress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines;
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} logs {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        Self::Bar(bar)
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 impl Progress for StderrProgress {
     fn report(&self, done: usize, total: usize, message: &str) {
-        eprintln!("[{done}/{total}] {message}");
+        match self {
+            Self::Bar(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(message.to_string());
+            }
+            Self::Lines => eprintln!("[{done}/{total}] {message}"),
+        }
     }
 }
 
@@ -278,9 +311,10 @@ async fn run_scan(
     });
     let reader = watch::JobReader::new(&client, store.as_ref());
     let key = watch::BuildKey::new(&org, &pipeline, number);
-    let result = watch::scan_build(&reader, enrichment, &key, &options, &StderrProgress)
-        .await
-        .map_err(|e| e.to_string())?;
+    let progress = StderrProgress::new();
+    let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;
+    progress.finish();
+    let result = result.map_err(|e| e.to_string())?;
     print_result(&result, output.format)?;
     eprintln!(
         "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",
