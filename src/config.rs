@@ -212,9 +212,11 @@ impl Settings {
         &self,
         github: Option<std::sync::Arc<crate::github::GitHubClient>>,
     ) -> crate::owners::Owners {
+        // An empty value (a bundle's optional field left blank) means no clone.
         let local = self
             .vllm_repo_path
             .as_deref()
+            .filter(|path| !path.as_os_str().is_empty())
             .map(crate::owners::LocalRepo::open)
             .transpose();
         crate::owners::Owners::new(

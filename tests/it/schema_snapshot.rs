@@ -25,3 +25,33 @@ async fn tools_list_matches_the_snapshot() {
         "the tool surface changed; review the diff and re-bless with UPDATE_SNAPSHOTS=1:\n{actual}"
     );
 }
+
+/// The Claude Desktop bundle's manifest lists exactly the tools and prompt the server serves.
+#[tokio::test]
+async fn the_bundle_manifest_names_every_tool() {
+    let manifest: serde_json::Value =
+        serde_json::from_str(include_str!("../../manifest.json")).expect("manifest.json is JSON");
+    let mut listed: Vec<&str> = manifest["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    listed.sort_unstable();
+    let server =
+        ciwatch_mcp::mcp::CiWatchServer::new(crate::common::settings("http://127.0.0.1:9"))
+            .expect("server");
+    let mut served: Vec<String> = server
+        .tools()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    served.sort();
+    assert_eq!(listed, served);
+    assert_eq!(manifest["prompts"][0]["name"], "ci_watch_daily");
+    assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        manifest["user_config"]["buildkite_token"]["sensitive"],
+        true
+    );
+}
