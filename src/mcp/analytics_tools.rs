@@ -50,6 +50,7 @@ impl CiWatchServer {
         Parameters(params): Parameters<AnalyticsParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<AnalyticsMatch>, String> {
+        suite_slug(&params.suite_slug)?;
         let client = self.buildkite(&context.extensions)?;
         let ids = vec![params.test_name_or_nodeid.clone()];
         let mut result = watch::analytics_bulk(
@@ -105,6 +106,7 @@ impl CiWatchServer {
         Parameters(params): Parameters<AnalyticsBulkParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<AnalyticsBulkResult>, String> {
+        suite_slug(&params.suite_slug)?;
         let client = self.buildkite(&context.extensions)?;
         watch::analytics_bulk(
             &client,
@@ -117,4 +119,15 @@ impl CiWatchServer {
         .and_then(super::output::sanitized)
         .map(Json)
     }
+}
+
+/// A suite slug becomes an API path segment: Buildkite's slug characters only.
+fn suite_slug(slug: &str) -> Result<(), String> {
+    crate::buildkite::parse_pipeline(slug, "vllm")
+        .ok()
+        .filter(|_| !slug.contains('/'))
+        .map(|_| ())
+        .ok_or_else(|| {
+            format!("suite_slug {slug:?} is not a Test Engine suite slug: give one like ci-1")
+        })
 }
