@@ -6,11 +6,11 @@
 //! The text comes from the job-outcome reader's store: a finished job's cleaned log is fetched
 //! once (its last [`LOG_TEXT_FACTOR`] × `max_log_bytes`) and every later view reads it from there.
 
-use super::jobs::match_job;
+use super::jobs::{job_info, match_job};
 use super::outcomes::{BuildKey, JobReader};
 use super::{Budgets, WatchError};
 use crate::input::NodeId;
-use crate::model::{JobInfo, JobLogResult, LogLine, MatchStrategy};
+use crate::model::{JobLogResult, LogLine, MatchStrategy};
 use regex::Regex;
 
 /// The most bytes of line text a result carries (Claude Code caps a tool result at about
@@ -85,14 +85,7 @@ pub async fn job_log(
         ));
     }
     Ok(JobLogResult {
-        job_info: JobInfo {
-            job_id: job.id.clone(),
-            job_name: job.display_name().to_string(),
-            job_url: job.web_url.clone().unwrap_or_default(),
-            state: job.state().to_string(),
-            exit_status: job.exit_status,
-            soft_failed: job.is_soft_failed(),
-        },
+        job_info: job_info(job),
         total_lines: lines.len(),
         whole_log: text.complete,
         matches,

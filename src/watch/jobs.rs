@@ -87,6 +87,18 @@ pub fn match_job<'a>(
     }
 }
 
+/// What the job tools say about the job they read.
+pub(super) fn job_info(job: &Job) -> JobInfo {
+    JobInfo {
+        job_id: job.id.clone(),
+        job_name: job.display_name().to_string(),
+        job_url: job.web_url.clone().unwrap_or_default(),
+        state: job.state().to_string(),
+        exit_status: job.exit_status,
+        soft_failed: job.is_soft_failed(),
+    }
+}
+
 pub async fn job_test_failures(
     reader: &JobReader<'_>,
     key: &BuildKey,
@@ -141,14 +153,7 @@ pub async fn job_test_failures(
         );
     }
     Ok(JobTestFailuresResult {
-        job_info: JobInfo {
-            job_id: job.id.clone(),
-            job_name: job.display_name().to_string(),
-            job_url: job.web_url.clone().unwrap_or_default(),
-            state: job.state().to_string(),
-            exit_status: job.exit_status,
-            soft_failed: job.is_soft_failed(),
-        },
+        job_info: job_info(job),
         total_failures: test_failures.len(),
         test_failures,
         warnings,

@@ -16,7 +16,16 @@ fn key() -> BuildKey {
 }
 
 async fn scan(server: &MockServer, store: Option<&Cache>, budgets: Budgets) -> ScanResult {
-    let client = client(&settings(&server.uri()));
+    scan_as(&settings(&server.uri()), store, budgets).await
+}
+
+/// A scan with the token (and the rest) of `settings`.
+async fn scan_as(
+    settings: &ciwatch_mcp::config::Settings,
+    store: Option<&Cache>,
+    budgets: Budgets,
+) -> ScanResult {
+    let client = client(settings);
     let reader = JobReader::new(&client, store);
     let options = scan_options(budgets, DetailLevel::Summary, false);
     watch::scan_build(
@@ -350,18 +359,7 @@ async fn another_token_does_not_read_what_this_token_stored() {
     let after_first = requests(&server).await.len();
     let mut other = settings(&server.uri());
     other.buildkite_token = Some(ciwatch_mcp::secret::Secret::new("bkua_another_caller"));
-    let other_client = client(&other);
-    let reader = JobReader::new(&other_client, Some(&store));
-    let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
-    watch::scan_build(
-        &reader,
-        Enrichment::default(),
-        &key(),
-        &options,
-        &NoProgress,
-    )
-    .await
-    .expect("scan");
+    scan_as(&other, Some(&store), Budgets::default()).await;
     assert_eq!(
         requests(&server).await.len() - after_first,
         after_first,
