@@ -266,17 +266,11 @@ async fn read_previous(
             "{left_out} logs of older nightlies were not read (budget of {COMPARE_LOG_BUDGET}); failures that depend on them may show trend unknown"
         ));
     }
-    let fetches: Vec<_> = to_fetch
-        .iter()
-        .map(|(key, job)| {
-            let limits = &limits;
-            async move { (job.id.clone(), reader.job(key, job, limits).await) }
-        })
-        .collect();
-    let fetched: Vec<(String, JobRead)> = futures::stream::iter(fetches)
-        .buffered(current.concurrency.max(1))
-        .collect()
+    let wanted: Vec<(&BuildKey, &Job)> = to_fetch.iter().map(|(key, job)| (key, *job)).collect();
+    let fetched = reader
+        .jobs(&wanted, &limits, current.concurrency, &super::NoProgress)
         .await;
+    let fetched = to_fetch.iter().map(|(_, job)| job.id.clone()).zip(fetched);
     reads.extend(fetched);
     reads
 }

@@ -13,7 +13,7 @@ use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
 use crate::triage::history::{assess, Observation, TestStatus};
 use futures::StreamExt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Builds a history may look at; Buildkite lists 100 per page.
@@ -135,28 +135,17 @@ pub async fn test_history(
         .take(options.max_logs)
         .collect();
     let total = to_fetch.len();
-    let done = AtomicUsize::new(0);
     progress.report(0, total, &format!("reading {total} failed-job logs"));
     let keys: Vec<BuildKey> = builds
         .iter()
         .map(|b| BuildKey::new(org, pipeline, b.number))
         .collect();
-    // Futures are built up front (not in a stream closure) so the history future stays `Send`.
-    let fetches: Vec<_> = to_fetch
+    let to_read: Vec<(&BuildKey, &Job)> = to_fetch
         .iter()
-        .map(|&i| {
-            let (pending, keys, limits, done) = (&pending[i], &keys, &limits, &done);
-            async move {
-                let read = reader.job(&keys[pending.entry], pending.job, limits).await;
-                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress.report(finished, total, pending.job.display_name());
-                read
-            }
-        })
+        .map(|&i| (&keys[pending[i].entry], pending[i].job))
         .collect();
-    let fetched: Vec<JobRead> = futures::stream::iter(fetches)
-        .buffered(options.concurrency.max(1))
-        .collect()
+    let fetched = reader
+        .jobs(&to_read, &limits, options.concurrency, progress)
         .await;
     let logs_read = fetched.len();
     for (i, read) in to_fetch.into_iter().zip(fetched) {

@@ -328,12 +328,11 @@ impl<'a> JobReader<'a> {
         Ok(tail)
     }
 
-    /// Reads `jobs` of `build` concurrently (at most `concurrency` in flight; the request
-    /// budget paces them), reporting each as it finishes. Results are in `jobs`' order.
+    /// Reads `jobs` (each of its build) concurrently (at most `concurrency` in flight; the
+    /// request budget paces them), reporting each as it finishes. Results are in `jobs`' order.
     pub async fn jobs(
         &self,
-        build: &BuildKey,
-        jobs: &[&Job],
+        jobs: &[(&BuildKey, &Job)],
         limits: &ReadLimits<'_>,
         concurrency: usize,
         progress: &dyn Progress,
@@ -344,7 +343,7 @@ impl<'a> JobReader<'a> {
         // Futures are built up front (not in a stream closure) so the caller's future stays `Send`.
         let reads: Vec<_> = jobs
             .iter()
-            .map(|job| async {
+            .map(|&(build, job)| async {
                 let read = self.job(build, job, limits).await;
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress.report(finished, total, job.display_name());

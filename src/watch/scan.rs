@@ -115,7 +115,10 @@ pub(super) async fn scan_fetched(
     let to_fetch: Vec<usize> = (0..plan.ordered.len().min(budgets.max_jobs))
         .filter(|&i| reads[i].is_none())
         .collect();
-    let fetch_jobs: Vec<&Job> = to_fetch.iter().map(|&i| plan.ordered[i].job).collect();
+    let fetch_jobs: Vec<(&BuildKey, &Job)> = to_fetch
+        .iter()
+        .map(|&i| (key, plan.ordered[i].job))
+        .collect();
     progress.report(
         0,
         fetch_jobs.len(),
@@ -139,7 +142,7 @@ pub(super) async fn scan_fetched(
             None => None,
         }
     };
-    let fetched = reader.jobs(key, &fetch_jobs, &limits, budgets.concurrency, progress);
+    let fetched = reader.jobs(&fetch_jobs, &limits, budgets.concurrency, progress);
     let (fetched, issues, owners_prepared) = futures::join!(fetched, issues, owners_prepared);
     for (i, read) in to_fetch.into_iter().zip(fetched) {
         reads[i] = Some(read);
