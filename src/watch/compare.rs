@@ -98,16 +98,17 @@ pub(super) async fn compare_with_previous_nightlies(
         ));
     }
     let reads = read_previous(reader, &current, &previous, result).await;
+    let nightlies: Vec<Nightly<'_>> = previous.iter().map(Nightly::of).collect();
     let failures = std::mem::take(&mut result.failures);
     let mut failures: Vec<FailureClassification> = failures
         .into_iter()
-        .map(|failure| with_trend(failure, &previous, &reads, current.build.number))
+        .map(|failure| with_trend(failure, &nightlies, &reads, current.build.number))
         .collect();
-    let fixed = fixed_failures(&current, &failures, previous.first(), &reads);
+    let fixed = fixed_failures(&current, &failures, nightlies.first(), &reads);
     onsets(
         github,
         &current,
-        &previous,
+        &nightlies,
         &reads,
         &mut failures,
         &mut result.warnings,
@@ -192,6 +193,21 @@ async fn previous_nightlies(
         .into_iter()
         .collect::<Result<Vec<Build>, _>>()
         .map_err(|e| format!("a previous nightly could not be read ({e}); trends are unknown"))
+}
+
+/// A previous nightly with its jobs indexed by name, built once per comparison.
+struct Nightly<'b> {
+    build: &'b Build,
+    jobs: HashMap<&'b str, &'b Job>,
+}
+
+impl<'b> Nightly<'b> {
+    fn of(build: &'b Build) -> Self {
+        Self {
+            build,
+            jobs: latest_by_name(build),
+        }
+    }
 }
 
 /// The latest attempt of each script job, by name.
@@ -313,9 +329,12 @@ fn failed_job_says(identity: &Identity, analysis: &LogAnalysis, complete: bool) 
 }
 
 /// What one previous nightly says about `identity`.
-fn baseline(identity: &Identity, build: &Build, reads: &HashMap<String, JobRead>) -> Baseline {
-    let jobs = latest_by_name(build);
-    let Some(job) = jobs.get(identity.job.as_str()) else {
+fn baseline(
+    identity: &Identity,
+    nightly: &Nightly<'_>,
+    reads: &HashMap<String, JobRead>,
+) -> Baseline {
+    let Some(job) = nightly.jobs.get(identity.job.as_str()) else {
         return Baseline::NoAnswer(format!("job {:?} did not run", identity.job));
     };
     if job.is_passed() {
@@ -354,16 +373,16 @@ fn baseline(identity: &Identity, build: &Build, reads: &HashMap<String, JobRead>
 /// The failure with its trend, and a category that tells the truth about it.
 fn with_trend(
     mut failure: FailureClassification,
-    previous: &[Build],
+    nightlies: &[Nightly<'_>],
     reads: &HashMap<String, JobRead>,
     current_build: u64,
 ) -> FailureClassification {
     let identity = Identity::of(&failure);
-    let observed: Vec<NightlyBaseline> = previous
+    let observed: Vec<NightlyBaseline> = nightlies
         .iter()
-        .map(|build| NightlyBaseline {
-            build_number: build.number,
-            baseline: baseline(&identity, build, reads),
+        .map(|nightly| NightlyBaseline {
+            build_number: nightly.build.number,
+            baseline: baseline(&identity, nightly, reads),
         })
         .collect();
     let trend = assess_trend(current_build, failure.fingerprint.as_deref(), &observed);
@@ -415,7 +434,7 @@ fn with_trend(
 fn fixed_failures(
     current: &CurrentScan<'_>,
     failures: &[FailureClassification],
-    previous: Option<&Build>,
+    previous: Option<&Nightly<'_>>,
     reads: &HashMap<String, JobRead>,
 ) -> Vec<FixedFailure> {
     let Some(previous) = previous else {
@@ -425,7 +444,7 @@ fn fixed_failures(
     let jobs_now = latest_by_name(current.build);
     let mut fixed = Vec::new();
     let mut listed = HashSet::new();
-    for (name, job) in latest_by_name(previous) {
+    for (&name, &job) in &previous.jobs {
         let Some(analysis) = reads.get(&job.id).and_then(|r| r.analysis.as_ref()) else {
             continue;
         };
@@ -479,7 +498,7 @@ fn fixed_failures(
             fixed.push(FixedFailure {
                 test_name,
                 job_name: name.to_string(),
-                failed_in_build: previous.number,
+                failed_in_build: previous.build.number,
                 error_message,
                 evidence: evidence.to_string(),
                 issue,
@@ -495,7 +514,7 @@ fn fixed_failures(
 async fn onsets(
     github: Option<&GitHubClient>,
     current: &CurrentScan<'_>,
-    previous: &[Build],
+    nightlies: &[Nightly<'_>],
     reads: &HashMap<String, JobRead>,
     failures: &mut [FailureClassification],
     warnings: &mut Vec<String>,
@@ -507,9 +526,10 @@ async fn onsets(
             continue;
         }
         let identity = Identity::of(failure);
-        let Some(last_passed) = previous
+        let Some(last_passed) = nightlies
             .iter()
-            .find(|build| baseline(&identity, build, reads) == Baseline::Passed)
+            .find(|nightly| baseline(&identity, nightly, reads) == Baseline::Passed)
+            .map(|nightly| nightly.build)
         else {
             continue;
         };
