@@ -17,8 +17,9 @@ fn default_pipeline() -> String {
     "vllm/ci".into()
 }
 
+/// Which job of which build: what both job tools take.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct JobFailuresParams {
+pub struct JobRef {
     /// A build number or a Buildkite build/job URL (its org and pipeline win over `pipeline`).
     pub build_id_or_url: String,
     /// The job's name (or part of it, with "fuzzy") or its id (with "id").
@@ -32,17 +33,15 @@ pub struct JobFailuresParams {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobFailuresParams {
+    #[serde(flatten)]
+    pub job: JobRef,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct JobLogParams {
-    /// A build number or a Buildkite build/job URL (its org and pipeline win over `pipeline`).
-    pub build_id_or_url: String,
-    /// The job's name (or part of it, with "fuzzy") or its id (with "id").
-    pub job_name_or_id: String,
-    /// Pipeline as "org/pipeline" (default "vllm/ci").
-    #[serde(default = "default_pipeline")]
-    pub pipeline: String,
-    /// "fuzzy" (default), "exact" or "id".
-    #[serde(default)]
-    pub match_strategy: MatchStrategy,
+    #[serde(flatten)]
+    pub job: JobRef,
     /// The last lines of the log (default 100, at most 5000). Used when neither `search` nor
     /// `around_test` is given.
     #[serde(default)]
@@ -122,21 +121,15 @@ impl CiWatchServer {
         Parameters(params): Parameters<JobFailuresParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<JobTestFailuresResult>, String> {
+        let key = self.build_key(&params.job)?;
         let client = self.buildkite(&context.extensions)?;
-        let build = parse_build_ref(
-            &params.build_id_or_url,
-            &params.pipeline,
-            &self.settings.buildkite_org,
-        )
-        .map_err(|e| e.to_string())?;
-        let budgets = self.settings.budgets();
         let reader = self.reader(&client);
-        let key = watch::BuildKey::new(&build.org, &build.pipeline, build.number);
+        let budgets = self.settings.budgets();
         let failures = watch::job_test_failures(
             &reader,
             &key,
-            &params.job_name_or_id,
-            params.match_strategy,
+            &params.job.job_name_or_id,
+            params.job.match_strategy,
             &budgets,
         );
         tokio::select! {
@@ -163,21 +156,15 @@ impl CiWatchServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
         let view = params.view()?;
-        let build = parse_build_ref(
-            &params.build_id_or_url,
-            &params.pipeline,
-            &self.settings.buildkite_org,
-        )
-        .map_err(|e| e.to_string())?;
+        let key = self.build_key(&params.job)?;
         let client = self.buildkite(&context.extensions)?;
         let reader = self.reader(&client);
-        let key = watch::BuildKey::new(&build.org, &build.pipeline, build.number);
         let budgets = self.settings.budgets();
         let read = watch::job_log(
             &reader,
             &key,
-            &params.job_name_or_id,
-            params.match_strategy,
+            &params.job.job_name_or_id,
+            params.job.match_strategy,
             &view,
             &budgets,
         );
@@ -187,5 +174,22 @@ impl CiWatchServer {
         };
         let text = crate::report::job_log_text(&result);
         super::output::structured(&result, text)
+    }
+}
+
+impl CiWatchServer {
+    /// The build a job tool names; `Err` before any request when it is not one.
+    fn build_key(&self, job: &JobRef) -> Result<watch::BuildKey, String> {
+        let build = parse_build_ref(
+            &job.build_id_or_url,
+            &job.pipeline,
+            &self.settings.buildkite_org,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(watch::BuildKey::new(
+            &build.org,
+            &build.pipeline,
+            build.number,
+        ))
     }
 }
