@@ -309,15 +309,8 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             "  - Onset: passed in {}, fails in {}: {}",
             onset.last_passed_build, onset.first_failed_build, onset.compare_url
         );
-        for suspect in onset.suspects.iter().filter(|s| s.closeness > 0).take(3) {
-            let _ = writeln!(
-                out,
-                "    - {} {} by {}: {}",
-                code_span(crate::model::short_sha(&suspect.sha)),
-                code_span(&suspect.title),
-                code_span(&suspect.author),
-                suspect.reason
-            );
+        for suspect in super::shown_suspects(onset) {
+            let _ = writeln!(out, "    - {}", super::suspect_line(suspect));
         }
     }
     let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);

@@ -69,15 +69,8 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
                 code_span(crate::model::short_sha(&onset.last_passed_commit)),
                 onset.compare_url
             );
-            for suspect in onset.suspects.iter().filter(|s| s.closeness > 0).take(3) {
-                let _ = writeln!(
-                    out,
-                    "- Suspect {} {} by {}: {}",
-                    code_span(crate::model::short_sha(&suspect.sha)),
-                    code_span(&suspect.title),
-                    code_span(&suspect.author),
-                    suspect.reason
-                );
+            for suspect in super::shown_suspects(onset) {
+                let _ = writeln!(out, "- Suspect {}", super::suspect_line(suspect));
             }
         }
         (Some(trend), None) => {

@@ -41,6 +41,24 @@ pub(crate) fn short_test_name(test_name: &str) -> &str {
     test_name.rsplit("::").next().unwrap_or(test_name)
 }
 
+/// Suspect commits shown in reports: the closest three that touch something near the failure.
+pub(crate) fn shown_suspects(
+    onset: &crate::model::Onset,
+) -> impl Iterator<Item = &crate::model::Suspect> {
+    onset.suspects.iter().filter(|s| s.closeness > 0).take(3)
+}
+
+/// One suspect as reports print it: `` `sha` `title` by `author`: reason ``.
+pub(crate) fn suspect_line(suspect: &crate::model::Suspect) -> String {
+    format!(
+        "{} {} by {}: {}",
+        code_span(crate::model::short_sha(&suspect.sha)),
+        code_span(&suspect.title),
+        code_span(&suspect.author),
+        suspect.reason
+    )
+}
+
 /// A job-log view as text: one `n: line` per line, then the notes.
 pub fn job_log_text(result: &crate::model::JobLogResult) -> String {
     let mut out = format!(
