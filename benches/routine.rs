@@ -337,6 +337,7 @@ async fn main() {
                     max_jobs_per_build: 20,
                     max_logs: watch::DEFAULT_HISTORY_LOGS,
                     max_log_bytes: 200_000,
+                    max_whole_log_bytes: ciwatch_mcp::watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
                     concurrency: 24,
                     repo: "vllm-project/vllm".into(),
                 },

@@ -14,9 +14,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 
-const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v2");
+/// v3: a build is stored with when it was fetched (the freshness window).
+const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v3");
 const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v2");
-const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v2");
+/// v3: whole logs, compressed.
+const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v3");
 /// Write number → `table-name NUL key`, oldest first: the eviction order.
 const WRITES: TableDefinition<u64, &str> = TableDefinition::new("writes_v2");
 /// `next_write` and `stored_bytes`.
@@ -33,7 +35,8 @@ pub enum Table {
     Builds,
     /// Parsed log outcomes of finished jobs, keyed by job id.
     JobOutcomes,
-    /// Cleaned log text of finished jobs (their end), keyed by job id, for the job-log views.
+    /// Cleaned log text of finished jobs (whole, up to the read bound), compressed, keyed by
+    /// job id, for the job-log views.
     LogTexts,
 }
 
@@ -126,10 +129,15 @@ impl Cache {
 
     /// A stored value; `None` when absent or unreadable (a stale format is treated as a miss).
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Option<T> {
+        serde_json::from_slice(&self.get_bytes(table, key)?).ok()
+    }
+
+    /// The bytes stored by [`Cache::put_bytes`].
+    pub fn get_bytes(&self, table: Table, key: &str) -> Option<Vec<u8>> {
         let read = self.db.begin_read().ok()?;
         let opened = read.open_table(table.definition()).ok()?;
         let value = opened.get(key).ok()??;
-        serde_json::from_slice(value.value().get(SEQ_BYTES..)?).ok()
+        Some(value.value().get(SEQ_BYTES..)?.to_vec())
     }
 
     /// Bytes of stored values (for tests and diagnostics).
@@ -144,9 +152,13 @@ impl Cache {
 
     /// Stores a value; failures are logged and otherwise ignored (the cache is an optimisation).
     pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) {
-        let Ok(bytes) = serde_json::to_vec(value) else {
-            return;
-        };
+        if let Ok(bytes) = serde_json::to_vec(value) {
+            self.put_bytes(table, key, &bytes);
+        }
+    }
+
+    /// Stores bytes of the caller's own encoding (a compressed log).
+    pub fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
         let result = (|| -> Result<(), redb::Error> {
             let write = self.db.begin_write()?;
             {

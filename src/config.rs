@@ -53,6 +53,18 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_SCAN_BYTE_BUDGET", default_value_t = 32 * 1024 * 1024)]
     pub scan_byte_budget: u64,
 
+    /// The largest job log read whole, in bytes: a multi-command job whose tail does not reach
+    /// its first command is read again whole up to this, and the job-log tool reads logs whole
+    /// up to this (past it, the log's end, said in the result).
+    #[arg(global = true, long, env = "CIWATCH_MAX_WHOLE_LOG_BYTES", default_value_t = crate::watch::DEFAULT_MAX_WHOLE_LOG_BYTES)]
+    pub max_whole_log_bytes: u64,
+
+    /// Seconds a stored build is reused without asking Buildkite again (0: every scan asks).
+    /// A finished build still changes when someone retries a job; job outcomes are stored by
+    /// job id and never go stale.
+    #[arg(global = true, long, env = "CIWATCH_BUILD_FRESHNESS_SECS", default_value_t = crate::watch::DEFAULT_BUILD_FRESHNESS.as_secs())]
+    pub build_freshness_secs: u64,
+
     /// Log fetches in flight at once. The request budget per minute is the real bound; this only
     /// caps open connections (the default reads a build's 20 logs in one wave).
     #[arg(global = true, long, env = "CIWATCH_CONCURRENCY", default_value_t = 24)]
@@ -268,8 +280,13 @@ impl Settings {
             max_jobs: self.max_jobs,
             max_log_bytes: self.max_log_bytes.max(1),
             scan_byte_budget: self.scan_byte_budget,
+            max_whole_log_bytes: self.max_whole_log_bytes.max(1),
             concurrency: self.concurrency.max(1),
         }
+    }
+
+    pub fn build_freshness(&self) -> Duration {
+        Duration::from_secs(self.build_freshness_secs)
     }
 }
 

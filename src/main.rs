@@ -309,7 +309,8 @@ async fn run_scan(
         eprintln!("warning: {warning}");
         None
     });
-    let reader = watch::JobReader::new(&client, store.as_ref());
+    let reader = watch::JobReader::new(&client, store.as_ref())
+        .with_build_freshness(settings.build_freshness());
     let key = watch::BuildKey::new(&org, &pipeline, number);
     let progress = StderrProgress::new();
     let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;

@@ -107,6 +107,7 @@ impl CiWatchServer {
             max_jobs_per_build: budgets.max_jobs,
             max_logs: params.max_logs,
             max_log_bytes: budgets.max_log_bytes,
+            max_whole_log_bytes: budgets.max_whole_log_bytes,
             concurrency: budgets.concurrency,
             repo: "vllm-project/vllm".into(),
         };

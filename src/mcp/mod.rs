@@ -109,6 +109,7 @@ impl CiWatchServer {
     /// The job-outcome reader of one call, over the server's store.
     fn reader<'a>(&'a self, client: &'a BuildkiteClient) -> crate::watch::JobReader<'a> {
         crate::watch::JobReader::new(client, self.cache.as_deref())
+            .with_build_freshness(self.settings.build_freshness())
     }
 
     /// A client per call, so a missing token is reported by the call that needs it while the

@@ -7,7 +7,7 @@
 //! the listing only. A previous nightly whose job could not say (agent lost, cancelled, no log,
 //! not read) is no baseline.
 
-use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
+use super::outcomes::{BuildKey, JobRead, JobReader};
 use super::select::plan_jobs;
 use crate::buildkite::{Build, Job, JobState, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
@@ -48,9 +48,7 @@ pub(super) struct CurrentScan<'a> {
     pub codeowners: Option<&'a CodeOwners>,
     pub repo: &'a str,
     pub nightlies: usize,
-    pub max_jobs: usize,
-    pub max_log_bytes: u64,
-    pub concurrency: usize,
+    pub budgets: &'a super::Budgets,
 }
 
 /// What a failure is, across builds: its job and test, or its job and error signature.
@@ -186,7 +184,7 @@ async fn previous_nightlies(
         })
         .collect();
     let fetched: Vec<_> = futures::stream::iter(fetches)
-        .buffered(current.concurrency.max(1))
+        .buffered(current.budgets.concurrency.max(1))
         .collect()
         .await;
     fetched
@@ -249,7 +247,7 @@ async fn read_previous(
                     .ordered
                     .into_iter()
                     .filter(|p| p.passed_retry.is_none())
-                    .take(current.max_jobs)
+                    .take(current.budgets.max_jobs)
                     .map(|p| p.job),
             );
         }
@@ -260,11 +258,9 @@ async fn read_previous(
             }
         }
     }
-    let byte_budget = AtomicU64::new(u64::MAX);
-    let limits = ReadLimits {
-        max_log_bytes: current.max_log_bytes,
-        byte_budget: &byte_budget,
-    };
+    // The comparison's reads have a byte budget of their own, the size of a scan's.
+    let byte_budget = AtomicU64::new(current.budgets.scan_byte_budget);
+    let limits = current.budgets.limits(&byte_budget);
     let mut reads: HashMap<String, JobRead> = HashMap::new();
     let mut to_fetch = Vec::new();
     for (key, job) in wanted {
@@ -284,7 +280,7 @@ async fn read_previous(
     }
     let wanted: Vec<(&BuildKey, &Job)> = to_fetch.iter().map(|(key, job)| (key, *job)).collect();
     let fetched = reader
-        .jobs(&wanted, &limits, current.concurrency, &super::NoProgress)
+        .jobs(&wanted, &limits, current.budgets.concurrency, &super::NoProgress)
         .await;
     let fetched = to_fetch.iter().map(|(_, job)| job.id.clone()).zip(fetched);
     reads.extend(fetched);
@@ -322,8 +318,10 @@ fn failed_job_says(identity: &Identity, analysis: &LogAnalysis, complete: bool) 
                     .as_deref()
                     .map(crate::triage::fingerprint),
             },
-            // Tests failed instead: the job-level failure did not happen there.
-            None => Baseline::Passed,
+            // Tests failed instead: the job-level failure did not happen there, when the
+            // whole job was read.
+            None if complete => Baseline::Passed,
+            None => Baseline::NoAnswer("its log was read only in part".into()),
         },
     }
 }

@@ -39,6 +39,8 @@ pub struct HistoryOptions {
     pub max_logs: usize,
     /// Bytes read from the end of each log (the original's 200 KB, per log instead of in all).
     pub max_log_bytes: u64,
+    /// The largest log read whole (a multi-command job whose tail misses its first command).
+    pub max_whole_log_bytes: u64,
     pub concurrency: usize,
     /// `owner/name`, for compare URLs.
     pub repo: String,
@@ -122,6 +124,7 @@ pub async fn test_history(
     let limits = ReadLimits {
         max_log_bytes: options.max_log_bytes,
         byte_budget: &byte_budget,
+        max_whole_log_bytes: options.max_whole_log_bytes,
     };
     let order = read_order(&timeline, &pending);
     // Stored outcomes are free; the budget counts logs still to be read.

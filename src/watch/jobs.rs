@@ -1,7 +1,7 @@
 //! One job's failures: find the job of a build by id or name, read its log through the
 //! job-outcome reader (a stored outcome costs no request), extract failures.
 
-use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
+use super::outcomes::{BuildKey, JobRead, JobReader};
 use super::{Budgets, WatchError};
 use crate::buildkite::Job;
 use crate::logs::pytest::head_line;
@@ -109,10 +109,7 @@ pub async fn job_test_failures(
     let build = reader.build(key).await?;
     let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
-    let limits = ReadLimits {
-        max_log_bytes: budgets.max_log_bytes,
-        byte_budget: &byte_budget,
-    };
+    let limits = budgets.limits(&byte_budget);
     let JobRead {
         analysis, detail, ..
     } = reader.job(key, job, &limits).await;

@@ -28,7 +28,10 @@ pub use jobs::{
 };
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
-pub use outcomes::{covers_job, BuildKey, JobRead, JobReader, ReadLimits, REREAD_FACTOR};
+pub use outcomes::{
+    covers_job, BuildKey, JobRead, JobReader, ReadLimits, DEFAULT_BUILD_FRESHNESS,
+    DEFAULT_MAX_WHOLE_LOG_BYTES,
+};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
 
@@ -43,6 +46,8 @@ pub struct Budgets {
     pub max_log_bytes: u64,
     /// Bytes read in all, re-reads included.
     pub scan_byte_budget: u64,
+    /// The largest log read whole (a re-read, or the job-log tool's read).
+    pub max_whole_log_bytes: u64,
     /// Log fetches in flight (the request budget paces them; this caps open connections).
     pub concurrency: usize,
 }
@@ -53,7 +58,19 @@ impl Default for Budgets {
             max_jobs: 20,
             max_log_bytes: 200_000,
             scan_byte_budget: 32 * 1024 * 1024,
+            max_whole_log_bytes: DEFAULT_MAX_WHOLE_LOG_BYTES,
             concurrency: 24,
+        }
+    }
+}
+
+impl Budgets {
+    /// The read limits of one call, its reads sharing `byte_budget`.
+    pub fn limits<'a>(&self, byte_budget: &'a std::sync::atomic::AtomicU64) -> ReadLimits<'a> {
+        ReadLimits {
+            max_log_bytes: self.max_log_bytes,
+            byte_budget,
+            max_whole_log_bytes: self.max_whole_log_bytes,
         }
     }
 }

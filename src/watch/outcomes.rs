@@ -7,12 +7,21 @@
 //! read. Running builds and jobs are never stored. Entries are kept per Buildkite token (a
 //! digest of it), so a caller never reads what another caller's token could see.
 //!
+//! Builds are not frozen: a job retried after the build finished gives it a new attempt and a new
+//! `finished_at`. A stored build is therefore reused only within a short freshness window
+//! ([`DEFAULT_BUILD_FRESHNESS`]), or when a fresh listing shows it unchanged
+//! ([`JobReader::build_as_listed`]). Job outcomes are stored by job id: a finished job's log
+//! never changes. Nothing of a build that is still running is stored, its finished jobs
+//! included.
+//!
 //! Reading a log: the tail (`max_log_bytes`) first; when it does not answer for the whole job
 //! (see [`covers_job`]) one larger read follows. Buildkite serves only suffix ranges, so a larger
 //! read holds the bytes already read; it is therefore sized from the log's total size (the first
-//! answer's `Content-Range`) so that it is the only re-read: the whole log when it fits the
-//! per-job cap, else the cap. An outcome records how much of the log it saw, so a tail-only
-//! outcome is not reused as if it were the whole log when a larger read is allowed.
+//! answer's `Content-Range`) so that it is the only re-read: the whole log, up to
+//! `max_whole_log_bytes` and what is left of the call's byte budget. A job whose log could not
+//! be read back to its first command is `partly_analyzed`, with what was not read. An outcome
+//! records how much of the log it saw, so a partial outcome is not reused as if it were the
+//! whole log when a larger read is allowed.
 
 use super::Progress;
 pub use crate::buildkite::BuildKey;
@@ -22,12 +31,19 @@ use crate::http::HttpError;
 use crate::logs::{self, LogAnalysis};
 use crate::model::JobStatus;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
-/// A larger read of a log whose tail did not cover the job reads at most this many times the
-/// tail (bounded by the log's size and the scan's byte budget): enough for the multi-megabyte
-/// logs of vLLM's multi-command jobs without reading gigabyte logs whole.
-pub const REREAD_FACTOR: u64 = 16;
+/// The largest log read whole by default (`CIWATCH_MAX_WHOLE_LOG_BYTES`): vLLM's longest
+/// multi-command jobs write tens of megabytes.
+pub const DEFAULT_MAX_WHOLE_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long a stored build is reused without asking Buildkite again
+/// (`CIWATCH_BUILD_FRESHNESS_SECS`): long enough for one morning's burst of tool calls, short
+/// enough that a job retried since shows up in the next scan.
+pub const DEFAULT_BUILD_FRESHNESS: Duration = Duration::from_secs(120);
 
 /// What one read of a job may spend.
 pub struct ReadLimits<'a> {
@@ -35,12 +51,13 @@ pub struct ReadLimits<'a> {
     pub max_log_bytes: u64,
     /// Bytes left for the whole call (scan, history), re-reads included; shared by its reads.
     pub byte_budget: &'a AtomicU64,
+    /// The largest read of one log: the cap of the one re-read.
+    pub max_whole_log_bytes: u64,
 }
 
 impl ReadLimits<'_> {
-    /// The largest read a job may get: the cap of the one re-read.
     fn largest_read(&self) -> u64 {
-        self.max_log_bytes.saturating_mul(REREAD_FACTOR)
+        self.max_whole_log_bytes.max(self.max_log_bytes)
     }
 }
 
@@ -101,14 +118,47 @@ impl StoredOutcome {
     }
 }
 
-/// The cleaned text of a job log's end, as the job-log views read it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The cleaned text of a job log (its end when the log is over the read bound), as the job-log
+/// views read it.
+#[derive(Debug, Clone)]
 pub struct LogText {
     pub text: String,
     pub bytes_read: u64,
     pub total_size: u64,
-    /// `text` is the whole log.
+    /// `text` is the whole log: line 1 is the first line Buildkite serves.
     pub complete: bool,
+}
+
+impl LogText {
+    /// The stored form: bytes read and total size (8 bytes each, big-endian), whether it is the
+    /// whole log (1 byte), then the text compressed (lz4; logs shrink about tenfold).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + self.text.len() / 4);
+        out.extend_from_slice(&self.bytes_read.to_be_bytes());
+        out.extend_from_slice(&self.total_size.to_be_bytes());
+        out.push(u8::from(self.complete));
+        out.extend_from_slice(&lz4_flex::compress_prepend_size(self.text.as_bytes()));
+        out
+    }
+
+    /// `None` for anything [`LogText::encode`] did not write.
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let number = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        let text = lz4_flex::decompress_size_prepended(bytes.get(17..)?).ok()?;
+        Some(Self {
+            bytes_read: number(0)?,
+            total_size: number(8)?,
+            complete: *bytes.get(16)? == 1,
+            text: String::from_utf8(text).ok()?,
+        })
+    }
+}
+
+/// A build as stored, with when it was fetched (Unix seconds), for the freshness window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredBuild {
+    fetched_at: i64,
+    build: Build,
 }
 
 /// Counts of what the reader did, for results' `stats` and the tests.
@@ -128,6 +178,10 @@ pub struct JobReader<'a> {
     store: Option<&'a Cache>,
     /// The token's scope in the store (see [`BuildkiteClient::token_scope`]).
     scope: String,
+    /// How long a stored build is reused without a request.
+    build_freshness: Duration,
+    /// Builds this reader saw unfinished: nothing of them is stored.
+    running: Mutex<HashSet<BuildKey>>,
     pub counters: ReadCounters,
 }
 
@@ -137,23 +191,57 @@ impl<'a> JobReader<'a> {
             client,
             store,
             scope: client.token_scope(),
+            build_freshness: DEFAULT_BUILD_FRESHNESS,
+            running: Mutex::default(),
             counters: ReadCounters::default(),
         }
+    }
+
+    /// Reuses stored builds for at most `freshness` (zero: every look asks Buildkite).
+    pub fn with_build_freshness(mut self, freshness: Duration) -> Self {
+        self.build_freshness = freshness;
+        self
     }
 
     pub fn client(&self) -> &'a BuildkiteClient {
         self.client
     }
 
-    /// A build with every job (retried attempts included): from the store when it finished
-    /// earlier, else one request (stored when finished).
+    /// A build with every job (retried attempts included): from the store when it was fetched
+    /// within the freshness window, else one request (stored when finished).
     pub async fn build(&self, key: &BuildKey) -> Result<Build, BuildkiteError> {
-        if let Some(build) = self
+        let window = i64::try_from(self.build_freshness.as_secs()).unwrap_or(i64::MAX);
+        let fresh = |stored: &StoredBuild| now_unix().saturating_sub(stored.fetched_at) < window;
+        self.build_where(key, fresh).await
+    }
+
+    /// A build a listing just showed: the stored one while the listing shows it unchanged (same
+    /// state and `finished_at`: a retried job changes both), else one request.
+    pub async fn build_as_listed(
+        &self,
+        key: &BuildKey,
+        listed: &Build,
+    ) -> Result<Build, BuildkiteError> {
+        let unchanged = |stored: &StoredBuild| {
+            listed.is_finished()
+                && stored.build.state == listed.state
+                && stored.build.finished_at == listed.finished_at
+        };
+        self.build_where(key, unchanged).await
+    }
+
+    async fn build_where(
+        &self,
+        key: &BuildKey,
+        reusable: impl Fn(&StoredBuild) -> bool,
+    ) -> Result<Build, BuildkiteError> {
+        if let Some(stored) = self
             .store
-            .and_then(|s| s.get::<Build>(Table::Builds, &build_store_key(&self.scope, key)))
+            .and_then(|s| s.get::<StoredBuild>(Table::Builds, &build_store_key(&self.scope, key)))
+            .filter(|stored| reusable(stored))
         {
             self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(build);
+            return Ok(stored.build);
         }
         let build = self.client.get_build(key).await?;
         self.remember_build(key, &build);
@@ -161,11 +249,27 @@ impl<'a> JobReader<'a> {
     }
 
     /// Stores a finished build that came with its jobs (a listing with retried jobs), so a
-    /// later look at it costs nothing.
+    /// later look at it within the freshness window costs nothing. A build still running is
+    /// noted instead: none of its job outcomes will be stored either.
     pub fn remember_build(&self, key: &BuildKey, build: &Build) {
-        if let (Some(store), true) = (self.store, build.is_finished() && build.jobs.is_some()) {
-            store.put(Table::Builds, &build_store_key(&self.scope, key), build);
+        if !build.is_finished() {
+            if let Ok(mut running) = self.running.lock() {
+                running.insert(key.clone());
+            }
+            return;
         }
+        if let (Some(store), true) = (self.store, build.jobs.is_some()) {
+            let stored = StoredBuild {
+                fetched_at: now_unix(),
+                build: build.clone(),
+            };
+            store.put(Table::Builds, &build_store_key(&self.scope, key), &stored);
+        }
+    }
+
+    /// Whether what is read of `job` may be stored: the job and its build have finished.
+    fn storable(&self, build: &BuildKey, job: &Job) -> bool {
+        job.is_finished() && self.running.lock().is_ok_and(|r| !r.contains(build))
     }
 
     fn outcome_key(&self, job: &Job) -> String {
@@ -182,8 +286,8 @@ impl<'a> JobReader<'a> {
         Some(stored.into_read())
     }
 
-    /// The cleaned text of the last `max_bytes` of `job`'s log: stored for a finished job, so
-    /// every later view of it costs no request.
+    /// The cleaned text of `job`'s whole log, or of its last `max_bytes` when it is larger:
+    /// one request, stored compressed for a finished job, so every later view of it costs none.
     pub async fn log_text(
         &self,
         build: &BuildKey,
@@ -193,7 +297,8 @@ impl<'a> JobReader<'a> {
         let key = self.outcome_key(job);
         if let Some(stored) = self
             .store
-            .and_then(|s| s.get::<LogText>(Table::LogTexts, &key))
+            .and_then(|s| s.get_bytes(Table::LogTexts, &key))
+            .and_then(|bytes| LogText::decode(&bytes))
             .filter(|t| t.complete || t.bytes_read >= max_bytes)
         {
             self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
@@ -206,8 +311,8 @@ impl<'a> JobReader<'a> {
             total_size: tail.total_size,
             complete: tail.is_complete(),
         };
-        if let (Some(store), true) = (self.store, job.is_finished()) {
-            store.put(Table::LogTexts, &key, &text);
+        if let (Some(store), true) = (self.store, self.storable(build, job)) {
+            store.put_bytes(Table::LogTexts, &key, &text.encode());
         }
         Ok(text)
     }
@@ -220,7 +325,7 @@ impl<'a> JobReader<'a> {
         }
         let (read, seen) = self.fetch(build, job, limits).await;
         if let (Some(store), Some((bytes_seen, total_size))) = (self.store, seen) {
-            if job.is_finished() {
+            if self.storable(build, job) {
                 let outcome = StoredOutcome {
                     status: read.status,
                     analysis: read.analysis.clone(),
@@ -268,11 +373,8 @@ impl<'a> JobReader<'a> {
             let read = JobRead::failed(JobStatus::NoLog, "the log is empty".into());
             return (read, Some((0, 0)));
         }
-        let commands = job
-            .command
-            .as_deref()
-            .and_then(crate::pipeline::command_count);
         let mut analysis = logs::analyze_log(&logs::clean_log(&tail.bytes));
+        let commands = command_count(job, &analysis);
         let mut seen = tail.bytes.len() as u64;
         let analyzed = |analysis, seen| {
             let read = JobRead {
@@ -287,7 +389,17 @@ impl<'a> JobReader<'a> {
             return analyzed(analysis, seen);
         }
         let larger = tail.total_size.min(limits.largest_read());
-        if larger > seen && reserve(limits.byte_budget, larger) {
+        let mut stopped_by = None;
+        if larger <= seen {
+            stopped_by = Some(format!(
+                "the log is over the {}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)",
+                limits.largest_read()
+            ));
+        } else if !reserve(limits.byte_budget, larger) {
+            stopped_by = Some(format!(
+                "reading the {larger} bytes it needs would pass this call's byte budget (raise CIWATCH_SCAN_BYTE_BUDGET)"
+            ));
+        } else {
             match self.tail(build, job, larger).await {
                 Ok(bigger) => {
                     analysis = logs::analyze_log(&logs::clean_log(&bigger.bytes));
@@ -297,21 +409,20 @@ impl<'a> JobReader<'a> {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(job = %job.id, %error, "re-reading a larger log tail failed")
+                    stopped_by = Some(format!("reading the whole log failed ({error})"));
                 }
             }
         }
-        let detail = format!(
-            "read the last {seen} of {} log bytes without reaching the job's first command; failures in earlier commands may be missing",
-            tail.total_size
-        );
+        let detail = partial_detail(&analysis, commands, seen, tail.total_size, stopped_by);
         let read = JobRead {
             status: JobStatus::PartlyAnalyzed,
             analysis: Some(analysis),
             detail: Some(detail),
             stored: false,
         };
-        (read, Some((seen, tail.total_size)))
+        // A read cut by the budget or an error is not stored: a later call may read it all.
+        let storable = seen >= tail.total_size.min(limits.largest_read());
+        (read, storable.then_some((seen, tail.total_size)))
     }
 
     async fn tail(
@@ -358,14 +469,59 @@ impl<'a> JobReader<'a> {
 }
 
 /// Whether the text read answers for the whole job, so no earlier failure can be missing: it is
-/// the whole log, reaches the first command header, shows test failures that explain the exit
-/// status, or, for a job of one command, shows the error that ended it.
+/// the whole log or reaches the first command header. vLLM's jobs chain commands with
+/// `|| CI_OVERALL_STATUS=1` and go on after a failing one, so for a job of several commands
+/// nothing less will do. A job of one command is covered by the failure that ended it (its
+/// test failures or its explained error); a job whose command count is unknown by its test
+/// failures.
 pub fn covers_job(complete: bool, analysis: &LogAnalysis, commands: Option<u32>) -> bool {
-    complete
-        || analysis.reaches_first_command()
-        || !analysis.tests.is_empty()
-        || (commands.is_some_and(|n| n <= 1)
-            && analysis.job_level.as_ref().is_some_and(|l| l.explained))
+    if complete || analysis.reaches_first_command() {
+        return true;
+    }
+    match commands {
+        Some(n) if n > 1 => false,
+        Some(_) => {
+            !analysis.tests.is_empty()
+                || analysis.job_level.as_ref().is_some_and(|l| l.explained)
+        }
+        None => !analysis.tests.is_empty(),
+    }
+}
+
+/// How many commands the job runs: from its `command` (vLLM's generated script echoes
+/// `Command (i/N)`), else from the headers the log showed.
+fn command_count(job: &Job, analysis: &LogAnalysis) -> Option<u32> {
+    job.command
+        .as_deref()
+        .and_then(crate::pipeline::command_count)
+        .or_else(|| analysis.command_headers.iter().map(|&(_, n)| n).max())
+}
+
+/// What a partial read missed, for `detail` and the scan's warnings.
+fn partial_detail(
+    analysis: &LogAnalysis,
+    commands: Option<u32>,
+    seen: u64,
+    total: u64,
+    stopped_by: Option<String>,
+) -> String {
+    let earliest = analysis.command_headers.iter().map(|&(i, _)| i).min();
+    let missed = match (earliest, commands) {
+        (Some(first_read), Some(n)) if first_read > 1 => format!(
+            "commands 1 to {} of {n} were not read (the earliest header read is Command ({first_read}/{n}))",
+            first_read - 1
+        ),
+        (_, Some(n)) => format!("the job's first command (of {n}) was not reached"),
+        _ => "the start of the log was not reached".to_string(),
+    };
+    let why = stopped_by.map(|s| format!(": {s}")).unwrap_or_default();
+    format!(
+        "read the last {seen} of {total} log bytes; {missed}, so failures there may be missing{why}"
+    )
+}
+
+fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 fn build_store_key(scope: &str, key: &BuildKey) -> String {
@@ -401,6 +557,17 @@ mod tests {
         assert!(!covers_job(false, &error, None));
         let first = analysis_of("+++ :test_tube: Command (1/6): pytest a\nRuntimeError: x\n");
         assert!(covers_job(false, &first, Some(6)));
+        // The last command's failure summary says nothing of the commands before it.
+        let last = analysis_of("+++ :test_tube: Command (5/5): pytest e\nFAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
+        assert!(!covers_job(false, &last, Some(5)));
+        // Unknown count: the headers the tail showed tell it.
+        assert_eq!(
+            last.command_headers.iter().map(|&(_, n)| n).max(),
+            Some(5)
+        );
+        let single = analysis_of("FAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
+        assert!(covers_job(false, &single, Some(1)));
+        assert!(covers_job(false, &single, None));
     }
 
     #[test]
@@ -409,6 +576,7 @@ mod tests {
         let limits = ReadLimits {
             max_log_bytes: 100,
             byte_budget: &budget,
+            max_whole_log_bytes: 1600,
         };
         let outcome = |bytes_seen, total_size| StoredOutcome {
             status: JobStatus::PartlyAnalyzed,
@@ -417,13 +585,14 @@ mod tests {
             bytes_seen,
             total_size,
         };
-        // Seen 1,600 of 10,000 bytes: the cap (16 x 100) was reached.
+        // Seen 1,600 of 10,000 bytes: the bound of one read was reached.
         assert!(outcome(1600, 10_000).answers(&limits));
         // Seen only the 100-byte tail of a 1,000-byte log: a fresh read sees it all.
         assert!(!outcome(100, 1000).answers(&limits));
         let larger = ReadLimits {
             max_log_bytes: 1000,
             byte_budget: &budget,
+            max_whole_log_bytes: 16_000,
         };
         assert!(!outcome(1600, 10_000).answers(&larger));
     }

@@ -3,7 +3,7 @@
 //! job appears — analysed, or listed with the reason it was not.
 
 use super::compare::{compare_with_previous_nightlies, CurrentScan};
-use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
+use super::outcomes::{BuildKey, JobRead, JobReader};
 use super::select::{plan_jobs, PlannedJob};
 use super::{Budgets, Progress, WatchError};
 use crate::buildkite::{Build, Job};
@@ -99,10 +99,7 @@ pub(super) async fn scan_fetched(
     let plan = plan_jobs(build);
     let budgets = &options.budgets;
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
-    let limits = ReadLimits {
-        max_log_bytes: budgets.max_log_bytes,
-        byte_budget: &byte_budget,
-    };
+    let limits = budgets.limits(&byte_budget);
 
     // The first `max_jobs` jobs in reading order are read, from the store when their outcome
     // is there; a stored outcome beyond the budget is free and used too, so a second look at a
@@ -250,9 +247,7 @@ pub(super) async fn scan_fetched(
             codeowners: owners_prepared.as_ref().and_then(|p| p.codeowners()),
             repo: &options.repo,
             nightlies: options.compare_nightlies,
-            max_jobs: budgets.max_jobs,
-            max_log_bytes: budgets.max_log_bytes,
-            concurrency: budgets.concurrency,
+            budgets,
         };
         compare_with_previous_nightlies(reader, github, current, &mut result).await;
     }

@@ -111,6 +111,8 @@ pub fn settings(server_uri: &str) -> Settings {
         max_jobs: 20,
         max_log_bytes: 200_000,
         scan_byte_budget: 32 * 1024 * 1024,
+        max_whole_log_bytes: ciwatch_mcp::watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
+        build_freshness_secs: ciwatch_mcp::watch::DEFAULT_BUILD_FRESHNESS.as_secs(),
         concurrency: 8,
         requests_per_minute: 6000,
         http_timeout_secs: 10,

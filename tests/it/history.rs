@@ -239,6 +239,7 @@ fn options(lookback: usize) -> HistoryOptions {
         max_jobs_per_build: 20,
         max_logs: watch::DEFAULT_HISTORY_LOGS,
         max_log_bytes: 200_000,
+        max_whole_log_bytes: watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
         concurrency: 8,
         repo: "vllm-project/vllm".into(),
     }

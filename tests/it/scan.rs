@@ -223,6 +223,7 @@ async fn byte_budget_too_small_gives_partial_analysis_with_warnings() {
         max_jobs: 3,
         max_log_bytes: 50_000,
         scan_byte_budget: 120_000,
+        max_whole_log_bytes: watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
         concurrency: 2,
     };
     let result = scan(&server.uri(), &options(budgets, DetailLevel::Minimal)).await;
