@@ -363,6 +363,14 @@ pub struct ScanResult {
     /// Partial results: budgets hit, logs missing, fetch errors.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// False when this answer may miss failures: the build is still running, a failed job's
+    /// log was not read or read only in part, or the failures are paged. `incomplete` says
+    /// which; a quiet complete answer means a quiet build.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+    /// Why the answer is incomplete, one short line each (the details are in `warnings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
     /// UTC, RFC 3339.
     pub scan_timestamp: String,
     #[serde(default)]
@@ -378,6 +386,18 @@ pub struct ScanResult {
     pub daily_findings_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standup_summary_text: Option<String>,
+}
+
+fn complete_by_default() -> bool {
+    true
+}
+
+impl ScanResult {
+    /// Records why the answer is incomplete.
+    pub fn mark_incomplete(&mut self, why: String) {
+        self.complete = false;
+        self.incomplete.push(why);
+    }
 }
 
 /// How much of each failure a result carries; the token budget knob.
@@ -775,7 +795,8 @@ pub struct AnalyticsBulkResult {
 /// One numbered line of a job log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogLine {
-    /// 1-based, from the start of the text read (see `notes` when that is not the log's start).
+    /// 1-based, from the log's first line as Buildkite serves it (for a log over the read
+    /// bound, from the start of its end that was read; `whole_log` is then false).
     pub n: usize,
     pub text: String,
 }
@@ -787,7 +808,8 @@ pub struct JobLogResult {
     pub lines: Vec<LogLine>,
     /// Lines of the text read.
     pub total_lines: usize,
-    /// The text read is the whole log (else its end).
+    /// The text read is the whole log (else its end, when the log is over
+    /// `CIWATCH_MAX_WHOLE_LOG_BYTES`).
     pub whole_log: bool,
     /// Lines that matched a search, all of them (shown or not).
     #[serde(default, skip_serializing_if = "Option::is_none")]

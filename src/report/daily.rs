@@ -18,6 +18,13 @@ pub fn daily_findings(result: &ScanResult) -> String {
         .unwrap_or(&result.scan_timestamp);
     let mut out = String::new();
     let _ = writeln!(out, "# Daily Findings - {date}\n");
+    if !result.complete {
+        let _ = writeln!(
+            out,
+            "> **Incomplete**: {}. Failures may be missing; see Warnings.\n",
+            result.incomplete.join("; ")
+        );
+    }
     let _ = writeln!(out, "## Summary\n");
     let _ = writeln!(
         out,

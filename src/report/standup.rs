@@ -76,5 +76,11 @@ pub fn standup_summary(result: &ScanResult) -> String {
             c.new, c.continuing, c.fixed
         ));
     }
+    if !result.complete {
+        pieces.push(format!(
+            "INCOMPLETE: {}.",
+            result.incomplete.join("; ")
+        ));
+    }
     pieces.join(" ")
 }

@@ -3,12 +3,16 @@
 //! its summary line). Lines are numbered; the result never exceeds [`MAX_RESULT_BYTES`] and
 //! says how to get the rest when cut.
 //!
-//! The text comes from the job-outcome reader's store: a finished job's cleaned log is fetched
-//! once (its last [`LOG_TEXT_FACTOR`] × `max_log_bytes`) and every later view reads it from there.
+//! The text comes from the job-outcome reader's store: a finished job's whole log (up to
+//! `max_whole_log_bytes`, 64 MiB by default) is fetched once, cleaned, stored compressed, and
+//! every later view reads it from there. Lines are numbered from the log's first line; a log
+//! over the bound is read from its end, and the result says so.
 
-use super::jobs::{job_info, match_job};
+use super::jobs::{build_with_job, job_info, match_job};
 use super::outcomes::{BuildKey, JobReader};
 use super::{Budgets, WatchError};
+use crate::buildkite::BuildkiteError;
+use crate::http::HttpError;
 use crate::input::NodeId;
 use crate::model::{JobLogResult, LogLine, MatchStrategy};
 use regex::Regex;
@@ -16,9 +20,6 @@ use regex::Regex;
 /// The most bytes of line text a result carries (Claude Code caps a tool result at about
 /// 25,000 tokens; this leaves room for the rest of the result).
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
-/// Bytes of the log's end read for a view, in multiples of `max_log_bytes`: 16 × 200 KB reaches
-/// the first command of most multi-command vLLM jobs.
-pub const LOG_TEXT_FACTOR: u64 = 16;
 pub const DEFAULT_TAIL_LINES: usize = 100;
 pub const MAX_TAIL_LINES: usize = 5_000;
 pub const MAX_CONTEXT_LINES: usize = 20;
@@ -49,13 +50,18 @@ pub async fn job_log(
     view: &LogView,
     budgets: &Budgets,
 ) -> Result<JobLogResult, WatchError> {
-    let build = reader.build(key).await?;
+    let build = build_with_job(reader, key, query, strategy).await?;
     let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
-    let max_bytes = budgets.max_log_bytes.saturating_mul(LOG_TEXT_FACTOR);
     let text = reader
-        .log_text(key, job, max_bytes)
+        .log_text(key, job, budgets.max_whole_log_bytes)
         .await
-        .map_err(|e| WatchError::NotFound(format!("the log of {}: {e}", job.display_name())))?;
+        .map_err(|error| match error {
+            // Only a 404 means "no log"; a refused token or a timeout says so.
+            BuildkiteError::Http(HttpError::NotFound(message)) => {
+                WatchError::NotFound(format!("the log of {}: {message}", job.display_name()))
+            }
+            other => WatchError::Buildkite(other),
+        })?;
     let lines: Vec<&str> = text.text.lines().collect();
     let (selected, matches, mut notes) = select(&lines, view);
     let mut truncated = false;
@@ -80,8 +86,8 @@ pub async fn job_log(
     }
     if !text.complete {
         notes.push(format!(
-            "line numbers count from the start of the last {} bytes of a {}-byte log",
-            text.bytes_read, text.total_size
+            "the log ({} bytes) is over the {}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES): only its last {} bytes were read, and line numbers count from the start of those",
+            text.total_size, budgets.max_whole_log_bytes, text.bytes_read
         ));
     }
     Ok(JobLogResult {
@@ -153,7 +159,7 @@ fn select<'t>(
                 .collect();
             let notes = if shown.is_empty() {
                 vec![format!(
-                    "{} is not named in the part of the log read; try search",
+                    "{} is not named in the log; try search",
                     node_id
                 )]
             } else {

@@ -99,6 +99,19 @@ pub(super) fn job_info(job: &Job) -> JobInfo {
     }
 }
 
+/// The build holding the job `query` names. A stored build may predate a retry, so a job it
+/// does not have is looked for in the build as Buildkite has it now (one request).
+pub(super) async fn build_with_job(
+    reader: &JobReader<'_>,
+    key: &BuildKey,
+    query: &str,
+    strategy: MatchStrategy,
+) -> Result<crate::buildkite::Build, WatchError> {
+    Ok(reader
+        .build_holding(key, |build| match_job(build.jobs(), query, strategy).is_ok())
+        .await?)
+}
+
 pub async fn job_test_failures(
     reader: &JobReader<'_>,
     key: &BuildKey,
@@ -106,7 +119,7 @@ pub async fn job_test_failures(
     strategy: MatchStrategy,
     budgets: &Budgets,
 ) -> Result<JobTestFailuresResult, WatchError> {
-    let build = reader.build(key).await?;
+    let build = build_with_job(reader, key, query, strategy).await?;
     let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
     let limits = budgets.limits(&byte_budget);

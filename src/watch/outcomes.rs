@@ -210,8 +210,20 @@ impl<'a> JobReader<'a> {
     /// A build with every job (retried attempts included): from the store when it was fetched
     /// within the freshness window, else one request (stored when finished).
     pub async fn build(&self, key: &BuildKey) -> Result<Build, BuildkiteError> {
+        self.build_holding(key, |_| true).await
+    }
+
+    /// [`JobReader::build`], asking Buildkite again when the stored build does not satisfy
+    /// `holds` (a job id it does not have may be a retry made since it was stored).
+    pub async fn build_holding(
+        &self,
+        key: &BuildKey,
+        holds: impl Fn(&Build) -> bool,
+    ) -> Result<Build, BuildkiteError> {
         let window = i64::try_from(self.build_freshness.as_secs()).unwrap_or(i64::MAX);
-        let fresh = |stored: &StoredBuild| now_unix().saturating_sub(stored.fetched_at) < window;
+        let fresh = |stored: &StoredBuild| {
+            now_unix().saturating_sub(stored.fetched_at) < window && holds(&stored.build)
+        };
         self.build_where(key, fresh).await
     }
 

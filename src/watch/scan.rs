@@ -183,15 +183,16 @@ pub(super) async fn scan_fetched(
         });
         failures.extend(job_failures);
     }
-    let over_budget = jobs
-        .iter()
-        .filter(|j| j.status == JobStatus::OverBudget)
-        .count();
+    let over_budget = count_status(&jobs, JobStatus::OverBudget);
     if over_budget > 0 {
         warnings.push(format!(
             "{over_budget} failed jobs were not read (budget of {} logs per build); they are listed in jobs: raise max_jobs to read them",
             budgets.max_jobs
         ));
+    }
+    let unfinished = unfinished_jobs(build);
+    if !build.is_finished() {
+        warnings.insert(0, running_warning(build, &unfinished));
     }
 
     let mut seen = HashSet::new();
@@ -226,6 +227,8 @@ pub(super) async fn scan_fetched(
         jobs,
         selection: options.selection.clone(),
         warnings,
+        complete: true,
+        incomplete: Vec::new(),
         scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         stats: ScanStats::default(),
         fixed: Vec::new(),
@@ -233,6 +236,9 @@ pub(super) async fn scan_fetched(
         daily_findings_text: None,
         standup_summary_text: None,
     };
+    for why in incompleteness(build, &unfinished, &result.jobs) {
+        result.mark_incomplete(why);
+    }
     if options.compare_nightlies > 0 && super::nightly::is_nightly(build) {
         let current = CurrentScan {
             key,
@@ -272,6 +278,71 @@ pub(super) async fn scan_fetched(
         .map(|f| f.at_detail(options.detail_level))
         .collect();
     Ok(result)
+}
+
+fn count_status(jobs: &[FailedJob], status: JobStatus) -> usize {
+    jobs.iter().filter(|j| j.status == status).count()
+}
+
+/// Script jobs (latest attempts) that have not finished.
+fn unfinished_jobs(build: &Build) -> Vec<&Job> {
+    build
+        .jobs()
+        .iter()
+        .filter(|j| j.is_script() && !j.was_retried() && !j.is_finished())
+        .collect()
+}
+
+/// Names shown in a warning before "and N more".
+const NAMED_JOBS: usize = 10;
+
+fn running_warning(build: &Build, unfinished: &[&Job]) -> String {
+    let mut names: Vec<String> = unfinished
+        .iter()
+        .take(NAMED_JOBS)
+        .map(|j| format!("{} ({})", j.display_name(), j.state()))
+        .collect();
+    if unfinished.len() > NAMED_JOBS {
+        names.push(format!("and {} more", unfinished.len() - NAMED_JOBS));
+    }
+    let jobs = if names.is_empty() {
+        "no job is running yet, more may start".to_string()
+    } else {
+        format!(
+            "{} jobs have not finished: {}",
+            unfinished.len(),
+            names.join(", ")
+        )
+    };
+    format!(
+        "build {} is still running (state {}): {jobs}. Their failures are not in this result, and nothing of this build is stored; scan again once it has finished",
+        build.number,
+        build.state()
+    )
+}
+
+/// Why this scan's answer may miss failures, one short line each.
+fn incompleteness(build: &Build, unfinished: &[&Job], jobs: &[FailedJob]) -> Vec<String> {
+    let mut why = Vec::new();
+    if !build.is_finished() {
+        why.push(format!(
+            "the build is still running ({}, {} jobs unfinished)",
+            build.state(),
+            unfinished.len()
+        ));
+    }
+    for (status, what) in [
+        (JobStatus::PartlyAnalyzed, "failed jobs whose log was read only in part"),
+        (JobStatus::OverBudget, "failed jobs not read (max_jobs)"),
+        (JobStatus::FetchError, "failed jobs whose log could not be fetched"),
+        (JobStatus::NoLog, "failed jobs without a log"),
+    ] {
+        let n = count_status(jobs, status);
+        if n > 0 {
+            why.push(format!("{n} {what}"));
+        }
+    }
+    why
 }
 
 fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {

@@ -5,6 +5,7 @@ mod common;
 mod analytics;
 mod buildkite_api;
 mod corpus;
+mod coverage;
 mod faults;
 mod github;
 mod history;

@@ -70,11 +70,12 @@ async fn a_finished_build_is_read_once_then_costs_nothing_even_after_a_restart()
         .iter()
         .filter(|r| r.url.path().ends_with("/log"))
         .count();
-    // The build, 20 tails, and one larger read for each of the 4 jobs whose tail shows no
-    // failure (multi-command jobs that end in the agent's exit line only).
-    assert_eq!(cold_requests.len(), 1 + 20 + 4);
-    assert_eq!(logs, 24);
-    assert_eq!(cold.stats.api_requests, 25);
+    // The build, 20 tails, and one whole-log read for each of the 6 multi-command jobs whose
+    // tail does not reach their first command (4 end in the agent's exit line only, 2 show
+    // only their last command's failures).
+    assert_eq!(cold_requests.len(), 1 + 20 + 6);
+    assert_eq!(logs, 26);
+    assert_eq!(cold.stats.api_requests, 27);
     assert!(
         cold.stats.log_bytes_fetched <= 12_000_000,
         "{} bytes",
@@ -150,7 +151,7 @@ async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
 }
 
 #[tokio::test]
-async fn a_running_build_is_never_stored_but_its_finished_jobs_are() {
+async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning() {
     let server = MockServer::start().await;
     let mut build: serde_json::Value =
         serde_json::from_str(ciwatch_mcp::fixtures::BUILD_65099).expect("fixture");
@@ -174,11 +175,19 @@ async fn a_running_build_is_never_stored_but_its_finished_jobs_are() {
 
     let first = scan(&server, Some(&store), Budgets::default()).await;
     let first_requests = requests(&server).await.len();
+    assert_eq!(store.stored_bytes(), 0, "nothing of a running build is stored");
+    let unfinished = first
+        .warnings
+        .iter()
+        .find(|w| w.contains("still running"))
+        .expect("a warning for the running build");
+    assert!(unfinished.contains("failing"), "{unfinished}");
+    assert!(!first.complete, "a running build is no complete answer");
     let second = scan(&server, Some(&store), Budgets::default()).await;
     let second_requests = requests(&server).await.len() - first_requests;
     assert_eq!(
-        second_requests, 1,
-        "only the running build is asked for again"
+        second_requests, first_requests,
+        "the build and every log are read again"
     );
     assert_eq!(verdicts(&second), verdicts(&first));
 
@@ -202,6 +211,22 @@ async fn a_running_build_is_never_stored_but_its_finished_jobs_are() {
         .filter(|r| r.url.path().contains(running_id))
         .count();
     assert!(running_reads >= 2, "{running_reads}");
+    assert!(!first.jobs.iter().any(|j| j.job_id == running_id));
+
+    // Once the build has finished, the next scan shows the job that was running.
+    server.reset().await;
+    crate::common::mount_fixture(&server).await;
+    let finished = scan(&server, Some(&store), Budgets::default()).await;
+    assert!(
+        !finished.warnings.iter().any(|w| w.contains("still running")),
+        "{:?}",
+        finished.warnings
+    );
+    assert!(
+        finished.jobs.iter().any(|j| j.job_id == running_id),
+        "the job that was running is listed once it failed"
+    );
+    assert!(store.stored_bytes() > 0, "a finished build is stored");
 }
 
 #[tokio::test]
@@ -211,14 +236,16 @@ async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
     let store = Cache::open(dir.path()).expect("store");
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store));
-    // A job of 6 commands whose log is 1.1 MB: a 10 KB tail and its 160 KB re-read do not
-    // reach the first command, and do not find the failures either.
+    // A job of 17 commands whose log is 1.1 MB: with whole reads bounded at 160 KB, a 10 KB
+    // tail and its 160 KB re-read do not reach the first command, and do not find the
+    // failures either.
     let job_id = "019e068f-8880-4d80-b9ae-21f562929ee8";
-    let drill = |max_log_bytes: u64| {
+    let drill = |max_whole_log_bytes: u64| {
         let reader = &reader;
         async move {
             let budgets = Budgets {
-                max_log_bytes,
+                max_log_bytes: 10_000,
+                max_whole_log_bytes,
                 ..Budgets::default()
             };
             watch::job_test_failures(reader, &key(), job_id, watch::MatchStrategy::Id, &budgets)
@@ -233,30 +260,30 @@ async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
             .filter(|r| r.url.path().contains(job_id))
             .count()
     };
-    let small = drill(10_000).await;
+    let small = drill(160_000).await;
     assert!(
         small
             .warnings
             .iter()
-            .any(|w| w.contains("without reaching")),
+            .any(|w| w.contains("commands 1 to 2 of 17 were not read")),
         "{:?}",
         small.warnings
     );
     assert_eq!(log_requests().await, 2, "tail and one larger read");
-    let _ = drill(10_000).await;
+    let _ = drill(160_000).await;
     assert_eq!(
         log_requests().await,
         2,
         "the same ask: the stored partial outcome answers"
     );
-    let whole = drill(200_000).await;
+    let whole = drill(watch::DEFAULT_MAX_WHOLE_LOG_BYTES).await;
     assert_eq!(log_requests().await, 4, "a larger ask reads again");
     assert!(whole.warnings.is_empty(), "{:?}", whole.warnings);
     assert_eq!(
         whole.test_failures[0].error_message.as_deref(),
         Some("KeyError: 'kimi_vl'")
     );
-    let _ = drill(200_000).await;
+    let _ = drill(watch::DEFAULT_MAX_WHOLE_LOG_BYTES).await;
     assert_eq!(log_requests().await, 4, "now complete: stored");
 }
 
