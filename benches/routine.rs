@@ -188,6 +188,7 @@ fn buildkite_client(uri: &str) -> BuildkiteClient {
 fn scan_options() -> ScanOptions {
     ScanOptions {
         detail_level: DetailLevel::Summary,
+        failure_offset: 0,
         max_failures: 50,
         budgets: Budgets::default(),
         selection: None,

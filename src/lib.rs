@@ -5,6 +5,7 @@ pub mod cache;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod fit;
 #[cfg(any(test, feature = "demo"))]
 pub mod fixtures;
 pub mod github;

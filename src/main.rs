@@ -82,9 +82,9 @@ struct OutputArgs {
     branch: String,
     #[arg(long, value_enum, default_value_t = Format::Markdown)]
     format: Format,
-    /// Most failures in the JSON output.
-    #[arg(long, default_value_t = 50)]
-    max_failures: usize,
+    /// Most failures in the JSON output (default: all).
+    #[arg(long)]
+    max_failures: Option<usize>,
     /// GitHub repository whose `[CI Failure]` issues are matched.
     #[arg(long, default_value = "vllm-project/vllm")]
     repo: String,
@@ -268,7 +268,8 @@ async fn run_scan(
     let owners = settings.owners(Some(github.clone()));
     let mut options = ScanOptions {
         detail_level,
-        max_failures: output.max_failures,
+        failure_offset: 0,
+        max_failures: output.max_failures.unwrap_or(usize::MAX),
         budgets: settings.budgets(),
         selection: None,
         repo: ciwatch_mcp::input::RepoSlug::parse(&output.repo)

@@ -349,11 +349,20 @@ pub struct ScanResult {
     pub hard_failed_jobs: usize,
     #[serde(default)]
     pub soft_failed_jobs: usize,
-    /// Unique failures, first `max_failures`.
+    /// Unique failures: all of them, unless `page` says the result holds one page of them.
     pub failures: Vec<FailureClassification>,
-    /// Unique failures before `max_failures` was applied.
+    /// Unique failures of the build, whatever the page holds.
     #[serde(default)]
     pub total_failures: usize,
+    /// Which failures this result holds: all, unless `max_failures` or `failure_offset` asked
+    /// for a page, or their identities alone were over the size cap (`next_offset` is then
+    /// the `failure_offset` of the next page).
+    #[serde(default)]
+    pub page: FailurePage,
+    /// Detail left out to keep the result under the size cap, and how to get each back.
+    /// Failures are never left out for size: they are paged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detail_shed: Vec<String>,
     /// Every failed job and what the scan did with it.
     #[serde(default)]
     pub jobs: Vec<FailedJob>,
@@ -388,6 +397,20 @@ pub struct ScanResult {
     pub standup_summary_text: Option<String>,
 }
 
+/// A page of a scan's failures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FailurePage {
+    /// Failures before this page.
+    pub offset: usize,
+    /// Failures in this page.
+    pub returned: usize,
+    /// Failures in all.
+    pub total: usize,
+    /// The `failure_offset` of the next page; null on the last.
+    #[serde(default)]
+    pub next_offset: Option<usize>,
+}
+
 fn complete_by_default() -> bool {
     true
 }
@@ -407,7 +430,8 @@ pub enum DetailLevel {
     /// Category, key, job, test name, confidence and first owner only; messages, traces,
     /// reasons, evidence, fingerprints and blame are left out.
     Minimal,
-    /// Error messages and reasons; snippets cut to 200 characters, no stack traces.
+    /// Error messages and reasons; snippets cut to 200 characters, no stack traces, no draft
+    /// issue texts (ciwatch_render with format "draft_issue" gives one).
     #[default]
     Summary,
     /// Everything, plus `daily_findings_text` and `standup_summary_text`.
@@ -442,6 +466,7 @@ impl FailureClassification {
                 }
             }
             DetailLevel::Summary => {
+                self.draft_issue = None;
                 let tf = &mut self.test_failure;
                 tf.stack_trace = None;
                 tf.log_snippet = tf

@@ -11,6 +11,30 @@ use reqwest::{Method, StatusCode};
 /// a 48-hour window of `vllm/ci` main is well under this.
 pub const MAX_LIST_PAGES: usize = 10;
 
+/// Builds of a listing, and whether it stopped at its page limit with builds left unread.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Newest first.
+    pub builds: Vec<Build>,
+    pub pages_read: usize,
+    /// Pages were left unread: the page limit stopped it before what was wanted was found.
+    pub cut: bool,
+}
+
+impl Listing {
+    /// The warning a result carries when the listing was cut: what was asked, what was read.
+    pub fn cut_warning(&self, asked: &str) -> Option<String> {
+        self.cut.then(|| {
+            format!(
+                "the listing of builds for {asked} stopped at its limit of {} pages ({} builds read, the oldest #{}); older builds were not looked at",
+                self.pages_read,
+                self.builds.len(),
+                self.builds.last().map_or(0, |b| b.number)
+            )
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildkiteError {
     #[error("BUILDKITE_TOKEN is not set: create a token with the read_builds and read_build_logs scopes at https://buildkite.com/user/api-access-tokens and set BUILDKITE_TOKEN (or BUILDKITE_API_TOKEN)")]
@@ -110,14 +134,16 @@ impl BuildkiteClient {
             .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
     }
 
-    /// Builds of a pipeline, newest first, following `Link: rel="next"` up to `max_pages`.
+    /// Builds of a pipeline, newest first, following `Link: rel="next"` up to `max_pages`, or
+    /// until `enough` says the builds read hold what is wanted.
     pub async fn list_builds(
         &self,
         org: &str,
         pipeline: &str,
         filter: &ListBuilds,
         max_pages: usize,
-    ) -> Result<Vec<Build>, BuildkiteError> {
+        enough: impl Fn(&[Build]) -> bool + Sync,
+    ) -> Result<Listing, BuildkiteError> {
         let target = Target {
             description: format!("builds of {org}/{pipeline}"),
             not_found: format!("pipeline {org}/{pipeline} not found, or the token cannot see it (Buildkite answers 404 for pipelines outside the token's organizations)"),
@@ -146,19 +172,31 @@ impl BuildkiteClient {
             query.push(("state[]", (*state).to_string()));
         }
         let first = format!("{}/builds", self.pipeline_url(org, pipeline));
-        let (builds, _) = self.paginate(&target, &first, &query, max_pages).await?;
-        Ok(builds)
+        let page = Pagination {
+            max_pages,
+            enough: &enough,
+        };
+        let (builds, pages_read, more) = self.paginate(&target, &first, &query, page).await?;
+        let cut = more && !enough(&builds);
+        Ok(Listing {
+            builds,
+            pages_read,
+            cut,
+        })
     }
 
-    /// GETs `first` with `query`, then follows `Link: rel="next"` (on the same API only) for
-    /// at most `max_pages` pages. The `bool` is true when pages were left unread.
+    /// GETs `first` with `query`, then follows `Link: rel="next"` (on the same API only) until
+    /// the page limit or `enough`. Returns the items, the pages read, and whether pages were
+    /// left unread.
     async fn paginate<T: serde::de::DeserializeOwned>(
         &self,
         target: &Target,
         first: &str,
         query: &[(&str, String)],
-        max_pages: usize,
-    ) -> Result<(Vec<T>, bool), HttpError> {
+        page_limit: Pagination<'_, T>,
+    ) -> Result<(Vec<T>, usize, bool), HttpError> {
+        let max_pages = page_limit.max_pages;
+        let mut pages_read = 0;
         let mut items = Vec::new();
         let mut next: Option<String> = None;
         let read_page = |response: reqwest::Response| async move {
@@ -182,11 +220,12 @@ impl BuildkiteClient {
             };
             next = page_next.filter(|url| url.starts_with(&self.base));
             items.extend(page_items);
-            if next.is_none() {
+            pages_read += 1;
+            if next.is_none() || (page_limit.enough)(&items) {
                 break;
             }
         }
-        Ok((items, next.is_some()))
+        Ok((items, pages_read, next.is_some()))
     }
 
     /// Tests of a Test Engine suite, following `Link: rel="next"` up to `max_pages` pages of 100;
@@ -210,8 +249,13 @@ impl BuildkiteClient {
         if let Some(label) = label {
             query.push(("label", label.to_string()));
         }
-        self.paginate(&target, &first, &query, max_pages)
+        let page_limit = Pagination {
+            max_pages,
+            enough: &|_: &[super::models::SuiteTest]| false,
+        };
+        self.paginate(&target, &first, &query, page_limit)
             .await
+            .map(|(tests, _, more)| (tests, more))
             .map_err(|error| {
                 BuildkiteError::Http(match error {
                     HttpError::Forbidden(what) => HttpError::Forbidden(format!(
@@ -319,6 +363,12 @@ impl BuildkiteClient {
             .await?;
         Ok(tail)
     }
+}
+
+/// Where a listing stops: at `max_pages`, or once `enough` holds for what was read.
+struct Pagination<'a, T> {
+    max_pages: usize,
+    enough: &'a (dyn Fn(&[T]) -> bool + Sync),
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(

@@ -155,6 +155,7 @@ impl GitHubClient {
                 urlencode(query)
             );
             self.requests.fetch_add(1, Ordering::Relaxed);
+            crate::http::count_github_request();
             let response = self.octocrab._get(url.as_str()).await.map_err(|e| {
                 format!("GitHub issue search failed ({e}); matching skipped the rest")
             })?;
@@ -368,6 +369,7 @@ impl GitHubClient {
     ) -> Result<Option<T>, String> {
         let url = format!("{}{path}", self.options.api_url.trim_end_matches('/'));
         self.requests.fetch_add(1, Ordering::Relaxed);
+        crate::http::count_github_request();
         let response = self
             .octocrab
             ._get(url.as_str())

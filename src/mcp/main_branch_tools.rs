@@ -79,7 +79,10 @@ impl CiWatchServer {
             hours_lookback: params.hours_lookback,
             max_builds: params.max_builds,
             exclude_scheduled: params.exclude_scheduled,
-            scan: self.scan_options(params.settings, None)?,
+            scan: {
+                let (options, presentation) = self.scan_options(params.settings, None)?;
+                presentation.applied_to(options)
+            },
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);

@@ -47,10 +47,11 @@ pub struct CiWatchServer {
     cache: Option<Arc<crate::cache::Cache>>,
     /// Why there is no cache, reported in scan and history results.
     cache_warning: Option<String>,
-    /// The last scan's Daily Findings per caller (see [`caller_key`]), served as
-    /// `report://latest`: a sidecar's callers with different Buildkite tokens never see each
-    /// other's reports.
-    latest_report: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// The last scan per caller (see [`caller_key`]), every failure at full detail: its Daily
+    /// Findings are served as `report://latest`, and `ciwatch_render` renders from it when
+    /// given no result. A sidecar's callers with different Buildkite tokens never see each
+    /// other's scans.
+    latest_scan: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -78,7 +79,7 @@ impl CiWatchServer {
             owners,
             cache,
             cache_warning,
-            latest_report: Arc::default(),
+            latest_scan: Arc::default(),
             tool_router: Self::scan_router()
                 + Self::render_router()
                 + Self::history_router()
@@ -94,16 +95,18 @@ impl CiWatchServer {
         self.tool_router.list_all()
     }
 
-    fn remember_report(
-        &self,
-        extensions: &rmcp::model::Extensions,
-        result: &crate::model::ScanResult,
-    ) {
-        let report =
-            crate::untrusted::sanitize(&crate::report::daily_findings(result)).into_owned();
-        if let Ok(mut latest) = self.latest_report.lock() {
-            latest.insert(caller_key(extensions), report);
+    fn remember_scan(&self, extensions: &rmcp::model::Extensions, result: &crate::model::ScanResult) {
+        if let Ok(mut latest) = self.latest_scan.lock() {
+            latest.insert(caller_key(extensions), Arc::new(result.clone()));
         }
+    }
+
+    /// The caller's last scan, in full.
+    fn latest_scan(&self, extensions: &rmcp::model::Extensions) -> Option<Arc<crate::model::ScanResult>> {
+        self.latest_scan
+            .lock()
+            .ok()
+            .and_then(|latest| latest.get(&caller_key(extensions)).cloned())
     }
 
     /// The job-outcome reader of one call, over the server's store.
@@ -156,6 +159,9 @@ fn caller_key(extensions: &rmcp::model::Extensions) -> String {
             },
         )
 }
+
+const NO_SCAN_YET: &str =
+    "No scan has run yet: call ciwatch_scan_latest_nightly or ciwatch_scan_build first.";
 
 const INSTRUCTIONS: &str = "Tools for the daily vLLM CI watch. Start with ciwatch_scan_latest_nightly (last night's \
 scheduled build of vllm/ci on main) or ciwatch_scan_build (a build number or Buildkite URL). Failures come classified \
@@ -213,11 +219,9 @@ impl ServerHandler for CiWatchServer {
         let text = match request.uri.as_str() {
             prompts::DAILY_PROMPT_URI => prompts::daily_prompt_text("vllm/ci", "main"),
             prompts::LATEST_REPORT_URI => self
-                .latest_report
-                .lock()
-                .ok()
-                .and_then(|latest| latest.get(&caller_key(&context.extensions)).cloned())
-                .unwrap_or_else(|| "No scan has run yet: call ciwatch_scan_latest_nightly or ciwatch_scan_build first.".to_string()),
+                .latest_scan(&context.extensions)
+                .map(|scan| crate::untrusted::sanitize(&crate::report::daily_findings(&scan)).into_owned())
+                .unwrap_or_else(|| NO_SCAN_YET.to_string()),
             other => {
                 return Err(ErrorData::resource_not_found(
                     format!("no resource {other}; available: {}, {}", prompts::DAILY_PROMPT_URI, prompts::LATEST_REPORT_URI),

@@ -43,6 +43,21 @@ pub fn structured_within_cap<T: Serialize>(
     Ok((structured(value, text(value))?, removed))
 }
 
+/// A scan result under [`MAX_RESULT_CHARS`]: detail shed first, then the failures paged
+/// (`crate::fit`); never a failure dropped.
+pub fn scan_within_cap(
+    result: &mut crate::model::ScanResult,
+) -> Result<CallToolResult, String> {
+    let size = |r: &crate::model::ScanResult| {
+        serde_json::to_string(r).map_or(usize::MAX, |json| json.chars().count())
+            + crate::report::scan_digest(r).chars().count()
+    };
+    // Room for the notes the fitting adds.
+    const NOTE_ROOM: usize = 2_000;
+    crate::fit::fit_scan(result, MAX_RESULT_CHARS - NOTE_ROOM, size);
+    structured(result, crate::report::scan_digest(result))
+}
+
 /// `value` with every string sanitised, for tools that return `Json<T>`.
 pub fn sanitized<T: Serialize + DeserializeOwned>(value: T) -> Result<T, String> {
     let mut json = serde_json::to_value(&value)

@@ -1,10 +1,12 @@
-//! `ciwatch_render`: Daily Findings or Standup markdown from any scan result.
+//! `ciwatch_render`: Daily Findings or Standup markdown from any scan result (or the caller's
+//! last scan, in full), or the draft `[CI Failure]` issue of one failure.
 
 use super::CiWatchServer;
 use crate::model::ScanResult;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -16,15 +18,23 @@ pub enum RenderFormat {
     DailyFindings,
     /// The one-line Standup summary.
     Standup,
+    /// The draft `[CI Failure]` issue (vLLM's form) of the failure `failure_key` names.
+    DraftIssue,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RenderParams {
     /// The result of ciwatch_scan_build or ciwatch_scan_latest_nightly, at any detail_level.
-    pub scan_result: serde_json::Map<String, serde_json::Value>,
-    /// "daily_findings" (default) or "standup".
+    /// Leave it out to render this caller's last scan in full (every failure, every detail,
+    /// whatever the result returned held).
+    #[serde(default)]
+    pub scan_result: Option<serde_json::Map<String, serde_json::Value>>,
+    /// "daily_findings" (default), "standup" or "draft_issue" (needs failure_key).
     #[serde(default)]
     pub format: RenderFormat,
+    /// For "draft_issue": the failure's `failure_key`.
+    #[serde(default)]
+    pub failure_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -37,9 +47,11 @@ pub struct Rendered {
 #[tool_router(router = render_router, vis = "pub(super)")]
 impl CiWatchServer {
     /// Render a scan result as the Daily Findings report or the one-line Standup summary
-    /// (markdown, copy/paste ready). Works on results of any detail_level and keeps the split
+    /// (markdown, copy/paste ready), or one failure's draft `[CI Failure]` issue in vLLM's form
+    /// (format "draft_issue" with its failure_key). Without scan_result it renders the last
+    /// scan this caller ran, in full. Works on results of any detail_level and keeps the split
     /// between hard (blocking) and soft (optional) failures. Text from logs is put in code
-    /// spans so it cannot inject markdown.
+    /// spans so it cannot inject markdown; a draft is for a person to review and file.
     #[tool(
         title = "Render a CI watch report",
         name = "ciwatch_render",
@@ -53,15 +65,36 @@ impl CiWatchServer {
     pub async fn render(
         &self,
         Parameters(params): Parameters<RenderParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
-        // The caller's result is untrusted text like any log: sanitised before it is rendered.
-        let mut given = serde_json::Value::Object(params.scan_result);
-        crate::untrusted::sanitize_json(&mut given);
-        let result: ScanResult = serde_json::from_value(given)
-            .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
+        if matches!(params.format, RenderFormat::DraftIssue) && params.failure_key.is_none() {
+            return Err("format \"draft_issue\" needs failure_key: the failure_key of one failure of the scan".into());
+        }
+        let result: std::sync::Arc<ScanResult> = match params.scan_result {
+            Some(given) => {
+                // The caller's result is untrusted text like any log: sanitised before use.
+                let mut given = serde_json::Value::Object(given);
+                crate::untrusted::sanitize_json(&mut given);
+                std::sync::Arc::new(serde_json::from_value(given)
+                    .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?)
+            }
+            None => self.latest_scan(&context.extensions).ok_or(super::NO_SCAN_YET)?,
+        };
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),
             RenderFormat::Standup => crate::report::standup_summary(&result),
+            RenderFormat::DraftIssue => {
+                let key = params.failure_key.as_deref().unwrap_or_default();
+                let failure = result
+                    .failures
+                    .iter()
+                    .find(|f| f.failure_key == key)
+                    .ok_or_else(|| format!("no failure with failure_key {key:?} in this scan; failure keys are in its failures"))?;
+                failure
+                    .draft_issue
+                    .clone()
+                    .unwrap_or_else(|| crate::report::draft_issue(failure, &result.build_info))
+            }
         };
         let rendered = Rendered {
             format: params.format,

@@ -35,8 +35,6 @@ const COMPARE_LOG_BUDGET: usize = 40;
 /// Commits of an onset range whose files are read (one request each, cached by sha); past
 /// this, commits are ranked without their files.
 const MAX_SUSPECT_COMMITS: usize = 50;
-/// Pages of 100 builds searched for the previous nightlies (vLLM's main runs ~50 a day).
-const LISTING_PAGES: usize = 5;
 
 /// What the comparison needs of the scan it extends.
 pub(super) struct CurrentScan<'a> {
@@ -80,7 +78,7 @@ pub(super) async fn compare_with_previous_nightlies(
     current: CurrentScan<'_>,
     result: &mut ScanResult,
 ) {
-    let previous = match previous_nightlies(reader, &current).await {
+    let previous = match previous_nightlies(reader, &current, &mut result.warnings).await {
         Ok(previous) => previous,
         Err(warning) => {
             result.warnings.push(warning);
@@ -146,6 +144,7 @@ pub(super) async fn compare_with_previous_nightlies(
 async fn previous_nightlies(
     reader: &JobReader<'_>,
     current: &CurrentScan<'_>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Build>, String> {
     let wanted = current.nightlies.clamp(1, MAX_COMPARE_NIGHTLIES);
     let since = current
@@ -161,25 +160,30 @@ async fn previous_nightlies(
         ..Default::default()
     };
     let key = current.key;
-    let listed = reader
+    let baseline = |b: &&Build| {
+        b.number < current.build.number && super::nightly::is_nightly(b) && b.is_finished()
+    };
+    let pages = super::nightly::pages_for_nightlies(wanted + 1);
+    let listing = reader
         .client()
-        .list_builds(&key.org, &key.pipeline, &filter, LISTING_PAGES)
+        .list_builds(&key.org, &key.pipeline, &filter, pages, |builds| {
+            builds.iter().filter(baseline).count() >= wanted
+        })
         .await
         .map_err(|e| {
             format!("the previous nightlies could not be listed ({e}); trends are unknown")
         })?;
-    let chosen: Vec<u64> = listed
-        .iter()
-        .filter(|b| b.number < current.build.number && super::nightly::is_nightly(b))
-        .filter(|b| b.build_state().has_result())
-        .take(wanted)
-        .map(|b| b.number)
-        .collect();
+    warnings.extend(listing.cut_warning(&format!(
+        "{wanted} previous nightlies of {}/{}",
+        key.org, key.pipeline
+    )));
+    let chosen: Vec<&Build> = listing.builds.iter().filter(baseline).take(wanted).collect();
+    // A stored nightly is reused while the listing shows it unchanged (a retry changes it).
     let fetches: Vec<_> = chosen
         .iter()
-        .map(|&number| async move {
+        .map(|listed| async move {
             reader
-                .build(&BuildKey::new(&key.org, &key.pipeline, number))
+                .build_as_listed(&BuildKey::new(&key.org, &key.pipeline, listed.number), listed)
                 .await
         })
         .collect();

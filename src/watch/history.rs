@@ -60,9 +60,20 @@ pub async fn test_history(
     options: &HistoryOptions,
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
+    let history = history_in_call(reader, org, pipeline, test_nodeid, options, progress);
+    crate::http::within_call(history).await
+}
+
+async fn history_in_call(
+    reader: &JobReader<'_>,
+    org: &str,
+    pipeline: &str,
+    test_nodeid: &NodeId,
+    options: &HistoryOptions,
+    progress: &dyn Progress,
+) -> Result<HistoryResult, WatchError> {
     let started = Instant::now();
-    let client = reader.client();
-    let requests_before = client.http().counters.requests.load(Ordering::Relaxed);
+    let requests_before = crate::http::call_totals().buildkite_requests;
     let bytes_before = reader.counters.log_bytes.load(Ordering::Relaxed);
     let hits_before = reader.counters.stored_hits.load(Ordering::Relaxed);
     let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
@@ -221,7 +232,7 @@ pub async fn test_history(
         logs_read,
         log_bytes_fetched: reader.counters.log_bytes.load(Ordering::Relaxed) - bytes_before,
         cache_hits: reader.counters.stored_hits.load(Ordering::Relaxed) - hits_before,
-        api_requests: client.http().counters.requests.load(Ordering::Relaxed) - requests_before,
+        api_requests: crate::http::call_totals().buildkite_requests - requests_before,
         elapsed_ms: started.elapsed().as_millis() as u64,
         builds_read: read_builds.into_iter().rev().collect(),
         builds_not_read: not_read.into_iter().rev().collect(),
@@ -260,15 +271,26 @@ async fn chosen_builds(
         },
         ..Default::default()
     };
+    let wanted = |b: &Build| !options.nightly_only || super::nightly::is_nightly(b);
     let pages = if options.nightly_only {
-        (lookback.div_ceil(100) * 4).min(10)
+        super::nightly::pages_for_nightlies(lookback)
     } else {
         lookback.div_ceil(100)
     };
-    let listed = client.list_builds(org, pipeline, &filter, pages).await?;
-    let chosen: Vec<Build> = listed
+    let listing = client
+        .list_builds(org, pipeline, &filter, pages, |builds| {
+            builds.iter().filter(|b| wanted(b)).count() >= lookback
+        })
+        .await?;
+    let kind = if options.nightly_only { "nightlies" } else { "builds" };
+    warnings.extend(listing.cut_warning(&format!(
+        "{lookback} {kind} on {} of {org}/{pipeline}",
+        options.branch
+    )));
+    let chosen: Vec<Build> = listing
+        .builds
         .into_iter()
-        .filter(|b| !options.nightly_only || super::nightly::is_nightly(b))
+        .filter(wanted)
         .take(lookback)
         .collect();
     if chosen.is_empty() {

@@ -36,6 +36,18 @@ pub async fn analyze_main_branch(
     options: &MainBranchOptions,
     progress: &dyn Progress,
 ) -> Result<MainBranchAnalysis, WatchError> {
+    let analysis = analysis_in_call(reader, enrichment, org, pipeline, options, progress);
+    crate::http::within_call(analysis).await
+}
+
+async fn analysis_in_call(
+    reader: &JobReader<'_>,
+    enrichment: Enrichment<'_>,
+    org: &str,
+    pipeline: &str,
+    options: &MainBranchOptions,
+    progress: &dyn Progress,
+) -> Result<MainBranchAnalysis, WatchError> {
     let mut warnings = Vec::new();
     let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);
     if hours_lookback != options.hours_lookback {
@@ -56,20 +68,27 @@ pub async fn analyze_main_branch(
         per_page: max_builds * 2 + 4,
         ..ListBuilds::created_since(&options.branch, start)
     };
-    let listed = reader
+    let wanted = |b: &&crate::buildkite::Build| {
+        b.build_state().has_failures()
+            && !(options.exclude_scheduled && b.source.as_deref() == Some("schedule"))
+    };
+    let listing = reader
         .client()
-        .list_builds(org, pipeline, &filter, 1)
+        .list_builds(org, pipeline, &filter, 1, |builds| {
+            builds.iter().filter(wanted).count() >= max_builds
+        })
         .await?;
-    let selected: Vec<_> = listed
-        .iter()
-        .filter(|b| b.build_state().has_failures())
-        .filter(|b| !(options.exclude_scheduled && b.source.as_deref() == Some("schedule")))
-        .take(max_builds)
-        .collect();
+    warnings.extend(listing.cut_warning(&format!(
+        "{max_builds} failed builds on {} of {org}/{pipeline}",
+        options.branch
+    )));
+    let listed = listing.builds;
+    let selected: Vec<_> = listed.iter().filter(wanted).take(max_builds).collect();
 
     // Each build is scanned with every failure at full detail; the result applies the caller's.
     let per_build = ScanOptions {
         detail_level: DetailLevel::Full,
+        failure_offset: 0,
         max_failures: usize::MAX,
         selection: None,
         // Recurrence across these builds is this analysis' own comparison.
@@ -89,7 +108,7 @@ pub async fn analyze_main_branch(
         });
         let key = BuildKey::new(org, pipeline, build.number);
         reader.remember_build(&key, build);
-        let before = Snapshot::take(reader, enrichment);
+        let before = Snapshot::take();
         match scan_fetched(
             reader,
             enrichment,

@@ -11,6 +11,20 @@ static NIGHTLY_MESSAGE: LazyLock<Regex> =
 static TORCH_NIGHTLY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)torch nightly").expect("valid"));
 
+/// Builds a day on the branch that a listing for nightlies is sized for (vLLM's main runs
+/// about 50).
+const BUILDS_PER_DAY: usize = 80;
+/// The most pages of 100 builds read looking for nightlies: 4,000 builds, about 50 nightlies.
+/// A listing stops earlier as soon as it holds the nightlies wanted.
+pub const MAX_NIGHTLY_LISTING_PAGES: usize = 40;
+
+/// Pages of 100 builds that hold `nightlies` nightlies (one a day), within the bound.
+pub(super) fn pages_for_nightlies(nightlies: usize) -> usize {
+    ((nightlies + 1) * BUILDS_PER_DAY)
+        .div_ceil(100)
+        .clamp(1, MAX_NIGHTLY_LISTING_PAGES)
+}
+
 #[derive(Debug, Clone)]
 pub struct NightlyChoice {
     pub number: u64,
@@ -28,16 +42,27 @@ pub async fn latest_nightly(
 ) -> Result<NightlyChoice, super::WatchError> {
     let since = chrono::Utc::now() - chrono::Duration::hours(i64::from(window_hours));
     let filter = ListBuilds::created_since(branch, since);
-    let builds = client
+    // Enough once a finished nightly is listed: the pick, or the one named beside a running one.
+    let listing = client
         .list_builds(
             org,
             pipeline,
             &filter,
             crate::buildkite::client::MAX_LIST_PAGES,
+            |builds| builds.iter().any(|b| is_nightly(b) && b.is_finished()),
         )
         .await?;
-    pick_nightly(&builds, &format!("{org}/{pipeline}"), branch, window_hours)
-        .map_err(super::WatchError::NotFound)
+    let cut = listing.cut_warning(&format!("{org}/{pipeline} on {branch} in the last {window_hours}h"));
+    let with_cut = |text: String| match &cut {
+        Some(cut) => format!("{text}; {cut}"),
+        None => text,
+    };
+    pick_nightly(&listing.builds, &format!("{org}/{pipeline}"), branch, window_hours)
+        .map(|mut choice| {
+            choice.explanation = with_cut(choice.explanation);
+            choice
+        })
+        .map_err(|error| super::WatchError::NotFound(with_cut(error)))
 }
 
 pub(super) fn is_nightly(build: &Build) -> bool {
@@ -55,7 +80,8 @@ pub fn pick_nightly(
     window_hours: u32,
 ) -> Result<NightlyChoice, String> {
     let mut skipped = Vec::new();
-    for build in builds.iter().filter(|b| is_nightly(b)) {
+    let nightlies: Vec<&Build> = builds.iter().filter(|b| is_nightly(b)).collect();
+    for (at, build) in nightlies.iter().enumerate() {
         if build.build_state().has_result() {
             let mut explanation = format!(
                 "newest scheduled nightly on {branch} of {pipeline} within {window_hours}h: #{} {:?} ({}, created {})",
@@ -64,6 +90,7 @@ pub fn pick_nightly(
                 build.state(),
                 build.created_at.as_deref().unwrap_or("unknown"),
             );
+            explanation.push_str(&finish_note(build, &nightlies[at + 1..]));
             if !skipped.is_empty() {
                 explanation.push_str(&format!("; skipped newer {}", skipped.join(", ")));
             }
@@ -115,6 +142,24 @@ pub fn pick_nightly(
     ))
 }
 
+/// Whether the chosen nightly has finished; when it has not, the newest one that has.
+fn finish_note(chosen: &Build, older: &[&Build]) -> String {
+    if chosen.is_finished() {
+        return format!(
+            "; finished {}",
+            chosen.finished_at.as_deref().unwrap_or("unknown")
+        );
+    }
+    let newest_finished = older
+        .iter()
+        .find(|b| b.is_finished())
+        .map(|b| format!("#{} ({})", b.number, b.state()))
+        .unwrap_or_else(|| "none in the window".to_string());
+    format!(
+        "; NOT FINISHED: it is still running with failures already, so more may come; the newest finished nightly is {newest_finished}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +170,8 @@ mod tests {
             source: Some(source.into()),
             state: Some(state.into()),
             message: Some(message.into()),
+            finished_at: matches!(state, "passed" | "failed" | "canceled")
+                .then(|| "2026-05-08T09:00:00Z".to_string()),
             ..Default::default()
         }
     }
@@ -140,8 +187,26 @@ mod tests {
         ];
         let choice = pick_nightly(&builds, "vllm/ci", "main", 48).expect("found");
         assert_eq!(choice.number, 48161);
+        assert!(choice.explanation.contains("; finished "), "{}", choice.explanation);
         assert!(
             choice.explanation.contains("skipped newer #48199 (running"),
+            "{}",
+            choice.explanation
+        );
+    }
+
+    #[test]
+    fn a_failing_nightly_is_chosen_and_said_to_be_unfinished() {
+        let builds = [
+            build(48199, "schedule", "failing", "Full CI run - nightly"),
+            build(48161, "schedule", "failed", "Full CI run - nightly"),
+        ];
+        let choice = pick_nightly(&builds, "vllm/ci", "main", 48).expect("found");
+        assert_eq!(choice.number, 48199);
+        assert!(
+            choice
+                .explanation
+                .contains("NOT FINISHED: it is still running with failures already, so more may come; the newest finished nightly is #48161 (failed)"),
             "{}",
             choice.explanation
         );

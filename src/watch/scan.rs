@@ -18,7 +18,7 @@ use crate::owners::Owners;
 use crate::pipeline::test_area;
 use crate::triage::{self, FailureText, JobSignals};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 /// Characters of `log_snippet`, as in the original.
@@ -27,6 +27,9 @@ const SNIPPET_CHARS: usize = 500;
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub detail_level: DetailLevel,
+    /// Failures from this one on are in the result (paging).
+    pub failure_offset: usize,
+    /// Most failures in the result (a page); `usize::MAX` for all.
     pub max_failures: usize,
     pub budgets: Budgets,
     /// Why this build was chosen, when the caller chose it (nightly selection).
@@ -56,30 +59,38 @@ pub async fn scan_build(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<ScanResult, WatchError> {
-    let before = Snapshot::take(reader, enrichment);
-    let build = reader.build(key).await?;
-    scan_fetched(reader, enrichment, key, &build, options, progress, before).await
+    crate::http::within_call(async {
+        let before = Snapshot::take();
+        let build = reader.build(key).await?;
+        scan_fetched(reader, enrichment, key, &build, options, progress, before).await
+    })
+    .await
 }
 
-/// Request and byte counters at the start of a scan, so its `stats` count only its own.
+/// This call's request and byte counts at the start of a scan, so its `stats` count only its
+/// own (a main-branch analysis runs several scans in one call).
 #[derive(Clone, Copy)]
 pub(super) struct Snapshot {
     started: Instant,
-    requests: u64,
-    bytes: u64,
-    github: u64,
+    totals: crate::http::CallTotals,
 }
 
 impl Snapshot {
-    pub(super) fn take(reader: &JobReader<'_>, enrichment: Enrichment<'_>) -> Self {
-        let counters = &reader.client().http().counters;
+    pub(super) fn take() -> Self {
         Self {
             started: Instant::now(),
-            requests: counters.requests.load(Ordering::Relaxed),
-            bytes: counters.bytes.load(Ordering::Relaxed),
-            github: enrichment
-                .github
-                .map_or(0, |g| g.requests.load(Ordering::Relaxed)),
+            totals: crate::http::call_totals(),
+        }
+    }
+
+    /// What the call sent since the snapshot.
+    pub(super) fn stats(&self) -> ScanStats {
+        let now = crate::http::call_totals();
+        ScanStats {
+            api_requests: now.buildkite_requests - self.totals.buildkite_requests,
+            github_requests: now.github_requests - self.totals.github_requests,
+            log_bytes_fetched: now.log_bytes - self.totals.log_bytes,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
         }
     }
 }
@@ -223,6 +234,8 @@ pub(super) async fn scan_fetched(
         hard_failed_jobs: plan.hard_failed,
         soft_failed_jobs: plan.soft_failed,
         total_failures: failures.len(),
+        page: Default::default(),
+        detail_shed: Vec::new(),
         failures,
         jobs,
         selection: options.selection.clone(),
@@ -257,26 +270,18 @@ pub(super) async fn scan_fetched(
         };
         compare_with_previous_nightlies(reader, github, current, &mut result).await;
     }
-    let counters = &reader.client().http().counters;
-    result.stats = ScanStats {
-        api_requests: counters.requests.load(Ordering::Relaxed) - before.requests,
-        github_requests: enrichment
-            .github
-            .map_or(0, |g| g.requests.load(Ordering::Relaxed))
-            - before.github,
-        log_bytes_fetched: counters.bytes.load(Ordering::Relaxed) - before.bytes,
-        elapsed_ms: before.started.elapsed().as_millis() as u64,
-    };
+    result.stats = before.stats();
     if options.detail_level == DetailLevel::Full {
-        // The texts cover every unique failure, not only the first `max_failures`.
+        // The texts cover every unique failure, whatever page the result holds.
         result.daily_findings_text = Some(crate::report::daily_findings(&result));
         result.standup_summary_text = Some(crate::report::standup_summary(&result));
     }
-    result.failures = std::mem::take(&mut result.failures)
-        .into_iter()
-        .take(options.max_failures)
-        .map(|f| f.at_detail(options.detail_level))
-        .collect();
+    crate::fit::page_failures(
+        &mut result,
+        options.detail_level,
+        options.failure_offset,
+        options.max_failures,
+    );
     Ok(result)
 }
 

@@ -223,11 +223,12 @@ async fn list_builds_follows_link_next_and_sends_filters() {
         ..Default::default()
     };
     let builds = client(&settings(&server.uri()))
-        .list_builds("vllm", "ci", &filter, 10)
+        .list_builds("vllm", "ci", &filter, 10, |_| false)
         .await
         .expect("listed");
-    let numbers: Vec<u64> = builds.iter().map(|b| b.number).collect();
+    let numbers: Vec<u64> = builds.builds.iter().map(|b| b.number).collect();
     assert_eq!(numbers, vec![65099, 65000]);
+    assert!(!builds.cut);
 }
 
 #[tokio::test]
@@ -241,7 +242,7 @@ async fn unknown_pipeline_404_explains_visibility() {
         .mount(&server)
         .await;
     let error = client(&settings(&server.uri()))
-        .list_builds("vllm", "nope", &ListBuilds::default(), 1)
+        .list_builds("vllm", "nope", &ListBuilds::default(), 1, |_| false)
         .await
         .expect_err("404");
     assert!(

@@ -199,6 +199,7 @@ pub fn scan_options(
 ) -> ciwatch_mcp::watch::ScanOptions {
     ciwatch_mcp::watch::ScanOptions {
         detail_level,
+        failure_offset: 0,
         max_failures: 500,
         budgets,
         selection: None,

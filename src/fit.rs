@@ -1,0 +1,279 @@
+//! Fitting a scan result to what a client takes, without losing a failure: detail is shed in a
+//! fixed order first (draft texts, the rendered report, stack traces, log snippets, suspects
+//! beyond the first, evidence lines, then everything but each failure's identity), and only
+//! when even the identities are over the cap are the failures paged, with the offset of the
+//! next page. Every step is said in the result. Pure: a result and a size function in.
+
+use crate::model::{DetailLevel, FailureClassification, FailurePage, ScanResult};
+
+/// Detail a result can lose, in the order it is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shed {
+    DraftIssues,
+    ReportTexts,
+    StackTraces,
+    LogSnippets,
+    LaterSuspects,
+    EvidenceLines,
+    AllButIdentity,
+}
+
+impl Shed {
+    const ORDER: [Shed; 7] = [
+        Shed::DraftIssues,
+        Shed::ReportTexts,
+        Shed::StackTraces,
+        Shed::LogSnippets,
+        Shed::LaterSuspects,
+        Shed::EvidenceLines,
+        Shed::AllButIdentity,
+    ];
+
+    /// What was dropped and how to get it back, for `detail_shed`.
+    fn describe(self) -> &'static str {
+        match self {
+            Shed::DraftIssues => "draft_issue texts (ciwatch_render with format \"draft_issue\" and the failure_key gives one)",
+            Shed::ReportTexts => "daily_findings_text and standup_summary_text (ciwatch_render without scan_result, or the resource report://latest, gives them)",
+            Shed::StackTraces => "stack traces (ciwatch_get_job_test_failures gives a job's)",
+            Shed::LogSnippets => "log snippets (ciwatch_get_job_log with around_test gives a test's lines)",
+            Shed::LaterSuspects => "suspect commits beyond the first (ciwatch_render with format \"draft_issue\" lists them)",
+            Shed::EvidenceLines => "evidence lines (ciwatch_get_job_log with search gives them)",
+            Shed::AllButIdentity => "everything but each failure's key, test, job, category, trend, first error line, issue and job URL (scan one job with ciwatch_get_job_test_failures for the rest)",
+        }
+    }
+
+    fn apply(self, result: &mut ScanResult) {
+        if self == Shed::ReportTexts {
+            result.daily_findings_text = None;
+            result.standup_summary_text = None;
+            return;
+        }
+        for failure in &mut result.failures {
+            self.apply_to(failure);
+        }
+    }
+
+    fn apply_to(self, failure: &mut FailureClassification) {
+        let tf = &mut failure.test_failure;
+        match self {
+            Shed::DraftIssues => failure.draft_issue = None,
+            Shed::ReportTexts => {}
+            Shed::StackTraces => tf.stack_trace = None,
+            Shed::LogSnippets => tf.log_snippet = None,
+            Shed::LaterSuspects => {
+                if let Some(onset) = &mut failure.onset {
+                    onset.suspects.truncate(1);
+                }
+            }
+            Shed::EvidenceLines => failure.evidence = None,
+            Shed::AllButIdentity => {
+                tf.error_message = tf.error_message.take().map(|e| first_line(&e));
+                failure.reason = None;
+                failure.issue = None;
+                failure.owners = Vec::new();
+                failure.owner_path = None;
+                failure.blame = None;
+                failure.fingerprint = None;
+                failure.onset = None;
+                if let Some(trend) = &mut failure.trend {
+                    trend.notes = Vec::new();
+                }
+            }
+        }
+    }
+}
+
+/// Characters of the error line kept with a failure's identity.
+const IDENTITY_ERROR_CHARS: usize = 200;
+
+fn first_line(text: &str) -> String {
+    crate::text::bounded_text(text.lines().next().unwrap_or(""), IDENTITY_ERROR_CHARS)
+}
+
+/// The failures from `offset`, at most `limit` of them, each at `level`; `page` says which.
+/// The rendered texts (rendered from every failure before this) stay only at `full`.
+pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize, limit: usize) {
+    if level != DetailLevel::Full {
+        result.daily_findings_text = None;
+        result.standup_summary_text = None;
+    }
+    let total = result.failures.len();
+    let offset = offset.min(total);
+    let shown: Vec<FailureClassification> = std::mem::take(&mut result.failures)
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|f| f.at_detail(level))
+        .collect();
+    let end = offset + shown.len();
+    result.page = FailurePage {
+        offset,
+        returned: shown.len(),
+        total,
+        next_offset: (end < total).then_some(end),
+    };
+    result.failures = shown;
+    if offset > 0 || end < total {
+        note_page(result);
+    }
+}
+
+/// Fits `result` under `cap` as measured by `size`: sheds detail in [`Shed::ORDER`] while it is
+/// over, then pages the failures (as many as fit from the page's start). Returns whether
+/// anything was shed or paged.
+pub fn fit_scan(result: &mut ScanResult, cap: usize, size: impl Fn(&ScanResult) -> usize) -> bool {
+    let mut changed = false;
+    for step in Shed::ORDER {
+        if size(result) <= cap {
+            return changed;
+        }
+        step.apply(result);
+        result.detail_shed.push(step.describe().to_string());
+        changed = true;
+    }
+    if size(result) <= cap {
+        return changed;
+    }
+    // The largest count of failures that fits: found by bisection (each size is a render).
+    let all = std::mem::take(&mut result.failures);
+    let (mut fits, mut over) = (0usize, all.len());
+    while fits + 1 < over {
+        let mid = (fits + over) / 2;
+        result.failures = all[..mid].to_vec();
+        if size(result) <= cap {
+            fits = mid;
+        } else {
+            over = mid;
+        }
+    }
+    result.failures = all[..fits].to_vec();
+    let page = &mut result.page;
+    let end = page.offset + fits;
+    page.returned = fits;
+    page.next_offset = (end < page.total).then_some(end);
+    note_page(result);
+    true
+}
+
+/// Says in `warnings` and `incomplete` that the failures are paged (replacing an earlier note).
+fn note_page(result: &mut ScanResult) {
+    const MARK: &str = "failures are paged:";
+    let page = result.page.clone();
+    let next = page
+        .next_offset
+        .map(|n| format!("; ask again with failure_offset={n} for the next page"))
+        .unwrap_or_default();
+    let note = format!(
+        "{MARK} this result holds failures {} to {} of {}{next}",
+        page.offset + usize::from(page.returned > 0),
+        page.offset + page.returned,
+        page.total
+    );
+    result.warnings.retain(|w| !w.starts_with(MARK));
+    result.warnings.push(note.clone());
+    result.incomplete.retain(|w| !w.starts_with(MARK));
+    result.mark_incomplete(note);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BuildInfo, Category, TestFailure};
+
+    fn failure(i: usize) -> FailureClassification {
+        let mut failure: FailureClassification = serde_json::from_value(serde_json::json!({
+            "failure_key": format!("{i:016x}"),
+            "test_failure": {"test_name": format!("tests/x.py::test_{i}"), "job_name": "Kernels"},
+            "category": "NEW_REGRESSION",
+            "confidence": 0.8,
+        }))
+        .expect("failure");
+        failure.test_failure = TestFailure {
+            error_message: Some(format!("AssertionError: {i}\nsecond line")),
+            stack_trace: Some("E  trace\n".repeat(40)),
+            log_snippet: Some("snippet ".repeat(40)),
+            ..failure.test_failure
+        };
+        failure.draft_issue = Some("draft ".repeat(300));
+        failure.evidence = Some("evidence".into());
+        failure
+    }
+
+    fn result(n: usize) -> ScanResult {
+        let mut result: ScanResult = serde_json::from_value(serde_json::json!({
+            "build_info": BuildInfo::default(),
+            "total_jobs": 1, "failed_jobs": 1, "failures": [], "scan_timestamp": "2026-12-02T05:00:00Z",
+        }))
+        .expect("result");
+        result.failures = (0..n).map(failure).collect();
+        result.total_failures = n;
+        page_failures(&mut result, DetailLevel::Full, 0, usize::MAX);
+        result
+    }
+
+    fn json_size(result: &ScanResult) -> usize {
+        serde_json::to_string(result).expect("json").len()
+    }
+
+    #[test]
+    fn detail_goes_first_in_order_and_every_failure_stays() {
+        let mut r = result(30);
+        let full = json_size(&r);
+        // Room for everything but the drafts.
+        let without_drafts = {
+            let mut r = r.clone();
+            Shed::DraftIssues.apply(&mut r);
+            json_size(&r) + 2_000
+        };
+        assert!(without_drafts < full);
+        assert!(fit_scan(&mut r, without_drafts, json_size));
+        assert_eq!(r.failures.len(), 30);
+        assert!(r.failures.iter().all(|f| f.draft_issue.is_none()));
+        assert!(r.failures.iter().all(|f| f.test_failure.stack_trace.is_some()));
+        assert_eq!(r.detail_shed.len(), 1, "{:?}", r.detail_shed);
+        assert!(r.complete, "shedding detail loses no failure");
+    }
+
+    #[test]
+    fn identities_are_paged_only_when_they_alone_are_over_the_cap() {
+        let mut r = result(200);
+        assert!(fit_scan(&mut r, 20_000, json_size));
+        assert!(json_size(&r) <= 20_000);
+        assert_eq!(r.detail_shed.len(), Shed::ORDER.len());
+        let shown = r.failures.len();
+        assert!(shown > 10 && shown < 200, "{shown}");
+        assert_eq!(r.page.next_offset, Some(shown));
+        assert_eq!(r.page.total, 200);
+        assert!(!r.complete);
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("failure_offset={shown}"))));
+        // Identities keep the first error line.
+        let first = &r.failures[0];
+        assert_eq!(first.test_failure.error_message.as_deref(), Some("AssertionError: 0"));
+        assert_eq!(first.category, Category::NewRegression);
+        assert!(first.reason.is_none());
+
+        // The next page starts where this one ended.
+        let mut next = result(200);
+        let offset = r.page.next_offset.expect("more");
+        page_failures(&mut next, DetailLevel::Full, offset, usize::MAX);
+        fit_scan(&mut next, 20_000, json_size);
+        assert_eq!(next.page.offset, shown);
+        assert_eq!(
+            next.failures[0].failure_key,
+            format!("{shown:016x}"),
+            "no failure skipped between pages"
+        );
+    }
+
+    #[test]
+    fn summary_carries_no_draft_text() {
+        let mut r = result(3);
+        r.failures = (0..3).map(failure).collect();
+        page_failures(&mut r, DetailLevel::Summary, 0, usize::MAX);
+        assert!(r.failures.iter().all(|f| f.draft_issue.is_none()));
+        assert!(r.complete);
+    }
+}
