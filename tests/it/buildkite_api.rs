@@ -344,3 +344,137 @@ async fn log_status_200_without_range_keeps_only_the_tail_and_416_is_empty() {
 fn secrets_do_not_debug_print() {
     assert_eq!(format!("{:?}", Secret::new("bkua_x")), "***");
 }
+
+/// Every page of builds links to one more: a listing never ends by itself.
+struct EndlessPages {
+    base: String,
+    /// A merge build and a nightly, made once (each a real build object without jobs).
+    merge: serde_json::Value,
+    nightly: serde_json::Value,
+}
+
+impl EndlessPages {
+    fn new(base: String) -> Self {
+        Self {
+            base,
+            merge: listed_build(0, "webhook", "passed", "Merge pull request"),
+            nightly: listed_build(0, "schedule", "failed", "Full CI run - nightly"),
+        }
+    }
+}
+
+impl wiremock::Respond for EndlessPages {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let page: u64 = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1);
+        // Page 1 holds one scheduled nightly; every later page only merges.
+        let first = 70_000 - page * 100;
+        let builds: Vec<serde_json::Value> = (0..100)
+            .map(|i| {
+                let mut build = match (page, i) {
+                    (1, 50) => self.nightly.clone(),
+                    _ => self.merge.clone(),
+                };
+                build["number"] = (first - i).into();
+                build
+            })
+            .collect();
+        let next = format!("{}{BUILDS}?page={}&per_page=100", self.base, page + 1);
+        ResponseTemplate::new(200)
+            .insert_header("Link", format!("<{next}>; rel=\"next\"").as_str())
+            .set_body_json(builds)
+    }
+}
+
+#[tokio::test]
+async fn a_listing_cut_at_its_page_limit_says_so() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(BUILDS))
+        .respond_with(EndlessPages::new(server.uri()))
+        .mount(&server)
+        .await;
+    let listing = client(&settings(&server.uri()))
+        .list_builds("vllm", "ci", &ListBuilds::default(), 3, |_| false)
+        .await
+        .expect("listed");
+    assert!(listing.cut);
+    assert_eq!((listing.pages_read, listing.builds.len()), (3, 300));
+    let warning = listing.cut_warning("30 nightlies").expect("a warning");
+    assert!(
+        warning.contains("stopped at its limit of 3 pages (300 builds read"),
+        "{warning}"
+    );
+    // Enough found: the listing stops there and is not cut.
+    let early = client(&settings(&server.uri()))
+        .list_builds("vllm", "ci", &ListBuilds::default(), 3, |builds| {
+            builds.iter().any(|b| b.source.as_deref() == Some("schedule"))
+        })
+        .await
+        .expect("listed");
+    assert_eq!(early.pages_read, 1);
+    assert!(!early.cut && early.cut_warning("one nightly").is_none());
+}
+
+#[tokio::test]
+async fn a_nightly_history_reads_pages_for_what_it_asks_and_names_the_cut() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(BUILDS))
+        .respond_with(EndlessPages::new(server.uri()))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(format!(r"^{BUILDS}/\d+$")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(ciwatch_mcp::fixtures::BUILD_65099, "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let client = client(&settings(&server.uri()));
+    let options = ciwatch_mcp::watch::HistoryOptions {
+        branch: "main".into(),
+        lookback_builds: 30,
+        nightly_only: true,
+        job_filter: None,
+        include_logs: false,
+        max_jobs_per_build: 20,
+        max_logs: 0,
+        max_log_bytes: 200_000,
+        max_whole_log_bytes: ciwatch_mcp::watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
+        concurrency: 4,
+        repo: "vllm-project/vllm".into(),
+    };
+    let history = ciwatch_mcp::watch::test_history(
+        &ciwatch_mcp::watch::JobReader::new(&client, None),
+        "vllm",
+        "ci",
+        &ciwatch_mcp::input::NodeId::parse("tests/v1/distributed/test_dbo.py::test_dbo")
+            .expect("id"),
+        &options,
+        &ciwatch_mcp::watch::NoProgress,
+    )
+    .await
+    .expect("history");
+    let listings = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.url.path() == BUILDS)
+        .count();
+    // 30 nightlies at a documented 80 builds a day: 25 pages of 100, not the 4 of before.
+    assert_eq!(listings, 25);
+    assert!(
+        history
+            .warnings
+            .iter()
+            .any(|w| w.contains("30 nightlies on main of vllm/ci stopped at its limit of 25 pages")),
+        "{:?}",
+        history.warnings
+    );
+}

@@ -44,7 +44,7 @@ async fn tails_searches_and_test_sections_bounded_and_numbered() {
         "consecutive numbers"
     );
     assert_eq!(tail.lines.last().expect("lines").n, tail.total_lines);
-    assert!(tail.whole_log, "the 1.1 MB log fits the 3.2 MB read");
+    assert!(tail.whole_log, "the 1.1 MB log is read whole");
     assert!(!tail.truncated);
 
     let search = view(
@@ -126,4 +126,124 @@ async fn tails_searches_and_test_sections_bounded_and_numbered() {
         log_requests, 1,
         "a finished job's log is read once for every view"
     );
+}
+
+/// A passed job of the fixture build whose log the next tests replace.
+const KERNELS: &str = "019e062d-31dc-494c-bb3b-2362d0a36d7b";
+
+fn kernels_log_path() -> String {
+    format!("/v2/organizations/vllm/pipelines/ci/builds/65099/jobs/{KERNELS}/log")
+}
+
+/// Serves `log` for the Kernels job (ahead of the fixture's logs), with Buildkite's ranges.
+struct OneLog(Vec<u8>);
+
+impl wiremock::Respond for OneLog {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        crate::common::log_response(&self.0, request)
+    }
+}
+
+#[tokio::test]
+async fn the_whole_log_is_read_once_and_numbered_from_its_first_line() {
+    let server = crate::common::fixture_server().await;
+    // 5 MB of numbered lines; the marker 4 MB before the end.
+    let mut text = String::new();
+    let mut marker_line = 0;
+    let mut line = 0;
+    while text.len() < 5_000_000 {
+        line += 1;
+        if marker_line == 0 && text.len() >= 1_000_000 {
+            marker_line = line;
+            text.push_str("RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1234, unhandled cuda error\n");
+            continue;
+        }
+        text.push_str(&format!(
+            "INFO 05-08 06:{:02}:{:02} [gpu_model_runner.py:2602] step {line}: model loading took 15.2 GiB\n",
+            line / 60 % 60,
+            line % 60
+        ));
+    }
+    let log = ciwatch_mcp::fixtures::to_raw_format(&text);
+    let total_lines = line;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(kernels_log_path()))
+        .respond_with(OneLog(log.clone()))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Cache::open(dir.path()).expect("store");
+    let reader = JobReader::new(&client, Some(&store));
+
+    let found = view(
+        &reader,
+        KERNELS,
+        LogView::Search {
+            pattern: Regex::new("NCCL error").expect("regex"),
+            context: 0,
+            max_matches: 5,
+        },
+    )
+    .await;
+    assert_eq!(found.matches, Some(1));
+    assert_eq!(found.lines.len(), 1);
+    assert_eq!(found.lines[0].n, marker_line, "its true line number");
+    assert!(found.whole_log);
+    let tail = view(&reader, KERNELS, LogView::Tail { lines: 3 }).await;
+    assert_eq!(tail.total_lines, total_lines);
+    assert_eq!(tail.lines.last().expect("lines").n, total_lines);
+
+    let reads: Vec<_> = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| r.url.path() == kernels_log_path())
+        .collect();
+    assert_eq!(reads.len(), 1, "read once, then from the store");
+    assert!(
+        store.stored_bytes() < log.len() as u64 / 4,
+        "stored compressed: {} of {} bytes",
+        store.stored_bytes(),
+        log.len()
+    );
+}
+
+#[tokio::test]
+async fn log_errors_keep_their_meaning() {
+    for (status, expected) in [
+        (401, "rejected the token (401)"),
+        (403, "(403)"),
+        (404, "has no log"),
+    ] {
+        let server = crate::common::fixture_server().await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path(kernels_log_path()))
+            .respond_with(
+                wiremock::ResponseTemplate::new(status)
+                    .set_body_json(serde_json::json!({"message": "refused"})),
+            )
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let client = crate::common::client(&crate::common::settings(&server.uri()));
+        let reader = JobReader::new(&client, None);
+        let error = watch::job_log(
+            &reader,
+            &BuildKey::new("vllm", "ci", 65099),
+            KERNELS,
+            MatchStrategy::Id,
+            &LogView::Tail { lines: 10 },
+            &Budgets::default(),
+        )
+        .await
+        .expect_err("refused")
+        .to_string();
+        assert!(error.contains(expected), "{status}: {error}");
+        if status != 404 {
+            assert!(!error.contains("has no log"), "{status}: {error}");
+        }
+    }
 }
