@@ -229,7 +229,10 @@ mod tests {
         assert!(fit_scan(&mut r, without_drafts, json_size));
         assert_eq!(r.failures.len(), 30);
         assert!(r.failures.iter().all(|f| f.draft_issue.is_none()));
-        assert!(r.failures.iter().all(|f| f.test_failure.stack_trace.is_some()));
+        assert!(r
+            .failures
+            .iter()
+            .all(|f| f.test_failure.stack_trace.is_some()));
         assert_eq!(r.detail_shed.len(), 1, "{:?}", r.detail_shed);
         assert!(r.complete, "shedding detail loses no failure");
     }
@@ -251,7 +254,10 @@ mod tests {
             .any(|w| w.contains(&format!("failure_offset={shown}"))));
         // Identities keep the first error line.
         let first = &r.failures[0];
-        assert_eq!(first.test_failure.error_message.as_deref(), Some("AssertionError: 0"));
+        assert_eq!(
+            first.test_failure.error_message.as_deref(),
+            Some("AssertionError: 0")
+        );
         assert_eq!(first.category, Category::NewRegression);
         assert!(first.reason.is_none());
 

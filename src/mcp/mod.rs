@@ -51,7 +51,8 @@ pub struct CiWatchServer {
     /// Findings are served as `report://latest`, and `ciwatch_render` renders from it when
     /// given no result. A sidecar's callers with different Buildkite tokens never see each
     /// other's scans.
-    latest_scan: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
+    latest_scan:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -95,14 +96,21 @@ impl CiWatchServer {
         self.tool_router.list_all()
     }
 
-    fn remember_scan(&self, extensions: &rmcp::model::Extensions, result: &crate::model::ScanResult) {
+    fn remember_scan(
+        &self,
+        extensions: &rmcp::model::Extensions,
+        result: &crate::model::ScanResult,
+    ) {
         if let Ok(mut latest) = self.latest_scan.lock() {
             latest.insert(caller_key(extensions), Arc::new(result.clone()));
         }
     }
 
     /// The caller's last scan, in full.
-    fn latest_scan(&self, extensions: &rmcp::model::Extensions) -> Option<Arc<crate::model::ScanResult>> {
+    fn latest_scan(
+        &self,
+        extensions: &rmcp::model::Extensions,
+    ) -> Option<Arc<crate::model::ScanResult>> {
         self.latest_scan
             .lock()
             .ok()
@@ -220,11 +228,17 @@ impl ServerHandler for CiWatchServer {
             prompts::DAILY_PROMPT_URI => prompts::daily_prompt_text("vllm/ci", "main"),
             prompts::LATEST_REPORT_URI => self
                 .latest_scan(&context.extensions)
-                .map(|scan| crate::untrusted::sanitize(&crate::report::daily_findings(&scan)).into_owned())
+                .map(|scan| {
+                    crate::untrusted::sanitize(&crate::report::daily_findings(&scan)).into_owned()
+                })
                 .unwrap_or_else(|| NO_SCAN_YET.to_string()),
             other => {
                 return Err(ErrorData::resource_not_found(
-                    format!("no resource {other}; available: {}, {}", prompts::DAILY_PROMPT_URI, prompts::LATEST_REPORT_URI),
+                    format!(
+                        "no resource {other}; available: {}, {}",
+                        prompts::DAILY_PROMPT_URI,
+                        prompts::LATEST_REPORT_URI
+                    ),
                     None,
                 ))
             }

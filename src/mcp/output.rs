@@ -45,9 +45,7 @@ pub fn structured_within_cap<T: Serialize>(
 
 /// A scan result under [`MAX_RESULT_CHARS`]: detail shed first, then the failures paged
 /// (`crate::fit`); never a failure dropped.
-pub fn scan_within_cap(
-    result: &mut crate::model::ScanResult,
-) -> Result<CallToolResult, String> {
+pub fn scan_within_cap(result: &mut crate::model::ScanResult) -> Result<CallToolResult, String> {
     let size = |r: &crate::model::ScanResult| {
         serde_json::to_string(r).map_or(usize::MAX, |json| json.chars().count())
             + crate::report::scan_digest(r).chars().count()

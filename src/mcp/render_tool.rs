@@ -78,7 +78,9 @@ impl CiWatchServer {
                 std::sync::Arc::new(serde_json::from_value(given)
                     .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?)
             }
-            None => self.latest_scan(&context.extensions).ok_or(super::NO_SCAN_YET)?,
+            None => self
+                .latest_scan(&context.extensions)
+                .ok_or(super::NO_SCAN_YET)?,
         };
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),

@@ -77,10 +77,7 @@ pub fn standup_summary(result: &ScanResult) -> String {
         ));
     }
     if !result.complete {
-        pieces.push(format!(
-            "INCOMPLETE: {}.",
-            result.incomplete.join("; ")
-        ));
+        pieces.push(format!("INCOMPLETE: {}.", result.incomplete.join("; ")));
     }
     pieces.join(" ")
 }

@@ -177,13 +177,21 @@ async fn previous_nightlies(
         "{wanted} previous nightlies of {}/{}",
         key.org, key.pipeline
     )));
-    let chosen: Vec<&Build> = listing.builds.iter().filter(baseline).take(wanted).collect();
+    let chosen: Vec<&Build> = listing
+        .builds
+        .iter()
+        .filter(baseline)
+        .take(wanted)
+        .collect();
     // A stored nightly is reused while the listing shows it unchanged (a retry changes it).
     let fetches: Vec<_> = chosen
         .iter()
         .map(|listed| async move {
             reader
-                .build_as_listed(&BuildKey::new(&key.org, &key.pipeline, listed.number), listed)
+                .build_as_listed(
+                    &BuildKey::new(&key.org, &key.pipeline, listed.number),
+                    listed,
+                )
                 .await
         })
         .collect();
@@ -284,7 +292,12 @@ async fn read_previous(
     }
     let wanted: Vec<(&BuildKey, &Job)> = to_fetch.iter().map(|(key, job)| (key, *job)).collect();
     let fetched = reader
-        .jobs(&wanted, &limits, current.budgets.concurrency, &super::NoProgress)
+        .jobs(
+            &wanted,
+            &limits,
+            current.budgets.concurrency,
+            &super::NoProgress,
+        )
         .await;
     let fetched = to_fetch.iter().map(|(_, job)| job.id.clone()).zip(fetched);
     reads.extend(fetched);
@@ -660,5 +673,53 @@ fn failure_site(failure: &FailureClassification, current: &CurrentScan<'_>) -> F
         traceback_files: traceback_files(&text),
         test_file,
         test_owners,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn says(log: &str, identity: &Identity, complete: bool) -> Baseline {
+        failed_job_says(identity, &crate::logs::analyze_log(log), complete)
+    }
+
+    #[test]
+    fn a_job_read_in_part_can_say_failed_or_passed_only_for_what_it_showed() {
+        let tail = "+++ :test_tube: Command (5/5): pytest e\n\
+                    tests/e.py::test_shown PASSED\n\
+                    FAILED tests/e.py::test_e - AssertionError: x\n\
+                    = 1 failed, 1 passed in 2.00s =\n";
+        let test = |name: &str| Identity {
+            job: "Kernels".into(),
+            test: Some(name.into()),
+        };
+        assert!(matches!(
+            says(tail, &test("e.py::test_e"), false),
+            Baseline::Failed { .. }
+        ));
+        assert_eq!(
+            says(tail, &test("e.py::test_shown"), false),
+            Baseline::Passed
+        );
+        // A test of command 1, not in the part read: no answer, not a pass.
+        assert!(matches!(
+            says(tail, &test("a.py::test_first"), false),
+            Baseline::NoAnswer(_)
+        ));
+        assert_eq!(
+            says(tail, &test("a.py::test_first"), true),
+            Baseline::Passed
+        );
+        // A job-level failure is not ruled out by test failures in the part read.
+        let job_level = Identity {
+            job: "Kernels".into(),
+            test: None,
+        };
+        assert!(matches!(
+            says(tail, &job_level, false),
+            Baseline::NoAnswer(_)
+        ));
+        assert_eq!(says(tail, &job_level, true), Baseline::Passed);
     }
 }

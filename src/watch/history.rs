@@ -282,7 +282,11 @@ async fn chosen_builds(
             builds.iter().filter(|b| wanted(b)).count() >= lookback
         })
         .await?;
-    let kind = if options.nightly_only { "nightlies" } else { "builds" };
+    let kind = if options.nightly_only {
+        "nightlies"
+    } else {
+        "builds"
+    };
     warnings.extend(listing.cut_warning(&format!(
         "{lookback} {kind} on {} of {org}/{pipeline}",
         options.branch

@@ -158,10 +158,7 @@ fn select<'t>(
                 .map(|i| (i, lines[i]))
                 .collect();
             let notes = if shown.is_empty() {
-                vec![format!(
-                    "{} is not named in the log; try search",
-                    node_id
-                )]
+                vec![format!("{} is not named in the log; try search", node_id)]
             } else {
                 Vec::new()
             };

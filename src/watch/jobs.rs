@@ -108,7 +108,9 @@ pub(super) async fn build_with_job(
     strategy: MatchStrategy,
 ) -> Result<crate::buildkite::Build, WatchError> {
     Ok(reader
-        .build_holding(key, |build| match_job(build.jobs(), query, strategy).is_ok())
+        .build_holding(key, |build| {
+            match_job(build.jobs(), query, strategy).is_ok()
+        })
         .await?)
 }
 

@@ -52,17 +52,24 @@ pub async fn latest_nightly(
             |builds| builds.iter().any(|b| is_nightly(b) && b.is_finished()),
         )
         .await?;
-    let cut = listing.cut_warning(&format!("{org}/{pipeline} on {branch} in the last {window_hours}h"));
+    let cut = listing.cut_warning(&format!(
+        "{org}/{pipeline} on {branch} in the last {window_hours}h"
+    ));
     let with_cut = |text: String| match &cut {
         Some(cut) => format!("{text}; {cut}"),
         None => text,
     };
-    pick_nightly(&listing.builds, &format!("{org}/{pipeline}"), branch, window_hours)
-        .map(|mut choice| {
-            choice.explanation = with_cut(choice.explanation);
-            choice
-        })
-        .map_err(|error| super::WatchError::NotFound(with_cut(error)))
+    pick_nightly(
+        &listing.builds,
+        &format!("{org}/{pipeline}"),
+        branch,
+        window_hours,
+    )
+    .map(|mut choice| {
+        choice.explanation = with_cut(choice.explanation);
+        choice
+    })
+    .map_err(|error| super::WatchError::NotFound(with_cut(error)))
 }
 
 pub(super) fn is_nightly(build: &Build) -> bool {
@@ -187,7 +194,11 @@ mod tests {
         ];
         let choice = pick_nightly(&builds, "vllm/ci", "main", 48).expect("found");
         assert_eq!(choice.number, 48161);
-        assert!(choice.explanation.contains("; finished "), "{}", choice.explanation);
+        assert!(
+            choice.explanation.contains("; finished "),
+            "{}",
+            choice.explanation
+        );
         assert!(
             choice.explanation.contains("skipped newer #48199 (running"),
             "{}",

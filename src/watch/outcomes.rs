@@ -493,8 +493,7 @@ pub fn covers_job(complete: bool, analysis: &LogAnalysis, commands: Option<u32>)
     match commands {
         Some(n) if n > 1 => false,
         Some(_) => {
-            !analysis.tests.is_empty()
-                || analysis.job_level.as_ref().is_some_and(|l| l.explained)
+            !analysis.tests.is_empty() || analysis.job_level.as_ref().is_some_and(|l| l.explained)
         }
         None => !analysis.tests.is_empty(),
     }
@@ -573,11 +572,9 @@ mod tests {
         let last = analysis_of("+++ :test_tube: Command (5/5): pytest e\nFAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
         assert!(!covers_job(false, &last, Some(5)));
         // Unknown count: the headers the tail showed tell it.
-        assert_eq!(
-            last.command_headers.iter().map(|&(_, n)| n).max(),
-            Some(5)
-        );
-        let single = analysis_of("FAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
+        assert_eq!(last.command_headers.iter().map(|&(_, n)| n).max(), Some(5));
+        let single =
+            analysis_of("FAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
         assert!(covers_job(false, &single, Some(1)));
         assert!(covers_job(false, &single, None));
     }

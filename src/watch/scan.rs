@@ -337,9 +337,15 @@ fn incompleteness(build: &Build, unfinished: &[&Job], jobs: &[FailedJob]) -> Vec
         ));
     }
     for (status, what) in [
-        (JobStatus::PartlyAnalyzed, "failed jobs whose log was read only in part"),
+        (
+            JobStatus::PartlyAnalyzed,
+            "failed jobs whose log was read only in part",
+        ),
         (JobStatus::OverBudget, "failed jobs not read (max_jobs)"),
-        (JobStatus::FetchError, "failed jobs whose log could not be fetched"),
+        (
+            JobStatus::FetchError,
+            "failed jobs whose log could not be fetched",
+        ),
         (JobStatus::NoLog, "failed jobs without a log"),
     ] {
         let n = count_status(jobs, status);

@@ -412,7 +412,9 @@ async fn a_listing_cut_at_its_page_limit_says_so() {
     // Enough found: the listing stops there and is not cut.
     let early = client(&settings(&server.uri()))
         .list_builds("vllm", "ci", &ListBuilds::default(), 3, |builds| {
-            builds.iter().any(|b| b.source.as_deref() == Some("schedule"))
+            builds
+                .iter()
+                .any(|b| b.source.as_deref() == Some("schedule"))
         })
         .await
         .expect("listed");
@@ -431,7 +433,8 @@ async fn a_nightly_history_reads_pages_for_what_it_asks_and_names_the_cut() {
     Mock::given(method("GET"))
         .and(wiremock::matchers::path_regex(format!(r"^{BUILDS}/\d+$")))
         .respond_with(
-            ResponseTemplate::new(200).set_body_raw(ciwatch_mcp::fixtures::BUILD_65099, "application/json"),
+            ResponseTemplate::new(200)
+                .set_body_raw(ciwatch_mcp::fixtures::BUILD_65099, "application/json"),
         )
         .mount(&server)
         .await;

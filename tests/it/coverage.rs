@@ -19,7 +19,7 @@ const FIVE_COMMANDS: &str = "Kernels DeepGEMM Test (H100)";
 const THREE_COMMANDS: &str = "Entrypoints Integration (API Server openai - Part 2)";
 
 /// The 65099 build with only `failing` failed (every other job passed), as JSON.
-fn build_failing(failing: &[&str]) -> serde_json::Value {
+pub(crate) fn build_failing(failing: &[&str]) -> serde_json::Value {
     let mut build: serde_json::Value =
         serde_json::from_str(ciwatch_mcp::fixtures::BUILD_65099).expect("fixture");
     for job in build["jobs"].as_array_mut().expect("jobs") {
@@ -36,7 +36,7 @@ fn build_failing(failing: &[&str]) -> serde_json::Value {
     build
 }
 
-fn job_id(build: &serde_json::Value, name: &str) -> String {
+pub(crate) fn job_id(build: &serde_json::Value, name: &str) -> String {
     build["jobs"]
         .as_array()
         .expect("jobs")
@@ -125,8 +125,15 @@ fn three_command_log() -> Vec<u8> {
         "test_single_completion[mistralai/Mistral-7B-Instruct-v0.3]",
         "openai.APIConnectionError: Connection error.",
     ));
-    text.push_str(&header(2, 3, "pytest -v -s entrypoints/openai/speech_to_text/"));
-    text.push_str(&passing("entrypoints/openai/speech_to_text/test_transcription.py", 400_000));
+    text.push_str(&header(
+        2,
+        3,
+        "pytest -v -s entrypoints/openai/speech_to_text/",
+    ));
+    text.push_str(&passing(
+        "entrypoints/openai/speech_to_text/test_transcription.py",
+        400_000,
+    ));
     text.push_str("=================== 120 passed in 60.00s (0:01:00) ===================\n");
     text.push_str(&header(3, 3, "pytest -v -s entrypoints/test_chat_utils.py"));
     text.push_str(&passing("entrypoints/test_chat_utils.py", 300_000));
@@ -136,7 +143,7 @@ fn three_command_log() -> Vec<u8> {
 }
 
 /// Logs by job id, answered with Buildkite's range semantics.
-struct Logs(HashMap<String, Vec<u8>>);
+pub(crate) struct Logs(pub(crate) HashMap<String, Vec<u8>>);
 
 impl Respond for Logs {
     fn respond(&self, request: &Request) -> ResponseTemplate {
@@ -151,7 +158,7 @@ impl Respond for Logs {
 
 /// The build is answered from a value the test may change (a retry, the build finishing).
 #[derive(Clone)]
-struct BuildBody(Arc<Mutex<serde_json::Value>>);
+pub(crate) struct BuildBody(pub(crate) Arc<Mutex<serde_json::Value>>);
 
 impl Respond for BuildBody {
     fn respond(&self, _: &Request) -> ResponseTemplate {
@@ -160,7 +167,7 @@ impl Respond for BuildBody {
     }
 }
 
-async fn server_with(build: &BuildBody, logs: HashMap<String, Vec<u8>>) -> MockServer {
+pub(crate) async fn server_with(build: &BuildBody, logs: HashMap<String, Vec<u8>>) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(BUILD_PATH))
@@ -177,11 +184,7 @@ async fn server_with(build: &BuildBody, logs: HashMap<String, Vec<u8>>) -> MockS
     server
 }
 
-async fn scan_with(
-    server: &MockServer,
-    store: Option<&Cache>,
-    freshness: Duration,
-) -> ScanResult {
+async fn scan_with(server: &MockServer, store: Option<&Cache>, freshness: Duration) -> ScanResult {
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, store).with_build_freshness(freshness);
     let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
@@ -218,7 +221,10 @@ async fn log_requests(server: &MockServer, id: &str) -> Vec<Request> {
 #[tokio::test]
 async fn every_command_of_a_multi_command_job_is_read() {
     let build = build_failing(&[FIVE_COMMANDS, THREE_COMMANDS]);
-    let (five, three) = (job_id(&build, FIVE_COMMANDS), job_id(&build, THREE_COMMANDS));
+    let (five, three) = (
+        job_id(&build, FIVE_COMMANDS),
+        job_id(&build, THREE_COMMANDS),
+    );
     let five_log = five_command_log();
     assert!(five_log.len() > 4_000_000, "{} bytes", five_log.len());
     let logs = HashMap::from([
@@ -241,7 +247,13 @@ async fn every_command_of_a_multi_command_job_is_read() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("test_completion.py::test_single_completion"));
     for job in &result.jobs {
-        assert_eq!(job.status, JobStatus::Analyzed, "{}: {:?}", job.job_name, job.detail);
+        assert_eq!(
+            job.status,
+            JobStatus::Analyzed,
+            "{}: {:?}",
+            job.job_name,
+            job.detail
+        );
     }
     assert!(result.complete, "{:?}", result.incomplete);
 
@@ -283,7 +295,11 @@ async fn a_job_cut_by_the_byte_budget_is_partly_analyzed_and_never_a_baseline_pa
     )
     .await
     .expect("scan");
-    let job = result.jobs.iter().find(|j| j.job_id == five).expect("listed");
+    let job = result
+        .jobs
+        .iter()
+        .find(|j| j.job_id == five)
+        .expect("listed");
     assert_eq!(job.status, JobStatus::PartlyAnalyzed);
     let detail = job.detail.as_deref().unwrap_or_default();
     assert!(
@@ -293,11 +309,18 @@ async fn a_job_cut_by_the_byte_budget_is_partly_analyzed_and_never_a_baseline_pa
     );
     assert!(!result.complete);
     assert!(
-        result.incomplete.iter().any(|w| w.contains("read only in part")),
+        result
+            .incomplete
+            .iter()
+            .any(|w| w.contains("read only in part")),
         "{:?}",
         result.incomplete
     );
-    assert_eq!(log_requests(&server, &five).await.len(), 1, "no read over the budget");
+    assert_eq!(
+        log_requests(&server, &five).await.len(),
+        1,
+        "no read over the budget"
+    );
     // What was read is still reported.
     assert!(tests_of(&result, FIVE_COMMANDS)
         .iter()
@@ -350,9 +373,21 @@ async fn a_job_retried_after_the_first_scan_is_flaky_on_the_second() {
         .iter()
         .find(|f| f.job_id.as_deref() == Some(three.as_str()))
         .expect("the failed attempt is still listed");
-    assert_eq!(failure.category, Category::FlakySuspected, "{:?}", failure.reason);
-    let job = second.jobs.iter().find(|j| j.job_id == three).expect("listed");
+    assert_eq!(
+        failure.category,
+        Category::FlakySuspected,
+        "{:?}",
+        failure.reason
+    );
+    let job = second
+        .jobs
+        .iter()
+        .find(|j| j.job_id == three)
+        .expect("listed");
     assert!(job.retry_passed);
     let sent = server.received_requests().await.expect("recorded").len() - before;
-    assert_eq!(sent, 1, "the build again; the job's stored outcome is reused");
+    assert_eq!(
+        sent, 1,
+        "the build again; the job's stored outcome is reused"
+    );
 }

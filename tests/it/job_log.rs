@@ -155,7 +155,9 @@ async fn the_whole_log_is_read_once_and_numbered_from_its_first_line() {
         line += 1;
         if marker_line == 0 && text.len() >= 1_000_000 {
             marker_line = line;
-            text.push_str("RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1234, unhandled cuda error\n");
+            text.push_str(
+                "RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1234, unhandled cuda error\n",
+            );
             continue;
         }
         text.push_str(&format!(

@@ -16,6 +16,7 @@ mod mcp_http;
 mod mcp_progress;
 mod nightly_trend;
 mod owners;
+mod result_cap;
 mod robustness;
 mod scan;
 mod schema_snapshot;

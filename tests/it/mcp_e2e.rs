@@ -7,7 +7,10 @@ use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
-async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<RoleClient, ()> {
+pub(crate) async fn start_server(
+    api_url: &str,
+    token: Option<&str>,
+) -> RunningService<RoleClient, ()> {
     let github = crate::common::github_server().await;
     let github_url = github.uri();
     // The mock lives as long as the test process; the server only needs its address.
@@ -31,7 +34,7 @@ async fn start_server(api_url: &str, token: Option<&str>) -> RunningService<Role
     ().serve(transport).await.expect("MCP initialize succeeds")
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &RunningService<RoleClient, ()>,
     tool: &'static str,
     arguments: Value,

@@ -391,3 +391,35 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
         "{ambiguous}"
     );
 }
+
+/// Two scans at once on one client (one HTTP layer, as a server's concurrent calls share it):
+/// each result's `stats` count its own requests and bytes only.
+#[tokio::test]
+async fn concurrent_scans_count_only_their_own_requests() {
+    let server = fixture_server().await;
+    let client = client(&settings(&server.uri()));
+    let options = options(Budgets::default(), DetailLevel::Minimal);
+    let scan_once = || async {
+        watch::scan_build(
+            &watch::JobReader::new(&client, None),
+            Enrichment::default(),
+            &watch::BuildKey::new("vllm", "ci", 65099),
+            &options,
+            &NoProgress,
+        )
+        .await
+        .expect("scan succeeds")
+    };
+    let alone = scan_once().await;
+    let sent_alone = server.received_requests().await.expect("recorded").len() as u64;
+    assert_eq!(alone.stats.api_requests, sent_alone);
+    let (a, b) = futures::join!(scan_once(), scan_once());
+    let sent = server.received_requests().await.expect("recorded").len() as u64;
+    assert_eq!(sent, 3 * sent_alone);
+    assert_eq!(
+        a.stats.api_requests, sent_alone,
+        "not inflated by the other scan"
+    );
+    assert_eq!(b.stats.api_requests, sent_alone);
+    assert_eq!(a.stats.log_bytes_fetched, alone.stats.log_bytes_fetched);
+}

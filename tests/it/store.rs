@@ -175,7 +175,11 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
 
     let first = scan(&server, Some(&store), Budgets::default()).await;
     let first_requests = requests(&server).await.len();
-    assert_eq!(store.stored_bytes(), 0, "nothing of a running build is stored");
+    assert_eq!(
+        store.stored_bytes(),
+        0,
+        "nothing of a running build is stored"
+    );
     let unfinished = first
         .warnings
         .iter()
@@ -218,7 +222,10 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
     crate::common::mount_fixture(&server).await;
     let finished = scan(&server, Some(&store), Budgets::default()).await;
     assert!(
-        !finished.warnings.iter().any(|w| w.contains("still running")),
+        !finished
+            .warnings
+            .iter()
+            .any(|w| w.contains("still running")),
         "{:?}",
         finished.warnings
     );
