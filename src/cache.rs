@@ -169,7 +169,7 @@ impl Cache {
                 let mut stored = meta.get("stored_bytes")?.map_or(0, |v| v.value());
                 let mut record = Vec::with_capacity(SEQ_BYTES + bytes.len());
                 record.extend_from_slice(&seq.to_be_bytes());
-                record.extend_from_slice(&bytes);
+                record.extend_from_slice(bytes);
                 if let Some(old) = opened.insert(key, record.as_slice())? {
                     let old = old.value();
                     stored = stored.saturating_sub(old.len() as u64);

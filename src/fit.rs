@@ -134,24 +134,28 @@ pub fn fit_scan(result: &mut ScanResult, cap: usize, size: impl Fn(&ScanResult) 
     if size(result) <= cap {
         return changed;
     }
-    // The largest count of failures that fits: found by bisection (each size is a render).
+    // The largest count of failures that fits with the page's note: found by bisection (each
+    // size is a render).
     let all = std::mem::take(&mut result.failures);
+    let start = result.page.offset;
+    let keep = |result: &mut ScanResult, count: usize| {
+        result.failures = all[..count].to_vec();
+        let end = start + count;
+        result.page.returned = count;
+        result.page.next_offset = (end < result.page.total).then_some(end);
+        note_page(result);
+    };
     let (mut fits, mut over) = (0usize, all.len());
     while fits + 1 < over {
         let mid = (fits + over) / 2;
-        result.failures = all[..mid].to_vec();
+        keep(result, mid);
         if size(result) <= cap {
             fits = mid;
         } else {
             over = mid;
         }
     }
-    result.failures = all[..fits].to_vec();
-    let page = &mut result.page;
-    let end = page.offset + fits;
-    page.returned = fits;
-    page.next_offset = (end < page.total).then_some(end);
-    note_page(result);
+    keep(result, fits);
     true
 }
 

@@ -148,6 +148,95 @@ pub struct FailureClassification {
     /// vLLM's template, to review and file (the server never writes to GitHub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft_issue: Option<String>,
+    /// The `cause_id` of the root cause this failure belongs to (see `causes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_id: Option<String>,
+}
+
+/// Where a job runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Cuda,
+    Rocm,
+    Xpu,
+    Npu,
+    Cpu,
+}
+
+/// One root cause: the failures that share a signature (exception type, normalised message,
+/// innermost `vllm/` frame), across parametrisations, shards, hardware and pipelines.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Cause {
+    /// Stable id of the signature (16 hex digits).
+    pub cause_id: String,
+    /// `ExceptionType: normalised message @ vllm/file.py in function`, or `job: <error line>`.
+    pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    /// The member failures' `failure_key`s.
+    pub failure_keys: Vec<String>,
+    /// Member tests, parametrisations folded (`file.py::test_x[...] ×4`).
+    pub tests: Vec<String>,
+    pub jobs: Vec<String>,
+    /// The jobs' test areas with hardware, shards and the `AMD:` prefix stripped.
+    pub clusters: Vec<String>,
+    /// Hardware the jobs name (`B200`, `H100`, `mi300`, `2 GPUs`).
+    pub hardware: Vec<String>,
+    pub platforms: Vec<Platform>,
+    /// The strongest category of its members (what needs action first).
+    pub category: Category,
+    /// New when every member is new; continuing when any is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<Trend>,
+    /// The first member's closest suspect commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<Suspect>,
+    pub owners: Vec<String>,
+    /// The issue that tracks a member, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueMatch>,
+    /// Its state in the matching nightly of the compared pipeline (the AMD nightly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elsewhere: Option<Elsewhere>,
+    /// Where it fails: everywhere, only on CUDA, only on ROCm (unknown when the compared
+    /// nightly did not run it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<Parity>,
+}
+
+/// A cause's state in the compared pipeline's nightly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Elsewhere {
+    /// `org/pipeline` and build number of the nightly compared with.
+    pub pipeline: String,
+    pub build_number: u64,
+    pub state: ElsewhereState,
+    /// The jobs there that run the cause's tests or areas.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// Why it reads as it does.
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ElsewhereState {
+    FailingThere,
+    PassingThere,
+    NotRunThere,
+    /// It ran there but its log could not say (not read, read in part).
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    Universal,
+    CudaOnly,
+    RocmOnly,
 }
 
 /// Where a verdict's evidence came from, strongest first.
@@ -363,6 +452,9 @@ pub struct ScanResult {
     /// Failures are never left out for size: they are paged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detail_shed: Vec<String>,
+    /// Root causes, the strongest first: failures grouped by signature.
+    #[serde(default)]
+    pub causes: Vec<Cause>,
     /// Every failed job and what the scan did with it.
     #[serde(default)]
     pub jobs: Vec<FailedJob>,

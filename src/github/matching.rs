@@ -7,8 +7,6 @@
 //! numbers, and bracket tags (`[NIGHTLY FIRE DRILL]`) are dropped.
 
 pub use crate::model::{IssueMatch, IssueState};
-use regex::Regex;
-use std::sync::LazyLock;
 
 /// Lowest score that makes a match.
 pub const MIN_MATCH_CONFIDENCE: f64 = 0.6;
@@ -43,43 +41,7 @@ impl IssueCandidate {
     }
 }
 
-static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r":[a-z0-9_+-]+:").expect("valid"));
-static BRACKET_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[[^\]]*\]").expect("valid"));
-static HARDWARE_PREFIX: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:[a-z]+\d+_\d+|amd)\s*:\s*").expect("valid"));
-static HARDWARE_TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\([^)]*\b(?:[abhl]\d{1,3}s?|gh200|mi\d{3}(?:_\d+)?)\b[^)]*\)").expect("valid")
-});
-static AMD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:\[[^\]]*\]\s*:?\s*)*(?:amd\b|mi\d{3})|\(mi\d{3}").expect("valid")
-});
-static SHARD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:\s%n|\s\d{1,2})$").expect("valid"));
-
-/// A job name or issue title reduced to what names the test area.
-pub fn normalize_job_name(name: &str) -> String {
-    let lower = name.to_lowercase();
-    let text = EMOJI.replace_all(&lower, " ");
-    let text = BRACKET_TAG.replace_all(&text, " ");
-    let text = text.replace(['[', ']'], " ");
-    let mut text = text
-        .trim()
-        .trim_start_matches([':', '-', ' '])
-        .trim()
-        .to_string();
-    while let Some(stripped) = HARDWARE_PREFIX
-        .find(&text)
-        .map(|m| text[m.end()..].to_string())
-    {
-        text = stripped;
-    }
-    let text = HARDWARE_TAG.replace_all(&text, " ");
-    let mut text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    while let Some(m) = SHARD.find(&text) {
-        text.truncate(m.start());
-    }
-    text.trim_matches([' ', '-', ':']).to_string()
-}
+pub use crate::triage::cluster::normalize_job_name;
 
 /// A node id without the `tests/` prefix pytest's working directory adds or drops.
 fn relative_id(id: &str) -> &str {
@@ -148,7 +110,7 @@ fn score(test_name: &str, job_name: &str, issue: &IssueCandidate) -> Option<(f64
     let job = normalize_job_name(job_name);
     let issue_subject = normalize_job_name(&issue.title);
     // An AMD mirror's issue (`mi355_1: …`) tracks the AMD job, not the NVIDIA one it mirrors.
-    let same_hardware = AMD.is_match(job_name) == AMD.is_match(&issue.title);
+    let same_hardware = crate::triage::cluster::is_amd(job_name) == crate::triage::cluster::is_amd(&issue.title);
     if job.len() >= 4 && same_hardware {
         let is_job_level = !test_name.contains("::");
         consider(

@@ -69,6 +69,7 @@ pub fn daily_findings(result: &ScanResult) -> String {
         let _ = writeln!(out, "- **Selected**: {selection}");
     }
 
+    super::causes::causes_section(&mut out, result);
     if let Some(comparison) = &result.comparison {
         what_changed(&mut out, result, comparison);
     }
@@ -208,7 +209,7 @@ fn what_changed(
             let streak = f.trend.as_ref().map_or(1, |t| t.streak);
             let _ = writeln!(
                 out,
-                "- {} in {}: {streak} nightlies (draft issue in the result)",
+                "- {} in {}: {streak} nightlies (draft: `ciwatch_render` with format `draft_issue`)",
                 code_span(&f.test_failure.test_name),
                 code_span(&f.test_failure.job_name)
             );

@@ -3,12 +3,14 @@
 //! Everything that came from a log (test ids, error lines, evidence) is untrusted: it is put in
 //! code spans by [`code_span`] so it cannot open links, headings or mentions in the report.
 
+mod causes;
 mod daily;
 mod draft;
 mod history;
 mod main_branch;
 mod standup;
 
+pub use causes::cause_counts;
 pub use daily::daily_findings;
 pub use draft::draft_issue;
 pub use history::history_summary;

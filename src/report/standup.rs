@@ -61,6 +61,9 @@ pub fn standup_summary(result: &ScanResult) -> String {
         }
         pieces.push(text);
     }
+    if let Some(counts) = super::cause_counts(result) {
+        pieces.push(format!("{counts}."));
+    }
     let key: Vec<String> = hard
         .iter()
         .filter(|f| f.category == Category::NewRegression)

@@ -2,7 +2,9 @@
 //! trends across nightlies and the ranking of suspect commits.
 //! No I/O; everything here is tested on strings.
 
+pub mod cause;
 pub mod classify;
+pub mod cluster;
 pub mod fingerprint;
 pub mod history;
 pub mod key;

@@ -236,6 +236,7 @@ pub(super) async fn scan_fetched(
         total_failures: failures.len(),
         page: Default::default(),
         detail_shed: Vec::new(),
+        causes: Vec::new(),
         failures,
         jobs,
         selection: options.selection.clone(),
@@ -270,6 +271,8 @@ pub(super) async fn scan_fetched(
         };
         compare_with_previous_nightlies(reader, github, current, &mut result).await;
     }
+    result.causes =
+        crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
     result.stats = before.stats();
     if options.detail_level == DetailLevel::Full {
         // The texts cover every unique failure, whatever page the result holds.
@@ -456,6 +459,7 @@ fn make_failure(
         trend: None,
         onset: None,
         draft_issue: None,
+        cause_id: None,
     }
 }
 
