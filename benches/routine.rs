@@ -195,6 +195,7 @@ fn scan_options() -> ScanOptions {
         repo: "vllm-project/vllm".into(),
         search_github: false,
         compare_nightlies: 0,
+        compare_pipeline: None,
     }
 }
 

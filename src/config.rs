@@ -180,6 +180,11 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_NO_CACHE", value_parser = clap::builder::BoolishValueParser::new(), default_missing_value = "true", num_args = 0..=1, default_value_t = false)]
     pub no_cache: bool,
 
+    /// The second pipeline (`org/pipeline`) whose matching nightly each cause of a scan is
+    /// looked up in, so a cause reads as universal, CUDA-only or ROCm-only; empty turns it off.
+    #[arg(global = true, long, env = "CIWATCH_COMPARE_PIPELINE", default_value = crate::watch::DEFAULT_COMPARE_PIPELINE)]
+    pub compare_pipeline: String,
+
     /// How far back the latest nightly is searched for, in hours.
     #[arg(
         global = true,
@@ -188,6 +193,19 @@ pub struct Settings {
         default_value_t = 48
     )]
     pub nightly_window_hours: u32,
+}
+
+/// `org/pipeline` (or a pipeline of `default_org`) to compare with; empty for none.
+pub fn parse_compared_pipeline(
+    value: &str,
+    default_org: &str,
+) -> Result<Option<crate::watch::ComparedPipeline>, String> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let (org, pipeline) =
+        crate::buildkite::parse_pipeline(value, default_org).map_err(|e| e.to_string())?;
+    Ok(Some(crate::watch::ComparedPipeline { org, pipeline }))
 }
 
 /// Tokens become a [`Secret`] as they are read, so `Settings`' `Debug` never shows them.
@@ -283,6 +301,11 @@ impl Settings {
             max_whole_log_bytes: self.max_whole_log_bytes.max(1),
             concurrency: self.concurrency.max(1),
         }
+    }
+
+    /// The compared pipeline, `None` when turned off (an empty value); `Err` names a bad one.
+    pub fn compared_pipeline(&self) -> Result<Option<crate::watch::ComparedPipeline>, String> {
+        parse_compared_pipeline(&self.compare_pipeline, &self.buildkite_org)
     }
 
     pub fn build_freshness(&self) -> Duration {

@@ -278,6 +278,7 @@ async fn run_scan(
             .to_string(),
         search_github: !output.no_github,
         compare_nightlies: output.compare_nightlies,
+        compare_pipeline: settings.compared_pipeline()?,
     };
     let (org, pipeline, number) = match build {
         Some(build) => {

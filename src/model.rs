@@ -424,6 +424,9 @@ pub struct ScanStats {
     pub github_requests: u64,
     pub log_bytes_fetched: u64,
     pub elapsed_ms: u64,
+    /// Buildkite requests of the compared pipeline's nightly (included in `api_requests`).
+    #[serde(default)]
+    pub compared_pipeline_requests: u64,
 }
 
 /// The result of scanning one build.

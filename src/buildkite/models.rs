@@ -21,6 +21,11 @@ impl BuildKey {
             number,
         }
     }
+
+    /// `org/pipeline`.
+    pub fn pipeline_name(&self) -> String {
+        format!("{}/{}", self.org, self.pipeline)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -110,7 +110,8 @@ fn score(test_name: &str, job_name: &str, issue: &IssueCandidate) -> Option<(f64
     let job = normalize_job_name(job_name);
     let issue_subject = normalize_job_name(&issue.title);
     // An AMD mirror's issue (`mi355_1: …`) tracks the AMD job, not the NVIDIA one it mirrors.
-    let same_hardware = crate::triage::cluster::is_amd(job_name) == crate::triage::cluster::is_amd(&issue.title);
+    let same_hardware =
+        crate::triage::cluster::is_amd(job_name) == crate::triage::cluster::is_amd(&issue.title);
     if job.len() >= 4 && same_hardware {
         let is_job_level = !test_name.contains("::");
         consider(

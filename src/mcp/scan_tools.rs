@@ -64,6 +64,12 @@ pub struct ScanSettings {
     /// ranked suspect commits, and `fixed` lists what passes again.
     #[serde(default = "default_compare_nightlies")]
     pub compare_nightlies: usize,
+    /// The second pipeline ("org/pipeline") whose matching nightly (same commit, else the
+    /// nearest earlier within 36 hours) each cause is looked up in: `elsewhere` (failing,
+    /// passing or not run there) and `parity` (universal, cuda_only, rocm_only). Default the
+    /// server's CIWATCH_COMPARE_PIPELINE ("vllm/amd-ci"); "" turns it off. At most 12 requests.
+    #[serde(default)]
+    pub compare_pipeline: Option<String>,
 }
 
 fn default_compare_nightlies() -> usize {
@@ -205,6 +211,12 @@ impl CiWatchServer {
         if let Some(max_jobs) = settings.max_jobs {
             budgets.max_jobs = max_jobs;
         }
+        let compare_pipeline = match &settings.compare_pipeline {
+            Some(given) => {
+                crate::config::parse_compared_pipeline(given, &self.settings.buildkite_org)?
+            }
+            None => self.settings.compared_pipeline()?,
+        };
         let presentation = Presentation {
             detail_level: settings.detail_level,
             failure_offset: settings.failure_offset,
@@ -219,6 +231,7 @@ impl CiWatchServer {
             repo: repo.as_str().to_string(),
             search_github: settings.search_github,
             compare_nightlies: settings.compare_nightlies,
+            compare_pipeline,
         };
         Ok((options, presentation))
     }

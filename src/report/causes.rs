@@ -25,13 +25,22 @@ pub fn cause_counts(result: &ScanResult) -> Option<String> {
         (count(&|c| c.category == Category::FlakySuspected), "flaky"),
         (count(&|c| c.category == Category::InfraSuspected), "infra"),
         (count(&|c| c.category == Category::KnownTracked), "tracked"),
-        (count(&|c| c.category == Category::NeedsHumanTriage), "to triage"),
+        (
+            count(&|c| c.category == Category::NeedsHumanTriage),
+            "to triage",
+        ),
     ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
         }
     }
-    let plural = |n: usize, one: &str, many: &str| if n == 1 { one.to_string() } else { many.to_string() };
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            one.to_string()
+        } else {
+            many.to_string()
+        }
+    };
     let mut line = format!(
         "{} {} across {failures} {} in {} {}",
         result.causes.len(),
@@ -104,7 +113,11 @@ pub fn causes_section(out: &mut String, result: &ScanResult) {
                 "   - issue: [#{}]({}) ({})",
                 issue.number,
                 issue.url,
-                if issue.tracking { "tracking" } else { "mentioned" }
+                if issue.tracking {
+                    "tracking"
+                } else {
+                    "mentioned"
+                }
             );
         }
     }

@@ -85,12 +85,10 @@ static VLLM_FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?:^|[\s/"'(])(vllm/[\w/.-]+\.py)(?::\d+:?\s*in\s+(\w+)|",\s*line\s+\d+,\s*in\s+(\w+)|:\d+)"#)
         .expect("valid")
 });
-static QUOTED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"'[^']*'|"[^"]*""#).expect("valid"));
+static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"'[^']*'|"[^"]*""#).expect("valid"));
 static PARAMS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[[^\]]*\]").expect("valid"));
-static SITE_PACKAGES: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:/[\w.+-]+)*/(?:site|dist)-packages/").expect("valid")
-});
+static SITE_PACKAGES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:/[\w.+-]+)*/(?:site|dist)-packages/").expect("valid"));
 /// Fewer letters than this (placeholders aside) make a message too generic to stand alone.
 const GENERIC_LETTERS: usize = 12;
 
@@ -203,7 +201,10 @@ pub fn group_causes(failures: &mut [FailureClassification], pipeline: &str) -> V
     order.sort_by_key(|&i| signatures[i].cut);
     let mut groups: Vec<(Signature, Vec<usize>)> = Vec::new();
     for i in order {
-        match groups.iter_mut().find(|(s, _)| s.same_cause(&signatures[i])) {
+        match groups
+            .iter_mut()
+            .find(|(s, _)| s.same_cause(&signatures[i]))
+        {
             Some((_, members)) => members.push(i),
             None => groups.push((signatures[i].clone(), vec![i])),
         }
@@ -212,7 +213,8 @@ pub fn group_causes(failures: &mut [FailureClassification], pipeline: &str) -> V
         .into_iter()
         .map(|(signature, mut members)| {
             members.sort_unstable();
-            let members: Vec<&FailureClassification> = members.iter().map(|&i| &failures[i]).collect();
+            let members: Vec<&FailureClassification> =
+                members.iter().map(|&i| &failures[i]).collect();
             cause_of(&signature, &members, pipeline)
         })
         .collect();
@@ -282,9 +284,34 @@ fn cause_of(signature: &Signature, members: &[&FailureClassification], pipeline:
     }
 }
 
+/// Where a cause fails: on CUDA and ROCm (`universal`), or on one only, when the other side
+/// ran it and passed (the compared nightly, or the other platform's job of the same area in
+/// the build). `None` when the other side could not say.
+pub fn parity(
+    platforms: &[Platform],
+    elsewhere: Option<crate::model::ElsewhereState>,
+    passed_on: &[Platform],
+) -> Option<crate::model::Parity> {
+    use crate::model::{ElsewhereState, Parity};
+    let cuda = platforms.contains(&Platform::Cuda);
+    let rocm =
+        platforms.contains(&Platform::Rocm) || elsewhere == Some(ElsewhereState::FailingThere);
+    let rocm_passed =
+        elsewhere == Some(ElsewhereState::PassingThere) || passed_on.contains(&Platform::Rocm);
+    match (cuda, rocm) {
+        (true, true) => Some(Parity::Universal),
+        (true, false) if rocm_passed => Some(Parity::CudaOnly),
+        (false, true) if passed_on.contains(&Platform::Cuda) => Some(Parity::RocmOnly),
+        _ => None,
+    }
+}
+
 /// New when every member is new; else continuing, intermittent, unknown in that order.
 fn cause_trend(members: &[&FailureClassification]) -> Option<Trend> {
-    let trends: Vec<Trend> = members.iter().filter_map(|f| f.trend.as_ref().map(|t| t.trend)).collect();
+    let trends: Vec<Trend> = members
+        .iter()
+        .filter_map(|f| f.trend.as_ref().map(|t| t.trend))
+        .collect();
     if trends.is_empty() {
         return None;
     }
@@ -334,7 +361,12 @@ mod tests {
     use super::*;
 
     fn sig(test: &str, job: &str, error: &str, trace: &str) -> Signature {
-        signature(test, job, Some(error), Some(trace).filter(|t| !t.is_empty()))
+        signature(
+            test,
+            job,
+            Some(error),
+            Some(trace).filter(|t| !t.is_empty()),
+        )
     }
 
     /// Real error lines from vLLM's logs and issues (`wiremock-fixtures/`, `data/`).
@@ -373,7 +405,11 @@ mod tests {
             ),
         ];
         for (test, error, trace, expected) in cases {
-            assert_eq!(sig(test, "Quantization", error, trace).text(), expected, "{test}");
+            assert_eq!(
+                sig(test, "Quantization", error, trace).text(),
+                expected,
+                "{test}"
+            );
         }
     }
 
@@ -387,7 +423,12 @@ mod tests {
                 "vllm/model_executor/kernels/linear/mixed_precision/machete.py:88: in can_implement",
             )
         };
-        let params = ["fp16-gptq-g128", "bf16-gptq-g128", "fp16-awq-g128", "fp16-channelwise"];
+        let params = [
+            "fp16-gptq-g128",
+            "bf16-gptq-g128",
+            "fp16-awq-g128",
+            "fp16-channelwise",
+        ];
         for param in params {
             assert!(machete(param).same_cause(&machete(params[0])), "{param}");
         }
@@ -413,9 +454,24 @@ mod tests {
         );
         assert!(module.same_cause(&other_job));
         // Two tests' own assertions are two causes; one test's shards are one.
-        let a = sig("a/test_x.py::test_a[1]", "J", "AssertionError: assert 0 == 3", "");
-        let a2 = sig("a/test_x.py::test_a[2]", "J 2", "AssertionError: assert 1 == 3", "");
-        let b = sig("a/test_x.py::test_b", "J", "AssertionError: assert 0 == 3", "");
+        let a = sig(
+            "a/test_x.py::test_a[1]",
+            "J",
+            "AssertionError: assert 0 == 3",
+            "",
+        );
+        let a2 = sig(
+            "a/test_x.py::test_a[2]",
+            "J 2",
+            "AssertionError: assert 1 == 3",
+            "",
+        );
+        let b = sig(
+            "a/test_x.py::test_b",
+            "J",
+            "AssertionError: assert 0 == 3",
+            "",
+        );
         assert!(a.same_cause(&a2));
         assert!(!a.same_cause(&b));
     }
@@ -440,10 +496,37 @@ mod tests {
     #[test]
     fn innermost_frame_under_vllm() {
         let python = "Traceback (most recent call last):\n  File \"/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py\", line 866, in run_engine_core\n  File \"/usr/local/lib/python3.12/dist-packages/vllm/v1/worker/gpu_worker.py\", line 201, in init_device\n  File \"/usr/local/lib/python3.12/dist-packages/torch/cuda/__init__.py\", line 412, in set_device\n";
-        assert_eq!(innermost_vllm_frame(python).as_deref(), Some("vllm/v1/worker/gpu_worker.py in init_device"));
+        assert_eq!(
+            innermost_vllm_frame(python).as_deref(),
+            Some("vllm/v1/worker/gpu_worker.py in init_device")
+        );
         let pytest = "vllm/model_executor/layers/fused_moe/layer.py:1120: in forward\n    return self.forward_impl(x)\n/vllm-workspace/tests/kernels/test_moe.py:88: in test_fused_moe\n";
-        assert_eq!(innermost_vllm_frame(pytest).as_deref(), Some("vllm/model_executor/layers/fused_moe/layer.py in forward"));
-        assert_eq!(innermost_vllm_frame("/vllm-workspace/tests/x.py:1: in f"), None);
+        assert_eq!(
+            innermost_vllm_frame(pytest).as_deref(),
+            Some("vllm/model_executor/layers/fused_moe/layer.py in forward")
+        );
+        assert_eq!(
+            innermost_vllm_frame("/vllm-workspace/tests/x.py:1: in f"),
+            None
+        );
+    }
+
+    #[test]
+    fn parity_needs_the_other_side_to_have_run() {
+        use crate::model::{ElsewhereState::*, Parity::*};
+        let cuda = [Platform::Cuda];
+        assert_eq!(parity(&cuda, Some(FailingThere), &[]), Some(Universal));
+        assert_eq!(parity(&cuda, Some(PassingThere), &[]), Some(CudaOnly));
+        assert_eq!(parity(&cuda, Some(NotRunThere), &[]), None);
+        assert_eq!(
+            parity(&[Platform::Cuda, Platform::Rocm], None, &[]),
+            Some(Universal)
+        );
+        assert_eq!(
+            parity(&[Platform::Rocm], Some(FailingThere), &[Platform::Cuda]),
+            Some(RocmOnly)
+        );
+        assert_eq!(parity(&[Platform::Rocm], None, &[]), None);
     }
 
     #[test]
@@ -457,6 +540,12 @@ mod tests {
             ]
             .into_iter(),
         );
-        assert_eq!(folded, vec!["q/test_w4a16.py::test_machete[...] ×3", "q/test_w4a16.py::test_other"]);
+        assert_eq!(
+            folded,
+            vec![
+                "q/test_w4a16.py::test_machete[...] ×3",
+                "q/test_w4a16.py::test_other"
+            ]
+        );
     }
 }

@@ -16,7 +16,8 @@ static BRACKET_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[[^\]]*\]")
 static HARDWARE_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:[a-z]+\d+_\d+|amd)\s*:\s*").expect("valid"));
 static HARDWARE_TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\([^)]*\b(?:[abhl]\d{1,3}s?|gh200|gb200|mi\d{3}(?:_\d+)?)\b[^)]*\)").expect("valid")
+    Regex::new(r"\([^)]*\b(?:[abhl]\d{1,3}s?|gh200|gb200|mi\d{3}(?:_\d+)?)\b[^)]*\)")
+        .expect("valid")
 });
 static GPU_COUNT_TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\(\s*\d+\s*(?:x\s*)?gpus?\s*\)").expect("valid"));
@@ -28,8 +29,10 @@ static SHARD: LazyLock<Regex> =
 /// Hardware named in a job name: an AMD prefix (`mi355_1:`), a tag (`(H100)`, `(mi300_1)`), a
 /// GPU count (`(2 GPUs)`).
 static HARDWARE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(mi\d{3})(?:_\d+)?\b|\b([abhl]\d{2,3}s?|gh200|gb200)\b|\((\d+)\s*(?:x\s*)?gpus?\)")
-        .expect("valid")
+    Regex::new(
+        r"(?i)\b(mi\d{3})(?:_\d+)?\b|\b([abhl]\d{2,3}s?|gh200|gb200)\b|\((\d+)\s*(?:x\s*)?gpus?\)",
+    )
+    .expect("valid")
 });
 
 /// A job name or issue title reduced to what names the test area (lowercase); GPU counts are
@@ -125,20 +128,32 @@ mod tests {
             ("mi355_1: Kernels", "kernels"),
             ("Distributed Tests (2 GPUs)(H100)", "distributed tests"),
             ("Distributed Tests (4 GPUs)(A100)", "distributed tests"),
-            ("Language Models Tests (Hybrid) 2", "language models tests (hybrid)"),
-            ("AMD: Language Models Tests (Hybrid) 1 (mi300_1)", "language models tests (hybrid)"),
+            (
+                "Language Models Tests (Hybrid) 2",
+                "language models tests (hybrid)",
+            ),
+            (
+                "AMD: Language Models Tests (Hybrid) 1 (mi300_1)",
+                "language models tests (hybrid)",
+            ),
             ("mi250_1: LoRA %N", "lora"),
             (":docker: Build CPU image", "build cpu image"),
         ] {
             assert_eq!(cluster_key(name), key, "{name}");
         }
         // Issue matching keeps GPU counts.
-        assert_eq!(normalize_job_name("Distributed Tests (2 GPUs)(H100)"), "distributed tests (2 gpus)");
+        assert_eq!(
+            normalize_job_name("Distributed Tests (2 GPUs)(H100)"),
+            "distributed tests (2 gpus)"
+        );
     }
 
     #[test]
     fn hardware_and_platforms_from_real_job_names() {
-        assert_eq!(hardware("Distributed Tests (2 GPUs)(H100)"), vec!["2 GPUs", "H100"]);
+        assert_eq!(
+            hardware("Distributed Tests (2 GPUs)(H100)"),
+            vec!["2 GPUs", "H100"]
+        );
         assert_eq!(hardware("AMD: Samplers Test (mi250_1)"), vec!["mi250"]);
         assert_eq!(hardware("mi355_1: Quantization"), vec!["mi355"]);
         assert!(hardware("Quantization").is_empty());
@@ -149,7 +164,11 @@ mod tests {
             ("Ascend NPU Test", "vllm/ci", Platform::Npu),
             ("Intel XPU Test", "vllm/ci", Platform::Xpu),
             ("CPU-Kernel Tests", "vllm/ci", Platform::Cpu),
-            ("Async Engine, Inputs, Utils, Worker, Config (CPU)", "vllm/ci", Platform::Cpu),
+            (
+                "Async Engine, Inputs, Utils, Worker, Config (CPU)",
+                "vllm/ci",
+                Platform::Cpu,
+            ),
         ] {
             assert_eq!(platform(name, pipeline), expected, "{name}");
         }

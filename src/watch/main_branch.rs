@@ -93,6 +93,7 @@ async fn analysis_in_call(
         selection: None,
         // Recurrence across these builds is this analysis' own comparison.
         compare_nightlies: 0,
+        compare_pipeline: None,
         ..options.scan.clone()
     };
     let mut analyzed = Vec::new();

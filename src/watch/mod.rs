@@ -5,6 +5,7 @@
 
 mod analytics;
 mod compare;
+mod elsewhere;
 mod history;
 mod job_log;
 mod jobs;
@@ -18,6 +19,7 @@ pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
+pub use elsewhere::{ComparedPipeline, DEFAULT_COMPARE_PIPELINE};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use job_log::{
     job_log, LogView, DEFAULT_MAX_MATCHES, DEFAULT_TAIL_LINES, MAX_CONTEXT_LINES, MAX_MATCHES,

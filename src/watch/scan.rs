@@ -42,6 +42,8 @@ pub struct ScanOptions {
     /// Previous scheduled nightlies a nightly build is compared with (0: no comparison; other
     /// builds are never compared).
     pub compare_nightlies: usize,
+    /// The second pipeline whose matching nightly each cause is looked up in (the AMD one).
+    pub compare_pipeline: Option<super::elsewhere::ComparedPipeline>,
 }
 
 /// The services that add to a scan beyond Buildkite; each is optional.
@@ -91,6 +93,7 @@ impl Snapshot {
             github_requests: now.github_requests - self.totals.github_requests,
             log_bytes_fetched: now.log_bytes - self.totals.log_bytes,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
+            compared_pipeline_requests: 0,
         }
     }
 }
@@ -273,7 +276,18 @@ pub(super) async fn scan_fetched(
     }
     result.causes =
         crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
-    result.stats = before.stats();
+    let compared = match &options.compare_pipeline {
+        Some(other) => {
+            super::elsewhere::compare_elsewhere(reader, key, build, other, budgets, &mut result)
+                .await;
+            result.stats.compared_pipeline_requests
+        }
+        None => 0,
+    };
+    result.stats = ScanStats {
+        compared_pipeline_requests: compared,
+        ..before.stats()
+    };
     if options.detail_level == DetailLevel::Full {
         // The texts cover every unique failure, whatever page the result holds.
         result.daily_findings_text = Some(crate::report::daily_findings(&result));

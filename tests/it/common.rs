@@ -119,6 +119,7 @@ pub fn settings(server_uri: &str) -> Settings {
         retry_budget_secs: 5,
         retry_min_delay_ms: 10,
         nightly_window_hours: 48,
+        compare_pipeline: String::new(),
         github_token: None,
         github_api_url: "http://127.0.0.1:9".into(),
         github_closed_days: 30,
@@ -206,6 +207,7 @@ pub fn scan_options(
         repo: "vllm-project/vllm".into(),
         search_github,
         compare_nightlies: 0,
+        compare_pipeline: None,
     }
 }
 
