@@ -4,6 +4,7 @@ mod common;
 
 mod analytics;
 mod buildkite_api;
+mod causes;
 mod corpus;
 mod coverage;
 mod faults;
