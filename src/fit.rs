@@ -32,7 +32,7 @@ impl Shed {
     /// What was dropped and how to get it back, for `detail_shed`.
     fn describe(self) -> &'static str {
         match self {
-            Shed::DraftIssues => "draft_issue texts (ciwatch_render with format \"draft_issue\" and the failure_key gives one)",
+            Shed::DraftIssues => "the causes' draft_issue texts (ciwatch_render with format \"draft_issue\" and the cause_id gives one)",
             Shed::ReportTexts => "daily_findings_text and standup_summary_text (ciwatch_render without scan_result, or the resource report://latest, gives them)",
             Shed::StackTraces => "stack traces (ciwatch_get_job_test_failures gives a job's)",
             Shed::LogSnippets => "log snippets (ciwatch_get_job_log with around_test gives a test's lines)",
@@ -43,21 +43,31 @@ impl Shed {
     }
 
     fn apply(self, result: &mut ScanResult) {
-        if self == Shed::ReportTexts {
-            result.daily_findings_text = None;
-            result.standup_summary_text = None;
-            return;
-        }
-        for failure in &mut result.failures {
-            self.apply_to(failure);
+        match self {
+            Shed::DraftIssues => drop_drafts(result),
+            Shed::ReportTexts => {
+                result.daily_findings_text = None;
+                result.standup_summary_text = None;
+            }
+            Shed::AllButIdentity => {
+                result.failures.iter_mut().for_each(|f| self.apply_to(f));
+                for cause in &mut result.causes {
+                    cause.suspect = None;
+                    cause.owners = Vec::new();
+                    if let Some(elsewhere) = &mut cause.elsewhere {
+                        elsewhere.evidence = String::new();
+                        elsewhere.jobs = Vec::new();
+                    }
+                }
+            }
+            _ => result.failures.iter_mut().for_each(|f| self.apply_to(f)),
         }
     }
 
     fn apply_to(self, failure: &mut FailureClassification) {
         let tf = &mut failure.test_failure;
         match self {
-            Shed::DraftIssues => failure.draft_issue = None,
-            Shed::ReportTexts => {}
+            Shed::DraftIssues | Shed::ReportTexts => {}
             Shed::StackTraces => tf.stack_trace = None,
             Shed::LogSnippets => tf.log_snippet = None,
             Shed::LaterSuspects => {
@@ -83,6 +93,12 @@ impl Shed {
     }
 }
 
+fn drop_drafts(result: &mut ScanResult) {
+    for cause in &mut result.causes {
+        cause.draft_issue = None;
+    }
+}
+
 /// Characters of the error line kept with a failure's identity.
 const IDENTITY_ERROR_CHARS: usize = 200;
 
@@ -96,6 +112,7 @@ pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize,
     if level != DetailLevel::Full {
         result.daily_findings_text = None;
         result.standup_summary_text = None;
+        drop_drafts(result);
     }
     let total = result.failures.len();
     let offset = offset.min(total);
@@ -137,9 +154,21 @@ pub fn fit_scan(result: &mut ScanResult, cap: usize, size: impl Fn(&ScanResult) 
     // The largest count of failures that fits with the page's note: found by bisection (each
     // size is a render).
     let all = std::mem::take(&mut result.failures);
+    let all_causes = std::mem::take(&mut result.causes);
     let start = result.page.offset;
+    // A page carries the causes of its failures.
     let keep = |result: &mut ScanResult, count: usize| {
         result.failures = all[..count].to_vec();
+        result.causes = all_causes
+            .iter()
+            .filter(|c| {
+                result
+                    .failures
+                    .iter()
+                    .any(|f| f.cause_id.as_ref() == Some(&c.cause_id))
+            })
+            .cloned()
+            .collect();
         let end = start + count;
         result.page.returned = count;
         result.page.next_offset = (end < result.page.total).then_some(end);
@@ -168,7 +197,7 @@ fn note_page(result: &mut ScanResult) {
         .map(|n| format!("; ask again with failure_offset={n} for the next page"))
         .unwrap_or_default();
     let note = format!(
-        "{MARK} this result holds failures {} to {} of {}{next}",
+        "{MARK} this result holds failures {} to {} of {} and their causes{next}",
         page.offset + usize::from(page.returned > 0),
         page.offset + page.returned,
         page.total
@@ -198,7 +227,6 @@ mod tests {
             log_snippet: Some("snippet ".repeat(40)),
             ..failure.test_failure
         };
-        failure.draft_issue = Some("draft ".repeat(300));
         failure.evidence = Some("evidence".into());
         failure
     }
@@ -211,6 +239,10 @@ mod tests {
         .expect("result");
         result.failures = (0..n).map(failure).collect();
         result.total_failures = n;
+        result.causes = crate::triage::cause::group_causes(&mut result.failures, "vllm/ci");
+        for cause in &mut result.causes {
+            cause.draft_issue = Some("draft ".repeat(300));
+        }
         page_failures(&mut result, DetailLevel::Full, 0, usize::MAX);
         result
     }
@@ -232,7 +264,7 @@ mod tests {
         assert!(without_drafts < full);
         assert!(fit_scan(&mut r, without_drafts, json_size));
         assert_eq!(r.failures.len(), 30);
-        assert!(r.failures.iter().all(|f| f.draft_issue.is_none()));
+        assert!(r.causes.iter().all(|c| c.draft_issue.is_none()));
         assert!(r
             .failures
             .iter()
@@ -281,9 +313,9 @@ mod tests {
     #[test]
     fn summary_carries_no_draft_text() {
         let mut r = result(3);
-        r.failures = (0..3).map(failure).collect();
+        assert!(r.causes.iter().all(|c| c.draft_issue.is_some()));
         page_failures(&mut r, DetailLevel::Summary, 0, usize::MAX);
-        assert!(r.failures.iter().all(|f| f.draft_issue.is_none()));
+        assert!(r.causes.iter().all(|c| c.draft_issue.is_none()));
         assert!(r.complete);
     }
 }

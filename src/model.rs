@@ -144,10 +144,6 @@ pub struct FailureClassification {
     /// commits between them ranked by how close each is to the failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onset: Option<Onset>,
-    /// For an untracked new or continuing test failure: the text of a `[CI Failure]` issue in
-    /// vLLM's template, to review and file (the server never writes to GitHub).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub draft_issue: Option<String>,
     /// The `cause_id` of the root cause this failure belongs to (see `causes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause_id: Option<String>,
@@ -205,6 +201,44 @@ pub struct Cause {
     /// nightly did not run it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parity: Option<Parity>,
+    /// For an untracked cause: file a new issue, or the issue that already covers it (an open
+    /// one to comment on, a closed one to reopen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_advice: Option<IssueAdvice>,
+    /// At `full`, when a new issue is advised: the draft `[CI Failure]` issue in vLLM's form,
+    /// every member test and job in it (ciwatch_render with format "draft_issue" and the
+    /// cause_id gives it at any level). The server never writes to GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_issue: Option<String>,
+}
+
+/// What to do about an untracked cause on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IssueAdvice {
+    pub action: IssueAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueRef>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueAction {
+    /// No issue covers it: file the draft.
+    FileNew,
+    /// An open issue already names its test file and exception: add to it, file nothing new.
+    UseOpen,
+    /// A closed issue has its signature: reopen it instead of filing a duplicate.
+    ReopenClosed,
+}
+
+/// An issue named in a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IssueRef {
+    pub number: u64,
+    pub url: String,
+    pub title: String,
+    pub state: IssueState,
 }
 
 /// A cause's state in the compared pipeline's nightly.
@@ -526,7 +560,7 @@ pub enum DetailLevel {
     /// reasons, evidence, fingerprints and blame are left out.
     Minimal,
     /// Error messages and reasons; snippets cut to 200 characters, no stack traces, no draft
-    /// issue texts (ciwatch_render with format "draft_issue" gives one).
+    /// issue texts (ciwatch_render with format "draft_issue" gives one per cause).
     #[default]
     Summary,
     /// Everything, plus `daily_findings_text` and `standup_summary_text`.
@@ -555,13 +589,11 @@ impl FailureClassification {
                 self.owners = Vec::new();
                 self.owner_path = None;
                 self.blame = None;
-                self.draft_issue = None;
                 if let Some(onset) = &mut self.onset {
                     onset.suspects.truncate(1);
                 }
             }
             DetailLevel::Summary => {
-                self.draft_issue = None;
                 let tf = &mut self.test_failure;
                 tf.stack_trace = None;
                 tf.log_snippet = tf

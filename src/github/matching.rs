@@ -128,6 +128,54 @@ fn score(test_name: &str, job_name: &str, issue: &IssueCandidate) -> Option<(f64
     best
 }
 
+/// Characters of a cause's normalised message a closed issue must hold to share its signature.
+const SIGNATURE_PREFIX_CHARS: usize = 48;
+
+/// An issue that already covers a cause, so no duplicate is filed: an open CI-failure issue
+/// whose title or body names one of its test files and its exception type (add to it), else a
+/// closed one whose text holds its exception type and normalised message (reopen it).
+/// `message` is normalised as [`crate::triage::cause::normalise`] does.
+pub fn issue_for_cause<'a>(
+    test_files: &[&str],
+    exception: Option<&str>,
+    message: &str,
+    candidates: &'a [IssueCandidate],
+) -> Option<(crate::model::IssueAction, &'a IssueCandidate)> {
+    use crate::model::IssueAction;
+    let exception = exception.filter(|e| e.len() > 3 && *e != "Error")?;
+    let files: Vec<String> = test_files
+        .iter()
+        .map(|f| relative_id(f).to_lowercase())
+        .filter(|f| f.len() > 3)
+        .collect();
+    let names_exception = |issue: &IssueCandidate| {
+        contains_word(&issue.title, exception) || contains_word(&issue.body, exception)
+    };
+    let open = candidates.iter().find(|issue| {
+        let text = format!("{}\n{}", issue.title, issue.body).to_lowercase();
+        issue.state == IssueState::Open
+            && issue.is_ci_failure()
+            && names_exception(issue)
+            && files.iter().any(|f| contains_word(&text, f))
+    });
+    if let Some(issue) = open {
+        return Some((IssueAction::UseOpen, issue));
+    }
+    let prefix: String = message.chars().take(SIGNATURE_PREFIX_CHARS).collect();
+    if prefix.trim().len() < 8 {
+        return None;
+    }
+    candidates
+        .iter()
+        .filter(|issue| issue.state == IssueState::Closed && names_exception(issue))
+        .find(|issue| {
+            crate::triage::cause::normalise(&issue.body)
+                .0
+                .contains(&prefix)
+        })
+        .map(|issue| (IssueAction::ReopenClosed, issue))
+}
+
 /// The best issue for a failure: highest score, then open before closed, then newest.
 pub fn best_match(
     test_name: &str,
@@ -309,5 +357,54 @@ mod tests {
             Some((2, IssueState::Closed))
         );
         assert_eq!(best_match("Examples", "Examples", &candidates[..1]), None);
+    }
+
+    #[test]
+    fn a_cause_already_covered_is_named_instead_of_drafted() {
+        use crate::model::IssueAction;
+        let issue = |number, state, title: &str, body: &str| IssueCandidate {
+            number,
+            title: title.into(),
+            body: body.into(),
+            url: format!("https://github.com/vllm-project/vllm/issues/{number}"),
+            state,
+            labels: vec![CI_FAILURE_LABEL.to_string()],
+            tracking: true,
+        };
+        let candidates = [
+            issue(41295, IssueState::Open, "[CI Failure]: mi355_1: Quantization", "FAILED quantization/test_cutlass_w4a16.py::test_machete_kernel_selected[fp16-gptq-g128] - ValueError: machete does not support"),
+            issue(40001, IssueState::Closed, "[CI Failure]: V1 Sample + Logits", "E   RuntimeError: probability tensor contains either `inf`, `nan` or element < 0\nfixed by #39990"),
+        ];
+        let found = issue_for_cause(
+            &["quantization/test_cutlass_w4a16.py"],
+            Some("ValueError"),
+            "machete does not support the quant config <Q>",
+            &candidates,
+        );
+        assert_eq!(
+            found.map(|(a, i)| (a, i.number)),
+            Some((IssueAction::UseOpen, 41295))
+        );
+        // Another exception in the same file is not that issue.
+        assert!(issue_for_cause(
+            &["quantization/test_cutlass_w4a16.py"],
+            Some("KeyError"),
+            "<Q>",
+            &candidates
+        )
+        .is_none());
+        let (message, _) = crate::triage::cause::normalise(
+            "probability tensor contains either `inf`, `nan` or element < 0",
+        );
+        let found = issue_for_cause(
+            &["v1/sample/test_sampler.py"],
+            Some("RuntimeError"),
+            &message,
+            &candidates,
+        );
+        assert_eq!(
+            found.map(|(a, i)| (a, i.number)),
+            Some((IssueAction::ReopenClosed, 40001))
+        );
     }
 }

@@ -18,7 +18,8 @@ pub enum RenderFormat {
     DailyFindings,
     /// The one-line Standup summary.
     Standup,
-    /// The draft `[CI Failure]` issue (vLLM's form) of the failure `failure_key` names.
+    /// The draft `[CI Failure]` issue (vLLM's form) of the cause `cause_id` (or the failure
+    /// `failure_key`) names.
     DraftIssue,
 }
 
@@ -29,10 +30,13 @@ pub struct RenderParams {
     /// whatever the result returned held).
     #[serde(default)]
     pub scan_result: Option<serde_json::Map<String, serde_json::Value>>,
-    /// "daily_findings" (default), "standup" or "draft_issue" (needs failure_key).
+    /// "daily_findings" (default), "standup" or "draft_issue" (needs cause_id or failure_key).
     #[serde(default)]
     pub format: RenderFormat,
-    /// For "draft_issue": the failure's `failure_key`.
+    /// For "draft_issue": the cause's `cause_id` (one draft per cause, every member in it).
+    #[serde(default)]
+    pub cause_id: Option<String>,
+    /// For "draft_issue": a failure's `failure_key`; its cause is drafted.
     #[serde(default)]
     pub failure_key: Option<String>,
 }
@@ -67,8 +71,9 @@ impl CiWatchServer {
         Parameters(params): Parameters<RenderParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
-        if matches!(params.format, RenderFormat::DraftIssue) && params.failure_key.is_none() {
-            return Err("format \"draft_issue\" needs failure_key: the failure_key of one failure of the scan".into());
+        let wants_draft = matches!(params.format, RenderFormat::DraftIssue);
+        if wants_draft && params.cause_id.is_none() && params.failure_key.is_none() {
+            return Err("format \"draft_issue\" needs cause_id (from the scan's causes) or failure_key (from its failures)".into());
         }
         let result: std::sync::Arc<ScanResult> = match params.scan_result {
             Some(given) => {
@@ -85,18 +90,11 @@ impl CiWatchServer {
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),
             RenderFormat::Standup => crate::report::standup_summary(&result),
-            RenderFormat::DraftIssue => {
-                let key = params.failure_key.as_deref().unwrap_or_default();
-                let failure = result
-                    .failures
-                    .iter()
-                    .find(|f| f.failure_key == key)
-                    .ok_or_else(|| format!("no failure with failure_key {key:?} in this scan; failure keys are in its failures"))?;
-                failure
-                    .draft_issue
-                    .clone()
-                    .unwrap_or_else(|| crate::report::draft_issue(failure, &result.build_info))
-            }
+            RenderFormat::DraftIssue => draft_of(
+                &result,
+                params.cause_id.as_deref(),
+                params.failure_key.as_deref(),
+            )?,
         };
         let rendered = Rendered {
             format: params.format,
@@ -104,4 +102,45 @@ impl CiWatchServer {
         };
         super::output::structured(&rendered, rendered.text.clone())
     }
+}
+
+/// The draft of the cause `cause_id` names, or of the cause of the failure `failure_key`
+/// names; said first when an issue already covers it.
+fn draft_of(
+    result: &ScanResult,
+    cause_id: Option<&str>,
+    failure_key: Option<&str>,
+) -> Result<String, String> {
+    let cause_id = match (cause_id, failure_key) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(key)) => result
+            .failures
+            .iter()
+            .find(|f| f.failure_key == key)
+            .ok_or_else(|| format!("no failure with failure_key {key:?} in this scan; failure keys are in its failures"))?
+            .cause_id
+            .clone()
+            .ok_or_else(|| format!("failure {key:?} has no cause in this result"))?,
+        (None, None) => return Err("no cause_id or failure_key given".into()),
+    };
+    let cause = result
+        .causes
+        .iter()
+        .find(|c| c.cause_id == cause_id)
+        .ok_or_else(|| {
+            format!("no cause {cause_id:?} in this scan; cause ids are in its causes")
+        })?;
+    let members: Vec<_> = result
+        .failures
+        .iter()
+        .filter(|f| cause.failure_keys.contains(&f.failure_key))
+        .collect();
+    let draft = cause
+        .draft_issue
+        .clone()
+        .unwrap_or_else(|| crate::report::draft_issue(cause, &members, &result.build_info));
+    Ok(match &cause.issue_advice {
+        Some(advice) if advice.issue.is_some() => format!("Note: {}.\n\n{draft}", advice.reason),
+        _ => draft,
+    })
 }

@@ -1,9 +1,9 @@
 //! Draft text of a `[CI Failure]` issue in vLLM's form (`.github/ISSUE_TEMPLATE/450-ci-failure.yml`),
-//! its fields as headings so a person can paste them into the form. The server never files it.
-//! Log text is untrusted: it sits in fenced blocks and code spans only.
+//! one per cause, its fields as headings so a person can paste them into the form. The server
+//! never files it. Log text is untrusted: it sits in fenced blocks and code spans only.
 
 use super::code_span;
-use crate::model::{BuildInfo, FailureClassification};
+use crate::model::{BuildInfo, Cause, FailureClassification};
 use std::fmt::Write;
 
 /// Traceback lines kept in the draft; the full text is in the scan result.
@@ -11,26 +11,42 @@ const TRACEBACK_LINES: usize = 40;
 /// Suspect authors and owners named in the CC list.
 const CC_PEOPLE: usize = 6;
 
-pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String {
-    let tf = &failure.test_failure;
-    let file = tf.test_name.split("::").next().unwrap_or(&tf.test_name);
+/// The draft of one cause: every member test and job, the platforms, the lead member's error
+/// and traceback (the first member with an onset, else the first), its history and suspects.
+pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &BuildInfo) -> String {
+    let Some(lead) = members
+        .iter()
+        .find(|f| f.onset.is_some())
+        .or(members.first())
+        .copied()
+    else {
+        return String::new();
+    };
+    let files = unique(members.iter().map(|f| {
+        f.test_failure
+            .test_name
+            .split("::")
+            .next()
+            .unwrap_or(&f.test_failure.test_name)
+    }));
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Title: [CI Failure]: {} - {}\n",
-        one_line(&tf.job_name),
-        one_line(file)
+        one_line(&shortened(&cause.jobs)),
+        one_line(&files.join(", "))
     );
-    let _ = writeln!(
-        out,
-        "### Name of failing test\n\n{}\n",
-        code_span(&tf.test_name)
-    );
-    let _ = writeln!(out, "### Basic information\n");
-    let flaky = failure
-        .trend
-        .as_ref()
-        .is_some_and(|t| t.trend == crate::model::Trend::Intermittent);
+    let tests = unique(members.iter().map(|f| f.test_failure.test_name.as_str()));
+    let _ = writeln!(out, "### Name of failing test\n");
+    for test in &tests {
+        let _ = writeln!(out, "{}", code_span(test));
+    }
+    let _ = writeln!(out, "\n### Basic information\n");
+    let flaky = members.iter().any(|f| {
+        f.trend
+            .as_ref()
+            .is_some_and(|t| t.trend == crate::model::Trend::Intermittent)
+    });
     let _ = writeln!(out, "- [{}] Flaky test", if flaky { "x" } else { " " });
     let _ = writeln!(out, "- [ ] Can reproduce locally");
     let _ = writeln!(
@@ -38,14 +54,39 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
         "- [ ] Caused by external libraries (e.g. bug in `transformers`)\n"
     );
     let _ = writeln!(out, "### 🧪 Describe the failing test\n");
+    let jobs: Vec<String> = cause.jobs.iter().map(|j| code_span(j)).collect();
+    let platforms: Vec<&str> = cause
+        .platforms
+        .iter()
+        .map(|p| super::causes::platform_name(*p))
+        .collect();
+    let hardware = if cause.hardware.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", cause.hardware.join(", "))
+    };
     let _ = writeln!(
         out,
-        "Fails in {} of nightly [{}]({}) (commit {}).\n",
-        code_span(&tf.job_name),
+        "{} failures in {} of nightly [{}]({}) (commit {}), on {}{hardware}.\n",
+        members.len(),
+        jobs.join(", "),
         build.build_number,
         build.build_url,
-        code_span(crate::model::short_sha(&build.commit))
+        code_span(crate::model::short_sha(&build.commit)),
+        platforms.join(", ")
     );
+    let _ = writeln!(out, "Signature: {}\n", code_span(&cause.signature));
+    if let Some(elsewhere) = &cause.elsewhere {
+        let _ = writeln!(
+            out,
+            "In {} #{}: {:?} ({}).\n",
+            elsewhere.pipeline,
+            elsewhere.build_number,
+            elsewhere.state,
+            code_span(&elsewhere.evidence)
+        );
+    }
+    let tf = &lead.test_failure;
     if let Some(message) = &tf.error_message {
         let _ = writeln!(out, "Error: {}\n", code_span(message));
     }
@@ -54,9 +95,11 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
         let start = lines.len().saturating_sub(TRACEBACK_LINES);
         let _ = writeln!(out, "{}", fenced(&lines[start..].join("\n")));
     }
-    if let Some(url) = &failure.job_url {
-        let _ = writeln!(out, "Log: {url}\n");
+    for url in unique(members.iter().filter_map(|f| f.job_url.as_deref())) {
+        let _ = writeln!(out, "Log: {url}");
     }
+    let _ = writeln!(out);
+    let failure = lead;
     let _ = writeln!(out, "### 📝 History of failing test\n");
     match (&failure.trend, &failure.onset) {
         (_, Some(onset)) => {
@@ -99,7 +142,7 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
     for person in suspects
         .filter(|s| s.closeness > 0)
         .map(|s| format!("@{}", s.author))
-        .chain(failure.owners.iter().cloned())
+        .chain(cause.owners.iter().cloned())
     {
         // Only well-formed handles (`@login`, `@org/team`) are mentioned; anything else is
         // dropped rather than pasted raw.
@@ -123,6 +166,32 @@ pub fn draft_issue(failure: &FailureClassification, build: &BuildInfo) -> String
         }
     );
     out
+}
+
+/// Values in first-seen order, each once.
+fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for value in values {
+        if !seen.contains(&value) {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+/// Jobs for a title: the first three, then how many more.
+fn shortened(jobs: &[String]) -> String {
+    const IN_TITLE: usize = 3;
+    let mut text = jobs
+        .iter()
+        .take(IN_TITLE)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if jobs.len() > IN_TITLE {
+        text.push_str(&format!(" and {} more", jobs.len() - IN_TITLE));
+    }
+    text
 }
 
 fn one_line(text: &str) -> String {

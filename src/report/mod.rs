@@ -3,7 +3,7 @@
 //! Everything that came from a log (test ids, error lines, evidence) is untrusted: it is put in
 //! code spans by [`code_span`] so it cannot open links, headings or mentions in the report.
 
-mod causes;
+pub(crate) mod causes;
 mod daily;
 mod draft;
 mod history;

@@ -138,7 +138,7 @@ pub fn signature(
 }
 
 /// The message with what varies between runs replaced; whether pytest cut it.
-fn normalise(message: &str) -> (String, bool) {
+pub fn normalise(message: &str) -> (String, bool) {
     let trimmed = message.trim();
     let (text, cut) = match trimmed.strip_suffix("...") {
         Some(before) => (before, true),
@@ -281,6 +281,8 @@ fn cause_of(signature: &Signature, members: &[&FailureClassification], pipeline:
             .cloned(),
         elsewhere: None,
         parity: None,
+        issue_advice: None,
+        draft_issue: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! What changed since the previous nightlies: a nightly scan's failures compared with the
 //! previous scheduled nightlies of the same pipeline and branch (new, continuing,
-//! intermittent, unknown), the previous nightly's failures that pass now (fixed), the onset
-//! range and ranked suspect commits of new failures, and draft issue text for untracked ones.
+//! intermittent, unknown), the previous nightly's failures that pass now (fixed), and the onset
+//! range and ranked suspect commits of new failures.
 //!
 //! Previous nightlies are read through the job-outcome reader, so a second comparison costs
 //! the listing only. A previous nightly whose job could not say (agent lost, cancelled, no log,
@@ -110,17 +110,6 @@ pub(super) async fn compare_with_previous_nightlies(
         &mut result.warnings,
     )
     .await;
-    for failure in &mut failures {
-        if failure.issue.as_ref().is_none_or(|i| !i.tracking)
-            && matches!(
-                failure.category,
-                Category::NewRegression | Category::ContinuingUntracked
-            )
-            && failure.test_failure.test_name.contains("::")
-        {
-            failure.draft_issue = Some(crate::report::draft_issue(failure, &result.build_info));
-        }
-    }
     let count = |trend: Trend| {
         failures
             .iter()

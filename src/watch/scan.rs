@@ -276,6 +276,7 @@ pub(super) async fn scan_fetched(
     }
     result.causes =
         crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
+    let candidates = issues.as_ref().map_or(&[][..], |c| c.issues.as_slice());
     let compared = match &options.compare_pipeline {
         Some(other) => {
             super::elsewhere::compare_elsewhere(reader, key, build, other, budgets, &mut result)
@@ -284,6 +285,7 @@ pub(super) async fn scan_fetched(
         }
         None => 0,
     };
+    advise_issues(&mut result, candidates);
     result.stats = ScanStats {
         compared_pipeline_requests: compared,
         ..before.stats()
@@ -300,6 +302,101 @@ pub(super) async fn scan_fetched(
         options.max_failures,
     );
     Ok(result)
+}
+
+/// For each untracked cause worth an issue: the issue that already covers it (no duplicate),
+/// else the draft of a new one.
+fn advise_issues(result: &mut ScanResult, candidates: &[IssueCandidate]) {
+    use crate::model::{Category, IssueAction, IssueAdvice, IssueRef};
+    for cause in &mut result.causes {
+        let tracked = cause
+            .issue
+            .as_ref()
+            .is_some_and(|i| i.tracking && i.state == IssueState::Open);
+        // Flaky and infrastructure causes, and logs that could not be read, are not the
+        // code's failures to file.
+        let worth_an_issue = matches!(
+            cause.category,
+            Category::NewRegression | Category::ContinuingUntracked
+        );
+        if tracked || !worth_an_issue {
+            continue;
+        }
+        let members: Vec<&FailureClassification> = result
+            .failures
+            .iter()
+            .filter(|f| cause.failure_keys.contains(&f.failure_key))
+            .collect();
+        let Some(lead) = members.first() else {
+            continue;
+        };
+        let tf = &lead.test_failure;
+        let signature = triage::cause::signature(
+            &tf.test_name,
+            &tf.job_name,
+            tf.error_message.as_deref(),
+            tf.stack_trace.as_deref(),
+        );
+        let files: Vec<&str> = members
+            .iter()
+            .filter_map(|f| {
+                f.test_failure
+                    .test_name
+                    .split_once("::")
+                    .map(|(file, _)| file)
+            })
+            .collect();
+        // A closed issue the matching already linked to a member (its test in the title)
+        // is the one to reopen; else one that names the file and exception, or the signature.
+        let linked_closed = cause
+            .issue
+            .as_ref()
+            .filter(|i| i.state == IssueState::Closed)
+            .and_then(|i| candidates.iter().find(|c| c.number == i.number))
+            .map(|issue| (IssueAction::ReopenClosed, issue));
+        let covered = linked_closed.or_else(|| {
+            crate::github::matching::issue_for_cause(
+                &files,
+                signature.exception.as_deref(),
+                &signature.message,
+                candidates,
+            )
+        });
+        cause.issue_advice = Some(match covered {
+            Some((action, issue)) => IssueAdvice {
+                action,
+                issue: Some(IssueRef {
+                    number: issue.number,
+                    url: issue.url.clone(),
+                    title: issue.title.clone(),
+                    state: issue.state,
+                }),
+                reason: match action {
+                    IssueAction::ReopenClosed => format!(
+                        "closed #{} covers it: reopen it instead of filing a new one",
+                        issue.number
+                    ),
+                    _ => format!(
+                        "open #{} names its test file and {}: add to it",
+                        issue.number,
+                        signature.exception.as_deref().unwrap_or("exception")
+                    ),
+                },
+            },
+            None => {
+                cause.draft_issue = Some(crate::report::draft_issue(
+                    cause,
+                    &members,
+                    &result.build_info,
+                ));
+                IssueAdvice {
+                    action: IssueAction::FileNew,
+                    issue: None,
+                    reason: "no open or closed issue covers it: file the draft".into(),
+                }
+            }
+        });
+    }
 }
 
 fn count_status(jobs: &[FailedJob], status: JobStatus) -> usize {
@@ -472,7 +569,6 @@ fn make_failure(
         job_url: job.web_url.clone(),
         trend: None,
         onset: None,
-        draft_issue: None,
         cause_id: None,
     }
 }

@@ -319,6 +319,14 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
             .unwrap_or_else(|| panic!("no failure {part}"))
     };
     let trend = |part: &str| find(part).trend.clone().expect("a trend");
+    // One draft per cause: the draft of the cause a failure belongs to.
+    let cause_of = |failure: &ciwatch_mcp::model::FailureClassification| {
+        result
+            .causes
+            .iter()
+            .find(|c| Some(&c.cause_id) == failure.cause_id.as_ref())
+            .expect("every failure has a cause")
+    };
 
     // New, job-level, its root cause under the wrapper, and the culprit first.
     let elastic = find("Elastic EP Scaling Test");
@@ -355,7 +363,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         compile.onset.as_ref().expect("onset").suspects[0].sha,
         TEST_FILE_COMMIT
     );
-    assert!(compile.draft_issue.as_deref().is_some_and(|d| d.starts_with(
+    assert!(cause_of(compile).draft_issue.as_deref().is_some_and(|d| d.starts_with(
         "Title: [CI Failure]: PyTorch Compilation Unit Tests - compile/fullgraph/test_multimodal_compile.py"
     )));
 
@@ -389,7 +397,68 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         "{:?}",
         old.reason
     );
-    let draft = old.draft_issue.as_deref().expect("draft");
+    let draft = cause_of(old).draft_issue.as_deref().expect("draft");
+    // One draft per untracked cause, naming every member test and job; a cause whose issue
+    // was closed is proposed for reopening instead.
+    use ciwatch_mcp::model::{IssueAction, IssueState};
+    let untracked: Vec<_> = result
+        .causes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.category,
+                Category::NewRegression | Category::ContinuingUntracked
+            ) && c
+                .issue
+                .as_ref()
+                .is_none_or(|i| !(i.tracking && i.state == IssueState::Open))
+        })
+        .collect();
+    let (reopen, untracked): (Vec<_>, Vec<_>) = untracked.into_iter().partition(|c| {
+        c.issue
+            .as_ref()
+            .is_some_and(|i| i.state == IssueState::Closed)
+    });
+    assert!(!untracked.is_empty());
+    for cause in &reopen {
+        let advice = cause.issue_advice.as_ref().expect("advice");
+        assert_eq!(
+            advice.action,
+            IssueAction::ReopenClosed,
+            "{}",
+            advice.reason
+        );
+        assert!(
+            cause.draft_issue.is_none(),
+            "no duplicate of a closed issue"
+        );
+    }
+    for cause in &untracked {
+        let advice = cause.issue_advice.as_ref().expect("advice");
+        assert_eq!(advice.action, IssueAction::FileNew, "{}", advice.reason);
+        let text = cause
+            .draft_issue
+            .as_deref()
+            .expect("a draft per untracked cause");
+        for failure in result
+            .failures
+            .iter()
+            .filter(|f| cause.failure_keys.contains(&f.failure_key))
+        {
+            assert!(text.contains(&failure.test_failure.test_name), "{text}");
+            assert!(text.contains(&failure.test_failure.job_name), "{text}");
+        }
+    }
+    let drafted = result
+        .causes
+        .iter()
+        .filter(|c| c.draft_issue.is_some())
+        .count();
+    assert_eq!(
+        drafted,
+        untracked.len(),
+        "no draft for tracked, flaky or infra causes"
+    );
     assert!(draft.contains("### Name of failing test"));
     assert!(
         draft.contains("Failing since nightly 64800: 6 consecutive nightlies"),
