@@ -386,6 +386,35 @@ pub struct FixedFailure {
     pub issue: Option<IssueMatch>,
 }
 
+/// A `ci-failure` issue as the compared nightlies see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrackedIssue {
+    pub number: u64,
+    pub url: String,
+    pub title: String,
+    pub state: IssueState,
+    pub status: TrackedStatus,
+    /// What to do: nothing, close it, reopen it.
+    pub suggestion: String,
+    /// The tests (or jobs) it was matched to.
+    pub tests: Vec<String>,
+    /// The newest nightly where it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_build: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackedStatus {
+    /// Open, and failing in this nightly.
+    StillFailing,
+    /// Open, and its tests ran and passed in the last 3 nightlies: suggest closing (vLLM's own
+    /// CI control resolves a failure after 3 clean runs).
+    Silent,
+    /// Closed, and failing again: suggest reopening.
+    FailingAgain,
+}
+
 /// Which previous nightlies a nightly scan was compared with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NightlyComparison {
@@ -516,6 +545,10 @@ pub struct ScanResult {
     /// Failures of the previous nightly that pass now (nightly scans only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixed: Vec<FixedFailure>,
+    /// The `ci-failure` issues matched in the compared nightlies: still failing, silent for 3
+    /// nightlies (close it?), or closed and failing again (reopen it?).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracked_issues: Vec<TrackedIssue>,
     /// The previous nightlies this nightly was compared with, and the counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<NightlyComparison>,

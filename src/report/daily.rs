@@ -216,6 +216,7 @@ fn what_changed(
         }
         let _ = writeln!(out);
     }
+    tracked_issues(out, result);
     if !result.fixed.is_empty() {
         let _ = writeln!(out, "### Fixed ({})\n", result.fixed.len());
         for fixed in &result.fixed {
@@ -233,6 +234,41 @@ fn what_changed(
             );
         }
     }
+}
+
+/// The silent issues to close and the closed ones failing again (still failing ones are
+/// counted: their failures are listed below).
+fn tracked_issues(out: &mut String, result: &ScanResult) {
+    use crate::model::TrackedStatus;
+    let still = result
+        .tracked_issues
+        .iter()
+        .filter(|t| t.status == TrackedStatus::StillFailing)
+        .count();
+    let act: Vec<_> = result
+        .tracked_issues
+        .iter()
+        .filter(|t| t.status != TrackedStatus::StillFailing)
+        .collect();
+    if still == 0 && act.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Tracked Issues ({still} still failing, {} to act on)\n",
+        act.len()
+    );
+    for issue in act {
+        let _ = writeln!(
+            out,
+            "- [#{}]({}) {}: {}",
+            issue.number,
+            issue.url,
+            code_span(&issue.title),
+            issue.suggestion
+        );
+    }
+    let _ = writeln!(out);
 }
 
 fn section(

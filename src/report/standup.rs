@@ -79,6 +79,22 @@ pub fn standup_summary(result: &ScanResult) -> String {
             c.new, c.continuing, c.fixed
         ));
     }
+    let count = |status| {
+        result
+            .tracked_issues
+            .iter()
+            .filter(|t| t.status == status)
+            .count()
+    };
+    let (silent, again) = (
+        count(crate::model::TrackedStatus::Silent),
+        count(crate::model::TrackedStatus::FailingAgain),
+    );
+    if silent + again > 0 {
+        pieces.push(format!(
+            "Issues: {silent} silent (close?), {again} failing again (reopen?)."
+        ));
+    }
     if !result.complete {
         pieces.push(format!("INCOMPLETE: {}.", result.incomplete.join("; ")));
     }

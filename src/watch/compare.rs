@@ -124,6 +124,21 @@ pub(super) async fn compare_with_previous_nightlies(
         unknown: count(Trend::Unknown),
         fixed: fixed.len(),
     });
+    let previous_reads: HashMap<&str, &JobRead> =
+        reads.iter().map(|(id, read)| (id.as_str(), read)).collect();
+    let views: Vec<super::tracked::NightlyView<'_>> = std::iter::once(current.build)
+        .chain(previous.iter())
+        .enumerate()
+        .map(|(i, build)| super::tracked::NightlyView {
+            build,
+            reads: if i == 0 {
+                &current.reads
+            } else {
+                &previous_reads
+            },
+        })
+        .collect();
+    result.tracked_issues = super::tracked::tracked_issues(&views, &failures, current.candidates);
     result.failures = failures;
     result.fixed = fixed;
 }

@@ -14,6 +14,7 @@ mod nightly;
 mod outcomes;
 mod scan;
 mod select;
+mod tracked;
 
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,

@@ -249,6 +249,7 @@ pub(super) async fn scan_fetched(
         scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         stats: ScanStats::default(),
         fixed: Vec::new(),
+        tracked_issues: Vec::new(),
         comparison: None,
         daily_findings_text: None,
         standup_summary_text: None,

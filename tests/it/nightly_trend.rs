@@ -26,6 +26,10 @@ const TEST_FILE_COMMIT: &str = "c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4";
 const FIXED_TEST: &str =
     "basic_correctness/test_basic_correctness.py::test_models[False-facebook/opt-125m]";
 const FIXED_ISSUE: u64 = 50001;
+/// Tracks a test of a job that passed in every nightly of the window: silent, close it?
+const SILENT_ISSUE: u64 = 50002;
+const SILENT_TITLE: &str =
+    "[CI Failure]: Kernels Core Operation Test - kernels/test_concat_mla_q.py";
 
 fn commit(n: u64) -> String {
     if n == CURRENT {
@@ -145,7 +149,8 @@ impl Respond for Buildkite {
     }
 }
 
-/// The fixture's issues, plus one tracking the test that is fixed now.
+/// The fixture's issues, plus one tracking the test that is fixed now and one whose test has
+/// passed for longer.
 struct Issues;
 impl Respond for Issues {
     fn respond(&self, request: &Request) -> ResponseTemplate {
@@ -158,13 +163,21 @@ impl Respond for Issues {
         let mut body = ciwatch_mcp::fixtures::github_search(&query);
         if !query.contains("is:closed") && !query.contains("-label:") {
             let items = body["items"].as_array_mut().expect("items");
-            let mut extra = items[0].clone();
-            extra["number"] = FIXED_ISSUE.into();
-            extra["id"] = (2_000_000_000u64 + FIXED_ISSUE).into();
-            extra["title"] = format!("[CI Failure]: Basic Correctness - {FIXED_TEST}").into();
-            extra["html_url"] =
-                format!("https://github.com/vllm-project/vllm/issues/{FIXED_ISSUE}").into();
-            items.push(extra);
+            for (number, title) in [
+                (
+                    FIXED_ISSUE,
+                    format!("[CI Failure]: Basic Correctness - {FIXED_TEST}"),
+                ),
+                (SILENT_ISSUE, SILENT_TITLE.to_string()),
+            ] {
+                let mut extra = items[0].clone();
+                extra["number"] = number.into();
+                extra["id"] = (2_000_000_000u64 + number).into();
+                extra["title"] = title.into();
+                extra["html_url"] =
+                    format!("https://github.com/vllm-project/vllm/issues/{number}").into();
+                items.push(extra);
+            }
             body["total_count"] = items.len().into();
         }
         ResponseTemplate::new(200).set_body_json(body)
@@ -515,6 +528,27 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         .unwrap_or_else(|| panic!("{:?}", result.fixed));
     assert_eq!(fixed.evidence, "the job passed");
     assert_eq!(fixed.issue.as_ref().map(|i| i.number), Some(FIXED_ISSUE));
+
+    // Tracked issues both ways: the silent one is proposed for closing; the one fixed since
+    // the previous nightly is not silent yet (it failed there); a continuing one still fails.
+    use ciwatch_mcp::model::TrackedStatus;
+    let tracked = |number: u64| result.tracked_issues.iter().find(|t| t.number == number);
+    let silent = tracked(SILENT_ISSUE).expect("the silent issue is listed");
+    assert_eq!(silent.status, TrackedStatus::Silent);
+    assert!(
+        silent
+            .suggestion
+            .contains("passed in the last 3 nightlies (65099, 65040, 64980): close it?"),
+        "{}",
+        silent.suggestion
+    );
+    assert!(tracked(FIXED_ISSUE).is_none_or(|t| t.status != TrackedStatus::Silent));
+    let still = result
+        .tracked_issues
+        .iter()
+        .filter(|t| t.status == TrackedStatus::StillFailing)
+        .count();
+    assert!(still > 0, "{:?}", result.tracked_issues);
 
     // The reports lead with what changed.
     let daily = result.daily_findings_text.as_deref().expect("full detail");
