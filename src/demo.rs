@@ -1,4 +1,5 @@
-//! A local Buildkite stand-in serving the bundled fixture nightly over HTTP on 127.0.0.1, so
+//! A local Buildkite stand-in serving the bundled fixture nightly (and the AMD nightly beside
+//! it, for the compared pipeline) over HTTP on 127.0.0.1, so
 //! `ciwatch-mcp demo` exercises the real client, limiter, retries and log parsing without a
 //! token or network.
 
@@ -11,9 +12,22 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// The fixture nightly of `vllm/ci` and the AMD nightly of `vllm/amd-ci` beside it.
 struct Fixture {
-    build_json: serde_json::Value,
-    build: crate::buildkite::Build,
+    builds: Vec<(&'static str, serde_json::Value, crate::buildkite::Build)>,
+}
+
+impl Fixture {
+    fn of(
+        &self,
+        org: &str,
+        pipeline: &str,
+    ) -> Option<(&serde_json::Value, &crate::buildkite::Build)> {
+        self.builds
+            .iter()
+            .find(|(name, _, _)| org == "vllm" && *name == pipeline)
+            .map(|(_, json, build)| (json, build))
+    }
 }
 
 /// Where the demo server answers.
@@ -26,10 +40,19 @@ pub struct DemoUrls {
 
 /// Starts the server on an ephemeral loopback port. The server runs until the runtime stops.
 pub async fn start() -> std::io::Result<DemoUrls> {
-    let build = fixtures::build_65099();
-    let build_json: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099)
+    let nightly: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099)
         .expect("the bundled fixture build is valid JSON");
-    let state = Arc::new(Fixture { build_json, build });
+    let amd = fixtures::amd_nightly_beside_65099();
+    let parsed = |json: &serde_json::Value| {
+        serde_json::from_value::<crate::buildkite::Build>(json.clone())
+            .expect("the bundled builds parse")
+    };
+    let state = Arc::new(Fixture {
+        builds: vec![
+            ("ci", nightly.clone(), parsed(&nightly)),
+            ("amd-ci", amd.clone(), parsed(&amd)),
+        ],
+    });
     let app = Router::new()
         .route(
             "/v2/organizations/{org}/pipelines/{pipeline}/builds",
@@ -84,20 +107,16 @@ fn not_found(message: &str) -> Response {
         .into_response()
 }
 
-fn known_pipeline(org: &str, pipeline: &str) -> bool {
-    org == "vllm" && pipeline == "ci"
-}
-
 /// As Buildkite lists: with each build's jobs unless `exclude_jobs=true`.
 async fn list_builds(
     State(fixture): State<Arc<Fixture>>,
     Path((org, pipeline)): Path<(String, String)>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if !known_pipeline(&org, &pipeline) {
+    let Some((json, _)) = fixture.of(&org, &pipeline) else {
         return not_found("No pipeline found");
-    }
-    let mut listed = fixture.build_json.clone();
+    };
+    let mut listed = json.clone();
     if query.get("exclude_jobs").map(String::as_str) == Some("true") {
         if let Some(object) = listed.as_object_mut() {
             object.remove("jobs");
@@ -110,26 +129,26 @@ async fn get_build(
     State(fixture): State<Arc<Fixture>>,
     Path((org, pipeline, number)): Path<(String, String, String)>,
 ) -> Response {
-    if !known_pipeline(&org, &pipeline) {
+    let Some((json, build)) = fixture.of(&org, &pipeline) else {
         return not_found("No pipeline found");
-    }
-    if number != fixture.build.number.to_string() {
+    };
+    if number != build.number.to_string() {
         return not_found("No build found");
     }
-    axum::Json(fixture.build_json.clone()).into_response()
+    axum::Json(json.clone()).into_response()
 }
 
 async fn job_log(
     State(fixture): State<Arc<Fixture>>,
-    Path((_, _, number, job_id)): Path<(String, String, String, String)>,
+    Path((org, pipeline, number, job_id)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(job) = fixture
-        .build
-        .jobs()
-        .iter()
-        .find(|j| j.id == job_id && number == fixture.build.number.to_string())
-    else {
+    let Some(job) = fixture.of(&org, &pipeline).and_then(|(_, build)| {
+        build
+            .jobs()
+            .iter()
+            .find(|j| j.id == job_id && number == build.number.to_string())
+    }) else {
         return not_found("No job found");
     };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());

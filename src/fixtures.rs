@@ -109,6 +109,27 @@ pub fn build_65099() -> Build {
     serde_json::from_str(BUILD_65099).expect("the bundled fixture build is valid JSON")
 }
 
+/// Real AMD nightly 7561 of `vllm/amd-ci` ("AMD Full CI Run - nightly", captured running).
+pub const BUILD_AMD_7561: &str = include_str!("../wiremock-fixtures/builds/amd-ci_7561.json");
+
+/// The AMD nightly as the fixture nightly's compared pipeline sees it: finished, on 65099's
+/// commit, created the same morning (its one running job passed).
+pub fn amd_nightly_beside_65099() -> serde_json::Value {
+    let nightly = build_65099();
+    let mut build: serde_json::Value =
+        serde_json::from_str(BUILD_AMD_7561).expect("the bundled AMD build is valid JSON");
+    build["state"] = "failed".into();
+    build["finished_at"] = "2026-05-08T13:40:00.000Z".into();
+    build["created_at"] = "2026-05-08T06:00:01.775Z".into();
+    build["commit"] = nightly.commit.unwrap_or_default().into();
+    for job in build["jobs"].as_array_mut().into_iter().flatten() {
+        if job["state"] == "running" {
+            job["state"] = "passed".into();
+        }
+    }
+    build
+}
+
 /// The raw log of a job of the fixture build. Failed jobs without a tail of their own end with
 /// the agent's exit line only.
 pub fn raw_log(job: &Job) -> Vec<u8> {

@@ -91,6 +91,11 @@ static SITE_PACKAGES: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:/[\w.+-]+)*/(?:site|dist)-packages/").expect("valid"));
 /// Fewer letters than this (placeholders aside) make a message too generic to stand alone.
 const GENERIC_LETTERS: usize = 12;
+/// The agent's own lines say that a job failed, not why: every failed job has one.
+static AGENT_VERDICT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)the command (?:exited with status|was interrupted by a signal)")
+        .expect("valid")
+});
 
 /// The signature of one failure from its test id, error line and traceback excerpt.
 pub fn signature(
@@ -119,7 +124,7 @@ pub fn signature(
         None => (None, line.to_string()),
     };
     let (message, cut) = normalise(&message);
-    let generic = letters(&message) < GENERIC_LETTERS;
+    let generic = letters(&message) < GENERIC_LETTERS || AGENT_VERDICT.is_match(&message);
     let assertion = exception.as_deref() == Some("AssertionError");
     let scope = if is_test && frame.is_none() && (assertion || generic) {
         Some(test_function(test_name))
@@ -476,6 +481,32 @@ mod tests {
         );
         assert!(a.same_cause(&a2));
         assert!(!a.same_cause(&b));
+    }
+
+    #[test]
+    fn the_agent_exit_line_alone_does_not_join_jobs() {
+        let exit = "🚨 Error: The command exited with status 1";
+        let a = sig(
+            "LM Eval Qwen3.5 Models (B200)",
+            "LM Eval Qwen3.5 Models (B200)",
+            exit,
+            "",
+        );
+        let b = sig(
+            "LM Eval Small Models (B200)",
+            "LM Eval Small Models (B200)",
+            exit,
+            "",
+        );
+        assert!(!a.same_cause(&b));
+        // Its shards on other hardware still do.
+        let c = sig(
+            "LM Eval Small Models (H100)",
+            "LM Eval Small Models (H100)",
+            exit,
+            "",
+        );
+        assert!(b.same_cause(&c));
     }
 
     #[test]

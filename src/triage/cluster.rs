@@ -85,6 +85,7 @@ pub fn hardware(job_name: &str) -> Vec<String> {
         let named = match (caps.get(1), caps.get(2), caps.get(3)) {
             (Some(amd), _, _) => amd.as_str().to_lowercase(),
             (_, Some(nvidia), _) => nvidia.as_str().to_uppercase(),
+            (_, _, Some(count)) if count.as_str() == "1" => "1 GPU".to_string(),
             (_, _, Some(count)) => format!("{} GPUs", count.as_str()),
             _ => continue,
         };
@@ -157,6 +158,7 @@ mod tests {
         assert_eq!(hardware("AMD: Samplers Test (mi250_1)"), vec!["mi250"]);
         assert_eq!(hardware("mi355_1: Quantization"), vec!["mi355"]);
         assert!(hardware("Quantization").is_empty());
+        assert_eq!(hardware("e2e Scheduling (1 GPU)"), vec!["1 GPU"]);
         for (name, pipeline, expected) in [
             ("Kernels (B200)", "vllm/ci", Platform::Cuda),
             ("AMD: Kernels (mi300_1)", "vllm/ci", Platform::Rocm),

@@ -240,6 +240,12 @@ fn state_there(cause: &Cause, there: &Build, reads: &HashMap<String, JobRead>) -
                 "the log of {} was read only in part",
                 job.display_name()
             ));
+        } else if analysis.job_level.is_some() && cause.tests.iter().any(|t| t.contains("::")) {
+            // It failed without a test result: the cause's tests may not have run there.
+            unknown.push(format!(
+                "{} failed before its tests' results",
+                job.display_name()
+            ));
         }
     }
     if unknown.is_empty() {

@@ -19,7 +19,6 @@ const KERNELS: &str = "Kernels Core Operation Test";
 const SPEC: &str = "Spec Decode Eagle";
 const SAMPLER_AMD: &str = "AMD: V1 Sample + Logits (mi300_1)";
 const SAMPLER: &str = "V1 Sample + Logits";
-const AMD_BUILD: &str = include_str!("../../wiremock-fixtures/builds/amd-ci_7561.json");
 const AMD_PATH: &str = "/v2/organizations/vllm/pipelines/amd-ci/builds";
 
 const MACHETE_PARAMS: [&str; 4] = [
@@ -136,18 +135,10 @@ fn amd_sampler_id(build: &Value) -> String {
         .to_string()
 }
 
-/// The real AMD nightly 7561, finished, on 65099's commit.
+/// The real AMD nightly 7561, finished, on `commit`.
 fn amd_nightly(commit: &str) -> Value {
-    let mut build: Value = serde_json::from_str(AMD_BUILD).expect("fixture");
-    build["state"] = "failed".into();
-    build["finished_at"] = "2026-05-08T13:40:00.000Z".into();
-    build["created_at"] = "2026-05-08T06:00:01.775Z".into();
+    let mut build = ciwatch_mcp::fixtures::amd_nightly_beside_65099();
     build["commit"] = commit.into();
-    for job in build["jobs"].as_array_mut().expect("jobs") {
-        if job["state"] == "running" {
-            job["state"] = "passed".into();
-        }
-    }
     build
 }
 
@@ -352,5 +343,52 @@ async fn no_matching_nightly_is_said_and_costs_only_the_listing() {
             .any(|w| w.contains("no nightly of vllm/amd-ci")),
         "{:?}",
         result.warnings
+    );
+}
+
+/// The bundled fixture nightly (the demo's server, with the AMD nightly beside it): the AMD
+/// comparison costs at most 12 Buildkite requests more, and nothing with it off.
+#[tokio::test]
+async fn the_fixture_nightly_costs_at_most_12_more_requests_with_the_amd_comparison() {
+    let urls = ciwatch_mcp::demo::start().await.expect("demo server");
+    let mut settings = crate::common::settings("http://127.0.0.1:9");
+    settings.buildkite_api_url = urls.buildkite;
+    let client = client(&settings);
+    let scan_with = |compare: Option<ComparedPipeline>| {
+        let client = &client;
+        async move {
+            let mut options = scan_options(Budgets::default(), DetailLevel::Summary, false);
+            options.compare_pipeline = compare;
+            watch::scan_build(
+                &JobReader::new(client, None),
+                Enrichment::default(),
+                &BuildKey::new("vllm", "ci", 65099),
+                &options,
+                &NoProgress,
+            )
+            .await
+            .expect("scan")
+        }
+    };
+    let off = scan_with(None).await;
+    let on = scan_with(Some(ComparedPipeline {
+        org: "vllm".into(),
+        pipeline: "amd-ci".into(),
+    }))
+    .await;
+    assert_eq!(off.stats.compared_pipeline_requests, 0);
+    let extra = on.stats.api_requests - off.stats.api_requests;
+    assert_eq!(extra, on.stats.compared_pipeline_requests);
+    assert!((2..=12).contains(&extra), "{extra} more requests");
+    assert!(on
+        .causes
+        .iter()
+        .all(|c| c.elsewhere.as_ref().is_some_and(|e| e.build_number == 7561)));
+    assert!(
+        on.causes.iter().any(|c| c
+            .elsewhere
+            .as_ref()
+            .is_some_and(|e| e.state == ElsewhereState::NotRunThere)),
+        "the Ascend and Intel jobs have no AMD mirror"
     );
 }
