@@ -108,17 +108,23 @@ pub fn causes_section(out: &mut String, result: &ScanResult) {
             let _ = writeln!(out, "   - owners: {}", owners.join(", "));
         }
         if let Some(issue) = &cause.issue {
+            let state = match issue.state {
+                crate::model::IssueState::Open => "open",
+                crate::model::IssueState::Closed => "closed",
+            };
+            let kind = if issue.tracking {
+                "tracking"
+            } else {
+                "mentioned"
+            };
             let _ = writeln!(
                 out,
-                "   - issue: [#{}]({}) ({})",
-                issue.number,
-                issue.url,
-                if issue.tracking {
-                    "tracking"
-                } else {
-                    "mentioned"
-                }
+                "   - issue: [#{}]({}) ({state}, {kind})",
+                issue.number, issue.url
             );
+        }
+        if let Some(advice) = &cause.issue_advice {
+            let _ = writeln!(out, "   - {}", advice.reason);
         }
     }
 }
