@@ -2,7 +2,8 @@
 //! them, as PyTorch's vLLM triage groups by exception chain (never by job-name prefix).
 //!
 //! A failure's signature is its exception type, its message normalised (numbers, hex ids,
-//! addresses, sizes, quoted values, pytest parameters and paths under site-packages replaced)
+//! addresses, sizes, quoted values other than Python names, pytest parameters and paths under
+//! site-packages replaced)
 //! and the innermost frame under `vllm/` its traceback shows. vLLM's wrapper errors were
 //! already replaced by the root-cause line above them when the log was parsed. Job-level
 //! failures are signed by their normalised error line.
@@ -85,7 +86,13 @@ static VLLM_FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?:^|[\s/"'(])(vllm/[\w/.-]+\.py)(?::\d+:?\s*in\s+(\w+)|",\s*line\s+\d+,\s*in\s+(\w+)|:\d+)"#)
         .expect("valid")
 });
-static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"'[^']*'|"[^"]*""#).expect("valid"));
+static QUOTED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"'([^']*)'|"([^"]*)""#).expect("valid"));
+/// A quoted Python name (`'transformers.models.llama4'`, `'kimi_vl'`) names what is missing or
+/// wrong and is kept; other quoted values (parameters, model ids, outputs) vary and are not.
+static QUOTED_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$").expect("valid")
+});
 static PARAMS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[[^\]]*\]").expect("valid"));
 static SITE_PACKAGES: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:/[\w.+-]+)*/(?:site|dist)-packages/").expect("valid"));
@@ -150,7 +157,14 @@ pub fn normalise(message: &str) -> (String, bool) {
         None => (trimmed, false),
     };
     let text = SITE_PACKAGES.replace_all(text, "<SITE>/");
-    let text = QUOTED.replace_all(&text, "<Q>");
+    let text = QUOTED.replace_all(&text, |caps: &regex::Captures<'_>| {
+        let inner = caps.get(1).or(caps.get(2)).map_or("", |m| m.as_str());
+        if QUOTED_NAME.is_match(inner) {
+            caps[0].to_string()
+        } else {
+            "<Q>".to_string()
+        }
+    });
     let text = PARAMS.replace_all(&text, "[<P>]");
     let mut text = fingerprint(&text);
     if cut {
@@ -460,6 +474,14 @@ mod tests {
             "",
         );
         assert!(module.same_cause(&other_job));
+        // Another missing module is another cause.
+        let other_module = sig(
+            "models/test_transformers.py::test_models[qwen]",
+            "Transformers Backward Compatibility Models Test",
+            "ModuleNotFoundError: No module named 'flash_attn'",
+            "",
+        );
+        assert!(!module.same_cause(&other_module));
         // Two tests' own assertions are two causes; one test's shards are one.
         let a = sig(
             "a/test_x.py::test_a[1]",
