@@ -6,9 +6,7 @@ use crate::common::{client, scan_options};
 use crate::coverage::{build_failing, job_id, server_with, BuildBody, Logs};
 use ciwatch_mcp::fixtures::to_raw_format;
 use ciwatch_mcp::model::{Cause, DetailLevel, ElsewhereState, Parity, Platform, ScanResult};
-use ciwatch_mcp::watch::{
-    self, Budgets, BuildKey, ComparedPipeline, Enrichment, JobReader, NoProgress,
-};
+use ciwatch_mcp::watch::{Budgets, ComparedPipeline, JobReader};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -192,15 +190,7 @@ async fn scan(server: &MockServer, compare: bool) -> ScanResult {
         org: "vllm".into(),
         pipeline: "amd-ci".into(),
     });
-    watch::scan_build(
-        &JobReader::new(&client, None),
-        Enrichment::default(),
-        &BuildKey::new("vllm", "ci", 65099),
-        &options,
-        &NoProgress,
-    )
-    .await
-    .expect("scan")
+    crate::common::scan_65099(&JobReader::new(&client, None), &options).await
 }
 
 fn cause_with<'a>(result: &'a ScanResult, text: &str) -> &'a Cause {
@@ -359,15 +349,7 @@ async fn the_fixture_nightly_costs_at_most_12_more_requests_with_the_amd_compari
         async move {
             let mut options = scan_options(Budgets::default(), DetailLevel::Summary, false);
             options.compare_pipeline = compare;
-            watch::scan_build(
-                &JobReader::new(client, None),
-                Enrichment::default(),
-                &BuildKey::new("vllm", "ci", 65099),
-                &options,
-                &NoProgress,
-            )
-            .await
-            .expect("scan")
+            crate::common::scan_65099(&JobReader::new(client, None), &options).await
         }
     };
     let off = scan_with(None).await;

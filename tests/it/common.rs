@@ -227,3 +227,19 @@ pub fn assert_within_budget(arrivals: &mut [std::time::Instant], window: Duratio
         );
     }
 }
+
+/// Scans build 65099 of vllm/ci through `reader`, without GitHub or owners.
+pub async fn scan_65099(
+    reader: &ciwatch_mcp::watch::JobReader<'_>,
+    options: &ciwatch_mcp::watch::ScanOptions,
+) -> ciwatch_mcp::model::ScanResult {
+    ciwatch_mcp::watch::scan_build(
+        reader,
+        ciwatch_mcp::watch::Enrichment::default(),
+        &ciwatch_mcp::watch::BuildKey::new("vllm", "ci", 65099),
+        options,
+        &ciwatch_mcp::watch::NoProgress,
+    )
+    .await
+    .expect("scan")
+}

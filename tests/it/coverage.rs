@@ -6,7 +6,7 @@ use crate::common::{client, log_response, scan_options, settings, BUILD_PATH};
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::fixtures::to_raw_format;
 use ciwatch_mcp::model::{Category, DetailLevel, JobStatus, ScanResult};
-use ciwatch_mcp::watch::{self, Budgets, BuildKey, Enrichment, JobReader, NoProgress};
+use ciwatch_mcp::watch::{Budgets, JobReader};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,15 +188,7 @@ async fn scan_with(server: &MockServer, store: Option<&Cache>, freshness: Durati
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, store).with_build_freshness(freshness);
     let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
-    watch::scan_build(
-        &reader,
-        Enrichment::default(),
-        &BuildKey::new("vllm", "ci", 65099),
-        &options,
-        &NoProgress,
-    )
-    .await
-    .expect("scan")
+    crate::common::scan_65099(&reader, &options).await
 }
 
 fn tests_of(result: &ScanResult, job: &str) -> Vec<String> {
@@ -286,15 +278,7 @@ async fn a_job_cut_by_the_byte_budget_is_partly_analyzed_and_never_a_baseline_pa
         ..Budgets::default()
     };
     let options = scan_options(budgets, DetailLevel::Summary, false);
-    let result = watch::scan_build(
-        &reader,
-        Enrichment::default(),
-        &BuildKey::new("vllm", "ci", 65099),
-        &options,
-        &NoProgress,
-    )
-    .await
-    .expect("scan");
+    let result = crate::common::scan_65099(&reader, &options).await;
     let job = result
         .jobs
         .iter()
