@@ -295,7 +295,7 @@ async fn main() {
     report(
         "(b) the same scan again",
         &b,
-        "none: build and outcomes from the store",
+        "get build (80 ms): a finished build may have changed; outcomes from the store",
     );
     drop(server);
 

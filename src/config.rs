@@ -59,9 +59,9 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_MAX_WHOLE_LOG_BYTES", default_value_t = crate::watch::DEFAULT_MAX_WHOLE_LOG_BYTES)]
     pub max_whole_log_bytes: u64,
 
-    /// Seconds a stored build is reused without asking Buildkite again (0: every scan asks).
-    /// A finished build still changes when someone retries a job; job outcomes are stored by
-    /// job id and never go stale.
+    /// Seconds a stored build is reused without asking Buildkite again (default 0: every look at
+    /// a build asks, one request). A finished build still changes when someone retries a job;
+    /// job outcomes are stored by job id and never go stale.
     #[arg(global = true, long, env = "CIWATCH_BUILD_FRESHNESS_SECS", default_value_t = crate::watch::DEFAULT_BUILD_FRESHNESS.as_secs())]
     pub build_freshness_secs: u64,
 

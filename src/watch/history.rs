@@ -316,7 +316,11 @@ async fn chosen_builds(
     }
     let fetches: Vec<_> = chosen
         .iter()
-        .map(|b| async move { reader.build(&BuildKey::new(org, pipeline, b.number)).await })
+        .map(|b| async move {
+            reader
+                .build_as_listed(&BuildKey::new(org, pipeline, b.number), b)
+                .await
+        })
         .collect();
     let fetched: Vec<_> = futures::stream::iter(fetches)
         .buffered(options.concurrency.max(1))

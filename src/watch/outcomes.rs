@@ -41,9 +41,10 @@ use std::time::Duration;
 pub const DEFAULT_MAX_WHOLE_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How long a stored build is reused without asking Buildkite again
-/// (`CIWATCH_BUILD_FRESHNESS_SECS`): long enough for one morning's burst of tool calls, short
-/// enough that a job retried since shows up in the next scan.
-pub const DEFAULT_BUILD_FRESHNESS: Duration = Duration::from_secs(120);
+/// (`CIWATCH_BUILD_FRESHNESS_SECS`). By default not at all: a look at a build costs one request
+/// and a job retried a moment ago shows up; a team that wants fewer requests may allow a few
+/// minutes. Builds a listing shows unchanged are reused whatever the window.
+pub const DEFAULT_BUILD_FRESHNESS: Duration = Duration::ZERO;
 
 /// What one read of a job may spend.
 pub struct ReadLimits<'a> {

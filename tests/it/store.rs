@@ -59,7 +59,7 @@ fn verdicts(result: &ScanResult) -> Vec<(String, String, Option<String>)> {
 }
 
 #[tokio::test]
-async fn a_finished_build_is_read_once_then_costs_nothing_even_after_a_restart() {
+async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restart() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Cache::open(dir.path()).expect("store");
@@ -82,20 +82,36 @@ async fn a_finished_build_is_read_once_then_costs_nothing_even_after_a_restart()
         cold.stats.log_bytes_fetched
     );
 
+    // Warm: the build is asked for again (it may have changed: a retry), no log is read.
     let warm = scan(&server, Some(&store), Budgets::default()).await;
+    let warm_requests = requests(&server).await;
     assert_eq!(
-        requests(&server).await.len(),
-        cold_requests.len(),
-        "warm: no request"
+        warm_requests.len(),
+        cold_requests.len() + 1,
+        "warm: the build only"
     );
-    assert_eq!(warm.stats.api_requests, 0);
+    assert!(warm_requests[cold_requests.len()]
+        .url
+        .path()
+        .ends_with("/builds/65099"));
+    assert_eq!(warm.stats.api_requests, 1);
     assert_eq!(verdicts(&warm), verdicts(&cold));
     assert_eq!(warm.jobs.len(), cold.jobs.len());
 
     drop(store);
     let reopened = Cache::open(dir.path()).expect("store survives");
     let after_restart = scan(&server, Some(&reopened), Budgets::default()).await;
-    assert_eq!(after_restart.stats.api_requests, 0, "after a restart");
+    assert_eq!(
+        after_restart.stats.api_requests, 1,
+        "after a restart: the build only"
+    );
+    // Within a freshness window the stored build is reused too.
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, Some(&reopened))
+        .with_build_freshness(std::time::Duration::from_secs(120));
+    let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
+    let fresh = crate::common::scan_65099(&reader, &options).await;
+    assert_eq!(fresh.stats.api_requests, 0, "within the freshness window");
     assert_eq!(verdicts(&after_restart), verdicts(&cold));
 }
 
@@ -138,9 +154,9 @@ async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
     .await
     .expect("job");
     let before = requests(&server).await.len();
-    // ... and the next scan shows it, without a request.
+    // ... and the next scan shows it, without a log request (the build is asked for again).
     let second = scan(&server, Some(&store), few).await;
-    assert_eq!(requests(&server).await.len(), before);
+    assert_eq!(requests(&server).await.len(), before + 1);
     assert_eq!(read(&second), 6);
     let job = second
         .jobs
