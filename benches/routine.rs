@@ -270,7 +270,7 @@ async fn main() {
     let (server, limit) = limited_server().await;
     let client = buildkite_client(&server.uri());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
     let key = BuildKey::new("vllm", "ci", NIGHTLY);
     let options = scan_options();
@@ -303,7 +303,7 @@ async fn main() {
     let (server, limit) = limited_server().await;
     let client = buildkite_client(&server.uri());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
     let routine = async {
         let scanned =

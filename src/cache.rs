@@ -49,7 +49,7 @@ impl Table {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Builds => "builds",
             Self::JobOutcomes => "job_outcomes",

@@ -180,6 +180,16 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_NO_CACHE", value_parser = clap::builder::BoolishValueParser::new(), default_missing_value = "true", num_args = 0..=1, default_value_t = false)]
     pub no_cache: bool,
 
+    /// A Redis shared by a team's replicas (`redis://host:port/db`, `rediss://` too), instead
+    /// of the on-disk cache: finished builds, job outcomes, whole logs and the rate window of
+    /// each Buildkite token live there. A password in the URL, or in `CIWATCH_STORE_PASSWORD`.
+    #[arg(global = true, long, env = "CIWATCH_STORE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub store_url: Option<Secret>,
+
+    /// The shared store's password, when its URL has none.
+    #[arg(global = true, long, env = "CIWATCH_STORE_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    pub store_password: Option<Secret>,
+
     /// The second pipeline (`org/pipeline`) whose matching nightly each cause of a scan is
     /// looked up in, so a cause reads as universal, CUDA-only or ROCm-only; empty turns it off.
     #[arg(global = true, long, env = "CIWATCH_COMPARE_PIPELINE", default_value = crate::watch::DEFAULT_COMPARE_PIPELINE)]
@@ -258,6 +268,20 @@ impl Settings {
                 api_cache_ttl: Duration::from_secs(self.github_cache_secs),
             },
         )
+    }
+
+    /// The store: the shared Redis when `CIWATCH_STORE_URL` is set, else the on-disk cache;
+    /// `Err` is why there is none (a warning for results; `None` with `--no-cache`).
+    pub fn open_store(&self) -> Result<Option<crate::store::Store>, String> {
+        if let Some(url) = self
+            .store_url
+            .as_ref()
+            .filter(|u| !u.expose().trim().is_empty())
+        {
+            let password = self.store_password.as_ref().map(|p| p.expose());
+            return crate::store::Store::redis(url.expose().trim(), password).map(Some);
+        }
+        Ok(self.open_cache()?.map(crate::store::Store::from))
     }
 
     /// The on-disk cache, or why there is none (a warning for results; `None` with `--no-cache`).

@@ -307,7 +307,7 @@ async fn run_scan(
         github: Some(github.as_ref()),
         owners: Some(&owners),
     };
-    let store = settings.open_cache().unwrap_or_else(|warning| {
+    let store = settings.open_store().unwrap_or_else(|warning| {
         eprintln!("warning: {warning}");
         None
     });

@@ -44,7 +44,7 @@ pub struct CiWatchServer {
     github: Arc<GitHubClient>,
     owners: Arc<Owners>,
     /// Finished builds and parsed job logs, shared by every session of this process.
-    cache: Option<Arc<crate::cache::Cache>>,
+    cache: Option<Arc<crate::store::Store>>,
     /// Why there is no cache, reported in scan and history results.
     cache_warning: Option<String>,
     /// The last scan per caller (see [`caller_key`]), every failure at full detail: its Daily
@@ -66,7 +66,7 @@ impl CiWatchServer {
         )?;
         let github = Arc::new(GitHubClient::new(settings.github_options())?);
         let owners = Arc::new(settings.owners(Some(github.clone())));
-        let (cache, cache_warning) = match settings.open_cache() {
+        let (cache, cache_warning) = match settings.open_store() {
             Ok(cache) => (cache.map(Arc::new), None),
             Err(warning) => {
                 tracing::warn!(%warning, "cache unavailable");

@@ -280,7 +280,7 @@ async fn read_previous(
     let mut reads: HashMap<String, JobRead> = HashMap::new();
     let mut to_fetch = Vec::new();
     for (key, job) in wanted {
-        match reader.stored(job, &limits) {
+        match reader.stored(job, &limits).await {
             Some(read) => {
                 reads.insert(job.id.clone(), read);
             }

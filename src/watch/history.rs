@@ -139,10 +139,8 @@ async fn history_in_call(
     };
     let order = read_order(&timeline, &pending);
     // Stored outcomes are free; the budget counts logs still to be read.
-    let mut reads: Vec<Option<JobRead>> = pending
-        .iter()
-        .map(|p| reader.stored(p.job, &limits))
-        .collect();
+    let pending_jobs: Vec<&Job> = pending.iter().map(|p| p.job).collect();
+    let mut reads: Vec<Option<JobRead>> = reader.stored_all(&pending_jobs, &limits).await;
     let to_fetch: Vec<usize> = order
         .into_iter()
         .filter(|&i| reads[i].is_none())
@@ -310,7 +308,9 @@ async fn chosen_builds(
     }
     if !options.nightly_only {
         for build in &chosen {
-            reader.remember_build(&BuildKey::new(org, pipeline, build.number), build);
+            reader
+                .remember_build(&BuildKey::new(org, pipeline, build.number), build)
+                .await;
         }
         return Ok(chosen);
     }

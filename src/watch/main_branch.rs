@@ -108,7 +108,7 @@ async fn analysis_in_call(
             created_at: build.created_at.clone(),
         });
         let key = BuildKey::new(org, pipeline, build.number);
-        reader.remember_build(&key, build);
+        reader.remember_build(&key, build).await;
         let before = Snapshot::take();
         match scan_fetched(
             reader,

@@ -2,9 +2,10 @@
 //! says", used by every tool (scan, latest nightly, job drill-down, test history, main-branch
 //! analysis).
 //!
-//! A finished build or job log never changes, so what is learned from it is stored (the redb
-//! [`Cache`]) and reused: a stored finished build costs no request, a stored job outcome no log
-//! read. Running builds and jobs are never stored. Entries are kept per Buildkite token (a
+//! A finished build or job log never changes, so what is learned from it is stored (the
+//! [`Store`]: the embedded redb file, or a Redis shared by replicas) and reused: a stored job
+//! outcome costs no log read. A job's log is read by one reader at a time (the store's lease):
+//! others wait for its outcome. Running builds and jobs are never stored. Entries are kept per Buildkite token (a
 //! digest of it), so a caller never reads what another caller's token could see.
 //!
 //! Builds are not frozen: a job retried after the build finished gives it a new attempt and a new
@@ -26,10 +27,11 @@
 use super::Progress;
 pub use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job};
-use crate::cache::{Cache, Table};
+use crate::cache::Table;
 use crate::http::HttpError;
 use crate::logs::{self, LogAnalysis};
 use crate::model::JobStatus;
+use crate::store::{Lease, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -176,7 +178,7 @@ pub struct ReadCounters {
 /// Reads builds and job outcomes through the store.
 pub struct JobReader<'a> {
     client: &'a BuildkiteClient,
-    store: Option<&'a Cache>,
+    store: Option<&'a Store>,
     /// The token's scope in the store (see [`BuildkiteClient::token_scope`]).
     scope: String,
     /// How long a stored build is reused without a request.
@@ -187,7 +189,7 @@ pub struct JobReader<'a> {
 }
 
 impl<'a> JobReader<'a> {
-    pub fn new(client: &'a BuildkiteClient, store: Option<&'a Cache>) -> Self {
+    pub fn new(client: &'a BuildkiteClient, store: Option<&'a Store>) -> Self {
         Self {
             client,
             store,
@@ -248,23 +250,24 @@ impl<'a> JobReader<'a> {
         key: &BuildKey,
         reusable: impl Fn(&StoredBuild) -> bool,
     ) -> Result<Build, BuildkiteError> {
-        if let Some(stored) = self
-            .store
-            .and_then(|s| s.get::<StoredBuild>(Table::Builds, &build_store_key(&self.scope, key)))
-            .filter(|stored| reusable(stored))
-        {
-            self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(stored.build);
+        if let Some(store) = self.store {
+            let stored: Option<StoredBuild> = store
+                .get(Table::Builds, &build_store_key(&self.scope, key))
+                .await;
+            if let Some(stored) = stored.filter(|stored| reusable(stored)) {
+                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(stored.build);
+            }
         }
         let build = self.client.get_build(key).await?;
-        self.remember_build(key, &build);
+        self.remember_build(key, &build).await;
         Ok(build)
     }
 
     /// Stores a finished build that came with its jobs (a listing with retried jobs), so a
     /// later look at it within the freshness window costs nothing. A build still running is
     /// noted instead: none of its job outcomes will be stored either.
-    pub fn remember_build(&self, key: &BuildKey, build: &Build) {
+    pub async fn remember_build(&self, key: &BuildKey, build: &Build) {
         if !build.is_finished() {
             if let Ok(mut running) = self.running.lock() {
                 running.insert(key.clone());
@@ -276,7 +279,9 @@ impl<'a> JobReader<'a> {
                 fetched_at: now_unix(),
                 build: build.clone(),
             };
-            store.put(Table::Builds, &build_store_key(&self.scope, key), &stored);
+            store
+                .put(Table::Builds, &build_store_key(&self.scope, key), &stored)
+                .await;
         }
     }
 
@@ -290,13 +295,19 @@ impl<'a> JobReader<'a> {
     }
 
     /// The stored outcome of `job`, when it answers a read with `limits`. No request.
-    pub fn stored(&self, job: &Job, limits: &ReadLimits<'_>) -> Option<JobRead> {
-        let stored = self
+    pub async fn stored(&self, job: &Job, limits: &ReadLimits<'_>) -> Option<JobRead> {
+        let stored: StoredOutcome = self
             .store?
-            .get::<StoredOutcome>(Table::JobOutcomes, &self.outcome_key(job))
-            .filter(|o| o.answers(limits))?;
+            .get(Table::JobOutcomes, &self.outcome_key(job))
+            .await
+            .filter(|o: &StoredOutcome| o.answers(limits))?;
         self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
         Some(stored.into_read())
+    }
+
+    /// The stored outcome of each of `jobs` that has one answering `limits`. No request.
+    pub async fn stored_all(&self, jobs: &[&Job], limits: &ReadLimits<'_>) -> Vec<Option<JobRead>> {
+        futures::future::join_all(jobs.iter().map(|job| self.stored(job, limits))).await
     }
 
     /// The cleaned text of `job`'s whole log, or of its last `max_bytes` when it is larger:
@@ -308,14 +319,16 @@ impl<'a> JobReader<'a> {
         max_bytes: u64,
     ) -> Result<LogText, BuildkiteError> {
         let key = self.outcome_key(job);
-        if let Some(stored) = self
-            .store
-            .and_then(|s| s.get_bytes(Table::LogTexts, &key))
-            .and_then(|bytes| LogText::decode(&bytes))
-            .filter(|t| t.complete || t.bytes_read >= max_bytes)
-        {
-            self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(stored);
+        if let Some(store) = self.store {
+            if let Some(stored) = store
+                .get_bytes(Table::LogTexts, &key)
+                .await
+                .and_then(|bytes| LogText::decode(&bytes))
+                .filter(|t| t.complete || t.bytes_read >= max_bytes)
+            {
+                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(stored);
+            }
         }
         let tail = self.tail(build, job, max_bytes).await?;
         let text = LogText {
@@ -325,7 +338,7 @@ impl<'a> JobReader<'a> {
             complete: tail.is_complete(),
         };
         if let (Some(store), true) = (self.store, self.storable(build, job)) {
-            store.put_bytes(Table::LogTexts, &key, &text.encode());
+            store.put_bytes(Table::LogTexts, &key, &text.encode()).await;
         }
         Ok(text)
     }
@@ -333,9 +346,14 @@ impl<'a> JobReader<'a> {
     /// What `job`'s log says: stored, or read (tail, then at most one larger read) and parsed
     /// once; the outcome of a finished job is stored.
     pub async fn job(&self, build: &BuildKey, job: &Job, limits: &ReadLimits<'_>) -> JobRead {
-        if let Some(read) = self.stored(job, limits) {
-            return read;
-        }
+        let key = self.outcome_key(job);
+        let lease = match (self.store, self.storable(build, job)) {
+            (Some(store), true) => match self.wait_for_turn(store, job, &key, limits).await {
+                Ok(read) => return read,
+                Err(leased) => leased.then_some(store),
+            },
+            _ => None,
+        };
         let (read, seen) = self.fetch(build, job, limits).await;
         if let (Some(store), Some((bytes_seen, total_size))) = (self.store, seen) {
             if self.storable(build, job) {
@@ -346,10 +364,47 @@ impl<'a> JobReader<'a> {
                     bytes_seen,
                     total_size,
                 };
-                store.put(Table::JobOutcomes, &self.outcome_key(job), &outcome);
+                store.put(Table::JobOutcomes, &key, &outcome).await;
             }
         }
+        if let Some(store) = lease {
+            store.release(&key).await;
+        }
         read
+    }
+
+    /// The stored outcome, or this reader's turn to read the log (`Err(true)`: leased, to be
+    /// released; `Err(false)`: another reader kept the lease past [`crate::store::LEASE`], so
+    /// this one reads too). While another reader (this process or a replica) reads the same
+    /// log, waits for its outcome instead of reading it again.
+    async fn wait_for_turn(
+        &self,
+        store: &Store,
+        job: &Job,
+        key: &str,
+        limits: &ReadLimits<'_>,
+    ) -> Result<JobRead, bool> {
+        const POLL: Duration = Duration::from_millis(100);
+        let deadline = tokio::time::Instant::now() + crate::store::LEASE;
+        loop {
+            if let Some(read) = self.stored(job, limits).await {
+                return Ok(read);
+            }
+            match store.lease(key).await {
+                Lease::Acquired => {
+                    // It may have been stored between the look and the lease.
+                    if let Some(read) = self.stored(job, limits).await {
+                        store.release(key).await;
+                        return Ok(read);
+                    }
+                    return Err(true);
+                }
+                Lease::Busy if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(POLL).await;
+                }
+                Lease::Busy => return Err(false),
+            }
+        }
     }
 
     /// Reads and parses the log. The second value, `(bytes seen, total size)`, is set when the

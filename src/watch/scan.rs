@@ -118,11 +118,8 @@ pub(super) async fn scan_fetched(
     // The first `max_jobs` jobs in reading order are read, from the store when their outcome
     // is there; a stored outcome beyond the budget is free and used too, so a second look at a
     // build gives the same answer without a request.
-    let mut reads: Vec<Option<JobRead>> = plan
-        .ordered
-        .iter()
-        .map(|planned| reader.stored(planned.job, &limits))
-        .collect();
+    let planned_jobs: Vec<&Job> = plan.ordered.iter().map(|p| p.job).collect();
+    let mut reads: Vec<Option<JobRead>> = reader.stored_all(&planned_jobs, &limits).await;
     let to_fetch: Vec<usize> = (0..plan.ordered.len().min(budgets.max_jobs))
         .filter(|&i| reads[i].is_none())
         .collect();

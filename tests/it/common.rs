@@ -129,6 +129,8 @@ pub fn settings(server_uri: &str) -> Settings {
         scan_blame_budget_ms: 15000,
         cache_dir: None,
         no_cache: true,
+        store_url: None,
+        store_password: None,
     }
 }
 

@@ -184,7 +184,11 @@ pub(crate) async fn server_with(build: &BuildBody, logs: HashMap<String, Vec<u8>
     server
 }
 
-async fn scan_with(server: &MockServer, store: Option<&Cache>, freshness: Duration) -> ScanResult {
+async fn scan_with(
+    server: &MockServer,
+    store: Option<&ciwatch_mcp::store::Store>,
+    freshness: Duration,
+) -> ScanResult {
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, store).with_build_freshness(freshness);
     let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
@@ -319,7 +323,7 @@ async fn a_job_retried_after_the_first_scan_is_flaky_on_the_second() {
     let body = BuildBody(Arc::new(Mutex::new(build)));
     let server = server_with(&body, logs).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
 
     let first = scan_with(&server, Some(&store), Duration::ZERO).await;
     let failure = first

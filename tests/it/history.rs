@@ -247,7 +247,7 @@ fn options(lookback: usize) -> HistoryOptions {
 
 async fn history(
     server: &MockServer,
-    cache: Option<&Cache>,
+    cache: Option<&ciwatch_mcp::store::Store>,
     test: &str,
 ) -> ciwatch_mcp::model::HistoryResult {
     let client = crate::common::client(&crate::common::settings(&server.uri()));
@@ -372,7 +372,7 @@ async fn every_test_gets_its_class_and_transition() {
 async fn fifty_builds_cost_few_requests_cold_and_fewer_warm() {
     let server = server(Duration::from_millis(20)).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = Cache::open(dir.path()).expect("cache");
+    let cache = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("cache"));
 
     let started = std::time::Instant::now();
     let cold = history(&server, Some(&cache), REGRESSED).await;

@@ -266,7 +266,7 @@ async fn buildkite_server() -> MockServer {
 async fn scan_latest_nightly(
     buildkite: &MockServer,
     github: &GitHubClient,
-    store: Option<&Cache>,
+    store: Option<&ciwatch_mcp::store::Store>,
 ) -> ScanResult {
     let client = crate::common::client(&crate::common::settings(&buildkite.uri()));
     let choice = watch::latest_nightly(&client, "vllm", "ci", "main", u32::MAX / 3600)
@@ -307,7 +307,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
     let github_mock = github_server().await;
     let github = github(&github_mock.uri());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
 
     let result = scan_latest_nightly(&buildkite, &github, Some(&store)).await;
     let cold = buildkite.received_requests().await.expect("recorded").len();

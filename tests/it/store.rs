@@ -15,14 +15,18 @@ fn key() -> BuildKey {
     BuildKey::new("vllm", "ci", 65099)
 }
 
-async fn scan(server: &MockServer, store: Option<&Cache>, budgets: Budgets) -> ScanResult {
+async fn scan(
+    server: &MockServer,
+    store: Option<&ciwatch_mcp::store::Store>,
+    budgets: Budgets,
+) -> ScanResult {
     scan_as(&settings(&server.uri()), store, budgets).await
 }
 
 /// A scan with the token (and the rest) of `settings`.
 async fn scan_as(
     settings: &ciwatch_mcp::config::Settings,
-    store: Option<&Cache>,
+    store: Option<&ciwatch_mcp::store::Store>,
     budgets: Budgets,
 ) -> ScanResult {
     let client = client(settings);
@@ -62,7 +66,7 @@ fn verdicts(result: &ScanResult) -> Vec<(String, String, Option<String>)> {
 async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restart() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
 
     let cold = scan(&server, Some(&store), Budgets::default()).await;
     let cold_requests = requests(&server).await;
@@ -99,7 +103,8 @@ async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restar
     assert_eq!(warm.jobs.len(), cold.jobs.len());
 
     drop(store);
-    let reopened = Cache::open(dir.path()).expect("store survives");
+    let reopened =
+        ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store survives"));
     let after_restart = scan(&server, Some(&reopened), Budgets::default()).await;
     assert_eq!(
         after_restart.stats.api_requests, 1,
@@ -119,7 +124,7 @@ async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restar
 async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
     let few = Budgets {
         max_jobs: 5,
         ..Budgets::default()
@@ -187,7 +192,7 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
         .await;
     crate::common::mount_fixture(&server).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
 
     let first = scan(&server, Some(&store), Budgets::default()).await;
     let first_requests = requests(&server).await.len();
@@ -256,7 +261,7 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
 async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store));
     // A job of 17 commands whose log is 1.1 MB: with whole reads bounded at 160 KB, a 10 KB
@@ -404,7 +409,7 @@ async fn requests_never_exceed_the_budget_in_any_window() {
 async fn another_token_does_not_read_what_this_token_stored() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Cache::open(dir.path()).expect("store");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
     scan(&server, Some(&store), Budgets::default()).await;
     let after_first = requests(&server).await.len();
     let mut other = settings(&server.uri());

@@ -1,0 +1,255 @@
+//! The store behind the job-outcome reader, one interface with two backends: the embedded redb
+//! file ([`Cache`], the default, nothing to set up) and a Redis shared by a team's replicas
+//! (`CIWATCH_STORE_URL=redis://host:port/db`). Both keep finished builds, job outcomes and whole
+//! job logs under keys scoped by the Buildkite token's digest (the reader builds the keys).
+//!
+//! Redis keys are `ciwatch:{table}:{key}` with a TTL per table, so a Redis with
+//! `maxmemory-policy allkeys-lru` stays bounded by its `maxmemory`. A Redis that does not
+//! answer is never a failed call: the read goes to Buildkite and the call says so in a warning.
+//!
+//! Reads of one job log are single-flight: inside one process by a set of keys being read,
+//! across replicas by a short lease (`SET NX PX`) that a dead replica's lease outlives by at
+//! most [`LEASE`]. A replica that finds a lease waits for the outcome to appear in the store.
+
+use crate::cache::{Cache, Table};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long a lease on one log read lasts: longer than a whole-log read takes, short enough
+/// that a dead replica's lease does not stall the others for long.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a Redis command may take before the store is taken as down for that call.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Store {
+    backend: Backend,
+    /// Keys this process is reading now (single flight inside the process).
+    reading: Mutex<HashSet<String>>,
+}
+
+enum Backend {
+    Embedded(Cache),
+    Shared(SharedStore),
+}
+
+impl From<Cache> for Store {
+    fn from(cache: Cache) -> Self {
+        Store::with(Backend::Embedded(cache))
+    }
+}
+
+/// Whether a read of one key may go ahead.
+pub enum Lease {
+    /// This caller reads; [`Store::release`] when done.
+    Acquired,
+    /// Another reader (this process or a replica) is on it: wait for its outcome.
+    Busy,
+}
+
+/// Redis, shared by replicas.
+struct SharedStore {
+    manager: redis::aio::ConnectionManager,
+    /// `redis://host:port/db`, without the password, for messages.
+    shown_url: String,
+    /// The last failure, taken by the next call's warning.
+    trouble: Mutex<Option<String>>,
+}
+
+impl Store {
+    fn with(backend: Backend) -> Self {
+        Self {
+            backend,
+            reading: Mutex::default(),
+        }
+    }
+
+    /// The embedded store, or `None` for a shared one (tests and the cache warning).
+    pub fn embedded(&self) -> Option<&Cache> {
+        match &self.backend {
+            Backend::Embedded(cache) => Some(cache),
+            Backend::Shared(_) => None,
+        }
+    }
+
+    /// The shared store at `url` (`redis://` or `rediss://`); `password` when the URL has none.
+    /// Connects lazily: a Redis that is down makes calls fall back to Buildkite, not this fail.
+    pub fn redis(url: &str, password: Option<&str>) -> Result<Self, String> {
+        let mut info: redis::ConnectionInfo = url.parse().map_err(|e| {
+            format!("CIWATCH_STORE_URL is not a Redis URL ({e}): give redis://host:port/db")
+        })?;
+        if let (Some(password), None) = (password, info.redis_settings().password()) {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let shown_url = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
+        let client =
+            redis::Client::open(info).map_err(|e| format!("the shared store {shown_url}: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("the shared store {shown_url}: {e}"))?;
+        Ok(Store::with(Backend::Shared(SharedStore {
+            manager,
+            shown_url,
+            trouble: Mutex::default(),
+        })))
+    }
+
+    /// A stored value; `None` when absent, unreadable or the store did not answer.
+    pub async fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Option<T> {
+        serde_json::from_slice(&self.get_bytes(table, key).await?).ok()
+    }
+
+    pub async fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) {
+        if let Ok(bytes) = serde_json::to_vec(value) {
+            self.put_bytes(table, key, &bytes).await;
+        }
+    }
+
+    pub async fn get_bytes(&self, table: Table, key: &str) -> Option<Vec<u8>> {
+        match &self.backend {
+            Backend::Embedded(cache) => cache.get_bytes(table, key),
+            Backend::Shared(shared) => {
+                let mut connection = shared.manager.clone();
+                let answer: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
+                    .arg(redis_key(table, key))
+                    .query_async(&mut connection)
+                    .await;
+                shared.answer(answer).flatten()
+            }
+        }
+    }
+
+    pub async fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
+        match &self.backend {
+            Backend::Embedded(cache) => cache.put_bytes(table, key, bytes),
+            Backend::Shared(shared) => {
+                let mut connection = shared.manager.clone();
+                let answer: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(redis_key(table, key))
+                    .arg(bytes)
+                    .arg("EX")
+                    .arg(ttl(table).as_secs())
+                    .query_async(&mut connection)
+                    .await;
+                shared.answer(answer);
+            }
+        }
+    }
+
+    /// Asks to read `key` (one job's log) alone. Busy while this process or a replica reads
+    /// it; a store that does not answer lets the read go ahead.
+    pub async fn lease(&self, key: &str) -> Lease {
+        if !self
+            .reading
+            .lock()
+            .is_ok_and(|mut r| r.insert(key.to_string()))
+        {
+            return Lease::Busy;
+        }
+        let Backend::Shared(shared) = &self.backend else {
+            return Lease::Acquired;
+        };
+        let mut connection = shared.manager.clone();
+        let answer: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(lease_key(key))
+            .arg(std::process::id())
+            .arg("NX")
+            .arg("PX")
+            .arg(LEASE.as_millis() as u64)
+            .query_async(&mut connection)
+            .await;
+        match shared.answer(answer) {
+            Some(None) => {
+                // A replica holds it: this process is not reading after all.
+                self.forget(key);
+                Lease::Busy
+            }
+            _ => Lease::Acquired,
+        }
+    }
+
+    /// Ends a read begun with [`Store::lease`].
+    pub async fn release(&self, key: &str) {
+        self.forget(key);
+        if let Backend::Shared(shared) = &self.backend {
+            let mut connection = shared.manager.clone();
+            let answer: redis::RedisResult<()> = redis::cmd("DEL")
+                .arg(lease_key(key))
+                .query_async(&mut connection)
+                .await;
+            shared.answer(answer);
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        if let Ok(mut reading) = self.reading.lock() {
+            reading.remove(key);
+        }
+    }
+
+    /// What went wrong with the store since the last call, as a warning for the result.
+    pub fn take_warning(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Embedded(_) => None,
+            Backend::Shared(shared) => shared.trouble.lock().ok()?.take(),
+        }
+    }
+
+    /// The Redis connection, for the shared rate window.
+    pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
+        match &self.backend {
+            Backend::Shared(shared) => Some(shared.manager.clone()),
+            Backend::Embedded(_) => None,
+        }
+    }
+
+    /// Bytes of stored values in the embedded store (tests and diagnostics).
+    pub fn stored_bytes(&self) -> u64 {
+        self.embedded().map_or(0, Cache::stored_bytes)
+    }
+}
+
+impl SharedStore {
+    /// The answer, or `None` with the failure kept for the call's warning.
+    fn answer<T>(&self, answer: redis::RedisResult<T>) -> Option<T> {
+        match answer {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(%error, store = %self.shown_url, "shared store did not answer");
+                if let Ok(mut trouble) = self.trouble.lock() {
+                    *trouble = Some(format!(
+                        "the shared store {} did not answer ({}); what it would have held was read from Buildkite",
+                        self.shown_url,
+                        crate::text::bounded_text(&error.to_string(), 160)
+                    ));
+                }
+                None
+            }
+        }
+    }
+}
+
+fn redis_key(table: Table, key: &str) -> String {
+    format!("ciwatch:{}:{key}", table.name())
+}
+
+fn lease_key(key: &str) -> String {
+    format!("ciwatch:lease:{key}")
+}
+
+/// How long Redis keeps a value: finished builds change only by retries (a week is enough for
+/// the comparisons), outcomes and logs of finished jobs never change (a month).
+fn ttl(table: Table) -> Duration {
+    const DAY: u64 = 24 * 60 * 60;
+    match table {
+        Table::Builds => Duration::from_secs(7 * DAY),
+        Table::JobOutcomes => Duration::from_secs(30 * DAY),
+        Table::LogTexts => Duration::from_secs(7 * DAY),
+    }
+}
