@@ -1,9 +1,11 @@
 //! The outbound HTTP layer every client shares: one rate limiter, one retry policy, request and
 //! byte counters, and errors that say what to do.
 //!
-//! * Every request waits on the shared limiter first: at most the configured number of requests
-//!   in any sliding window (a minute), and none while the server's own `RateLimit-Remaining`
-//!   is spent, until its `RateLimit-Reset`. Within the budget requests go out at once.
+//! * Every request waits on its token's limiter first (Buildkite counts per user token): at most
+//!   the configured number of requests in any sliding window (a minute), and none while the
+//!   server's own `RateLimit-Remaining` is spent, until its `RateLimit-Reset`. Within the budget
+//!   requests go out at once. With a shared store the window is also kept in Redis, one per
+//!   token for all replicas ([`crate::shared_window`]).
 //! * 429 waits for `RateLimit-Reset` / `Retry-After` (seconds), 5xx and connection errors back
 //!   off exponentially with jitter; both stop when the retry budget is spent. Other 4xx fail at
 //!   once.
@@ -129,9 +131,20 @@ pub fn count_github_request() {
 #[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// Every token's limiter, shared by the clones of this client.
+    limiters: Arc<Limiters>,
+    /// This view's: its token's, or the one for callers without a token.
     limiter: Arc<Limiter>,
     retry: RetryPolicy,
     pub counters: Arc<Counters>,
+}
+
+/// A limiter per Buildkite token (by its digest), made on first use.
+struct Limiters {
+    budget: RateBudget,
+    by_token: std::sync::Mutex<std::collections::HashMap<String, Arc<Limiter>>>,
+    /// The shared store's connection, for the replicas' one window per token.
+    redis: Option<redis::aio::ConnectionManager>,
 }
 
 impl HttpClient {
@@ -147,10 +160,49 @@ impl HttpClient {
             })?;
         Ok(Self {
             inner,
-            limiter: Arc::new(Limiter::new(rate)),
+            limiters: Arc::new(Limiters {
+                budget: rate,
+                by_token: Default::default(),
+                redis: None,
+            }),
+            limiter: Arc::new(Limiter::new(rate, None)),
             retry,
             counters: Arc::default(),
         })
+    }
+
+    /// Keeps each token's window in the shared store too, so replicas share one budget.
+    pub fn with_shared_window(mut self, redis: Option<redis::aio::ConnectionManager>) -> Self {
+        self.limiters = Arc::new(Limiters {
+            budget: self.limiters.budget,
+            by_token: Default::default(),
+            redis,
+        });
+        self
+    }
+
+    /// This client paced by the limiter of the token whose digest is `token_scope`.
+    pub fn for_token(&self, token_scope: &str) -> Self {
+        let limiters = &self.limiters;
+        let limiter = limiters
+            .by_token
+            .lock()
+            .map(|mut by_token| {
+                by_token
+                    .entry(token_scope.to_string())
+                    .or_insert_with(|| {
+                        let shared = limiters.redis.clone().map(|connection| {
+                            crate::shared_window::SharedWindow::new(connection, token_scope)
+                        });
+                        Arc::new(Limiter::new(limiters.budget, shared))
+                    })
+                    .clone()
+            })
+            .unwrap_or_else(|_| self.limiter.clone());
+        Self {
+            limiter,
+            ..self.clone()
+        }
     }
 
     pub fn request(&self, method: reqwest::Method, url: &str) -> RequestBuilder {
@@ -249,6 +301,10 @@ impl RateBudget {
 struct Limiter {
     budget: RateBudget,
     state: tokio::sync::Mutex<LimiterState>,
+    /// The replicas' window of the same token, when there is a shared store.
+    shared: Option<crate::shared_window::SharedWindow>,
+    /// Numbers this process's requests in the shared window.
+    sent_count: AtomicU64,
 }
 
 #[derive(Default)]
@@ -260,18 +316,44 @@ struct LimiterState {
 }
 
 impl Limiter {
-    fn new(budget: RateBudget) -> Self {
+    fn new(budget: RateBudget, shared: Option<crate::shared_window::SharedWindow>) -> Self {
         Self {
             budget: RateBudget {
                 requests: budget.requests.max(1),
                 window: budget.window,
             },
             state: tokio::sync::Mutex::default(),
+            shared,
+            sent_count: AtomicU64::new(0),
         }
     }
 
-    /// Waits until one more request fits both budgets, and counts it as sent.
+    /// Waits until one more request fits this process's window, then the replicas' shared one.
     async fn acquire(&self) {
+        self.acquire_local().await;
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let id =
+            (u64::from(std::process::id()) << 32) | self.sent_count.fetch_add(1, Ordering::Relaxed);
+        loop {
+            match shared
+                .admit(self.budget.requests, self.budget.window, id)
+                .await
+            {
+                Ok(None) => return,
+                Ok(Some(wait)) => tokio::time::sleep(wait.min(self.budget.window)).await,
+                Err(error) => {
+                    // The store is down: this process's own window still holds.
+                    tracing::warn!(%error, "the shared rate window did not answer");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until one more request fits both local budgets, and counts it as sent.
+    async fn acquire_local(&self) {
         loop {
             let now = tokio::time::Instant::now();
             let wait_until = {
@@ -318,6 +400,11 @@ impl Limiter {
         else {
             return;
         };
+        if let (0, Some(shared)) = (remaining, &self.shared) {
+            if let Err(error) = shared.hold(Duration::from_secs(reset_secs.min(3600))).await {
+                tracing::warn!(%error, "the shared rate window did not take the server's hold");
+            }
+        }
         // Requests still in flight were counted by the server before this answer or will be
         // after it; counting them again (the local countdown) errs on the side of waiting.
         let reset = tokio::time::Instant::now() + Duration::from_secs(reset_secs.min(3600));

@@ -252,12 +252,17 @@ async fn run_scan(
     build: Option<&str>,
     output: &OutputArgs,
 ) -> Result<(), String> {
+    let store = settings.open_store().unwrap_or_else(|warning| {
+        eprintln!("warning: {warning}");
+        None
+    });
     let http = HttpClient::new(
         settings.http_timeout(),
         settings.rate_budget(),
         settings.retry_policy(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_shared_window(store.as_ref().and_then(|s| s.redis_connection()));
     let client = BuildkiteClient::new(http, &settings.buildkite_api_url, settings.token())
         .map_err(|e| e.to_string())?;
     let detail_level = match output.format {
@@ -307,17 +312,16 @@ async fn run_scan(
         github: Some(github.as_ref()),
         owners: Some(&owners),
     };
-    let store = settings.open_store().unwrap_or_else(|warning| {
-        eprintln!("warning: {warning}");
-        None
-    });
     let reader = watch::JobReader::new(&client, store.as_ref())
         .with_build_freshness(settings.build_freshness());
     let key = watch::BuildKey::new(&org, &pipeline, number);
     let progress = StderrProgress::new();
     let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;
     progress.finish();
-    let result = result.map_err(|e| e.to_string())?;
+    let mut result = result.map_err(|e| e.to_string())?;
+    result
+        .warnings
+        .extend(store.as_ref().and_then(|s| s.take_warning()));
     print_result(&result, output.format)?;
     eprintln!(
         "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",

@@ -102,6 +102,7 @@ impl BuildkiteClient {
         token: Option<Secret>,
     ) -> Result<Self, BuildkiteError> {
         let token = token.ok_or(BuildkiteError::MissingToken)?;
+        let http = http.for_token(&token_digest(&token));
         Ok(Self {
             http,
             base: base_url.trim_end_matches('/').to_string(),
@@ -116,12 +117,7 @@ impl BuildkiteClient {
     /// A digest of the token (never the token): what this client's token has seen is stored
     /// under it, so callers with different tokens never share stored builds or outcomes.
     pub fn token_scope(&self) -> String {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(self.token.expose().as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        token_digest(&self.token)
     }
 
     fn pipeline_url(&self, org: &str, pipeline: &str) -> String {
@@ -369,6 +365,16 @@ impl BuildkiteClient {
 struct Pagination<'a, T> {
     max_pages: usize,
     enough: &'a (dyn Fn(&[T]) -> bool + Sync),
+}
+
+/// A digest of a token (never the token), naming its store entries and rate window.
+fn token_digest(token: &Secret) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.expose().as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(

@@ -59,13 +59,6 @@ pub struct CiWatchServer {
 
 impl CiWatchServer {
     pub fn new(settings: Settings) -> Result<Self, BoxError> {
-        let http = HttpClient::new(
-            settings.http_timeout(),
-            settings.rate_budget(),
-            settings.retry_policy(),
-        )?;
-        let github = Arc::new(GitHubClient::new(settings.github_options())?);
-        let owners = Arc::new(settings.owners(Some(github.clone())));
         let (cache, cache_warning) = match settings.open_store() {
             Ok(cache) => (cache.map(Arc::new), None),
             Err(warning) => {
@@ -73,6 +66,15 @@ impl CiWatchServer {
                 (None, Some(warning))
             }
         };
+        // With a shared store, each token's rate window is shared by the replicas too.
+        let http = HttpClient::new(
+            settings.http_timeout(),
+            settings.rate_budget(),
+            settings.retry_policy(),
+        )?
+        .with_shared_window(cache.as_ref().and_then(|s| s.redis_connection()));
+        let github = Arc::new(GitHubClient::new(settings.github_options())?);
+        let owners = Arc::new(settings.owners(Some(github.clone())));
         Ok(Self {
             settings,
             http,
@@ -115,6 +117,15 @@ impl CiWatchServer {
             .lock()
             .ok()
             .and_then(|latest| latest.get(&caller_key(extensions)).cloned())
+    }
+
+    /// Why the store could not serve this call fully (none, or down since the last call).
+    fn store_warnings(&self) -> Vec<String> {
+        self.cache_warning
+            .iter()
+            .cloned()
+            .chain(self.cache.as_ref().and_then(|store| store.take_warning()))
+            .collect()
     }
 
     /// The job-outcome reader of one call, over the server's store.

@@ -255,7 +255,7 @@ impl CiWatchServer {
             result = scan => result.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
-        result.warnings.extend(self.cache_warning.iter().cloned());
+        result.warnings.extend(self.store_warnings());
         self.remember_scan(&context.extensions, &result);
         crate::fit::page_failures(
             &mut result,

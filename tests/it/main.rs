@@ -17,6 +17,7 @@ mod mcp_http;
 mod mcp_progress;
 mod nightly_trend;
 mod owners;
+mod redis_store;
 mod result_cap;
 mod robustness;
 mod scan;
