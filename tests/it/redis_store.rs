@@ -268,7 +268,7 @@ async fn replicas_share_one_rate_window_per_token() {
         let redis = redis.url();
         async move {
             let (server, refused) = limited_server(server_budget).await;
-            let scans = (0..3).map(|i: usize| {
+            let scans = (0..3).map(|_| {
                 let api = server.uri();
                 let redis = redis.clone();
                 async move {
@@ -294,10 +294,11 @@ async fn replicas_share_one_rate_window_per_token() {
                         settings.buildkite_token.clone(),
                     )
                     .expect("token");
-                    let mut budgets = Budgets::default();
-                    budgets.max_jobs = 8;
+                    let budgets = Budgets {
+                        max_jobs: 8,
+                        ..Budgets::default()
+                    };
                     let options = scan_options(budgets, DetailLevel::Minimal, false);
-                    let _ = i;
                     ciwatch_mcp::watch::scan_build(
                         &JobReader::new(&client, Some(&store)),
                         ciwatch_mcp::watch::Enrichment::default(),
