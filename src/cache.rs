@@ -19,6 +19,7 @@ const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v3");
 const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v2");
 /// v3: whole logs, compressed.
 const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v3");
+const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports_v1");
 /// Write number → `table-name NUL key`, oldest first: the eviction order.
 const WRITES: TableDefinition<u64, &str> = TableDefinition::new("writes_v2");
 /// `next_write` and `stored_bytes`.
@@ -38,6 +39,9 @@ pub enum Table {
     /// Cleaned log text of finished jobs (whole, up to the read bound), compressed, keyed by
     /// job id, for the job-log views.
     LogTexts,
+    /// Each caller's last scan, kept only in a shared store (replicas serve each other's
+    /// callers); keyed by the caller's token digest.
+    Reports,
 }
 
 impl Table {
@@ -46,6 +50,7 @@ impl Table {
             Self::Builds => BUILDS,
             Self::JobOutcomes => JOB_OUTCOMES,
             Self::LogTexts => LOG_TEXTS,
+            Self::Reports => REPORTS,
         }
     }
 
@@ -54,13 +59,19 @@ impl Table {
             Self::Builds => "builds",
             Self::JobOutcomes => "job_outcomes",
             Self::LogTexts => "log_texts",
+            Self::Reports => "reports",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [Self::Builds, Self::JobOutcomes, Self::LogTexts]
-            .into_iter()
-            .find(|t| t.name() == name)
+        [
+            Self::Builds,
+            Self::JobOutcomes,
+            Self::LogTexts,
+            Self::Reports,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
     }
 }
 

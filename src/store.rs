@@ -251,5 +251,6 @@ fn ttl(table: Table) -> Duration {
         Table::Builds => Duration::from_secs(7 * DAY),
         Table::JobOutcomes => Duration::from_secs(30 * DAY),
         Table::LogTexts => Duration::from_secs(7 * DAY),
+        Table::Reports => Duration::from_secs(2 * DAY),
     }
 }

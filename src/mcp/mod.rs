@@ -98,25 +98,43 @@ impl CiWatchServer {
         self.tool_router.list_all()
     }
 
-    fn remember_scan(
+    /// Keeps the caller's last scan: in this process, and in a shared store for the other
+    /// replicas (the embedded store keeps none: one process serves its callers).
+    async fn remember_scan(
         &self,
         extensions: &rmcp::model::Extensions,
         result: &crate::model::ScanResult,
     ) {
+        let caller = caller_key(extensions);
+        if let Some(store) = self.cache.as_deref().filter(|s| s.embedded().is_none()) {
+            store
+                .put(crate::cache::Table::Reports, &caller, result)
+                .await;
+        }
         if let Ok(mut latest) = self.latest_scan.lock() {
-            latest.insert(caller_key(extensions), Arc::new(result.clone()));
+            latest.insert(caller, Arc::new(result.clone()));
         }
     }
 
-    /// The caller's last scan, in full.
-    fn latest_scan(
+    /// The caller's last scan, in full: this process's, else the shared store's.
+    async fn latest_scan(
         &self,
         extensions: &rmcp::model::Extensions,
     ) -> Option<Arc<crate::model::ScanResult>> {
-        self.latest_scan
+        let caller = caller_key(extensions);
+        let here = self
+            .latest_scan
             .lock()
             .ok()
-            .and_then(|latest| latest.get(&caller_key(extensions)).cloned())
+            .and_then(|latest| latest.get(&caller).cloned());
+        match (here, self.cache.as_deref()) {
+            (Some(scan), _) => Some(scan),
+            (None, Some(store)) if store.embedded().is_none() => store
+                .get::<crate::model::ScanResult>(crate::cache::Table::Reports, &caller)
+                .await
+                .map(Arc::new),
+            (None, _) => None,
+        }
     }
 
     /// Why the store could not serve this call fully (none, or down since the last call).
@@ -239,6 +257,7 @@ impl ServerHandler for CiWatchServer {
             prompts::DAILY_PROMPT_URI => prompts::daily_prompt_text("vllm/ci", "main"),
             prompts::LATEST_REPORT_URI => self
                 .latest_scan(&context.extensions)
+                .await
                 .map(|scan| {
                     crate::untrusted::sanitize(&crate::report::daily_findings(&scan)).into_owned()
                 })

@@ -85,6 +85,7 @@ impl CiWatchServer {
             }
             None => self
                 .latest_scan(&context.extensions)
+                .await
                 .ok_or(super::NO_SCAN_YET)?,
         };
         let text = match params.format {

@@ -256,7 +256,7 @@ impl CiWatchServer {
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
         result.warnings.extend(self.store_warnings());
-        self.remember_scan(&context.extensions, &result);
+        self.remember_scan(&context.extensions, &result).await;
         crate::fit::page_failures(
             &mut result,
             presentation.detail_level,
