@@ -4,9 +4,11 @@
 //!
 //! (a) the first scan of the fixture nightly (real build 65099, 38 failed jobs, 1.1 MB logs),
 //! (b) the same scan again, (c) the routine from a cold store: scan, latest nightly, three test
-//! histories over 30 builds. Each prints wall time, requests, 429s, log bytes and the critical
-//! path. Run with `cargo bench --bench routine`; it takes about a minute and a half because the
-//! routine needs more than one minute's budget.
+//! histories over 30 builds, (d) a team: three replicas sharing one Redis (`redis-server`, started
+//! here) scan the nightly at once and follow two tests each, then a fresh fourth replica scans
+//! it. Each prints wall time, requests, 429s, log bytes and the critical path. Run with
+//! `cargo bench --bench routine`; it takes a few minutes because the routines need more than
+//! one minute's budget.
 
 use ciwatch_mcp::buildkite::BuildkiteClient;
 use ciwatch_mcp::cache::Cache;
@@ -96,6 +98,10 @@ struct Buildkite {
     nightly_job_by_suffix: std::collections::HashMap<String, ciwatch_mcp::buildkite::Job>,
 }
 
+/// Log requests per job id, for (d).
+static LOG_READS: std::sync::LazyLock<Mutex<std::collections::HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
 impl Respond for Buildkite {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let (remaining, reset) = match self.limit.admit() {
@@ -121,6 +127,11 @@ impl Respond for Buildkite {
         };
         let template = if path.ends_with("/log") {
             let job = segments[segments.len() - 2];
+            *LOG_READS
+                .lock()
+                .expect("log reads")
+                .entry(job.to_string())
+                .or_insert(0) += 1;
             let original = self
                 .nightly_job_by_suffix
                 .get(&job[8..])
@@ -166,6 +177,11 @@ impl Respond for Buildkite {
 
 /// The default settings, as a user runs them: 45 requests a minute, 20 logs of 200 KB.
 fn buildkite_client(uri: &str) -> BuildkiteClient {
+    replica_client(uri, None)
+}
+
+/// [`buildkite_client`], its rate window shared through `redis` when given.
+fn replica_client(uri: &str, redis: Option<redis::aio::ConnectionManager>) -> BuildkiteClient {
     let http = HttpClient::new(
         Duration::from_secs(30),
         RateBudget::per_minute(45),
@@ -176,7 +192,8 @@ fn buildkite_client(uri: &str) -> BuildkiteClient {
             total_budget: Duration::from_secs(90),
         },
     )
-    .expect("client");
+    .expect("client")
+    .with_shared_window(redis);
     BuildkiteClient::new(
         http,
         &format!("{uri}/v2"),
@@ -373,4 +390,123 @@ async fn main() {
     for class in classes {
         println!("    {class}");
     }
+    drop(server);
+    team().await;
+}
+
+/// (d) three replicas with one Redis at once, two histories each, then a fresh fourth one.
+async fn team() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let Ok(mut redis) = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        println!("(d) skipped: redis-server is not installed");
+        return;
+    };
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let (server, limit) = limited_server().await;
+    LOG_READS.lock().expect("log reads").clear();
+    let replica = || {
+        let store = ciwatch_mcp::store::Store::redis(&url, None).expect("store");
+        let client = replica_client(&server.uri(), store.redis_connection());
+        (store, client)
+    };
+    let replicas: Vec<_> = (0..3).map(|_| replica()).collect();
+    let key = BuildKey::new("vllm", "ci", NIGHTLY);
+    let options = scan_options();
+    let started = Instant::now();
+    let work = replicas.iter().map(|(store, client)| {
+        let (key, options) = (&key, &options);
+        async move {
+            let reader = JobReader::new(client, Some(store));
+            let scanned =
+                watch::scan_build(&reader, Enrichment::default(), key, options, &NoProgress)
+                    .await
+                    .expect("scan");
+            let tests: Vec<String> = scanned
+                .failures
+                .iter()
+                .map(|f| f.test_failure.test_name.clone())
+                .filter(|t| t.contains("::"))
+                .take(2)
+                .collect();
+            for test in &tests {
+                watch::test_history(
+                    &reader,
+                    "vllm",
+                    "ci",
+                    &ciwatch_mcp::input::NodeId::parse(test).expect("a node id"),
+                    &HistoryOptions {
+                        branch: "main".into(),
+                        lookback_builds: 30,
+                        nightly_only: false,
+                        job_filter: None,
+                        include_logs: true,
+                        max_jobs_per_build: 20,
+                        max_logs: watch::DEFAULT_HISTORY_LOGS,
+                        max_log_bytes: 200_000,
+                        max_whole_log_bytes: ciwatch_mcp::watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
+                        concurrency: 24,
+                        repo: "vllm-project/vllm".into(),
+                    },
+                    &NoProgress,
+                )
+                .await
+                .expect("history");
+            }
+            verdicts(&scanned)
+        }
+    });
+    let results = futures::future::join_all(work).await;
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "the same failures"
+    );
+    let wall = started.elapsed();
+    let requests = limit.served.load(Ordering::Relaxed) + limit.refused.load(Ordering::Relaxed);
+    let most_reads = LOG_READS
+        .lock()
+        .expect("log reads")
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    println!(
+        "(d) three replicas with one Redis: scan at once, then two histories each: {:.2} s, {requests} requests, {} refused (429), at most {most_reads} log requests per job",
+        wall.as_secs_f64(),
+        limit.refused.load(Ordering::Relaxed)
+    );
+    let before = limit.served.load(Ordering::Relaxed) + limit.refused.load(Ordering::Relaxed);
+    let (store, client) = replica();
+    let fresh = watch::scan_build(
+        &JobReader::new(&client, Some(&store)),
+        Enrichment::default(),
+        &key,
+        &options,
+        &NoProgress,
+    )
+    .await
+    .expect("scan");
+    assert_eq!(verdicts(&fresh), results[0]);
+    println!(
+        "    a fresh fourth replica's scan: {} requests",
+        limit.served.load(Ordering::Relaxed) + limit.refused.load(Ordering::Relaxed) - before
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
 }
