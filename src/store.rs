@@ -41,11 +41,37 @@ impl From<Cache> for Store {
 }
 
 /// Whether a read of one key may go ahead.
-pub enum Lease {
-    /// This caller reads; [`Store::release`] when done.
-    Acquired,
+pub enum Lease<'a> {
+    /// This caller reads; the guard ends the lease (dropped, as when a call is cancelled, it
+    /// frees the key in this process and the replicas' lease expires by itself).
+    Acquired(LeaseGuard<'a>),
     /// Another reader (this process or a replica) is on it: wait for its outcome.
     Busy,
+}
+
+pub struct LeaseGuard<'a> {
+    store: &'a Store,
+    key: String,
+}
+
+impl LeaseGuard<'_> {
+    /// Ends the lease for the replicas too.
+    pub async fn release(self) {
+        if let Backend::Shared(shared) = &self.store.backend {
+            let mut connection = shared.manager.clone();
+            let answer: redis::RedisResult<()> = redis::cmd("DEL")
+                .arg(lease_key(&self.key))
+                .query_async(&mut connection)
+                .await;
+            shared.answer(answer);
+        }
+    }
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        self.store.forget(&self.key);
+    }
 }
 
 /// Redis, shared by replicas.
@@ -144,7 +170,7 @@ impl Store {
 
     /// Asks to read `key` (one job's log) alone. Busy while this process or a replica reads
     /// it; a store that does not answer lets the read go ahead.
-    pub async fn lease(&self, key: &str) -> Lease {
+    pub async fn lease(&self, key: &str) -> Lease<'_> {
         if !self
             .reading
             .lock()
@@ -152,8 +178,12 @@ impl Store {
         {
             return Lease::Busy;
         }
+        let guard = LeaseGuard {
+            store: self,
+            key: key.to_string(),
+        };
         let Backend::Shared(shared) = &self.backend else {
-            return Lease::Acquired;
+            return Lease::Acquired(guard);
         };
         let mut connection = shared.manager.clone();
         let answer: redis::RedisResult<Option<String>> = redis::cmd("SET")
@@ -165,25 +195,9 @@ impl Store {
             .query_async(&mut connection)
             .await;
         match shared.answer(answer) {
-            Some(None) => {
-                // A replica holds it: this process is not reading after all.
-                self.forget(key);
-                Lease::Busy
-            }
-            _ => Lease::Acquired,
-        }
-    }
-
-    /// Ends a read begun with [`Store::lease`].
-    pub async fn release(&self, key: &str) {
-        self.forget(key);
-        if let Backend::Shared(shared) = &self.backend {
-            let mut connection = shared.manager.clone();
-            let answer: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(lease_key(key))
-                .query_async(&mut connection)
-                .await;
-            shared.answer(answer);
+            // A replica holds it: dropping the guard frees it here.
+            Some(None) => Lease::Busy,
+            _ => Lease::Acquired(guard),
         }
     }
 
@@ -252,5 +266,30 @@ fn ttl(table: Table) -> Duration {
         Table::JobOutcomes => Duration::from_secs(30 * DAY),
         Table::LogTexts => Duration::from_secs(7 * DAY),
         Table::Reports => Duration::from_secs(2 * DAY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_reader_per_key_and_a_dropped_read_frees_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::from(Cache::open(dir.path()).expect("cache"));
+        let Lease::Acquired(first) = store.lease("scope/job-1").await else {
+            panic!("the first reader gets the lease");
+        };
+        assert!(matches!(store.lease("scope/job-1").await, Lease::Busy));
+        assert!(matches!(
+            store.lease("scope/job-2").await,
+            Lease::Acquired(_)
+        ));
+        // A cancelled call drops its guard without releasing: the key is free again.
+        drop(first);
+        assert!(matches!(
+            store.lease("scope/job-1").await,
+            Lease::Acquired(_)
+        ));
     }
 }

@@ -350,7 +350,7 @@ impl<'a> JobReader<'a> {
         let lease = match (self.store, self.storable(build, job)) {
             (Some(store), true) => match self.wait_for_turn(store, job, &key, limits).await {
                 Ok(read) => return read,
-                Err(leased) => leased.then_some(store),
+                Err(lease) => lease,
             },
             _ => None,
         };
@@ -367,23 +367,23 @@ impl<'a> JobReader<'a> {
                 store.put(Table::JobOutcomes, &key, &outcome).await;
             }
         }
-        if let Some(store) = lease {
-            store.release(&key).await;
+        if let Some(lease) = lease {
+            lease.release().await;
         }
         read
     }
 
-    /// The stored outcome, or this reader's turn to read the log (`Err(true)`: leased, to be
-    /// released; `Err(false)`: another reader kept the lease past [`crate::store::LEASE`], so
-    /// this one reads too). While another reader (this process or a replica) reads the same
-    /// log, waits for its outcome instead of reading it again.
-    async fn wait_for_turn(
+    /// The stored outcome, or this reader's turn to read the log (`Err` with the lease; without
+    /// one when another reader kept it past [`crate::store::LEASE`], so this one reads too).
+    /// While another reader (this process or a replica) reads the same log, waits for its
+    /// outcome instead of reading it again.
+    async fn wait_for_turn<'s>(
         &self,
-        store: &Store,
+        store: &'s Store,
         job: &Job,
         key: &str,
         limits: &ReadLimits<'_>,
-    ) -> Result<JobRead, bool> {
+    ) -> Result<JobRead, Option<crate::store::LeaseGuard<'s>>> {
         const POLL: Duration = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + crate::store::LEASE;
         loop {
@@ -391,18 +391,18 @@ impl<'a> JobReader<'a> {
                 return Ok(read);
             }
             match store.lease(key).await {
-                Lease::Acquired => {
+                Lease::Acquired(lease) => {
                     // It may have been stored between the look and the lease.
                     if let Some(read) = self.stored(job, limits).await {
-                        store.release(key).await;
+                        lease.release().await;
                         return Ok(read);
                     }
-                    return Err(true);
+                    return Err(Some(lease));
                 }
                 Lease::Busy if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(POLL).await;
                 }
-                Lease::Busy => return Err(false),
+                Lease::Busy => return Err(None),
             }
         }
     }
