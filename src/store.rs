@@ -109,7 +109,12 @@ impl Store {
             let settings = info.redis_settings().clone().set_password(password);
             info = info.set_redis_settings(settings);
         }
-        let shown_url = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
+        let scheme = if url.trim_start().starts_with("rediss:") {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let shown_url = format!("{scheme}://{}/{}", info.addr(), info.redis_settings().db());
         let client =
             redis::Client::open(info).map_err(|e| format!("the shared store {shown_url}: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -291,5 +296,16 @@ mod tests {
             store.lease("scope/job-1").await,
             Lease::Acquired(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn urls_and_passwords_are_never_shown() {
+        let store =
+            Store::redis("rediss://:s3cret@cache.internal:6380/2", None).expect("a TLS URL");
+        let Backend::Shared(shared) = &store.backend else {
+            panic!("shared");
+        };
+        assert_eq!(shared.shown_url, "rediss://cache.internal:6380/2");
+        assert!(Store::redis("http://cache.internal", None).is_err());
     }
 }
