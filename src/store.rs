@@ -17,9 +17,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long a lease on one log read lasts: longer than a whole-log read takes, short enough
-/// that a dead replica's lease does not stall the others for long.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a lease on one log read lasts: longer than the read can take when the token's
+/// budget is spent (up to a minute's wait for the window, then the whole log), short enough
+/// that a dead replica's lease stalls the others for two minutes at most.
+pub const LEASE: Duration = Duration::from_secs(120);
 /// How long a Redis command may take before the store is taken as down for that call.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
