@@ -405,6 +405,13 @@ impl Limiter {
                 tracing::warn!(%error, "the shared rate window did not take the server's hold");
             }
         }
+        self.take_server_word(remaining, Duration::from_secs(reset_secs))
+            .await;
+    }
+
+    /// Remembers that the server allows `remaining` more requests until `reset_in` from now.
+    async fn take_server_word(&self, remaining: u64, reset_in: Duration) {
+        let reset_secs = reset_in.as_secs();
         // Requests still in flight were counted by the server before this answer or will be
         // after it; counting them again (the local countdown) errs on the side of waiting.
         let reset = tokio::time::Instant::now() + Duration::from_secs(reset_secs.min(3600));
@@ -420,6 +427,60 @@ impl Limiter {
             Some((local, local_reset)) if local_reset > reset => (local, local_reset),
             _ => (remaining, reset),
         });
+    }
+}
+
+/// Paces requests by the server's own word on its budget alone (GitHub's `X-RateLimit-*`: no
+/// window of our own), with the same countdown as the Buildkite limiter: once the server says
+/// none are left, requests wait for its reset, or are refused when that is too far off.
+pub struct ServerPacer {
+    limiter: Limiter,
+}
+
+impl Default for ServerPacer {
+    fn default() -> Self {
+        Self {
+            limiter: Limiter::new(
+                RateBudget {
+                    requests: u32::MAX,
+                    window: Duration::from_secs(1),
+                },
+                None,
+            ),
+        }
+    }
+}
+
+impl ServerPacer {
+    /// Waits until the server allows one more request; `Err` with the wait when it is longer
+    /// than `longest_wait` (the caller goes on without the request).
+    pub async fn ready(&self, longest_wait: Duration) -> Result<(), Duration> {
+        let spent_until = {
+            let state = self.limiter.state.lock().await;
+            match state.server_remaining {
+                Some((0, reset)) => Some(reset),
+                _ => None,
+            }
+        };
+        if let Some(reset) = spent_until {
+            let wait = reset.saturating_duration_since(tokio::time::Instant::now());
+            if wait > longest_wait {
+                return Err(wait);
+            }
+        }
+        self.limiter.acquire_local().await;
+        Ok(())
+    }
+
+    /// Takes the server's word: `remaining` requests until the Unix time `reset_at`.
+    pub async fn observe(&self, remaining: Option<u64>, reset_at: Option<u64>) {
+        let (Some(remaining), Some(reset_at)) = (remaining, reset_at) else {
+            return;
+        };
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        self.limiter
+            .take_server_word(remaining, Duration::from_secs(reset_at.saturating_sub(now)))
+            .await;
     }
 }
 

@@ -54,6 +54,9 @@ pub struct GitHubClient {
     commit_files: Memo<String, Vec<String>>,
     /// Requests sent, for the scan's stats and the tests.
     pub requests: AtomicU64,
+    /// GitHub's own word on its budgets (`X-RateLimit-*`), one per resource it counts apart.
+    search_pacing: crate::http::ServerPacer,
+    core_pacing: crate::http::ServerPacer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,8 @@ impl GitHubClient {
             compares: Memo::new(RANGES_KEPT, None),
             commit_files: Memo::new(COMMITS_KEPT, None),
             requests: AtomicU64::new(0),
+            search_pacing: Default::default(),
+            core_pacing: Default::default(),
         })
     }
 
@@ -154,6 +159,9 @@ impl GitHubClient {
                 self.options.api_url.trim_end_matches('/'),
                 urlencode(query)
             );
+            if let Err(wait) = self.search_pacing.ready(MAX_RATE_LIMIT_WAIT).await {
+                return Err(format!("GitHub search rate limit is spent for another {} s; matched against the issues fetched so far", wait.as_secs()));
+            }
             self.requests.fetch_add(1, Ordering::Relaxed);
             crate::http::count_github_request();
             let response = self.octocrab._get(url.as_str()).await.map_err(|e| {
@@ -162,6 +170,7 @@ impl GitHubClient {
             let status = response.status();
             let remaining = header_u64(response.headers(), "x-ratelimit-remaining");
             let reset = header_u64(response.headers(), "x-ratelimit-reset");
+            self.search_pacing.observe(remaining, reset).await;
             let has_next = crate::http::next_link(response.headers()).is_some();
             let body = self
                 .octocrab
@@ -192,19 +201,6 @@ impl GitHubClient {
             );
             if !has_next || count < PER_PAGE as usize {
                 return Ok(());
-            }
-            if remaining == Some(0) {
-                let wait = reset
-                    .map(|r| {
-                        Duration::from_secs(
-                            r.saturating_sub(chrono::Utc::now().timestamp().max(0) as u64),
-                        )
-                    })
-                    .unwrap_or(MAX_RATE_LIMIT_WAIT + Duration::from_secs(1));
-                if wait > MAX_RATE_LIMIT_WAIT {
-                    return Err(format!("GitHub search rate limit reached after {page} pages; matched against the issues fetched so far"));
-                }
-                tokio::time::sleep(wait).await;
             }
         }
         Ok(())
@@ -368,6 +364,12 @@ impl GitHubClient {
         what: &str,
     ) -> Result<Option<T>, String> {
         let url = format!("{}{path}", self.options.api_url.trim_end_matches('/'));
+        if let Err(wait) = self.core_pacing.ready(MAX_RATE_LIMIT_WAIT).await {
+            return Err(format!(
+                "GitHub's rate limit is spent for another {} s: {what} not read",
+                wait.as_secs()
+            ));
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         crate::http::count_github_request();
         let response = self
@@ -375,6 +377,12 @@ impl GitHubClient {
             ._get(url.as_str())
             .await
             .map_err(|e| format!("reading {what} from GitHub failed: {e}"))?;
+        let headers = response.headers();
+        let (remaining, reset) = (
+            header_u64(headers, "x-ratelimit-remaining"),
+            header_u64(headers, "x-ratelimit-reset"),
+        );
+        self.core_pacing.observe(remaining, reset).await;
         let status = response.status().as_u16();
         let body = self
             .octocrab

@@ -295,3 +295,37 @@ async fn the_token_header_is_only_sent_when_configured() {
         .await;
     assert!(with_token.warnings.is_empty(), "{:?}", with_token.warnings);
 }
+
+/// GitHub's own word paces the requests: once a page says the search budget is spent until
+/// an hour from now, no further search is sent (the next page, the other two searches).
+#[tokio::test]
+async fn a_spent_github_budget_stops_the_searches_until_its_reset() {
+    let server = MockServer::start().await;
+    let reset = (chrono::Utc::now().timestamp() + 3600).to_string();
+    let next = format!("{}/search/issues?page=2", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/search/issues"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header("X-RateLimit-Reset", reset.as_str())
+                .insert_header("Link", format!("<{next}>; rel=\"next\"").as_str())
+                .set_body_json(fixtures::github_search(
+                    "repo:vllm-project/vllm is:issue label:ci-failure is:open",
+                )),
+        )
+        .mount(&server)
+        .await;
+    let github = client(&server.uri(), Some("ghp_t"));
+    let candidates = github.ci_failure_candidates(REPO).await;
+    assert_eq!(github.requests.load(Ordering::Relaxed), 1);
+    assert!(!candidates.issues.is_empty(), "the page read is used");
+    assert!(
+        candidates
+            .warnings
+            .iter()
+            .any(|w| w.contains("rate limit is spent for another")),
+        "{:?}",
+        candidates.warnings
+    );
+}
