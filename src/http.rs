@@ -303,8 +303,6 @@ struct Limiter {
     state: tokio::sync::Mutex<LimiterState>,
     /// The replicas' window of the same token, when there is a shared store.
     shared: Option<crate::shared_window::SharedWindow>,
-    /// Numbers this process's requests in the shared window.
-    sent_count: AtomicU64,
 }
 
 #[derive(Default)]
@@ -324,7 +322,6 @@ impl Limiter {
             },
             state: tokio::sync::Mutex::default(),
             shared,
-            sent_count: AtomicU64::new(0),
         }
     }
 
@@ -334,13 +331,8 @@ impl Limiter {
         let Some(shared) = &self.shared else {
             return;
         };
-        let id =
-            (u64::from(std::process::id()) << 32) | self.sent_count.fetch_add(1, Ordering::Relaxed);
         loop {
-            match shared
-                .admit(self.budget.requests, self.budget.window, id)
-                .await
-            {
+            match shared.admit(self.budget.requests, self.budget.window).await {
                 Ok(None) => return,
                 Ok(Some(wait)) => tokio::time::sleep(wait.min(self.budget.window)).await,
                 Err(error) => {

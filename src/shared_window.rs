@@ -15,7 +15,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+  -- A member no other request has, whichever replica or container (pid 1 in each) sends it.
+  local id = redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], window)
+  redis.call('ZADD', KEYS[1], now, now .. '-' .. id)
   redis.call('PEXPIRE', KEYS[1], window)
   return 0
 end
@@ -29,6 +32,7 @@ pub struct SharedWindow {
     connection: ConnectionManager,
     window_key: String,
     hold_key: String,
+    sequence_key: String,
 }
 
 impl SharedWindow {
@@ -37,6 +41,7 @@ impl SharedWindow {
             connection,
             window_key: format!("ciwatch:rate:{token_scope}"),
             hold_key: format!("ciwatch:rate:{token_scope}:hold"),
+            sequence_key: format!("ciwatch:rate:{token_scope}:seq"),
         }
     }
 
@@ -46,15 +51,14 @@ impl SharedWindow {
         &self,
         requests: u32,
         window: Duration,
-        request_id: u64,
     ) -> redis::RedisResult<Option<Duration>> {
         let mut connection = self.connection.clone();
         let wait_ms: u64 = redis::Script::new(ADMIT)
             .key(&self.window_key)
             .key(&self.hold_key)
+            .key(&self.sequence_key)
             .arg(window.as_millis() as u64)
             .arg(requests)
-            .arg(request_id)
             .invoke_async(&mut connection)
             .await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))

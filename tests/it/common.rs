@@ -216,18 +216,29 @@ pub fn scan_options(
 /// Asserts that no window of `window` holds more than `budget` of the `arrivals` (sorted
 /// here). Arrival is a little after sending; the slack absorbs loopback delivery jitter only.
 pub fn assert_within_budget(arrivals: &mut [std::time::Instant], window: Duration, budget: usize) {
+    let in_window = most_in_window(arrivals, window, Duration::from_millis(40));
+    assert!(
+        in_window <= budget,
+        "{in_window} requests within one window"
+    );
+}
+
+/// The most `arrivals` (sorted here) within any `window` shortened by `slack`.
+pub fn most_in_window(
+    arrivals: &mut [std::time::Instant],
+    window: Duration,
+    slack: Duration,
+) -> usize {
     arrivals.sort();
-    let slack = Duration::from_millis(40);
-    for (i, at) in arrivals.iter().enumerate() {
-        let in_window = arrivals[i..]
-            .iter()
-            .take_while(|t| t.duration_since(*at) + slack < window)
-            .count();
-        assert!(
-            in_window <= budget,
-            "{in_window} requests within one window"
-        );
-    }
+    (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|t| t.duration_since(arrivals[i]) + slack < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Scans build 65099 of vllm/ci through `reader`, without GitHub or owners.
