@@ -13,9 +13,10 @@
 
 use crate::cache::{Cache, Table};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// How long a lease on one log read lasts: longer than the read can take when the token's
 /// budget is spent (up to a minute's wait for the window, then the whole log), short enough
@@ -26,8 +27,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Store {
     backend: Backend,
-    /// Keys this process is reading now (single flight inside the process).
-    reading: Mutex<HashSet<String>>,
+    /// Keys this process is reading now (single flight inside the process), each with the
+    /// signal its waiters are woken by when the read ends.
+    reading: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 enum Backend {
@@ -46,8 +48,9 @@ pub enum Lease<'a> {
     /// This caller reads; the guard ends the lease (dropped, as when a call is cancelled, it
     /// frees the key in this process and the replicas' lease expires by itself).
     Acquired(LeaseGuard<'a>),
-    /// Another reader (this process or a replica) is on it: wait for its outcome.
-    Busy,
+    /// Another reader is on it: wait for its outcome, woken by the signal when the reader is
+    /// in this process (a replica's is polled for).
+    Busy(Option<Arc<Notify>>),
 }
 
 pub struct LeaseGuard<'a> {
@@ -177,12 +180,8 @@ impl Store {
     /// Asks to read `key` (one job's log) alone. Busy while this process or a replica reads
     /// it; a store that does not answer lets the read go ahead.
     pub async fn lease(&self, key: &str) -> Lease<'_> {
-        if !self
-            .reading
-            .lock()
-            .is_ok_and(|mut r| r.insert(key.to_string()))
-        {
-            return Lease::Busy;
+        if let Err(busy) = self.begin_here(key) {
+            return busy;
         }
         let guard = LeaseGuard {
             store: self,
@@ -202,14 +201,28 @@ impl Store {
             .await;
         match shared.answer(answer) {
             // A replica holds it: dropping the guard frees it here.
-            Some(None) => Lease::Busy,
+            Some(None) => Lease::Busy(None),
             _ => Lease::Acquired(guard),
         }
     }
 
+    /// Starts this process's read of `key`, or says who is on it.
+    fn begin_here(&self, key: &str) -> Result<(), Lease<'_>> {
+        let Ok(mut reading) = self.reading.lock() else {
+            return Err(Lease::Busy(None));
+        };
+        if let Some(signal) = reading.get(key) {
+            return Err(Lease::Busy(Some(signal.clone())));
+        }
+        reading.insert(key.to_string(), Arc::default());
+        Ok(())
+    }
+
+    /// Ends this process's read of `key` and wakes its waiters.
     fn forget(&self, key: &str) {
-        if let Ok(mut reading) = self.reading.lock() {
-            reading.remove(key);
+        let signal = self.reading.lock().ok().and_then(|mut r| r.remove(key));
+        if let Some(signal) = signal {
+            signal.notify_waiters();
         }
     }
 
@@ -286,7 +299,10 @@ mod tests {
         let Lease::Acquired(first) = store.lease("scope/job-1").await else {
             panic!("the first reader gets the lease");
         };
-        assert!(matches!(store.lease("scope/job-1").await, Lease::Busy));
+        assert!(matches!(
+            store.lease("scope/job-1").await,
+            Lease::Busy(Some(_))
+        ));
         assert!(matches!(
             store.lease("scope/job-2").await,
             Lease::Acquired(_)

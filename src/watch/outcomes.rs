@@ -384,7 +384,9 @@ impl<'a> JobReader<'a> {
         key: &str,
         limits: &ReadLimits<'_>,
     ) -> Result<JobRead, Option<crate::store::LeaseGuard<'s>>> {
+        /// How often a replica's lease is looked at.
         const POLL: Duration = Duration::from_millis(100);
+        const SIGNAL_TIMEOUT: Duration = Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + crate::store::LEASE;
         loop {
             if let Some(read) = self.stored(job, limits).await {
@@ -399,10 +401,13 @@ impl<'a> JobReader<'a> {
                     }
                     return Err(Some(lease));
                 }
-                Lease::Busy if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(POLL).await;
+                Lease::Busy(_) if tokio::time::Instant::now() >= deadline => return Err(None),
+                // A reader in this process wakes its waiters when it ends (the timeout covers a
+                // wake-up missed between the look and the wait).
+                Lease::Busy(Some(signal)) => {
+                    let _ = tokio::time::timeout(SIGNAL_TIMEOUT, signal.notified()).await;
                 }
-                Lease::Busy => return Err(None),
+                Lease::Busy(None) => tokio::time::sleep(POLL).await,
             }
         }
     }
