@@ -275,13 +275,24 @@ impl<'a> JobReader<'a> {
             return;
         }
         if let (Some(store), true) = (self.store, build.jobs.is_some()) {
+            let store_key = build_store_key(&self.scope, key);
+            // Without a freshness window the time of the fetch does not matter: a build this
+            // process stored unchanged (same state, end and jobs) is not written again.
+            let version = format!(
+                "{:?}/{:?}/{}",
+                build.state,
+                build.finished_at,
+                build.jobs().len()
+            );
+            if self.build_freshness.is_zero() && store.holds_version(&store_key, &version) {
+                return;
+            }
             let stored = StoredBuild {
                 fetched_at: now_unix(),
                 build: build.clone(),
             };
-            store
-                .put(Table::Builds, &build_store_key(&self.scope, key), &stored)
-                .await;
+            store.put(Table::Builds, &store_key, &stored).await;
+            store.note_version(&store_key, version);
         }
     }
 
