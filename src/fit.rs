@@ -71,7 +71,7 @@ impl Shed {
             Shed::StackTraces => tf.stack_trace = None,
             Shed::LogSnippets => tf.log_snippet = None,
             Shed::LaterSuspects => {
-                if let Some(onset) = &mut failure.onset {
+                if let Some(onset) = &mut failure.since.onset {
                     onset.suspects.truncate(1);
                 }
             }
@@ -79,13 +79,13 @@ impl Shed {
             Shed::AllButIdentity => {
                 tf.error_message = tf.error_message.take().map(|e| first_line(&e));
                 failure.reason = None;
-                failure.issue = None;
-                failure.owners = Vec::new();
-                failure.owner_path = None;
-                failure.blame = None;
+                failure.issue.matched = None;
+                failure.owner.all = Vec::new();
+                failure.owner.path = None;
+                failure.owner.blame = None;
                 failure.fingerprint = None;
-                failure.onset = None;
-                if let Some(trend) = &mut failure.trend {
+                failure.since.onset = None;
+                if let Some(trend) = &mut failure.since.trend {
                     trend.notes = Vec::new();
                 }
             }

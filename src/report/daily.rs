@@ -164,7 +164,7 @@ fn what_changed(
         result
             .failures
             .iter()
-            .filter(move |f| f.trend.as_ref().is_some_and(|t| t.trend == trend))
+            .filter(move |f| f.since.trend.as_ref().is_some_and(|t| t.trend == trend))
     };
     let new: Vec<_> = with_trend(Trend::New).collect();
     if !new.is_empty() {
@@ -172,6 +172,7 @@ fn what_changed(
         for f in new {
             let tf = &f.test_failure;
             let suspect = f
+                .since
                 .onset
                 .as_ref()
                 .and_then(|o| {
@@ -206,7 +207,7 @@ fn what_changed(
     if !untracked.is_empty() {
         let _ = writeln!(out, "### Continuing, not tracked ({})\n", untracked.len());
         for f in untracked {
-            let streak = f.trend.as_ref().map_or(1, |t| t.streak);
+            let streak = f.since.trend.as_ref().map_or(1, |t| t.streak);
             let _ = writeln!(
                 out,
                 "- {} in {}: {streak} nightlies (draft: `ciwatch_render` with format `draft_issue`)",
@@ -336,7 +337,7 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             code_span(&crate::logs::bounded_text(evidence, REPORT_ERROR_CHARS))
         );
     }
-    if let Some(trend) = &f.trend {
+    if let Some(trend) = &f.since.trend {
         let _ = writeln!(
             out,
             "  - Trend: {} ({} of {} previous nightlies failed; streak {}, since build {})",
@@ -347,7 +348,7 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             trend.first_failed_build
         );
     }
-    if let Some(onset) = &f.onset {
+    if let Some(onset) = &f.since.onset {
         let _ = writeln!(
             out,
             "  - Onset: passed in {}, fails in {}: {}",
@@ -358,14 +359,15 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
         }
     }
     let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);
-    if let Some(issue) = &f.github_issue {
+    if let Some(issue) = &f.issue.url {
         let _ = writeln!(out, "  - GitHub Issue: {issue}");
     }
-    if !f.owners.is_empty() {
-        let _ = writeln!(out, "  - Owners: {} (CODEOWNERS)", f.owners.join(" "));
-    } else if let Some(owner) = &f.owner {
+    if !f.owner.all.is_empty() {
+        let _ = writeln!(out, "  - Owners: {} (CODEOWNERS)", f.owner.all.join(" "));
+    } else if let Some(owner) = &f.owner.first {
         let confidence = f
-            .owner_confidence
+            .owner
+            .confidence
             .filter(|c| *c > 0.0)
             .map_or("unknown".to_string(), |c| format!("{:.0}%", c * 100.0));
         let _ = writeln!(
@@ -374,7 +376,7 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             code_span(owner)
         );
     }
-    if let Some(blame) = &f.blame {
+    if let Some(blame) = &f.owner.blame {
         let _ = writeln!(
             out,
             "  - Last change: {} by {} on {}: {}",
@@ -394,7 +396,8 @@ fn compact_item(out: &mut String, f: &FailureClassification) {
         format!(" {}", code_span(&tf.test_name))
     };
     let issue = f
-        .github_issue
+        .issue
+        .url
         .as_deref()
         .map(|u| format!(" - [{u}]({u})"))
         .unwrap_or_default();

@@ -16,7 +16,7 @@ const CC_PEOPLE: usize = 6;
 pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &BuildInfo) -> String {
     let Some(lead) = members
         .iter()
-        .find(|f| f.onset.is_some())
+        .find(|f| f.since.onset.is_some())
         .or(members.first())
         .copied()
     else {
@@ -43,7 +43,8 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
     }
     let _ = writeln!(out, "\n### Basic information\n");
     let flaky = members.iter().any(|f| {
-        f.trend
+        f.since
+            .trend
             .as_ref()
             .is_some_and(|t| t.trend == crate::model::Trend::Intermittent)
     });
@@ -101,7 +102,7 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
     let _ = writeln!(out);
     let failure = lead;
     let _ = writeln!(out, "### 📝 History of failing test\n");
-    match (&failure.trend, &failure.onset) {
+    match (&failure.since.trend, &failure.since.onset) {
         (_, Some(onset)) => {
             let _ = writeln!(
                 out,
@@ -138,7 +139,7 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
         "- Test Engine: https://buildkite.com/organizations/vllm/analytics/suites/ci-1/tests?branch=main\n"
     );
     let mut cc: Vec<String> = Vec::new();
-    let suspects = failure.onset.iter().flat_map(|o| o.suspects.iter());
+    let suspects = failure.since.onset.iter().flat_map(|o| o.suspects.iter());
     for person in suspects
         .filter(|s| s.closeness > 0)
         .map(|s| format!("@{}", s.author))

@@ -284,19 +284,19 @@ fn cause_of(signature: &Signature, members: &[&FailureClassification], pipeline:
         trend: cause_trend(members),
         suspect: members
             .iter()
-            .filter_map(|f| f.onset.as_ref())
+            .filter_map(|f| f.since.onset.as_ref())
             .flat_map(|o| o.suspects.iter())
             .find(|s| s.closeness > 0)
             .cloned(),
-        owners: unique(&mut members.iter().flat_map(|f| f.owners.iter().cloned()))
+        owners: unique(&mut members.iter().flat_map(|f| f.owner.all.iter().cloned()))
             .into_iter()
             .take(6)
             .collect(),
         issue: members
             .iter()
-            .filter_map(|f| f.issue.as_ref())
+            .filter_map(|f| f.issue.matched.as_ref())
             .find(|i| i.tracking)
-            .or_else(|| members.iter().find_map(|f| f.issue.as_ref()))
+            .or_else(|| members.iter().find_map(|f| f.issue.matched.as_ref()))
             .cloned(),
         elsewhere: None,
         parity: None,
@@ -331,7 +331,7 @@ pub fn parity(
 fn cause_trend(members: &[&FailureClassification]) -> Option<Trend> {
     let trends: Vec<Trend> = members
         .iter()
-        .filter_map(|f| f.trend.as_ref().map(|t| t.trend))
+        .filter_map(|f| f.since.trend.as_ref().map(|t| t.trend))
         .collect();
     if trends.is_empty() {
         return None;

@@ -113,7 +113,7 @@ pub(super) async fn compare_with_previous_nightlies(
     let count = |trend: Trend| {
         failures
             .iter()
-            .filter(|f| f.trend.as_ref().is_some_and(|t| t.trend == trend))
+            .filter(|f| f.since.trend.as_ref().is_some_and(|t| t.trend == trend))
             .count()
     };
     result.comparison = Some(NightlyComparison {
@@ -444,7 +444,7 @@ fn with_trend(
         ),
         _ => reason,
     });
-    failure.trend = Some(trend);
+    failure.since.trend = Some(trend);
     failure
 }
 
@@ -541,7 +541,7 @@ async fn onsets(
     let head = current.build.commit.clone().unwrap_or_default();
     let mut ranges: HashMap<String, Result<Vec<RangeCommit>, String>> = HashMap::new();
     for failure in failures.iter_mut() {
-        if failure.trend.as_ref().map(|t| t.trend) != Some(Trend::New) {
+        if failure.since.trend.as_ref().map(|t| t.trend) != Some(Trend::New) {
             continue;
         }
         let identity = Identity::of(failure);
@@ -567,7 +567,7 @@ async fn onsets(
         };
         let Some(github) = github else {
             onset.note = Some("GitHub was not searched (search_github=false): no suspects".into());
-            failure.onset = Some(onset);
+            failure.since.onset = Some(onset);
             continue;
         };
         if !ranges.contains_key(&base) {
@@ -596,7 +596,7 @@ async fn onsets(
             }
             Err(warning) => onset.note = Some(warning.clone()),
         }
-        failure.onset = Some(onset);
+        failure.since.onset = Some(onset);
     }
 }
 

@@ -10,8 +10,8 @@ use crate::buildkite::{Build, Job};
 use crate::github::{best_match, GitHubClient, IssueCandidate, IssueState};
 use crate::logs;
 use crate::model::{
-    BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats,
-    TestFailure,
+    BuildInfo, DetailLevel, FailedJob, FailureClassification, IssueLink, JobStatus, Ownership,
+    ScanResult, ScanStats, Since, TestFailure,
 };
 use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
 use crate::owners::Owners;
@@ -549,24 +549,17 @@ fn make_failure(
             log_snippet: snippet_source.map(|s| logs::bounded_text(&s, SNIPPET_CHARS)),
         },
         category: verdict.category,
-        github_issue: None,
-        issue: None,
+        issue: IssueLink::default(),
         confidence: verdict.confidence,
         reason: Some(verdict.reason),
-        owner: None,
-        owner_confidence: None,
-        owners: Vec::new(),
-        owner_source: None,
-        owner_path: None,
-        blame: None,
+        owner: Ownership::default(),
         infra_kind: verdict.infra_kind,
         evidence: verdict.evidence,
         decided_by: verdict.decided_by,
         soft_failed: job.is_soft_failed(),
         job_id: Some(job.id.clone()),
         job_url: job.web_url.clone(),
-        trend: None,
-        onset: None,
+        since: Since::default(),
         cause_id: None,
     }
 }
@@ -582,7 +575,7 @@ fn apply_issue_match(failure: &mut FailureClassification, candidates: &[IssueCan
     ) else {
         return;
     };
-    failure.github_issue = Some(found.url.clone()).filter(|u| !u.is_empty());
+    failure.issue.url = Some(found.url.clone()).filter(|u| !u.is_empty());
     match found.state {
         IssueState::Open if !found.tracking => {
             let earlier = failure.reason.take().unwrap_or_default();
@@ -607,7 +600,7 @@ fn apply_issue_match(failure: &mut FailureClassification, candidates: &[IssueCan
             ));
         }
     }
-    failure.issue = Some(found);
+    failure.issue.matched = Some(found);
 }
 
 /// Owners of the failing test's file (node id) or of the job's test area (its command), and
@@ -630,21 +623,21 @@ async fn apply_owners(
     let Some(lookup) = owners.lookup(prepared, &file, node_id, warnings).await else {
         return;
     };
-    failure.owner_path = Some(lookup.path);
-    failure.owner_source = lookup.source;
+    failure.owner.path = Some(lookup.path);
+    failure.owner.source = lookup.source;
     match (lookup.owners.first(), &lookup.blame) {
         (Some(first), _) => {
-            failure.owner = Some(first.clone());
-            failure.owner_confidence = Some(CODEOWNERS_CONFIDENCE);
+            failure.owner.first = Some(first.clone());
+            failure.owner.confidence = Some(CODEOWNERS_CONFIDENCE);
         }
         (None, Some(blame)) => {
-            failure.owner = Some(blame.author_email.clone());
-            failure.owner_confidence = Some(BLAME_CONFIDENCE);
+            failure.owner.first = Some(blame.author_email.clone());
+            failure.owner.confidence = Some(BLAME_CONFIDENCE);
         }
         (None, None) => {}
     }
-    failure.owners = lookup.owners;
-    failure.blame = lookup.blame;
+    failure.owner.all = lookup.owners;
+    failure.owner.blame = lookup.blame;
 }
 
 fn job_url(build: &Build, job: &Job) -> String {

@@ -49,7 +49,7 @@ pub(super) fn tracked_issues(
     // Issue number -> what it was matched to, and the newest nightly where it failed.
     let mut matched: BTreeMap<u64, (Vec<Subject>, u64)> = BTreeMap::new();
     for failure in failures {
-        if let Some(issue) = &failure.issue {
+        if let Some(issue) = &failure.issue.matched {
             let entry = matched
                 .entry(issue.number)
                 .or_insert((Vec::new(), current.build.number));

@@ -215,12 +215,12 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
     let tracked = by_test("models/language/generation/test_common.py::test_models[True-False-5-32-naver-hyperclovax/HyperCLOVAX-SEED-Think-14B]");
     assert_eq!(tracked.category, Category::KnownTracked);
     assert_eq!(
-        tracked.issue.as_ref().map(|i| i.number),
+        tracked.issue.matched.as_ref().map(|i| i.number),
         Some(42336),
         "the NVIDIA job's issue, not the mi325 mirror's"
     );
     assert_eq!(
-        tracked.github_issue.as_deref(),
+        tracked.issue.url.as_deref(),
         Some("https://github.com/vllm-project/vllm/issues/42336")
     );
 
@@ -231,7 +231,11 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
         "a closed issue does not track a failure that is back"
     );
     assert_eq!(
-        regressed.issue.as_ref().map(|i| (i.number, i.state)),
+        regressed
+            .issue
+            .matched
+            .as_ref()
+            .map(|i| (i.number, i.state)),
         Some((18425, IssueState::Closed))
     );
     assert!(regressed
@@ -242,7 +246,7 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
 
     let untracked =
         by_test("compile/fullgraph/test_multimodal_compile.py::test_qwen2_5_vl_compilation");
-    assert_eq!(untracked.issue, None);
+    assert_eq!(untracked.issue.matched, None);
 
     let report = result.daily_findings_text.as_deref().unwrap_or_default();
     assert!(

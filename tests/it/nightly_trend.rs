@@ -331,7 +331,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
             .map(|(_, f)| *f)
             .unwrap_or_else(|| panic!("no failure {part}"))
     };
-    let trend = |part: &str| find(part).trend.clone().expect("a trend");
+    let trend = |part: &str| find(part).since.trend.clone().expect("a trend");
     // One draft per cause: the draft of the cause a failure belongs to.
     let cause_of = |failure: &ciwatch_mcp::model::FailureClassification| {
         result
@@ -349,7 +349,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         elastic.test_failure.error_message.as_deref(),
         Some("RuntimeError: DeepEP error: CUDA IPC handle could not be opened for peer rank 1")
     );
-    let onset = elastic.onset.clone().expect("onset");
+    let onset = elastic.since.onset.clone().expect("onset");
     assert_eq!(
         (onset.last_passed_build, onset.first_failed_build),
         (NIGHTLIES[0], CURRENT)
@@ -373,7 +373,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
     // A new test failure: the commit touching its test file first.
     let compile = find("test_qwen2_5_vl_compilation");
     assert_eq!(
-        compile.onset.as_ref().expect("onset").suspects[0].sha,
+        compile.since.onset.as_ref().expect("onset").suspects[0].sha,
         TEST_FILE_COMMIT
     );
     assert!(cause_of(compile).draft_issue.as_deref().is_some_and(|d| d.starts_with(
@@ -393,7 +393,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
 
     // Failing since before the window, untracked: says so, and gets a draft issue.
     let old = find("test_single_image_models[glm4v");
-    let old_trend = old.trend.clone().expect("trend");
+    let old_trend = old.since.trend.clone().expect("trend");
     assert_eq!(
         (
             old_trend.trend,
@@ -504,14 +504,14 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         .get("Examples")
         .expect("the Examples job-level failure");
     assert_eq!(
-        examples.trend.as_ref().map(|t| t.trend),
+        examples.since.trend.as_ref().map(|t| t.trend),
         Some(Trend::Continuing)
     );
 
     // NEW_REGRESSION only for failures that are new (or that nothing could be compared with).
     for f in &result.failures {
         if f.category == Category::NewRegression {
-            let t = f.trend.as_ref().expect("trend").trend;
+            let t = f.since.trend.as_ref().expect("trend").trend;
             assert!(
                 matches!(t, Trend::New | Trend::Unknown),
                 "{}: {t:?}",

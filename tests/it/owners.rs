@@ -325,15 +325,17 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
     {
         let name = &failure.test_failure.test_name;
         let path = failure
-            .owner_path
+            .owner
+            .path
             .as_deref()
             .unwrap_or_else(|| panic!("{name} has no owner path"));
         let expected: Vec<String> = codeowners
             .owners_of(path)
             .map(|o| o.owners.to_vec())
             .unwrap_or_default();
-        assert_eq!(failure.owners, expected, "{name}");
+        assert_eq!(failure.owner.all, expected, "{name}");
         let blame = failure
+            .owner
             .blame
             .as_ref()
             .unwrap_or_else(|| panic!("{name} has no blame"));
@@ -348,7 +350,7 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
                 .starts_with("models/language/generation/test_common.py")
         })
         .expect("present");
-    assert_eq!(hybrid.owner.as_deref(), Some("@DarkLight1337"));
+    assert_eq!(hybrid.owner.first.as_deref(), Some("@DarkLight1337"));
 }
 
 /// A blame whose stop flag is set ends at its next object lookup with an error that says so;

@@ -1,0 +1,186 @@
+//! What `ciwatch_scan_build` and `ciwatch_scan_nightly` return: the build, its failed jobs and
+//! what the scan did with each, the failures (paged, never dropped), the causes and the stats.
+
+use super::cause::Cause;
+use super::failure::FailureClassification;
+use super::nightly::{FixedFailure, NightlyComparison, TrackedIssue};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The scanned build, from the API's own metadata.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct BuildInfo {
+    pub build_number: String,
+    pub build_url: String,
+    /// `org/pipeline`.
+    pub pipeline: String,
+    pub branch: String,
+    pub commit: String,
+    pub state: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `schedule`, `webhook`, `api`, `ui` or `trigger_job`.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+/// What happened to a failed job during the scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Its log was read and its failures are in `failures`.
+    Analyzed,
+    /// Its log was read only in part (a tail) and may miss earlier failures; see `warnings`.
+    PartlyAnalyzed,
+    /// Not read: the `max_jobs` budget was spent on higher-priority jobs.
+    OverBudget,
+    /// The job has no log (never ran, or Buildkite returned 404/416).
+    NoLog,
+    /// The log could not be fetched; `detail` says why.
+    FetchError,
+}
+
+impl JobStatus {
+    /// How the report names the status.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Analyzed => "analysed",
+            Self::PartlyAnalyzed => "log read in part",
+            Self::OverBudget => "not read (over budget)",
+            Self::NoLog => "no log",
+            Self::FetchError => "log fetch failed",
+        }
+    }
+}
+
+/// A failed job of the build (latest attempt, or a failed attempt whose retry passed).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FailedJob {
+    pub job_id: String,
+    pub job_name: String,
+    pub job_url: String,
+    /// `failed` or `timed_out`.
+    pub state: String,
+    pub soft_failed: bool,
+    #[serde(default)]
+    pub exit_status: Option<i64>,
+    /// A later attempt of this job passed: a flake signal, not a standing failure.
+    #[serde(default)]
+    pub retry_passed: bool,
+    pub status: JobStatus,
+    /// Failures found in its log.
+    pub failure_count: usize,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// How the scan went: requests, bytes and time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ScanStats {
+    /// Buildkite requests.
+    pub api_requests: u64,
+    #[serde(default)]
+    pub github_requests: u64,
+    pub log_bytes_fetched: u64,
+    pub elapsed_ms: u64,
+    /// Buildkite requests of the compared pipeline's nightly (included in `api_requests`).
+    #[serde(default)]
+    pub compared_pipeline_requests: u64,
+}
+
+/// The result of scanning one build.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ScanResult {
+    pub build_info: BuildInfo,
+    /// Jobs of the build (latest attempts of script jobs).
+    pub total_jobs: usize,
+    /// Failed jobs (latest attempts, hard and soft).
+    pub failed_jobs: usize,
+    #[serde(default)]
+    pub hard_failed_jobs: usize,
+    #[serde(default)]
+    pub soft_failed_jobs: usize,
+    /// Unique failures: all of them, unless `page` says the result holds one page of them.
+    pub failures: Vec<FailureClassification>,
+    /// Unique failures of the build, whatever the page holds.
+    #[serde(default)]
+    pub total_failures: usize,
+    /// Which failures this result holds: all, unless `max_failures` or `failure_offset` asked
+    /// for a page, or their identities alone were over the size cap (`next_offset` is then
+    /// the `failure_offset` of the next page).
+    #[serde(default)]
+    pub page: FailurePage,
+    /// Detail left out to keep the result under the size cap, and how to get each back.
+    /// Failures are never left out for size: they are paged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detail_shed: Vec<String>,
+    /// Root causes, the strongest first: failures grouped by signature.
+    #[serde(default)]
+    pub causes: Vec<Cause>,
+    /// Every failed job and what the scan did with it.
+    #[serde(default)]
+    pub jobs: Vec<FailedJob>,
+    /// Why this build was chosen (nightly selection).
+    #[serde(default)]
+    pub selection: Option<String>,
+    /// Partial results: budgets hit, logs missing, fetch errors.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// False when this answer may miss failures: the build is still running, a failed job's
+    /// log was not read or read only in part, or the failures are paged. `incomplete` says
+    /// which; a quiet complete answer means a quiet build.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+    /// Why the answer is incomplete, one short line each (the details are in `warnings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
+    /// UTC, RFC 3339.
+    pub scan_timestamp: String,
+    #[serde(default)]
+    pub stats: ScanStats,
+    /// Failures of the previous nightly that pass now (nightly scans only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed: Vec<FixedFailure>,
+    /// The `ci-failure` issues matched in the compared nightlies: still failing, silent for 3
+    /// nightlies (close it?), or closed and failing again (reopen it?).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracked_issues: Vec<TrackedIssue>,
+    /// The previous nightlies this nightly was compared with, and the counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<NightlyComparison>,
+    /// Present when `detail_level=full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_findings_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standup_summary_text: Option<String>,
+}
+
+/// A page of a scan's failures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FailurePage {
+    /// Failures before this page.
+    pub offset: usize,
+    /// Failures in this page.
+    pub returned: usize,
+    /// Failures in all.
+    pub total: usize,
+    /// The `failure_offset` of the next page; null on the last.
+    #[serde(default)]
+    pub next_offset: Option<usize>,
+}
+
+fn complete_by_default() -> bool {
+    true
+}
+
+impl ScanResult {
+    /// Records why the answer is incomplete.
+    pub fn mark_incomplete(&mut self, why: String) {
+        self.complete = false;
+        self.incomplete.push(why);
+    }
+}
