@@ -3,6 +3,7 @@
 //! are ignored. Terms: a *build* is one run of a pipeline; a *job* is one execution of a step
 //! in it; a *retry* is a new job for the same step, linked by `retry_source`/`retried_in_job_id`.
 
+pub use crate::model::{BuildState, JobState};
 use serde::{Deserialize, Serialize};
 
 /// One build of one pipeline.
@@ -123,106 +124,6 @@ impl Job {
     }
 }
 
-/// Every state Buildkite gives a job, with what each means here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    /// Not started yet (`pending`, `waiting`, `scheduled`, `assigned`, `accepted`, `limiting`,
-    /// `limited`, `blocked`, `unblocked` and their `_failed` forms): no result, no log to read.
-    NotStarted,
-    /// `running`, `canceling`, `timing_out`: the log still grows.
-    Running,
-    Passed,
-    Failed,
-    TimedOut,
-    /// Cancelled; a failure when it had started (see [`Job::is_failed`]).
-    Canceled,
-    /// `skipped`, `broken` (a dependency failed), `expired` (no agent took it), `not_run`: it
-    /// never ran, so it is no failure of its own.
-    NeverRan,
-    /// A state this version does not know: treated as not final, never stored.
-    Unknown,
-}
-
-impl JobState {
-    pub fn parse(state: &str) -> Self {
-        match state {
-            "passed" => Self::Passed,
-            "failed" => Self::Failed,
-            "timed_out" => Self::TimedOut,
-            "canceled" | "cancelled" => Self::Canceled,
-            "running" | "canceling" | "timing_out" => Self::Running,
-            "skipped" | "broken" | "expired" | "not_run" => Self::NeverRan,
-            "pending" | "waiting" | "waiting_failed" | "scheduled" | "assigned" | "accepted"
-            | "limiting" | "limited" | "blocked" | "blocked_failed" | "unblocked"
-            | "unblocked_failed" => Self::NotStarted,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// Final: nothing about the job changes any more.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Passed | Self::Failed | Self::TimedOut | Self::Canceled | Self::NeverRan
-        )
-    }
-}
-
-/// The states a build can be in, with what each means here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuildState {
-    /// `scheduled`, `creating`, `blocked` (waiting at a block step) and the like.
-    NotStarted,
-    Running,
-    /// Running with a failed job already.
-    Failing,
-    Canceling,
-    Passed,
-    Failed,
-    Canceled,
-    Skipped,
-    NotRun,
-    Unknown,
-}
-
-impl BuildState {
-    pub fn parse(state: &str) -> Self {
-        match state {
-            "running" => Self::Running,
-            "failing" => Self::Failing,
-            "canceling" => Self::Canceling,
-            "passed" => Self::Passed,
-            "failed" => Self::Failed,
-            "canceled" | "cancelled" => Self::Canceled,
-            "skipped" => Self::Skipped,
-            "not_run" => Self::NotRun,
-            "scheduled" | "creating" | "blocked" => Self::NotStarted,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// Whether its failures can be read: it finished, or a job already failed.
-    pub fn has_result(self) -> bool {
-        matches!(
-            self,
-            Self::Passed | Self::Failed | Self::Failing | Self::Canceled
-        )
-    }
-
-    /// A build whose jobs failed: `failed`, `failing`, `canceled`.
-    pub fn has_failures(self) -> bool {
-        matches!(self, Self::Failed | Self::Failing | Self::Canceled)
-    }
-
-    /// Final: no job can start or change any more.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Passed | Self::Failed | Self::Canceled | Self::Skipped | Self::NotRun
-        )
-    }
-}
-
 impl Build {
     pub fn build_state(&self) -> BuildState {
         BuildState::parse(self.state())
@@ -233,15 +134,21 @@ impl Build {
     /// Finished (no job can still start or change): what the store keeps. A `failing` build
     /// still runs jobs.
     pub fn is_finished(&self) -> bool {
-        self.finished_at.is_some()
-            && matches!(
-                self.state(),
-                "passed" | "failed" | "canceled" | "skipped" | "not_run"
-            )
+        self.finished_at.is_some() && self.build_state().is_final()
     }
     pub fn jobs(&self) -> &[Job] {
         self.jobs.as_deref().unwrap_or_default()
     }
+    /// The latest attempt of each script job: what the job's state is. A retried attempt is
+    /// left out (its retry shares its name and carries the outcome).
+    pub fn latest_attempts(&self) -> impl Iterator<Item = &Job> {
+        latest_attempts(self.jobs())
+    }
+}
+
+/// The latest attempt of each script job among `jobs` (see [`Build::latest_attempts`]).
+pub fn latest_attempts(jobs: &[Job]) -> impl Iterator<Item = &Job> {
+    jobs.iter().filter(|j| j.is_script() && !j.was_retried())
 }
 
 #[cfg(test)]

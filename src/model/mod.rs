@@ -16,6 +16,7 @@ mod main_branch;
 mod nightly;
 mod scan;
 mod shared;
+mod state;
 
 pub use cause::*;
 pub use failure::*;
@@ -25,3 +26,4 @@ pub use main_branch::*;
 pub use nightly::*;
 pub use scan::*;
 pub use shared::*;
+pub use state::*;

@@ -4,6 +4,7 @@
 use super::cause::Cause;
 use super::failure::FailureClassification;
 use super::nightly::{FixedFailure, NightlyComparison, TrackedIssue};
+use super::state::{BuildState, JobState};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -63,8 +64,8 @@ pub struct FailedJob {
     pub job_id: String,
     pub job_name: String,
     pub job_url: String,
-    /// `failed` or `timed_out`.
-    pub state: String,
+    /// `failed`, `timed_out` or `canceled` (after it started).
+    pub state: JobState,
     pub soft_failed: bool,
     #[serde(default)]
     pub exit_status: Option<i64>,
@@ -175,6 +176,12 @@ pub struct FailurePage {
 
 fn complete_by_default() -> bool {
     true
+}
+
+impl BuildInfo {
+    pub fn build_state(&self) -> BuildState {
+        BuildState::parse(&self.state)
+    }
 }
 
 impl ScanResult {

@@ -2,7 +2,7 @@
 //! failures briefly, jobs that were not analysed, warnings.
 
 use super::code_span;
-use crate::model::{Category, FailureClassification, JobStatus, ScanResult, Trend};
+use crate::model::{BuildState, Category, FailureClassification, JobStatus, ScanResult, Trend};
 use std::fmt::Write;
 
 /// Error messages are cut to this many characters in the report (the full one is in the JSON).
@@ -59,7 +59,7 @@ pub fn daily_findings(result: &ScanResult) -> String {
         hard.len(),
         soft.len()
     );
-    if info.state == "passed" && hard.is_empty() && !soft.is_empty() {
+    if info.build_state() == BuildState::Passed && hard.is_empty() && !soft.is_empty() {
         let _ = writeln!(
             out,
             "- **Build Status**: PASSED (all failures are optional)"

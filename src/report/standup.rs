@@ -1,7 +1,7 @@
 //! The one-line Standup summary.
 
 use super::{code_span, short_test_name};
-use crate::model::{Category, ScanResult};
+use crate::model::{BuildState, Category, ScanResult};
 
 /// Categories counted in the standup line, in the original's order.
 const COUNTED: [Category; 4] = [
@@ -32,7 +32,7 @@ pub fn standup_summary(result: &ScanResult) -> String {
             .collect()
     };
     let mut pieces = Vec::new();
-    if info.state == "passed" && hard.is_empty() && !soft.is_empty() {
+    if info.build_state() == BuildState::Passed && hard.is_empty() && !soft.is_empty() {
         let mut text = format!(
             "{kind} [{}]({}) PASSED with {} soft-failed (optional) tests",
             info.build_number,

@@ -227,9 +227,7 @@ impl<'b> Nightly<'b> {
 /// The latest attempt of each script job, by name.
 fn latest_by_name(build: &Build) -> HashMap<&str, &Job> {
     build
-        .jobs()
-        .iter()
-        .filter(|j| j.is_script() && !j.was_retried())
+        .latest_attempts()
         .map(|j| (j.display_name(), j))
         .collect()
 }

@@ -153,9 +153,7 @@ fn matching_jobs<'b>(cause: &Cause, there: &'b Build) -> Vec<&'b Job> {
         .filter_map(|t| t.split("::").next())
         .collect();
     there
-        .jobs()
-        .iter()
-        .filter(|j| j.is_script() && !j.was_retried())
+        .latest_attempts()
         .filter(|j| {
             cause.clusters.contains(&cluster_key(j.display_name()))
                 || j.command.as_deref().is_some_and(|command| {
@@ -299,9 +297,8 @@ fn passed_platforms(build: &Build, causes: &[Cause], pipeline: &str) -> Vec<Vec<
         .iter()
         .map(|cause| {
             let mut passed: Vec<Platform> = build
-                .jobs()
-                .iter()
-                .filter(|j| j.is_script() && !j.was_retried() && j.is_passed())
+                .latest_attempts()
+                .filter(|j| j.is_passed())
                 .filter(|j| cause.clusters.contains(&cluster_key(j.display_name())))
                 .map(|j| platform(j.display_name(), pipeline))
                 .collect();

@@ -95,9 +95,7 @@ async fn history_in_call(
         if relevant.is_empty() {
             ran_jobs.extend(
                 build
-                    .jobs()
-                    .iter()
-                    .filter(|j| j.is_script() && !j.was_retried())
+                    .latest_attempts()
                     .map(|j| j.display_name().to_string()),
             );
         }

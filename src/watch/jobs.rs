@@ -3,7 +3,7 @@
 
 use super::outcomes::{BuildKey, JobRead, JobReader};
 use super::{Budgets, WatchError};
-use crate::buildkite::Job;
+use crate::buildkite::{latest_attempts, Job};
 use crate::logs::pytest::head_line;
 pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
 use std::sync::atomic::AtomicU64;
@@ -16,11 +16,7 @@ pub fn match_job<'a>(
     strategy: MatchStrategy,
 ) -> Result<&'a Job, String> {
     let scripts: Vec<&Job> = jobs.iter().filter(|j| j.is_script()).collect();
-    let latest: Vec<&Job> = scripts
-        .iter()
-        .copied()
-        .filter(|j| !j.was_retried())
-        .collect();
+    let latest: Vec<&Job> = latest_attempts(jobs).collect();
     let names = |list: &[&Job]| {
         list.iter()
             .map(|j| format!("{:?}", j.display_name()))

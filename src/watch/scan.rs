@@ -184,7 +184,7 @@ pub(super) async fn scan_fetched(
             job_id: planned.job.id.clone(),
             job_name: planned.job.display_name().to_string(),
             job_url: job_url(build, planned.job),
-            state: planned.job.state().to_string(),
+            state: planned.job.job_state(),
             soft_failed: planned.job.is_soft_failed(),
             exit_status: planned.job.exit_status,
             retry_passed: planned.passed_retry.is_some(),
@@ -404,9 +404,8 @@ fn count_status(jobs: &[FailedJob], status: JobStatus) -> usize {
 /// Script jobs (latest attempts) that have not finished.
 fn unfinished_jobs(build: &Build) -> Vec<&Job> {
     build
-        .jobs()
-        .iter()
-        .filter(|j| j.is_script() && !j.was_retried() && !j.is_finished())
+        .latest_attempts()
+        .filter(|j| !j.is_finished())
         .collect()
 }
 

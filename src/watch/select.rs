@@ -28,11 +28,7 @@ pub struct JobPlan<'a> {
 pub fn plan_jobs(build: &Build) -> JobPlan<'_> {
     let scripts: Vec<&Job> = build.jobs().iter().filter(|j| j.is_script()).collect();
     let by_id: HashMap<&str, &Job> = scripts.iter().map(|j| (j.id.as_str(), *j)).collect();
-    let latest: Vec<&Job> = scripts
-        .iter()
-        .copied()
-        .filter(|j| !j.was_retried())
-        .collect();
+    let latest: Vec<&Job> = build.latest_attempts().collect();
 
     let mut hard = Vec::new();
     let mut soft = Vec::new();

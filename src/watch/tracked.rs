@@ -158,10 +158,7 @@ fn failing_in(nightly: &NightlyView<'_>) -> Vec<(String, String)> {
 }
 
 fn latest_failed(build: &Build) -> impl Iterator<Item = &Job> {
-    build
-        .jobs()
-        .iter()
-        .filter(|j| j.is_script() && !j.was_retried() && j.is_failed())
+    build.latest_attempts().filter(|j| j.is_failed())
 }
 
 /// The test file an issue names (title first, then body), as a path under `tests/`'s root.
@@ -189,9 +186,7 @@ fn file_passed_in(file: &str, nightly: &NightlyView<'_>) -> bool {
     let paths = crate::input::repo_path_candidates(file);
     let running: Vec<&Job> = nightly
         .build
-        .jobs()
-        .iter()
-        .filter(|j| j.is_script() && !j.was_retried())
+        .latest_attempts()
         .filter(|j| {
             j.command.as_deref().is_some_and(|command| {
                 paths
@@ -222,9 +217,8 @@ fn file_passed_in(file: &str, nightly: &NightlyView<'_>) -> bool {
 fn passed_in(subject: &Subject, nightly: &NightlyView<'_>) -> bool {
     let Some(job) = nightly
         .build
-        .jobs()
-        .iter()
-        .find(|j| j.is_script() && !j.was_retried() && j.display_name() == subject.job)
+        .latest_attempts()
+        .find(|j| j.display_name() == subject.job)
     else {
         return false;
     };
