@@ -6,6 +6,7 @@
 //! hardware prefixes (`mi355_1:`, `AMD:`), hardware tags (`(H100)`, `(mi300_1)`), `%N` and shard
 //! numbers, and bracket tags (`[NIGHTLY FIRE DRILL]`) are dropped.
 
+use crate::input::comparable;
 pub use crate::model::{IssueMatch, IssueState};
 
 /// Lowest score that makes a match.
@@ -43,12 +44,6 @@ impl IssueCandidate {
 
 pub use crate::triage::cluster::normalize_job_name;
 
-/// A node id without the `tests/` prefix pytest's working directory adds or drops.
-fn relative_id(id: &str) -> &str {
-    let id = id.trim_start_matches("/vllm-workspace/");
-    id.strip_prefix("tests/").unwrap_or(id)
-}
-
 /// `needle` occurs in `haystack` not glued to letters or digits on either side.
 fn contains_word(haystack: &str, needle: &str) -> bool {
     if needle.is_empty() {
@@ -73,8 +68,8 @@ fn score(test_name: &str, job_name: &str, issue: &IssueCandidate) -> Option<(f64
         }
     };
     if let Some((file, function)) = test_name.split_once("::") {
-        let id = relative_id(test_name).to_lowercase();
-        let file = relative_id(file).to_lowercase();
+        let id = comparable(test_name).to_lowercase();
+        let file = comparable(file).to_lowercase();
         let base = function
             .split('[')
             .next()
@@ -145,7 +140,7 @@ pub fn issue_for_cause<'a>(
     let exception = exception.filter(|e| e.len() > 3 && *e != "Error")?;
     let files: Vec<String> = test_files
         .iter()
-        .map(|f| relative_id(f).to_lowercase())
+        .map(|f| comparable(f).to_lowercase())
         .filter(|f| f.len() > 3)
         .collect();
     let names_exception = |issue: &IssueCandidate| {

@@ -24,13 +24,10 @@ fn file_and_name(nodeid: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// A suite test's file or location (`./tests/a/test_b.py:12`) in the form node ids compare in.
 fn relative_file(path: &str) -> &str {
-    let path = path
-        .trim()
-        .trim_start_matches("./")
-        .trim_start_matches("/vllm-workspace/");
-    let path = path.split(':').next().unwrap_or(path);
-    path.strip_prefix("tests/").unwrap_or(path)
+    let path = path.trim().trim_start_matches("./");
+    crate::input::comparable(path.split(':').next().unwrap_or(path))
 }
 
 fn same_file(test: &SuiteTest, file: &str) -> bool {
