@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fingerprint;
 pub mod history;
 pub mod key;
+pub mod nightly;
 pub mod recurrence;
 pub mod rules;
 pub mod suspects;

@@ -9,14 +9,15 @@
 
 use super::outcomes::{BuildKey, JobRead, JobReader};
 use super::select::plan_jobs;
-use crate::buildkite::{Build, Job, JobState, ListBuilds};
+use crate::buildkite::{Build, Job, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
-use crate::input::comparable;
-use crate::logs::LogAnalysis;
 use crate::model::{
-    Category, FailureClassification, FixedFailure, NightlyComparison, Onset, ScanResult, Trend,
+    FailureClassification, FixedFailure, JobStatus, NightlyComparison, Onset, ScanResult, Trend,
 };
 use crate::owners::CodeOwners;
+use crate::triage::nightly::{
+    failures_shown, fixed_evidence, job_says, retell, Identity, LogWord, PreviousRun, RunNow,
+};
 use crate::triage::suspects::{
     rank_suspects, repo_path, traceback_files, FailureSite, RangeCommit,
 };
@@ -47,27 +48,6 @@ pub(super) struct CurrentScan<'a> {
     pub repo: &'a str,
     pub nightlies: usize,
     pub budgets: &'a super::Budgets,
-}
-
-/// What a failure is, across builds: its job and test, or its job and error signature.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Identity {
-    job: String,
-    /// The node id without the `tests/` prefix; `None` for a job-level failure.
-    test: Option<String>,
-}
-
-impl Identity {
-    fn of(failure: &FailureClassification) -> Self {
-        let tf = &failure.test_failure;
-        Self {
-            job: tf.job_name.clone(),
-            test: tf
-                .test_name
-                .contains("::")
-                .then(|| comparable(&tf.test_name).to_string()),
-        }
-    }
 }
 
 /// Extends `result` (every failure, before `max_failures`) with trends, fixed failures, onsets
@@ -306,90 +286,44 @@ async fn read_previous(
     reads
 }
 
-/// What a failed job's log says about `identity`, when it can say.
-fn failed_job_says(identity: &Identity, analysis: &LogAnalysis, complete: bool) -> Baseline {
-    match &identity.test {
-        Some(test) => {
-            if let Some(failure) = analysis
-                .tests
-                .iter()
-                .find(|t| comparable(&t.node_id) == test)
-            {
-                Baseline::Failed {
-                    fingerprint: failure
-                        .error_message
-                        .as_deref()
-                        .map(crate::triage::fingerprint),
-                }
-            } else if analysis.passed.iter().any(|p| comparable(p) == test)
-                || (complete && analysis.job_level.is_none())
-            {
-                // pytest ran to its summary and did not name the test: it passed.
-                Baseline::Passed
-            } else {
-                Baseline::NoAnswer("the job failed before the test's result".into())
-            }
-        }
-        None => match &analysis.job_level {
-            Some(level) => Baseline::Failed {
-                fingerprint: level
-                    .error_message
-                    .as_deref()
-                    .map(crate::triage::fingerprint),
-            },
-            // Tests failed instead: the job-level failure did not happen there, when the
-            // whole job was read.
-            None if complete => Baseline::Passed,
-            None => Baseline::NoAnswer("its log was read only in part".into()),
-        },
-    }
-}
-
 /// What one previous nightly says about `identity`.
 fn baseline(
     identity: &Identity,
     nightly: &Nightly<'_>,
     reads: &HashMap<String, JobRead>,
 ) -> Baseline {
-    let Some(job) = nightly.jobs.get(identity.job.as_str()) else {
-        return Baseline::NoAnswer(format!("job {:?} did not run", identity.job));
-    };
-    if job.is_passed() {
-        return Baseline::Passed;
-    }
-    if !job.is_failed() {
-        return Baseline::NoAnswer(format!("the job was {}", job.state()));
-    }
-    let lost = job.exit_status == Some(-1)
-        || job
-            .signal_reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("agent"));
-    if lost {
-        return Baseline::NoAnswer("the agent was lost".into());
-    }
-    if job.job_state() == JobState::Canceled {
-        return Baseline::NoAnswer("the job was cancelled".into());
-    }
-    let Some(read) = reads.get(&job.id) else {
-        return Baseline::NoAnswer("its log was not read (budget)".into());
-    };
-    let Some(analysis) = &read.analysis else {
-        return Baseline::NoAnswer(format!(
-            "its log could not be read ({})",
-            read.detail.as_deref().unwrap_or("no log")
-        ));
-    };
-    failed_job_says(
-        identity,
-        analysis,
-        read.status == crate::model::JobStatus::Analyzed,
-    )
+    let run = nightly
+        .jobs
+        .get(identity.job.as_str())
+        .map(|job| previous_run(job, reads));
+    job_says(identity, run.as_ref())
 }
 
-/// The failure with its trend, and a category that tells the truth about it.
+/// A previous nightly's job as the comparison's decisions take it.
+fn previous_run<'a>(job: &'a Job, reads: &'a HashMap<String, JobRead>) -> PreviousRun<'a> {
+    let log = match reads.get(&job.id) {
+        None => LogWord::NotRead,
+        Some(read) => match &read.analysis {
+            None => LogWord::Unreadable(read.detail.as_deref().unwrap_or("no log")),
+            Some(analysis) => LogWord::Read {
+                analysis,
+                complete: read.status == JobStatus::Analyzed,
+            },
+        },
+    };
+    PreviousRun {
+        state: job.job_state(),
+        state_name: job.state(),
+        started: job.started_at.is_some(),
+        exit_status: job.exit_status,
+        signal_reason: job.signal_reason.as_deref(),
+        log,
+    }
+}
+
+/// The failure with its trend over `nightlies`.
 fn with_trend(
-    mut failure: FailureClassification,
+    failure: FailureClassification,
     nightlies: &[Nightly<'_>],
     reads: &HashMap<String, JobRead>,
     current_build: u64,
@@ -403,47 +337,7 @@ fn with_trend(
         })
         .collect();
     let trend = assess_trend(current_build, failure.fingerprint.as_deref(), &observed);
-    let reason = failure.reason.take().unwrap_or_default();
-    failure.reason = Some(match (failure.category, trend.trend) {
-        (Category::NewRegression, Trend::Continuing) => {
-            failure.category = Category::ContinuingUntracked;
-            format!(
-                "Failing since build {}, {} nightlies{}, no tracking issue",
-                trend.first_failed_build,
-                trend.streak,
-                if trend.streak_reaches_past_window {
-                    " (and before the window)"
-                } else {
-                    ""
-                }
-            )
-        }
-        (Category::NewRegression, Trend::Intermittent) => {
-            failure.category = Category::FlakySuspected;
-            format!(
-                "Intermittent: failed in {} of the {} previous nightlies compared, passed in the last one ({reason})",
-                trend.failed_in_window, trend.nightlies_compared
-            )
-        }
-        (Category::NewRegression, Trend::New) => {
-            format!("New since the previous nightly: it passed there ({reason})")
-        }
-        (Category::NewRegression, Trend::Unknown) => format!(
-            "{reason}; not compared: no previous nightly could say{}",
-            if trend.notes.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", trend.notes.join("; "))
-            }
-        ),
-        (_, Trend::Continuing) => format!(
-            "{reason}; continuing: failing since build {}, {} nightlies",
-            trend.first_failed_build, trend.streak
-        ),
-        _ => reason,
-    });
-    failure.since.trend = Some(trend);
-    failure
+    retell(failure, trend)
 }
 
 /// Failures of the previous nightly that pass now: its job passed, or its test passed in its
@@ -465,58 +359,33 @@ fn fixed_failures(
         let Some(analysis) = reads.get(&job.id).and_then(|r| r.analysis.as_ref()) else {
             continue;
         };
-        let mut then: Vec<(Identity, String, Option<String>)> = analysis
-            .tests
-            .iter()
-            .map(|t| {
-                (
-                    Identity {
-                        job: name.to_string(),
-                        test: Some(comparable(&t.node_id).to_string()),
-                    },
-                    t.node_id.clone(),
-                    t.error_message.clone(),
-                )
-            })
-            .collect();
-        if let (true, Some(level)) = (then.is_empty(), &analysis.job_level) {
-            then.push((
-                Identity {
-                    job: name.to_string(),
-                    test: None,
-                },
-                name.to_string(),
-                level.error_message.clone(),
-            ));
-        }
         let Some(now) = jobs_now.get(name) else {
             continue;
         };
-        for (identity, test_name, error_message) in then {
-            if failing_now.contains(&identity) || !listed.insert(identity.clone()) {
+        let now = if now.is_passed() {
+            RunNow::Passed
+        } else {
+            RunNow::NotPassed {
+                complete_read: current
+                    .reads
+                    .get(now.id.as_str())
+                    .filter(|r| r.status == JobStatus::Analyzed)
+                    .and_then(|r| r.analysis.as_ref()),
+            }
+        };
+        for shown in failures_shown(name, analysis) {
+            if failing_now.contains(&shown.identity) || !listed.insert(shown.identity.clone()) {
                 continue;
             }
-            let evidence = if now.is_passed() {
-                "the job passed"
-            } else {
-                let read_now = current.reads.get(now.id.as_str()).and_then(|r| {
-                    (r.status == crate::model::JobStatus::Analyzed)
-                        .then_some(r.analysis.as_ref())
-                        .flatten()
-                });
-                match read_now {
-                    Some(a) if identity.test.is_some() && a.job_level.is_none() => {
-                        "the test passed in its job"
-                    }
-                    _ => continue,
-                }
+            let Some(evidence) = fixed_evidence(&shown.identity, now) else {
+                continue;
             };
-            let issue = best_match(&test_name, name, current.candidates);
+            let issue = best_match(&shown.test_name, name, current.candidates);
             fixed.push(FixedFailure {
-                test_name,
+                test_name: shown.test_name,
                 job_name: name.to_string(),
                 failed_in_build: previous.build.number,
-                error_message,
+                error_message: shown.error_message,
                 evidence: evidence.to_string(),
                 issue,
             });
@@ -675,53 +544,5 @@ fn failure_site(failure: &FailureClassification, current: &CurrentScan<'_>) -> F
         traceback_files: traceback_files(&text),
         test_file,
         test_owners,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn says(log: &str, identity: &Identity, complete: bool) -> Baseline {
-        failed_job_says(identity, &crate::logs::analyze_log(log), complete)
-    }
-
-    #[test]
-    fn a_job_read_in_part_can_say_failed_or_passed_only_for_what_it_showed() {
-        let tail = "+++ :test_tube: Command (5/5): pytest e\n\
-                    tests/e.py::test_shown PASSED\n\
-                    FAILED tests/e.py::test_e - AssertionError: x\n\
-                    = 1 failed, 1 passed in 2.00s =\n";
-        let test = |name: &str| Identity {
-            job: "Kernels".into(),
-            test: Some(name.into()),
-        };
-        assert!(matches!(
-            says(tail, &test("e.py::test_e"), false),
-            Baseline::Failed { .. }
-        ));
-        assert_eq!(
-            says(tail, &test("e.py::test_shown"), false),
-            Baseline::Passed
-        );
-        // A test of command 1, not in the part read: no answer, not a pass.
-        assert!(matches!(
-            says(tail, &test("a.py::test_first"), false),
-            Baseline::NoAnswer(_)
-        ));
-        assert_eq!(
-            says(tail, &test("a.py::test_first"), true),
-            Baseline::Passed
-        );
-        // A job-level failure is not ruled out by test failures in the part read.
-        let job_level = Identity {
-            job: "Kernels".into(),
-            test: None,
-        };
-        assert!(matches!(
-            says(tail, &job_level, false),
-            Baseline::NoAnswer(_)
-        ));
-        assert_eq!(says(tail, &job_level, true), Baseline::Passed);
     }
 }
