@@ -86,15 +86,8 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
         .collect();
     found.sort_by_key(|e| e.build_number);
     let n = found.len();
-    let verdict = |classification, confidence, notes: Vec<String>| Assessment {
-        classification,
-        confidence,
-        notes,
-        transition_build: None,
-        transition: None,
-    };
     if n < MIN_FOUND {
-        return verdict(
+        return plain(
             HistoryClass::InsufficientData,
             Confidence::Low,
             vec![
@@ -103,57 +96,82 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
             ],
         );
     }
-    let overall = fail_rate(&found);
+    let flaky_commits = flaky_commits(&found);
+    let regression = if flaky_commits.is_empty() {
+        regression(&found, repo)
+    } else {
+        None
+    };
+    regression
+        .or_else(|| fixed(&found, repo))
+        .or_else(|| flaky(&found, &flaky_commits))
+        .unwrap_or_else(|| steady(&found))
+}
 
-    // The same commit failing in one build and passing in another is flaky by definition.
+/// An assessment without a transition.
+fn plain(classification: HistoryClass, confidence: Confidence, notes: Vec<String>) -> Assessment {
+    Assessment {
+        classification,
+        confidence,
+        notes,
+        transition_build: None,
+        transition: None,
+    }
+}
+
+/// Commits the test failed on in one build and passed on in another: flaky by definition.
+fn flaky_commits<'o>(found: &[&'o Observation]) -> Vec<&'o str> {
     let mut outcomes_by_commit: HashMap<&str, HashSet<TestStatus>> = HashMap::new();
-    for entry in &found {
+    for entry in found {
         outcomes_by_commit
             .entry(entry.commit.as_str())
             .or_default()
             .insert(entry.status);
     }
-    let flaky_commits: Vec<&str> = outcomes_by_commit
-        .iter()
+    outcomes_by_commit
+        .into_iter()
         .filter(|(commit, statuses)| !commit.is_empty() && statuses.len() == 2)
-        .map(|(commit, _)| *commit)
-        .collect();
+        .map(|(commit, _)| commit)
+        .collect()
+}
 
-    // A clean change of outcome: the first point with <20% failures before and >80% after.
+/// REGRESSION: a clean change of outcome, the first point with <20% failures before and >80%
+/// after.
+fn regression(found: &[&Observation], repo: &str) -> Option<Assessment> {
+    let n = found.len();
     let split = (1..n).find(|&i| {
         let (before, after) = found.split_at(i);
         fail_rate(before) < LOW_RATE && fail_rate(after) > HIGH_RATE
-    });
-    if let (Some(split), true) = (split, flaky_commits.is_empty()) {
-        // The split only says where the rates change; the transition is the first failure at
-        // or after it, and the last pass before that failure.
-        let i = (split..n)
-            .find(|&k| found[k].status == TestStatus::Fail)
-            .unwrap_or(split);
-        let after = &found[i..];
-        let consistent = consistent_fingerprint(after);
-        let confidence = match (after.len(), consistent) {
-            (3.., Some(true)) => Confidence::High,
-            (2.., Some(false)) => Confidence::Low,
-            (2.., _) => Confidence::Med,
-            _ => Confidence::Low,
-        };
-        let last_good = found[..i]
-            .iter()
-            .rev()
-            .find(|e| e.status == TestStatus::Pass)
-            .copied()
-            .unwrap_or(found[i - 1]);
-        let first_bad = after[0];
-        let change = transition(last_good, first_bad, repo);
-        let mut notes = vec![format!(
+    })?;
+    // The split only says where the rates change; the transition is the first failure at or
+    // after it, and the last pass before that failure.
+    let i = (split..n)
+        .find(|&k| found[k].status == TestStatus::Fail)
+        .unwrap_or(split);
+    let after = &found[i..];
+    let consistent = consistent_fingerprint(after);
+    let confidence = match (after.len(), consistent) {
+        (3.., Some(true)) => Confidence::High,
+        (2.., Some(false)) => Confidence::Low,
+        (2.., _) => Confidence::Med,
+        _ => Confidence::Low,
+    };
+    let last_good = found[..i]
+        .iter()
+        .rev()
+        .find(|e| e.status == TestStatus::Pass)
+        .copied()
+        .unwrap_or(found[i - 1]);
+    let first_bad = after[0];
+    let notes = vec![
+        format!(
             "Clear transition at build {} (commit {}); last pass in build {} (commit {})",
             first_bad.build_number,
             short(&first_bad.commit),
             last_good.build_number,
             short(&last_good.commit)
-        )];
-        notes.push(match consistent {
+        ),
+        match consistent {
             Some(true) => format!(
                 "Consistent failure fingerprint across {} builds after transition",
                 after.len()
@@ -163,116 +181,125 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
                 "Failing in {} builds after transition (no error message to compare)",
                 after.len()
             ),
-        });
-        notes.push(format!(
-            "Fail rate before: {}",
-            percent(fail_rate(&found[..i]))
-        ));
-        notes.push(format!("Fail rate after: {}", percent(fail_rate(after))));
-        return Assessment {
-            classification: HistoryClass::Regression,
-            confidence,
-            notes,
-            transition_build: Some(first_bad.build_number),
-            transition: Some(change),
-        };
-    }
+        },
+        format!("Fail rate before: {}", percent(fail_rate(&found[..i]))),
+        format!("Fail rate after: {}", percent(fail_rate(after))),
+    ];
+    Some(Assessment {
+        classification: HistoryClass::Regression,
+        confidence,
+        notes,
+        transition_build: Some(first_bad.build_number),
+        transition: Some(transition(last_good, first_bad, repo)),
+    })
+}
 
-    // FIXED: a failing run ended and the newest builds pass.
+/// FIXED: a failing run ended and the newest builds pass.
+fn fixed(found: &[&Observation], repo: &str) -> Option<Assessment> {
+    let n = found.len();
     let trailing_passes = found
         .iter()
         .rev()
         .take_while(|e| e.status == TestStatus::Pass)
         .count();
-    if trailing_passes >= 2 && trailing_passes < n {
-        let failing_before = &found[..n - trailing_passes];
-        let recent_failures = failing_before
-            .iter()
-            .rev()
-            .take_while(|e| e.status == TestStatus::Fail)
-            .count();
-        if recent_failures >= 2 && fail_rate(failing_before) > 0.5 {
-            let last_bad = failing_before[failing_before.len() - 1];
-            let first_good = found[n - trailing_passes];
-            let confidence = if trailing_passes >= 3 {
-                Confidence::High
-            } else {
-                Confidence::Med
-            };
-            return Assessment {
-                classification: HistoryClass::Fixed,
-                confidence,
-                notes: vec![
-                    format!(
-                        "Failing in {recent_failures} builds up to build {} (commit {}), passing since build {} (commit {})",
-                        last_bad.build_number,
-                        short(&last_bad.commit),
-                        first_good.build_number,
-                        short(&first_good.commit)
-                    ),
-                    format!("Passing in the newest {trailing_passes} builds"),
-                ],
-                transition_build: Some(first_good.build_number),
-                transition: Some(Transition {
-                    last_good_build: first_good.build_number,
-                    last_good_commit: first_good.commit.clone(),
-                    first_bad_build: last_bad.build_number,
-                    first_bad_commit: last_bad.commit.clone(),
-                    compare_url: compare_url(repo, &last_bad.commit, &first_good.commit),
-                }),
-            };
-        }
+    if trailing_passes < 2 || trailing_passes >= n {
+        return None;
     }
+    let failing_before = &found[..n - trailing_passes];
+    let recent_failures = failing_before
+        .iter()
+        .rev()
+        .take_while(|e| e.status == TestStatus::Fail)
+        .count();
+    if recent_failures < 2 || fail_rate(failing_before) <= 0.5 {
+        return None;
+    }
+    let last_bad = failing_before[failing_before.len() - 1];
+    let first_good = found[n - trailing_passes];
+    let confidence = if trailing_passes >= 3 {
+        Confidence::High
+    } else {
+        Confidence::Med
+    };
+    Some(Assessment {
+        classification: HistoryClass::Fixed,
+        confidence,
+        notes: vec![
+            format!(
+                "Failing in {recent_failures} builds up to build {} (commit {}), passing since build {} (commit {})",
+                last_bad.build_number,
+                short(&last_bad.commit),
+                first_good.build_number,
+                short(&first_good.commit)
+            ),
+            format!("Passing in the newest {trailing_passes} builds"),
+        ],
+        transition_build: Some(first_good.build_number),
+        transition: Some(Transition {
+            last_good_build: first_good.build_number,
+            last_good_commit: first_good.commit.clone(),
+            first_bad_build: last_bad.build_number,
+            first_bad_commit: last_bad.commit.clone(),
+            compare_url: compare_url(repo, &last_bad.commit, &first_good.commit),
+        }),
+    })
+}
 
+/// FLAKE_ONSET or SPORADIC: it failed and passed on one commit, or it alternates.
+fn flaky(found: &[&Observation], flaky_commits: &[&str]) -> Option<Assessment> {
+    let overall = fail_rate(found);
     let flips = found
         .windows(2)
         .filter(|w| w[0].status != w[1].status)
         .count();
-    let half = n / 2;
-    let (older, newer) = (fail_rate(&found[..half]), fail_rate(&found[half..]));
-    if !flaky_commits.is_empty() || (LOW_RATE..=HIGH_RATE).contains(&overall) && flips >= 3 {
-        let prints: HashSet<&String> = found.iter().flat_map(|e| e.fingerprints.iter()).collect();
-        let mut notes = vec![format!(
-            "Intermittent failures: {} fail rate, {flips} pass/fail alternations",
-            percent(overall)
-        )];
-        if !flaky_commits.is_empty() {
-            notes.push(format!(
-                "Failed and passed on the same commit in {} case(s)",
-                flaky_commits.len()
-            ));
-        }
-        if prints.len() > 1 {
-            notes.push(format!(
-                "{} different failure fingerprints detected",
-                prints.len()
-            ));
-        }
-        notes.push(format!(
-            "Fail rate older half {} → newer half {}",
-            percent(older),
-            percent(newer)
-        ));
-        // Alternating as much or more lately is flaky now; alternating only earlier is quieting down.
-        let onset = newer >= older || !flaky_commits.is_empty();
-        let confidence = if flaky_commits.is_empty() {
-            Confidence::Med
-        } else {
-            Confidence::High
-        };
-        return verdict(
-            if onset {
-                HistoryClass::FlakeOnset
-            } else {
-                HistoryClass::Sporadic
-            },
-            confidence,
-            notes,
-        );
+    if flaky_commits.is_empty() && !((LOW_RATE..=HIGH_RATE).contains(&overall) && flips >= 3) {
+        return None;
     }
+    let half = found.len() / 2;
+    let (older, newer) = (fail_rate(&found[..half]), fail_rate(&found[half..]));
+    let prints: HashSet<&String> = found.iter().flat_map(|e| e.fingerprints.iter()).collect();
+    let mut notes = vec![format!(
+        "Intermittent failures: {} fail rate, {flips} pass/fail alternations",
+        percent(overall)
+    )];
+    if !flaky_commits.is_empty() {
+        notes.push(format!(
+            "Failed and passed on the same commit in {} case(s)",
+            flaky_commits.len()
+        ));
+    }
+    if prints.len() > 1 {
+        notes.push(format!(
+            "{} different failure fingerprints detected",
+            prints.len()
+        ));
+    }
+    notes.push(format!(
+        "Fail rate older half {} → newer half {}",
+        percent(older),
+        percent(newer)
+    ));
+    // Alternating as much or more lately is flaky now; alternating only earlier is quieting down.
+    let onset = newer >= older || !flaky_commits.is_empty();
+    let confidence = if flaky_commits.is_empty() {
+        Confidence::Med
+    } else {
+        Confidence::High
+    };
+    let classification = if onset {
+        HistoryClass::FlakeOnset
+    } else {
+        HistoryClass::Sporadic
+    };
+    Some(plain(classification, confidence, notes))
+}
+
+/// PERSISTENT_FAIL when it nearly always fails, else SPORADIC.
+fn steady(found: &[&Observation]) -> Assessment {
+    let overall = fail_rate(found);
     if overall > HIGH_RATE {
-        let consistent = consistent_fingerprint(&found);
-        return verdict(
+        let consistent = consistent_fingerprint(found);
+        return plain(
             HistoryClass::PersistentFail,
             Confidence::High,
             vec![
@@ -287,7 +314,7 @@ pub fn assess(timeline: &[Observation], repo: &str) -> Assessment {
     } else {
         Confidence::Med
     };
-    verdict(
+    plain(
         HistoryClass::Sporadic,
         confidence,
         vec![

@@ -6,7 +6,9 @@
 mod analytics;
 mod compare;
 mod elsewhere;
+mod failures;
 mod history;
+mod issues;
 mod job_log;
 mod jobs;
 mod main_branch;

@@ -3,26 +3,22 @@
 //! job appears — analysed, or listed with the reason it was not.
 
 use super::compare::{compare_with_previous_nightlies, CurrentScan};
+use super::failures::classify_job;
+use super::issues::{advise_issues, apply_issue_match};
 use super::outcomes::{BuildKey, JobRead, JobReader};
-use super::select::{plan_jobs, PlannedJob};
+use super::select::{plan_jobs, JobPlan};
 use super::{Budgets, Progress, WatchError};
 use crate::buildkite::{Build, Job};
-use crate::github::{best_match, GitHubClient, IssueCandidate, IssueState};
-use crate::logs;
+use crate::github::{Candidates, GitHubClient, IssueCandidate};
 use crate::model::{
-    BuildInfo, DetailLevel, FailedJob, FailureClassification, IssueLink, JobStatus, Ownership,
-    ScanResult, ScanStats, Since, TestFailure,
+    BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats,
 };
 use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
 use crate::owners::Owners;
 use crate::pipeline::test_area;
-use crate::triage::{self, FailureText, JobSignals};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
-
-/// Characters of `log_snippet`, as in the original.
-const SNIPPET_CHARS: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -110,14 +106,120 @@ pub(super) async fn scan_fetched(
     progress: &dyn Progress,
     before: Snapshot,
 ) -> Result<ScanResult, WatchError> {
+    let github = enrichment.github.filter(|_| options.search_github);
+    let owners = enrichment.owners;
+    let gathered = gather(reader, owners, github, key, build, options, progress).await;
+    let plan = &gathered.plan;
+    let mut warnings = Vec::new();
+    let (jobs, mut failures) = list_jobs(
+        build,
+        plan,
+        &gathered.reads,
+        &options.budgets,
+        &mut warnings,
+    );
+    let unfinished = unfinished_jobs(build);
+    if !build.is_finished() {
+        warnings.insert(0, running_warning(build, &unfinished));
+    }
+    let mut seen = HashSet::new();
+    failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
+    enrich(
+        &mut failures,
+        &gathered,
+        enrichment.owners,
+        build,
+        &mut warnings,
+    )
+    .await;
+    let mut result = new_result(build, key, plan, failures, jobs, options, warnings);
+    for why in incompleteness(build, &unfinished, &result.jobs) {
+        result.mark_incomplete(why);
+    }
+    compare_nightly(reader, github, key, build, &gathered, options, &mut result).await;
+    result.causes =
+        crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
+    let compared = match &options.compare_pipeline {
+        Some(other) => {
+            let budgets = &options.budgets;
+            super::elsewhere::compare_elsewhere(reader, key, build, other, budgets, &mut result)
+                .await;
+            result.stats.compared_pipeline_requests
+        }
+        None => 0,
+    };
+    advise_issues(&mut result, gathered.candidates());
+    result.stats = ScanStats {
+        compared_pipeline_requests: compared,
+        ..before.stats()
+    };
+    finish(&mut result, options);
+    Ok(result)
+}
+
+/// A nightly's comparison with the previous nightlies (when asked for).
+async fn compare_nightly(
+    reader: &JobReader<'_>,
+    github: Option<&GitHubClient>,
+    key: &BuildKey,
+    build: &Build,
+    gathered: &Gathered<'_>,
+    options: &ScanOptions,
+    result: &mut ScanResult,
+) {
+    if options.compare_nightlies > 0 && super::nightly::is_nightly(build) {
+        let current = CurrentScan {
+            key,
+            build,
+            reads: gathered
+                .plan
+                .ordered
+                .iter()
+                .zip(&gathered.reads)
+                .map(|(p, r)| (p.job.id.as_str(), r))
+                .collect(),
+            candidates: gathered.candidates(),
+            codeowners: gathered.owners.as_ref().and_then(|p| p.codeowners()),
+            repo: &options.repo,
+            nightlies: options.compare_nightlies,
+            budgets: &options.budgets,
+        };
+        compare_with_previous_nightlies(reader, github, current, result).await;
+    }
+}
+
+/// What a scan gathers at once: which jobs to read, their reads (in the plan's order), the
+/// repository's CI-failure issues and its owners.
+struct Gathered<'b> {
+    plan: JobPlan<'b>,
+    reads: Vec<JobRead>,
+    issues: Option<Candidates>,
+    owners: Option<Prepared>,
+}
+
+impl Gathered<'_> {
+    fn candidates(&self) -> &[IssueCandidate] {
+        self.issues.as_ref().map_or(&[], |c| c.issues.as_slice())
+    }
+}
+
+/// Reads the planned jobs' logs (the first `max_jobs` in reading order, from the store when
+/// their outcome is there; a stored outcome beyond the budget is free and used too, so a
+/// second look at a build gives the same answer without a request) while the issues and
+/// owners are fetched.
+async fn gather<'b>(
+    reader: &JobReader<'_>,
+    owners: Option<&Owners>,
+    github: Option<&GitHubClient>,
+    key: &BuildKey,
+    build: &'b Build,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Gathered<'b> {
     let plan = plan_jobs(build);
     let budgets = &options.budgets;
     let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
     let limits = budgets.limits(&byte_budget);
-
-    // The first `max_jobs` jobs in reading order are read, from the store when their outcome
-    // is there; a stored outcome beyond the budget is free and used too, so a second look at a
-    // build gives the same answer without a request.
     let planned_jobs: Vec<&Job> = plan.ordered.iter().map(|p| p.job).collect();
     let mut reads: Vec<Option<JobRead>> = reader.stored_all(&planned_jobs, &limits).await;
     let to_fetch: Vec<usize> = (0..plan.ordered.len().min(budgets.max_jobs))
@@ -127,53 +229,60 @@ pub(super) async fn scan_fetched(
         .iter()
         .map(|&i| (key, plan.ordered[i].job))
         .collect();
-    progress.report(
-        0,
+    let reading = format!(
+        "reading {} job logs of build {}",
         fetch_jobs.len(),
-        &format!(
-            "reading {} job logs of build {}",
-            fetch_jobs.len(),
-            key.number
-        ),
+        key.number
     );
-
-    let github = enrichment.github.filter(|_| options.search_github);
+    progress.report(0, fetch_jobs.len(), &reading);
     let issues = async {
         match github {
             Some(github) => Some(github.ci_failure_candidates(&options.repo).await),
             None => None,
         }
     };
-    let owners_prepared = async {
-        match enrichment.owners {
+    let owners = async {
+        match owners {
             Some(owners) => Some(owners.prepare(&options.repo).await),
             None => None,
         }
     };
     let fetched = reader.jobs(&fetch_jobs, &limits, budgets.concurrency, progress);
-    let (fetched, issues, owners_prepared) = futures::join!(fetched, issues, owners_prepared);
+    let (fetched, issues, owners) = futures::join!(fetched, issues, owners);
     for (i, read) in to_fetch.into_iter().zip(fetched) {
         reads[i] = Some(read);
     }
-    let reads: Vec<JobRead> = reads
-        .into_iter()
-        .map(|read| {
-            read.unwrap_or_else(|| JobRead {
-                status: JobStatus::OverBudget,
-                analysis: None,
-                detail: Some(format!(
-                    "over the budget of {} job logs per build (raise max_jobs)",
-                    budgets.max_jobs
-                )),
-                stored: false,
-            })
-        })
-        .collect();
+    let over_budget = || JobRead {
+        status: JobStatus::OverBudget,
+        analysis: None,
+        detail: Some(format!(
+            "over the budget of {} job logs per build (raise max_jobs)",
+            budgets.max_jobs
+        )),
+        stored: false,
+    };
+    Gathered {
+        plan,
+        reads: reads
+            .into_iter()
+            .map(|r| r.unwrap_or_else(over_budget))
+            .collect(),
+        issues,
+        owners,
+    }
+}
 
-    let mut warnings = Vec::new();
+/// Every planned job as the result lists it, and the failures of its log.
+fn list_jobs(
+    build: &Build,
+    plan: &JobPlan<'_>,
+    reads: &[JobRead],
+    budgets: &Budgets,
+    warnings: &mut Vec<String>,
+) -> (Vec<FailedJob>, Vec<FailureClassification>) {
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
-    for (planned, read) in plan.ordered.iter().zip(&reads) {
+    for (planned, read) in plan.ordered.iter().zip(reads) {
         let job_failures = classify_job(planned, read);
         if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) =
             (read.status, &read.detail)
@@ -201,33 +310,46 @@ pub(super) async fn scan_fetched(
             budgets.max_jobs
         ));
     }
-    let unfinished = unfinished_jobs(build);
-    if !build.is_finished() {
-        warnings.insert(0, running_warning(build, &unfinished));
-    }
+    (jobs, failures)
+}
 
-    let mut seen = HashSet::new();
-    failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
-
-    if let Some(candidates) = &issues {
+/// Each failure with the issue it matches and its owners.
+async fn enrich(
+    failures: &mut [FailureClassification],
+    gathered: &Gathered<'_>,
+    owners: Option<&Owners>,
+    build: &Build,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(candidates) = &gathered.issues {
         warnings.extend(candidates.warnings.iter().cloned());
-        for failure in &mut failures {
+        for failure in failures.iter_mut() {
             apply_issue_match(failure, &candidates.issues);
         }
     }
-    if let (Some(owners), Some(prepared)) = (enrichment.owners, &owners_prepared) {
+    if let (Some(owners), Some(prepared)) = (owners, &gathered.owners) {
         warnings.extend(prepared.warnings.iter().cloned());
-        for failure in &mut failures {
+        for failure in failures.iter_mut() {
             let command = failure
                 .job_id
                 .as_deref()
                 .and_then(|id| build.jobs().iter().find(|j| j.id == id))
                 .and_then(|j| j.command.as_deref());
-            apply_owners(failure, owners, prepared, command, &mut warnings).await;
+            apply_owners(failure, owners, prepared, command, warnings).await;
         }
     }
+}
 
-    let mut result = ScanResult {
+fn new_result(
+    build: &Build,
+    key: &BuildKey,
+    plan: &JobPlan<'_>,
+    failures: Vec<FailureClassification>,
+    jobs: Vec<FailedJob>,
+    options: &ScanOptions,
+    warnings: Vec<String>,
+) -> ScanResult {
+    ScanResult {
         build_info: build_info(build, &key.org, &key.pipeline),
         total_jobs: plan.total_jobs,
         failed_jobs: plan.hard_failed + plan.soft_failed,
@@ -250,151 +372,22 @@ pub(super) async fn scan_fetched(
         comparison: None,
         daily_findings_text: None,
         standup_summary_text: None,
-    };
-    for why in incompleteness(build, &unfinished, &result.jobs) {
-        result.mark_incomplete(why);
     }
-    if options.compare_nightlies > 0 && super::nightly::is_nightly(build) {
-        let current = CurrentScan {
-            key,
-            build,
-            reads: plan
-                .ordered
-                .iter()
-                .zip(&reads)
-                .map(|(p, r)| (p.job.id.as_str(), r))
-                .collect(),
-            candidates: issues.as_ref().map_or(&[], |c| c.issues.as_slice()),
-            codeowners: owners_prepared.as_ref().and_then(|p| p.codeowners()),
-            repo: &options.repo,
-            nightlies: options.compare_nightlies,
-            budgets,
-        };
-        compare_with_previous_nightlies(reader, github, current, &mut result).await;
-    }
-    result.causes =
-        crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
-    let candidates = issues.as_ref().map_or(&[][..], |c| c.issues.as_slice());
-    let compared = match &options.compare_pipeline {
-        Some(other) => {
-            super::elsewhere::compare_elsewhere(reader, key, build, other, budgets, &mut result)
-                .await;
-            result.stats.compared_pipeline_requests
-        }
-        None => 0,
-    };
-    advise_issues(&mut result, candidates);
-    result.stats = ScanStats {
-        compared_pipeline_requests: compared,
-        ..before.stats()
-    };
+}
+
+/// The report texts (at `full`), then the result fitted to the size cap.
+fn finish(result: &mut ScanResult, options: &ScanOptions) {
     if options.detail_level == DetailLevel::Full {
         // The texts cover every unique failure, whatever page the result holds.
-        result.daily_findings_text = Some(crate::report::daily_findings(&result));
-        result.standup_summary_text = Some(crate::report::standup_summary(&result));
+        result.daily_findings_text = Some(crate::report::daily_findings(result));
+        result.standup_summary_text = Some(crate::report::standup_summary(result));
     }
     crate::fit::page_failures(
-        &mut result,
+        result,
         options.detail_level,
         options.failure_offset,
         options.max_failures,
     );
-    Ok(result)
-}
-
-/// For each untracked cause worth an issue: the issue that already covers it (no duplicate),
-/// else the draft of a new one.
-fn advise_issues(result: &mut ScanResult, candidates: &[IssueCandidate]) {
-    use crate::model::{Category, IssueAction, IssueAdvice, IssueRef};
-    for cause in &mut result.causes {
-        let tracked = cause
-            .issue
-            .as_ref()
-            .is_some_and(|i| i.tracking && i.state == IssueState::Open);
-        // Flaky and infrastructure causes, and logs that could not be read, are not the
-        // code's failures to file.
-        let worth_an_issue = matches!(
-            cause.category,
-            Category::NewRegression | Category::ContinuingUntracked
-        );
-        if tracked || !worth_an_issue {
-            continue;
-        }
-        let members: Vec<&FailureClassification> = result
-            .failures
-            .iter()
-            .filter(|f| cause.failure_keys.contains(&f.failure_key))
-            .collect();
-        let Some(lead) = members.first() else {
-            continue;
-        };
-        let tf = &lead.test_failure;
-        let signature = triage::cause::signature(
-            &tf.test_name,
-            &tf.job_name,
-            tf.error_message.as_deref(),
-            tf.stack_trace.as_deref(),
-        );
-        let files: Vec<&str> = members
-            .iter()
-            .filter_map(|f| {
-                f.test_failure
-                    .test_name
-                    .split_once("::")
-                    .map(|(file, _)| file)
-            })
-            .collect();
-        // A closed issue the matching already linked to a member (its test in the title)
-        // is the one to reopen; else one that names the file and exception, or the signature.
-        let linked_closed = cause
-            .issue
-            .as_ref()
-            .filter(|i| i.state == IssueState::Closed)
-            .and_then(|i| candidates.iter().find(|c| c.number == i.number))
-            .map(|issue| (IssueAction::ReopenClosed, issue));
-        let covered = linked_closed.or_else(|| {
-            crate::github::matching::issue_for_cause(
-                &files,
-                signature.exception.as_deref(),
-                &signature.message,
-                candidates,
-            )
-        });
-        cause.issue_advice = Some(match covered {
-            Some((action, issue)) => IssueAdvice {
-                action,
-                issue: Some(IssueRef {
-                    number: issue.number,
-                    url: issue.url.clone(),
-                    title: issue.title.clone(),
-                    state: issue.state,
-                }),
-                reason: match action {
-                    IssueAction::ReopenClosed => format!(
-                        "closed #{} covers it: reopen it instead of filing a new one",
-                        issue.number
-                    ),
-                    _ => format!(
-                        "open #{} names its test file and {}: add to it",
-                        issue.number,
-                        signature.exception.as_deref().unwrap_or("exception")
-                    ),
-                },
-            },
-            None => {
-                cause.draft_issue = Some(crate::report::draft_issue(
-                    cause,
-                    &members,
-                    &result.build_info,
-                ));
-                IssueAdvice {
-                    action: IssueAction::FileNew,
-                    issue: None,
-                    reason: "no open or closed issue covers it: file the draft".into(),
-                }
-            }
-        });
-    }
 }
 
 fn count_status(jobs: &[FailedJob], status: JobStatus) -> usize {
@@ -465,141 +458,6 @@ fn incompleteness(build: &Build, unfinished: &[&Job], jobs: &[FailedJob]) -> Vec
         }
     }
     why
-}
-
-fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {
-    let job = planned.job;
-    let signals = JobSignals {
-        timed_out: job.job_state() == crate::buildkite::JobState::TimedOut,
-        exit_status: job.exit_status,
-        signal_reason: job.signal_reason.as_deref(),
-        passed_retry: planned.passed_retry,
-    };
-    let job_name = job.display_name();
-    let Some(analysis) = &read.analysis else {
-        let mut failure = make_failure(planned, job_name.to_string(), None, None, &[], signals);
-        if failure.category == crate::model::Category::NeedsHumanTriage {
-            failure.reason = Some(format!(
-                "Log not read: {}",
-                read.detail.as_deref().unwrap_or("unknown reason")
-            ));
-        }
-        return vec![failure];
-    };
-    if let Some(level) = &analysis.job_level {
-        let mut failure = make_failure(
-            planned,
-            job_name.to_string(),
-            level.error_message.clone(),
-            Some(level.excerpt.clone()).filter(|e| !e.is_empty()),
-            &[],
-            signals,
-        );
-        if read.status == JobStatus::PartlyAnalyzed {
-            let reason = failure.reason.take().unwrap_or_default();
-            failure.reason = Some(format!("{reason} (log read only in part)"));
-        }
-        return vec![failure];
-    }
-    analysis
-        .tests
-        .iter()
-        .map(|test| {
-            make_failure(
-                planned,
-                test.node_id.clone(),
-                test.error_message.clone(),
-                test.excerpt.clone(),
-                &test.output_tail,
-                signals,
-            )
-        })
-        .collect()
-}
-
-fn make_failure(
-    planned: &PlannedJob<'_>,
-    test_name: String,
-    error_message: Option<String>,
-    excerpt: Option<String>,
-    output: &[String],
-    signals: JobSignals<'_>,
-) -> FailureClassification {
-    let job = planned.job;
-    let verdict = triage::classify(
-        FailureText {
-            error_message: error_message.as_deref(),
-            excerpt: excerpt.as_deref(),
-            output,
-        },
-        signals,
-    );
-    let snippet_source = excerpt
-        .clone()
-        .or_else(|| (!output.is_empty()).then(|| output.join("\n")));
-    FailureClassification {
-        failure_key: triage::failure_key(job.display_name(), &test_name, error_message.as_deref()),
-        fingerprint: error_message.as_deref().map(triage::fingerprint),
-        test_failure: TestFailure {
-            test_name,
-            job_name: job.display_name().to_string(),
-            error_message,
-            stack_trace: excerpt,
-            log_snippet: snippet_source.map(|s| logs::bounded_text(&s, SNIPPET_CHARS)),
-        },
-        category: verdict.category,
-        issue: IssueLink::default(),
-        confidence: verdict.confidence,
-        reason: Some(verdict.reason),
-        owner: Ownership::default(),
-        infra_kind: verdict.infra_kind,
-        evidence: verdict.evidence,
-        decided_by: verdict.decided_by,
-        soft_failed: job.is_soft_failed(),
-        job_id: Some(job.id.clone()),
-        job_url: job.web_url.clone(),
-        since: Since::default(),
-        cause_id: None,
-    }
-}
-
-/// KNOWN_TRACKED when an open issue matches (it outranks every other category, as in the
-/// original); a closed issue that matches is linked, and the failure keeps its category with
-/// a "possibly regressed after fix" reason.
-fn apply_issue_match(failure: &mut FailureClassification, candidates: &[IssueCandidate]) {
-    let Some(found) = best_match(
-        &failure.test_failure.test_name,
-        &failure.test_failure.job_name,
-        candidates,
-    ) else {
-        return;
-    };
-    failure.issue.url = Some(found.url.clone()).filter(|u| !u.is_empty());
-    match found.state {
-        IssueState::Open if !found.tracking => {
-            let earlier = failure.reason.take().unwrap_or_default();
-            failure.reason = Some(format!(
-                "{earlier}; mentioned in #{} {} ({}), opened outside the project and not labelled ci-failure: not counted as tracking",
-                found.number, found.title, found.matched_on
-            ));
-        }
-        IssueState::Open => {
-            failure.category = crate::model::Category::KnownTracked;
-            failure.confidence = found.score;
-            failure.reason = Some(format!(
-                "Tracked in #{}: {} ({})",
-                found.number, found.title, found.matched_on
-            ));
-        }
-        IssueState::Closed => {
-            let earlier = failure.reason.take().unwrap_or_default();
-            failure.reason = Some(format!(
-                "{earlier}; possibly regressed after fix: matches closed #{} {} ({})",
-                found.number, found.title, found.matched_on
-            ));
-        }
-    }
-    failure.issue.matched = Some(found);
 }
 
 /// Owners of the failing test's file (node id) or of the job's test area (its command), and
