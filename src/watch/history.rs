@@ -13,6 +13,7 @@ use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
 use crate::triage::history::{assess, Observation, TestStatus};
 use futures::StreamExt;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -72,26 +73,96 @@ async fn history_in_call(
     options: &HistoryOptions,
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
-    let started = Instant::now();
-    let requests_before = crate::http::call_totals().buildkite_requests;
-    let bytes_before = reader.counters.log_bytes.load(Ordering::Relaxed);
-    let hits_before = reader.counters.stored_hits.load(Ordering::Relaxed);
+    let before = Counted::take(reader);
     let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
     let mut warnings = Vec::new();
     if options.lookback_builds > MAX_LOOKBACK_BUILDS {
         warnings.push(format!("lookback_builds capped at {MAX_LOOKBACK_BUILDS}"));
     }
     let builds = chosen_builds(reader, org, pipeline, lookback, options, &mut warnings).await?;
-
     let file_paths = crate::owners::source::repo_path_candidates(test_nodeid.file());
-    let wanted = test_nodeid.comparable();
+    let (mut timeline, pending) = runs_without_logs(&builds, &file_paths, options, &mut warnings);
+    let keys: Vec<BuildKey> = builds
+        .iter()
+        .map(|b| BuildKey::new(org, pipeline, b.number))
+        .collect();
+    let (reads, logs_read) =
+        read_pending(reader, &keys, &timeline, &pending, options, progress).await;
+    let (read_builds, not_read) = record_reads(
+        &mut timeline,
+        &pending,
+        reads,
+        test_nodeid.comparable(),
+        options,
+        &mut warnings,
+    );
+    for entry in &mut timeline {
+        settle(entry);
+    }
+    let observations = observations(&timeline);
+    let assessment = assess(&observations, &options.repo);
+    let summary = crate::report::history_summary(test_nodeid.as_str(), &timeline, &assessment);
+    let stats = HistoryStats {
+        builds_considered: timeline.len(),
+        builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
+        logs_read,
+        builds_read: read_builds.into_iter().rev().collect(),
+        builds_not_read: not_read.into_iter().rev().collect(),
+        ..before.since(reader)
+    };
+    Ok(HistoryResult {
+        test_nodeid: test_nodeid.to_string(),
+        timeline,
+        assessment,
+        summary,
+        warnings,
+        stats,
+    })
+}
 
-    // What each build's jobs say without a log: passed jobs that run the file are passes.
+/// The reader's and the call's counters at the start of a history, so its stats count only
+/// its own.
+struct Counted {
+    started: Instant,
+    requests: u64,
+    log_bytes: u64,
+    stored_hits: usize,
+}
+
+impl Counted {
+    fn take(reader: &JobReader<'_>) -> Self {
+        Self {
+            started: Instant::now(),
+            requests: crate::http::call_totals().buildkite_requests,
+            log_bytes: reader.counters.log_bytes.load(Ordering::Relaxed),
+            stored_hits: reader.counters.stored_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn since(&self, reader: &JobReader<'_>) -> HistoryStats {
+        HistoryStats {
+            log_bytes_fetched: reader.counters.log_bytes.load(Ordering::Relaxed) - self.log_bytes,
+            cache_hits: reader.counters.stored_hits.load(Ordering::Relaxed) - self.stored_hits,
+            api_requests: crate::http::call_totals().buildkite_requests - self.requests,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            ..HistoryStats::default()
+        }
+    }
+}
+
+/// What each build's jobs say without a log (passed jobs that run the file are passes), and
+/// the failed jobs that run it, to be read.
+fn runs_without_logs<'b>(
+    builds: &'b [Build],
+    file_paths: &[String],
+    options: &HistoryOptions,
+    warnings: &mut Vec<String>,
+) -> (Vec<TimelineEntry>, Vec<PendingRead<'b>>) {
     let mut timeline: Vec<TimelineEntry> = builds.iter().map(timeline_entry).collect();
     let mut pending: Vec<PendingRead<'_>> = Vec::new();
     let mut ran_jobs = std::collections::BTreeSet::new();
     for (index, build) in builds.iter().enumerate() {
-        let relevant = relevant_jobs(build, &file_paths, options.job_filter.as_deref());
+        let relevant = relevant_jobs(build, file_paths, options.job_filter.as_deref());
         if relevant.is_empty() {
             ran_jobs.extend(
                 build
@@ -128,15 +199,26 @@ async fn history_in_call(
             names.join(", ")
         ));
     }
+    (timeline, pending)
+}
 
+/// Reads the pending jobs: stored outcomes (free), then up to `max_logs` logs in
+/// [`read_order`]. `None` for a job left unread; also the number of logs read.
+async fn read_pending(
+    reader: &JobReader<'_>,
+    keys: &[BuildKey],
+    timeline: &[TimelineEntry],
+    pending: &[PendingRead<'_>],
+    options: &HistoryOptions,
+    progress: &dyn Progress,
+) -> (Vec<Option<JobRead>>, usize) {
     let byte_budget = AtomicU64::new(u64::MAX);
     let limits = ReadLimits {
         max_log_bytes: options.max_log_bytes,
         byte_budget: &byte_budget,
         max_whole_log_bytes: options.max_whole_log_bytes,
     };
-    let order = read_order(&timeline, &pending);
-    // Stored outcomes are free; the budget counts logs still to be read.
+    let order = read_order(timeline, pending);
     let pending_jobs: Vec<&Job> = pending.iter().map(|p| p.job).collect();
     let mut reads: Vec<Option<JobRead>> = reader.stored_all(&pending_jobs, &limits).await;
     let to_fetch: Vec<usize> = order
@@ -146,10 +228,6 @@ async fn history_in_call(
         .collect();
     let total = to_fetch.len();
     progress.report(0, total, &format!("reading {total} failed-job logs"));
-    let keys: Vec<BuildKey> = builds
-        .iter()
-        .map(|b| BuildKey::new(org, pipeline, b.number))
-        .collect();
     let to_read: Vec<(&BuildKey, &Job)> = to_fetch
         .iter()
         .map(|&i| (&keys[pending[i].entry], pending[i].job))
@@ -161,9 +239,21 @@ async fn history_in_call(
     for (i, read) in to_fetch.into_iter().zip(fetched) {
         reads[i] = Some(read);
     }
+    (reads, logs_read)
+}
 
-    let mut not_read = std::collections::BTreeSet::new();
-    let mut read_builds = std::collections::BTreeSet::new();
+/// Puts what each read log says about the test (`wanted`, comparable) on the timeline.
+/// Returns the builds read and the builds with a failed job left unread.
+fn record_reads(
+    timeline: &mut [TimelineEntry],
+    pending: &[PendingRead<'_>],
+    reads: Vec<Option<JobRead>>,
+    wanted: &str,
+    options: &HistoryOptions,
+    warnings: &mut Vec<String>,
+) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let mut not_read = BTreeSet::new();
+    let mut read_builds = BTreeSet::new();
     for (pending, read) in pending.iter().zip(reads) {
         let entry = &mut timeline[pending.entry];
         let Some(read) = read else {
@@ -208,39 +298,20 @@ async fn history_in_call(
             not_read.iter().rev().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
         ));
     }
-    for entry in &mut timeline {
-        entry.test_found = entry.jobs.iter().any(|j| j.status != TestStatus::Unknown);
-        entry.test_status = if entry.jobs.iter().any(|j| j.status == TestStatus::Fail) {
-            TestStatus::Fail
-        } else if entry.jobs.iter().any(|j| j.status == TestStatus::Pass) {
-            TestStatus::Pass
-        } else {
-            TestStatus::Unknown
-        };
-    }
+    (read_builds, not_read)
+}
 
-    let observations = observations(&timeline);
-    let assessment = assess(&observations, &options.repo);
-    let summary = crate::report::history_summary(test_nodeid.as_str(), &timeline, &assessment);
-    let stats = HistoryStats {
-        builds_considered: timeline.len(),
-        builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
-        logs_read,
-        log_bytes_fetched: reader.counters.log_bytes.load(Ordering::Relaxed) - bytes_before,
-        cache_hits: reader.counters.stored_hits.load(Ordering::Relaxed) - hits_before,
-        api_requests: crate::http::call_totals().buildkite_requests - requests_before,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        builds_read: read_builds.into_iter().rev().collect(),
-        builds_not_read: not_read.into_iter().rev().collect(),
+/// A build's word on the test from its jobs': failed when any run failed, passed when runs
+/// only passed.
+fn settle(entry: &mut TimelineEntry) {
+    entry.test_found = entry.jobs.iter().any(|j| j.status != TestStatus::Unknown);
+    entry.test_status = if entry.jobs.iter().any(|j| j.status == TestStatus::Fail) {
+        TestStatus::Fail
+    } else if entry.jobs.iter().any(|j| j.status == TestStatus::Pass) {
+        TestStatus::Pass
+    } else {
+        TestStatus::Unknown
     };
-    Ok(HistoryResult {
-        test_nodeid: test_nodeid.to_string(),
-        timeline,
-        assessment,
-        summary,
-        warnings,
-        stats,
-    })
 }
 
 /// The builds to follow, newest first, each with its jobs. Every build's jobs come with the
@@ -312,6 +383,19 @@ async fn chosen_builds(
         }
         return Ok(chosen);
     }
+    Ok(nightlies_with_jobs(reader, org, pipeline, chosen, options, warnings).await)
+}
+
+/// Nightlies listed without jobs, each with its jobs: from the store while the listing shows
+/// it unchanged, else one request. A build that cannot be read stays as listed, with a warning.
+async fn nightlies_with_jobs(
+    reader: &JobReader<'_>,
+    org: &str,
+    pipeline: &str,
+    chosen: Vec<Build>,
+    options: &HistoryOptions,
+    warnings: &mut Vec<String>,
+) -> Vec<Build> {
     let fetches: Vec<_> = chosen
         .iter()
         .map(|b| async move {
@@ -334,7 +418,7 @@ async fn chosen_builds(
             }
         }
     }
-    Ok(builds)
+    builds
 }
 
 fn timeline_entry(build: &Build) -> TimelineEntry {
