@@ -4,7 +4,7 @@
 use super::outcomes::{BuildKey, JobReader};
 use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
-use crate::buildkite::ListBuilds;
+use crate::buildkite::{Build, ListBuilds};
 use crate::model::{AnalysisWindow, AnalyzedBuild, DetailLevel, MainBranchAnalysis};
 use crate::triage::recurrence::{aggregate, BuildFailures};
 
@@ -60,87 +60,22 @@ async fn analysis_in_call(
     let start = end - chrono::Duration::hours(i64::from(hours_lookback));
     let stamp =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let max_builds = options.max_builds.max(1);
-    let filter = ListBuilds {
-        exclude_jobs: false,
-        states: FAILED_STATES.to_vec(),
-        // Room for the scheduled builds that are left out after listing.
-        per_page: max_builds * 2 + 4,
-        ..ListBuilds::created_since(&options.branch, start)
+    let window = Window {
+        org,
+        pipeline,
+        start,
     };
-    let wanted = |b: &&crate::buildkite::Build| {
-        b.build_state().has_failures()
-            && !(options.exclude_scheduled && b.source.as_deref() == Some("schedule"))
-    };
-    let listing = reader
-        .client()
-        .list_builds(org, pipeline, &filter, 1, |builds| {
-            builds.iter().filter(wanted).count() >= max_builds
-        })
-        .await?;
-    warnings.extend(listing.cut_warning(&format!(
-        "{max_builds} failed builds on {} of {org}/{pipeline}",
-        options.branch
-    )));
-    let listed = listing.builds;
-    let selected: Vec<_> = listed.iter().filter(wanted).take(max_builds).collect();
-
-    // Each build is scanned with every failure at full detail; the result applies the caller's.
-    let per_build = ScanOptions {
-        detail_level: DetailLevel::Full,
-        failure_offset: 0,
-        max_failures: usize::MAX,
-        selection: None,
-        // Recurrence across these builds is this analysis' own comparison.
-        compare_nightlies: 0,
-        compare_pipeline: None,
-        ..options.scan.clone()
-    };
-    let mut analyzed = Vec::new();
-    let mut scanned = Vec::new();
-    for (done, build) in selected.iter().enumerate() {
-        progress.report(done, selected.len(), &format!("build {}", build.number));
-        let commit = build.commit.clone().unwrap_or_default();
-        analyzed.push(AnalyzedBuild {
-            build_number: build.number.to_string(),
-            commit: crate::model::short_sha(&commit).to_string(),
-            state: build.state().to_string(),
-            created_at: build.created_at.clone(),
-        });
-        let key = BuildKey::new(org, pipeline, build.number);
-        reader.remember_build(&key, build).await;
-        let before = Snapshot::take();
-        match scan_fetched(
-            reader,
-            enrichment,
-            &key,
-            build,
-            &per_build,
-            // Progress is reported per build; a scan's own log counts would run backwards.
-            &super::NoProgress,
-            before,
-        )
-        .await
-        {
-            Ok(result) => {
-                warnings.extend(
-                    result
-                        .warnings
-                        .into_iter()
-                        .map(|w| format!("build {}: {w}", build.number)),
-                );
-                scanned.push(BuildFailures {
-                    build_number: build.number.to_string(),
-                    commit: crate::model::short_sha(&commit).to_string(),
-                    failures: result.failures,
-                });
-            }
-            Err(error) => warnings.push(format!(
-                "build {} could not be scanned: {error}",
-                build.number
-            )),
-        }
-    }
+    let (listed_any, selected) = failed_builds(reader, &window, options, &mut warnings).await?;
+    let (analyzed, scanned) = scan_each(
+        reader,
+        enrichment,
+        &window,
+        &selected,
+        options,
+        progress,
+        &mut warnings,
+    )
+    .await;
     progress.report(selected.len(), selected.len(), "grouping failures");
     let (mut failures, summary) = aggregate(&scanned);
     failures.truncate(options.scan.max_failures);
@@ -151,7 +86,7 @@ async fn analysis_in_call(
         warnings.push(format!(
             "no failed builds on branch {} of {org}/{pipeline} in the last {hours_lookback} hours{}",
             options.branch,
-            if listed.is_empty() { "" } else { " (after leaving out scheduled builds)" }
+            if listed_any { " (after leaving out scheduled builds)" } else { "" }
         ));
     }
     let window = AnalysisWindow {
@@ -173,4 +108,112 @@ async fn analysis_in_call(
         analysis.analysis_text = Some(crate::report::main_branch_text(&analysis));
     }
     Ok(analysis)
+}
+
+/// The pipeline and the window's start.
+struct Window<'a> {
+    org: &'a str,
+    pipeline: &'a str,
+    start: chrono::DateTime<chrono::Utc>,
+}
+
+/// The window's newest `max_builds` failed builds with their jobs, from one listing; also
+/// whether the listing held any build at all.
+async fn failed_builds(
+    reader: &JobReader<'_>,
+    window: &Window<'_>,
+    options: &MainBranchOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(bool, Vec<Build>), WatchError> {
+    let Window { org, pipeline, .. } = *window;
+    let max_builds = options.max_builds.max(1);
+    let filter = ListBuilds {
+        exclude_jobs: false,
+        states: FAILED_STATES.to_vec(),
+        // Room for the scheduled builds that are left out after listing.
+        per_page: max_builds * 2 + 4,
+        ..ListBuilds::created_since(&options.branch, window.start)
+    };
+    let wanted = |b: &Build| {
+        b.build_state().has_failures()
+            && !(options.exclude_scheduled && b.source.as_deref() == Some("schedule"))
+    };
+    let listing = reader
+        .client()
+        .list_builds(org, pipeline, &filter, 1, |builds| {
+            builds.iter().filter(|b| wanted(b)).count() >= max_builds
+        })
+        .await?;
+    warnings.extend(listing.cut_warning(&format!(
+        "{max_builds} failed builds on {} of {org}/{pipeline}",
+        options.branch
+    )));
+    let listed_any = !listing.builds.is_empty();
+    let selected = listing
+        .builds
+        .into_iter()
+        .filter(wanted)
+        .take(max_builds)
+        .collect();
+    Ok((listed_any, selected))
+}
+
+/// Scans each selected build with every failure at full detail (the result applies the
+/// caller's); a build that cannot be scanned becomes a warning.
+async fn scan_each(
+    reader: &JobReader<'_>,
+    enrichment: Enrichment<'_>,
+    window: &Window<'_>,
+    selected: &[Build],
+    options: &MainBranchOptions,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> (Vec<AnalyzedBuild>, Vec<BuildFailures>) {
+    let per_build = ScanOptions {
+        detail_level: DetailLevel::Full,
+        failure_offset: 0,
+        max_failures: usize::MAX,
+        selection: None,
+        // Recurrence across these builds is this analysis' own comparison.
+        compare_nightlies: 0,
+        compare_pipeline: None,
+        ..options.scan.clone()
+    };
+    let mut analyzed = Vec::new();
+    let mut scanned = Vec::new();
+    for (done, build) in selected.iter().enumerate() {
+        progress.report(done, selected.len(), &format!("build {}", build.number));
+        let commit = crate::model::short_sha(build.commit.as_deref().unwrap_or_default());
+        analyzed.push(AnalyzedBuild {
+            build_number: build.number.to_string(),
+            commit: commit.to_string(),
+            state: build.state().to_string(),
+            created_at: build.created_at.clone(),
+        });
+        let key = BuildKey::new(window.org, window.pipeline, build.number);
+        reader.remember_build(&key, build).await;
+        let before = Snapshot::take();
+        // Progress is reported per build; a scan's own log counts would run backwards.
+        let quiet = &super::NoProgress;
+        match scan_fetched(reader, enrichment, &key, build, &per_build, quiet, before).await {
+            Ok(result) => {
+                warnings.extend(
+                    result
+                        .warnings
+                        .into_iter()
+                        .map(|w| format!("build {}: {w}", build.number)),
+                );
+                scanned.push(BuildFailures {
+                    build_number: build.number.to_string(),
+                    commit: commit.to_string(),
+                    failures: result.failures,
+                });
+            }
+            Err(error) => warnings.push(format!(
+                "build {} could not be scanned: {error}",
+                build.number
+            )),
+        }
+    }
+    (analyzed, scanned)
 }
