@@ -11,13 +11,48 @@ const REPORT_ERROR_CHARS: usize = 160;
 pub fn daily_findings(result: &ScanResult) -> String {
     let (hard, soft): (Vec<&FailureClassification>, Vec<&FailureClassification>) =
         result.failures.iter().partition(|f| !f.soft_failed);
-    let info = &result.build_info;
     let date = result
         .scan_timestamp
         .get(..10)
         .unwrap_or(&result.scan_timestamp);
     let mut out = String::new();
     let _ = writeln!(out, "# Daily Findings - {date}\n");
+    summary(&mut out, result, &hard, &soft);
+    super::causes::causes_section(&mut out, result);
+    if let Some(comparison) = &result.comparison {
+        what_changed(&mut out, result, comparison);
+    }
+    by_category(&mut out, result, &hard, &soft);
+    section(
+        &mut out,
+        "Hard Failures (blocking builds)",
+        &hard,
+        detailed_item,
+    );
+    section(
+        &mut out,
+        "Soft Failures (optional tests, allowed to fail)",
+        &soft,
+        compact_item,
+    );
+    unread_jobs(&mut out, result);
+    if !result.warnings.is_empty() {
+        let _ = writeln!(out, "\n## Warnings\n");
+        for warning in &result.warnings {
+            let _ = writeln!(out, "- {}", code_span(warning));
+        }
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+/// The build, its counts, and whether the answer is complete.
+fn summary(
+    out: &mut String,
+    result: &ScanResult,
+    hard: &[&FailureClassification],
+    soft: &[&FailureClassification],
+) {
+    let info = &result.build_info;
     if !result.complete {
         let _ = writeln!(
             out,
@@ -68,18 +103,20 @@ pub fn daily_findings(result: &ScanResult) -> String {
     if let Some(selection) = &result.selection {
         let _ = writeln!(out, "- **Selected**: {selection}");
     }
+}
 
-    super::causes::causes_section(&mut out, result);
-    if let Some(comparison) = &result.comparison {
-        what_changed(&mut out, result, comparison);
-    }
-
+fn by_category(
+    out: &mut String,
+    result: &ScanResult,
+    hard: &[&FailureClassification],
+    soft: &[&FailureClassification],
+) {
     let _ = writeln!(out, "\n## Failures by Category\n");
     for category in Category::REPORT_ORDER {
         let count = |list: &[&FailureClassification]| {
             list.iter().filter(|f| f.category == category).count()
         };
-        let (h, s) = (count(&hard), count(&soft));
+        let (h, s) = (count(hard), count(soft));
         if h + s > 0 {
             let _ = writeln!(
                 out,
@@ -92,20 +129,10 @@ pub fn daily_findings(result: &ScanResult) -> String {
     if result.failures.is_empty() {
         let _ = writeln!(out, "- (none)");
     }
+}
 
-    section(
-        &mut out,
-        "Hard Failures (blocking builds)",
-        &hard,
-        detailed_item,
-    );
-    section(
-        &mut out,
-        "Soft Failures (optional tests, allowed to fail)",
-        &soft,
-        compact_item,
-    );
-
+/// The failed jobs whose logs were not read in full, and why.
+fn unread_jobs(out: &mut String, result: &ScanResult) {
     let unread: Vec<_> = result
         .jobs
         .iter()
@@ -128,13 +155,6 @@ pub fn daily_findings(result: &ScanResult) -> String {
             );
         }
     }
-    if !result.warnings.is_empty() {
-        let _ = writeln!(out, "\n## Warnings\n");
-        for warning in &result.warnings {
-            let _ = writeln!(out, "- {}", code_span(warning));
-        }
-    }
-    out.trim_end().to_string() + "\n"
 }
 
 /// What changed since the previous nightly, first: new failures (with their most likely
@@ -160,13 +180,22 @@ fn what_changed(
         comparison.unknown,
         comparison.fixed
     );
-    let with_trend = |trend: Trend| {
-        result
-            .failures
-            .iter()
-            .filter(move |f| f.since.trend.as_ref().is_some_and(|t| t.trend == trend))
-    };
-    let new: Vec<_> = with_trend(Trend::New).collect();
+    new_failures(out, result);
+    continuing_untracked(out, result);
+    tracked_issues(out, result);
+    fixed(out, result);
+}
+
+fn with_trend(result: &ScanResult, trend: Trend) -> impl Iterator<Item = &FailureClassification> {
+    result
+        .failures
+        .iter()
+        .filter(move |f| f.since.trend.as_ref().is_some_and(|t| t.trend == trend))
+}
+
+/// New failures with their most likely commit.
+fn new_failures(out: &mut String, result: &ScanResult) {
+    let new: Vec<_> = with_trend(result, Trend::New).collect();
     if !new.is_empty() {
         let _ = writeln!(out, "### New ({})\n", new.len());
         for f in new {
@@ -201,7 +230,10 @@ fn what_changed(
         }
         let _ = writeln!(out);
     }
-    let untracked: Vec<_> = with_trend(Trend::Continuing)
+}
+
+fn continuing_untracked(out: &mut String, result: &ScanResult) {
+    let untracked: Vec<_> = with_trend(result, Trend::Continuing)
         .filter(|f| f.category == Category::ContinuingUntracked)
         .collect();
     if !untracked.is_empty() {
@@ -217,7 +249,10 @@ fn what_changed(
         }
         let _ = writeln!(out);
     }
-    tracked_issues(out, result);
+}
+
+/// What was fixed, with the issues to close.
+fn fixed(out: &mut String, result: &ScanResult) {
     if !result.fixed.is_empty() {
         let _ = writeln!(out, "### Fixed ({})\n", result.fixed.len());
         for fixed in &result.fixed {
@@ -320,10 +355,21 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
     if let Some(reason) = &f.reason {
         let _ = writeln!(out, "  - Reason: {reason}");
     }
+    evidence_line(out, f);
+    nightly_lines(out, f);
+    let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);
+    if let Some(issue) = &f.issue.url {
+        let _ = writeln!(out, "  - GitHub Issue: {issue}");
+    }
+    owner_lines(out, f);
+}
+
+/// The evidence, when it says more than the error, and where it came from.
+fn evidence_line(out: &mut String, f: &FailureClassification) {
     if let Some(evidence) = f
         .evidence
         .as_deref()
-        .filter(|e| Some(*e) != tf.error_message.as_deref())
+        .filter(|e| Some(*e) != f.test_failure.error_message.as_deref())
     {
         let source = match f.decided_by {
             Some(crate::model::EvidenceSource::Job) => " (the job's own state)",
@@ -337,6 +383,10 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             code_span(&crate::logs::bounded_text(evidence, REPORT_ERROR_CHARS))
         );
     }
+}
+
+/// Its trend across the nightlies and, for a new failure, its onset and suspects.
+fn nightly_lines(out: &mut String, f: &FailureClassification) {
     if let Some(trend) = &f.since.trend {
         let _ = writeln!(
             out,
@@ -358,10 +408,10 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
             let _ = writeln!(out, "    - {}", super::suspect_line(suspect));
         }
     }
-    let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);
-    if let Some(issue) = &f.issue.url {
-        let _ = writeln!(out, "  - GitHub Issue: {issue}");
-    }
+}
+
+/// Its owners (CODEOWNERS, else the blamed committer) and the last change to the test.
+fn owner_lines(out: &mut String, f: &FailureClassification) {
     if !f.owner.all.is_empty() {
         let _ = writeln!(out, "  - Owners: {} (CODEOWNERS)", f.owner.all.join(" "));
     } else if let Some(owner) = &f.owner.first {
