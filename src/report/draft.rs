@@ -36,6 +36,15 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
         one_line(&shortened(&cause.jobs)),
         one_line(&files.join(", "))
     );
+    failing_tests(&mut out, members);
+    describe(&mut out, cause, members, lead, build);
+    history(&mut out, lead, build);
+    cc_list(&mut out, cause, lead);
+    out
+}
+
+/// The form's "Name of failing test" and "Basic information".
+fn failing_tests(out: &mut String, members: &[&FailureClassification]) {
     let tests = unique(members.iter().map(|f| f.test_failure.test_name.as_str()));
     let _ = writeln!(out, "### Name of failing test\n");
     for test in &tests {
@@ -54,6 +63,17 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
         out,
         "- [ ] Caused by external libraries (e.g. bug in `transformers`)\n"
     );
+}
+
+/// "Describe the failing test": where it fails, its signature, the lead's error, traceback and
+/// the logs.
+fn describe(
+    out: &mut String,
+    cause: &Cause,
+    members: &[&FailureClassification],
+    lead: &FailureClassification,
+    build: &BuildInfo,
+) {
     let _ = writeln!(out, "### 🧪 Describe the failing test\n");
     let jobs: Vec<String> = cause.jobs.iter().map(|j| code_span(j)).collect();
     let platforms: Vec<&str> = cause
@@ -100,7 +120,10 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
         let _ = writeln!(out, "Log: {url}");
     }
     let _ = writeln!(out);
-    let failure = lead;
+}
+
+/// "History of failing test": the onset range and suspects, or the streak.
+fn history(out: &mut String, failure: &FailureClassification, build: &BuildInfo) {
     let _ = writeln!(out, "### 📝 History of failing test\n");
     match (&failure.since.trend, &failure.since.onset) {
         (_, Some(onset)) => {
@@ -138,6 +161,10 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
         out,
         "- Test Engine: https://buildkite.com/organizations/vllm/analytics/suites/ci-1/tests?branch=main\n"
     );
+}
+
+/// "CC List": the closest suspects' authors and the owners, well-formed handles only.
+fn cc_list(out: &mut String, cause: &Cause, failure: &FailureClassification) {
     let mut cc: Vec<String> = Vec::new();
     let suspects = failure.since.onset.iter().flat_map(|o| o.suspects.iter());
     for person in suspects
@@ -166,7 +193,6 @@ pub fn draft_issue(cause: &Cause, members: &[&FailureClassification], build: &Bu
             cc.join(" ")
         }
     );
-    out
 }
 
 /// Values in first-seen order, each once.

@@ -2,7 +2,7 @@
 
 use super::code_span;
 use crate::model::TimelineEntry;
-use crate::triage::history::{Assessment, HistoryClass, TestStatus};
+use crate::triage::history::{Assessment, HistoryClass, TestStatus, Transition};
 use std::fmt::Write;
 
 /// Newest builds listed at the end of the summary.
@@ -35,38 +35,54 @@ pub fn history_summary(
         let _ = writeln!(out);
     }
     if let Some(change) = &assessment.transition {
-        let title = if assessment.classification == HistoryClass::Fixed {
-            "Fixed at"
-        } else {
-            "Regression introduced at"
-        };
-        let url = |number: u64| {
-            timeline
-                .iter()
-                .find(|e| e.build_number == number)
-                .map(|e| e.build_url.clone())
-                .unwrap_or_default()
-        };
-        let _ = writeln!(out, "**{title}:**");
-        let _ = writeln!(
-            out,
-            "- Last good: build [{}]({}) (commit {})",
-            change.last_good_build,
-            url(change.last_good_build),
-            code_span(crate::model::short_sha(&change.last_good_commit))
-        );
-        let _ = writeln!(
-            out,
-            "- First bad: build [{}]({}) (commit {})",
-            change.first_bad_build,
-            url(change.first_bad_build),
-            code_span(crate::model::short_sha(&change.first_bad_commit))
-        );
-        if let Some(compare) = &change.compare_url {
-            let _ = writeln!(out, "- Commits in between: {compare}");
-        }
-        let _ = writeln!(out);
+        transition(&mut out, timeline, assessment.classification, change);
     }
+    recent(&mut out, timeline);
+    out.trim_end().to_string() + "\n"
+}
+
+/// Where it regressed (or was fixed): the last good and first bad builds and the range.
+fn transition(
+    out: &mut String,
+    timeline: &[TimelineEntry],
+    classification: HistoryClass,
+    change: &Transition,
+) {
+    let title = if classification == HistoryClass::Fixed {
+        "Fixed at"
+    } else {
+        "Regression introduced at"
+    };
+    let url = |number: u64| {
+        timeline
+            .iter()
+            .find(|e| e.build_number == number)
+            .map(|e| e.build_url.clone())
+            .unwrap_or_default()
+    };
+    let _ = writeln!(out, "**{title}:**");
+    let _ = writeln!(
+        out,
+        "- Last good: build [{}]({}) (commit {})",
+        change.last_good_build,
+        url(change.last_good_build),
+        code_span(crate::model::short_sha(&change.last_good_commit))
+    );
+    let _ = writeln!(
+        out,
+        "- First bad: build [{}]({}) (commit {})",
+        change.first_bad_build,
+        url(change.first_bad_build),
+        code_span(crate::model::short_sha(&change.first_bad_commit))
+    );
+    if let Some(compare) = &change.compare_url {
+        let _ = writeln!(out, "- Commits in between: {compare}");
+    }
+    let _ = writeln!(out);
+}
+
+/// The builds that ran the test, counted, and the newest of them.
+fn recent(out: &mut String, timeline: &[TimelineEntry]) {
     let found: Vec<&TimelineEntry> = timeline.iter().filter(|e| e.test_found).collect();
     if !found.is_empty() {
         let passed = found
@@ -92,5 +108,4 @@ pub fn history_summary(
             );
         }
     }
-    out.trim_end().to_string() + "\n"
 }

@@ -1,7 +1,7 @@
 //! The one-line Standup summary.
 
 use super::{code_span, short_test_name};
-use crate::model::{BuildState, Category, ScanResult};
+use crate::model::{BuildState, Category, FailureClassification, ScanResult};
 
 /// Categories counted in the standup line, in the original's order.
 const COUNTED: [Category; 4] = [
@@ -14,53 +14,9 @@ const COUNTED: [Category; 4] = [
 const KEY_TESTS: usize = 3;
 
 pub fn standup_summary(result: &ScanResult) -> String {
-    let info = &result.build_info;
-    let kind = if info.source.as_deref() == Some("schedule") {
-        "Nightly build"
-    } else {
-        "Build"
-    };
     let hard: Vec<_> = result.failures.iter().filter(|f| !f.soft_failed).collect();
     let soft: Vec<_> = result.failures.iter().filter(|f| f.soft_failed).collect();
-    let parts = |list: &[&crate::model::FailureClassification]| -> Vec<String> {
-        COUNTED
-            .iter()
-            .filter_map(|&c| {
-                let n = list.iter().filter(|f| f.category == c).count();
-                (n > 0).then(|| format!("{n} {}", c.as_str()))
-            })
-            .collect()
-    };
-    let mut pieces = Vec::new();
-    if info.build_state() == BuildState::Passed && hard.is_empty() && !soft.is_empty() {
-        let mut text = format!(
-            "{kind} [{}]({}) PASSED with {} soft-failed (optional) tests",
-            info.build_number,
-            info.build_url,
-            soft.len()
-        );
-        let soft_parts = parts(&soft);
-        if !soft_parts.is_empty() {
-            text.push_str(&format!(": {}", soft_parts.join(", ")));
-        }
-        pieces.push(text);
-    } else {
-        let mut text = format!(
-            "{kind} [{}]({}) {} with {} unique failures",
-            info.build_number,
-            info.build_url,
-            info.state.to_uppercase(),
-            result.failures.len()
-        );
-        if !result.failures.is_empty() {
-            text.push_str(&format!(" ({} hard / {} soft)", hard.len(), soft.len()));
-        }
-        let hard_parts = parts(&hard);
-        if !hard_parts.is_empty() {
-            text.push_str(&format!(": {}.", hard_parts.join(", ")));
-        }
-        pieces.push(text);
-    }
+    let mut pieces = vec![headline(result, &hard, &soft)];
     if let Some(counts) = super::cause_counts(result) {
         pieces.push(format!("{counts}."));
     }
@@ -79,6 +35,68 @@ pub fn standup_summary(result: &ScanResult) -> String {
             c.new, c.continuing, c.fixed
         ));
     }
+    pieces.extend(issues_to_act_on(result));
+    if !result.complete {
+        pieces.push(format!("INCOMPLETE: {}.", result.incomplete.join("; ")));
+    }
+    pieces.join(" ")
+}
+
+/// The build, its state and the counts by category (of the soft failures when only those
+/// failed in a passed build).
+fn headline(
+    result: &ScanResult,
+    hard: &[&FailureClassification],
+    soft: &[&FailureClassification],
+) -> String {
+    let info = &result.build_info;
+    let kind = if info.source.as_deref() == Some("schedule") {
+        "Nightly build"
+    } else {
+        "Build"
+    };
+    let parts = |list: &[&FailureClassification]| -> Vec<String> {
+        COUNTED
+            .iter()
+            .filter_map(|&c| {
+                let n = list.iter().filter(|f| f.category == c).count();
+                (n > 0).then(|| format!("{n} {}", c.as_str()))
+            })
+            .collect()
+    };
+    if info.build_state() == BuildState::Passed && hard.is_empty() && !soft.is_empty() {
+        let mut text = format!(
+            "{kind} [{}]({}) PASSED with {} soft-failed (optional) tests",
+            info.build_number,
+            info.build_url,
+            soft.len()
+        );
+        let soft_parts = parts(soft);
+        if !soft_parts.is_empty() {
+            text.push_str(&format!(": {}", soft_parts.join(", ")));
+        }
+        text
+    } else {
+        let mut text = format!(
+            "{kind} [{}]({}) {} with {} unique failures",
+            info.build_number,
+            info.build_url,
+            info.state.to_uppercase(),
+            result.failures.len()
+        );
+        if !result.failures.is_empty() {
+            text.push_str(&format!(" ({} hard / {} soft)", hard.len(), soft.len()));
+        }
+        let hard_parts = parts(hard);
+        if !hard_parts.is_empty() {
+            text.push_str(&format!(": {}.", hard_parts.join(", ")));
+        }
+        text
+    }
+}
+
+/// Silent issues to close and closed ones failing again.
+fn issues_to_act_on(result: &ScanResult) -> Option<String> {
     let count = |status| {
         result
             .tracked_issues
@@ -90,13 +108,6 @@ pub fn standup_summary(result: &ScanResult) -> String {
         count(crate::model::TrackedStatus::Silent),
         count(crate::model::TrackedStatus::FailingAgain),
     );
-    if silent + again > 0 {
-        pieces.push(format!(
-            "Issues: {silent} silent (close?), {again} failing again (reopen?)."
-        ));
-    }
-    if !result.complete {
-        pieces.push(format!("INCOMPLETE: {}.", result.incomplete.join("; ")));
-    }
-    pieces.join(" ")
+    (silent + again > 0)
+        .then(|| format!("Issues: {silent} silent (close?), {again} failing again (reopen?)."))
 }
