@@ -43,36 +43,10 @@ pub(super) fn tracked_issues(
     failures: &[FailureClassification],
     candidates: &[IssueCandidate],
 ) -> Vec<TrackedIssue> {
-    let Some(current) = nightlies.first() else {
+    if nightlies.is_empty() {
         return Vec::new();
-    };
-    // Issue number -> what it was matched to, and the newest nightly where it failed.
-    let mut matched: BTreeMap<u64, (Vec<Subject>, u64)> = BTreeMap::new();
-    for failure in failures {
-        if let Some(issue) = &failure.issue.matched {
-            let entry = matched
-                .entry(issue.number)
-                .or_insert((Vec::new(), current.build.number));
-            push_subject(
-                &mut entry.0,
-                subject_of(
-                    &failure.test_failure.test_name,
-                    &failure.test_failure.job_name,
-                ),
-            );
-        }
     }
-    let failing_now: Vec<u64> = matched.keys().copied().collect();
-    for nightly in &nightlies[1..] {
-        for (test, job) in failing_in(nightly) {
-            if let Some(issue) = best_match(&test, &job, candidates) {
-                let entry = matched
-                    .entry(issue.number)
-                    .or_insert((Vec::new(), nightly.build.number));
-                push_subject(&mut entry.0, subject_of(&test, &job));
-            }
-        }
-    }
+    let (matched, failing_now) = matched_issues(nightlies, failures, candidates);
     let mut out = Vec::new();
     for issue in candidates
         .iter()
@@ -118,6 +92,44 @@ pub(super) fn tracked_issues(
         });
     }
     out
+}
+
+/// Issue number -> what it was matched to (this nightly's failures, and the earlier nightlies'
+/// failing tests) and the newest nightly where it failed; also the issues failing now.
+/// `nightlies` is not empty, this one first.
+fn matched_issues(
+    nightlies: &[NightlyView<'_>],
+    failures: &[FailureClassification],
+    candidates: &[IssueCandidate],
+) -> (BTreeMap<u64, (Vec<Subject>, u64)>, Vec<u64>) {
+    let current = &nightlies[0];
+    let mut matched: BTreeMap<u64, (Vec<Subject>, u64)> = BTreeMap::new();
+    for failure in failures {
+        if let Some(issue) = &failure.issue.matched {
+            let entry = matched
+                .entry(issue.number)
+                .or_insert((Vec::new(), current.build.number));
+            push_subject(
+                &mut entry.0,
+                subject_of(
+                    &failure.test_failure.test_name,
+                    &failure.test_failure.job_name,
+                ),
+            );
+        }
+    }
+    let failing_now: Vec<u64> = matched.keys().copied().collect();
+    for nightly in &nightlies[1..] {
+        for (test, job) in failing_in(nightly) {
+            if let Some(issue) = best_match(&test, &job, candidates) {
+                let entry = matched
+                    .entry(issue.number)
+                    .or_insert((Vec::new(), nightly.build.number));
+                push_subject(&mut entry.0, subject_of(&test, &job));
+            }
+        }
+    }
+    (matched, failing_now)
 }
 
 fn subject_of(test_name: &str, job_name: &str) -> Subject {
