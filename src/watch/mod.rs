@@ -5,6 +5,7 @@
 
 mod analytics;
 mod compare;
+mod coverage;
 mod elsewhere;
 mod failures;
 mod history;
@@ -16,12 +17,14 @@ mod nightly;
 mod outcomes;
 mod scan;
 mod select;
+mod stored;
 mod tracked;
 
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
+pub use coverage::covers_job;
 pub use elsewhere::{ComparedPipeline, DEFAULT_COMPARE_PIPELINE};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use job_log::{
@@ -34,8 +37,7 @@ pub use jobs::{
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
 pub use outcomes::{
-    covers_job, BuildKey, JobRead, JobReader, ReadLimits, DEFAULT_BUILD_FRESHNESS,
-    DEFAULT_MAX_WHOLE_LOG_BYTES,
+    BuildKey, JobRead, JobReader, ReadLimits, DEFAULT_BUILD_FRESHNESS, DEFAULT_MAX_WHOLE_LOG_BYTES,
 };
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};

@@ -24,6 +24,9 @@
 //! records how much of the log it saw, so a partial outcome is not reused as if it were the
 //! whole log when a larger read is allowed.
 
+use super::coverage::{command_count, covers_job, partial_detail};
+pub use super::stored::LogText;
+use super::stored::{StoredBuild, StoredOutcome};
 use super::Progress;
 pub use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job};
@@ -32,7 +35,6 @@ use crate::http::HttpError;
 use crate::logs::{self, LogAnalysis};
 use crate::model::JobStatus;
 use crate::store::{Lease, Store};
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -59,7 +61,7 @@ pub struct ReadLimits<'a> {
 }
 
 impl ReadLimits<'_> {
-    fn largest_read(&self) -> u64 {
+    pub(super) fn largest_read(&self) -> u64 {
         self.max_whole_log_bytes.max(self.max_log_bytes)
     }
 }
@@ -84,84 +86,6 @@ impl JobRead {
             stored: false,
         }
     }
-}
-
-/// A job's outcome as stored: the parsed log and how much of it was seen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredOutcome {
-    status: JobStatus,
-    analysis: Option<LogAnalysis>,
-    detail: Option<String>,
-    /// Bytes of the log the analysis saw (its end).
-    bytes_seen: u64,
-    /// The log's size.
-    total_size: u64,
-}
-
-impl StoredOutcome {
-    /// Whether this outcome answers a read with `limits`: it is complete (the whole job was
-    /// covered, or the log is empty), or a fresh read could not see more than it did.
-    fn answers(&self, limits: &ReadLimits<'_>) -> bool {
-        match self.status {
-            JobStatus::Analyzed | JobStatus::NoLog => true,
-            JobStatus::PartlyAnalyzed => {
-                self.bytes_seen >= self.total_size.min(limits.largest_read())
-            }
-            JobStatus::OverBudget | JobStatus::FetchError => false,
-        }
-    }
-
-    fn into_read(self) -> JobRead {
-        JobRead {
-            status: self.status,
-            analysis: self.analysis,
-            detail: self.detail,
-            stored: true,
-        }
-    }
-}
-
-/// The cleaned text of a job log (its end when the log is over the read bound), as the job-log
-/// views read it.
-#[derive(Debug, Clone)]
-pub struct LogText {
-    pub text: String,
-    pub bytes_read: u64,
-    pub total_size: u64,
-    /// `text` is the whole log: line 1 is the first line Buildkite serves.
-    pub complete: bool,
-}
-
-impl LogText {
-    /// The stored form: bytes read and total size (8 bytes each, big-endian), whether it is the
-    /// whole log (1 byte), then the text compressed (lz4; logs shrink about tenfold).
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17 + self.text.len() / 4);
-        out.extend_from_slice(&self.bytes_read.to_be_bytes());
-        out.extend_from_slice(&self.total_size.to_be_bytes());
-        out.push(u8::from(self.complete));
-        out.extend_from_slice(&lz4_flex::compress_prepend_size(self.text.as_bytes()));
-        out
-    }
-
-    /// `None` for anything [`LogText::encode`] did not write.
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let number = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-        let text = lz4_flex::decompress_size_prepended(bytes.get(17..)?).ok()?;
-        Some(Self {
-            bytes_read: number(0)?,
-            total_size: number(8)?,
-            complete: *bytes.get(16)? == 1,
-            text: String::from_utf8(text).ok()?,
-        })
-    }
-}
-
-/// A build as stored, with when it was fetched (Unix seconds), for the freshness window.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredBuild {
-    fetched_at: i64,
-    build: Build,
 }
 
 /// Counts of what the reader did, for results' `stats` and the tests.
@@ -457,22 +381,38 @@ impl<'a> JobReader<'a> {
             let read = JobRead::failed(JobStatus::NoLog, "the log is empty".into());
             return (read, Some((0, 0)));
         }
-        let mut analysis = logs::analyze_log(&logs::clean_log(&tail.bytes));
+        let analysis = logs::analyze_log(&logs::clean_log(&tail.bytes));
         let commands = command_count(job, &analysis);
-        let mut seen = tail.bytes.len() as u64;
-        let analyzed = |analysis, seen| {
-            let read = JobRead {
-                status: JobStatus::Analyzed,
-                analysis: Some(analysis),
-                detail: None,
-                stored: false,
-            };
-            (read, Some((seen, tail.total_size)))
-        };
+        let seen = tail.bytes.len() as u64;
         if covers_job(tail.is_complete(), &analysis, commands) {
-            return analyzed(analysis, seen);
+            return analyzed(analysis, seen, tail.total_size);
         }
-        let larger = tail.total_size.min(limits.largest_read());
+        let first = FirstRead {
+            analysis,
+            seen,
+            total_size: tail.total_size,
+            commands,
+        };
+        self.read_whole(build, job, limits, first).await
+    }
+
+    /// The one re-read after a tail that did not answer for the whole job: the whole log, up
+    /// to the bound of one read and what is left of the byte budget. Partly analysed when even
+    /// that does not reach the job's first command.
+    async fn read_whole(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        limits: &ReadLimits<'_>,
+        first: FirstRead,
+    ) -> (JobRead, Option<(u64, u64)>) {
+        let FirstRead {
+            mut analysis,
+            mut seen,
+            total_size,
+            commands,
+        } = first;
+        let larger = total_size.min(limits.largest_read());
         let mut stopped_by = None;
         if larger <= seen {
             stopped_by = Some(format!(
@@ -489,7 +429,7 @@ impl<'a> JobReader<'a> {
                     analysis = logs::analyze_log(&logs::clean_log(&bigger.bytes));
                     seen = bigger.bytes.len() as u64;
                     if covers_job(bigger.is_complete(), &analysis, commands) {
-                        return analyzed(analysis, seen);
+                        return analyzed(analysis, seen, total_size);
                     }
                 }
                 Err(error) => {
@@ -497,7 +437,7 @@ impl<'a> JobReader<'a> {
                 }
             }
         }
-        let detail = partial_detail(&analysis, commands, seen, tail.total_size, stopped_by);
+        let detail = partial_detail(&analysis, commands, seen, total_size, stopped_by);
         let read = JobRead {
             status: JobStatus::PartlyAnalyzed,
             analysis: Some(analysis),
@@ -505,8 +445,8 @@ impl<'a> JobReader<'a> {
             stored: false,
         };
         // A read cut by the budget or an error is not stored: a later call may read it all.
-        let storable = seen >= tail.total_size.min(limits.largest_read());
-        (read, storable.then_some((seen, tail.total_size)))
+        let storable = seen >= total_size.min(limits.largest_read());
+        (read, storable.then_some((seen, total_size)))
     }
 
     async fn tail(
@@ -552,55 +492,25 @@ impl<'a> JobReader<'a> {
     }
 }
 
-/// Whether the text read answers for the whole job, so no earlier failure can be missing: it is
-/// the whole log or reaches the first command header. vLLM's jobs chain commands with
-/// `|| CI_OVERALL_STATUS=1` and go on after a failing one, so for a job of several commands
-/// nothing less will do. A job of one command is covered by the failure that ended it (its
-/// test failures or its explained error); a job whose command count is unknown by its test
-/// failures.
-pub fn covers_job(complete: bool, analysis: &LogAnalysis, commands: Option<u32>) -> bool {
-    if complete || analysis.reaches_first_command() {
-        return true;
-    }
-    match commands {
-        Some(n) if n > 1 => false,
-        Some(_) => {
-            !analysis.tests.is_empty() || analysis.job_level.as_ref().is_some_and(|l| l.explained)
-        }
-        None => !analysis.tests.is_empty(),
-    }
-}
-
-/// How many commands the job runs: from its `command` (vLLM's generated script echoes
-/// `Command (i/N)`), else from the headers the log showed.
-fn command_count(job: &Job, analysis: &LogAnalysis) -> Option<u32> {
-    job.command
-        .as_deref()
-        .and_then(crate::pipeline::command_count)
-        .or_else(|| analysis.command_headers.iter().map(|&(_, n)| n).max())
-}
-
-/// What a partial read missed, for `detail` and the scan's warnings.
-fn partial_detail(
-    analysis: &LogAnalysis,
-    commands: Option<u32>,
+/// What the first read (the tail) learnt, for the re-read.
+struct FirstRead {
+    analysis: LogAnalysis,
+    /// Bytes of the tail.
     seen: u64,
-    total: u64,
-    stopped_by: Option<String>,
-) -> String {
-    let earliest = analysis.command_headers.iter().map(|&(i, _)| i).min();
-    let missed = match (earliest, commands) {
-        (Some(first_read), Some(n)) if first_read > 1 => format!(
-            "commands 1 to {} of {n} were not read (the earliest header read is Command ({first_read}/{n}))",
-            first_read - 1
-        ),
-        (_, Some(n)) => format!("the job's first command (of {n}) was not reached"),
-        _ => "the start of the log was not reached".to_string(),
+    /// The log's size.
+    total_size: u64,
+    commands: Option<u32>,
+}
+
+/// An analysed read, worth storing with how much of the log it saw.
+fn analyzed(analysis: LogAnalysis, seen: u64, total_size: u64) -> (JobRead, Option<(u64, u64)>) {
+    let read = JobRead {
+        status: JobStatus::Analyzed,
+        analysis: Some(analysis),
+        detail: None,
+        stored: false,
     };
-    let why = stopped_by.map(|s| format!(": {s}")).unwrap_or_default();
-    format!(
-        "read the last {seen} of {total} log bytes; {missed}, so failures there may be missing{why}"
-    )
+    (read, Some((seen, total_size)))
 }
 
 fn now_unix() -> i64 {
@@ -617,64 +527,4 @@ fn reserve(budget: &AtomicU64, bytes: u64) -> bool {
             left.checked_sub(bytes)
         })
         .is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn analysis_of(text: &str) -> LogAnalysis {
-        logs::analyze_log(text)
-    }
-
-    #[test]
-    fn coverage_of_a_tail() {
-        let exit_only = analysis_of("noise\n🚨 Error: The command exited with status 1\n");
-        assert!(!covers_job(false, &exit_only, Some(1)));
-        assert!(covers_job(true, &exit_only, Some(1)));
-        let error = analysis_of("noise\nRuntimeError: CUDA error: an illegal memory access\n🚨 Error: The command exited with status 1\n");
-        // One command: its error is the failure that ended the job.
-        assert!(covers_job(false, &error, Some(1)));
-        // Several: an earlier command may have failed too.
-        assert!(!covers_job(false, &error, Some(6)));
-        assert!(!covers_job(false, &error, None));
-        let first = analysis_of("+++ :test_tube: Command (1/6): pytest a\nRuntimeError: x\n");
-        assert!(covers_job(false, &first, Some(6)));
-        // The last command's failure summary says nothing of the commands before it.
-        let last = analysis_of("+++ :test_tube: Command (5/5): pytest e\nFAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
-        assert!(!covers_job(false, &last, Some(5)));
-        // Unknown count: the headers the tail showed tell it.
-        assert_eq!(last.command_headers.iter().map(|&(_, n)| n).max(), Some(5));
-        let single =
-            analysis_of("FAILED tests/e.py::test_e - AssertionError\n= 1 failed in 2.00s =\n");
-        assert!(covers_job(false, &single, Some(1)));
-        assert!(covers_job(false, &single, None));
-    }
-
-    #[test]
-    fn a_partial_outcome_answers_only_when_a_fresh_read_could_not_see_more() {
-        let budget = AtomicU64::new(u64::MAX);
-        let limits = ReadLimits {
-            max_log_bytes: 100,
-            byte_budget: &budget,
-            max_whole_log_bytes: 1600,
-        };
-        let outcome = |bytes_seen, total_size| StoredOutcome {
-            status: JobStatus::PartlyAnalyzed,
-            analysis: None,
-            detail: None,
-            bytes_seen,
-            total_size,
-        };
-        // Seen 1,600 of 10,000 bytes: the bound of one read was reached.
-        assert!(outcome(1600, 10_000).answers(&limits));
-        // Seen only the 100-byte tail of a 1,000-byte log: a fresh read sees it all.
-        assert!(!outcome(100, 1000).answers(&limits));
-        let larger = ReadLimits {
-            max_log_bytes: 1000,
-            byte_budget: &budget,
-            max_whole_log_bytes: 16_000,
-        };
-        assert!(!outcome(1600, 10_000).answers(&larger));
-    }
 }

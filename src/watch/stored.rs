@@ -1,0 +1,120 @@
+//! What the store keeps for the job-outcome reader: a job's parsed outcome with how much of its
+//! log it saw, a build with when it was fetched, a job's whole log compressed. Each knows
+//! whether it answers a read.
+
+use super::outcomes::{JobRead, ReadLimits};
+use crate::buildkite::Build;
+use crate::logs::LogAnalysis;
+use crate::model::JobStatus;
+use serde::{Deserialize, Serialize};
+
+/// A job's outcome as stored: the parsed log and how much of it was seen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredOutcome {
+    pub(super) status: JobStatus,
+    pub(super) analysis: Option<LogAnalysis>,
+    pub(super) detail: Option<String>,
+    /// Bytes of the log the analysis saw (its end).
+    pub(super) bytes_seen: u64,
+    /// The log's size.
+    pub(super) total_size: u64,
+}
+
+impl StoredOutcome {
+    /// Whether this outcome answers a read with `limits`: it is complete (the whole job was
+    /// covered, or the log is empty), or a fresh read could not see more than it did.
+    pub(super) fn answers(&self, limits: &ReadLimits<'_>) -> bool {
+        match self.status {
+            JobStatus::Analyzed | JobStatus::NoLog => true,
+            JobStatus::PartlyAnalyzed => {
+                self.bytes_seen >= self.total_size.min(limits.largest_read())
+            }
+            JobStatus::OverBudget | JobStatus::FetchError => false,
+        }
+    }
+
+    pub(super) fn into_read(self) -> JobRead {
+        JobRead {
+            status: self.status,
+            analysis: self.analysis,
+            detail: self.detail,
+            stored: true,
+        }
+    }
+}
+
+/// The cleaned text of a job log (its end when the log is over the read bound), as the job-log
+/// views read it.
+#[derive(Debug, Clone)]
+pub struct LogText {
+    pub text: String,
+    pub bytes_read: u64,
+    pub total_size: u64,
+    /// `text` is the whole log: line 1 is the first line Buildkite serves.
+    pub complete: bool,
+}
+
+impl LogText {
+    /// The stored form: bytes read and total size (8 bytes each, big-endian), whether it is the
+    /// whole log (1 byte), then the text compressed (lz4; logs shrink about tenfold).
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + self.text.len() / 4);
+        out.extend_from_slice(&self.bytes_read.to_be_bytes());
+        out.extend_from_slice(&self.total_size.to_be_bytes());
+        out.push(u8::from(self.complete));
+        out.extend_from_slice(&lz4_flex::compress_prepend_size(self.text.as_bytes()));
+        out
+    }
+
+    /// `None` for anything [`LogText::encode`] did not write.
+    pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
+        let number = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        let text = lz4_flex::decompress_size_prepended(bytes.get(17..)?).ok()?;
+        Some(Self {
+            bytes_read: number(0)?,
+            total_size: number(8)?,
+            complete: *bytes.get(16)? == 1,
+            text: String::from_utf8(text).ok()?,
+        })
+    }
+}
+
+/// A build as stored, with when it was fetched (Unix seconds), for the freshness window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredBuild {
+    pub(super) fetched_at: i64,
+    pub(super) build: Build,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn a_partial_outcome_answers_only_when_a_fresh_read_could_not_see_more() {
+        let budget = AtomicU64::new(u64::MAX);
+        let limits = ReadLimits {
+            max_log_bytes: 100,
+            byte_budget: &budget,
+            max_whole_log_bytes: 1600,
+        };
+        let outcome = |bytes_seen, total_size| StoredOutcome {
+            status: JobStatus::PartlyAnalyzed,
+            analysis: None,
+            detail: None,
+            bytes_seen,
+            total_size,
+        };
+        // Seen 1,600 of 10,000 bytes: the bound of one read was reached.
+        assert!(outcome(1600, 10_000).answers(&limits));
+        // Seen only the 100-byte tail of a 1,000-byte log: a fresh read sees it all.
+        assert!(!outcome(100, 1000).answers(&limits));
+        let larger = ReadLimits {
+            max_log_bytes: 1000,
+            byte_budget: &budget,
+            max_whole_log_bytes: 16_000,
+        };
+        assert!(!outcome(1600, 10_000).answers(&larger));
+    }
+}
