@@ -129,7 +129,7 @@ const SIGNATURE_PREFIX_CHARS: usize = 48;
 /// An issue that already covers a cause, so no duplicate is filed: an open CI-failure issue
 /// whose title or body names one of its test files and its exception type (add to it), else a
 /// closed one whose text holds its exception type and normalised message (reopen it).
-/// `message` is normalised as [`crate::triage::cause::normalise`] does.
+/// `message` is normalised as [`crate::triage::signature::normalise`] does.
 pub fn issue_for_cause<'a>(
     test_files: &[&str],
     exception: Option<&str>,
@@ -164,7 +164,7 @@ pub fn issue_for_cause<'a>(
         .iter()
         .filter(|issue| issue.state == IssueState::Closed && names_exception(issue))
         .find(|issue| {
-            crate::triage::cause::normalise(&issue.body)
+            crate::triage::signature::normalise(&issue.body)
                 .0
                 .contains(&prefix)
         })
@@ -388,7 +388,7 @@ mod tests {
             &candidates
         )
         .is_none());
-        let (message, _) = crate::triage::cause::normalise(
+        let (message, _) = crate::triage::signature::normalise(
             "probability tensor contains either `inf`, `nan` or element < 0",
         );
         let found = issue_for_cause(

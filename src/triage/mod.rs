@@ -11,6 +11,7 @@ pub mod key;
 pub mod nightly;
 pub mod recurrence;
 pub mod rules;
+pub mod signature;
 pub mod suspects;
 pub mod trend;
 

@@ -13,8 +13,9 @@ use super::Budgets;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::comparable;
 use crate::model::{Cause, Elsewhere, ElsewhereState, Platform, ScanResult};
-use crate::triage::cause::{parity, signature};
+use crate::triage::cause::parity;
 use crate::triage::cluster::{cluster_key, platform};
+use crate::triage::signature::signature;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 

@@ -7,7 +7,7 @@ use crate::github::{best_match, IssueCandidate, IssueState};
 use crate::model::{
     Category, Cause, FailureClassification, IssueAction, IssueAdvice, IssueRef, ScanResult,
 };
-use crate::triage::cause::{signature, Signature};
+use crate::triage::signature::{signature, Signature};
 
 /// For each untracked cause worth an issue: the issue that already covers it (no duplicate),
 /// else the draft of a new one.
