@@ -218,6 +218,18 @@ pub fn parse_compared_pipeline(
     Ok(Some(crate::watch::ComparedPipeline { org, pipeline }))
 }
 
+/// The store the settings choose (see [`Settings::store`]).
+pub enum StoreSetting<'a> {
+    None,
+    /// A Redis shared by replicas.
+    Redis {
+        url: &'a str,
+        password: Option<&'a str>,
+    },
+    /// The embedded redb file in this directory.
+    Embedded(std::path::PathBuf),
+}
+
 /// Tokens become a [`Secret`] as they are read, so `Settings`' `Debug` never shows them.
 fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.trim()))
@@ -247,57 +259,47 @@ impl Settings {
         }
     }
 
-    /// The owner lookup: the clone at `VLLM_REPO_PATH` if set, GitHub's CODEOWNERS otherwise.
-    pub fn owners(
-        &self,
-        github: Option<std::sync::Arc<crate::github::GitHubClient>>,
-    ) -> crate::owners::Owners {
-        // An empty value (a bundle's optional field left blank) means no clone.
-        let local = self
-            .vllm_repo_path
+    /// The clone of the repository to read owners and blame from (`VLLM_REPO_PATH`); an
+    /// empty value (a bundle's optional field left blank) means none.
+    pub fn vllm_repo_path(&self) -> Option<&std::path::Path> {
+        self.vllm_repo_path
             .as_deref()
             .filter(|path| !path.as_os_str().is_empty())
-            .map(crate::owners::LocalRepo::open)
-            .transpose();
-        crate::owners::Owners::new(
-            local,
-            github,
-            crate::owners::OwnerOptions {
-                blame_timeout: Duration::from_millis(self.blame_timeout_ms),
-                scan_blame_budget: Duration::from_millis(self.scan_blame_budget_ms),
-                api_cache_ttl: Duration::from_secs(self.github_cache_secs),
-            },
-        )
     }
 
-    /// The store: the shared Redis when `CIWATCH_STORE_URL` is set, else the on-disk cache;
-    /// `Err` is why there is none (a warning for results; `None` with `--no-cache`).
-    pub fn open_store(&self) -> Result<Option<crate::store::Store>, String> {
+    pub fn owner_options(&self) -> crate::owners::OwnerOptions {
+        crate::owners::OwnerOptions {
+            blame_timeout: Duration::from_millis(self.blame_timeout_ms),
+            scan_blame_budget: Duration::from_millis(self.scan_blame_budget_ms),
+            api_cache_ttl: Duration::from_secs(self.github_cache_secs),
+        }
+    }
+
+    /// Which store to run with: the shared Redis when `CIWATCH_STORE_URL` is set, else the
+    /// on-disk cache's directory, none with `--no-cache`; `Err` is why there is no directory.
+    pub fn store(&self) -> Result<StoreSetting<'_>, String> {
         if let Some(url) = self
             .store_url
             .as_ref()
             .filter(|u| !u.expose().trim().is_empty())
         {
             let password = self.store_password.as_ref().map(|p| p.expose());
-            return crate::store::Store::redis(url.expose().trim(), password).map(Some);
+            return Ok(StoreSetting::Redis {
+                url: url.expose().trim(),
+                password,
+            });
         }
-        Ok(self.open_cache()?.map(crate::store::Store::from))
-    }
-
-    /// The on-disk cache, or why there is none (a warning for results; `None` with `--no-cache`).
-    pub fn open_cache(&self) -> Result<Option<crate::cache::Cache>, String> {
         if self.no_cache {
-            return Ok(None);
+            return Ok(StoreSetting::None);
         }
-        let dir = self
-            .cache_dir
+        self.cache_dir
             .clone()
             .or_else(crate::cache::default_dir)
+            .map(StoreSetting::Embedded)
             .ok_or_else(|| {
                 "no cache directory (set CIWATCH_CACHE_DIR or HOME); running without cache"
                     .to_string()
-            })?;
-        crate::cache::Cache::open(&dir).map(Some)
+            })
     }
 
     pub fn http_timeout(&self) -> Duration {

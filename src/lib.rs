@@ -19,6 +19,7 @@ pub mod owners;
 pub mod pipeline;
 pub mod report;
 pub mod secret;
+pub mod services;
 pub mod shared_window;
 pub mod store;
 pub mod text;

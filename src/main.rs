@@ -4,13 +4,11 @@
 
 use ciwatch_mcp::buildkite::{parse_build_ref, parse_pipeline, BuildkiteClient};
 use ciwatch_mcp::config::Settings;
-use ciwatch_mcp::github::GitHubClient;
-use ciwatch_mcp::http::HttpClient;
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
+use ciwatch_mcp::services::Services;
 use ciwatch_mcp::watch::{self, Enrichment, Progress, ScanOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -252,26 +250,58 @@ async fn run_scan(
     build: Option<&str>,
     output: &OutputArgs,
 ) -> Result<(), String> {
-    let store = settings.open_store().unwrap_or_else(|warning| {
+    let services = Services::build(settings).map_err(|e| e.to_string())?;
+    if let Some(warning) = &services.store_warning {
         eprintln!("warning: {warning}");
-        None
-    });
-    let http = HttpClient::new(
-        settings.http_timeout(),
-        settings.rate_budget(),
-        settings.retry_policy(),
-    )
-    .map_err(|e| e.to_string())?
-    .with_shared_window(store.as_ref().and_then(|s| s.redis_connection()));
-    let client = BuildkiteClient::new(http, &settings.buildkite_api_url, settings.token())
+    }
+    let store = services.store.as_deref();
+    let client = BuildkiteClient::new(services.http, &settings.buildkite_api_url, settings.token())
         .map_err(|e| e.to_string())?;
+    let mut options = scan_options(settings, output)?;
+    let (org, pipeline, number) = match build {
+        Some(build) => {
+            let reference = parse_build_ref(build, &output.pipeline, &settings.buildkite_org)
+                .map_err(|e| e.to_string())?;
+            (reference.org, reference.pipeline, reference.number)
+        }
+        None => {
+            let (org, pipeline, choice) = latest_nightly(&client, settings, output).await?;
+            eprintln!("selected: {}", choice.explanation);
+            options.selection = Some(choice.explanation);
+            (org, pipeline, choice.number)
+        }
+    };
+    let enrichment = Enrichment {
+        github: Some(services.github.as_ref()),
+        owners: Some(services.owners.as_ref()),
+    };
+    let reader =
+        watch::JobReader::new(&client, store).with_build_freshness(settings.build_freshness());
+    let key = watch::BuildKey::new(&org, &pipeline, number);
+    let progress = StderrProgress::new();
+    let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;
+    progress.finish();
+    let mut result = result.map_err(|e| e.to_string())?;
+    result.warnings.extend(store.and_then(|s| s.take_warning()));
+    print_result(&result, output.format)?;
+    eprintln!(
+        "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",
+        result.build_info.build_number,
+        result.stats.elapsed_ms,
+        result.stats.api_requests,
+        result.stats.github_requests,
+        result.stats.log_bytes_fetched,
+        result.total_failures
+    );
+    Ok(())
+}
+
+fn scan_options(settings: &Settings, output: &OutputArgs) -> Result<ScanOptions, String> {
     let detail_level = match output.format {
         Format::Json => DetailLevel::Full,
         Format::Markdown | Format::Standup => DetailLevel::Summary,
     };
-    let github = Arc::new(GitHubClient::new(settings.github_options()).map_err(|e| e.to_string())?);
-    let owners = settings.owners(Some(github.clone()));
-    let mut options = ScanOptions {
+    Ok(ScanOptions {
         detail_level,
         failure_offset: 0,
         max_failures: output.max_failures.unwrap_or(usize::MAX),
@@ -284,55 +314,27 @@ async fn run_scan(
         search_github: !output.no_github,
         compare_nightlies: output.compare_nightlies,
         compare_pipeline: settings.compared_pipeline()?,
-    };
-    let (org, pipeline, number) = match build {
-        Some(build) => {
-            let reference = parse_build_ref(build, &output.pipeline, &settings.buildkite_org)
-                .map_err(|e| e.to_string())?;
-            (reference.org, reference.pipeline, reference.number)
-        }
-        None => {
-            let (org, pipeline) = parse_pipeline(&output.pipeline, &settings.buildkite_org)
-                .map_err(|e| e.to_string())?;
-            let choice = watch::latest_nightly(
-                &client,
-                &org,
-                &pipeline,
-                &output.branch,
-                settings.nightly_window_hours,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            eprintln!("selected: {}", choice.explanation);
-            options.selection = Some(choice.explanation);
-            (org, pipeline, choice.number)
-        }
-    };
-    let enrichment = Enrichment {
-        github: Some(github.as_ref()),
-        owners: Some(&owners),
-    };
-    let reader = watch::JobReader::new(&client, store.as_ref())
-        .with_build_freshness(settings.build_freshness());
-    let key = watch::BuildKey::new(&org, &pipeline, number);
-    let progress = StderrProgress::new();
-    let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;
-    progress.finish();
-    let mut result = result.map_err(|e| e.to_string())?;
-    result
-        .warnings
-        .extend(store.as_ref().and_then(|s| s.take_warning()));
-    print_result(&result, output.format)?;
-    eprintln!(
-        "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",
-        result.build_info.build_number,
-        result.stats.elapsed_ms,
-        result.stats.api_requests,
-        result.stats.github_requests,
-        result.stats.log_bytes_fetched,
-        result.total_failures
-    );
-    Ok(())
+    })
+}
+
+/// The pipeline's latest nightly on the branch.
+async fn latest_nightly(
+    client: &BuildkiteClient,
+    settings: &Settings,
+    output: &OutputArgs,
+) -> Result<(String, String, watch::NightlyChoice), String> {
+    let (org, pipeline) =
+        parse_pipeline(&output.pipeline, &settings.buildkite_org).map_err(|e| e.to_string())?;
+    let choice = watch::latest_nightly(
+        client,
+        &org,
+        &pipeline,
+        &output.branch,
+        settings.nightly_window_hours,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((org, pipeline, choice))
 }
 
 fn print_result(result: &ScanResult, format: Format) -> Result<(), String> {

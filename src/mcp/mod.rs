@@ -59,29 +59,17 @@ pub struct CiWatchServer {
 
 impl CiWatchServer {
     pub fn new(settings: Settings) -> Result<Self, BoxError> {
-        let (cache, cache_warning) = match settings.open_store() {
-            Ok(cache) => (cache.map(Arc::new), None),
-            Err(warning) => {
-                tracing::warn!(%warning, "cache unavailable");
-                (None, Some(warning))
-            }
-        };
-        // With a shared store, each token's rate window is shared by the replicas too.
-        let http = HttpClient::new(
-            settings.http_timeout(),
-            settings.rate_budget(),
-            settings.retry_policy(),
-        )?
-        .with_shared_window(cache.as_ref().and_then(|s| s.redis_connection()));
-        let github = Arc::new(GitHubClient::new(settings.github_options())?);
-        let owners = Arc::new(settings.owners(Some(github.clone())));
+        let services = crate::services::Services::build(&settings)?;
+        if let Some(warning) = &services.store_warning {
+            tracing::warn!(%warning, "cache unavailable");
+        }
         Ok(Self {
             settings,
-            http,
-            github,
-            owners,
-            cache,
-            cache_warning,
+            http: services.http,
+            github: services.github,
+            owners: services.owners,
+            cache: services.store,
+            cache_warning: services.store_warning,
             latest_scan: Arc::default(),
             tool_router: Self::scan_router()
                 + Self::render_router()
@@ -290,4 +278,4 @@ pub async fn serve_stdio(settings: Settings) -> Result<(), BoxError> {
 }
 
 /// An error of server start-up, where only the message matters.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::services::BoxError;

@@ -94,6 +94,9 @@ pub(super) fn tracked_issues(
     out
 }
 
+/// Issue number -> the tests or jobs it was matched to, and the newest nightly where it failed.
+type IssueMatches = BTreeMap<u64, (Vec<Subject>, u64)>;
+
 /// Issue number -> what it was matched to (this nightly's failures, and the earlier nightlies'
 /// failing tests) and the newest nightly where it failed; also the issues failing now.
 /// `nightlies` is not empty, this one first.
@@ -101,9 +104,9 @@ fn matched_issues(
     nightlies: &[NightlyView<'_>],
     failures: &[FailureClassification],
     candidates: &[IssueCandidate],
-) -> (BTreeMap<u64, (Vec<Subject>, u64)>, Vec<u64>) {
+) -> (IssueMatches, Vec<u64>) {
     let current = &nightlies[0];
-    let mut matched: BTreeMap<u64, (Vec<Subject>, u64)> = BTreeMap::new();
+    let mut matched = IssueMatches::new();
     for failure in failures {
         if let Some(issue) = &failure.issue.matched {
             let entry = matched
