@@ -39,13 +39,14 @@ pub struct Store {
 const VERSIONS_KEPT: usize = 4096;
 
 enum Backend {
-    Embedded(Cache),
+    /// Shared with the blocking threads its reads and commits run on.
+    Embedded(Arc<Cache>),
     Shared(SharedStore),
 }
 
 impl From<Cache> for Store {
     fn from(cache: Cache) -> Self {
-        Store::with(Backend::Embedded(cache))
+        Store::with(Backend::Embedded(Arc::new(cache)))
     }
 }
 
@@ -81,6 +82,21 @@ impl LeaseGuard<'_> {
 impl Drop for LeaseGuard<'_> {
     fn drop(&mut self) {
         self.store.forget(&self.key);
+    }
+}
+
+/// Runs a redb read or durable commit on tokio's blocking threads, so a commit's disk sync or
+/// a large read never holds up the async workers that drive the concurrent log reads. `None`
+/// when the task could not finish (the runtime is shutting down).
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Some(value),
+        Err(error) => {
+            tracing::warn!(%error, "a store task did not finish");
+            None
+        }
     }
 }
 
@@ -155,7 +171,12 @@ impl Store {
 
     pub async fn get_bytes(&self, table: Table, key: &str) -> Option<Vec<u8>> {
         match &self.backend {
-            Backend::Embedded(cache) => cache.get_bytes(table, key),
+            Backend::Embedded(cache) => {
+                let (cache, key) = (cache.clone(), key.to_string());
+                off_the_workers(move || cache.get_bytes(table, &key))
+                    .await
+                    .flatten()
+            }
             Backend::Shared(shared) => {
                 let mut connection = shared.manager.clone();
                 let answer: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
@@ -169,7 +190,10 @@ impl Store {
 
     pub async fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
         match &self.backend {
-            Backend::Embedded(cache) => cache.put_bytes(table, key, bytes),
+            Backend::Embedded(cache) => {
+                let (cache, key, bytes) = (cache.clone(), key.to_string(), bytes.to_vec());
+                off_the_workers(move || cache.put_bytes(table, &key, &bytes)).await;
+            }
             Backend::Shared(shared) => {
                 let mut connection = shared.manager.clone();
                 let answer: redis::RedisResult<()> = redis::cmd("SET")
@@ -315,6 +339,21 @@ fn ttl(table: Table) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded store's reads and commits leave the thread that drives the async tasks.
+    #[tokio::test]
+    async fn embedded_reads_and_commits_run_off_the_async_worker() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::from(Cache::open(dir.path()).expect("cache opens"));
+        let worker = std::thread::current().id();
+        let ran_on = off_the_workers(|| std::thread::current().id()).await;
+        assert!(ran_on.is_some_and(|thread| thread != worker));
+        store.put_bytes(Table::JobOutcomes, "job", b"outcome").await;
+        assert_eq!(
+            store.get_bytes(Table::JobOutcomes, "job").await.as_deref(),
+            Some(&b"outcome"[..])
+        );
+    }
 
     #[tokio::test]
     async fn one_reader_per_key_and_a_dropped_read_frees_it() {
