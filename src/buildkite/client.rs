@@ -124,6 +124,12 @@ impl BuildkiteClient {
         format!("{}/organizations/{org}/pipelines/{pipeline}", self.base)
     }
 
+    /// The API URL of one build.
+    fn build_url(&self, build: &BuildKey) -> String {
+        let pipeline = self.pipeline_url(&build.org, &build.pipeline);
+        format!("{pipeline}/builds/{}", build.number)
+    }
+
     fn get(&self, url: &str) -> reqwest::RequestBuilder {
         self.http
             .request(Method::GET, url)
@@ -264,16 +270,14 @@ impl BuildkiteClient {
 
     /// One build with every job, retried attempts included (they carry the flake signal).
     pub async fn get_build(&self, build: &BuildKey) -> Result<Build, BuildkiteError> {
-        let BuildKey {
-            org,
-            pipeline,
-            number,
-        } = build;
+        let (number, pipeline) = (build.number, build.pipeline_name());
         let target = Target {
-            description: format!("build {number} of {org}/{pipeline}"),
-            not_found: format!("build {number} not found in {org}/{pipeline}, or the token cannot see that pipeline"),
+            description: format!("build {number} of {pipeline}"),
+            not_found: format!(
+                "build {number} not found in {pipeline}, or the token cannot see that pipeline"
+            ),
         };
-        let url = format!("{}/builds/{number}", self.pipeline_url(org, pipeline));
+        let url = self.build_url(build);
         Ok(self
             .http
             .send_with(
@@ -293,19 +297,12 @@ impl BuildkiteClient {
         job_id: &str,
         max_bytes: u64,
     ) -> Result<LogTail, BuildkiteError> {
-        let BuildKey {
-            org,
-            pipeline,
-            number,
-        } = build;
+        let number = build.number;
         let target = Target {
             description: format!("the log of job {job_id} in build {number}"),
             not_found: format!("job {job_id} has no log in build {number}"),
         };
-        let url = format!(
-            "{}/builds/{number}/jobs/{job_id}/log",
-            self.pipeline_url(org, pipeline)
-        );
+        let url = format!("{}/jobs/{job_id}/log", self.build_url(build));
         let range = format!("bytes=-{}", max_bytes.max(1));
         let read_tail = |mut response: reqwest::Response| {
             let target = &target;

@@ -61,20 +61,25 @@ fn transition(
             .unwrap_or_default()
     };
     let _ = writeln!(out, "**{title}:**");
-    let _ = writeln!(
-        out,
-        "- Last good: build [{}]({}) (commit {})",
-        change.last_good_build,
-        url(change.last_good_build),
-        code_span(crate::model::short_sha(&change.last_good_commit))
-    );
-    let _ = writeln!(
-        out,
-        "- First bad: build [{}]({}) (commit {})",
-        change.first_bad_build,
-        url(change.first_bad_build),
-        code_span(crate::model::short_sha(&change.first_bad_commit))
-    );
+    for (side, build, commit) in [
+        (
+            "Last good",
+            change.last_good_build,
+            &change.last_good_commit,
+        ),
+        (
+            "First bad",
+            change.first_bad_build,
+            &change.first_bad_commit,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "- {side}: build [{build}]({}) (commit {})",
+            url(build),
+            code_span(crate::model::short_sha(commit))
+        );
+    }
     if let Some(compare) = &change.compare_url {
         let _ = writeln!(out, "- Commits in between: {compare}");
     }

@@ -61,63 +61,55 @@ pub async fn test_history(
     options: &HistoryOptions,
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
-    let history = history_in_call(reader, org, pipeline, test_nodeid, options, progress);
-    crate::http::within_call(history).await
-}
-
-async fn history_in_call(
-    reader: &JobReader<'_>,
-    org: &str,
-    pipeline: &str,
-    test_nodeid: &NodeId,
-    options: &HistoryOptions,
-    progress: &dyn Progress,
-) -> Result<HistoryResult, WatchError> {
-    let before = Counted::take(reader);
-    let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
-    let mut warnings = Vec::new();
-    if options.lookback_builds > MAX_LOOKBACK_BUILDS {
-        warnings.push(format!("lookback_builds capped at {MAX_LOOKBACK_BUILDS}"));
-    }
-    let builds = chosen_builds(reader, org, pipeline, lookback, options, &mut warnings).await?;
-    let file_paths = crate::owners::source::repo_path_candidates(test_nodeid.file());
-    let (mut timeline, pending) = runs_without_logs(&builds, &file_paths, options, &mut warnings);
-    let keys: Vec<BuildKey> = builds
-        .iter()
-        .map(|b| BuildKey::new(org, pipeline, b.number))
-        .collect();
-    let (reads, logs_read) =
-        read_pending(reader, &keys, &timeline, &pending, options, progress).await;
-    let (read_builds, not_read) = record_reads(
-        &mut timeline,
-        &pending,
-        reads,
-        test_nodeid.comparable(),
-        options,
-        &mut warnings,
-    );
-    for entry in &mut timeline {
-        settle(entry);
-    }
-    let observations = observations(&timeline);
-    let assessment = assess(&observations, &options.repo);
-    let summary = crate::report::history_summary(test_nodeid.as_str(), &timeline, &assessment);
-    let stats = HistoryStats {
-        builds_considered: timeline.len(),
-        builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
-        logs_read,
-        builds_read: read_builds.into_iter().rev().collect(),
-        builds_not_read: not_read.into_iter().rev().collect(),
-        ..before.since(reader)
-    };
-    Ok(HistoryResult {
-        test_nodeid: test_nodeid.to_string(),
-        timeline,
-        assessment,
-        summary,
-        warnings,
-        stats,
+    crate::http::within_call(async {
+        let before = Counted::take(reader);
+        let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
+        let mut warnings = Vec::new();
+        if options.lookback_builds > MAX_LOOKBACK_BUILDS {
+            warnings.push(format!("lookback_builds capped at {MAX_LOOKBACK_BUILDS}"));
+        }
+        let builds = chosen_builds(reader, org, pipeline, lookback, options, &mut warnings).await?;
+        let file_paths = crate::owners::source::repo_path_candidates(test_nodeid.file());
+        let (mut timeline, pending) =
+            runs_without_logs(&builds, &file_paths, options, &mut warnings);
+        let keys: Vec<BuildKey> = builds
+            .iter()
+            .map(|b| BuildKey::new(org, pipeline, b.number))
+            .collect();
+        let (reads, logs_read) =
+            read_pending(reader, &keys, &timeline, &pending, options, progress).await;
+        let (read_builds, not_read) = record_reads(
+            &mut timeline,
+            &pending,
+            reads,
+            test_nodeid.comparable(),
+            options,
+            &mut warnings,
+        );
+        for entry in &mut timeline {
+            settle(entry);
+        }
+        let observations = observations(&timeline);
+        let assessment = assess(&observations, &options.repo);
+        let summary = crate::report::history_summary(test_nodeid.as_str(), &timeline, &assessment);
+        let stats = HistoryStats {
+            builds_considered: timeline.len(),
+            builds_with_test: timeline.iter().filter(|e| e.test_found).count(),
+            logs_read,
+            builds_read: read_builds.into_iter().rev().collect(),
+            builds_not_read: not_read.into_iter().rev().collect(),
+            ..before.since(reader)
+        };
+        Ok(HistoryResult {
+            test_nodeid: test_nodeid.to_string(),
+            timeline,
+            assessment,
+            summary,
+            warnings,
+            stats,
+        })
     })
+    .await
 }
 
 /// The reader's and the call's counters at the start of a history, so its stats count only

@@ -36,78 +36,69 @@ pub async fn analyze_main_branch(
     options: &MainBranchOptions,
     progress: &dyn Progress,
 ) -> Result<MainBranchAnalysis, WatchError> {
-    let analysis = analysis_in_call(reader, enrichment, org, pipeline, options, progress);
-    crate::http::within_call(analysis).await
-}
-
-async fn analysis_in_call(
-    reader: &JobReader<'_>,
-    enrichment: Enrichment<'_>,
-    org: &str,
-    pipeline: &str,
-    options: &MainBranchOptions,
-    progress: &dyn Progress,
-) -> Result<MainBranchAnalysis, WatchError> {
-    let mut warnings = Vec::new();
-    let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);
-    if hours_lookback != options.hours_lookback {
-        warnings.push(format!(
-            "hours_lookback {} is outside 1..={MAX_HOURS_LOOKBACK}; used {hours_lookback}",
-            options.hours_lookback
-        ));
-    }
-    let end = chrono::Utc::now();
-    let start = end - chrono::Duration::hours(i64::from(hours_lookback));
-    let stamp =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let window = Window {
-        org,
-        pipeline,
-        start,
-    };
-    let (listed_any, selected) = failed_builds(reader, &window, options, &mut warnings).await?;
-    let (analyzed, scanned) = scan_each(
-        reader,
-        enrichment,
-        &window,
-        &selected,
-        options,
-        progress,
-        &mut warnings,
-    )
-    .await;
-    progress.report(selected.len(), selected.len(), "grouping failures");
-    let (mut failures, summary) = aggregate(&scanned);
-    failures.truncate(options.scan.max_failures);
-    for entry in &mut failures {
-        entry.failure = entry.failure.clone().at_detail(options.scan.detail_level);
-    }
-    if selected.is_empty() {
-        warnings.push(format!(
-            "no failed builds on branch {} of {org}/{pipeline} in the last {hours_lookback} hours{}",
-            options.branch,
-            if listed_any { " (after leaving out scheduled builds)" } else { "" }
-        ));
-    }
-    let window = AnalysisWindow {
-        start_time: stamp(start),
-        end_time: stamp(end),
-        hours_lookback,
-        builds_scanned: scanned.len(),
-        builds_analyzed: analyzed,
-    };
-    let mut analysis = MainBranchAnalysis {
-        analysis_window: window,
-        summary,
-        failures,
-        scan_timestamp: stamp(end),
-        analysis_text: None,
-        warnings,
-    };
-    if options.scan.detail_level == DetailLevel::Full {
-        analysis.analysis_text = Some(crate::report::main_branch_text(&analysis));
-    }
-    Ok(analysis)
+    crate::http::within_call(async {
+        let mut warnings = Vec::new();
+        let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);
+        if hours_lookback != options.hours_lookback {
+            warnings.push(format!(
+                "hours_lookback {} is outside 1..={MAX_HOURS_LOOKBACK}; used {hours_lookback}",
+                options.hours_lookback
+            ));
+        }
+        let end = chrono::Utc::now();
+        let start = end - chrono::Duration::hours(i64::from(hours_lookback));
+        let stamp =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let window = Window {
+            org,
+            pipeline,
+            start,
+        };
+        let (listed_any, selected) = failed_builds(reader, &window, options, &mut warnings).await?;
+        let (analyzed, scanned) = scan_each(
+            reader,
+            enrichment,
+            &window,
+            &selected,
+            options,
+            progress,
+            &mut warnings,
+        )
+        .await;
+        progress.report(selected.len(), selected.len(), "grouping failures");
+        let (mut failures, summary) = aggregate(&scanned);
+        failures.truncate(options.scan.max_failures);
+        for entry in &mut failures {
+            entry.failure = entry.failure.clone().at_detail(options.scan.detail_level);
+        }
+        if selected.is_empty() {
+            warnings.push(format!(
+                "no failed builds on branch {} of {org}/{pipeline} in the last {hours_lookback} hours{}",
+                options.branch,
+                if listed_any { " (after leaving out scheduled builds)" } else { "" }
+            ));
+        }
+        let window = AnalysisWindow {
+            start_time: stamp(start),
+            end_time: stamp(end),
+            hours_lookback,
+            builds_scanned: scanned.len(),
+            builds_analyzed: analyzed,
+        };
+        let mut analysis = MainBranchAnalysis {
+            analysis_window: window,
+            summary,
+            failures,
+            scan_timestamp: stamp(end),
+            analysis_text: None,
+            warnings,
+        };
+        if options.scan.detail_level == DetailLevel::Full {
+            analysis.analysis_text = Some(crate::report::main_branch_text(&analysis));
+        }
+        Ok(analysis)
+    })
+    .await
 }
 
 /// The pipeline and the window's start.
