@@ -99,14 +99,9 @@ impl Job {
     pub fn job_state(&self) -> JobState {
         JobState::parse(self.state())
     }
-    /// The job's command ran and did not succeed, so its log says why: `failed`, `timed_out`,
-    /// or `canceled` after it started (a cancelled run is read and classified as such).
+    /// The job's command ran and did not succeed (see [`JobState::is_failure`]).
     pub fn is_failed(&self) -> bool {
-        match self.job_state() {
-            JobState::Failed | JobState::TimedOut => true,
-            JobState::Canceled => self.started_at.is_some(),
-            _ => false,
-        }
+        self.job_state().is_failure(self.started_at.is_some())
     }
     pub fn is_passed(&self) -> bool {
         self.job_state() == JobState::Passed

@@ -16,7 +16,7 @@ pub enum JobState {
     Passed,
     Failed,
     TimedOut,
-    /// Cancelled; a failure when it had started (see `Job::is_failed`).
+    /// Cancelled; a failure when it had started (see `JobState::is_failure`).
     #[serde(alias = "cancelled")]
     Canceled,
     /// `skipped`, `broken` (a dependency failed), `expired` (no agent took it), `not_run`: it
@@ -39,6 +39,16 @@ impl JobState {
             | "limiting" | "limited" | "blocked" | "blocked_failed" | "unblocked"
             | "unblocked_failed" => Self::NotStarted,
             _ => Self::Unknown,
+        }
+    }
+
+    /// The job's command ran and did not succeed, so its log says why: `failed`, `timed_out`,
+    /// or `canceled` after it `started` (a cancelled run is read and classified as such).
+    pub fn is_failure(self, started: bool) -> bool {
+        match self {
+            Self::Failed | Self::TimedOut => true,
+            Self::Canceled => started,
+            _ => false,
         }
     }
 

@@ -94,14 +94,6 @@ pub struct PreviousRun<'a> {
 }
 
 impl PreviousRun<'_> {
-    fn failed(&self) -> bool {
-        match self.state {
-            JobState::Failed | JobState::TimedOut => true,
-            JobState::Canceled => self.started,
-            _ => false,
-        }
-    }
-
     fn agent_lost(&self) -> bool {
         self.exit_status == Some(-1)
             || self
@@ -119,7 +111,7 @@ pub fn job_says(identity: &Identity, job: Option<&PreviousRun<'_>>) -> Baseline 
     if job.state == JobState::Passed {
         return Baseline::Passed;
     }
-    if !job.failed() {
+    if !job.state.is_failure(job.started) {
         return Baseline::NoAnswer(format!("the job was {}", job.state_name));
     }
     if job.agent_lost() {

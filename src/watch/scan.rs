@@ -124,14 +124,7 @@ pub(super) async fn scan_fetched(
     }
     let mut seen = HashSet::new();
     failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
-    enrich(
-        &mut failures,
-        &gathered,
-        enrichment.owners,
-        build,
-        &mut warnings,
-    )
-    .await;
+    enrich(&mut failures, &gathered, owners, build, &mut warnings).await;
     let mut result = new_result(build, key, plan, failures, jobs, options, warnings);
     for why in incompleteness(build, &unfinished, &result.jobs) {
         result.mark_incomplete(why);
