@@ -145,10 +145,25 @@ impl Cache {
 
     /// The bytes stored by [`Cache::put_bytes`].
     pub fn get_bytes(&self, table: Table, key: &str) -> Option<Vec<u8>> {
-        let read = self.db.begin_read().ok()?;
-        let opened = read.open_table(table.definition()).ok()?;
-        let value = opened.get(key).ok()??;
-        Some(value.value().get(SEQ_BYTES..)?.to_vec())
+        self.get_bytes_many(table, &[key]).pop().flatten()
+    }
+
+    /// [`Cache::get_bytes`] of each key, in one read transaction.
+    pub fn get_bytes_many(&self, table: Table, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+        let opened = self
+            .db
+            .begin_read()
+            .ok()
+            .and_then(|read| read.open_table(table.definition()).ok());
+        let Some(opened) = opened else {
+            return vec![None; keys.len()];
+        };
+        keys.iter()
+            .map(|key| {
+                let value = opened.get(*key).ok()??;
+                Some(value.value().get(SEQ_BYTES..)?.to_vec())
+            })
+            .collect()
     }
 
     /// Bytes of stored values (for tests and diagnostics).

@@ -170,22 +170,51 @@ impl Store {
     }
 
     pub async fn get_bytes(&self, table: Table, key: &str) -> Option<Vec<u8>> {
-        match &self.backend {
+        self.get_bytes_many(table, &[key.to_string()])
+            .await
+            .pop()
+            .flatten()
+    }
+
+    /// Stored values of `keys`, in their order: one read (one transaction, or one `MGET`).
+    pub async fn get_many<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        keys: &[String],
+    ) -> Vec<Option<T>> {
+        self.get_bytes_many(table, keys)
+            .await
+            .into_iter()
+            .map(|bytes| serde_json::from_slice(&bytes?).ok())
+            .collect()
+    }
+
+    async fn get_bytes_many(&self, table: Table, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let answer = match &self.backend {
             Backend::Embedded(cache) => {
-                let (cache, key) = (cache.clone(), key.to_string());
-                off_the_workers(move || cache.get_bytes(table, &key))
-                    .await
-                    .flatten()
+                let (cache, keys) = (cache.clone(), keys.to_vec());
+                off_the_workers(move || {
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    cache.get_bytes_many(table, &keys)
+                })
+                .await
             }
             Backend::Shared(shared) => {
                 let mut connection = shared.manager.clone();
-                let answer: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
-                    .arg(redis_key(table, key))
+                let keys: Vec<String> = keys.iter().map(|key| redis_key(table, key)).collect();
+                let answer: redis::RedisResult<Vec<Option<Vec<u8>>>> = redis::cmd("MGET")
+                    .arg(keys)
                     .query_async(&mut connection)
                     .await;
-                shared.answer(answer).flatten()
+                shared.answer(answer)
             }
-        }
+        };
+        answer
+            .filter(|values| values.len() == keys.len())
+            .unwrap_or_else(|| vec![None; keys.len()])
     }
 
     pub async fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
@@ -342,7 +371,7 @@ mod tests {
 
     /// The embedded store's reads and commits leave the thread that drives the async tasks.
     #[tokio::test]
-    async fn embedded_reads_and_commits_run_off_the_async_worker() {
+    async fn embedded_reads_and_commits_run_off_the_async_worker_and_reads_come_in_one() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = Store::from(Cache::open(dir.path()).expect("cache opens"));
         let worker = std::thread::current().id();
@@ -353,6 +382,15 @@ mod tests {
             store.get_bytes(Table::JobOutcomes, "job").await.as_deref(),
             Some(&b"outcome"[..])
         );
+        store.put(Table::JobOutcomes, "other", &2u8).await;
+        store.put(Table::JobOutcomes, "one", &1u8).await;
+        let keys = ["one", "absent", "other"].map(String::from);
+        let values: Vec<Option<u8>> = store.get_many(Table::JobOutcomes, &keys).await;
+        assert_eq!(values, [Some(1), None, Some(2)]);
+        assert!(store
+            .get_many::<u8>(Table::JobOutcomes, &[])
+            .await
+            .is_empty());
     }
 
     #[tokio::test]

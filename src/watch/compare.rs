@@ -257,8 +257,10 @@ async fn read_previous(
     let limits = current.budgets.limits(&byte_budget);
     let mut reads: HashMap<String, JobRead> = HashMap::new();
     let mut to_fetch = Vec::new();
-    for (key, job) in wanted {
-        match reader.stored(job, &limits).await {
+    let wanted_jobs: Vec<&Job> = wanted.iter().map(|&(_, job)| job).collect();
+    let stored = reader.stored_all(&wanted_jobs, &limits).await;
+    for ((key, job), stored) in wanted.into_iter().zip(stored) {
+        match stored {
             Some(read) => {
                 reads.insert(job.id.clone(), read);
             }

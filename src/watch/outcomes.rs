@@ -231,18 +231,25 @@ impl<'a> JobReader<'a> {
 
     /// The stored outcome of `job`, when it answers a read with `limits`. No request.
     pub async fn stored(&self, job: &Job, limits: &ReadLimits<'_>) -> Option<JobRead> {
-        let stored: StoredOutcome = self
-            .store?
-            .get(Table::JobOutcomes, &self.outcome_key(job))
-            .await
-            .filter(|o: &StoredOutcome| o.answers(limits))?;
-        self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-        Some(stored.into_read())
+        self.stored_all(&[job], limits).await.pop().flatten()
     }
 
-    /// The stored outcome of each of `jobs` that has one answering `limits`. No request.
+    /// The stored outcome of each of `jobs` that has one answering `limits`, in one store read.
+    /// No request.
     pub async fn stored_all(&self, jobs: &[&Job], limits: &ReadLimits<'_>) -> Vec<Option<JobRead>> {
-        futures::future::join_all(jobs.iter().map(|job| self.stored(job, limits))).await
+        let Some(store) = self.store else {
+            return vec![None; jobs.len()];
+        };
+        let keys: Vec<String> = jobs.iter().map(|job| self.outcome_key(job)).collect();
+        let outcomes: Vec<Option<StoredOutcome>> = store.get_many(Table::JobOutcomes, &keys).await;
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                let outcome = outcome.filter(|o| o.answers(limits))?;
+                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+                Some(outcome.into_read())
+            })
+            .collect()
     }
 
     /// The cleaned text of `job`'s whole log, or of its last `max_bytes` when it is larger:
