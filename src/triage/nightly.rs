@@ -241,6 +241,82 @@ mod tests {
         failed_job_says(identity, &crate::logs::analyze_log(log), complete)
     }
 
+    /// The order of a previous job's answers: its state, then the agent, then its log.
+    #[test]
+    fn what_a_previous_job_says_before_its_log_is_looked_at() {
+        let identity = Identity {
+            job: "Kernels".into(),
+            test: Some("a.py::test_a".into()),
+        };
+        // Another test failed and the whole job was read: this one passed.
+        let other_failed = crate::logs::analyze_log(
+            "FAILED tests/b.py::test_b - AssertionError: x\n= 1 failed in 2.00s =\n",
+        );
+        fn run(
+            state: JobState,
+            started: bool,
+            exit: Option<i64>,
+            log: LogWord<'_>,
+        ) -> PreviousRun<'_> {
+            PreviousRun {
+                state,
+                state_name: "x",
+                started,
+                exit_status: exit,
+                signal_reason: None,
+                log,
+            }
+        }
+        let read = LogWord::Read {
+            analysis: &other_failed,
+            complete: true,
+        };
+        let says = |job: Option<PreviousRun<'_>>| match job_says(&identity, job.as_ref()) {
+            Baseline::NoAnswer(why) => why,
+            other => format!("{other:?}"),
+        };
+        let cases = [
+            (None, "job \"Kernels\" did not run"),
+            (
+                Some(run(JobState::Passed, true, Some(0), LogWord::NotRead)),
+                "Passed",
+            ),
+            (
+                Some(run(JobState::Running, true, None, read)),
+                "the job was x",
+            ),
+            (
+                Some(run(JobState::Canceled, false, None, read)),
+                "the job was x",
+            ),
+            (
+                Some(run(JobState::Failed, true, Some(-1), read)),
+                "the agent was lost",
+            ),
+            (
+                Some(run(JobState::Canceled, true, Some(1), read)),
+                "the job was cancelled",
+            ),
+            (
+                Some(run(JobState::Failed, true, Some(1), LogWord::NotRead)),
+                "its log was not read (budget)",
+            ),
+            (
+                Some(run(
+                    JobState::Failed,
+                    true,
+                    Some(1),
+                    LogWord::Unreadable("no log"),
+                )),
+                "its log could not be read (no log)",
+            ),
+            (Some(run(JobState::TimedOut, true, Some(1), read)), "Passed"),
+        ];
+        for (job, expected) in cases {
+            assert_eq!(says(job), expected);
+        }
+    }
+
     #[test]
     fn a_job_read_in_part_can_say_failed_or_passed_only_for_what_it_showed() {
         let tail = "+++ :test_tube: Command (5/5): pytest e\n\
