@@ -6,6 +6,8 @@ use crate::common::{fixture_server, most_in_window, scan_65099, scan_options, se
 use ciwatch_mcp::buildkite::BuildkiteClient;
 use ciwatch_mcp::http::{HttpClient, RateBudget};
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
+use ciwatch_mcp::secret::Secret;
+use ciwatch_mcp::services::Services;
 use ciwatch_mcp::store::Store;
 use ciwatch_mcp::watch::{Budgets, JobReader};
 use std::collections::HashMap;
@@ -69,21 +71,22 @@ impl Drop for RedisServer {
     }
 }
 
-/// One replica: its own HTTP layer, Buildkite client and connection to the shared store.
+/// One replica: its own HTTP layer, Buildkite client and connection to the shared store, built
+/// by the composition root from settings that name the Redis.
 struct Replica {
     client: BuildkiteClient,
-    store: Store,
+    store: Arc<Store>,
 }
 
 impl Replica {
-    fn new(api: &str, redis: &str, rate: RateBudget) -> Self {
-        let store = Store::redis(redis, None).expect("store");
-        let settings = settings(api);
-        let http = HttpClient::new(Duration::from_secs(10), rate, settings.retry_policy())
-            .expect("http")
-            .with_shared_window(store.redis_connection());
+    fn new(api: &str, redis: &str, requests_per_minute: u32) -> Self {
+        let mut settings = settings(api);
+        settings.store_url = Some(Secret::new(redis));
+        settings.requests_per_minute = requests_per_minute;
+        let services = Services::build(&settings).expect("services");
+        let store = services.store.expect("the shared store");
         let client = BuildkiteClient::new(
-            http,
+            services.http,
             &settings.buildkite_api_url,
             settings.buildkite_token.clone(),
         )
@@ -94,7 +97,7 @@ impl Replica {
     async fn scan(&self) -> ScanResult {
         let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
         let mut result =
-            scan_65099(&JobReader::new(&self.client, Some(&self.store)), &options).await;
+            scan_65099(&JobReader::new(&self.client, Some(&*self.store)), &options).await;
         result.warnings.extend(self.store.take_warning());
         result
     }
@@ -125,10 +128,8 @@ async fn log_requests_per_job(server: &MockServer) -> HashMap<String, usize> {
     per_job
 }
 
-const ROOMY: RateBudget = RateBudget {
-    requests: 6000,
-    window: Duration::from_secs(60),
-};
+/// Requests a minute no scan here comes near.
+const ROOMY: u32 = 6000;
 
 #[tokio::test]
 async fn three_replicas_read_each_log_once_and_a_fresh_one_reads_none() {
