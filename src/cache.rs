@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v3");
 const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v2");
 /// v3: whole logs, compressed.
-const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v3");
+const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v4");
 const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports_v1");
 /// Write number → `table-name NUL key`, oldest first: the eviction order.
 const WRITES: TableDefinition<u64, &str> = TableDefinition::new("writes_v2");
@@ -58,7 +58,7 @@ impl Table {
         match self {
             Self::Builds => "builds",
             Self::JobOutcomes => "job_outcomes",
-            Self::LogTexts => "log_texts",
+            Self::LogTexts => "log_texts_v4",
             Self::Reports => "reports",
         }
     }

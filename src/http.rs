@@ -136,6 +136,8 @@ pub struct HttpClient {
     /// This view's: its token's, or the one for callers without a token.
     limiter: Arc<Limiter>,
     retry: RetryPolicy,
+    /// The longest exchange of a request whose answer is read whole (JSON).
+    timeout: Duration,
     pub counters: Arc<Counters>,
 }
 
@@ -151,7 +153,10 @@ impl HttpClient {
     pub fn new(timeout: Duration, rate: RateBudget, retry: RetryPolicy) -> Result<Self, HttpError> {
         let inner = reqwest::Client::builder()
             .user_agent(concat!("ciwatch-mcp/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
+            // Each read waits at most `timeout` for its next bytes; a whole exchange is bounded
+            // by `timeout` only where the caller asks ([`HttpClient::request_timeout`]), so a
+            // large log on a slow link streams for as long as bytes keep coming.
+            .read_timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| HttpError::Transport {
@@ -167,6 +172,7 @@ impl HttpClient {
             }),
             limiter: Arc::new(Limiter::new(rate, None)),
             retry,
+            timeout,
             counters: Arc::default(),
         })
     }
@@ -205,8 +211,14 @@ impl HttpClient {
         }
     }
 
+    /// A request whose answer is read as a stream: only the read timeout bounds it.
     pub fn request(&self, method: reqwest::Method, url: &str) -> RequestBuilder {
         self.inner.request(method, url)
+    }
+
+    /// A request whose answer is read whole: the exchange is bounded by the timeout too.
+    pub fn request_timeout(&self, method: reqwest::Method, url: &str) -> RequestBuilder {
+        self.inner.request(method, url).timeout(self.timeout)
     }
 
     /// Sends the request built by `build` and returns the successful (2xx) response; 416 is

@@ -17,6 +17,7 @@ pub mod memo;
 pub mod model;
 pub mod owners;
 pub mod pipeline;
+pub mod reader;
 pub mod report;
 pub mod secret;
 pub mod services;

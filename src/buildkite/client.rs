@@ -73,21 +73,6 @@ impl ListBuilds {
     }
 }
 
-/// The end of a job log.
-#[derive(Debug, Clone)]
-pub struct LogTail {
-    pub bytes: Vec<u8>,
-    /// The log's full size when the server said (`Content-Range`), else the bytes received.
-    pub total_size: u64,
-}
-
-impl LogTail {
-    /// Whether `bytes` is the whole log.
-    pub fn is_complete(&self) -> bool {
-        self.bytes.len() as u64 >= self.total_size
-    }
-}
-
 #[derive(Clone)]
 pub struct BuildkiteClient {
     http: HttpClient,
@@ -132,7 +117,7 @@ impl BuildkiteClient {
 
     fn get(&self, url: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(Method::GET, url)
+            .request_timeout(Method::GET, url)
             .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
     }
 
@@ -288,73 +273,119 @@ impl BuildkiteClient {
             .await?)
     }
 
-    /// The last `max_bytes` of a job's log as raw bytes (`Accept: text/plain`, `Range: bytes=-N`).
-    /// A server that ignores the range is read in a stream and only its end is kept, so memory
-    /// stays bounded by `max_bytes` whatever the log's size.
-    pub async fn job_log_tail(
+    /// Opens the last `suffix` bytes of a job's log (`Accept: text/plain`,
+    /// `Range: bytes=-N`) and returns its body unread, with where it starts in the log and the
+    /// log's size (`Content-Range`). The request is retried as the policy allows until the
+    /// body starts; the body itself is read as a stream (see [`LogBody::next_chunk`]).
+    pub async fn open_log(
         &self,
         build: &BuildKey,
         job_id: &str,
-        max_bytes: u64,
-    ) -> Result<LogTail, BuildkiteError> {
+        suffix: u64,
+    ) -> Result<LogBody, BuildkiteError> {
         let number = build.number;
         let target = Target {
             description: format!("the log of job {job_id} in build {number}"),
             not_found: format!("job {job_id} has no log in build {number}"),
         };
         let url = format!("{}/jobs/{job_id}/log", self.build_url(build));
-        let range = format!("bytes=-{}", max_bytes.max(1));
-        let read_tail = |mut response: reqwest::Response| {
-            let target = &target;
-            async move {
-                if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-                    return Ok(LogTail {
-                        bytes: Vec::new(),
-                        total_size: 0,
-                    });
-                }
-                let total_from_header = response
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.rsplit('/').next())
-                    .and_then(|total| total.parse::<u64>().ok());
-                let limit = max_bytes as usize;
-                let mut bytes: Vec<u8> = Vec::new();
-                let mut received: u64 = 0;
-                while let Some(chunk) = response.chunk().await.map_err(|e| HttpError::Decode {
-                    what: target.description.clone(),
-                    message: format!("log stream ended early: {e}"),
-                })? {
-                    received += chunk.len() as u64;
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > 2 * limit {
-                        bytes.drain(..bytes.len() - limit);
-                    }
-                }
-                if bytes.len() > limit {
-                    bytes.drain(..bytes.len() - limit);
-                }
-                self.http.record_bytes(received);
-                Ok(LogTail {
-                    total_size: total_from_header.unwrap_or(received),
-                    bytes,
-                })
-            }
-        };
-        let tail = self
+        let range = format!("bytes=-{}", suffix.max(1));
+        let opened = |response: reqwest::Response| async move { Ok(LogBody::of(response)) };
+        let body = self
             .http
             .send_with(
                 &target,
                 || {
-                    self.get(&url)
+                    // No total timeout: a large log on a slow link streams for as long as bytes
+                    // keep coming (the client's read timeout ends a stalled one).
+                    self.http
+                        .request(Method::GET, &url)
+                        .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
                         .header(ACCEPT, "text/plain")
                         .header(RANGE, &range)
                 },
-                read_tail,
+                opened,
             )
             .await?;
-        Ok(tail)
+        Ok(LogBody { target, ..body })
+    }
+}
+
+/// A log's body, opened and not yet read.
+pub struct LogBody {
+    /// `None` for an empty log (416).
+    response: Option<reqwest::Response>,
+    /// Where the body starts in the log.
+    pub start: u64,
+    /// The log's size (the body's end, when the server did not say).
+    pub total: u64,
+    /// The server said where the body sits in the log (`Content-Range`), so a broken body can
+    /// be resumed with a suffix range.
+    ranged: bool,
+    target: Target,
+}
+
+impl LogBody {
+    fn of(response: reqwest::Response) -> Self {
+        let target = Target {
+            description: String::new(),
+            not_found: String::new(),
+        };
+        if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Self {
+                response: None,
+                start: 0,
+                total: 0,
+                ranged: true,
+                target,
+            };
+        }
+        // `bytes 100-199/200`
+        let content_range = response
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (span, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+                let (start, _) = span.split_once('-')?;
+                Some((start.trim().parse::<u64>().ok()?, total.trim().parse::<u64>().ok()?))
+            });
+        let (start, total, ranged) = match content_range {
+            Some((start, total)) => (start, total, true),
+            None => (0, response.content_length().unwrap_or(0), false),
+        };
+        Self {
+            response: Some(response),
+            start,
+            total,
+            ranged,
+            target,
+        }
+    }
+
+    /// Bytes the body holds (as announced).
+    pub fn len(&self) -> u64 {
+        self.total.saturating_sub(self.start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a break can be resumed with a suffix range.
+    pub fn resumable(&self) -> bool {
+        self.ranged
+    }
+
+    /// The next bytes of the body, `None` at its end.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, HttpError> {
+        let Some(response) = self.response.as_mut() else {
+            return Ok(None);
+        };
+        response.chunk().await.map_err(|e| HttpError::Transport {
+            what: self.target.description.clone(),
+            message: format!("log stream ended early: {e}"),
+        })
     }
 }
 

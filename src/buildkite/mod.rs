@@ -5,6 +5,6 @@ pub mod client;
 pub mod models;
 pub mod url;
 
-pub use client::{BuildkiteClient, BuildkiteError, ListBuilds, LogTail};
+pub use client::{BuildkiteClient, BuildkiteError, ListBuilds, LogBody};
 pub use models::{latest_attempts, Build, BuildKey, BuildState, Job, JobState};
 pub use url::{parse_build_ref, parse_pipeline, BuildRef};

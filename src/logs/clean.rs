@@ -25,31 +25,38 @@ pub fn clean_log(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(text.len());
     for raw_line in text.split_terminator('\n') {
-        // A bare CR is a terminal "return to column 0": treat each CR-separated piece as a line,
-        // which keeps progress-bar updates from gluing onto the next real line.
-        for piece in raw_line.split('\r') {
-            if piece.is_empty() && piece.len() != raw_line.len() {
-                // Empty pieces from CRLF or CR CR LF are not lines of their own.
-                continue;
-            }
-            // Each line is copied once, straight into the output, then trimmed in place there.
-            let start = out.len();
-            strip_controls(piece, &mut out);
-            if has_invisible(&out[start..]) {
-                let visible: String = out[start..].chars().filter(|c| !is_invisible(*c)).collect();
-                out.truncate(start);
-                out.push_str(&visible);
-            }
-            let line = &out[start..];
-            let prefix = line.len() - strip_web_ui_prefix(line).len();
-            if prefix > 0 {
-                out.replace_range(start..start + prefix, "");
-            }
-            cap_line(&mut out, start);
-            out.push('\n');
-        }
+        clean_line(raw_line, &mut out);
     }
     out
+}
+
+/// Cleans one raw line (without its `\n`) into `out`, as [`clean_log`] does: one or more lines,
+/// each ending with `\n` (a bare CR starts a line of its own). Since `\n` never occurs inside
+/// a UTF-8 sequence, cleaning a log line by line gives what cleaning it whole gives.
+pub fn clean_line(raw_line: &str, out: &mut String) {
+    // A bare CR is a terminal "return to column 0": treat each CR-separated piece as a line,
+    // which keeps progress-bar updates from gluing onto the next real line.
+    for piece in raw_line.split('\r') {
+        if piece.is_empty() && piece.len() != raw_line.len() {
+            // Empty pieces from CRLF or CR CR LF are not lines of their own.
+            continue;
+        }
+        // Each line is copied once, straight into the output, then trimmed in place there.
+        let start = out.len();
+        strip_controls(piece, out);
+        if has_invisible(&out[start..]) {
+            let visible: String = out[start..].chars().filter(|c| !is_invisible(*c)).collect();
+            out.truncate(start);
+            out.push_str(&visible);
+        }
+        let line = &out[start..];
+        let prefix = line.len() - strip_web_ui_prefix(line).len();
+        if prefix > 0 {
+            out.replace_range(start..start + prefix, "");
+        }
+        cap_line(out, start);
+        out.push('\n');
+    }
 }
 
 /// Copies `piece` into `out` without escape sequences and control characters (tab is kept).

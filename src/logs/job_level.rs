@@ -11,7 +11,7 @@ use super::bounded_line;
 
 /// Lines of the log's end that are searched for the explanation. A faulthandler dump of every
 /// thread runs to a few hundred lines, so this reaches back past one.
-const SEARCH_LINES: usize = 1500;
+pub const SEARCH_LINES: usize = 1500;
 /// Lines kept in the excerpt.
 pub const MAX_EXCERPT_LINES: usize = 24;
 /// Frames kept from the end of the last traceback.
@@ -31,7 +31,11 @@ pub struct JobLevelFailure {
 }
 
 pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
-    let lines: Vec<&str> = tail_lines(cleaned, SEARCH_LINES);
+    explain_last_lines(&tail_lines(cleaned, SEARCH_LINES))
+}
+
+/// [`explain_job_failure`] on the log's last [`SEARCH_LINES`] lines (or fewer), in order.
+pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
     let mut keep = vec![false; lines.len()];
     let mut exception: Option<String> = None;
 
@@ -40,7 +44,7 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
         .rposition(|l| strip_process_prefix(l).starts_with("Traceback (most recent call last)"))
     {
         // A traceback cut off before its exception line (a truncated paste) keeps its frames.
-        let end = traceback_end(&lines, tb);
+        let end = traceback_end(lines, tb);
         let last = end.unwrap_or(lines.len() - 1);
         keep[tb] = true;
         for flag in keep

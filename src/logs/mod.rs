@@ -33,19 +33,52 @@ impl LogAnalysis {
 
 /// Analyses cleaned log text (see [`clean_log`]).
 pub fn analyze_log(cleaned: &str) -> LogAnalysis {
-    let mut findings = find_pytest_failures(cleaned);
-    for failure in &mut findings.failures {
-        take_root_cause(failure);
+    let mut analyzer = LogAnalyzer::default();
+    for line in cleaned.lines() {
+        analyzer.line(line);
     }
-    let job_level = findings
-        .failures
-        .is_empty()
-        .then(|| explain_job_failure(cleaned));
-    LogAnalysis {
-        tests: findings.failures,
-        passed: findings.passed,
-        job_level,
-        command_headers: command_headers(cleaned),
+    analyzer.finish()
+}
+
+/// [`analyze_log`] one cleaned line at a time, for a log read as a stream: it holds the pytest
+/// scanner's state, the last [`job_level::SEARCH_LINES`] lines (what explains a job without
+/// test ids) and the command headers, never the log.
+#[derive(Default)]
+pub struct LogAnalyzer {
+    pytest: pytest::PytestScanner,
+    recent: std::collections::VecDeque<String>,
+    command_headers: Vec<(u32, u32)>,
+}
+
+impl LogAnalyzer {
+    /// Takes the next cleaned line (without its newline).
+    pub fn line(&mut self, line: &str) {
+        self.pytest.line(line);
+        if let Some(header) = command_header(line) {
+            self.command_headers.push(header);
+        }
+        if self.recent.len() == job_level::SEARCH_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line.to_string());
+    }
+
+    /// What the lines taken say.
+    pub fn finish(self) -> LogAnalysis {
+        let mut findings = self.pytest.finish();
+        for failure in &mut findings.failures {
+            take_root_cause(failure);
+        }
+        let job_level = findings.failures.is_empty().then(|| {
+            let lines: Vec<&str> = self.recent.iter().map(String::as_str).collect();
+            job_level::explain_last_lines(&lines)
+        });
+        LogAnalysis {
+            tests: findings.failures,
+            passed: findings.passed,
+            job_level,
+            command_headers: self.command_headers,
+        }
     }
 }
 
@@ -74,25 +107,15 @@ fn take_root_cause(failure: &mut PytestFailure) {
 }
 
 /// vLLM's generated job scripts echo `+++ :test_tube: Command (2/6): pytest -v -s …` before
-/// each command.
-fn command_headers(cleaned: &str) -> Vec<(u32, u32)> {
-    let mut found = Vec::new();
-    for (at, _) in cleaned.match_indices("Command (") {
-        let line_start = cleaned[..at].rfind('\n').map_or(0, |i| i + 1);
-        if !cleaned[line_start..at].starts_with("+++ ") {
-            continue;
-        }
-        let rest = &cleaned[at + "Command (".len()..];
-        let Some(close) = rest.find(')') else {
-            continue;
-        };
-        if let Some((i, n)) = rest[..close].split_once('/') {
-            if let (Ok(i), Ok(n)) = (i.parse(), n.parse()) {
-                found.push((i, n));
-            }
-        }
+/// each command: the line's `(i, N)`.
+fn command_header(line: &str) -> Option<(u32, u32)> {
+    if !line.starts_with("+++ ") {
+        return None;
     }
-    found
+    let at = line.find("Command (")?;
+    let rest = &line[at + "Command (".len()..];
+    let (i, n) = rest[..rest.find(')')?].split_once('/')?;
+    Some((i.parse().ok()?, n.parse().ok()?))
 }
 
 /// A line as kept in excerpts: at most [`EXCERPT_LINE_CHARS`] characters.

@@ -64,43 +64,56 @@ pub struct PytestFindings {
 const OUTPUT_TAIL_LINES: usize = 12;
 
 pub fn find_pytest_failures(cleaned: &str) -> PytestFindings {
-    let mut findings = PytestFindings::default();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut sections: Vec<Section> = Vec::new();
-    let mut in_sections = false;
-    let mut current: Option<Section> = None;
-    // The test whose verbose id line was seen last and whose status is still open.
-    let mut running: Option<(String, Vec<String>)> = None;
+    let mut scanner = PytestScanner::default();
+    for line in cleaned.lines() {
+        scanner.line(line);
+    }
+    scanner.finish()
+}
 
-    for raw_line in cleaned.lines() {
+/// [`find_pytest_failures`] one line at a time, for a log read as a stream. What it holds
+/// between lines is bounded by the log's failures, not its length: the open section (a window
+/// of its lines), the open test's last output lines, and each closed section as its excerpt.
+#[derive(Default)]
+pub struct PytestScanner {
+    findings: PytestFindings,
+    index: HashMap<String, usize>,
+    sections: Vec<ClosedSection>,
+    in_sections: bool,
+    current: Option<Section>,
+    /// The test whose verbose id line was seen last and whose status is still open.
+    running: Option<(String, Vec<String>)>,
+}
+
+impl PytestScanner {
+    /// Takes the next cleaned line (without its newline).
+    pub fn line(&mut self, raw_line: &str) {
         let line = strip_progress_prefixes(raw_line);
 
         if let Some(title) = banner_title(line) {
-            if let Some(done) = current.take() {
-                sections.push(done);
-            }
-            in_sections = title == "FAILURES" || title == "ERRORS";
-            continue;
+            self.close_section();
+            self.in_sections = title == "FAILURES" || title == "ERRORS";
+            return;
         }
-        if in_sections {
+        if self.in_sections {
             if let Some(head) = section_head(line) {
-                if let Some(done) = current.take() {
-                    sections.push(done);
-                }
-                current = Some(Section::new(head));
-                continue;
+                self.close_section();
+                self.current = Some(Section::new(head));
+                return;
             }
-            if let Some(section) = current.as_mut() {
+            if let Some(section) = self.current.as_mut() {
                 section.push(line);
-                continue;
+                return;
             }
         }
+        let findings = &mut self.findings;
+        let index = &mut self.index;
 
         if let Some((outcome, rest)) = summary_prefix(line) {
             if let Some((id, after)) = parse_node_id(rest) {
                 let message = after.strip_prefix(" - ").map(truncate_message);
-                record(&mut findings, &mut index, id, outcome, message);
-                continue;
+                record(findings, index, id, outcome, message);
+                return;
             }
         }
 
@@ -108,27 +121,27 @@ pub fn find_pytest_failures(cleaned: &str) -> PytestFindings {
             match status_word(after) {
                 Some(Outcome::Passed) => findings.passed.push(id.to_string()),
                 Some(outcome) => {
-                    record(&mut findings, &mut index, id, outcome, None);
+                    record(findings, index, id, outcome, None);
                 }
-                None => running = Some((id.to_string(), Vec::new())),
+                None => self.running = Some((id.to_string(), Vec::new())),
             }
-            continue;
+            return;
         }
 
         if let Some(outcome) = status_word(line) {
-            if let Some((id, output)) = running.take() {
+            if let Some((id, output)) = self.running.take() {
                 match outcome {
                     Outcome::Passed => findings.passed.push(id),
                     _ => {
-                        let at = record(&mut findings, &mut index, &id, outcome, None);
+                        let at = record(findings, index, &id, outcome, None);
                         findings.failures[at].output_tail = output;
                     }
                 }
             }
-            continue;
+            return;
         }
 
-        if let Some((_, output)) = running.as_mut() {
+        if let Some((_, output)) = self.running.as_mut() {
             if !line.trim().is_empty() {
                 if output.len() == OUTPUT_TAIL_LINES {
                     output.remove(0);
@@ -137,11 +150,19 @@ pub fn find_pytest_failures(cleaned: &str) -> PytestFindings {
             }
         }
     }
-    if let Some(done) = current.take() {
-        sections.push(done);
+
+    fn close_section(&mut self) {
+        if let Some(done) = self.current.take() {
+            self.sections.push(done.close());
+        }
     }
-    attach_sections(&mut findings.failures, sections);
-    findings
+
+    /// The findings of every line taken.
+    pub fn finish(mut self) -> PytestFindings {
+        self.close_section();
+        attach_sections(&mut self.findings.failures, self.sections);
+        self.findings
+    }
 }
 
 fn record(
@@ -287,6 +308,17 @@ pub fn head_line(node_id: &str) -> String {
     name.replace("::", ".")
 }
 
+/// Lines of a section kept after its first `E` line: the excerpt takes
+/// [`MAX_EXCERPT_LINES`] non-blank ones from just above it.
+const SECTION_LINES_AFTER_E: usize = 200;
+
+/// A section that has ended, as a failure needs it.
+struct ClosedSection {
+    head: String,
+    excerpt: Option<String>,
+    error_line: Option<String>,
+}
+
 struct Section {
     head: String,
     lines: Vec<String>,
@@ -322,11 +354,25 @@ impl Section {
                 self.error_line = Some(truncate_message(candidate));
             }
         }
-        // Keep a window: the interesting part of a section is its end (E block, location).
-        if self.lines.len() >= 400 && self.first_e_index.is_none() {
-            self.lines.drain(..200);
+        // Keep a window: the interesting part of a section is its end (E block, location),
+        // and the excerpt starts just above the first E line.
+        match self.first_e_index {
+            None if self.lines.len() >= 400 => {
+                self.lines.drain(..200);
+            }
+            Some(e) if self.lines.len() > e + SECTION_LINES_AFTER_E => return,
+            _ => {}
         }
         self.lines.push(super::bounded_line(line));
+    }
+
+    /// What is kept of a section once it ends: its head, excerpt and error line.
+    fn close(self) -> ClosedSection {
+        ClosedSection {
+            excerpt: self.excerpt(),
+            head: self.head,
+            error_line: self.error_line,
+        }
     }
 
     fn excerpt(&self) -> Option<String> {
@@ -382,9 +428,9 @@ pub fn looks_like_exception(text: &str) -> bool {
 /// Gives each failure its section. A section whose test was never named by a summary or
 /// verbose line (the summary fell outside the tail) becomes a failure of its own, named by its
 /// head line, so the failure is not lost.
-fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<Section>) {
+fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<ClosedSection>) {
     let mut order: Vec<String> = Vec::new();
-    let mut by_head: HashMap<String, Vec<Section>> = HashMap::new();
+    let mut by_head: HashMap<String, Vec<ClosedSection>> = HashMap::new();
     for section in sections {
         if !by_head.contains_key(&section.head) {
             order.push(section.head.clone());
@@ -403,7 +449,7 @@ fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<Section>) {
             continue;
         }
         let section = candidates.remove(0);
-        failure.excerpt = section.excerpt();
+        failure.excerpt = section.excerpt;
         if failure.error_message.is_none() {
             failure.error_message = section.error_line;
         }
@@ -413,7 +459,7 @@ fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<Section>) {
             failures.push(PytestFailure {
                 node_id: section.head.clone(),
                 outcome: Outcome::Failed,
-                excerpt: section.excerpt(),
+                excerpt: section.excerpt,
                 error_message: section.error_line,
                 output_tail: Vec::new(),
             });

@@ -7,7 +7,7 @@
 //! the listing only. A previous nightly whose job could not say (agent lost, cancelled, no log,
 //! not read) is no baseline.
 
-use super::outcomes::{BuildKey, JobRead, JobReader};
+use crate::reader::{BuildKey, JobRead, JobReader};
 use super::select::plan_jobs;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
@@ -24,7 +24,6 @@ use crate::triage::suspects::{
 use crate::triage::trend::{assess_trend, Baseline, NightlyBaseline};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
 
 /// Previous nightlies compared by default: a working week.
 pub const DEFAULT_COMPARE_NIGHTLIES: usize = 5;
@@ -253,8 +252,7 @@ async fn read_previous(
         }
     }
     // The comparison's reads have a byte budget of their own, the size of a scan's.
-    let byte_budget = AtomicU64::new(current.budgets.scan_byte_budget);
-    let limits = current.budgets.limits(&byte_budget);
+    let limits = current.budgets.limits();
     let mut reads: HashMap<String, JobRead> = HashMap::new();
     let mut to_fetch = Vec::new();
     let wanted_jobs: Vec<&Job> = wanted.iter().map(|&(_, job)| job).collect();

@@ -8,7 +8,7 @@
 //! read through the job-outcome reader, at most [`MAX_LOGS`] logs. Bounded: one listing page,
 //! the build, the logs; all of it said in `stats.compared_pipeline_requests`.
 
-use super::outcomes::{BuildKey, JobRead, JobReader};
+use crate::reader::{BuildKey, JobRead, JobReader};
 use super::Budgets;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::comparable;
@@ -17,7 +17,6 @@ use crate::triage::cause::parity;
 use crate::triage::cluster::{cluster_key, platform};
 use crate::triage::signature::signature;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 
 /// The pipeline compared with by default (`CIWATCH_COMPARE_PIPELINE`).
 pub const DEFAULT_COMPARE_PIPELINE: &str = "vllm/amd-ci";
@@ -185,8 +184,7 @@ async fn read_matching(
         }
     }
     wanted.truncate(MAX_LOGS);
-    let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
-    let limits = budgets.limits(&byte_budget);
+    let limits = budgets.limits();
     let jobs: Vec<(&BuildKey, &Job)> = wanted.iter().map(|j| (key, *j)).collect();
     let reads = reader
         .jobs(&jobs, &limits, budgets.concurrency, &super::NoProgress)

@@ -1,7 +1,7 @@
 //! A read job's failures, classified: one per failing test its log names, or one for the job
 //! when its log explains the failure without a test (or could not be read).
 
-use super::outcomes::JobRead;
+use crate::reader::JobRead;
 use super::select::PlannedJob;
 use crate::logs;
 use crate::model::{

@@ -5,7 +5,7 @@
 //! first, within a log budget. Stored outcomes cost nothing, so a repeated history costs one
 //! listing request.
 
-use super::outcomes::{BuildKey, JobRead, JobReader, ReadLimits};
+use crate::reader::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::{comparable, NodeId};
@@ -14,7 +14,7 @@ use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
 use crate::triage::history::{assess, Observation, TestStatus};
 use futures::StreamExt;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Builds a history may look at; Buildkite lists 100 per page.
@@ -204,11 +204,10 @@ async fn read_pending(
     options: &HistoryOptions,
     progress: &dyn Progress,
 ) -> (Vec<Option<JobRead>>, usize) {
-    let byte_budget = AtomicU64::new(u64::MAX);
     let limits = ReadLimits {
         max_log_bytes: options.max_log_bytes,
-        byte_budget: &byte_budget,
         max_whole_log_bytes: options.max_whole_log_bytes,
+        max_scan_bytes: u64::MAX,
     };
     let order = read_order(timeline, pending);
     let pending_jobs: Vec<&Job> = pending.iter().map(|p| p.job).collect();

@@ -9,7 +9,7 @@
 //! over the bound is read from its end, and the result says so.
 
 use super::jobs::{build_with_job, job_info, match_job};
-use super::outcomes::{BuildKey, JobReader};
+use crate::reader::{BuildKey, JobReader};
 use super::{Budgets, WatchError};
 use crate::buildkite::BuildkiteError;
 use crate::http::HttpError;

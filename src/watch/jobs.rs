@@ -1,12 +1,11 @@
 //! One job's failures: find the job of a build by id or name, read its log through the
 //! job-outcome reader (a stored outcome costs no request), extract failures.
 
-use super::outcomes::{BuildKey, JobRead, JobReader};
+use crate::reader::{BuildKey, JobRead, JobReader};
 use super::{Budgets, WatchError};
 use crate::buildkite::{latest_attempts, Job};
 use crate::logs::pytest::head_line;
 pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
-use std::sync::atomic::AtomicU64;
 
 /// Picks one job. Names are matched among latest attempts (a retried job shares its name with
 /// its retries); ids among all attempts. Errors list the candidates.
@@ -119,8 +118,7 @@ pub async fn job_test_failures(
 ) -> Result<JobTestFailuresResult, WatchError> {
     let build = build_with_job(reader, key, query, strategy).await?;
     let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
-    let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
-    let limits = budgets.limits(&byte_budget);
+    let limits = budgets.limits();
     let JobRead {
         analysis, detail, ..
     } = reader.job(key, job, &limits).await;

@@ -1,7 +1,7 @@
 //! Recurring failures across recent main-branch builds: scan the failed builds of a window and
 //! group their failures by key.
 
-use super::outcomes::{BuildKey, JobReader};
+use crate::reader::{BuildKey, JobReader};
 use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, ListBuilds};

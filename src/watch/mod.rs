@@ -5,7 +5,6 @@
 
 mod analytics;
 mod compare;
-mod coverage;
 mod elsewhere;
 mod failures;
 mod history;
@@ -14,17 +13,15 @@ mod job_log;
 mod jobs;
 mod main_branch;
 mod nightly;
-mod outcomes;
 mod scan;
 mod select;
-mod stored;
 mod tracked;
 
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
-pub use coverage::covers_job;
+pub use crate::reader::coverage::covers_job;
 pub use elsewhere::{ComparedPipeline, DEFAULT_COMPARE_PIPELINE};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use job_log::{
@@ -36,8 +33,9 @@ pub use jobs::{
 };
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
-pub use outcomes::{
-    BuildKey, JobRead, JobReader, ReadLimits, DEFAULT_BUILD_FRESHNESS, DEFAULT_MAX_WHOLE_LOG_BYTES,
+pub use crate::reader::{
+    BuildKey, JobRead, JobReader, Progress, ReadLimits, DEFAULT_BUILD_FRESHNESS,
+    DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING,
 };
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
@@ -51,7 +49,7 @@ pub struct Budgets {
     pub max_jobs: usize,
     /// Bytes read from the end of each log.
     pub max_log_bytes: u64,
-    /// Bytes read in all, re-reads included.
+    /// The ceiling on the first reads of a call's jobs, applied in plan order.
     pub scan_byte_budget: u64,
     /// The largest log read whole (a re-read, or the job-log tool's read).
     pub max_whole_log_bytes: u64,
@@ -64,7 +62,7 @@ impl Default for Budgets {
         Self {
             max_jobs: 20,
             max_log_bytes: 200_000,
-            scan_byte_budget: 32 * 1024 * 1024,
+            scan_byte_budget: DEFAULT_SCAN_BYTE_CEILING,
             max_whole_log_bytes: DEFAULT_MAX_WHOLE_LOG_BYTES,
             concurrency: 24,
         }
@@ -72,19 +70,14 @@ impl Default for Budgets {
 }
 
 impl Budgets {
-    /// The read limits of one call, its reads sharing `byte_budget`.
-    pub fn limits<'a>(&self, byte_budget: &'a std::sync::atomic::AtomicU64) -> ReadLimits<'a> {
+    /// The read limits of one call.
+    pub fn limits(&self) -> ReadLimits {
         ReadLimits {
             max_log_bytes: self.max_log_bytes,
-            byte_budget,
             max_whole_log_bytes: self.max_whole_log_bytes,
+            max_scan_bytes: self.scan_byte_budget,
         }
     }
-}
-
-/// Receives progress of long work: `done` of `total` units (logs) finished.
-pub trait Progress: Send + Sync {
-    fn report(&self, done: usize, total: usize, message: &str);
 }
 
 /// No progress wanted.

@@ -5,7 +5,7 @@
 use super::compare::{compare_with_previous_nightlies, CurrentScan};
 use super::failures::classify_job;
 use super::issues::{advise_issues, apply_issue_match};
-use super::outcomes::{BuildKey, JobRead, JobReader};
+use crate::reader::{BuildKey, JobRead, JobReader};
 use super::select::{plan_jobs, JobPlan};
 use super::{Budgets, Progress, WatchError};
 use crate::buildkite::{Build, Job};
@@ -17,7 +17,6 @@ use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
 use crate::owners::Owners;
 use crate::pipeline::test_area;
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -211,8 +210,7 @@ async fn gather<'b>(
 ) -> Gathered<'b> {
     let plan = plan_jobs(build);
     let budgets = &options.budgets;
-    let byte_budget = AtomicU64::new(budgets.scan_byte_budget);
-    let limits = budgets.limits(&byte_budget);
+    let limits = budgets.limits();
     let planned_jobs: Vec<&Job> = plan.ordered.iter().map(|p| p.job).collect();
     let mut reads: Vec<Option<JobRead>> = reader.stored_all(&planned_jobs, &limits).await;
     let to_fetch: Vec<usize> = (0..plan.ordered.len().min(budgets.max_jobs))

@@ -253,6 +253,22 @@ async fn unknown_pipeline_404_explains_visibility() {
     );
 }
 
+/// Opens and streams the last `bytes` of a job's log; the text read and what the read saw.
+async fn read_log(
+    client: &ciwatch_mcp::buildkite::BuildkiteClient,
+    build: u64,
+    job_id: &str,
+    bytes: u64,
+) -> Result<(String, ciwatch_mcp::reader::stream::Streamed), ciwatch_mcp::buildkite::BuildkiteError>
+{
+    let key = ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", build);
+    let body = client.open_log(&key, job_id, bytes).await?;
+    let streamed = ciwatch_mcp::reader::stream::read_to_end(client, &key, job_id, body).await?;
+    let text =
+        ciwatch_mcp::reader::stream::TextBlocks::decode(&streamed.blocks).expect("text decodes");
+    Ok((text, streamed))
+}
+
 #[tokio::test]
 async fn log_tail_uses_suffix_range_and_reports_total_size() {
     let server = crate::common::fixture_server().await;
@@ -263,18 +279,16 @@ async fn log_tail_uses_suffix_range_and_reports_total_size() {
         .find(|j| j.id == "019e068f-84f5-4636-9707-f971a7d87843")
         .expect("job");
     let full = ciwatch_mcp::fixtures::raw_log(job);
-    let tail = client(&settings(&server.uri()))
-        .job_log_tail(
-            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
-            &job.id,
-            1000,
-        )
+    let (text, tail) = read_log(&client(&settings(&server.uri())), 65099, &job.id, 1000)
         .await
         .expect("tail");
-    assert_eq!(tail.bytes.len(), 1000);
+    assert_eq!(tail.bytes_read, 1000);
     assert_eq!(tail.total_size, full.len() as u64);
-    assert!(!tail.is_complete());
-    assert_eq!(&tail.bytes[..], &full[full.len() - 1000..]);
+    assert!(!tail.complete);
+    assert_eq!(
+        text,
+        ciwatch_mcp::logs::clean_log(&full[full.len() - 1000..])
+    );
     let request = &server.received_requests().await.expect("recorded")[0];
     assert_eq!(
         request.headers.get("range").and_then(|v| v.to_str().ok()),
@@ -287,7 +301,7 @@ async fn log_tail_uses_suffix_range_and_reports_total_size() {
 }
 
 #[tokio::test]
-async fn log_status_200_without_range_keeps_only_the_tail_and_416_is_empty() {
+async fn log_status_200_without_range_is_the_whole_log_and_416_is_empty() {
     let server = MockServer::start().await;
     let body = "x".repeat(5000) + "END";
     Mock::given(method("GET"))
@@ -309,34 +323,17 @@ async fn log_status_200_without_range_keeps_only_the_tail_and_416_is_empty() {
         .mount(&server)
         .await;
     let client = client(&settings(&server.uri()));
-    let tail = client
-        .job_log_tail(
-            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
-            "a",
-            100,
-        )
+    // A server that ignores the range sends the whole log: it is read whole, as a stream.
+    let (text, whole) = read_log(&client, 1, "a", 100).await.expect("200");
+    assert_eq!(text, format!("{body}\n"));
+    assert!(whole.complete);
+    assert_eq!(whole.total_size, body.len() as u64);
+    let (text, empty) = read_log(&client, 1, "empty", 100).await.expect("416");
+    assert_eq!((text.as_str(), empty.bytes_read), ("", 0));
+    let missing = read_log(&client, 1, "missing", 100)
         .await
-        .expect("200");
-    assert_eq!(tail.bytes.len(), 100);
-    assert!(tail.bytes.ends_with(b"END"));
-    assert_eq!(tail.total_size, body.len() as u64);
-    let empty = client
-        .job_log_tail(
-            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
-            "empty",
-            100,
-        )
-        .await
-        .expect("416");
-    assert!(empty.bytes.is_empty());
-    let missing = client
-        .job_log_tail(
-            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
-            "missing",
-            100,
-        )
-        .await
-        .expect_err("404");
+        .err()
+        .expect("404");
     assert_eq!(missing.to_string(), "job missing has no log in build 1");
 }
 

@@ -195,7 +195,7 @@ async fn fixture_nightly_every_failed_job_is_accounted_for() {
 }
 
 #[tokio::test]
-async fn job_level_tails_are_reread_until_the_first_command_is_reached() {
+async fn a_job_of_several_commands_is_read_whole_in_one_request() {
     let server = fixture_server().await;
     let result = scan(
         &server.uri(),
@@ -213,7 +213,7 @@ async fn job_level_tails_are_reread_until_the_first_command_is_reached() {
         .iter()
         .filter(|r| r.url.path().ends_with(&format!("{}/log", examples.job_id)))
         .count();
-    assert_eq!(reads, 2, "a 200 KB tail, then a larger one");
+    assert_eq!(reads, 1, "the plan reads it whole at once");
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! log it saw, a build with when it was fetched, a job's whole log compressed. Each knows
 //! whether it answers a read.
 
-use super::outcomes::{JobRead, ReadLimits};
+use super::stream::TextBlocks;
+use super::{JobRead, ReadLimits};
 use crate::buildkite::Build;
 use crate::logs::LogAnalysis;
 use crate::model::JobStatus;
@@ -23,7 +24,7 @@ pub(super) struct StoredOutcome {
 impl StoredOutcome {
     /// Whether this outcome answers a read with `limits`: it is complete (the whole job was
     /// covered, or the log is empty), or a fresh read could not see more than it did.
-    pub(super) fn answers(&self, limits: &ReadLimits<'_>) -> bool {
+    pub(super) fn answers(&self, limits: &ReadLimits) -> bool {
         match self.status {
             JobStatus::Analyzed | JobStatus::NoLog => true,
             JobStatus::PartlyAnalyzed => {
@@ -56,25 +57,28 @@ pub struct LogText {
 
 impl LogText {
     /// The stored form: bytes read and total size (8 bytes each, big-endian), whether it is the
-    /// whole log (1 byte), then the text compressed (lz4; logs shrink about tenfold).
-    pub(super) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17 + self.text.len() / 4);
-        out.extend_from_slice(&self.bytes_read.to_be_bytes());
-        out.extend_from_slice(&self.total_size.to_be_bytes());
-        out.push(u8::from(self.complete));
-        out.extend_from_slice(&lz4_flex::compress_prepend_size(self.text.as_bytes()));
+    /// whole log (1 byte), then the text as [`TextBlocks`] (lz4; logs shrink about tenfold).
+    pub(super) fn encode(bytes_read: u64, total_size: u64, complete: bool, blocks: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + blocks.len());
+        out.extend_from_slice(&bytes_read.to_be_bytes());
+        out.extend_from_slice(&total_size.to_be_bytes());
+        out.push(u8::from(complete));
+        out.extend_from_slice(blocks);
         out
     }
 
     /// `None` for anything [`LogText::encode`] did not write.
     pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
         let number = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-        let text = lz4_flex::decompress_size_prepended(bytes.get(17..)?).ok()?;
         Some(Self {
             bytes_read: number(0)?,
             total_size: number(8)?,
-            complete: *bytes.get(16)? == 1,
-            text: String::from_utf8(text).ok()?,
+            complete: match *bytes.get(16)? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            text: TextBlocks::decode(bytes.get(17..)?)?,
         })
     }
 }
@@ -83,20 +87,22 @@ impl LogText {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct StoredBuild {
     pub(super) fetched_at: i64,
+    /// The same in milliseconds: a caller that waited for another's fetch takes what that
+    /// fetch stored after it asked.
+    #[serde(default)]
+    pub(super) fetched_at_ms: i64,
     pub(super) build: Build,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64;
 
     #[test]
     fn a_partial_outcome_answers_only_when_a_fresh_read_could_not_see_more() {
-        let budget = AtomicU64::new(u64::MAX);
         let limits = ReadLimits {
             max_log_bytes: 100,
-            byte_budget: &budget,
+            max_scan_bytes: u64::MAX,
             max_whole_log_bytes: 1600,
         };
         let outcome = |bytes_seen, total_size| StoredOutcome {
@@ -112,7 +118,7 @@ mod tests {
         assert!(!outcome(100, 1000).answers(&limits));
         let larger = ReadLimits {
             max_log_bytes: 1000,
-            byte_budget: &budget,
+            max_scan_bytes: u64::MAX,
             max_whole_log_bytes: 16_000,
         };
         assert!(!outcome(1600, 10_000).answers(&larger));

@@ -1,0 +1,618 @@
+//! The reader: the only path from "this job of this build" to "what its log says", used by
+//! every tool (scan, latest nightly, job drill-down, test history, main-branch analysis). Three
+//! parts: [`plan`] (how each log is read, fixed from the build before any read, and the
+//! byte ceiling in plan order), [`stream`] (a log parsed line by line as its bytes arrive,
+//! resumed where a body broke), [`stored`] (what the store keeps and whether it answers).
+//!
+//! A finished build or job log never changes, so what is learned from it is stored (the
+//! [`Store`]: the embedded redb file, or a Redis shared by replicas) and reused: a stored job
+//! outcome costs no log read. One read however many ask: a log, and a build, is read by one
+//! reader at a time (the store's lease, in this process and across replicas); the others wait
+//! for what it stores. Running builds and jobs are never stored. Entries are kept per
+//! Buildkite token (a digest of it), so a caller never reads what another caller's token could
+//! see.
+//!
+//! Builds are not frozen: a job retried after the build finished gives it a new attempt and a
+//! new `finished_at`. A stored build is therefore reused only within a short freshness window
+//! ([`DEFAULT_BUILD_FRESHNESS`]), when a fresh listing shows it unchanged
+//! ([`JobReader::build_as_listed`]), or when another caller fetched it while this one waited.
+//!
+//! Reading a log: one request, as the plan says: the whole log for a job of several commands,
+//! the tail for a job of one. Only a one-command job whose tail does not show the failure
+//! that ended it is read once more, whole. A job whose log could not be read back to its
+//! first command is `partly_analyzed`, with what was not read. An outcome records how much of
+//! the log it saw, so a partial outcome is not reused as if it were the whole log when a
+//! larger read is allowed.
+
+pub mod coverage;
+pub mod plan;
+pub mod stored;
+pub mod stream;
+
+use coverage::{command_count, covers_job, partial_detail};
+pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
+use plan::{Ceiling, Slot};
+pub use stored::LogText;
+use stored::{StoredBuild, StoredOutcome};
+use stream::Streamed;
+pub use crate::buildkite::BuildKey;
+use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job};
+use crate::cache::Table;
+use crate::http::HttpError;
+use crate::logs::LogAnalysis;
+use crate::model::JobStatus;
+use crate::store::{Lease, Store};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Receives progress of long work: `done` of `total` units (logs) finished.
+pub trait Progress: Send + Sync {
+    fn report(&self, done: usize, total: usize, message: &str);
+}
+
+/// How long a stored build is reused without asking Buildkite again
+/// (`CIWATCH_BUILD_FRESHNESS_SECS`). By default not at all: a look at a build costs one request
+/// and a job retried a moment ago shows up; a team that wants fewer requests may allow a few
+/// minutes. Builds a listing shows unchanged are reused whatever the window.
+pub const DEFAULT_BUILD_FRESHNESS: Duration = Duration::ZERO;
+
+/// What reading one job's log produced.
+#[derive(Debug, Clone)]
+pub struct JobRead {
+    pub status: JobStatus,
+    pub analysis: Option<LogAnalysis>,
+    /// Why the log was not read, or read only in part.
+    pub detail: Option<String>,
+    /// Served from the store, without a request.
+    pub stored: bool,
+}
+
+impl JobRead {
+    fn failed(status: JobStatus, detail: String) -> Self {
+        Self {
+            status,
+            analysis: None,
+            detail: Some(detail),
+            stored: false,
+        }
+    }
+}
+
+/// Counts of what the reader did, for results' `stats` and the tests.
+#[derive(Debug, Default)]
+pub struct ReadCounters {
+    /// Builds and job outcomes served from the store.
+    pub stored_hits: AtomicUsize,
+    /// Log requests sent (first reads, re-reads and resumed streams).
+    pub log_requests: AtomicUsize,
+    /// Log bytes received.
+    pub log_bytes: AtomicU64,
+}
+
+/// Reads builds and job outcomes through the store.
+pub struct JobReader<'a> {
+    client: &'a BuildkiteClient,
+    store: Option<&'a Store>,
+    /// The token's scope in the store (see [`BuildkiteClient::token_scope`]).
+    scope: String,
+    /// How long a stored build is reused without a request.
+    build_freshness: Duration,
+    /// Builds this reader saw unfinished: nothing of them is stored.
+    running: Mutex<HashSet<BuildKey>>,
+    pub counters: ReadCounters,
+}
+
+/// A read worth storing: what it saw of the log, and its text.
+struct Seen {
+    bytes_seen: u64,
+    total_size: u64,
+    text: Option<Vec<u8>>,
+}
+
+impl<'a> JobReader<'a> {
+    pub fn new(client: &'a BuildkiteClient, store: Option<&'a Store>) -> Self {
+        Self {
+            client,
+            store,
+            scope: client.token_scope(),
+            build_freshness: DEFAULT_BUILD_FRESHNESS,
+            running: Mutex::default(),
+            counters: ReadCounters::default(),
+        }
+    }
+
+    /// Reuses stored builds for at most `freshness` (zero: every look asks Buildkite).
+    pub fn with_build_freshness(mut self, freshness: Duration) -> Self {
+        self.build_freshness = freshness;
+        self
+    }
+
+    pub fn client(&self) -> &'a BuildkiteClient {
+        self.client
+    }
+
+    /// A build with every job (retried attempts included): from the store when it was fetched
+    /// within the freshness window, else one request (stored when finished).
+    pub async fn build(&self, key: &BuildKey) -> Result<Build, BuildkiteError> {
+        self.build_holding(key, |_| true).await
+    }
+
+    /// [`JobReader::build`], asking Buildkite again when the stored build does not satisfy
+    /// `holds` (a job id it does not have may be a retry made since it was stored).
+    pub async fn build_holding(
+        &self,
+        key: &BuildKey,
+        holds: impl Fn(&Build) -> bool,
+    ) -> Result<Build, BuildkiteError> {
+        let window = i64::try_from(self.build_freshness.as_secs()).unwrap_or(i64::MAX);
+        let fresh = |stored: &StoredBuild| {
+            now_unix().saturating_sub(stored.fetched_at) < window && holds(&stored.build)
+        };
+        self.build_where(key, fresh).await
+    }
+
+    /// A build a listing just showed: the stored one while the listing shows it unchanged (same
+    /// state and `finished_at`: a retried job changes both), else one request.
+    pub async fn build_as_listed(
+        &self,
+        key: &BuildKey,
+        listed: &Build,
+    ) -> Result<Build, BuildkiteError> {
+        let unchanged = |stored: &StoredBuild| {
+            listed.is_finished()
+                && stored.build.state == listed.state
+                && stored.build.finished_at == listed.finished_at
+        };
+        self.build_where(key, unchanged).await
+    }
+
+    /// The stored build when `reusable` says so, else one request; while another caller (this
+    /// process or a replica) fetches the same build, waits for it and takes what it stored.
+    async fn build_where(
+        &self,
+        key: &BuildKey,
+        reusable: impl Fn(&StoredBuild) -> bool,
+    ) -> Result<Build, BuildkiteError> {
+        let Some(store) = self.store else {
+            let build = self.client.get_build(key).await?;
+            self.remember_build(key, &build).await;
+            return Ok(build);
+        };
+        let store_key = build_store_key(&self.scope, key);
+        let asked_at = now_millis();
+        let (store_key, reusable) = (&store_key, &reusable);
+        let look = |waited: bool| async move {
+            let stored: Option<StoredBuild> = store.get(Table::Builds, store_key).await;
+            // Fetched by the caller this one waited for: as fresh as a request of its own.
+            stored.filter(|s| reusable(s) || (waited && s.fetched_at_ms >= asked_at))
+        };
+        let lease = match wait_for_turn(store, &format!("build/{store_key}"), look).await {
+            Ok(stored) => {
+                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(stored.build);
+            }
+            Err(lease) => lease,
+        };
+        let build = self.client.get_build(key).await;
+        if let Ok(build) = &build {
+            self.remember_build(key, build).await;
+        }
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        build
+    }
+
+    /// Stores a finished build that came with its jobs (a listing with retried jobs), so a
+    /// later look at it within the freshness window costs nothing. A build still running is
+    /// noted instead: none of its job outcomes will be stored either.
+    pub async fn remember_build(&self, key: &BuildKey, build: &Build) {
+        if !build.is_finished() {
+            if let Ok(mut running) = self.running.lock() {
+                running.insert(key.clone());
+            }
+            return;
+        }
+        if let (Some(store), true) = (self.store, build.jobs.is_some()) {
+            let stored = StoredBuild {
+                fetched_at: now_unix(),
+                fetched_at_ms: now_millis(),
+                build: build.clone(),
+            };
+            store
+                .put(Table::Builds, &build_store_key(&self.scope, key), &stored)
+                .await;
+        }
+    }
+
+    /// Whether what is read of `job` may be stored: the job and its build have finished.
+    fn storable(&self, build: &BuildKey, job: &Job) -> bool {
+        job.is_finished() && self.running.lock().is_ok_and(|r| !r.contains(build))
+    }
+
+    fn outcome_key(&self, job: &Job) -> String {
+        format!("{}/{}", self.scope, job.id)
+    }
+
+    /// The stored outcome of `job`, when it answers a read with `limits`. No request.
+    pub async fn stored(&self, job: &Job, limits: &ReadLimits) -> Option<JobRead> {
+        self.stored_all(&[job], limits).await.pop().flatten()
+    }
+
+    /// The stored outcome of each of `jobs` that has one answering `limits`, in one store read.
+    /// No request.
+    pub async fn stored_all(&self, jobs: &[&Job], limits: &ReadLimits) -> Vec<Option<JobRead>> {
+        let Some(store) = self.store else {
+            return vec![None; jobs.len()];
+        };
+        let keys: Vec<String> = jobs.iter().map(|job| self.outcome_key(job)).collect();
+        let outcomes: Vec<Option<StoredOutcome>> = store.get_many(Table::JobOutcomes, &keys).await;
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                let outcome = outcome.filter(|o| o.answers(limits))?;
+                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+                Some(outcome.into_read())
+            })
+            .collect()
+    }
+
+    /// The cleaned text of `job`'s whole log, or of its last `max_bytes` when it is larger:
+    /// stored by the scan that read it, else one streamed request, stored compressed for a
+    /// finished job, so every later view of it costs none.
+    pub async fn log_text(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        max_bytes: u64,
+    ) -> Result<LogText, BuildkiteError> {
+        let key = self.outcome_key(job);
+        if let Some(store) = self.store {
+            if let Some(stored) = store
+                .get_bytes(Table::LogTexts, &key)
+                .await
+                .and_then(|bytes| LogText::decode(&bytes))
+                .filter(|t| t.complete || t.bytes_read >= max_bytes)
+            {
+                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(stored);
+            }
+        }
+        let body = self.open(build, job, max_bytes).await?;
+        let streamed = self.stream(build, job, body).await?;
+        let stored = streamed.stored_text();
+        if let (Some(store), true) = (self.store, self.storable(build, job)) {
+            store.put_bytes(Table::LogTexts, &key, &stored).await;
+        }
+        LogText::decode(&stored).ok_or_else(|| {
+            BuildkiteError::Http(HttpError::Decode {
+                what: format!("the log of job {}", job.id),
+                message: "its text could not be kept".into(),
+            })
+        })
+    }
+
+    /// What `job`'s log says: stored, or read as the plan says and parsed as it streams; the
+    /// outcome of a finished job is stored.
+    pub async fn job(&self, build: &BuildKey, job: &Job, limits: &ReadLimits) -> JobRead {
+        self.job_in_plan(build, job, limits, None).await
+    }
+
+    async fn job_in_plan(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        limits: &ReadLimits,
+        slot: Option<Slot<'_>>,
+    ) -> JobRead {
+        let key = self.outcome_key(job);
+        let lease = match (self.store, self.storable(build, job)) {
+            (Some(store), true) => {
+                let look = |_| async { self.stored(job, limits).await };
+                match wait_for_turn(store, &key, look).await {
+                    // Stored reads take nothing from the ceiling: a later call goes further.
+                    Ok(read) => return read,
+                    Err(lease) => lease,
+                }
+            }
+            _ => None,
+        };
+        let (read, seen) = self.fetch(build, job, limits, slot).await;
+        if let (Some(store), Some(seen)) = (self.store, seen) {
+            if self.storable(build, job) {
+                if let Some(text) = &seen.text {
+                    store.put_bytes(Table::LogTexts, &key, text).await;
+                }
+                let outcome = StoredOutcome {
+                    status: read.status,
+                    analysis: read.analysis.clone(),
+                    detail: read.detail.clone(),
+                    bytes_seen: seen.bytes_seen,
+                    total_size: seen.total_size,
+                };
+                store.put(Table::JobOutcomes, &key, &outcome).await;
+            }
+        }
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        read
+    }
+
+    /// Reads and parses the log as planned. The second value is set when the read is an
+    /// answer worth storing (not an error or a ceiling stop).
+    async fn fetch(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        limits: &ReadLimits,
+        mut slot: Option<Slot<'_>>,
+    ) -> (JobRead, Option<Seen>) {
+        let (kind, first_bytes) = limits.first_read(job);
+        let mut body = match self.open(build, job, first_bytes).await {
+            Ok(body) => body,
+            Err(error) => return (fetch_failed(error), None),
+        };
+        if body.is_empty() {
+            let read = JobRead::failed(JobStatus::NoLog, "the log is empty".into());
+            return (read, Some(Seen { bytes_seen: 0, total_size: 0, text: None }));
+        }
+        let mut stopped_by = None;
+        if let Some(slot) = slot.as_mut() {
+            let before = slot.taken_before().await;
+            if !slot.fits(before, body.len()) {
+                let tail = limits.max_log_bytes.min(body.total);
+                if kind == ReadKind::Tail || !slot.fits(before, tail) {
+                    return (over_ceiling(before, slot), None);
+                }
+                stopped_by = Some(ceiling_stop(body.len(), before, slot));
+                drop(body);
+                body = match self.open(build, job, tail).await {
+                    Ok(body) => body,
+                    Err(error) => return (fetch_failed(error), None),
+                };
+            }
+            slot.settle(body.len());
+        }
+        let streamed = match self.stream(build, job, body).await {
+            Ok(streamed) => streamed,
+            Err(error) => return (fetch_failed(error), None),
+        };
+        let commands = command_count(job, &streamed.analysis);
+        if covers_job(streamed.complete, &streamed.analysis, commands) {
+            return analyzed(streamed);
+        }
+        if stopped_by.is_some() {
+            return (partial(streamed, commands, stopped_by), None);
+        }
+        if kind == ReadKind::Whole || limits.largest_read() <= streamed.bytes_read {
+            let bound = format!(
+                "the log is over the {}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)",
+                limits.largest_read()
+            );
+            return partial_stored(streamed, commands, bound);
+        }
+        self.read_whole_after_tail(build, job, limits, streamed).await
+    }
+
+    /// The one re-read of a one-command job whose tail did not show what ended it: the whole
+    /// log, up to the bound of one read.
+    async fn read_whole_after_tail(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        limits: &ReadLimits,
+        tail: Streamed,
+    ) -> (JobRead, Option<Seen>) {
+        let whole = match self.open(build, job, limits.largest_read()).await {
+            Ok(body) => self.stream(build, job, body).await,
+            Err(error) => Err(error),
+        };
+        let commands = command_count(job, &tail.analysis);
+        match whole {
+            Ok(whole) => {
+                let commands = command_count(job, &whole.analysis);
+                if covers_job(whole.complete, &whole.analysis, commands) {
+                    return analyzed(whole);
+                }
+                let bound = format!(
+                    "the log is over the {}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)",
+                    limits.largest_read()
+                );
+                partial_stored(whole, commands, bound)
+            }
+            Err(error) => {
+                let why = format!("reading the whole log failed ({error})");
+                (partial(tail, commands, Some(why)), None)
+            }
+        }
+    }
+
+    async fn open(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        bytes: u64,
+    ) -> Result<crate::buildkite::LogBody, BuildkiteError> {
+        self.counters.log_requests.fetch_add(1, Ordering::Relaxed);
+        self.client.open_log(build, &job.id, bytes).await
+    }
+
+    async fn stream(
+        &self,
+        build: &BuildKey,
+        job: &Job,
+        body: crate::buildkite::LogBody,
+    ) -> Result<Streamed, BuildkiteError> {
+        let streamed = stream::read_to_end(self.client, build, &job.id, body).await?;
+        self.counters
+            .log_requests
+            .fetch_add(streamed.requests - 1, Ordering::Relaxed);
+        self.counters
+            .log_bytes
+            .fetch_add(streamed.bytes_read, Ordering::Relaxed);
+        Ok(streamed)
+    }
+
+    /// Reads `jobs` (each of its build; given in the plan's priority order) concurrently (at
+    /// most `concurrency` in flight; the request budget paces them), reporting each as it
+    /// finishes. The byte ceiling is applied in the given order. Results are in `jobs`' order.
+    pub async fn jobs(
+        &self,
+        jobs: &[(&BuildKey, &Job)],
+        limits: &ReadLimits,
+        concurrency: usize,
+        progress: &dyn Progress,
+    ) -> Vec<JobRead> {
+        use futures::StreamExt;
+        let done = AtomicUsize::new(0);
+        let total = jobs.len();
+        let ceiling = Ceiling::new(limits.max_scan_bytes, total);
+        let ceiling = &ceiling;
+        let done = &done;
+        // Futures are built up front (not in a stream closure) so the caller's future stays `Send`.
+        let reads: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(index, &(build, job))| async move {
+                // Without a ceiling no job waits for the ones before it.
+                let slot = (limits.max_scan_bytes < u64::MAX).then(|| ceiling.slot(index));
+                let read = self.job_in_plan(build, job, limits, slot).await;
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.report(finished, total, job.display_name());
+                read
+            })
+            .collect();
+        futures::stream::iter(reads)
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+}
+
+/// The stored value `look` finds, or this caller's turn to fetch it (`Err` with the lease;
+/// without one when another caller kept it past [`crate::store::LEASE`], so this one fetches
+/// too). While another caller (this process or a replica) fetches the same key, waits for what
+/// it stores instead of fetching it again; `look` is told whether this caller has waited.
+async fn wait_for_turn<'s, T, F, Fut>(
+    store: &'s Store,
+    key: &str,
+    look: F,
+) -> Result<T, Option<crate::store::LeaseGuard<'s>>>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    /// How often a replica's lease is looked at.
+    const POLL: Duration = Duration::from_millis(100);
+    const SIGNAL_TIMEOUT: Duration = Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + crate::store::LEASE;
+    let mut waited = false;
+    loop {
+        if let Some(found) = look(waited).await {
+            return Ok(found);
+        }
+        match store.lease(key).await {
+            Lease::Acquired(lease) => {
+                // It may have been stored between the look and the lease.
+                if let Some(found) = look(waited).await {
+                    lease.release().await;
+                    return Ok(found);
+                }
+                return Err(Some(lease));
+            }
+            Lease::Busy(_) if tokio::time::Instant::now() >= deadline => return Err(None),
+            // A caller in this process wakes its waiters when it ends (the timeout covers a
+            // wake-up missed between the look and the wait).
+            Lease::Busy(Some(signal)) => {
+                let _ = tokio::time::timeout(SIGNAL_TIMEOUT, signal.notified()).await;
+            }
+            Lease::Busy(None) => tokio::time::sleep(POLL).await,
+        }
+        waited = true;
+    }
+}
+
+fn fetch_failed(error: BuildkiteError) -> JobRead {
+    match error {
+        BuildkiteError::Http(HttpError::NotFound(message)) => {
+            JobRead::failed(JobStatus::NoLog, message)
+        }
+        error => JobRead::failed(JobStatus::FetchError, error.to_string()),
+    }
+}
+
+/// A job the ceiling left unread: the jobs before it in plan order took too much.
+fn over_ceiling(before: u64, slot: &Slot<'_>) -> JobRead {
+    JobRead::failed(
+        JobStatus::OverBudget,
+        format!(
+            "not read: the jobs before it in priority order take {before} of this call's {}-byte ceiling (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+            slot.limit()
+        ),
+    )
+}
+
+fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String {
+    format!(
+        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the jobs before it in priority order (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+        slot.limit()
+    )
+}
+
+/// An analysed read, worth storing with how much of the log it saw.
+fn analyzed(streamed: Streamed) -> (JobRead, Option<Seen>) {
+    let seen = seen(&streamed);
+    let read = JobRead {
+        status: JobStatus::Analyzed,
+        analysis: Some(streamed.analysis),
+        detail: None,
+        stored: false,
+    };
+    (read, Some(seen))
+}
+
+/// A read that did not reach the job's first command.
+fn partial(streamed: Streamed, commands: Option<u32>, why: Option<String>) -> JobRead {
+    let detail = partial_detail(
+        &streamed.analysis,
+        commands,
+        streamed.bytes_read,
+        streamed.total_size,
+        why,
+    );
+    JobRead {
+        status: JobStatus::PartlyAnalyzed,
+        analysis: Some(streamed.analysis),
+        detail: Some(detail),
+        stored: false,
+    }
+}
+
+/// A partial read that no later read with the same bound could extend: stored.
+fn partial_stored(streamed: Streamed, commands: Option<u32>, why: String) -> (JobRead, Option<Seen>) {
+    let seen = seen(&streamed);
+    (partial(streamed, commands, Some(why)), Some(seen))
+}
+
+fn seen(streamed: &Streamed) -> Seen {
+    Seen {
+        bytes_seen: streamed.bytes_read,
+        total_size: streamed.total_size,
+        text: Some(streamed.stored_text()),
+    }
+}
+
+fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn build_store_key(scope: &str, key: &BuildKey) -> String {
+    format!("{scope}/{}/{}/{}", key.org, key.pipeline, key.number)
+}

@@ -1,0 +1,164 @@
+//! The read plan, fixed before any read from the build alone: how each failed job's log is
+//! read (its tail, or the whole log at once when the job runs several commands), and the
+//! safety ceiling on a call's bytes, applied in the plan's priority order.
+//!
+//! The ceiling never depends on which read got there first: a job's share is decided once
+//! every job before it in the plan has said what its first read takes (known from the first
+//! answer's `Content-Range`, before its body is read). So the same build and settings give
+//! the same reads, the same stops and the same answer at any concurrency, in any process.
+
+use crate::buildkite::Job;
+use tokio::sync::watch;
+
+/// The largest log read whole by default (`CIWATCH_MAX_WHOLE_LOG_BYTES`): vLLM's longest
+/// multi-command jobs write tens of megabytes.
+pub const DEFAULT_MAX_WHOLE_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// The default ceiling on one call's log bytes (`CIWATCH_SCAN_BYTE_BUDGET`, the scans'
+/// `max_scan_bytes`): a real night's failed jobs read whole take 40–70 MB.
+pub const DEFAULT_SCAN_BYTE_CEILING: u64 = 512 * 1024 * 1024;
+
+/// What the reads of one call may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Bytes of a tail read, from the log's end.
+    pub max_log_bytes: u64,
+    /// The largest read of one log.
+    pub max_whole_log_bytes: u64,
+    /// The ceiling on the first reads of all the call's jobs, in plan order.
+    pub max_scan_bytes: u64,
+}
+
+impl ReadLimits {
+    pub fn largest_read(&self) -> u64 {
+        self.max_whole_log_bytes.max(self.max_log_bytes)
+    }
+
+    /// How `job`'s log is read first, and how many bytes that read asks for.
+    pub fn first_read(&self, job: &Job) -> (ReadKind, u64) {
+        match ReadKind::of(job) {
+            ReadKind::Tail => (ReadKind::Tail, self.max_log_bytes),
+            ReadKind::Whole => (ReadKind::Whole, self.largest_read()),
+        }
+    }
+}
+
+/// How a job's log is read first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    /// The end: a job of one command ends with the failure that ended it. When the tail does
+    /// not show it, the whole log is read once more.
+    Tail,
+    /// The whole log in one request: a job of several commands goes on after a failing one
+    /// (`|| CI_OVERALL_STATUS=1`), so its failures may sit anywhere.
+    Whole,
+}
+
+impl ReadKind {
+    /// From the job's `command` alone (vLLM's generated script echoes `Command (i/N)`).
+    pub fn of(job: &Job) -> Self {
+        match job.command.as_deref().and_then(crate::pipeline::command_count) {
+            Some(n) if n > 1 => Self::Whole,
+            _ => Self::Tail,
+        }
+    }
+}
+
+/// Each planned job's first-read bytes as it settles them, in plan order.
+pub struct Ceiling {
+    limit: u64,
+    settled: watch::Sender<Vec<Option<u64>>>,
+}
+
+impl Ceiling {
+    pub fn new(limit: u64, jobs: usize) -> Self {
+        Self {
+            limit,
+            settled: watch::Sender::new(vec![None; jobs]),
+        }
+    }
+
+    /// The slot of the job at `index` in plan order.
+    pub fn slot(&self, index: usize) -> Slot<'_> {
+        Slot {
+            ceiling: self,
+            index,
+            settled: false,
+        }
+    }
+
+}
+
+/// One job's place under the ceiling. A slot dropped unsettled (an error, a cancelled call)
+/// settles at zero bytes, so the jobs after it never wait for it.
+pub struct Slot<'a> {
+    ceiling: &'a Ceiling,
+    index: usize,
+    settled: bool,
+}
+
+impl Slot<'_> {
+    /// Bytes the jobs before this one take, once each of them has settled.
+    pub async fn taken_before(&self) -> u64 {
+        let mut settled = self.ceiling.settled.subscribe();
+        let index = self.index;
+        let all = settled
+            .wait_for(|costs| costs[..index].iter().all(Option::is_some))
+            .await;
+        all.map_or(0, |costs| costs[..index].iter().flatten().sum())
+    }
+
+    /// The ceiling's bytes.
+    pub fn limit(&self) -> u64 {
+        self.ceiling.limit
+    }
+
+    /// Whether `bytes` more fit under the ceiling after `taken_before`.
+    pub fn fits(&self, taken_before: u64, bytes: u64) -> bool {
+        taken_before.saturating_add(bytes) <= self.ceiling.limit
+    }
+
+    /// Says what this job's reads take; the jobs after it may then decide.
+    pub fn settle(&mut self, bytes: u64) {
+        if !self.settled {
+            self.settled = true;
+            let index = self.index;
+            self.ceiling.settled.send_modify(|costs| costs[index] = Some(bytes));
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.settle(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_decides_after_every_job_before_it_whatever_order_they_finish() {
+        let ceiling = Ceiling::new(100, 3);
+        let (mut first, mut second, third) = (ceiling.slot(0), ceiling.slot(1), ceiling.slot(2));
+        let third_decides = async {
+            let before = third.taken_before().await;
+            (before, third.fits(before, 30))
+        };
+        let others = async {
+            tokio::task::yield_now().await;
+            second.settle(40);
+            tokio::task::yield_now().await;
+            first.settle(50);
+        };
+        let ((before, fits), ()) = tokio::join!(third_decides, others);
+        assert_eq!((before, fits), (90, false));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_slot_settles_at_zero() {
+        let ceiling = Ceiling::new(10, 2);
+        drop(ceiling.slot(0));
+        assert_eq!(ceiling.slot(1).taken_before().await, 0);
+    }
+}

@@ -1,0 +1,246 @@
+//! One job log read as a stream: bytes are cut into lines as they arrive, each line goes
+//! through the cleaner and the extractors at once, and the cleaned text is compressed block by
+//! block for the store. What a read holds is its pending line, the analyzer's window and the
+//! compressed text, never the log itself.
+//!
+//! A body that breaks is resumed where it broke: Buildkite serves suffix ranges only, and the
+//! bytes not yet read are exactly the log's last `total - read` bytes, so the next request asks
+//! for those and nothing it already has. A stream waits at most the read timeout for its next
+//! byte (the HTTP client's `read_timeout`), never a total time a large log could not meet.
+
+use super::stored::LogText;
+use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, LogBody};
+use crate::http::HttpError;
+use crate::logs::{clean::clean_line, LogAnalysis, LogAnalyzer};
+
+/// Resumed requests of one read after its body broke, before the read gives up.
+pub const MAX_RESUMES: usize = 4;
+/// Raw bytes of one line kept before the rest of it is dropped: the cleaner cuts a line at
+/// [`crate::logs::clean::MAX_LINE_BYTES`] anyway, and escape sequences shrink a raw line.
+const MAX_RAW_LINE_BYTES: usize = 4 * crate::logs::clean::MAX_LINE_BYTES;
+/// Cleaned text compressed at a time (lz4 blocks of about a megabyte, logs shrink ~10x).
+const TEXT_BLOCK_BYTES: usize = 1 << 20;
+
+/// Lines of a log, parsed and compressed as its bytes arrive.
+#[derive(Default)]
+pub struct LogStream {
+    pending: Vec<u8>,
+    /// The pending line passed [`MAX_RAW_LINE_BYTES`]: its rest is dropped up to its newline.
+    dropping: bool,
+    cleaned: String,
+    analyzer: LogAnalyzer,
+    text: TextBlocks,
+}
+
+impl LogStream {
+    /// Takes the next bytes of the log.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(newline) = memchr::memchr(b'\n', bytes) {
+            self.take_raw(&bytes[..newline]);
+            self.end_line();
+            bytes = &bytes[newline + 1..];
+        }
+        self.take_raw(bytes);
+    }
+
+    /// The analysis and the compressed cleaned text of every byte pushed.
+    pub fn finish(mut self) -> (LogAnalysis, TextBlocks) {
+        if !self.pending.is_empty() {
+            self.end_line();
+        }
+        self.text.flush();
+        (self.analyzer.finish(), self.text)
+    }
+
+    fn take_raw(&mut self, bytes: &[u8]) {
+        if self.dropping {
+            return;
+        }
+        let room = MAX_RAW_LINE_BYTES.saturating_sub(self.pending.len());
+        self.pending.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.dropping = bytes.len() > room;
+    }
+
+    fn end_line(&mut self) {
+        self.cleaned.clear();
+        clean_line(&String::from_utf8_lossy(&self.pending), &mut self.cleaned);
+        for line in self.cleaned.lines() {
+            self.analyzer.line(line);
+        }
+        self.text.push(&self.cleaned);
+        self.pending.clear();
+        self.dropping = false;
+    }
+}
+
+/// Cleaned text compressed in blocks as it grows: each block is its length (4 bytes,
+/// big-endian) then lz4 with its size prepended.
+#[derive(Default)]
+pub struct TextBlocks {
+    block: String,
+    compressed: Vec<u8>,
+}
+
+impl TextBlocks {
+    fn push(&mut self, text: &str) {
+        self.block.push_str(text);
+        if self.block.len() >= TEXT_BLOCK_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.block.is_empty() {
+            return;
+        }
+        let block = lz4_flex::compress_prepend_size(self.block.as_bytes());
+        self.compressed
+            .extend_from_slice(&(block.len() as u32).to_be_bytes());
+        self.compressed.extend_from_slice(&block);
+        self.block.clear();
+    }
+
+    /// The compressed blocks.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.flush();
+        self.compressed
+    }
+
+    /// The text of blocks written by [`TextBlocks`]; `None` for anything else.
+    pub fn decode(mut bytes: &[u8]) -> Option<String> {
+        let mut text = Vec::new();
+        while !bytes.is_empty() {
+            let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            let block = bytes.get(4..4 + len)?;
+            text.extend(lz4_flex::decompress_size_prepended(block).ok()?);
+            bytes = &bytes[4 + len..];
+        }
+        String::from_utf8(text).ok()
+    }
+}
+
+/// What one streamed read saw.
+pub struct Streamed {
+    pub analysis: LogAnalysis,
+    /// The cleaned text of what was read, compressed ([`TextBlocks`]).
+    pub blocks: Vec<u8>,
+    pub bytes_read: u64,
+    /// The log's size.
+    pub total_size: u64,
+    /// The read began at the log's first byte.
+    pub complete: bool,
+    /// Requests it took: one, and one per resumed break.
+    pub requests: usize,
+}
+
+impl Streamed {
+    /// The stored form of the text read (see [`LogText::decode`]).
+    pub fn stored_text(&self) -> Vec<u8> {
+        LogText::encode(self.bytes_read, self.total_size, self.complete, &self.blocks)
+    }
+}
+
+/// Reads `body` (an opened suffix of `job_id`'s log) to its end through a [`LogStream`],
+/// resuming a broken body with a suffix range of exactly the bytes not yet read.
+pub async fn read_to_end(
+    client: &BuildkiteClient,
+    build: &BuildKey,
+    job_id: &str,
+    mut body: LogBody,
+) -> Result<Streamed, BuildkiteError> {
+    let (start, total) = (body.start, body.total);
+    let expected = body.len();
+    let mut stream = LogStream::default();
+    let mut read: u64 = 0;
+    let mut requests = 1;
+    loop {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => {
+                read += chunk.len() as u64;
+                stream.push(&chunk);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                let left = expected.saturating_sub(read);
+                if !body.resumable() || left == 0 || requests > MAX_RESUMES {
+                    return Err(broken(error, read, expected, requests));
+                }
+                tracing::warn!(%error, read, left, "log stream broke; resuming");
+                body = client.open_log(build, job_id, left).await?;
+                requests += 1;
+                if body.total != total || body.len() != left {
+                    return Err(changed(job_id, total, body.total));
+                }
+            }
+        }
+    }
+    client.http().record_bytes(read);
+    let (analysis, blocks) = stream.finish();
+    Ok(Streamed {
+        analysis,
+        blocks: blocks.into_bytes(),
+        bytes_read: read,
+        total_size: total.max(read),
+        complete: start == 0,
+        requests,
+    })
+}
+
+fn broken(error: HttpError, read: u64, expected: u64, requests: usize) -> BuildkiteError {
+    BuildkiteError::Http(HttpError::Transport {
+        what: "a job log".into(),
+        message: format!(
+            "the log stream broke after {read} of {expected} bytes and {requests} requests ({error})"
+        ),
+    })
+}
+
+fn changed(job_id: &str, was: u64, now: u64) -> BuildkiteError {
+    BuildkiteError::Http(HttpError::Decode {
+        what: format!("the log of job {job_id}"),
+        message: format!("the log changed size while it was read ({was} bytes, then {now})"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(raw: &[u8], chunk: usize) -> (LogAnalysis, String) {
+        let mut stream = LogStream::default();
+        for piece in raw.chunks(chunk) {
+            stream.push(piece);
+        }
+        let (analysis, blocks) = stream.finish();
+        let text = TextBlocks::decode(&blocks.into_bytes()).expect("decodes");
+        (analysis, text)
+    }
+
+    #[test]
+    fn a_stream_in_any_chunks_says_what_the_whole_text_says() {
+        let text = "+++ :test_tube: Command (1/2): pytest a\n\u{1b}_bk;t=1\u{7}tests/a.py::test_x FAILED\n=== FAILURES ===\n____ test_x ____\nE   AssertionError: é\n=== short test summary info ===\nFAILED tests/a.py::test_x - AssertionError: é\r\n+++ :test_tube: Command (2/2): pytest b\nprogress 10%\rprogress 90%\nno newline at the end";
+        let whole = crate::logs::clean_log(text.as_bytes());
+        let expected = crate::logs::analyze_log(&whole);
+        for chunk in [1, 2, 3, 7, 64, 4096] {
+            let (analysis, cleaned) = streamed(text.as_bytes(), chunk);
+            assert_eq!(cleaned, whole, "chunks of {chunk}");
+            assert_eq!(analysis.tests, expected.tests, "chunks of {chunk}");
+            assert_eq!(analysis.command_headers, vec![(1, 2), (2, 2)]);
+        }
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_and_the_next_line_is_read() {
+        let mut raw = vec![b'x'; 3 * MAX_RAW_LINE_BYTES];
+        raw.extend_from_slice(b"\nFAILED tests/a.py::test_y - RuntimeError: boom\n");
+        let (analysis, text) = streamed(&raw, 10_000);
+        assert_eq!(analysis.tests.len(), 1);
+        assert!(text.lines().next().is_some_and(|l| l.len() < MAX_RAW_LINE_BYTES));
+    }
+
+    #[test]
+    fn text_blocks_refuse_what_they_did_not_write() {
+        assert_eq!(TextBlocks::decode(&[0, 0, 0, 9, 1]), None);
+        assert_eq!(TextBlocks::decode(&[]).as_deref(), Some(""));
+    }
+}
