@@ -30,13 +30,7 @@ pub struct Store {
     /// Keys this process is reading now (single flight inside the process), each with the
     /// signal its waiters are woken by when the read ends.
     reading: Mutex<HashMap<String, Arc<Notify>>>,
-    /// The version of each value this process wrote lately (a build's state and end), so an
-    /// unchanged one is not written again; bounded by [`VERSIONS_KEPT`].
-    versions: Mutex<HashMap<String, String>>,
 }
-
-/// Versions remembered before the memory of them starts over.
-const VERSIONS_KEPT: usize = 4096;
 
 enum Backend {
     /// Shared with the blocking threads its reads and commits run on.
@@ -114,7 +108,6 @@ impl Store {
         Self {
             backend,
             reading: Mutex::default(),
-            versions: Mutex::default(),
         }
     }
 
@@ -263,23 +256,6 @@ impl Store {
             // A replica holds it: dropping the guard frees it here.
             Some(None) => Lease::Busy(None),
             _ => Lease::Acquired(guard),
-        }
-    }
-
-    /// Whether this process wrote `version` of `key` last (it is then still there, or evicted).
-    pub fn holds_version(&self, key: &str, version: &str) -> bool {
-        self.versions
-            .lock()
-            .is_ok_and(|v| v.get(key).is_some_and(|known| known == version))
-    }
-
-    /// Notes that `version` of `key` was written.
-    pub fn note_version(&self, key: &str, version: String) {
-        if let Ok(mut versions) = self.versions.lock() {
-            if versions.len() >= VERSIONS_KEPT {
-                versions.clear();
-            }
-            versions.insert(key.to_string(), version);
         }
     }
 

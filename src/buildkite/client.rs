@@ -348,7 +348,10 @@ impl LogBody {
             .and_then(|v| {
                 let (span, total) = v.strip_prefix("bytes ")?.split_once('/')?;
                 let (start, _) = span.split_once('-')?;
-                Some((start.trim().parse::<u64>().ok()?, total.trim().parse::<u64>().ok()?))
+                Some((
+                    start.trim().parse::<u64>().ok()?,
+                    total.trim().parse::<u64>().ok()?,
+                ))
             });
         let (start, total, ranged) = match content_range {
             Some((start, total)) => (start, total, true),

@@ -29,12 +29,6 @@ pub mod plan;
 pub mod stored;
 pub mod stream;
 
-use coverage::{command_count, covers_job, partial_detail};
-pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
-use plan::{Ceiling, Slot};
-pub use stored::LogText;
-use stored::{StoredBuild, StoredOutcome};
-use stream::Streamed;
 pub use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job};
 use crate::cache::Table;
@@ -42,10 +36,16 @@ use crate::http::HttpError;
 use crate::logs::LogAnalysis;
 use crate::model::JobStatus;
 use crate::store::{Lease, Store};
+use coverage::{command_count, covers_job, partial_detail};
+use plan::{Ceiling, Slot};
+pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+pub use stored::LogText;
+use stored::{StoredBuild, StoredOutcome};
+use stream::Streamed;
 
 /// Receives progress of long work: `done` of `total` units (logs) finished.
 pub trait Progress: Send + Sync {
@@ -357,7 +357,14 @@ impl<'a> JobReader<'a> {
         };
         if body.is_empty() {
             let read = JobRead::failed(JobStatus::NoLog, "the log is empty".into());
-            return (read, Some(Seen { bytes_seen: 0, total_size: 0, text: None }));
+            return (
+                read,
+                Some(Seen {
+                    bytes_seen: 0,
+                    total_size: 0,
+                    text: None,
+                }),
+            );
         }
         let mut stopped_by = None;
         if let Some(slot) = slot.as_mut() {
@@ -394,7 +401,8 @@ impl<'a> JobReader<'a> {
             );
             return partial_stored(streamed, commands, bound);
         }
-        self.read_whole_after_tail(build, job, limits, streamed).await
+        self.read_whole_after_tail(build, job, limits, streamed)
+            .await
     }
 
     /// The one re-read of a one-command job whose tail did not show what ended it: the whole
@@ -592,7 +600,11 @@ fn partial(streamed: Streamed, commands: Option<u32>, why: Option<String>) -> Jo
 }
 
 /// A partial read that no later read with the same bound could extend: stored.
-fn partial_stored(streamed: Streamed, commands: Option<u32>, why: String) -> (JobRead, Option<Seen>) {
+fn partial_stored(
+    streamed: Streamed,
+    commands: Option<u32>,
+    why: String,
+) -> (JobRead, Option<Seen>) {
     let seen = seen(&streamed);
     (partial(streamed, commands, Some(why)), Some(seen))
 }

@@ -56,7 +56,11 @@ pub enum ReadKind {
 impl ReadKind {
     /// From the job's `command` alone (vLLM's generated script echoes `Command (i/N)`).
     pub fn of(job: &Job) -> Self {
-        match job.command.as_deref().and_then(crate::pipeline::command_count) {
+        match job
+            .command
+            .as_deref()
+            .and_then(crate::pipeline::command_count)
+        {
             Some(n) if n > 1 => Self::Whole,
             _ => Self::Tail,
         }
@@ -85,7 +89,6 @@ impl Ceiling {
             settled: false,
         }
     }
-
 }
 
 /// One job's place under the ceiling. A slot dropped unsettled (an error, a cancelled call)
@@ -122,7 +125,9 @@ impl Slot<'_> {
         if !self.settled {
             self.settled = true;
             let index = self.index;
-            self.ceiling.settled.send_modify(|costs| costs[index] = Some(bytes));
+            self.ceiling
+                .settled
+                .send_modify(|costs| costs[index] = Some(bytes));
         }
     }
 }

@@ -58,7 +58,12 @@ pub struct LogText {
 impl LogText {
     /// The stored form: bytes read and total size (8 bytes each, big-endian), whether it is the
     /// whole log (1 byte), then the text as [`TextBlocks`] (lz4; logs shrink about tenfold).
-    pub(super) fn encode(bytes_read: u64, total_size: u64, complete: bool, blocks: &[u8]) -> Vec<u8> {
+    pub(super) fn encode(
+        bytes_read: u64,
+        total_size: u64,
+        complete: bool,
+        blocks: &[u8],
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(17 + blocks.len());
         out.extend_from_slice(&bytes_read.to_be_bytes());
         out.extend_from_slice(&total_size.to_be_bytes());

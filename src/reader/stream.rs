@@ -57,7 +57,8 @@ impl LogStream {
             return;
         }
         let room = MAX_RAW_LINE_BYTES.saturating_sub(self.pending.len());
-        self.pending.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.pending
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
         self.dropping = bytes.len() > room;
     }
 
@@ -136,7 +137,12 @@ pub struct Streamed {
 impl Streamed {
     /// The stored form of the text read (see [`LogText::decode`]).
     pub fn stored_text(&self) -> Vec<u8> {
-        LogText::encode(self.bytes_read, self.total_size, self.complete, &self.blocks)
+        LogText::encode(
+            self.bytes_read,
+            self.total_size,
+            self.complete,
+            &self.blocks,
+        )
     }
 }
 
@@ -235,7 +241,10 @@ mod tests {
         raw.extend_from_slice(b"\nFAILED tests/a.py::test_y - RuntimeError: boom\n");
         let (analysis, text) = streamed(&raw, 10_000);
         assert_eq!(analysis.tests.len(), 1);
-        assert!(text.lines().next().is_some_and(|l| l.len() < MAX_RAW_LINE_BYTES));
+        assert!(text
+            .lines()
+            .next()
+            .is_some_and(|l| l.len() < MAX_RAW_LINE_BYTES));
     }
 
     #[test]

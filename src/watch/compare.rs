@@ -7,7 +7,6 @@
 //! the listing only. A previous nightly whose job could not say (agent lost, cancelled, no log,
 //! not read) is no baseline.
 
-use crate::reader::{BuildKey, JobRead, JobReader};
 use super::select::plan_jobs;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
@@ -15,6 +14,7 @@ use crate::model::{
     FailureClassification, FixedFailure, JobStatus, NightlyComparison, Onset, ScanResult, Trend,
 };
 use crate::owners::CodeOwners;
+use crate::reader::{BuildKey, JobRead, JobReader};
 use crate::triage::nightly::{
     failures_shown, fixed_evidence, job_says, retell, Identity, LogWord, PreviousRun, RunNow,
 };

@@ -8,11 +8,11 @@
 //! read through the job-outcome reader, at most [`MAX_LOGS`] logs. Bounded: one listing page,
 //! the build, the logs; all of it said in `stats.compared_pipeline_requests`.
 
-use crate::reader::{BuildKey, JobRead, JobReader};
 use super::Budgets;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::comparable;
 use crate::model::{Cause, Elsewhere, ElsewhereState, Platform, ScanResult};
+use crate::reader::{BuildKey, JobRead, JobReader};
 use crate::triage::cause::parity;
 use crate::triage::cluster::{cluster_key, platform};
 use crate::triage::signature::signature;

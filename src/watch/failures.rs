@@ -1,12 +1,12 @@
 //! A read job's failures, classified: one per failing test its log names, or one for the job
 //! when its log explains the failure without a test (or could not be read).
 
-use crate::reader::JobRead;
 use super::select::PlannedJob;
 use crate::logs;
 use crate::model::{
     Category, FailureClassification, IssueLink, JobState, JobStatus, Ownership, Since, TestFailure,
 };
+use crate::reader::JobRead;
 use crate::triage::{self, FailureText, JobSignals};
 
 /// Characters of `log_snippet`, as in the original.

@@ -5,12 +5,12 @@
 //! first, within a log budget. Stored outcomes cost nothing, so a repeated history costs one
 //! listing request.
 
-use crate::reader::{BuildKey, JobRead, JobReader, ReadLimits};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::{comparable, NodeId};
 use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
+use crate::reader::{BuildKey, JobRead, JobReader, ReadLimits};
 use crate::triage::history::{assess, Observation, TestStatus};
 use futures::StreamExt;
 use std::collections::BTreeSet;

@@ -9,12 +9,12 @@
 //! over the bound is read from its end, and the result says so.
 
 use super::jobs::{build_with_job, job_info, match_job};
-use crate::reader::{BuildKey, JobReader};
 use super::{Budgets, WatchError};
 use crate::buildkite::BuildkiteError;
 use crate::http::HttpError;
 use crate::input::NodeId;
 use crate::model::{JobLogResult, LogLine, MatchStrategy};
+use crate::reader::{BuildKey, JobReader};
 use regex::Regex;
 
 /// The most bytes of line text a result carries (Claude Code caps a tool result at about

@@ -1,11 +1,11 @@
 //! One job's failures: find the job of a build by id or name, read its log through the
 //! job-outcome reader (a stored outcome costs no request), extract failures.
 
-use crate::reader::{BuildKey, JobRead, JobReader};
 use super::{Budgets, WatchError};
 use crate::buildkite::{latest_attempts, Job};
 use crate::logs::pytest::head_line;
 pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
+use crate::reader::{BuildKey, JobRead, JobReader};
 
 /// Picks one job. Names are matched among latest attempts (a retried job shares its name with
 /// its retries); ids among all attempts. Errors list the candidates.

@@ -1,11 +1,11 @@
 //! Recurring failures across recent main-branch builds: scan the failed builds of a window and
 //! group their failures by key.
 
-use crate::reader::{BuildKey, JobReader};
 use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, ListBuilds};
 use crate::model::{AnalysisWindow, AnalyzedBuild, DetailLevel, MainBranchAnalysis};
+use crate::reader::{BuildKey, JobReader};
 use crate::triage::recurrence::{aggregate, BuildFailures};
 
 /// States asked for in the listing: builds whose jobs failed (see `BuildState::has_failures`).

@@ -17,11 +17,15 @@ mod scan;
 mod select;
 mod tracked;
 
+pub use crate::reader::coverage::covers_job;
+pub use crate::reader::{
+    BuildKey, JobRead, JobReader, Progress, ReadLimits, DEFAULT_BUILD_FRESHNESS,
+    DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING,
+};
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
-pub use crate::reader::coverage::covers_job;
 pub use elsewhere::{ComparedPipeline, DEFAULT_COMPARE_PIPELINE};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use job_log::{
@@ -33,10 +37,6 @@ pub use jobs::{
 };
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
-pub use crate::reader::{
-    BuildKey, JobRead, JobReader, Progress, ReadLimits, DEFAULT_BUILD_FRESHNESS,
-    DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING,
-};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
 

@@ -5,7 +5,6 @@
 use super::compare::{compare_with_previous_nightlies, CurrentScan};
 use super::failures::classify_job;
 use super::issues::{advise_issues, apply_issue_match};
-use crate::reader::{BuildKey, JobRead, JobReader};
 use super::select::{plan_jobs, JobPlan};
 use super::{Budgets, Progress, WatchError};
 use crate::buildkite::{Build, Job};
@@ -16,6 +15,7 @@ use crate::model::{
 use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
 use crate::owners::Owners;
 use crate::pipeline::test_area;
+use crate::reader::{BuildKey, JobRead, JobReader};
 use std::collections::HashSet;
 use std::time::Instant;
 

@@ -5,11 +5,11 @@
 //! run by a job's command. From what the comparison already read: no request of its own (the
 //! candidates hold the issues closed in the last `CIWATCH_GITHUB_CLOSED_DAYS` days).
 
-use crate::reader::JobRead;
 use crate::buildkite::{Build, Job};
 use crate::github::{best_match, IssueCandidate, IssueState};
 use crate::input::comparable;
 use crate::model::{FailureClassification, JobStatus, TrackedIssue, TrackedStatus};
+use crate::reader::JobRead;
 use regex::Regex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;

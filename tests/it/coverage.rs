@@ -14,9 +14,9 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Five commands: test_block_fp8.py first, test_cutlass_w4a16.py last.
-const FIVE_COMMANDS: &str = "Kernels DeepGEMM Test (H100)";
+pub(crate) const FIVE_COMMANDS: &str = "Kernels DeepGEMM Test (H100)";
 /// Three commands: the completion tests first, test_chat_utils.py last.
-const THREE_COMMANDS: &str = "Entrypoints Integration (API Server openai - Part 2)";
+pub(crate) const THREE_COMMANDS: &str = "Entrypoints Integration (API Server openai - Part 2)";
 
 /// The 65099 build with only `failing` failed (every other job passed), as JSON.
 pub(crate) fn build_failing(failing: &[&str]) -> serde_json::Value {
@@ -48,7 +48,7 @@ pub(crate) fn job_id(build: &serde_json::Value, name: &str) -> String {
 }
 
 /// Passing tests of one file until `bytes` of text are written.
-fn passing(file: &str, bytes: usize) -> String {
+pub(crate) fn passing(file: &str, bytes: usize) -> String {
     let mut text = String::with_capacity(bytes + 200);
     let mut i = 0;
     while text.len() < bytes {
@@ -63,7 +63,7 @@ fn passing(file: &str, bytes: usize) -> String {
 }
 
 /// One pytest run that fails `test` with `error`.
-fn failing_run(file: &str, test: &str, error: &str) -> String {
+pub(crate) fn failing_run(file: &str, test: &str, error: &str) -> String {
     format!(
         "{file}::{test} FAILED\n\
          =================================== FAILURES ===================================\n\
@@ -81,11 +81,11 @@ fn header(i: u32, n: u32, command: &str) -> String {
     format!("+++ :test_tube: Command ({i}/{n}): {command}\n")
 }
 
-const EXIT_LINE: &str = "🚨 Error: The command exited with status 1\n";
+pub(crate) const EXIT_LINE: &str = "🚨 Error: The command exited with status 1\n";
 
 /// The five-command job: command 1 fails about 4.5 MB before the end, command 5 fails in the
 /// last lines.
-fn five_command_log() -> Vec<u8> {
+pub(crate) fn five_command_log() -> Vec<u8> {
     let mut text = header(1, 5, "pytest -v -s kernels/quantization/test_block_fp8.py");
     text.push_str(&passing("kernels/quantization/test_block_fp8.py", 20_000));
     text.push_str(&failing_run(
@@ -118,7 +118,7 @@ fn five_command_log() -> Vec<u8> {
 }
 
 /// The three-command job: command 1 fails; commands 2 and 3 pass, and they fill the tail.
-fn three_command_log() -> Vec<u8> {
+pub(crate) fn three_command_log() -> Vec<u8> {
     let mut text = header(1, 3, "pytest -v -s entrypoints/openai/completion");
     text.push_str(&failing_run(
         "entrypoints/openai/completion/test_completion.py",
@@ -195,7 +195,7 @@ async fn scan_with(
     crate::common::scan_65099(&reader, &options).await
 }
 
-fn tests_of(result: &ScanResult, job: &str) -> Vec<String> {
+pub(crate) fn tests_of(result: &ScanResult, job: &str) -> Vec<String> {
     result
         .failures
         .iter()
@@ -204,7 +204,7 @@ fn tests_of(result: &ScanResult, job: &str) -> Vec<String> {
         .collect()
 }
 
-async fn log_requests(server: &MockServer, id: &str) -> Vec<Request> {
+pub(crate) async fn log_requests(server: &MockServer, id: &str) -> Vec<Request> {
     server
         .received_requests()
         .await

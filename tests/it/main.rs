@@ -23,4 +23,5 @@ mod robustness;
 mod scan;
 mod schema_snapshot;
 mod store;
+mod streaming;
 mod trust;

@@ -17,13 +17,13 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// A `redis-server` of this test's own, stopped when dropped.
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: std::process::Child,
     port: u16,
 }
 
 impl RedisServer {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -55,7 +55,7 @@ impl RedisServer {
         Self { child, port }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
@@ -73,13 +73,13 @@ impl Drop for RedisServer {
 
 /// One replica: its own HTTP layer, Buildkite client and connection to the shared store, built
 /// by the composition root from settings that name the Redis.
-struct Replica {
+pub(crate) struct Replica {
     client: BuildkiteClient,
     store: Arc<Store>,
 }
 
 impl Replica {
-    fn new(api: &str, redis: &str, requests_per_minute: u32) -> Self {
+    pub(crate) fn new(api: &str, redis: &str, requests_per_minute: u32) -> Self {
         let mut settings = settings(api);
         settings.store_url = Some(Secret::new(redis));
         settings.requests_per_minute = requests_per_minute;
@@ -94,7 +94,7 @@ impl Replica {
         Self { client, store }
     }
 
-    async fn scan(&self) -> ScanResult {
+    pub(crate) async fn scan(&self) -> ScanResult {
         let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
         let mut result =
             scan_65099(&JobReader::new(&self.client, Some(&*self.store)), &options).await;
