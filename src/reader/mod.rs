@@ -26,6 +26,7 @@
 
 pub mod coverage;
 pub mod plan;
+mod read_result;
 pub mod stored;
 pub mod stream;
 
@@ -36,9 +37,12 @@ use crate::http::HttpError;
 use crate::logs::LogAnalysis;
 use crate::model::JobStatus;
 use crate::store::{Lease, Store};
-use coverage::{command_count, covers_job, partial_detail};
+use coverage::{command_count, covers_job};
 use plan::{Ceiling, Slot};
 pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
+use read_result::{
+    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_stored, Seen,
+};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -102,13 +106,6 @@ pub struct JobReader<'a> {
     /// Builds this reader saw unfinished: nothing of them is stored.
     running: Mutex<HashSet<BuildKey>>,
     pub counters: ReadCounters,
-}
-
-/// A read worth storing: what it saw of the log, and its text.
-struct Seen {
-    bytes_seen: u64,
-    total_size: u64,
-    text: Option<Vec<u8>>,
 }
 
 impl<'a> JobReader<'a> {
@@ -540,80 +537,6 @@ where
             Lease::Busy(None) => tokio::time::sleep(POLL).await,
         }
         waited = true;
-    }
-}
-
-fn fetch_failed(error: BuildkiteError) -> JobRead {
-    match error {
-        BuildkiteError::Http(HttpError::NotFound(message)) => {
-            JobRead::failed(JobStatus::NoLog, message)
-        }
-        error => JobRead::failed(JobStatus::FetchError, error.to_string()),
-    }
-}
-
-/// A job the ceiling left unread: the jobs before it in plan order took too much.
-fn over_ceiling(before: u64, slot: &Slot<'_>) -> JobRead {
-    JobRead::failed(
-        JobStatus::OverBudget,
-        format!(
-            "not read: the jobs before it in priority order take {before} of this call's {}-byte ceiling (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
-            slot.limit()
-        ),
-    )
-}
-
-fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String {
-    format!(
-        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the jobs before it in priority order (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
-        slot.limit()
-    )
-}
-
-/// An analysed read, worth storing with how much of the log it saw.
-fn analyzed(streamed: Streamed) -> (JobRead, Option<Seen>) {
-    let seen = seen(&streamed);
-    let read = JobRead {
-        status: JobStatus::Analyzed,
-        analysis: Some(streamed.analysis),
-        detail: None,
-        stored: false,
-    };
-    (read, Some(seen))
-}
-
-/// A read that did not reach the job's first command.
-fn partial(streamed: Streamed, commands: Option<u32>, why: Option<String>) -> JobRead {
-    let detail = partial_detail(
-        &streamed.analysis,
-        commands,
-        streamed.bytes_read,
-        streamed.total_size,
-        why,
-    );
-    JobRead {
-        status: JobStatus::PartlyAnalyzed,
-        analysis: Some(streamed.analysis),
-        detail: Some(detail),
-        stored: false,
-    }
-}
-
-/// A partial read that no later read with the same bound could extend: stored.
-fn partial_stored(
-    streamed: Streamed,
-    commands: Option<u32>,
-    why: String,
-) -> (JobRead, Option<Seen>) {
-    let seen = seen(&streamed);
-    (partial(streamed, commands, Some(why)), Some(seen))
-}
-
-fn seen(streamed: &Streamed) -> Seen {
-    Seen {
-        bytes_seen: streamed.bytes_read,
-        total_size: streamed.total_size,
-        text: Some(streamed.stored_text()),
     }
 }
 

@@ -5,8 +5,8 @@
 
 use crate::common::{client, scan_options, settings, BUILD_PATH};
 use crate::coverage::{
-    build_failing, failing_run, five_command_log, job_id, log_requests, passing, server_with,
-    three_command_log, BuildBody, EXIT_LINE, FIVE_COMMANDS, THREE_COMMANDS,
+    build_failing, failing_run, five_command_log, job_id, passing, server_with, three_command_log,
+    BuildBody, EXIT_LINE, FIVE_COMMANDS, THREE_COMMANDS,
 };
 use ciwatch_mcp::fixtures::{range_response, to_raw_format};
 use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};

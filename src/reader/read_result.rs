@@ -1,0 +1,92 @@
+//! What one read of a job's log produced, as the reader returns it: analysed, partly
+//! analysed (with what was not read and why), stopped by the ceiling, or failed; and what of
+//! it is worth storing.
+
+use super::coverage::partial_detail;
+use super::plan::Slot;
+use super::stream::Streamed;
+use super::JobRead;
+use crate::buildkite::BuildkiteError;
+use crate::http::HttpError;
+use crate::model::JobStatus;
+
+/// A read worth storing: what it saw of the log, and its text.
+pub(super) struct Seen {
+    pub(super) bytes_seen: u64,
+    pub(super) total_size: u64,
+    pub(super) text: Option<Vec<u8>>,
+}
+
+pub(super) fn fetch_failed(error: BuildkiteError) -> JobRead {
+    match error {
+        BuildkiteError::Http(HttpError::NotFound(message)) => {
+            JobRead::failed(JobStatus::NoLog, message)
+        }
+        error => JobRead::failed(JobStatus::FetchError, error.to_string()),
+    }
+}
+
+/// A job the ceiling left unread: the jobs before it in plan order took too much.
+pub(super) fn over_ceiling(before: u64, slot: &Slot<'_>) -> JobRead {
+    JobRead::failed(
+        JobStatus::OverBudget,
+        format!(
+            "not read: the jobs before it in priority order take {before} of this call's {}-byte ceiling (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+            slot.limit()
+        ),
+    )
+}
+
+pub(super) fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String {
+    format!(
+        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the jobs before it in priority order (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+        slot.limit()
+    )
+}
+
+/// An analysed read, worth storing with how much of the log it saw.
+pub(super) fn analyzed(streamed: Streamed) -> (JobRead, Option<Seen>) {
+    let seen = seen(&streamed);
+    let read = JobRead {
+        status: JobStatus::Analyzed,
+        analysis: Some(streamed.analysis),
+        detail: None,
+        stored: false,
+    };
+    (read, Some(seen))
+}
+
+/// A read that did not reach the job's first command.
+pub(super) fn partial(streamed: Streamed, commands: Option<u32>, why: Option<String>) -> JobRead {
+    let detail = partial_detail(
+        &streamed.analysis,
+        commands,
+        streamed.bytes_read,
+        streamed.total_size,
+        why,
+    );
+    JobRead {
+        status: JobStatus::PartlyAnalyzed,
+        analysis: Some(streamed.analysis),
+        detail: Some(detail),
+        stored: false,
+    }
+}
+
+/// A partial read that no later read with the same bound could extend: stored.
+pub(super) fn partial_stored(
+    streamed: Streamed,
+    commands: Option<u32>,
+    why: String,
+) -> (JobRead, Option<Seen>) {
+    let seen = seen(&streamed);
+    (partial(streamed, commands, Some(why)), Some(seen))
+}
+
+fn seen(streamed: &Streamed) -> Seen {
+    Seen {
+        bytes_seen: streamed.bytes_read,
+        total_size: streamed.total_size,
+        text: Some(streamed.stored_text()),
+    }
+}
