@@ -48,9 +48,10 @@ pub struct Settings {
     )]
     pub max_log_bytes: u64,
 
-    /// Bytes one scan may read in all, including re-reads of logs whose tail did not cover the
-    /// job's commands.
-    #[arg(global = true, long, env = "CIWATCH_SCAN_BYTE_BUDGET", default_value_t = 32 * 1024 * 1024)]
+    /// The safety ceiling on one call's first log reads, applied in the plan's priority order
+    /// (a job past it is read by its tail, or not at all, and says so); a real night's failed
+    /// jobs read whole take 40-70 MB.
+    #[arg(global = true, long, env = "CIWATCH_SCAN_BYTE_BUDGET", default_value_t = crate::reader::DEFAULT_SCAN_BYTE_CEILING)]
     pub scan_byte_budget: u64,
 
     /// The largest job log read whole, in bytes: a multi-command job whose tail does not reach

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 /// The largest log read whole by default (`CIWATCH_MAX_WHOLE_LOG_BYTES`): vLLM's longest
 /// multi-command jobs write tens of megabytes.
 pub const DEFAULT_MAX_WHOLE_LOG_BYTES: u64 = 64 * 1024 * 1024;
-/// The default ceiling on one call's log bytes (`CIWATCH_SCAN_BYTE_BUDGET`, the scans'
-/// `max_scan_bytes`): a real night's failed jobs read whole take 40–70 MB.
+/// The default ceiling on one call's log bytes (`CIWATCH_SCAN_BYTE_BUDGET`): a real night's
+/// failed jobs read whole take 40–70 MB.
 pub const DEFAULT_SCAN_BYTE_CEILING: u64 = 512 * 1024 * 1024;
 
 /// What the reads of one call may take.

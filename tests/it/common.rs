@@ -110,7 +110,7 @@ pub fn settings(server_uri: &str) -> Settings {
         buildkite_api_url: format!("{server_uri}/v2"),
         max_jobs: 20,
         max_log_bytes: 200_000,
-        scan_byte_budget: 32 * 1024 * 1024,
+        scan_byte_budget: ciwatch_mcp::watch::DEFAULT_SCAN_BYTE_CEILING,
         max_whole_log_bytes: ciwatch_mcp::watch::DEFAULT_MAX_WHOLE_LOG_BYTES,
         build_freshness_secs: ciwatch_mcp::watch::DEFAULT_BUILD_FRESHNESS.as_secs(),
         concurrency: 8,
