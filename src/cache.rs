@@ -185,9 +185,14 @@ impl Cache {
 
     /// Stores bytes of the caller's own encoding (a compressed log).
     pub fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
+        self.put_many_bytes(&[(table, key, bytes)]);
+    }
+
+    /// Stores several values in one durable commit (a job's outcome and its log text).
+    pub fn put_many_bytes(&self, values: &[(Table, &str, &[u8])]) {
         let result = (|| -> Result<(), redb::Error> {
             let write = self.db.begin_write()?;
-            {
+            for &(table, key, bytes) in values {
                 let mut meta = write.open_table(META)?;
                 let mut writes = write.open_table(WRITES)?;
                 let mut opened = write.open_table(table.definition())?;
@@ -239,7 +244,8 @@ impl Cache {
             Ok(())
         })();
         if let Err(error) = result {
-            tracing::warn!(%error, key, "cache write failed");
+            let keys: Vec<&str> = values.iter().map(|&(_, key, _)| key).collect();
+            tracing::warn!(%error, ?keys, "cache write failed");
         }
     }
 }

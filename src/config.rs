@@ -82,7 +82,8 @@ pub struct Settings {
     )]
     pub requests_per_minute: u32,
 
-    /// Timeout of one API request, in seconds (log fetches get twice this).
+    /// Timeout of one API request read whole (builds, listings), in seconds; a log stream waits
+    /// at most this long for its next bytes, however long the whole log takes.
     #[arg(
         global = true,
         long,

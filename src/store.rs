@@ -210,6 +210,37 @@ impl Store {
             .unwrap_or_else(|| vec![None; keys.len()])
     }
 
+    /// Stores several values at once: one durable commit, or one pipeline of `SET`s.
+    pub async fn put_many_bytes(&self, values: Vec<(Table, String, Vec<u8>)>) {
+        match &self.backend {
+            Backend::Embedded(cache) => {
+                let cache = cache.clone();
+                off_the_workers(move || {
+                    let borrowed: Vec<(Table, &str, &[u8])> = values
+                        .iter()
+                        .map(|(table, key, bytes)| (*table, key.as_str(), bytes.as_slice()))
+                        .collect();
+                    cache.put_many_bytes(&borrowed);
+                })
+                .await;
+            }
+            Backend::Shared(shared) => {
+                let mut connection = shared.manager.clone();
+                let mut pipe = redis::pipe();
+                for (table, key, bytes) in &values {
+                    pipe.cmd("SET")
+                        .arg(redis_key(*table, key))
+                        .arg(bytes.as_slice())
+                        .arg("EX")
+                        .arg(ttl(*table).as_secs())
+                        .ignore();
+                }
+                let answer: redis::RedisResult<()> = pipe.query_async(&mut connection).await;
+                shared.answer(answer);
+            }
+        }
+    }
+
     pub async fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
         match &self.backend {
             Backend::Embedded(cache) => {

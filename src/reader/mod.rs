@@ -319,9 +319,6 @@ impl<'a> JobReader<'a> {
         let (read, seen) = self.fetch(build, job, limits, slot).await;
         if let (Some(store), Some(seen)) = (self.store, seen) {
             if self.storable(build, job) {
-                if let Some(text) = &seen.text {
-                    store.put_bytes(Table::LogTexts, &key, text).await;
-                }
                 let outcome = StoredOutcome {
                     status: read.status,
                     analysis: read.analysis.clone(),
@@ -329,7 +326,15 @@ impl<'a> JobReader<'a> {
                     bytes_seen: seen.bytes_seen,
                     total_size: seen.total_size,
                 };
-                store.put(Table::JobOutcomes, &key, &outcome).await;
+                // The outcome and the text it was read from, in one commit.
+                let mut values: Vec<(Table, String, Vec<u8>)> = Vec::new();
+                if let Some(text) = seen.text {
+                    values.push((Table::LogTexts, key.clone(), text));
+                }
+                if let Ok(outcome) = serde_json::to_vec(&outcome) {
+                    values.push((Table::JobOutcomes, key.clone(), outcome));
+                }
+                store.put_many_bytes(values).await;
             }
         }
         if let Some(lease) = lease {

@@ -13,6 +13,7 @@ use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
 use ciwatch_mcp::watch::{Budgets, JobReader};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// One command; its failure is in the last lines.
@@ -239,12 +240,15 @@ struct BreakingServer {
     requests: Mutex<Vec<(String, Option<String>)>>,
     /// Bytes sent of each broken answer, and the body's length.
     broken: Mutex<HashMap<String, (usize, usize)>>,
+    /// Instead of breaking, send each body in ten pieces this far apart.
+    trickle: Option<Duration>,
 }
 
 impl BreakingServer {
     async fn start(
         build: &serde_json::Value,
         logs: HashMap<String, Vec<u8>>,
+        trickle: Option<Duration>,
     ) -> (Arc<Self>, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -255,6 +259,7 @@ impl BreakingServer {
             logs,
             requests: Mutex::default(),
             broken: Mutex::default(),
+            trickle,
         });
         let serving = server.clone();
         tokio::spawn(async move {
@@ -312,15 +317,21 @@ impl BreakingServer {
         let mut sent = body.len();
         if let Some(id) = job {
             let mut broken = self.broken.lock().expect("broken");
-            if !broken.contains_key(id) && body.len() > 1000 {
+            if self.trickle.is_none() && !broken.contains_key(id) && body.len() > 1000 {
                 sent = body.len() / 2;
                 broken.insert(id.to_string(), (sent, body.len()));
             }
         }
         let socket = reader.get_mut();
         let _ = socket.write_all(head.as_bytes()).await;
-        let _ = socket.write_all(&body[..sent]).await;
-        let _ = socket.flush().await;
+        let pieces = if self.trickle.is_some() { 10 } else { 1 };
+        for piece in body[..sent].chunks(sent.div_ceil(pieces).max(1)) {
+            if let Some(gap) = self.trickle {
+                tokio::time::sleep(gap).await;
+            }
+            let _ = socket.write_all(piece).await;
+            let _ = socket.flush().await;
+        }
     }
 }
 
@@ -334,7 +345,7 @@ async fn bodies_that_break_half_way_are_resumed_for_exactly_the_bytes_not_read()
     .await;
     let unbroken = scan(&whole.uri(), None).await;
 
-    let (server, uri) = BreakingServer::start(&build, logs).await;
+    let (server, uri) = BreakingServer::start(&build, logs, None).await;
     let result = scan(&uri, None).await;
     assert_complete_night(&result);
     assert_eq!(failure_set(&result), failure_set(&unbroken));
@@ -350,4 +361,23 @@ async fn bodies_that_break_half_way_are_resumed_for_exactly_the_bytes_not_read()
         assert_eq!(ranges[0], planned[0], "job {job}");
         assert_eq!(ranges.len(), planned.len() + 1, "job {job}: {ranges:?}");
     }
+}
+
+#[tokio::test]
+async fn a_slow_log_streams_past_the_request_timeout_while_bytes_keep_coming() {
+    let (build, logs) = night();
+    let gap = Duration::from_millis(300);
+    let (_server, uri) = BreakingServer::start(&build, logs, Some(gap)).await;
+    let mut settings = settings(&uri);
+    settings.http_timeout_secs = 1;
+    let client = client(&settings);
+    let key = ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099);
+    let id = job_id(&build, ONE_COMMAND);
+    let body = client.open_log(&key, &id, 200_000).await.expect("opened");
+    // Ten pieces 300 ms apart: three seconds in all, never a second without a byte.
+    let streamed = ciwatch_mcp::reader::stream::read_to_end(&client, &key, &id, body)
+        .await
+        .expect("a slow stream is read to its end");
+    assert_eq!((streamed.bytes_read, streamed.requests), (200_000, 1));
+    assert_eq!(streamed.analysis.tests.len(), 1);
 }
