@@ -128,7 +128,7 @@ async fn main() {
     report(
         "(a) first scan of the 38-failed-job nightly",
         &a,
-        &format!("get build (80 ms) -> 20 log tails at once (400 ms) -> whole reads of the {whole_reads} multi-command logs whose tail missed their first command (400 ms); {partly} jobs read in part"),
+        &format!("get build (80 ms) -> 20 logs at once, as planned: multi-command jobs whole, the others by their tail (400 ms) -> whole reads of the {whole_reads} one-command logs whose tail did not show what ended the job (400 ms); {partly} jobs read in part"),
     );
     let (again, b) = measure(&limit, &client, scan()).await;
     assert_eq!(verdicts(&again.expect("scan")), verdicts(&first));

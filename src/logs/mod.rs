@@ -57,10 +57,15 @@ impl LogAnalyzer {
         if let Some(header) = command_header(line) {
             self.command_headers.push(header);
         }
-        if self.recent.len() == job_level::SEARCH_LINES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(line.to_string());
+        // The oldest line's buffer is reused: no allocation per line once the window is full.
+        let mut kept = if self.recent.len() == job_level::SEARCH_LINES {
+            self.recent.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        kept.clear();
+        kept.push_str(line);
+        self.recent.push_back(kept);
     }
 
     /// What the lines taken say.
