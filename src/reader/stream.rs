@@ -18,8 +18,10 @@ pub const MAX_RESUMES: usize = 4;
 /// Raw bytes of one line kept before the rest of it is dropped: the cleaner cuts a line at
 /// [`crate::logs::clean::MAX_LINE_BYTES`] anyway, and escape sequences shrink a raw line.
 const MAX_RAW_LINE_BYTES: usize = 4 * crate::logs::clean::MAX_LINE_BYTES;
-/// Cleaned text compressed at a time (lz4 blocks of about a megabyte, logs shrink ~10x).
-const TEXT_BLOCK_BYTES: usize = 1 << 20;
+/// Cleaned text compressed at a time: each concurrent read holds at most this much
+/// uncompressed (hundreds of reads run at once in a busy sidecar), and lz4 still shrinks
+/// log text about tenfold in blocks this size.
+const TEXT_BLOCK_BYTES: usize = 64 * 1024;
 
 /// Lines of a log, parsed and compressed as its bytes arrive.
 #[derive(Default)]
