@@ -290,7 +290,10 @@ impl BuildkiteClient {
         };
         let url = format!("{}/jobs/{job_id}/log", self.build_url(build));
         let range = format!("bytes=-{}", suffix.max(1));
-        let opened = |response: reqwest::Response| async move { Ok(LogBody::of(response)) };
+        let opened = |response: reqwest::Response| {
+            let what = target.description.clone();
+            async move { Ok(LogBody::of(response, what)) }
+        };
         let body = self
             .http
             .send_with(
@@ -307,7 +310,7 @@ impl BuildkiteClient {
                 opened,
             )
             .await?;
-        Ok(LogBody { target, ..body })
+        Ok(body)
     }
 }
 
@@ -322,22 +325,19 @@ pub struct LogBody {
     /// The server said where the body sits in the log (`Content-Range`), so a broken body can
     /// be resumed with a suffix range.
     ranged: bool,
-    target: Target,
+    /// What the body is, for errors ("the log of job … in build …").
+    what: String,
 }
 
 impl LogBody {
-    fn of(response: reqwest::Response) -> Self {
-        let target = Target {
-            description: String::new(),
-            not_found: String::new(),
-        };
+    fn of(response: reqwest::Response, what: String) -> Self {
         if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
             return Self {
                 response: None,
                 start: 0,
                 total: 0,
                 ranged: true,
-                target,
+                what,
             };
         }
         // `bytes 100-199/200`
@@ -362,7 +362,7 @@ impl LogBody {
             start,
             total,
             ranged,
-            target,
+            what,
         }
     }
 
@@ -386,7 +386,7 @@ impl LogBody {
             return Ok(None);
         };
         response.chunk().await.map_err(|e| HttpError::Transport {
-            what: self.target.description.clone(),
+            what: self.what.clone(),
             message: format!("log stream ended early: {e}"),
         })
     }

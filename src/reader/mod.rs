@@ -41,7 +41,7 @@ use coverage::{command_count, covers_job};
 use plan::{Ceiling, Slot};
 pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
 use read_result::{
-    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_stored, Seen,
+    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_over_bound, Seen,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -143,9 +143,9 @@ impl<'a> JobReader<'a> {
         key: &BuildKey,
         holds: impl Fn(&Build) -> bool,
     ) -> Result<Build, BuildkiteError> {
-        let window = i64::try_from(self.build_freshness.as_secs()).unwrap_or(i64::MAX);
+        let window = i64::try_from(self.build_freshness.as_millis()).unwrap_or(i64::MAX);
         let fresh = |stored: &StoredBuild| {
-            now_unix().saturating_sub(stored.fetched_at) < window && holds(&stored.build)
+            now_millis().saturating_sub(stored.fetched_at_ms) < window && holds(&stored.build)
         };
         self.build_where(key, fresh).await
     }
@@ -214,7 +214,6 @@ impl<'a> JobReader<'a> {
         }
         if let (Some(store), true) = (self.store, build.jobs.is_some()) {
             let stored = StoredBuild {
-                fetched_at: now_unix(),
                 fetched_at_ms: now_millis(),
                 build: build.clone(),
             };
@@ -397,11 +396,7 @@ impl<'a> JobReader<'a> {
             return (partial(streamed, commands, stopped_by), None);
         }
         if kind == ReadKind::Whole || limits.largest_read() <= streamed.bytes_read {
-            let bound = format!(
-                "the log is over the {}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)",
-                limits.largest_read()
-            );
-            return partial_stored(streamed, commands, bound);
+            return partial_over_bound(streamed, commands, limits.largest_read());
         }
         self.read_whole_after_tail(build, job, limits, streamed)
             .await
@@ -427,11 +422,7 @@ impl<'a> JobReader<'a> {
                 if covers_job(whole.complete, &whole.analysis, commands) {
                     return analyzed(whole);
                 }
-                let bound = format!(
-                    "the log is over the {}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)",
-                    limits.largest_read()
-                );
-                partial_stored(whole, commands, bound)
+                partial_over_bound(whole, commands, limits.largest_read())
             }
             Err(error) => {
                 let why = format!("reading the whole log failed ({error})");
@@ -543,10 +534,6 @@ where
         }
         waited = true;
     }
-}
-
-fn now_unix() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 fn now_millis() -> i64 {

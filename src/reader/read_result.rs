@@ -73,13 +73,17 @@ pub(super) fn partial(streamed: Streamed, commands: Option<u32>, why: Option<Str
     }
 }
 
-/// A partial read that no later read with the same bound could extend: stored.
-pub(super) fn partial_stored(
+/// A read that reached the bound of one read (`largest_read`) before the job's first
+/// command: no later read with the same bound could see more, so it is stored.
+pub(super) fn partial_over_bound(
     streamed: Streamed,
     commands: Option<u32>,
-    why: String,
+    largest_read: u64,
 ) -> (JobRead, Option<Seen>) {
     let seen = seen(&streamed);
+    let why = format!(
+        "the log is over the {largest_read}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)"
+    );
     (partial(streamed, commands, Some(why)), Some(seen))
 }
 

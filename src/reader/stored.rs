@@ -88,13 +88,10 @@ impl LogText {
     }
 }
 
-/// A build as stored, with when it was fetched (Unix seconds), for the freshness window.
+/// A build as stored, with when it was fetched (Unix milliseconds): for the freshness window,
+/// and so a caller that waited for another's fetch takes what that fetch stored after it asked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct StoredBuild {
-    pub(super) fetched_at: i64,
-    /// The same in milliseconds: a caller that waited for another's fetch takes what that
-    /// fetch stored after it asked.
-    #[serde(default)]
     pub(super) fetched_at_ms: i64,
     pub(super) build: Build,
 }

@@ -195,6 +195,19 @@ async fn scan_with(
     crate::common::scan_65099(&reader, &options).await
 }
 
+/// Every listed job's log was read and answers for the whole job.
+pub(crate) fn assert_every_job_analyzed(result: &ScanResult) {
+    for job in &result.jobs {
+        assert_eq!(
+            job.status,
+            JobStatus::Analyzed,
+            "{}: {:?}",
+            job.job_name,
+            job.detail
+        );
+    }
+}
+
 pub(crate) fn tests_of(result: &ScanResult, job: &str) -> Vec<String> {
     result
         .failures
@@ -242,15 +255,7 @@ async fn every_command_of_a_multi_command_job_is_read() {
     let found = tests_of(&result, THREE_COMMANDS);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("test_completion.py::test_single_completion"));
-    for job in &result.jobs {
-        assert_eq!(
-            job.status,
-            JobStatus::Analyzed,
-            "{}: {:?}",
-            job.job_name,
-            job.detail
-        );
-    }
+    assert_every_job_analyzed(&result);
     assert!(result.complete, "{:?}", result.incomplete);
 
     // The plan reads a job of several commands whole, in one request.

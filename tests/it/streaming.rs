@@ -5,11 +5,11 @@
 
 use crate::common::{client, scan_options, settings, BUILD_PATH};
 use crate::coverage::{
-    build_failing, failing_run, five_command_log, job_id, passing, server_with, three_command_log,
-    BuildBody, EXIT_LINE, FIVE_COMMANDS, THREE_COMMANDS,
+    assert_every_job_analyzed, build_failing, failing_run, five_command_log, job_id, passing,
+    server_with, three_command_log, BuildBody, EXIT_LINE, FIVE_COMMANDS, THREE_COMMANDS,
 };
 use ciwatch_mcp::fixtures::{range_response, to_raw_format};
-use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
+use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::watch::{Budgets, JobReader};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -71,6 +71,14 @@ fn night() -> (serde_json::Value, HashMap<String, Vec<u8>>) {
     (build, logs)
 }
 
+/// A wiremock Buildkite serving the night.
+async fn night_server(
+    build: &serde_json::Value,
+    logs: HashMap<String, Vec<u8>>,
+) -> wiremock::MockServer {
+    server_with(&BuildBody(Arc::new(Mutex::new(build.clone()))), logs).await
+}
+
 async fn scan(api: &str, store: Option<&ciwatch_mcp::store::Store>) -> ScanResult {
     let client = client(&settings(api));
     let reader = JobReader::new(&client, store);
@@ -95,15 +103,7 @@ fn failure_set(result: &ScanResult) -> Vec<(String, String, String)> {
 
 fn assert_complete_night(result: &ScanResult) {
     assert!(result.complete, "{:?}", result.incomplete);
-    for job in &result.jobs {
-        assert_eq!(
-            job.status,
-            JobStatus::Analyzed,
-            "{}: {:?}",
-            job.job_name,
-            job.detail
-        );
-    }
+    assert_every_job_analyzed(result);
     let found = failure_set(result);
     let tests: HashSet<&str> = found.iter().map(|(_, test, _)| test.as_str()).collect();
     for expected in [
@@ -165,7 +165,7 @@ async fn recorded(server: &wiremock::MockServer) -> Vec<(String, Option<String>)
 async fn a_real_size_night_is_complete_each_log_read_once_and_the_same_twice() {
     let (build, logs) = night();
     assert!(logs.values().all(|log| log.len() > 700_000));
-    let server = server_with(&BuildBody(Arc::new(Mutex::new(build.clone()))), logs).await;
+    let server = night_server(&build, logs).await;
     let first = scan(&server.uri(), None).await;
     assert_complete_night(&first);
     let requests = recorded(&server).await;
@@ -179,11 +179,7 @@ async fn a_real_size_night_is_complete_each_log_read_once_and_the_same_twice() {
 #[tokio::test]
 async fn twenty_callers_of_one_cold_build_cost_what_one_does() {
     let (build, logs) = night();
-    let alone = server_with(
-        &BuildBody(Arc::new(Mutex::new(build.clone()))),
-        logs.clone(),
-    )
-    .await;
+    let alone = night_server(&build, logs.clone()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ciwatch_mcp::store::Store::from(
         ciwatch_mcp::cache::Cache::open(dir.path()).expect("store"),
@@ -191,7 +187,7 @@ async fn twenty_callers_of_one_cold_build_cost_what_one_does() {
     let one = scan(&alone.uri(), Some(&store)).await;
     let one_requests = recorded(&alone).await.len();
 
-    let server = server_with(&BuildBody(Arc::new(Mutex::new(build.clone()))), logs).await;
+    let server = night_server(&build, logs).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ciwatch_mcp::store::Store::from(
         ciwatch_mcp::cache::Cache::open(dir.path()).expect("store"),
@@ -215,7 +211,7 @@ async fn twenty_callers_of_one_cold_build_cost_what_one_does() {
 async fn three_replicas_sharing_redis_give_the_same_answer() {
     let redis = crate::redis_store::RedisServer::start();
     let (build, logs) = night();
-    let server = server_with(&BuildBody(Arc::new(Mutex::new(build.clone()))), logs).await;
+    let server = night_server(&build, logs).await;
     let replicas: Vec<_> = (0..3)
         .map(|_| crate::redis_store::Replica::new(&server.uri(), &redis.url(), 6000))
         .collect();
@@ -338,11 +334,7 @@ impl BreakingServer {
 #[tokio::test]
 async fn bodies_that_break_half_way_are_resumed_for_exactly_the_bytes_not_read() {
     let (build, logs) = night();
-    let whole = server_with(
-        &BuildBody(Arc::new(Mutex::new(build.clone()))),
-        logs.clone(),
-    )
-    .await;
+    let whole = night_server(&build, logs.clone()).await;
     let unbroken = scan(&whole.uri(), None).await;
 
     let (server, uri) = BreakingServer::start(&build, logs, None).await;
