@@ -46,6 +46,7 @@ fn buildkite_client(uri: &str) -> BuildkiteClient {
 fn scan_options() -> ScanOptions {
     ScanOptions {
         detail_level: DetailLevel::Summary,
+        render_reports: true,
         failure_offset: 0,
         max_failures: 50,
         budgets: Budgets::default(),

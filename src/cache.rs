@@ -10,7 +10,7 @@
 //! that cannot be opened at all (locked by an incompatible process, unwritable directory) turns
 //! the cache off with a warning. Nothing here fails a call.
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,11 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v2");
 /// Stored bytes kept by default: a nightly's build body is about 1.2 MB and its parsed job
 /// outcomes a few KB each, so this holds weeks of nightlies and histories.
 pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Memory redb keeps for its page cache. Its default (1 GiB) made a busy sidecar's resident set
+/// grow toward a gigabyte; the hot reads here are a scan's outcomes and builds (a few MB), and a
+/// log text is read once per view, so a small cache costs little.
+const PAGE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Which kind of record.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +84,16 @@ impl Table {
 /// drop the old entry from the eviction order.
 const SEQ_BYTES: usize = 8;
 
+/// When a write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// On its own commit (`fsync`).
+    Durable,
+    /// Seen by every reader at once, made durable by the next [`Cache::flush`] or durable
+    /// commit: a scan writes each job as it is read (its waiters look for it) and syncs once.
+    Deferred,
+}
+
 pub struct Cache {
     db: Database,
     path: PathBuf,
@@ -100,7 +115,12 @@ impl Cache {
             )
         })?;
         let path = dir.join("cache.redb");
-        match Database::create(&path) {
+        let create = |path: &Path| {
+            Database::builder()
+                .set_cache_size(PAGE_CACHE_BYTES)
+                .create(path)
+        };
+        match create(&path) {
             Ok(db) => Ok(Self {
                 db,
                 path,
@@ -118,7 +138,7 @@ impl Cache {
                 let aside = path.with_extension(format!("corrupt-{}", std::process::id()));
                 let _ = std::fs::rename(&path, &aside);
                 tracing::warn!(error = %first, moved_to = %aside.display(), "cache file unreadable; rebuilding");
-                Database::create(&path)
+                create(&path)
                     .map(|db| Self {
                         db,
                         path: path.clone(),
@@ -185,13 +205,29 @@ impl Cache {
 
     /// Stores bytes of the caller's own encoding (a compressed log).
     pub fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
-        self.put_many_bytes(&[(table, key, bytes)]);
+        self.put_many_bytes(&[(table, key, bytes)], Commit::Durable);
     }
 
-    /// Stores several values in one durable commit (a job's outcome and its log text).
-    pub fn put_many_bytes(&self, values: &[(Table, &str, &[u8])]) {
+    /// Makes every [`Commit::Deferred`] write before it durable: one `fsync`.
+    pub fn flush(&self) {
         let result = (|| -> Result<(), redb::Error> {
-            let write = self.db.begin_write()?;
+            let mut write = self.db.begin_write()?;
+            write.set_durability(Durability::Immediate)?;
+            write.commit()?;
+            Ok(())
+        })();
+        if let Err(error) = result {
+            tracing::warn!(%error, "cache flush failed");
+        }
+    }
+
+    /// Stores several values in one commit (a job's outcome and its log text).
+    pub fn put_many_bytes(&self, values: &[(Table, &str, &[u8])], commit: Commit) {
+        let result = (|| -> Result<(), redb::Error> {
+            let mut write = self.db.begin_write()?;
+            if commit == Commit::Deferred {
+                write.set_durability(Durability::None)?;
+            }
             for &(table, key, bytes) in values {
                 let mut meta = write.open_table(META)?;
                 let mut writes = write.open_table(WRITES)?;
@@ -283,6 +319,23 @@ mod tests {
         assert_eq!(cache.get::<Vec<String>>(Table::JobOutcomes, "job-1"), None);
         cache.put(Table::JobOutcomes, "job-2", &1u32);
         assert_eq!(cache.get::<u32>(Table::JobOutcomes, "job-2"), Some(1));
+    }
+
+    #[test]
+    fn deferred_writes_are_seen_at_once_and_kept_after_a_flush() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let cache = Cache::open(dir.path()).expect("opens");
+            for key in ["a", "b"] {
+                cache.put_many_bytes(&[(Table::JobOutcomes, key, b"1")], Commit::Deferred);
+            }
+            assert_eq!(cache.get::<u32>(Table::JobOutcomes, "a"), Some(1));
+            cache.flush();
+        }
+        let cache = Cache::open(dir.path()).expect("reopens");
+        for key in ["a", "b"] {
+            assert_eq!(cache.get::<u32>(Table::JobOutcomes, key), Some(1), "{key}");
+        }
     }
 
     #[test]

@@ -303,6 +303,7 @@ fn scan_options(settings: &Settings, output: &OutputArgs) -> Result<ScanOptions,
     };
     Ok(ScanOptions {
         detail_level,
+        render_reports: true,
         failure_offset: 0,
         max_failures: output.max_failures.unwrap_or(usize::MAX),
         budgets: settings.budgets(),

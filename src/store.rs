@@ -11,7 +11,7 @@
 //! across replicas by a short lease (`SET NX PX`) that a dead replica's lease outlives by at
 //! most [`LEASE`]. A replica that finds a lease waits for the outcome to appear in the store.
 
-use crate::cache::{Cache, Table};
+use crate::cache::{Cache, Commit, Table};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -210,7 +210,8 @@ impl Store {
             .unwrap_or_else(|| vec![None; keys.len()])
     }
 
-    /// Stores several values at once: one durable commit, or one pipeline of `SET`s.
+    /// Stores several values at once, seen by every reader at once: one commit made durable by
+    /// the next [`Store::flush`], or one pipeline of `SET`s.
     pub async fn put_many_bytes(&self, values: Vec<(Table, String, Vec<u8>)>) {
         match &self.backend {
             Backend::Embedded(cache) => {
@@ -220,7 +221,7 @@ impl Store {
                         .iter()
                         .map(|(table, key, bytes)| (*table, key.as_str(), bytes.as_slice()))
                         .collect();
-                    cache.put_many_bytes(&borrowed);
+                    cache.put_many_bytes(&borrowed, Commit::Deferred);
                 })
                 .await;
             }
@@ -238,6 +239,15 @@ impl Store {
                 let answer: redis::RedisResult<()> = pipe.query_async(&mut connection).await;
                 shared.answer(answer);
             }
+        }
+    }
+
+    /// Makes the writes of [`Store::put_many_bytes`] durable (one `fsync` for a scan's jobs).
+    /// Redis persists on its own terms: nothing to do.
+    pub async fn flush(&self) {
+        if let Backend::Embedded(cache) = &self.backend {
+            let cache = cache.clone();
+            off_the_workers(move || cache.flush()).await;
         }
     }
 

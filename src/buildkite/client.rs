@@ -3,13 +3,28 @@
 
 use super::models::{Build, BuildKey};
 use crate::http::{next_link, HttpClient, HttpError, Target};
+use crate::memo::InFlight;
 use crate::secret::Secret;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode};
+use std::sync::{Arc, LazyLock};
 
 /// Pages of 100 builds followed at most when listing; Buildkite refuses very deep listings, and
 /// a 48-hour window of `vllm/ci` main is well under this.
 pub const MAX_LIST_PAGES: usize = 10;
+
+/// One-page listings in flight by token, URL and query (see
+/// [`BuildkiteClient::first_page_shared`]): the process's, whichever caller asks.
+static LISTINGS_IN_FLIGHT: LazyLock<InFlight<String, Option<Arc<FirstPage>>>> =
+    LazyLock::new(InFlight::default);
+
+/// A listing's first page: its builds, pages read (1), and whether more pages follow.
+type FirstPage = (Vec<Build>, usize, bool);
+
+const ONE_PAGE: Pagination<'static, Build> = Pagination {
+    max_pages: 1,
+    enough: &|_: &[Build]| true,
+};
 
 /// Builds of a listing, and whether it stopped at its page limit with builds left unread.
 #[derive(Debug, Clone, Default)]
@@ -163,13 +178,46 @@ impl BuildkiteClient {
             max_pages,
             enough: &enough,
         };
-        let (builds, pages_read, more) = self.paginate(&target, &first, &query, page).await?;
+        let (builds, pages_read, more) = if max_pages <= 1 {
+            self.first_page_shared(&target, &first, &query).await?
+        } else {
+            self.paginate(&target, &first, &query, page).await?
+        };
         let cut = more && !enough(&builds);
         Ok(Listing {
             builds,
             pages_read,
             cut,
         })
+    }
+
+    /// One page of a listing, shared by every caller of this token that asks for the same one
+    /// while it is fetched (a team's scans looking up the same counterpart nightly at once).
+    async fn first_page_shared(
+        &self,
+        target: &Target,
+        first: &str,
+        query: &[(&str, String)],
+    ) -> Result<FirstPage, HttpError> {
+        let key = format!("{}\0{first}\0{query:?}", self.token_scope());
+        let mut failure = None;
+        let page = LISTINGS_IN_FLIGHT
+            .share(&key, || async {
+                match self.paginate(target, first, query, ONE_PAGE).await {
+                    Ok(page) => Some(Arc::new(page)),
+                    Err(error) => {
+                        failure = Some(error);
+                        None
+                    }
+                }
+            })
+            .await;
+        match (page, failure) {
+            (Some(page), _) => Ok(page.as_ref().clone()),
+            (None, Some(error)) => Err(error),
+            // The caller it waited for failed: this one asks on its own.
+            (None, None) => self.paginate(target, first, query, ONE_PAGE).await,
+        }
     }
 
     /// GETs `first` with `query`, then follows `Link: rel="next"` (on the same API only) until

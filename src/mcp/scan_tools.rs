@@ -15,6 +15,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 const CANCELLED: &str = "the scan was cancelled";
+/// What `max_scan_bytes` may be: below a megabyte not even one tail fits; above 64 GiB it is
+/// no ceiling at all.
+const SCAN_BYTE_CEILING_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(64 << 30);
 
 fn default_pipeline() -> String {
     "vllm/ci".into()
@@ -58,6 +61,12 @@ pub struct ScanSettings {
     /// whose outcome is already stored are free. Unread jobs are listed as over_budget.
     #[serde(default)]
     pub max_jobs: Option<usize>,
+    /// The safety ceiling on this call's log bytes (default the server's
+    /// CIWATCH_SCAN_BYTE_BUDGET, 512 MiB; 1 MiB to 64 GiB), applied in the plan's priority
+    /// order: a job past it is read by its tail (`partly_analyzed`) or not at all
+    /// (`over_budget`), and says so. Raise it when a job says the ceiling stopped it.
+    #[serde(default)]
+    pub max_scan_bytes: Option<u64>,
     /// When the build is a scheduled nightly: how many previous nightlies of the same pipeline
     /// and branch it is compared with (default 5, at most 14; 0 turns it off). Each failure
     /// then gets a `trend` (new, continuing, intermittent, unknown), new ones an `onset` with
@@ -211,6 +220,16 @@ impl CiWatchServer {
         if let Some(max_jobs) = settings.max_jobs {
             budgets.max_jobs = max_jobs;
         }
+        if let Some(ceiling) = settings.max_scan_bytes {
+            if !SCAN_BYTE_CEILING_RANGE.contains(&ceiling) {
+                return Err(format!(
+                    "max_scan_bytes {ceiling} is outside {} to {} bytes (1 MiB to 64 GiB)",
+                    SCAN_BYTE_CEILING_RANGE.start(),
+                    SCAN_BYTE_CEILING_RANGE.end()
+                ));
+            }
+            budgets.scan_byte_budget = ceiling;
+        }
         let compare_pipeline = match &settings.compare_pipeline {
             Some(given) => {
                 crate::config::parse_compared_pipeline(given, &self.settings.buildkite_org)?
@@ -224,6 +243,7 @@ impl CiWatchServer {
         };
         let options = ScanOptions {
             detail_level: DetailLevel::Full,
+            render_reports: settings.detail_level == DetailLevel::Full,
             failure_offset: 0,
             max_failures: usize::MAX,
             budgets,

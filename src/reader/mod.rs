@@ -44,12 +44,21 @@ use read_result::{
     analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_over_bound, Seen,
 };
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 pub use stored::LogText;
 use stored::{StoredBuild, StoredOutcome};
 use stream::Streamed;
+use tokio::sync::Semaphore;
+
+/// Log bodies streamed at once in this process, whatever calls and callers they serve. Each
+/// holds a 64 KiB text block, the line window and its compressed text, so this bounds the
+/// bytes in flight however many scans run (an opened body waiting for its turn holds only
+/// what the connection buffered); one scan reads at most
+/// `Budgets::concurrency` (24) at once and is not slowed by it.
+const STREAMS_PER_PROCESS: usize = 32;
+static STREAMS: Semaphore = Semaphore::const_new(STREAMS_PER_PROCESS);
 
 /// Receives progress of long work: `done` of `total` units (logs) finished.
 pub trait Progress: Send + Sync {
@@ -105,6 +114,8 @@ pub struct JobReader<'a> {
     build_freshness: Duration,
     /// Builds this reader saw unfinished: nothing of them is stored.
     running: Mutex<HashSet<BuildKey>>,
+    /// Outcomes were stored since the last [`JobReader::flush`].
+    unflushed: AtomicBool,
     pub counters: ReadCounters,
 }
 
@@ -116,6 +127,7 @@ impl<'a> JobReader<'a> {
             scope: client.token_scope(),
             build_freshness: DEFAULT_BUILD_FRESHNESS,
             running: Mutex::default(),
+            unflushed: AtomicBool::new(false),
             counters: ReadCounters::default(),
         }
     }
@@ -293,7 +305,16 @@ impl<'a> JobReader<'a> {
     /// What `job`'s log says: stored, or read as the plan says and parsed as it streams; the
     /// outcome of a finished job is stored.
     pub async fn job(&self, build: &BuildKey, job: &Job, limits: &ReadLimits) -> JobRead {
-        self.job_in_plan(build, job, limits, None).await
+        let read = self.job_in_plan(build, job, limits, None).await;
+        self.flush().await;
+        read
+    }
+
+    /// Makes what the reads stored durable: once per call, not once per job.
+    async fn flush(&self) {
+        if let (Some(store), true) = (self.store, self.unflushed.swap(false, Ordering::Relaxed)) {
+            store.flush().await;
+        }
     }
 
     async fn job_in_plan(
@@ -334,6 +355,7 @@ impl<'a> JobReader<'a> {
                     values.push((Table::JobOutcomes, key.clone(), outcome));
                 }
                 store.put_many_bytes(values).await;
+                self.unflushed.store(true, Ordering::Relaxed);
             }
         }
         if let Some(lease) = lease {
@@ -441,12 +463,16 @@ impl<'a> JobReader<'a> {
         self.client.open_log(build, &job.id, bytes).await
     }
 
+    /// Reads an opened body to its end once this process has room for another stream. The
+    /// turn is taken here, not at the request: an opened read may still wait for the jobs
+    /// before it in plan order (the ceiling), and those must not wait for its turn.
     async fn stream(
         &self,
         build: &BuildKey,
         job: &Job,
         body: crate::buildkite::LogBody,
     ) -> Result<Streamed, BuildkiteError> {
+        let _turn = STREAMS.acquire().await;
         let streamed = stream::read_to_end(self.client, build, &job.id, body).await?;
         self.counters
             .log_requests
@@ -486,10 +512,12 @@ impl<'a> JobReader<'a> {
                 read
             })
             .collect();
-        futures::stream::iter(reads)
+        let reads = futures::stream::iter(reads)
             .buffered(concurrency.max(1))
             .collect()
-            .await
+            .await;
+        self.flush().await;
+        reads
     }
 }
 

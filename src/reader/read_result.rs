@@ -31,7 +31,7 @@ pub(super) fn over_ceiling(before: u64, slot: &Slot<'_>) -> JobRead {
     JobRead::failed(
         JobStatus::OverBudget,
         format!(
-            "not read: the jobs before it in priority order take {before} of this call's {}-byte ceiling (raise CIWATCH_SCAN_BYTE_BUDGET)",
+            "not read: the jobs before it in priority order take {before} of this call's {}-byte ceiling (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
             slot.limit()
         ),
     )
@@ -39,7 +39,7 @@ pub(super) fn over_ceiling(before: u64, slot: &Slot<'_>) -> JobRead {
 
 pub(super) fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String {
     format!(
-        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the jobs before it in priority order (raise CIWATCH_SCAN_BYTE_BUDGET)",
+        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the jobs before it in priority order (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
         slot.limit()
     )
 }

@@ -162,6 +162,7 @@ async fn scan_each(
 ) -> (Vec<AnalyzedBuild>, Vec<BuildFailures>) {
     let per_build = ScanOptions {
         detail_level: DetailLevel::Full,
+        render_reports: false,
         failure_offset: 0,
         max_failures: usize::MAX,
         selection: None,

@@ -22,6 +22,10 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub detail_level: DetailLevel,
+    /// At `full`, the Daily Findings and Standup texts go into the result. A caller that
+    /// keeps full detail only to present less (the MCP tools at `summary`) leaves them out
+    /// rather than render them to drop them.
+    pub render_reports: bool,
     /// Failures from this one on are in the result (paging).
     pub failure_offset: usize,
     /// Most failures in the result (a page); `usize::MAX` for all.
@@ -294,11 +298,20 @@ fn list_jobs(
         });
         failures.extend(job_failures);
     }
-    let over_budget = count_status(&jobs, JobStatus::OverBudget);
-    if over_budget > 0 {
+    // Past `max_jobs` a job is unread by the budget of logs; before it, by the byte ceiling.
+    let (within, past) = jobs.split_at(budgets.max_jobs.min(jobs.len()));
+    let past_max_jobs = count_status(past, JobStatus::OverBudget);
+    if past_max_jobs > 0 {
         warnings.push(format!(
-            "{over_budget} failed jobs were not read (budget of {} logs per build); they are listed in jobs: raise max_jobs to read them",
+            "{past_max_jobs} failed jobs were not read (budget of {} logs per build); they are listed in jobs: raise max_jobs to read them",
             budgets.max_jobs
+        ));
+    }
+    let past_ceiling = count_status(within, JobStatus::OverBudget);
+    if past_ceiling > 0 {
+        warnings.push(format!(
+            "{past_ceiling} failed jobs were not read: the jobs before them took this call's {}-byte ceiling; they are listed in jobs: raise max_scan_bytes to read them",
+            budgets.scan_byte_budget
         ));
     }
     (jobs, failures)
@@ -368,7 +381,7 @@ fn new_result(
 
 /// The report texts (at `full`), then the result fitted to the size cap.
 fn finish(result: &mut ScanResult, options: &ScanOptions) {
-    if options.detail_level == DetailLevel::Full {
+    if options.detail_level == DetailLevel::Full && options.render_reports {
         // The texts cover every unique failure, whatever page the result holds.
         result.daily_findings_text = Some(crate::report::daily_findings(result));
         result.standup_summary_text = Some(crate::report::standup_summary(result));

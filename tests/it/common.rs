@@ -202,6 +202,7 @@ pub fn scan_options(
 ) -> ciwatch_mcp::watch::ScanOptions {
     ciwatch_mcp::watch::ScanOptions {
         detail_level,
+        render_reports: true,
         failure_offset: 0,
         max_failures: 500,
         budgets,

@@ -292,7 +292,7 @@ async fn a_job_cut_by_the_byte_budget_is_partly_analyzed_and_never_a_baseline_pa
     let detail = job.detail.as_deref().unwrap_or_default();
     assert!(
         detail.contains("commands 1 to 4 of 5 were not read")
-            && detail.contains("CIWATCH_SCAN_BYTE_BUDGET"),
+            && detail.contains("raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET"),
         "{detail}"
     );
     assert!(!result.complete);
