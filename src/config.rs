@@ -341,6 +341,25 @@ impl Settings {
     }
 }
 
+/// `command` with an empty variable meaning "not set" for every argument read from one (a
+/// copied `.env.example`, compose's `env_file`): clap takes an empty variable as an empty value
+/// and refuses it ("a value is required"), so such an argument reads no variable at all.
+pub fn empty_variables_unset(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty());
+            if empty {
+                arg.env(None)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(empty_variables_unset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

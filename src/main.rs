@@ -7,7 +7,7 @@ use ciwatch_mcp::config::Settings;
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::services::Services;
 use ciwatch_mcp::watch::{self, Enrichment, Progress, ScanOptions};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -154,7 +154,11 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let cli = Cli::parse();
+    let command = ciwatch_mcp::config::empty_variables_unset(Cli::command());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let outcome = match cli.command {
         None => ciwatch_mcp::mcp::serve_stdio(cli.settings)
             .await

@@ -22,6 +22,7 @@ mod result_cap;
 mod robustness;
 mod scan;
 mod schema_snapshot;
+mod setup;
 mod store;
 mod streaming;
 mod trust;
