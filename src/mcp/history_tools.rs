@@ -1,5 +1,6 @@
 //! `ciwatch_test_history`: one test across recent builds.
 
+use super::numbers::WholeNumber;
 use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
@@ -19,8 +20,8 @@ fn default_pipeline() -> String {
 fn default_branch() -> String {
     "main".into()
 }
-fn default_lookback() -> usize {
-    50
+fn default_lookback() -> WholeNumber {
+    WholeNumber::new(50)
 }
 fn default_true() -> bool {
     true
@@ -40,9 +41,10 @@ pub struct TestHistoryParams {
     /// "nightly" to look only at scheduled nightly builds; default all finished builds.
     #[serde(default)]
     pub build_query: Option<String>,
-    /// Newest finished builds to look at (default 50, max 300).
+    /// Newest finished builds to look at (default 50, 1 to 300).
     #[serde(default = "default_lookback")]
-    pub lookback_builds: usize,
+    #[schemars(range(min = 1, max = watch::MAX_LOOKBACK_BUILDS))]
+    pub lookback_builds: WholeNumber,
     /// Case-insensitive substring of the job name, to narrow (or, when no job's command names
     /// the test's file, to choose) the jobs searched.
     #[serde(default)]
@@ -50,14 +52,18 @@ pub struct TestHistoryParams {
     /// Include the failure excerpt of each failing run (default true).
     #[serde(default = "default_true")]
     pub include_logs: bool,
-    /// Failed-job logs read from Buildkite (default 40); stored outcomes are free. Builds left
-    /// unread are listed in `stats.builds_not_read`.
+    /// Failed-job logs read from Buildkite (default 40, 0 to 300); stored outcomes are free.
+    /// Builds left unread are listed in `stats.builds_not_read`.
     #[serde(default = "default_max_logs")]
-    pub max_logs: usize,
+    #[schemars(range(min = 0, max = MAX_HISTORY_LOGS))]
+    pub max_logs: WholeNumber,
 }
 
-fn default_max_logs() -> usize {
-    watch::DEFAULT_HISTORY_LOGS
+/// One log per build of the longest lookback.
+const MAX_HISTORY_LOGS: u64 = watch::MAX_LOOKBACK_BUILDS as u64;
+
+fn default_max_logs() -> WholeNumber {
+    WholeNumber::new(watch::DEFAULT_HISTORY_LOGS as u64)
 }
 
 #[tool_router(router = history_router, vis = "pub(super)")]
@@ -100,12 +106,14 @@ impl CiWatchServer {
         let budgets = self.settings.budgets();
         let options = HistoryOptions {
             branch: params.branch,
-            lookback_builds: params.lookback_builds,
+            lookback_builds: params
+                .lookback_builds
+                .count("lookback_builds", 1..=watch::MAX_LOOKBACK_BUILDS as u64)?,
             nightly_only,
             job_filter: params.job_filter.filter(|f| !f.trim().is_empty()),
             include_logs: params.include_logs,
             max_jobs_per_build: budgets.max_jobs,
-            max_logs: params.max_logs,
+            max_logs: params.max_logs.count("max_logs", 0..=MAX_HISTORY_LOGS)?,
             max_log_bytes: budgets.max_log_bytes,
             max_whole_log_bytes: budgets.max_whole_log_bytes,
             concurrency: budgets.concurrency,

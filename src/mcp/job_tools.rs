@@ -1,6 +1,7 @@
 //! Tools about one job of a build, found by name or id: `ciwatch_get_job_test_failures` (its
 //! failures) and `ciwatch_get_job_log` (a bounded, line-numbered view of its log).
 
+use super::numbers::{count_or, WholeNumber};
 use super::CiWatchServer;
 use crate::buildkite::parse_build_ref;
 use crate::input::NodeId;
@@ -42,41 +43,53 @@ pub struct JobFailuresParams {
 pub struct JobLogParams {
     #[serde(flatten)]
     pub job: JobRef,
-    /// The last lines of the log (default 100, at most 5000). Used when neither `search` nor
+    /// The last lines of the log (default 100, 1 to 5000). Used when neither `search` nor
     /// `around_test` is given.
     #[serde(default)]
-    pub tail_lines: Option<usize>,
+    #[schemars(range(min = 1, max = watch::MAX_TAIL_LINES))]
+    pub tail_lines: Option<WholeNumber>,
     /// A regular expression: matching lines, most recent first, with `context_lines` around.
     #[serde(default)]
     pub search: Option<String>,
-    /// Lines before and after each search match (default 2, at most 20).
+    /// Lines before and after each search match (default 2, 0 to 20).
     #[serde(default)]
-    pub context_lines: Option<usize>,
-    /// Most search matches shown (default 20, at most 200); the count of all is in `matches`.
+    #[schemars(range(min = 0, max = watch::MAX_CONTEXT_LINES))]
+    pub context_lines: Option<WholeNumber>,
+    /// Most search matches shown (default 20, 1 to 200); the count of all is in `matches`.
     #[serde(default)]
-    pub max_matches: Option<usize>,
+    #[schemars(range(min = 1, max = watch::MAX_MATCHES))]
+    pub max_matches: Option<WholeNumber>,
     /// A pytest node id: its progress line, its FAILURES section and its summary line.
     #[serde(default)]
     pub around_test: Option<String>,
 }
 
 impl JobLogParams {
-    /// The view asked for; `Err` names the argument that is wrong and its limit.
+    /// The view asked for; `Err` names the argument that is wrong and its limit (every number
+    /// is checked, whichever view uses it).
     fn view(&self) -> Result<LogView, String> {
-        let over = |name: &str, value: usize, max: usize| {
-            format!("{name} {value} is over the limit of {max}")
-        };
+        let max = |limit: usize| limit as u64;
+        let context = count_or(
+            self.context_lines,
+            2,
+            "context_lines",
+            0..=max(watch::MAX_CONTEXT_LINES),
+        )?;
+        let max_matches = count_or(
+            self.max_matches,
+            watch::DEFAULT_MAX_MATCHES,
+            "max_matches",
+            1..=max(watch::MAX_MATCHES),
+        )?;
+        let lines = count_or(
+            self.tail_lines,
+            watch::DEFAULT_TAIL_LINES,
+            "tail_lines",
+            1..=max(watch::MAX_TAIL_LINES),
+        )?;
         match (&self.search, &self.around_test) {
             (Some(_), Some(_)) => Err("give search or around_test, not both".into()),
             (Some(pattern), None) => {
-                let context = self.context_lines.unwrap_or(2);
-                let max_matches = self.max_matches.unwrap_or(watch::DEFAULT_MAX_MATCHES);
-                if context > watch::MAX_CONTEXT_LINES {
-                    return Err(over("context_lines", context, watch::MAX_CONTEXT_LINES));
-                }
-                if max_matches > watch::MAX_MATCHES {
-                    return Err(over("max_matches", max_matches, watch::MAX_MATCHES));
-                }
                 let pattern = regex::RegexBuilder::new(pattern)
                     .size_limit(1 << 20)
                     .build()
@@ -84,19 +97,13 @@ impl JobLogParams {
                 Ok(LogView::Search {
                     pattern,
                     context,
-                    max_matches: max_matches.max(1),
+                    max_matches,
                 })
             }
             (None, Some(test)) => Ok(LogView::AroundTest {
                 node_id: NodeId::parse(test).map_err(|e| e.to_string())?,
             }),
-            (None, None) => {
-                let lines = self.tail_lines.unwrap_or(watch::DEFAULT_TAIL_LINES);
-                if lines > watch::MAX_TAIL_LINES {
-                    return Err(over("tail_lines", lines, watch::MAX_TAIL_LINES));
-                }
-                Ok(LogView::Tail { lines })
-            }
+            (None, None) => Ok(LogView::Tail { lines }),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `ciwatch_analyze_main_branch`: failures that recur across recent main-branch builds.
 
+use super::numbers::WholeNumber;
 use super::progress::McpProgress;
 use super::scan_tools::ScanSettings;
 use super::CiWatchServer;
@@ -19,12 +20,14 @@ fn default_pipeline() -> String {
 fn default_branch() -> String {
     "main".into()
 }
-fn default_max_builds() -> usize {
-    5
+fn default_max_builds() -> WholeNumber {
+    WholeNumber::new(5)
 }
-fn default_hours() -> u32 {
-    24
+fn default_hours() -> WholeNumber {
+    WholeNumber::new(24)
 }
+/// Each build is a scan of its own.
+const MAX_BUILDS: u64 = 20;
 fn default_true() -> bool {
     true
 }
@@ -37,12 +40,14 @@ pub struct MainBranchParams {
     /// Branch (default "main").
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// Failed builds scanned, newest first (default 5).
+    /// Failed builds scanned, newest first (default 5, 1 to 20).
     #[serde(default = "default_max_builds")]
-    pub max_builds: usize,
-    /// How far back builds are looked at, in hours (default 24).
+    #[schemars(range(min = 1, max = MAX_BUILDS))]
+    pub max_builds: WholeNumber,
+    /// How far back builds are looked at, in hours (default 24, 1 to 2160: 90 days).
     #[serde(default = "default_hours")]
-    pub hours_lookback: u32,
+    #[schemars(range(min = 1, max = watch::MAX_HOURS_LOOKBACK))]
+    pub hours_lookback: WholeNumber,
     /// Leave out scheduled (nightly) builds (default true).
     #[serde(default = "default_true")]
     pub exclude_scheduled: bool,
@@ -76,8 +81,11 @@ impl CiWatchServer {
             .map_err(|e| e.to_string())?;
         let options = MainBranchOptions {
             branch: params.branch,
-            hours_lookback: params.hours_lookback,
-            max_builds: params.max_builds,
+            hours_lookback: params
+                .hours_lookback
+                .within("hours_lookback", 1..=u64::from(watch::MAX_HOURS_LOOKBACK))?
+                as u32,
+            max_builds: params.max_builds.count("max_builds", 1..=MAX_BUILDS)?,
             exclude_scheduled: params.exclude_scheduled,
             scan: {
                 let (options, presentation) = self.scan_options(params.settings, None)?;

@@ -7,6 +7,7 @@ mod history_tools;
 mod http;
 mod job_tools;
 mod main_branch_tools;
+mod numbers;
 mod output;
 mod progress;
 mod prompts;

@@ -1,5 +1,6 @@
 //! Tools that scan builds: `ciwatch_scan_build` and `ciwatch_scan_latest_nightly`.
 
+use super::numbers::{count_or, WholeNumber};
 use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::BuildkiteClient;
@@ -17,7 +18,12 @@ use serde::Deserialize;
 const CANCELLED: &str = "the scan was cancelled";
 /// What `max_scan_bytes` may be: below a megabyte not even one tail fits; above 64 GiB it is
 /// no ceiling at all.
-const SCAN_BYTE_CEILING_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(64 << 30);
+const MIN_SCAN_BYTE_CEILING: u64 = 1 << 20;
+const MAX_SCAN_BYTE_CEILING: u64 = 64 << 30;
+/// A page of failures, and where one starts: far past any night's failures.
+const MAX_FAILURES: u64 = 100_000;
+/// Failed-job logs one scan may read: a nightly fails in tens of jobs.
+const MAX_JOBS: u64 = 500;
 
 fn default_pipeline() -> String {
     "vllm/ci".into()
@@ -53,26 +59,32 @@ pub struct ScanSettings {
     /// are over the size cap is a result paged without asking; `page.next_offset` then says
     /// where the next page starts.
     #[serde(default)]
-    pub max_failures: Option<usize>,
+    #[schemars(range(min = 1, max = MAX_FAILURES))]
+    pub max_failures: Option<WholeNumber>,
     /// The first failure of the page (default 0): `page.next_offset` of the previous result.
     #[serde(default)]
-    pub failure_offset: usize,
-    /// Failed-job logs read from Buildkite (default 20, the server's CIWATCH_MAX_JOBS); jobs
-    /// whose outcome is already stored are free. Unread jobs are listed as over_budget.
+    #[schemars(range(min = 0, max = MAX_FAILURES))]
+    pub failure_offset: Option<WholeNumber>,
+    /// Failed-job logs read from Buildkite (default 20, the server's CIWATCH_MAX_JOBS; 1 to
+    /// 500); jobs whose outcome is already stored are free. Unread jobs are listed as
+    /// over_budget.
     #[serde(default)]
-    pub max_jobs: Option<usize>,
+    #[schemars(range(min = 1, max = MAX_JOBS))]
+    pub max_jobs: Option<WholeNumber>,
     /// The safety ceiling on this call's log bytes (default the server's
     /// CIWATCH_SCAN_BYTE_BUDGET, 512 MiB; 1 MiB to 64 GiB), applied in the plan's priority
     /// order: a job past it is read by its tail (`partly_analyzed`) or not at all
     /// (`over_budget`), and says so. Raise it when a job says the ceiling stopped it.
     #[serde(default)]
-    pub max_scan_bytes: Option<u64>,
+    #[schemars(range(min = MIN_SCAN_BYTE_CEILING, max = MAX_SCAN_BYTE_CEILING))]
+    pub max_scan_bytes: Option<WholeNumber>,
     /// When the build is a scheduled nightly: how many previous nightlies of the same pipeline
     /// and branch it is compared with (default 5, at most 14; 0 turns it off). Each failure
     /// then gets a `trend` (new, continuing, intermittent, unknown), new ones an `onset` with
     /// ranked suspect commits, and `fixed` lists what passes again.
     #[serde(default = "default_compare_nightlies")]
-    pub compare_nightlies: usize,
+    #[schemars(range(min = 0, max = watch::MAX_COMPARE_NIGHTLIES))]
+    pub compare_nightlies: WholeNumber,
     /// The second pipeline ("org/pipeline") whose matching nightly (same commit, else the
     /// nearest earlier within 36 hours) each cause is looked up in: `elsewhere` (failing,
     /// passing or not run there) and `parity` (universal, cuda_only, rocm_only). Default the
@@ -81,8 +93,8 @@ pub struct ScanSettings {
     pub compare_pipeline: Option<String>,
 }
 
-fn default_compare_nightlies() -> usize {
-    watch::DEFAULT_COMPARE_NIGHTLIES
+fn default_compare_nightlies() -> WholeNumber {
+    WholeNumber::new(watch::DEFAULT_COMPARE_NIGHTLIES as u64)
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -208,28 +220,34 @@ impl CiWatchServer {
         selection: Option<String>,
     ) -> Result<(ScanOptions, Presentation), String> {
         let repo = RepoSlug::parse(&settings.repo).map_err(|e| e.to_string())?;
-        if settings.compare_nightlies > watch::MAX_COMPARE_NIGHTLIES {
-            return Err(format!(
-                "compare_nightlies {} is over the limit of {}: give 0 to {}",
-                settings.compare_nightlies,
-                watch::MAX_COMPARE_NIGHTLIES,
-                watch::MAX_COMPARE_NIGHTLIES
-            ));
-        }
+        let compare_nightlies = settings
+            .compare_nightlies
+            .count("compare_nightlies", 0..=watch::MAX_COMPARE_NIGHTLIES as u64)?;
         let mut budgets = self.settings.budgets();
-        if let Some(max_jobs) = settings.max_jobs {
-            budgets.max_jobs = max_jobs;
-        }
+        budgets.max_jobs = count_or(
+            settings.max_jobs,
+            budgets.max_jobs,
+            "max_jobs",
+            1..=MAX_JOBS,
+        )?;
         if let Some(ceiling) = settings.max_scan_bytes {
-            if !SCAN_BYTE_CEILING_RANGE.contains(&ceiling) {
-                return Err(format!(
-                    "max_scan_bytes {ceiling} is outside {} to {} bytes (1 MiB to 64 GiB)",
-                    SCAN_BYTE_CEILING_RANGE.start(),
-                    SCAN_BYTE_CEILING_RANGE.end()
-                ));
-            }
-            budgets.scan_byte_budget = ceiling;
+            budgets.scan_byte_budget = ceiling.within(
+                "max_scan_bytes",
+                MIN_SCAN_BYTE_CEILING..=MAX_SCAN_BYTE_CEILING,
+            )?;
         }
+        let max_failures = count_or(
+            settings.max_failures,
+            usize::MAX,
+            "max_failures",
+            1..=MAX_FAILURES,
+        )?;
+        let failure_offset = count_or(
+            settings.failure_offset,
+            0,
+            "failure_offset",
+            0..=MAX_FAILURES,
+        )?;
         let compare_pipeline = match &settings.compare_pipeline {
             Some(given) => {
                 crate::config::parse_compared_pipeline(given, &self.settings.buildkite_org)?
@@ -238,8 +256,8 @@ impl CiWatchServer {
         };
         let presentation = Presentation {
             detail_level: settings.detail_level,
-            failure_offset: settings.failure_offset,
-            max_failures: settings.max_failures.unwrap_or(usize::MAX),
+            failure_offset,
+            max_failures,
         };
         let options = ScanOptions {
             detail_level: DetailLevel::Full,
@@ -250,7 +268,7 @@ impl CiWatchServer {
             selection,
             repo: repo.as_str().to_string(),
             search_github: settings.search_github,
-            compare_nightlies: settings.compare_nightlies,
+            compare_nightlies,
             compare_pipeline,
         };
         Ok((options, presentation))

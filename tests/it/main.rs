@@ -3,6 +3,7 @@
 mod common;
 
 mod analytics;
+mod arguments;
 mod buildkite_api;
 mod causes;
 mod corpus;

@@ -64,7 +64,7 @@ async fn bad_input_is_refused_without_a_request_and_no_token_is_ever_printed() {
         (
             "ciwatch_scan_build",
             json!({"build_id_or_url": "65099", "compare_nightlies": 1000}),
-            "over the limit of 14",
+            "from 0 to 14",
         ),
         (
             "ciwatch_scan_latest_nightly",
