@@ -122,15 +122,9 @@ pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize,
         .take(limit)
         .map(|f| f.at_detail(level))
         .collect();
-    let end = offset + shown.len();
-    result.page = FailurePage {
-        offset,
-        returned: shown.len(),
-        total,
-        next_offset: (end < total).then_some(end),
-    };
+    result.page = FailurePage::new(offset, shown.len(), total);
     result.failures = shown;
-    if offset > 0 || end < total {
+    if result.page.is_partial() {
         note_page(result);
     }
 }
@@ -190,21 +184,11 @@ pub fn fit_scan(result: &mut ScanResult, cap: usize, size: impl Fn(&ScanResult) 
 
 /// Says in `warnings` and `incomplete` that the failures are paged (replacing an earlier note).
 fn note_page(result: &mut ScanResult) {
-    const MARK: &str = "failures are paged:";
-    let page = result.page.clone();
-    let next = page
-        .next_offset
-        .map(|n| format!("; ask again with failure_offset={n} for the next page"))
-        .unwrap_or_default();
-    let note = format!(
-        "{MARK} this result holds failures {} to {} of {} and their causes{next}",
-        page.offset + usize::from(page.returned > 0),
-        page.offset + page.returned,
-        page.total
-    );
-    result.warnings.retain(|w| !w.starts_with(MARK));
+    let note = result.page.note();
+    let mark = FailurePage::MARK;
+    result.warnings.retain(|w| !w.starts_with(mark));
     result.warnings.push(note.clone());
-    result.incomplete.retain(|w| !w.starts_with(MARK));
+    result.incomplete.retain(|w| !w.starts_with(mark));
     result.mark_incomplete(note);
 }
 

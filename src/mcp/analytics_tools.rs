@@ -62,21 +62,21 @@ impl CiWatchServer {
         .await
         .map_err(|e| e.to_string())?;
         if let Some(found) = result.results.pop() {
-            return Ok(Json(found));
+            return super::output::sanitized(found).map(Json);
         }
         if let Some(candidates) = result.multiple_matches.remove(&params.test_name_or_nodeid) {
             let names: Vec<String> = candidates
                 .iter()
                 .map(|c| format!("{} ({})", c.name, c.location))
                 .collect();
-            return Err(format!(
+            return Err(untrusted(format!(
                 "{} tests match {:?}: {}; give the full node id with parameters",
                 names.len(),
                 params.test_name_or_nodeid,
                 names.join(", ")
-            ));
+            )));
         }
-        Err(format!(
+        Err(untrusted(format!(
             "test {:?} not found in Test Engine suite {} ({} tests read){}",
             params.test_name_or_nodeid,
             params.suite_slug,
@@ -86,7 +86,7 @@ impl CiWatchServer {
                 .first()
                 .map(|w| format!("; {w}"))
                 .unwrap_or_default()
-        ))
+        )))
     }
 
     /// Look many pytest node ids up in Buildkite Test Engine at once (two paginated listings,
@@ -116,9 +116,29 @@ impl CiWatchServer {
         )
         .await
         .map_err(|e| e.to_string())
-        .and_then(super::output::sanitized)
+        .and_then(|result| {
+            super::output::sanitized_within_cap(
+                result,
+                |r| {
+                    r.results.pop().is_some()
+                        || r.not_found.pop().is_some()
+                        || r.multiple_matches.pop_last().is_some()
+                },
+                |r, removed| {
+                    r.warnings.push(format!(
+                        "{removed} entries left out to stay under {} characters: ask for fewer test_nodeids at once",
+                        super::output::MAX_RESULT_CHARS
+                    ))
+                },
+            )
+        })
         .map(Json)
     }
+}
+
+/// An error that quotes Test Engine's text (test names, warnings): sanitised like results.
+fn untrusted(message: String) -> String {
+    crate::untrusted::sanitize(&message).into_owned()
 }
 
 /// A suite slug becomes an API path segment: Buildkite's slug characters only.

@@ -108,6 +108,21 @@ impl JobLogParams {
     }
 }
 
+/// A job's failures under the result cap: the last ones go first, and the result says how many.
+fn within_cap(result: JobTestFailuresResult) -> Result<JobTestFailuresResult, String> {
+    super::output::sanitized_within_cap(
+        result,
+        |r| r.test_failures.pop().is_some(),
+        |r, removed| {
+            r.warnings.push(format!(
+                "{removed} of {} test failures left out to stay under {} characters: read one with ciwatch_get_job_log around_test",
+                r.total_failures,
+                super::output::MAX_RESULT_CHARS
+            ))
+        },
+    )
+}
+
 #[tool_router(router = job_router, vis = "pub(super)")]
 impl CiWatchServer {
     /// The test failures of one job of a build: pytest node ids with error lines and traceback
@@ -140,7 +155,7 @@ impl CiWatchServer {
             &budgets,
         );
         tokio::select! {
-            result = failures => Ok(Json(super::output::sanitized(result.map_err(|e| e.to_string())?)?)),
+            result = failures => Ok(Json(within_cap(result.map_err(|e| e.to_string())?)?)),
             () = context.ct.cancelled() => Err("the request was cancelled".to_string()),
         }
     }

@@ -5,7 +5,7 @@ use super::progress::McpProgress;
 use super::scan_tools::ScanSettings;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
-use crate::model::MainBranchAnalysis;
+use crate::model::{FailurePage, MainBranchAnalysis};
 use crate::watch::{self, MainBranchOptions};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
@@ -105,17 +105,25 @@ impl CiWatchServer {
         tokio::select! {
             result = analysis => {
                 let mut analysis = result.map_err(|e| e.to_string())?;
+                // Over the cap the text goes, then the page ends earlier: the rest is on the
+                // next page, never lost.
                 let shown = analysis.failures.len();
                 let (mut response, removed) = super::output::structured_within_cap(
                     &mut analysis,
                     crate::report::main_branch_text,
-                    |a| a.failures.pop().is_some() || a.analysis_text.take().is_some(),
+                    |a| a.analysis_text.take().is_some() || a.failures.pop().is_some(),
                 )?;
-                if removed > 0 {
+                if analysis.failures.len() < shown {
+                    let page = &analysis.page;
+                    analysis.page = FailurePage::new(page.offset, analysis.failures.len(), page.total);
+                    analysis.warnings.retain(|w| !w.starts_with(FailurePage::MARK));
                     analysis.warnings.push(format!(
-                        "{removed} of {shown} recurring failures left out to stay under {} characters: ask with a lower detail_level or max_failures",
+                        "{} (the page ends early to stay under {} characters)",
+                        analysis.page.note(),
                         super::output::MAX_RESULT_CHARS
                     ));
+                }
+                if removed > 0 {
                     response = super::output::structured(&analysis, crate::report::main_branch_text(&analysis))?;
                 }
                 Ok(response)

@@ -56,6 +56,28 @@ pub fn scan_within_cap(result: &mut crate::model::ScanResult) -> Result<CallTool
     structured(result, crate::report::scan_digest(result))
 }
 
+/// [`sanitized`], then cut record by record (`shrink`) while over [`MAX_RESULT_CHARS`]; `note`
+/// is told how many records went, to say so in the result. A `Json<T>` result carries its
+/// value twice (structured and as text), so twice its size is what counts.
+pub fn sanitized_within_cap<T: Serialize + DeserializeOwned>(
+    value: T,
+    mut shrink: impl FnMut(&mut T) -> bool,
+    note: impl FnOnce(&mut T, usize),
+) -> Result<T, String> {
+    const NOTE_ROOM: usize = 1_000;
+    let mut value = sanitized(value)?;
+    let size =
+        |value: &T| serde_json::to_string(value).map_or(usize::MAX, |j| 2 * j.chars().count());
+    let mut removed = 0;
+    while size(&value) > MAX_RESULT_CHARS - NOTE_ROOM && shrink(&mut value) {
+        removed += 1;
+    }
+    if removed > 0 {
+        note(&mut value, removed);
+    }
+    Ok(value)
+}
+
 /// `value` with every string sanitised, for tools that return `Json<T>`.
 pub fn sanitized<T: Serialize + DeserializeOwned>(value: T) -> Result<T, String> {
     let mut json = serde_json::to_value(&value)

@@ -51,8 +51,11 @@ pub struct RecurrenceSummary {
 pub struct MainBranchAnalysis {
     pub analysis_window: AnalysisWindow,
     pub summary: RecurrenceSummary,
-    /// Most recurrent first.
+    /// Most recurrent first: the page `page` says (`max_failures` from `failure_offset`).
     pub failures: Vec<RecurringFailure>,
+    /// Which failures this result holds, of how many; `next_offset` is the next page's
+    /// `failure_offset`.
+    pub page: super::FailurePage,
     pub scan_timestamp: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_text: Option<String>,

@@ -174,6 +174,42 @@ pub struct FailurePage {
     pub next_offset: Option<usize>,
 }
 
+impl FailurePage {
+    /// `returned` failures from `offset`, of `total`.
+    pub fn new(offset: usize, returned: usize, total: usize) -> Self {
+        let end = offset + returned;
+        Self {
+            offset,
+            returned,
+            total,
+            next_offset: (end < total).then_some(end),
+        }
+    }
+
+    /// The page is not all of the failures.
+    pub fn is_partial(&self) -> bool {
+        self.offset > 0 || self.next_offset.is_some()
+    }
+
+    /// What a result says about its page: which failures it holds, and the next page's offset.
+    pub fn note(&self) -> String {
+        let next = self
+            .next_offset
+            .map(|n| format!("; ask again with failure_offset={n} for the next page"))
+            .unwrap_or_default();
+        format!(
+            "{} failures {} to {} of {}{next}",
+            Self::MARK,
+            self.offset + usize::from(self.returned > 0),
+            self.offset + self.returned,
+            self.total
+        )
+    }
+
+    /// How a page note starts (to replace an earlier one).
+    pub const MARK: &'static str = "failures are paged: this result holds";
+}
+
 fn complete_by_default() -> bool {
     true
 }

@@ -4,7 +4,9 @@
 use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, ListBuilds};
-use crate::model::{AnalysisWindow, AnalyzedBuild, DetailLevel, MainBranchAnalysis};
+use crate::model::{
+    AnalysisWindow, AnalyzedBuild, DetailLevel, FailurePage, MainBranchAnalysis, RecurringFailure,
+};
 use crate::reader::{BuildKey, JobReader};
 use crate::triage::recurrence::{aggregate, BuildFailures};
 
@@ -66,10 +68,10 @@ pub async fn analyze_main_branch(
         )
         .await;
         progress.report(selected.len(), selected.len(), "grouping failures");
-        let (mut failures, summary) = aggregate(&scanned);
-        failures.truncate(options.scan.max_failures);
-        for entry in &mut failures {
-            entry.failure = entry.failure.clone().at_detail(options.scan.detail_level);
+        let (failures, summary) = aggregate(&scanned);
+        let (failures, page) = one_page(failures, &options.scan);
+        if page.is_partial() {
+            warnings.push(page.note());
         }
         if selected.is_empty() {
             warnings.push(format!(
@@ -89,6 +91,7 @@ pub async fn analyze_main_branch(
             analysis_window: window,
             summary,
             failures,
+            page,
             scan_timestamp: stamp(end),
             analysis_text: None,
             warnings,
@@ -99,6 +102,27 @@ pub async fn analyze_main_branch(
         Ok(analysis)
     })
     .await
+}
+
+/// The page of `failures` the caller asked for (`failure_offset`, `max_failures`), at its
+/// detail level.
+fn one_page(
+    failures: Vec<RecurringFailure>,
+    options: &ScanOptions,
+) -> (Vec<RecurringFailure>, FailurePage) {
+    let total = failures.len();
+    let offset = options.failure_offset.min(total);
+    let failures: Vec<RecurringFailure> = failures
+        .into_iter()
+        .skip(offset)
+        .take(options.max_failures)
+        .map(|mut entry| {
+            entry.failure = entry.failure.at_detail(options.detail_level);
+            entry
+        })
+        .collect();
+    let page = FailurePage::new(offset, failures.len(), total);
+    (failures, page)
 }
 
 /// The pipeline and the window's start.

@@ -141,3 +141,64 @@ async fn missing_read_suites_scope_is_explained() {
         .expect_err("403");
     assert!(error.to_string().contains("read_suites"), "{error}");
 }
+
+/// Test Engine's text is written by anyone who names a test: through the MCP tool, hidden
+/// characters in it never reach the caller, in a match or in an error naming candidates.
+#[tokio::test]
+async fn test_engine_text_is_sanitised_in_answers_and_errors() {
+    let server = MockServer::start().await;
+    let hidden = "\u{200b}\u{202e}\u{e0041}";
+    let tests = json!([
+        suite_test(
+            "h1",
+            "tests/test_hidden.py",
+            &format!("test_one{hidden}"),
+            3
+        ),
+        suite_test(
+            "h2",
+            "tests/test_twice.py",
+            &format!("test_twice[a]{hidden}"),
+            4
+        ),
+        suite_test(
+            "h3",
+            "tests/test_twice.py",
+            &format!("test_twice[b]{hidden}"),
+            5
+        ),
+    ]);
+    Mock::given(method("GET"))
+        .and(path(TESTS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(tests))
+        .mount(&server)
+        .await;
+    let client =
+        crate::mcp_e2e::start_server(&format!("{}/v2", server.uri()), Some("bkua_te")).await;
+    for name in [
+        "tests/test_hidden.py::test_one",
+        "tests/test_twice.py::test_twice",
+    ] {
+        let result = crate::mcp_e2e::call(
+            &client,
+            "ciwatch_test_history_analytics",
+            json!({"test_name_or_nodeid": name, "suite_slug": "ci-1"}),
+        )
+        .await;
+        let texts: String = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect();
+        let shown = format!(
+            "{} {texts}",
+            serde_json::to_string(&result.structured_content).expect("json")
+        );
+        assert!(shown.contains("test_"), "{shown}");
+        assert!(
+            !hidden.chars().any(|c| shown.contains(c)),
+            "{name}: hidden characters in {shown:?}"
+        );
+    }
+    let _ = client.cancel().await;
+}

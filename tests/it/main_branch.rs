@@ -121,6 +121,23 @@ async fn recurring_failures_across_three_failed_builds() {
     );
     assert_eq!(analysis.analysis_window.builds_scanned, 3);
     assert_eq!(analysis.failures.len(), 5, "max_failures");
+    assert_eq!(
+        (
+            analysis.page.offset,
+            analysis.page.total,
+            analysis.page.next_offset
+        ),
+        (0, 30, Some(5)),
+        "the cut is a page, with the next page's offset"
+    );
+    assert!(
+        analysis
+            .warnings
+            .iter()
+            .any(|w| w.contains("failures 1 to 5 of 30") && w.contains("failure_offset=5")),
+        "{:?}",
+        analysis.warnings
+    );
     // 28 failures in all three builds and Examples' KeyError in two; in 70002 one fewer failed
     // job leaves budget to read a flaked job's log that was over budget elsewhere, so its
     // failure carries an error line there and a different key (the key includes the message).
@@ -190,4 +207,32 @@ async fn recurring_failures_across_three_failed_builds() {
         rates.windows(2).all(|w| w[0] >= w[1]),
         "most recurrent first: {rates:?}"
     );
+
+    // Page by page (7 a page), every failure comes exactly once, in the same order.
+    let mut paged = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let mut page_options = options.clone();
+        page_options.scan.max_failures = 7;
+        page_options.scan.failure_offset = at;
+        let page = watch::analyze_main_branch(
+            &watch::JobReader::new(&client, None),
+            Enrichment::default(),
+            "vllm",
+            "ci",
+            &page_options,
+            &NoProgress,
+        )
+        .await
+        .expect("analysis");
+        assert!(page.failures.len() <= 7);
+        paged.extend(page.failures.iter().map(|f| f.failure.failure_key.clone()));
+        offset = page.page.next_offset;
+    }
+    let keys: Vec<String> = everything
+        .failures
+        .iter()
+        .map(|f| f.failure.failure_key.clone())
+        .collect();
+    assert_eq!(paged, keys);
 }

@@ -234,3 +234,31 @@ async fn identities_over_the_cap_are_paged_and_the_pages_hold_every_failure() {
     assert!(text.contains("test_backend_correctness[FLASH_ATTN-bf16-59-128]"));
     client.cancel().await.expect("clean shutdown");
 }
+
+/// The failures of one job with hundreds of long tracebacks: under the cap, the cut said.
+#[tokio::test]
+async fn one_jobs_failures_stay_under_the_cap_and_say_what_was_left_out() {
+    let server = bad_night(400).await;
+    let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_cap")).await;
+    let result = call(
+        &client,
+        "ciwatch_get_job_test_failures",
+        json!({"build_id_or_url": "65099", "job_name_or_id": JOBS[0], "match_strategy": "exact"}),
+    )
+    .await;
+    assert_ne!(result.is_error, Some(true), "{:?}", result.content);
+    assert!(size(&result) <= 100_000, "{}", size(&result));
+    let structured = result.structured_content.expect("structured");
+    let shown = structured["test_failures"]
+        .as_array()
+        .expect("failures")
+        .len();
+    assert_eq!(structured["total_failures"], 400);
+    assert!((1..400).contains(&shown), "{shown}");
+    let warnings = structured["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("{} of 400 test failures left out", 400 - shown)),
+        "{warnings}"
+    );
+    let _ = client.cancel().await;
+}
