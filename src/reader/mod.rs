@@ -412,7 +412,7 @@ impl<'a> JobReader<'a> {
         };
         let commands = command_count(job, &streamed.analysis);
         if covers_job(streamed.complete, &streamed.analysis, commands) {
-            return analyzed(streamed);
+            return analyzed(streamed, 0);
         }
         if stopped_by.is_some() {
             return (partial(streamed, commands, stopped_by), None);
@@ -442,7 +442,7 @@ impl<'a> JobReader<'a> {
             Ok(whole) => {
                 let commands = command_count(job, &whole.analysis);
                 if covers_job(whole.complete, &whole.analysis, commands) {
-                    return analyzed(whole);
+                    return analyzed(whole, tail.breaks());
                 }
                 partial_over_bound(whole, commands, limits.largest_read())
             }

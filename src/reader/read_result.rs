@@ -44,13 +44,21 @@ pub(super) fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String 
     )
 }
 
-/// An analysed read, worth storing with how much of the log it saw.
-pub(super) fn analyzed(streamed: Streamed) -> (JobRead, Option<Seen>) {
+/// An analysed read, worth storing with how much of the log it saw. Streams that broke and
+/// were resumed (this one's, and `earlier_breaks` of the job's reads before it) say so.
+pub(super) fn analyzed(streamed: Streamed, earlier_breaks: usize) -> (JobRead, Option<Seen>) {
     let seen = seen(&streamed);
+    let resumed = streamed.breaks() + earlier_breaks;
+    let detail = (resumed > 0).then(|| {
+        format!(
+            "read whole after its stream broke {resumed} time(s): each time only the bytes not yet read were asked for again (at most {} times, each waiting at most the HTTP timeout for bytes)",
+            super::stream::MAX_RESUMES
+        )
+    });
     let read = JobRead {
         status: JobStatus::Analyzed,
         analysis: Some(streamed.analysis),
-        detail: None,
+        detail,
         stored: false,
     };
     (read, Some(seen))

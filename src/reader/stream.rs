@@ -137,6 +137,11 @@ pub struct Streamed {
 }
 
 impl Streamed {
+    /// Times its body broke and was resumed.
+    pub fn breaks(&self) -> usize {
+        self.requests.saturating_sub(1)
+    }
+
     /// The stored form of the text read (see [`LogText::decode`]).
     pub fn stored_text(&self) -> Vec<u8> {
         LogText::encode(

@@ -352,6 +352,16 @@ async fn bodies_that_break_half_way_are_resumed_for_exactly_the_bytes_not_read()
         let planned = &planned_ranges(&build)[&job];
         assert_eq!(ranges[0], planned[0], "job {job}");
         assert_eq!(ranges.len(), planned.len() + 1, "job {job}: {ranges:?}");
+        let listed = result
+            .jobs
+            .iter()
+            .find(|j| j.job_id == job)
+            .expect("listed");
+        let detail = listed.detail.as_deref().unwrap_or_default();
+        assert!(
+            detail.contains("stream broke 1 time"),
+            "job {job}: {detail}"
+        );
     }
 }
 
