@@ -39,6 +39,18 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_MAX_JOBS", default_value_t = 20)]
     pub max_jobs: usize,
 
+    /// Characters one tool result may carry (structured content and text together), declared
+    /// to clients as `_meta["anthropic/maxResultSizeChars"]`; `summary` and `minimal` scans
+    /// are held to 35,000 (about 10k tokens) or this, whichever is less. At least 10,000.
+    #[arg(
+        global = true,
+        long,
+        env = "CIWATCH_MAX_RESULT_CHARS",
+        default_value_t = crate::mcp::DEFAULT_MAX_RESULT_CHARS,
+        value_parser = clap::value_parser!(u64).range(10_000..=10_000_000)
+    )]
+    pub max_result_chars: u64,
+
     /// Bytes of each job log read, from its end (Buildkite serves suffix ranges).
     #[arg(
         global = true,

@@ -112,7 +112,9 @@ pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize,
     if level != DetailLevel::Full {
         result.daily_findings_text = None;
         result.standup_summary_text = None;
-        drop_drafts(result);
+        for cause in &mut result.causes {
+            cause.at_detail(level);
+        }
     }
     let total = result.failures.len();
     let offset = offset.min(total);

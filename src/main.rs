@@ -301,12 +301,9 @@ async fn run_scan(
 }
 
 fn scan_options(settings: &Settings, output: &OutputArgs) -> Result<ScanOptions, String> {
-    let detail_level = match output.format {
-        Format::Json => DetailLevel::Full,
-        Format::Markdown | Format::Standup => DetailLevel::Summary,
-    };
+    // Every format is rendered from the whole result (owners, blame, suspects, links).
     Ok(ScanOptions {
-        detail_level,
+        detail_level: DetailLevel::Full,
         render_reports: true,
         failure_offset: 0,
         max_failures: output.max_failures.unwrap_or(usize::MAX),

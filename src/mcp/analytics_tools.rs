@@ -127,7 +127,7 @@ impl CiWatchServer {
                 |r, removed| {
                     r.warnings.push(format!(
                         "{removed} entries left out to stay under {} characters: ask for fewer test_nodeids at once",
-                        super::output::MAX_RESULT_CHARS
+                        super::output::max_result_chars()
                     ))
                 },
             )

@@ -149,7 +149,7 @@ impl CiWatchServer {
         if removed > 0 {
             result.warnings.push(format!(
                 "cut to stay under {} characters: failure excerpts of the oldest builds, then the oldest of {builds} builds (ask with include_logs=false or fewer lookback_builds)",
-                super::output::MAX_RESULT_CHARS
+                super::output::max_result_chars()
             ));
             response = super::output::structured(&result, result.summary.clone())?;
         }

@@ -117,7 +117,7 @@ fn within_cap(result: JobTestFailuresResult) -> Result<JobTestFailuresResult, St
             r.warnings.push(format!(
                 "{removed} of {} test failures left out to stay under {} characters: read one with ciwatch_get_job_log around_test",
                 r.total_failures,
-                super::output::MAX_RESULT_CHARS
+                super::output::max_result_chars()
             ))
         },
     )

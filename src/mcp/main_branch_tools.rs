@@ -120,7 +120,7 @@ impl CiWatchServer {
                     analysis.warnings.push(format!(
                         "{} (the page ends early to stay under {} characters)",
                         analysis.page.note(),
-                        super::output::MAX_RESULT_CHARS
+                        super::output::max_result_chars()
                     ));
                 }
                 if removed > 0 {

@@ -64,6 +64,22 @@ impl CiWatchServer {
         if let Some(warning) = &services.store_warning {
             tracing::warn!(%warning, "cache unavailable");
         }
+        output::set_max_result_chars(settings.max_result_chars);
+        let mut tool_router = Self::scan_router()
+            + Self::render_router()
+            + Self::history_router()
+            + Self::job_router()
+            + Self::main_branch_router()
+            + Self::analytics_router();
+        // Every tool's result is capped; clients that read this keep results up to it whole.
+        for route in tool_router.map.values_mut() {
+            let mut meta = serde_json::Map::new();
+            meta.insert(
+                "anthropic/maxResultSizeChars".into(),
+                settings.max_result_chars.into(),
+            );
+            route.attr.meta = Some(rmcp::model::MetaObject(meta));
+        }
         Ok(Self {
             settings,
             http: services.http,
@@ -72,12 +88,7 @@ impl CiWatchServer {
             cache: services.store,
             cache_warning: services.store_warning,
             latest_scan: Arc::default(),
-            tool_router: Self::scan_router()
-                + Self::render_router()
-                + Self::history_router()
-                + Self::job_router()
-                + Self::main_branch_router()
-                + Self::analytics_router(),
+            tool_router,
             prompt_router: Self::prompt_router(),
         })
     }
@@ -280,3 +291,4 @@ pub async fn serve_stdio(settings: Settings) -> Result<(), BoxError> {
 
 /// An error of server start-up, where only the message matters.
 pub use crate::services::BoxError;
+pub use output::DEFAULT_MAX_RESULT_CHARS;

@@ -7,6 +7,7 @@ use crate::untrusted::{sanitize, sanitize_json};
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn structured<T: Serialize>(value: &T, text: String) -> Result<CallToolResult, String> {
     let mut json = serde_json::to_value(value)
@@ -17,12 +18,30 @@ pub fn structured<T: Serialize>(value: &T, text: String) -> Result<CallToolResul
     Ok(result)
 }
 
-/// Characters a tool result may carry (structured content plus text): Claude Code caps a result
-/// at about 25,000 tokens.
-pub const MAX_RESULT_CHARS: usize = 100_000;
+/// Characters a tool result may carry (structured content plus text) by default: Claude Code
+/// caps a result at about 25,000 tokens (`CIWATCH_MAX_RESULT_CHARS` sets it).
+pub const DEFAULT_MAX_RESULT_CHARS: u64 = 100_000;
+
+/// A scan's default answer (`summary`, `minimal`): about 10k tokens at 3.5 characters each,
+/// so the morning answer leaves room in the conversation.
+pub const SUMMARY_RESULT_CHARS: usize = 35_000;
+
+static RESULT_CHARS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_RESULT_CHARS as usize);
+
+/// The cap on one result (`CIWATCH_MAX_RESULT_CHARS`), the process's.
+pub fn max_result_chars() -> usize {
+    RESULT_CHARS.load(Ordering::Relaxed)
+}
+
+pub fn set_max_result_chars(chars: u64) {
+    RESULT_CHARS.store(
+        usize::try_from(chars).unwrap_or(usize::MAX),
+        Ordering::Relaxed,
+    );
+}
 
 /// Like [`structured`], cutting `value` record by record until the result fits
-/// [`MAX_RESULT_CHARS`]: `shrink` removes one whole record and returns false when none is left;
+/// [`max_result_chars`]: `shrink` removes one whole record and returns false when none is left;
 /// `text` renders the value again. Returns how many records were removed.
 pub fn structured_within_cap<T: Serialize>(
     value: &mut T,
@@ -37,22 +56,34 @@ pub fn structured_within_cap<T: Serialize>(
     // Room for the note the caller adds about what was cut.
     const NOTE_ROOM: usize = 1_000;
     let mut removed = 0;
-    while size(value)? > MAX_RESULT_CHARS - NOTE_ROOM && shrink(value) {
+    while size(value)? > max_result_chars() - NOTE_ROOM && shrink(value) {
         removed += 1;
     }
     Ok((structured(value, text(value))?, removed))
 }
 
-/// A scan result under [`MAX_RESULT_CHARS`]: detail shed first, then the failures paged
-/// (`crate::fit`); never a failure dropped.
-pub fn scan_within_cap(result: &mut crate::model::ScanResult) -> Result<CallToolResult, String> {
+/// A scan result under the cap of its detail level ([`SUMMARY_RESULT_CHARS`] below `full`):
+/// detail shed first, then the failures paged (`crate::fit`); never a failure dropped.
+pub fn scan_within_cap(
+    result: &mut crate::model::ScanResult,
+    level: crate::model::DetailLevel,
+) -> Result<CallToolResult, String> {
+    let cap = match level {
+        crate::model::DetailLevel::Full => max_result_chars(),
+        _ => {
+            // `completeness` lists the jobs not read whole; the others are their failures' jobs.
+            result.jobs.clear();
+            SUMMARY_RESULT_CHARS.min(max_result_chars())
+        }
+    };
+    result.without_derivable_urls();
     let size = |r: &crate::model::ScanResult| {
         serde_json::to_string(r).map_or(usize::MAX, |json| json.chars().count())
             + crate::report::scan_digest(r).chars().count()
     };
     // Room for the notes the fitting adds.
     const NOTE_ROOM: usize = 2_000;
-    crate::fit::fit_scan(result, MAX_RESULT_CHARS - NOTE_ROOM, size);
+    crate::fit::fit_scan(result, cap - NOTE_ROOM, size);
     structured(result, crate::report::scan_digest(result))
 }
 
@@ -69,7 +100,7 @@ pub fn sanitized_within_cap<T: Serialize + DeserializeOwned>(
     let size =
         |value: &T| serde_json::to_string(value).map_or(usize::MAX, |j| 2 * j.chars().count());
     let mut removed = 0;
-    while size(&value) > MAX_RESULT_CHARS - NOTE_ROOM && shrink(&mut value) {
+    while size(&value) > max_result_chars() - NOTE_ROOM && shrink(&mut value) {
         removed += 1;
     }
     if removed > 0 {
@@ -108,6 +139,6 @@ mod tests {
             "no record cut in the middle"
         );
         let json = serde_json::to_string(&result.structured_content).expect("json");
-        assert!(json.len() < MAX_RESULT_CHARS);
+        assert!(json.len() < max_result_chars());
     }
 }

@@ -80,8 +80,10 @@ impl CiWatchServer {
                 // The caller's result is untrusted text like any log: sanitised before use.
                 let mut given = serde_json::Value::Object(given);
                 crate::untrusted::sanitize_json(&mut given);
-                std::sync::Arc::new(serde_json::from_value(given)
-                    .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?)
+                let mut given: ScanResult = serde_json::from_value(given)
+                    .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
+                given.with_urls();
+                std::sync::Arc::new(given)
             }
             None => self
                 .latest_scan(&context.extensions)

@@ -301,7 +301,7 @@ impl CiWatchServer {
             presentation.failure_offset,
             presentation.max_failures,
         );
-        super::output::scan_within_cap(&mut result)
+        super::output::scan_within_cap(&mut result, presentation.detail_level)
     }
 
     pub(super) fn enrichment(&self) -> Enrichment<'_> {

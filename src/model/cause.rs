@@ -18,13 +18,21 @@ pub struct Cause {
     pub exception: Option<String>,
     /// The member failures' `failure_key`s.
     pub failure_keys: Vec<String>,
-    /// Member tests, parametrisations folded (`file.py::test_x[...] ×4`).
+    /// Member tests, parametrisations folded (`file.py::test_x[...] ×4`) (`full`; below it
+    /// each failure names its test and its `cause_id`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<String>,
+    /// Member jobs (`full`; below it each failure names its job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<String>,
-    /// The jobs' test areas with hardware, shards and the `AMD:` prefix stripped.
+    /// The jobs' test areas with hardware, shards and the `AMD:` prefix stripped (`full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<String>,
-    /// Hardware the jobs name (`B200`, `H100`, `mi300`, `2 GPUs`).
+    /// Hardware the jobs name (`B200`, `H100`, `mi300`, `2 GPUs`) (`full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hardware: Vec<String>,
+    /// `full`; below it `parity` says where it fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<Platform>,
     /// The strongest category of its members (what needs action first).
     pub category: Category,
@@ -56,12 +64,49 @@ pub struct Cause {
     pub draft_issue: Option<String>,
 }
 
+/// Characters of a signature kept below `full`.
+const SUMMARY_SIGNATURE_CHARS: usize = 200;
+
+impl Cause {
+    /// This cause as shown at `level`. Below `full`: what broke, its members' keys, category,
+    /// trend, first suspect, owners, issue and parity, and what to do on GitHub; its tests and
+    /// jobs (each member failure names them), areas, hardware,
+    /// platforms, the prose behind each verdict and the draft come on demand (ciwatch_render
+    /// format "details" or "draft_issue" with its `cause_id`).
+    pub fn at_detail(&mut self, level: super::DetailLevel) {
+        if level == super::DetailLevel::Full {
+            return;
+        }
+        self.signature = crate::text::bounded_text(&self.signature, SUMMARY_SIGNATURE_CHARS);
+        self.exception = None;
+        self.tests.clear();
+        self.jobs.clear();
+        self.clusters.clear();
+        self.hardware.clear();
+        self.platforms.clear();
+        self.draft_issue = None;
+        if let Some(advice) = &mut self.issue_advice {
+            advice.reason.clear();
+        }
+        if let Some(elsewhere) = &mut self.elsewhere {
+            elsewhere.jobs.clear();
+            elsewhere.evidence.clear();
+        }
+        if let Some(issue) = &mut self.issue {
+            issue.url.clear();
+            issue.matched_on.clear();
+        }
+    }
+}
+
 /// What to do about an untracked cause on GitHub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IssueAdvice {
     pub action: IssueAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue: Option<IssueRef>,
+    /// Why (`full`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
@@ -92,10 +137,11 @@ pub struct Elsewhere {
     pub pipeline: String,
     pub build_number: u64,
     pub state: ElsewhereState,
-    /// The jobs there that run the cause's tests or areas.
-    #[serde(default)]
+    /// The jobs there that run the cause's tests or areas (`full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<String>,
-    /// Why it reads as it does.
+    /// Why it reads as it does (`full`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub evidence: String,
 }
 

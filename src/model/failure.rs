@@ -13,12 +13,15 @@ pub struct TestFailure {
     /// The pytest node id, or the job name for a job-level failure (no `::`).
     pub test_name: String,
     pub job_name: String,
-    #[serde(default)]
+    /// The first error line; at `summary` cut to 160 characters (the cut marked with `…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// The failure's traceback excerpt (the `E` block, or the lines that explain a job failure).
-    #[serde(default)]
+    /// At `full`, or on demand (ciwatch_render format "details").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_trace: Option<String>,
-    #[serde(default)]
+    /// The log lines around the error. At `full`, or on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_snippet: Option<String>,
 }
 
@@ -33,29 +36,29 @@ pub struct FailureClassification {
     pub issue: IssueLink,
     pub confidence: f64,
     /// Why this category, citing the evidence. Null at `detail_level=minimal`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(flatten)]
     pub owner: Ownership,
     /// Set for INFRA_SUSPECTED: which kind of infrastructure trouble.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infra_kind: Option<InfraKind>,
     /// The log line or job field that proves the category, when there is one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
     /// Where the deciding evidence came from: job-level signals outrank the failure's own
     /// error lines, which outrank what the test printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<EvidenceSource>,
     /// The error message normalised for grouping across builds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// True when the job is allowed to fail (`soft_fail`); rendered in the soft section.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub soft_failed: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_url: Option<String>,
     #[serde(flatten)]
     pub since: Since,
@@ -68,11 +71,15 @@ pub struct FailureClassification {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IssueLink {
     /// URL of the matching GitHub issue.
-    #[serde(default, rename = "github_issue")]
+    #[serde(
+        default,
+        rename = "github_issue",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub url: Option<String>,
     /// The matching issue's number, title, state and what matched. A closed issue means the
     /// failure may have come back after a fix.
-    #[serde(default, rename = "issue")]
+    #[serde(default, rename = "issue", skip_serializing_if = "Option::is_none")]
     pub matched: Option<IssueMatch>,
 }
 
@@ -80,20 +87,32 @@ pub struct IssueLink {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Ownership {
     /// First owner (CODEOWNERS), or the last committer's email when only blame knows.
-    #[serde(default, rename = "owner")]
+    #[serde(default, rename = "owner", skip_serializing_if = "Option::is_none")]
     pub first: Option<String>,
-    #[serde(default, rename = "owner_confidence")]
+    #[serde(
+        default,
+        rename = "owner_confidence",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub confidence: Option<f64>,
     /// Every owner of the failing file by CODEOWNERS (GitHub's rules: last match wins).
-    #[serde(default, rename = "owners")]
+    #[serde(default, rename = "owners", skip_serializing_if = "Vec::is_empty")]
     pub all: Vec<String>,
-    #[serde(default, rename = "owner_source")]
+    #[serde(
+        default,
+        rename = "owner_source",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source: Option<OwnerSource>,
     /// The repository path owners were looked up for.
-    #[serde(default, rename = "owner_path")]
+    #[serde(
+        default,
+        rename = "owner_path",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub path: Option<String>,
     /// The most recent commit that touched the failing test function (a weaker owner signal).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blame: Option<BlameCommit>,
 }
 
@@ -125,44 +144,77 @@ pub enum DetailLevel {
     Full,
 }
 
-/// Characters of `log_snippet` kept at `detail_level=summary`.
-const SUMMARY_SNIPPET_CHARS: usize = 200;
+/// Characters of the first error line kept at `summary` and `minimal`.
+const SUMMARY_ERROR_CHARS: usize = 160;
 
 impl FailureClassification {
-    /// This failure as shown at `level`.
+    /// This failure as shown at `level`. Below `full` a failure is its identity: key, test,
+    /// job, category, cause, first error line (cut, the cut marked), owners, issue number and
+    /// trend. Its evidence, reason, fingerprint, traceback, snippet, blame and onset come on
+    /// demand (ciwatch_render format "details" with its `failure_key`).
     pub fn at_detail(mut self, level: DetailLevel) -> Self {
-        /// Suspect commits kept at `summary`; `full` keeps all.
-        const SUMMARY_SUSPECTS: usize = 5;
         match level {
             DetailLevel::Minimal => {
-                let tf = &mut self.test_failure;
-                tf.error_message = None;
-                tf.stack_trace = None;
-                tf.log_snippet = None;
-                self.issue = IssueLink::default();
-                self.reason = None;
-                self.evidence = None;
-                self.fingerprint = None;
-                self.owner.all = Vec::new();
-                self.owner.path = None;
-                self.owner.blame = None;
-                if let Some(onset) = &mut self.since.onset {
-                    onset.suspects.truncate(1);
-                }
+                self.identity_only();
+                self.test_failure.error_message = None;
+                self.owner.all.truncate(1);
             }
-            DetailLevel::Summary => {
-                let tf = &mut self.test_failure;
-                tf.stack_trace = None;
-                tf.log_snippet = tf
-                    .log_snippet
-                    .take()
-                    .map(|s| crate::text::bounded_text(&s, SUMMARY_SNIPPET_CHARS + 3));
-                if let Some(onset) = &mut self.since.onset {
-                    onset.suspects.truncate(SUMMARY_SUSPECTS);
-                }
-            }
+            DetailLevel::Summary => self.identity_only(),
             DetailLevel::Full => {}
         }
         self
+    }
+
+    /// Without the URLs the result's `links` build from its ids.
+    pub fn without_derivable_urls(&mut self) {
+        self.job_url = None;
+        self.issue.url = None;
+        if let Some(issue) = &mut self.issue.matched {
+            issue.url.clear();
+        }
+    }
+
+    /// The URLs [`Self::without_derivable_urls`] left out, built again from `links`.
+    pub fn with_urls_from(&mut self, links: &super::Links) {
+        if let (None, Some(id)) = (&self.job_url, &self.job_id) {
+            self.job_url = Some(links.job.replace("{job_id}", id));
+        }
+        if let Some(issue) = &mut self.issue.matched {
+            if issue.url.is_empty() {
+                issue.url = links.issue.replace("{number}", &issue.number.to_string());
+            }
+            if self.issue.url.is_none() {
+                self.issue.url = Some(issue.url.clone());
+            }
+        }
+    }
+
+    fn identity_only(&mut self) {
+        let tf = &mut self.test_failure;
+        tf.stack_trace = None;
+        tf.log_snippet = None;
+        tf.error_message = tf.error_message.take().map(|message| {
+            let first = message.lines().next().unwrap_or_default();
+            crate::text::bounded_text(first, SUMMARY_ERROR_CHARS)
+        });
+        self.reason = None;
+        self.evidence = None;
+        self.fingerprint = None;
+        self.decided_by = None;
+        if let Some(issue) = &mut self.issue.matched {
+            issue.title.clear();
+            issue.matched_on.clear();
+        }
+        // One field for owners: CODEOWNERS', else the last committer blame names.
+        let owner = &mut self.owner;
+        if let (true, Some(first)) = (owner.all.is_empty(), owner.first.take()) {
+            owner.all.push(first);
+        }
+        owner.first = None;
+        owner.confidence = None;
+        owner.source = None;
+        owner.path = None;
+        owner.blame = None;
+        self.since.onset = None;
     }
 }

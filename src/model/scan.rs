@@ -63,6 +63,8 @@ impl JobStatus {
 pub struct FailedJob {
     pub job_id: String,
     pub job_name: String,
+    /// Left out of tool results (`links.job` builds it from `job_id`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub job_url: String,
     /// `failed`, `timed_out` or `canceled` (after it started).
     pub state: JobState,
@@ -77,6 +79,71 @@ pub struct FailedJob {
     pub failure_count: usize,
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+/// How much of the build an answer covers: read it first. Counts are of the whole build,
+/// whatever page of failures the answer holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Completeness {
+    /// Every failure of the build is in this answer (the same as `complete`); when false,
+    /// `incomplete` says why.
+    pub complete: bool,
+    /// The build's jobs (latest attempts of script jobs) by Buildkite state.
+    pub jobs_by_state: std::collections::BTreeMap<String, usize>,
+    /// Failed jobs whose log was read back to their first command: their failures are whole.
+    pub failed_jobs_read: usize,
+    /// Failed jobs whose log was read only in part, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_in_part: Vec<JobNote>,
+    /// Failed jobs whose log was not read, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_read: Vec<JobNote>,
+}
+
+/// A job the answer does not cover whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JobNote {
+    pub job_id: String,
+    pub job_name: String,
+    pub status: JobStatus,
+    pub reason: String,
+}
+
+impl Completeness {
+    /// From the build's latest attempts and what the scan did with its failed jobs.
+    pub fn of<'a>(states: impl Iterator<Item = &'a str>, jobs: &[FailedJob]) -> Self {
+        let mut jobs_by_state = std::collections::BTreeMap::new();
+        for state in states {
+            *jobs_by_state.entry(state.to_string()).or_insert(0) += 1;
+        }
+        let note = |job: &FailedJob| JobNote {
+            job_id: job.job_id.clone(),
+            job_name: job.job_name.clone(),
+            status: job.status,
+            reason: job
+                .detail
+                .clone()
+                .unwrap_or_else(|| job.status.describe().into()),
+        };
+        Self {
+            complete: true,
+            jobs_by_state,
+            failed_jobs_read: jobs
+                .iter()
+                .filter(|j| j.status == JobStatus::Analyzed)
+                .count(),
+            read_in_part: jobs
+                .iter()
+                .filter(|j| j.status == JobStatus::PartlyAnalyzed)
+                .map(note)
+                .collect(),
+            not_read: jobs
+                .iter()
+                .filter(|j| !matches!(j.status, JobStatus::Analyzed | JobStatus::PartlyAnalyzed))
+                .map(note)
+                .collect(),
+        }
+    }
 }
 
 /// How the scan went: requests, bytes and time.
@@ -105,6 +172,13 @@ pub struct ScanResult {
     pub hard_failed_jobs: usize,
     #[serde(default)]
     pub soft_failed_jobs: usize,
+    /// Whether this answer is whole, the build's jobs by state, and the failed jobs it read
+    /// only in part or not at all, with why. Read it first.
+    #[serde(default)]
+    pub completeness: Completeness,
+    /// Links every id here can be put in: `{job_id}` and `{number}` are replaced.
+    #[serde(default)]
+    pub links: Links,
     /// Unique failures: all of them, unless `page` says the result holds one page of them.
     pub failures: Vec<FailureClassification>,
     /// Unique failures of the build, whatever the page holds.
@@ -122,8 +196,9 @@ pub struct ScanResult {
     /// Root causes, the strongest first: failures grouped by signature.
     #[serde(default)]
     pub causes: Vec<Cause>,
-    /// Every failed job and what the scan did with it.
-    #[serde(default)]
+    /// Every failed job and what the scan did with it (in tool results at `full` only; below
+    /// it, `completeness` lists the jobs not read whole).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<FailedJob>,
     /// Why this build was chosen (nightly selection).
     #[serde(default)]
@@ -158,6 +233,24 @@ pub struct ScanResult {
     pub daily_findings_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standup_summary_text: Option<String>,
+}
+
+/// URL templates, given once instead of a URL per failure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Links {
+    /// A job of this build: replace `{job_id}`.
+    pub job: String,
+    /// An issue of the repository matched against: replace `{number}`.
+    pub issue: String,
+}
+
+impl Links {
+    pub fn new(build_url: &str, repo: &str) -> Self {
+        Self {
+            job: format!("{build_url}#{{job_id}}"),
+            issue: format!("https://github.com/{repo}/issues/{{number}}"),
+        }
+    }
 }
 
 /// A page of a scan's failures.
@@ -221,9 +314,39 @@ impl BuildInfo {
 }
 
 impl ScanResult {
+    /// Without the URLs `links` builds from ids (the answer a tool returns).
+    pub fn without_derivable_urls(&mut self) {
+        for failure in &mut self.failures {
+            failure.without_derivable_urls();
+        }
+        if self.links.job.is_empty() {
+            return;
+        }
+        for job in &mut self.jobs {
+            job.job_url.clear();
+        }
+    }
+
+    /// The URLs [`Self::without_derivable_urls`] left out, built again (a result handed back
+    /// to be rendered).
+    pub fn with_urls(&mut self) {
+        if self.links.job.is_empty() {
+            return;
+        }
+        for failure in &mut self.failures {
+            failure.with_urls_from(&self.links);
+        }
+        for job in &mut self.jobs {
+            if job.job_url.is_empty() {
+                job.job_url = self.links.job.replace("{job_id}", &job.job_id);
+            }
+        }
+    }
+
     /// Records why the answer is incomplete.
     pub fn mark_incomplete(&mut self, why: String) {
         self.complete = false;
+        self.completeness.complete = false;
         self.incomplete.push(why);
     }
 }

@@ -87,11 +87,16 @@ pub enum IssueState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IssueMatch {
     pub number: u64,
+    /// Left out of a failure at `summary` (the result's `links.issue` builds it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// Left out of a failure at `summary` (its cause carries it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
     pub state: IssueState,
     pub score: f64,
     /// What matched: "test id in title", "job name in title", …
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub matched_on: String,
     /// Whether it counts as tracking: labelled `ci-failure` or opened by the project's members
     /// or collaborators. An issue by anyone else is only linked ("mentioned in").

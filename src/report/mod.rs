@@ -5,6 +5,7 @@
 
 pub(crate) mod causes;
 mod daily;
+mod digest;
 mod draft;
 mod history;
 mod main_branch;
@@ -12,6 +13,7 @@ mod standup;
 
 pub use causes::cause_counts;
 pub use daily::daily_findings;
+pub use digest::scan_digest;
 pub use draft::draft_issue;
 pub use history::history_summary;
 pub use main_branch::main_branch_text;
@@ -75,44 +77,6 @@ pub fn job_log_text(result: &crate::model::JobLogResult) -> String {
     }
     for note in &result.notes {
         out.push_str(&format!("note: {note}\n"));
-    }
-    out
-}
-
-/// Failures listed in a scan digest; the rest are counted.
-const DIGEST_FAILURES: usize = 15;
-
-/// A scan in a few lines: the standup line, then the hard failures first, one line each.
-pub fn scan_digest(result: &crate::model::ScanResult) -> String {
-    use std::fmt::Write;
-    let mut out = standup_summary(result);
-    out.push('\n');
-    let mut ordered: Vec<&crate::model::FailureClassification> = result.failures.iter().collect();
-    ordered.sort_by_key(|f| f.soft_failed);
-    for failure in ordered.iter().take(DIGEST_FAILURES) {
-        let tf = &failure.test_failure;
-        let error = tf
-            .error_message
-            .as_deref()
-            .map(|e| format!(": {}", code_span(&crate::logs::bounded_text(e, 120))))
-            .unwrap_or_default();
-        let soft = if failure.soft_failed { " (soft)" } else { "" };
-        let _ = writeln!(
-            out,
-            "- {}{soft} {} in {}{error}",
-            failure.category.as_str(),
-            code_span(&tf.test_name),
-            code_span(&tf.job_name)
-        );
-    }
-    let hidden = result
-        .total_failures
-        .saturating_sub(DIGEST_FAILURES.min(result.failures.len()));
-    if hidden > 0 {
-        let _ = writeln!(out, "- … {hidden} more in the structured result");
-    }
-    if !result.warnings.is_empty() {
-        let _ = writeln!(out, "{} warnings: see `warnings`.", result.warnings.len());
     }
     out
 }

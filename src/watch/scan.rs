@@ -353,8 +353,15 @@ fn new_result(
     options: &ScanOptions,
     warnings: Vec<String>,
 ) -> ScanResult {
+    let states = build
+        .latest_attempts()
+        .map(|job| job.state.as_deref().unwrap_or("unknown"));
+    let completeness = crate::model::Completeness::of(states, &jobs);
+    let build_info = build_info(build, &key.org, &key.pipeline);
     ScanResult {
-        build_info: build_info(build, &key.org, &key.pipeline),
+        links: crate::model::Links::new(&build_info.build_url, &options.repo),
+        build_info,
+        completeness,
         total_jobs: plan.total_jobs,
         failed_jobs: plan.hard_failed + plan.soft_failed,
         hard_failed_jobs: plan.hard_failed,

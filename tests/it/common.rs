@@ -109,6 +109,7 @@ pub fn settings(server_uri: &str) -> Settings {
         buildkite_org: "vllm".into(),
         buildkite_api_url: format!("{server_uri}/v2"),
         max_jobs: 20,
+        max_result_chars: ciwatch_mcp::mcp::DEFAULT_MAX_RESULT_CHARS,
         max_log_bytes: 200_000,
         scan_byte_budget: ciwatch_mcp::watch::DEFAULT_SCAN_BYTE_CEILING,
         max_whole_log_bytes: ciwatch_mcp::watch::DEFAULT_MAX_WHOLE_LOG_BYTES,

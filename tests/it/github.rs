@@ -223,6 +223,11 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
         tracked.issue.url.as_deref(),
         Some("https://github.com/vllm-project/vllm/issues/42336")
     );
+    // Tool results leave it out: the result's template builds it.
+    assert_eq!(
+        result.links.issue.replace("{number}", "42336"),
+        "https://github.com/vllm-project/vllm/issues/42336"
+    );
 
     let regressed = by_test("quantization/test_cpu_offload.py::test_cpu_offload_gptq");
     assert_ne!(

@@ -1,6 +1,7 @@
 //! The integration tests, one binary (each module one area) so the crate links once.
 
 mod common;
+mod compact;
 
 mod analytics;
 mod arguments;

@@ -251,7 +251,7 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
     use ciwatch_mcp::watch::{self, Budgets, Enrichment, NoProgress};
     let buildkite = crate::common::fixture_server().await;
     let client = crate::common::client(&crate::common::settings(&buildkite.uri()));
-    let options = crate::common::scan_options(Budgets::default(), DetailLevel::Summary, false);
+    let options = crate::common::scan_options(Budgets::default(), DetailLevel::Full, false);
     let first = watch::scan_build(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),

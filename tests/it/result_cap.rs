@@ -60,7 +60,7 @@ fn log(job: usize, failures: usize) -> Vec<u8> {
     ciwatch_mcp::fixtures::to_raw_format(&text)
 }
 
-async fn bad_night(failures_per_job: usize) -> wiremock::MockServer {
+pub(crate) async fn bad_night(failures_per_job: usize) -> wiremock::MockServer {
     let build = build_failing(&JOBS);
     let logs: HashMap<String, Vec<u8>> = JOBS
         .iter()
@@ -94,7 +94,34 @@ async fn over_the_cap_detail_goes_first_and_no_failure_is_lost() {
     // 8 jobs x 10 failures, each with a 30-frame traceback: over the cap only with the traces.
     let server = bad_night(10).await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_cap_test")).await;
-    for level in ["summary", "full"] {
+    // At summary the morning budget (35,000 characters) holds about 50 of these identities:
+    // the rest are on the next page, each page within the budget.
+    let mut summary_keys = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let result = call(
+            &client,
+            "ciwatch_scan_build",
+            json!({"build_id_or_url": "65099", "search_github": false, "failure_offset": at}),
+        )
+        .await;
+        assert!(
+            size(&result) <= 35_000,
+            "summary: {} characters",
+            size(&result)
+        );
+        let structured = result.structured_content.clone().expect("structured");
+        assert_eq!(structured["total_failures"], 80);
+        summary_keys.extend(keys(&structured));
+        offset = structured["page"]["next_offset"].as_u64();
+    }
+    let unique: HashSet<&String> = summary_keys.iter().collect();
+    assert_eq!(
+        (summary_keys.len(), unique.len()),
+        (80, 80),
+        "summary pages"
+    );
+    for level in ["full"] {
         let result = call(
             &client,
             "ciwatch_scan_build",
@@ -170,7 +197,7 @@ async fn over_the_cap_detail_goes_first_and_no_failure_is_lost() {
 
 #[tokio::test]
 async fn identities_over_the_cap_are_paged_and_the_pages_hold_every_failure() {
-    // 8 jobs x 60 failures: 480 identities do not fit 100,000 characters.
+    // 8 jobs x 60 failures: 480 identities do not fit the morning budget (35,000 characters).
     let server = bad_night(60).await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_cap_test")).await;
     let mut seen: Vec<String> = Vec::new();
@@ -184,7 +211,7 @@ async fn identities_over_the_cap_are_paged_and_the_pages_hold_every_failure() {
         )
         .await;
         assert!(
-            size(&result) < 100_000,
+            size(&result) <= 35_000,
             "page {pages}: {} characters",
             size(&result)
         );

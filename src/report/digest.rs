@@ -1,0 +1,114 @@
+//! A scan as the text content of its tool result: what a client that shows only text, or a
+//! model that reads only text, needs first. Whether the answer is whole, the causes, then every
+//! failure of the page as a table row; details stay in the structured content and on demand.
+
+use super::code_span;
+use crate::model::{Cause, FailureClassification, ScanResult};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The completeness line, the standup line, the causes, and the failures as a table.
+pub fn scan_digest(result: &ScanResult) -> String {
+    let mut out = completeness_line(result);
+    out.push_str(&super::standup_summary(result));
+    out.push('\n');
+    if !result.causes.is_empty() {
+        let _ = writeln!(out, "\nCauses ({}):", result.causes.len());
+        for cause in &result.causes {
+            out.push_str(&cause_line(cause));
+        }
+    }
+    if !result.failures.is_empty() {
+        let page = &result.page;
+        let _ = writeln!(
+            out,
+            "\nFailures {} to {} of {}:\n| key | category | test or job | job | cause |\n|---|---|---|---|---|",
+            page.offset + 1,
+            page.offset + result.failures.len(),
+            result.total_failures
+        );
+        for failure in &result.failures {
+            out.push_str(&failure_row(failure));
+        }
+    }
+    if !result.warnings.is_empty() {
+        let _ = writeln!(out, "\n{} warnings: see `warnings`.", result.warnings.len());
+    }
+    out
+}
+
+fn completeness_line(result: &ScanResult) -> String {
+    let c = &result.completeness;
+    let states: Vec<String> = c
+        .jobs_by_state
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let verdict = if result.complete {
+        "Complete: every failure of the build is in this answer".to_string()
+    } else {
+        format!("INCOMPLETE: {}", result.incomplete.join("; "))
+    };
+    format!(
+        "{verdict}. Jobs: {}. Failed jobs read whole: {}, in part: {}, not read: {}.\n",
+        states.join(", "),
+        c.failed_jobs_read,
+        c.read_in_part.len(),
+        c.not_read.len()
+    )
+}
+
+/// A value's serde name (`new_regression`, `rocm_only`).
+fn word<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn cause_line(cause: &Cause) -> String {
+    let mut line = format!(
+        "- `{}` {} ×{}",
+        cause.cause_id,
+        cause.category.as_str(),
+        cause.failure_keys.len()
+    );
+    if let Some(trend) = &cause.trend {
+        let _ = write!(line, " {}", word(trend));
+    }
+    let _ = write!(line, ": {}", code_span(&cause.signature));
+    if let Some(issue) = &cause.issue {
+        let _ = write!(line, "; issue #{} ({})", issue.number, word(&issue.state));
+    }
+    if !cause.owners.is_empty() {
+        let _ = write!(line, "; owners {}", code_span(&cause.owners.join(" ")));
+    }
+    if let Some(suspect) = &cause.suspect {
+        let _ = write!(
+            line,
+            "; suspect {} {}",
+            code_span(crate::model::short_sha(&suspect.sha)),
+            code_span(&suspect.title)
+        );
+    }
+    if let Some(parity) = &cause.parity {
+        let _ = write!(line, "; {}", word(parity));
+    }
+    line.push('\n');
+    line
+}
+
+/// A failure's row; its error line is in the structured content (and its cause's signature
+/// above says what broke).
+fn failure_row(failure: &FailureClassification) -> String {
+    let tf = &failure.test_failure;
+    let soft = if failure.soft_failed { " (soft)" } else { "" };
+    format!(
+        "| `{}` | {}{soft} | {} | {} | `{}` |\n",
+        failure.failure_key,
+        failure.category.as_str(),
+        code_span(&tf.test_name).replace('|', "\\|"),
+        code_span(&tf.job_name).replace('|', "\\|"),
+        failure.cause_id.as_deref().unwrap_or("-"),
+    )
+}
