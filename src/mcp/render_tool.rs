@@ -2,7 +2,7 @@
 //! last scan, in full), or the draft `[CI Failure]` issue of one failure.
 
 use super::CiWatchServer;
-use crate::model::ScanResult;
+use crate::model::{Cause, FailureClassification, ScanResult};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -21,6 +21,10 @@ pub enum RenderFormat {
     /// The draft `[CI Failure]` issue (vLLM's form) of the cause `cause_id` (or the failure
     /// `failure_key`) names.
     DraftIssue,
+    /// Everything about the cause `cause_id` (with every member failure) or the failure
+    /// `failure_key`: evidence, reason, owners and blame, log snippet, stack trace, onset with
+    /// every suspect and why, URLs, and the draft issue. What a `summary` answer leaves out.
+    Details,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -30,13 +34,16 @@ pub struct RenderParams {
     /// whatever the result returned held).
     #[serde(default)]
     pub scan_result: Option<serde_json::Map<String, serde_json::Value>>,
-    /// "daily_findings" (default), "standup" or "draft_issue" (needs cause_id or failure_key).
+    /// "daily_findings" (default), "standup", "draft_issue" or "details" (these two need
+    /// cause_id or failure_key).
     #[serde(default)]
     pub format: RenderFormat,
-    /// For "draft_issue": the cause's `cause_id` (one draft per cause, every member in it).
+    /// For "draft_issue" and "details": the cause's `cause_id` (one draft per cause, every
+    /// member in it).
     #[serde(default)]
     pub cause_id: Option<String>,
-    /// For "draft_issue": a failure's `failure_key`; its cause is drafted.
+    /// For "draft_issue": a failure's `failure_key`, whose cause is drafted; for "details":
+    /// that failure alone, with its cause.
     #[serde(default)]
     pub failure_key: Option<String>,
 }
@@ -46,6 +53,17 @@ pub struct Rendered {
     pub format: RenderFormat,
     /// Markdown, ready to paste.
     pub text: String,
+    /// For "details": the cause and its failures at full detail, with their URLs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+}
+
+/// One cause, or one failure, in full.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Details {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    pub failures: Vec<FailureClassification>,
 }
 
 #[tool_router(router = render_router, vis = "pub(super)")]
@@ -71,9 +89,12 @@ impl CiWatchServer {
         Parameters(params): Parameters<RenderParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
-        let wants_draft = matches!(params.format, RenderFormat::DraftIssue);
-        if wants_draft && params.cause_id.is_none() && params.failure_key.is_none() {
-            return Err("format \"draft_issue\" needs cause_id (from the scan's causes) or failure_key (from its failures)".into());
+        let by_id = matches!(
+            params.format,
+            RenderFormat::DraftIssue | RenderFormat::Details
+        );
+        if by_id && params.cause_id.is_none() && params.failure_key.is_none() {
+            return Err("formats \"draft_issue\" and \"details\" need cause_id (from the scan's causes) or failure_key (from its failures)".into());
         }
         let result: std::sync::Arc<ScanResult> = match params.scan_result {
             Some(given) => {
@@ -90,30 +111,96 @@ impl CiWatchServer {
                 .await
                 .ok_or(super::NO_SCAN_YET)?,
         };
+        let (cause_id, failure_key) = (params.cause_id.as_deref(), params.failure_key.as_deref());
         let text = match params.format {
             RenderFormat::DailyFindings => crate::report::daily_findings(&result),
             RenderFormat::Standup => crate::report::standup_summary(&result),
-            RenderFormat::DraftIssue => draft_of(
-                &result,
-                params.cause_id.as_deref(),
-                params.failure_key.as_deref(),
-            )?,
+            RenderFormat::DraftIssue => draft_of(&result, cause_id, failure_key)?,
+            RenderFormat::Details => {
+                return details_of(&result, cause_id, failure_key);
+            }
         };
         let rendered = Rendered {
             format: params.format,
             text,
+            details: None,
         };
         super::output::structured(&rendered, rendered.text.clone())
     }
 }
 
-/// The draft of the cause `cause_id` names, or of the cause of the failure `failure_key`
-/// names; said first when an issue already covers it.
-fn draft_of(
+/// Everything about one cause (every member) or one failure, within the result cap: the
+/// last members go first over it, and the text says how many.
+fn details_of(
     result: &ScanResult,
     cause_id: Option<&str>,
     failure_key: Option<&str>,
-) -> Result<String, String> {
+) -> Result<CallToolResult, String> {
+    let cause = cause_of(result, cause_id, failure_key)?;
+    let failures: Vec<FailureClassification> = result
+        .failures
+        .iter()
+        .filter(|f| match failure_key.filter(|_| cause_id.is_none()) {
+            Some(key) => f.failure_key == key,
+            None => cause.failure_keys.contains(&f.failure_key),
+        })
+        .cloned()
+        .collect();
+    let members = failures.len();
+    let mut cause = cause.clone();
+    if cause.draft_issue.is_none() {
+        let refs: Vec<&FailureClassification> = failures.iter().collect();
+        cause.draft_issue = Some(crate::report::draft_issue(
+            &cause,
+            &refs,
+            &result.build_info,
+        ));
+    }
+    let mut rendered = Rendered {
+        format: RenderFormat::Details,
+        text: String::new(),
+        details: Some(Details {
+            cause: Some(cause),
+            failures,
+        }),
+    };
+    rendered.text = details_text(&rendered, members);
+    let (result, _) = super::output::structured_within_cap(
+        &mut rendered,
+        |r| r.text.clone(),
+        |r| {
+            let cut = r
+                .details
+                .as_mut()
+                .is_some_and(|d| d.failures.pop().is_some());
+            r.text = details_text(r, members);
+            cut
+        },
+    )?;
+    Ok(result)
+}
+
+/// The text of `rendered`'s details, saying how many of the `members` were left out.
+fn details_text(rendered: &Rendered, members: usize) -> String {
+    let details = rendered.details.as_ref();
+    let failures = details.map_or(&[][..], |d| d.failures.as_slice());
+    let shown = failures.len();
+    let mut text = crate::report::details_text(details.and_then(|d| d.cause.as_ref()), failures);
+    if shown < members {
+        text.push_str(&format!(
+            "\n{} of {members} failures left out to stay under the result cap: ask for one with its failure_key\n",
+            members - shown
+        ));
+    }
+    text
+}
+
+/// The cause `cause_id` names, or the cause of the failure `failure_key` names.
+fn cause_of<'r>(
+    result: &'r ScanResult,
+    cause_id: Option<&str>,
+    failure_key: Option<&str>,
+) -> Result<&'r Cause, String> {
     let cause_id = match (cause_id, failure_key) {
         (Some(id), _) => id.to_string(),
         (None, Some(key)) => result
@@ -126,13 +213,21 @@ fn draft_of(
             .ok_or_else(|| format!("failure {key:?} has no cause in this result"))?,
         (None, None) => return Err("no cause_id or failure_key given".into()),
     };
-    let cause = result
+    result
         .causes
         .iter()
         .find(|c| c.cause_id == cause_id)
-        .ok_or_else(|| {
-            format!("no cause {cause_id:?} in this scan; cause ids are in its causes")
-        })?;
+        .ok_or_else(|| format!("no cause {cause_id:?} in this scan; cause ids are in its causes"))
+}
+
+/// The draft of the cause `cause_id` names, or of the cause of the failure `failure_key`
+/// names; said first when an issue already covers it.
+fn draft_of(
+    result: &ScanResult,
+    cause_id: Option<&str>,
+    failure_key: Option<&str>,
+) -> Result<String, String> {
+    let cause = cause_of(result, cause_id, failure_key)?;
     let members: Vec<_> = result
         .failures
         .iter()

@@ -5,6 +5,7 @@
 
 pub(crate) mod causes;
 mod daily;
+mod details;
 mod digest;
 mod draft;
 mod history;
@@ -13,6 +14,7 @@ mod standup;
 
 pub use causes::cause_counts;
 pub use daily::daily_findings;
+pub use details::details_text;
 pub use digest::scan_digest;
 pub use draft::draft_issue;
 pub use history::history_summary;

@@ -21,6 +21,15 @@ fn size(result: &rmcp::model::CallToolResult) -> (usize, usize) {
 async fn the_fixture_nightly_at_summary_fits_the_morning_budget() {
     let server = crate::common::fixture_server().await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_compact")).await;
+    // Every tool declares the cap its results keep to, for clients that read it.
+    for tool in client.list_all_tools().await.expect("tools/list") {
+        let declared = tool
+            .meta
+            .as_ref()
+            .and_then(|m| m.0.get("anthropic/maxResultSizeChars"))
+            .and_then(Value::as_u64);
+        assert_eq!(declared, Some(100_000), "{}", tool.name);
+    }
     let result = call(
         &client,
         "ciwatch_scan_build",
@@ -106,5 +115,55 @@ async fn a_forty_failure_night_at_summary_fits_the_morning_budget() {
         "{json_chars} + {text_chars}"
     );
     assert_text_names_everything(&result);
+    assert!(
+        failures[0]["test_failure"]["stack_trace"].is_null(),
+        "on demand"
+    );
+
+    // Details on demand, by id: one failure in full, then one cause with every member.
+    let key = failures[0]["failure_key"].as_str().expect("key");
+    let one = call(
+        &client,
+        "ciwatch_render",
+        json!({"format": "details", "failure_key": key}),
+    )
+    .await;
+    assert_ne!(one.is_error, Some(true), "{:?}", one.content);
+    let details = &one.structured_content.expect("structured")["details"];
+    let failure = &details["failures"][0];
+    assert_eq!(details["failures"].as_array().map(Vec::len), Some(1));
+    assert_eq!(failure["failure_key"], key);
+    assert!(failure["test_failure"]["stack_trace"]
+        .as_str()
+        .is_some_and(|t| t.contains("flash_attn.py")));
+    assert!(failure["job_url"]
+        .as_str()
+        .is_some_and(|u| u.contains("/builds/65099#")));
+    assert!(details["cause"]["draft_issue"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("Title: [CI Failure]")));
+    let cause = &structured["causes"][0];
+    let members = cause["failure_keys"].as_array().expect("members").len();
+    let whole = call(
+        &client,
+        "ciwatch_render",
+        json!({"format": "details", "cause_id": cause["cause_id"]}),
+    )
+    .await;
+    let details = &whole.structured_content.clone().expect("structured")["details"];
+    let shown = details["failures"].as_array().expect("failures").len();
+    assert!(size(&whole).0 + size(&whole).1 <= 100_000);
+    if shown < members {
+        // 40 tracebacks of 30 frames are over the cap: the cut is said, the rest by key.
+        let text = format!("{:?}", whole.content);
+        assert!(
+            text.contains(&format!(
+                "{} of {members} failures left out",
+                members - shown
+            )),
+            "{text}"
+        );
+    }
+    assert!(shown >= 1);
     let _ = client.cancel().await;
 }
