@@ -49,10 +49,12 @@ pub struct ScanSettings {
     /// failure KNOWN_TRACKED; a closed one is linked as "possibly regressed after fix".
     #[serde(default = "default_true")]
     pub search_github: bool,
-    /// "minimal" (categories and owners only), "summary" (default: messages and reasons) or
-    /// "full" (stack traces, draft issue texts and the rendered Daily Findings and Standup
-    /// texts). Every failure is in the result at every level; over the size cap, detail is
-    /// left out first (`detail_shed` says what and how to get it).
+    /// "minimal" (identities without error lines), "summary" (default: each failure's
+    /// identity and first error line, each cause, `completeness`; about 10k tokens at most,
+    /// paged past it; ciwatch_render format "details" gives the rest by id) or "full"
+    /// (evidence, reasons, stack traces, every job, draft issue texts and the rendered Daily
+    /// Findings and Standup texts). Every failure is in the result or its pages at every level;
+    /// over the size cap, detail is left out first (`detail_shed` says what and how to get it).
     #[serde(default)]
     pub detail_level: DetailLevel,
     /// Most failures in one result (default: all). Only when even the failures' identities

@@ -133,14 +133,16 @@ pub struct Since {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DetailLevel {
-    /// Category, key, job, test name, confidence and first owner only; messages, traces,
-    /// reasons, evidence, fingerprints and blame are left out.
+    /// Each failure's key, test, job, category, cause, first owner, issue number and trend.
     Minimal,
-    /// Error messages and reasons; snippets cut to 200 characters, no stack traces, no draft
-    /// issue texts (ciwatch_render with format "draft_issue" gives one per cause).
+    /// Each failure's identity (key, test, job, category, cause, first error line cut to 160
+    /// characters, owners, issue number, trend) and each cause; the rest comes on demand
+    /// (ciwatch_render with format "details" and a failure_key or cause_id). Held to 35,000
+    /// characters, paged past it.
     #[default]
     Summary,
-    /// Everything, plus `daily_findings_text` and `standup_summary_text`.
+    /// Everything: evidence, reasons, tracebacks, snippets, blame, suspects, every job, the
+    /// draft issues, `daily_findings_text` and `standup_summary_text`.
     Full,
 }
 

@@ -11,10 +11,17 @@ pub fn cause_counts(result: &ScanResult) -> Option<String> {
     if result.causes.is_empty() {
         return None;
     }
+    // Below `full` causes leave their jobs to their failures: count both.
     let jobs: std::collections::HashSet<&str> = result
         .causes
         .iter()
         .flat_map(|c| c.jobs.iter().map(String::as_str))
+        .chain(
+            result
+                .failures
+                .iter()
+                .map(|f| f.test_failure.job_name.as_str()),
+        )
         .collect();
     let failures: usize = result.causes.iter().map(|c| c.failure_keys.len()).sum();
     let count = |keep: &dyn Fn(&Cause) -> bool| result.causes.iter().filter(|c| keep(c)).count();
