@@ -65,7 +65,7 @@ pub struct Cause {
 }
 
 /// Characters of a signature kept below `full`.
-const SUMMARY_SIGNATURE_CHARS: usize = 200;
+const SUMMARY_SIGNATURE_CHARS: usize = 160;
 
 impl Cause {
     /// This cause as shown at `level`. Below `full`: what broke, its members' keys, category,

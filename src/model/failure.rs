@@ -13,7 +13,7 @@ pub struct TestFailure {
     /// The pytest node id, or the job name for a job-level failure (no `::`).
     pub test_name: String,
     pub job_name: String,
-    /// The first error line; at `summary` cut to 160 characters (the cut marked with `…`).
+    /// The first error line; at `summary` cut to 140 characters (the cut marked with `…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// The failure's traceback excerpt (the `E` block, or the lines that explain a job failure).
@@ -135,7 +135,7 @@ pub struct Since {
 pub enum DetailLevel {
     /// Each failure's key, test, job, category, cause, first owner, issue number and trend.
     Minimal,
-    /// Each failure's identity (key, test, job, category, cause, first error line cut to 160
+    /// Each failure's identity (key, test, job, category, cause, first error line cut to 140
     /// characters, owners, issue number, trend) and each cause; the rest comes on demand
     /// (ciwatch_render with format "details" and a failure_key or cause_id). Held to 35,000
     /// characters, paged past it.
@@ -146,8 +146,11 @@ pub enum DetailLevel {
     Full,
 }
 
+/// Owners a failure names below `full` (its cause names them all).
+const SUMMARY_OWNERS: usize = 3;
+
 /// Characters of the first error line kept at `summary` and `minimal`.
-const SUMMARY_ERROR_CHARS: usize = 160;
+const SUMMARY_ERROR_CHARS: usize = 140;
 
 impl FailureClassification {
     /// This failure as shown at `level`. Below `full` a failure is its identity: key, test,
@@ -207,16 +210,20 @@ impl FailureClassification {
             issue.title.clear();
             issue.matched_on.clear();
         }
-        // One field for owners: CODEOWNERS', else the last committer blame names.
+        // One field for owners: CODEOWNERS' first few, else the last committer blame names.
         let owner = &mut self.owner;
         if let (true, Some(first)) = (owner.all.is_empty(), owner.first.take()) {
             owner.all.push(first);
         }
+        owner.all.truncate(SUMMARY_OWNERS);
         owner.first = None;
         owner.confidence = None;
         owner.source = None;
         owner.path = None;
         owner.blame = None;
         self.since.onset = None;
+        if let Some(trend) = &mut self.since.trend {
+            trend.notes.clear();
+        }
     }
 }

@@ -38,6 +38,7 @@ pub struct FailureTrend {
     /// skipped, not counted).
     pub streak: u32,
     /// Every usable nightly of the window failed too: the streak began before the window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub streak_reaches_past_window: bool,
     /// The oldest nightly of the streak (this build for a new failure).
     pub first_failed_build: u64,
@@ -45,8 +46,8 @@ pub struct FailureTrend {
     pub failed_in_window: u32,
     /// Previous nightlies that gave a usable answer.
     pub nightlies_compared: u32,
-    /// What else to know: nightlies skipped and why, an error that changed.
-    #[serde(default)]
+    /// What else to know: nightlies skipped and why, an error that changed (`full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 

@@ -7,6 +7,9 @@ use crate::model::{Cause, FailureClassification, ScanResult};
 use serde::Serialize;
 use std::fmt::Write;
 
+/// Characters of a cause's signature in its line (the structured cause has more).
+const SIGNATURE_CHARS: usize = 100;
+
 /// The completeness line, the standup line, the causes, and the failures as a table.
 pub fn scan_digest(result: &ScanResult) -> String {
     let mut out = completeness_line(result);
@@ -22,7 +25,7 @@ pub fn scan_digest(result: &ScanResult) -> String {
         let page = &result.page;
         let _ = writeln!(
             out,
-            "\nFailures {} to {} of {}:\n| key | category | test or job | job | cause |\n|---|---|---|---|---|",
+            "\nFailures {} to {} of {}:\n| key | category | test, or job | cause |\n|---|---|---|---|",
             page.offset + 1,
             page.offset + result.failures.len(),
             result.total_failures
@@ -76,7 +79,14 @@ fn cause_line(cause: &Cause) -> String {
     if let Some(trend) = &cause.trend {
         let _ = write!(line, " {}", word(trend));
     }
-    let _ = write!(line, ": {}", code_span(&cause.signature));
+    let _ = write!(
+        line,
+        ": {}",
+        code_span(&crate::text::bounded_text(
+            &cause.signature,
+            SIGNATURE_CHARS
+        ))
+    );
     if let Some(issue) = &cause.issue {
         let _ = write!(line, "; issue #{} ({})", issue.number, word(&issue.state));
     }
@@ -103,12 +113,13 @@ fn cause_line(cause: &Cause) -> String {
 fn failure_row(failure: &FailureClassification) -> String {
     let tf = &failure.test_failure;
     let soft = if failure.soft_failed { " (soft)" } else { "" };
+    // A pytest failure is named by its test (its job is in the structured content), a
+    // job-level failure by its job (its "test").
     format!(
-        "| `{}` | {}{soft} | {} | {} | `{}` |\n",
+        "| `{}` | {}{soft} | {} | `{}` |\n",
         failure.failure_key,
         failure.category.as_str(),
         code_span(&tf.test_name).replace('|', "\\|"),
-        code_span(&tf.job_name).replace('|', "\\|"),
         failure.cause_id.as_deref().unwrap_or("-"),
     )
 }
