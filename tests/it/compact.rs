@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 /// 10k tokens at a conservative 3.5 characters per token.
 const MORNING_CHARS: usize = 35_000;
 
-fn size(result: &rmcp::model::CallToolResult) -> (usize, usize) {
+/// Characters of a result's structured content and of its text content.
+pub(crate) fn size(result: &rmcp::model::CallToolResult) -> (usize, usize) {
     let json = serde_json::to_string(&result.structured_content).expect("json");
     let text: usize = result
         .content
@@ -15,6 +16,21 @@ fn size(result: &rmcp::model::CallToolResult) -> (usize, usize) {
         .filter_map(|c| c.as_text().map(|t| t.text.chars().count()))
         .sum();
     (json.chars().count(), text)
+}
+
+/// The default scan of build 65099: the result, its structured content and its two sizes.
+async fn morning_scan(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+) -> (rmcp::model::CallToolResult, Value, usize, usize) {
+    let result = call(
+        client,
+        "ciwatch_scan_build",
+        json!({"build_id_or_url": "65099", "compare_nightlies": 0}),
+    )
+    .await;
+    let (json_chars, text_chars) = size(&result);
+    let structured = result.structured_content.clone().expect("structured");
+    (result, structured, json_chars, text_chars)
 }
 
 #[tokio::test]
@@ -30,14 +46,7 @@ async fn the_fixture_nightly_at_summary_fits_the_morning_budget() {
             .and_then(Value::as_u64);
         assert_eq!(declared, Some(100_000), "{}", tool.name);
     }
-    let result = call(
-        &client,
-        "ciwatch_scan_build",
-        json!({"build_id_or_url": "65099", "compare_nightlies": 0}),
-    )
-    .await;
-    let (json_chars, text_chars) = size(&result);
-    let structured: Value = result.structured_content.clone().expect("structured");
+    let (result, structured, json_chars, text_chars) = morning_scan(&client).await;
     let failures = structured["failures"].as_array().expect("failures");
     eprintln!(
         "summary of 65099: {} failures, {json_chars} characters of JSON, {text_chars} of text",
@@ -97,14 +106,7 @@ fn assert_text_names_everything(result: &rmcp::model::CallToolResult) {
 async fn a_forty_failure_night_at_summary_fits_the_morning_budget() {
     let server = crate::result_cap::bad_night(5).await;
     let client = start_server(&format!("{}/v2", server.uri()), Some("bkua_compact40")).await;
-    let result = call(
-        &client,
-        "ciwatch_scan_build",
-        json!({"build_id_or_url": "65099", "compare_nightlies": 0}),
-    )
-    .await;
-    let (json_chars, text_chars) = size(&result);
-    let structured: Value = result.structured_content.clone().expect("structured");
+    let (result, structured, json_chars, text_chars) = morning_scan(&client).await;
     let failures = structured["failures"].as_array().expect("failures");
     eprintln!("summary of 40 failures: {json_chars} characters of JSON, {text_chars} of text");
     assert_eq!(failures.len(), 40);

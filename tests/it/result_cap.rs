@@ -71,13 +71,8 @@ pub(crate) async fn bad_night(failures_per_job: usize) -> wiremock::MockServer {
 }
 
 fn size(result: &rmcp::model::CallToolResult) -> usize {
-    let json = serde_json::to_string(&result.structured_content).expect("json");
-    let text: usize = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.chars().count()))
-        .sum();
-    json.chars().count() + text
+    let (json, text) = crate::compact::size(result);
+    json + text
 }
 
 fn keys(structured: &Value) -> Vec<String> {
