@@ -13,6 +13,12 @@
 //! too generic to say anything (`RuntimeError: <NUM>`), also keep the test function (or, for a
 //! job-level failure, the job's area) in the key, so unrelated tests do not merge. pytest cuts
 //! long summary lines with `...`: a cut message matches the messages it is a prefix of.
+//!
+//! A failure whose only error line is still one of vLLM's wrappers ("Engine core
+//! initialization failed. See root cause above. Failed core proc(s): {}") had its root cause
+//! elsewhere (another process's log, never printed): such failures of different tests, models
+//! or jobs say nothing in common, so each is signed with its whole test id (its parameters name
+//! the model) or its job, and says that the root cause is not in the log.
 
 use super::cluster::cluster_key;
 use super::fingerprint;
@@ -31,8 +37,11 @@ pub struct Signature {
     /// The innermost `vllm/` frame: `vllm/path.py in function`.
     pub frame: Option<String>,
     /// What else keeps it apart: the test function or the job's area, when the signature
-    /// alone is too generic (see the module doc).
+    /// alone is too generic (see the module doc); the whole test id, or the job, for a
+    /// wrapper whose root cause is not in the log.
     pub scope: Option<String>,
+    /// The error line is a vLLM wrapper and the log shows no root cause above it.
+    pub root_cause_missing: bool,
 }
 
 impl Signature {
@@ -51,6 +60,9 @@ impl Signature {
         }
         if let Some(scope) = &self.scope {
             text.push_str(&format!(" [in {scope}]"));
+        }
+        if self.root_cause_missing {
+            text.push_str(" (root cause not in the log)");
         }
         text
     }
@@ -130,7 +142,14 @@ pub fn signature(
     let (message, cut) = normalise(&message);
     let generic = letters(&message) < GENERIC_LETTERS || AGENT_VERDICT.is_match(&message);
     let assertion = exception.as_deref() == Some("AssertionError");
-    let scope = if is_test && frame.is_none() && (assertion || generic) {
+    let root_cause_missing = crate::logs::job_level::is_wrapper(line);
+    let scope = if root_cause_missing {
+        Some(if is_test {
+            crate::input::comparable(test_name).to_string()
+        } else {
+            job_name.to_string()
+        })
+    } else if is_test && frame.is_none() && (assertion || generic) {
         Some(test_function(test_name))
     } else if !is_test && generic {
         Some(cluster_key(job_name))
@@ -143,6 +162,7 @@ pub fn signature(
         cut,
         frame,
         scope,
+        root_cause_missing,
     }
 }
 
@@ -208,6 +228,64 @@ mod tests {
             Some(error),
             Some(trace).filter(|t| !t.is_empty()),
         )
+    }
+
+    /// Five wrapper-only failures of a real-size night (different models, tests and jobs)
+    /// are five causes, each saying its root cause is not in its log; the parametrisations of
+    /// one test with different models stay apart too.
+    #[test]
+    fn wrapper_only_failures_are_never_one_cause() {
+        let wrapper = "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}";
+        let failures = [
+            (
+                "models/test_initialization.py::test_can_initialize[Qwen3NextForCausalLM]",
+                "Basic Models Test",
+            ),
+            (
+                "models/test_initialization.py::test_can_initialize[MiniMaxM2ForCausalLM]",
+                "Basic Models Test",
+            ),
+            (
+                "entrypoints/openai/test_chat.py::test_chat[meta-llama/Llama-3.2-1B-Instruct]",
+                "Entrypoints Test",
+            ),
+            (
+                "v1/e2e/test_spec_decode.py::test_eagle_correctness[Qwen/Qwen3-8B]",
+                "V1 e2e",
+            ),
+            ("Distributed Tests (4 GPUs)", "Distributed Tests (4 GPUs)"),
+        ];
+        let signatures: Vec<Signature> = failures
+            .iter()
+            .map(|(test, job)| sig(test, job, wrapper, ""))
+            .collect();
+        for (i, a) in signatures.iter().enumerate() {
+            assert!(a.root_cause_missing, "{}", a.text());
+            assert!(
+                a.text().ends_with("(root cause not in the log)"),
+                "{}",
+                a.text()
+            );
+            for b in &signatures[i + 1..] {
+                assert!(!a.same_cause(b), "{} ~ {}", a.text(), b.text());
+            }
+        }
+        assert!(signatures[0].text().contains("Qwen3NextForCausalLM"));
+        // The same wrapper-only failure in two shards of one job is still one cause.
+        let again = sig(failures[0].0, failures[0].1, wrapper, "");
+        assert!(signatures[0].same_cause(&again));
+        // A real root cause is signed as usual.
+        let root = sig(
+            failures[0].0,
+            failures[0].1,
+            "ValueError: unsupported dtype",
+            "",
+        );
+        assert!(
+            !root.root_cause_missing && root.scope.is_none(),
+            "{}",
+            root.text()
+        );
     }
 
     /// Real error lines from vLLM's logs and issues (`wiremock-fixtures/`, `data/`).
