@@ -5,14 +5,14 @@
 //! (parity).
 
 use super::cluster::{cluster_key, hardware, platform};
-use super::signature::{signature, Signature};
-use crate::model::{Category, Cause, FailureClassification, Platform, Trend};
+use super::signature::{signature, Signature, FLEET_JOBS};
+use crate::model::{Category, Cause, FailureClassification, InfraKind, Platform, Trend};
 use std::collections::BTreeSet;
 
 /// Groups `failures` into causes, strongest first, and sets each failure's `cause_id`.
 /// `pipeline` (`org/pipeline`) tells the platform of jobs whose names do not.
 pub fn group_causes(failures: &mut [FailureClassification], pipeline: &str) -> Vec<Cause> {
-    let signatures: Vec<Signature> = failures
+    let mut signatures: Vec<Signature> = failures
         .iter()
         .map(|f| {
             let tf = &f.test_failure;
@@ -24,6 +24,14 @@ pub fn group_causes(failures: &mut [FailureClassification], pipeline: &str) -> V
             )
         })
         .collect();
+    let fleet: Vec<usize> = (0..failures.len())
+        .filter(|&i| lost_to_the_fleet(&failures[i]))
+        .collect();
+    if fleet.len() >= FLEET_JOBS {
+        for &i in &fleet {
+            signatures[i] = Signature::fleet(fleet.len());
+        }
+    }
     // Uncut messages first, so a cut one joins the cause of the message it is a prefix of.
     let mut order: Vec<usize> = (0..failures.len()).collect();
     order.sort_by_key(|&i| signatures[i].cut);
@@ -60,6 +68,15 @@ pub fn group_causes(failures: &mut [FailureClassification], pipeline: &str) -> V
         }
     }
     causes
+}
+
+/// A job that timed out or lost its agent, with no test named: the host's doing, not the code's.
+fn lost_to_the_fleet(failure: &FailureClassification) -> bool {
+    !failure.test_failure.test_name.contains("::")
+        && matches!(
+            failure.infra_kind,
+            Some(InfraKind::AgentLost | InfraKind::JobTimeout)
+        )
 }
 
 fn cause_of(signature: &Signature, members: &[&FailureClassification], pipeline: &str) -> Cause {
@@ -206,6 +223,67 @@ mod tests {
             Some(RocmOnly)
         );
         assert_eq!(parity(&[Platform::Rocm], None, &[]), None);
+    }
+
+    fn job_failure(job: &str, error: &str, infra_kind: Option<&str>) -> FailureClassification {
+        serde_json::from_value(serde_json::json!({
+            "failure_key": format!("key-{job}"),
+            "test_failure": {"test_name": job, "job_name": job, "error_message": error},
+            "category": if infra_kind.is_some() { "INFRA_SUSPECTED" } else { "NEEDS_HUMAN_TRIAGE" },
+            "confidence": 0.9,
+            "infra_kind": infra_kind,
+        }))
+        .expect("a failure")
+    }
+
+    /// Jobs that time out or lose their agent together are one cause, the fleet, with its
+    /// count; under three they keep causes of their own, and other failures never join it.
+    #[test]
+    fn many_jobs_timed_out_or_lost_together_are_one_fleet_cause() {
+        let mut night = vec![
+            job_failure(
+                "Distributed Tests (4 GPUs)",
+                "🚨 Error: The command exited with status -1",
+                Some("agent_lost"),
+            ),
+            job_failure(
+                "LoRA TP Test (distributed)",
+                "Timeout: the job ran past its 90-minute limit",
+                Some("job_timeout"),
+            ),
+            job_failure(
+                "Basic Models Test",
+                "🚨 Error: The command exited with status -1",
+                Some("agent_lost"),
+            ),
+            job_failure(
+                "Kernels MoE Test %N",
+                "Timeout: the job ran past its 60-minute limit",
+                Some("job_timeout"),
+            ),
+            job_failure("Examples Test", "KeyError: 'kimi_vl'", None),
+            job_failure(
+                "Docker Build",
+                "ERROR: failed to solve: process did not complete",
+                Some("image_build"),
+            ),
+        ];
+        let causes = group_causes(&mut night, "vllm/ci");
+        let fleet: Vec<&Cause> = causes
+            .iter()
+            .filter(|c| c.signature.starts_with("Fleet"))
+            .collect();
+        assert_eq!(fleet.len(), 1, "{causes:#?}");
+        assert_eq!(fleet[0].failure_keys.len(), 4);
+        assert!(fleet[0]
+            .signature
+            .contains("4 jobs timed out or lost their agent"));
+        assert_eq!(fleet[0].category, Category::InfraSuspected);
+        assert_eq!(causes.len(), 3, "the fleet, the KeyError, the image build");
+
+        let mut two = night[..2].to_vec();
+        let causes = group_causes(&mut two, "vllm/ci");
+        assert!(causes.iter().all(|c| !c.signature.starts_with("Fleet")));
     }
 
     #[test]

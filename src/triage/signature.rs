@@ -44,6 +44,25 @@ pub struct Signature {
     pub root_cause_missing: bool,
 }
 
+/// Jobs that time out or lose their agent in one build before they are one cause, the fleet:
+/// vLLM's runbook and PyTorch's torch-bump bot read "many jobs timed out at once" as the
+/// hosts, not as that many problems.
+pub const FLEET_JOBS: usize = 3;
+
+impl Signature {
+    /// The one cause of `jobs` jobs of a build that timed out or lost their agent together.
+    pub fn fleet(jobs: usize) -> Self {
+        Self {
+            exception: Some("Fleet".into()),
+            message: format!("{jobs} jobs timed out or lost their agent in this build"),
+            cut: false,
+            frame: None,
+            scope: None,
+            root_cause_missing: false,
+        }
+    }
+}
+
 impl Signature {
     /// The signature as results show it.
     pub fn text(&self) -> String {
