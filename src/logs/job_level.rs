@@ -219,12 +219,38 @@ fn is_error_line(line: &str) -> bool {
         || body.starts_with("Fatal Python error")
         || body.contains("CUDA error: ")
         || body.contains("No space left on device")
+        // The host and the tools, in their own words: Docker's daemon (no GPU runtime, an image
+        // that cannot be pulled), a process killed by a signal, uv failing to build a package.
+        || body.starts_with("docker: Error response from daemon")
+        || body.contains("Segmentation fault")
+        || body == "Killed"
+        || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
         || super::pytest::looks_like_exception(body)
 }
 
 #[cfg(test)]
 mod root_cause_tests {
     use super::*;
+
+    /// The host's and the tools' own error lines explain a job, not the agent's exit line.
+    #[test]
+    fn host_and_tool_errors_are_the_error_line() {
+        let exit = "🚨 Error: The command exited with status";
+        for (log, line) in [
+            (
+                "docker: Error response from daemon: failed to create task for container: OCI runtime create failed: nvidia-container-cli: initialization error: nvml error: driver not loaded: unknown.",
+                "docker: Error response from daemon: failed to create task for container",
+            ),
+            ("bash: line 1:  4242 Segmentation fault      (core dumped) pytest -v -s v1/core", "Segmentation fault"),
+            ("Killed", "Killed"),
+            ("  × Failed to build `flashinfer-python==0.5.3`", "Failed to build `flashinfer-python==0.5.3`"),
+        ] {
+            let explained = explain_job_failure(&format!("running\n{log}\n{exit} 1\n"));
+            let error = explained.error_message.unwrap_or_default();
+            assert!(error.contains(line) && !error.contains(exit), "{log}: {error}");
+            assert!(explained.explained, "{log}");
+        }
+    }
 
     #[test]
     fn a_wrapper_error_gives_way_to_the_root_cause_above_it() {

@@ -94,6 +94,17 @@ pub struct PreviousRun<'a> {
 }
 
 impl PreviousRun<'_> {
+    /// The host, not the code, ended it: Docker could not give the container its GPUs
+    /// (exit 125 with `nvidia-container-cli`), or it started and wrote not a byte.
+    fn host_killed(&self) -> bool {
+        let gpu_runtime = self.exit_status == Some(125)
+            && matches!(self.log, LogWord::Read { analysis, .. }
+                if analysis.job_level.as_ref().is_some_and(|j| j.excerpt.contains("nvidia-container-cli")));
+        let silent =
+            self.started && matches!(self.log, LogWord::Unreadable(why) if why.contains("empty"));
+        gpu_runtime || silent
+    }
+
     fn agent_lost(&self) -> bool {
         self.exit_status == Some(-1)
             || self
@@ -116,6 +127,9 @@ pub fn job_says(identity: &Identity, job: Option<&PreviousRun<'_>>) -> Baseline 
     }
     if job.agent_lost() {
         return Baseline::NoAnswer("the agent was lost".into());
+    }
+    if job.host_killed() {
+        return Baseline::NoAnswer("the host killed it (no GPU runtime, or an empty log)".into());
     }
     if job.state == JobState::Canceled {
         return Baseline::NoAnswer("the job was cancelled".into());
@@ -241,6 +255,48 @@ mod tests {
         failed_job_says(identity, &crate::logs::analyze_log(log), complete)
     }
 
+    fn run(state: JobState, started: bool, exit: Option<i64>, log: LogWord<'_>) -> PreviousRun<'_> {
+        PreviousRun {
+            state,
+            state_name: "x",
+            started,
+            exit_status: exit,
+            signal_reason: None,
+            log,
+        }
+    }
+
+    /// A previous nightly whose job the host killed is no baseline: its whole log read and no
+    /// test in it would otherwise read as a pass.
+    #[test]
+    fn a_job_the_host_killed_is_no_baseline() {
+        let identity = Identity {
+            job: "Kernels".into(),
+            test: Some("a.py::test_a".into()),
+        };
+        let no_gpu = crate::logs::analyze_log(
+            "docker: Error response from daemon: failed to create task for container: OCI runtime create failed: nvidia-container-cli: initialization error: nvml error: driver not loaded: unknown.\n🚨 Error: The command exited with status 125\n",
+        );
+        let killed = LogWord::Read {
+            analysis: &no_gpu,
+            complete: true,
+        };
+        for job in [
+            run(JobState::Failed, true, Some(125), killed),
+            run(
+                JobState::Failed,
+                true,
+                Some(1),
+                LogWord::Unreadable("the log is empty"),
+            ),
+        ] {
+            assert_eq!(
+                job_says(&identity, Some(&job)),
+                Baseline::NoAnswer("the host killed it (no GPU runtime, or an empty log)".into())
+            );
+        }
+    }
+
     /// The order of a previous job's answers: its state, then the agent, then its log.
     #[test]
     fn what_a_previous_job_says_before_its_log_is_looked_at() {
@@ -252,21 +308,6 @@ mod tests {
         let other_failed = crate::logs::analyze_log(
             "FAILED tests/b.py::test_b - AssertionError: x\n= 1 failed in 2.00s =\n",
         );
-        fn run(
-            state: JobState,
-            started: bool,
-            exit: Option<i64>,
-            log: LogWord<'_>,
-        ) -> PreviousRun<'_> {
-            PreviousRun {
-                state,
-                state_name: "x",
-                started,
-                exit_status: exit,
-                signal_reason: None,
-                log,
-            }
-        }
         let read = LogWord::Read {
             analysis: &other_failed,
             complete: true,
