@@ -129,6 +129,9 @@ pub enum InfraKind {
     ImageBuild,
     /// The GPU faulted (Xid, ECC, illegal address, device unavailable).
     GpuFault,
+    /// The host was not ready for the job: an agent hook failed, or the GPUs were not free
+    /// when the engine started (memory held by something else on the host).
+    HostNotReady,
 }
 
 impl InfraKind {
@@ -143,6 +146,7 @@ impl InfraKind {
             Self::HostOom => "host out of memory",
             Self::ImageBuild => "image or dependency build failed",
             Self::GpuFault => "GPU fault",
+            Self::HostNotReady => "host not ready (agent hook failed, or GPU memory in use)",
         }
     }
 }

@@ -46,6 +46,15 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             None,
             0.7,
         ),
+        // The host before the code ran: a Buildkite agent hook (environment, checkout,
+        // pre-command) exiting with its own status, and vLLM finding its GPUs' memory taken by
+        // something else when the engine starts.
+        rule(
+            InfraKind::HostNotReady,
+            r"(?i)\bhook exited with status -?\d+|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory",
+            None,
+            0.7,
+        ),
         // Python faulthandler (`faulthandler_timeout`, printed after the test id in `-s` runs)
         // and pytest-timeout. Before cancellation: a hang is why the job was then cancelled.
         rule(
@@ -77,7 +86,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // Hugging Face Hub and other upstream services; connection errors to external hosts.
         rule(
             InfraKind::NetworkOrHub,
-            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
+            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
             Some(LOCAL_HOSTS),
             0.7,
         ),
@@ -142,6 +151,16 @@ mod tests {
             ("ERROR: failed to solve: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1", None),
             ("#14 41.52 ERROR: Could not find a version that satisfies the requirement torch-npu==2.8.0.post1", None),
             ("coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)", Some(InfraKind::GpuFault)),
+            // huggingface_hub's own retry logging (utils/_http.py), before the test gives up.
+            ("HTTP Error 504 thrown while requesting HEAD https://huggingface.co/Qwen/Qwen3-0.6B/resolve/main/config.json", Some(InfraKind::NetworkOrHub)),
+            ("Retrying in 8s [Retry 4/5].", Some(InfraKind::NetworkOrHub)),
+            ("huggingface_hub.errors.HfHubHTTPError: 429 Client Error: Too Many Requests for url: https://huggingface.co/api/models/meta-llama/Llama-3.2-1B", Some(InfraKind::NetworkOrHub)),
+            ("requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out. (read timeout=10)", Some(InfraKind::NetworkOrHub)),
+            // The Buildkite agent's hooks, and a GPU another process still holds (vLLM's check in
+            // vllm/v1/worker/utils.py), are the host's.
+            ("🚨 Error: The global environment hook exited with status 1", Some(InfraKind::HostNotReady)),
+            ("(EngineCore pid=253) ValueError: Free memory on device (61.05/119.7 GiB) on startup is less than desired GPU memory utilization (0.52, 62.24 GiB)", Some(InfraKind::HostNotReady)),
+            ("ValueError: Free memory on device cuda:0 (12.3/79.19 GiB) on startup is less than desired GPU memory utilization (0.9, 71.27 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.", Some(InfraKind::HostNotReady)),
             ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None),
             ("tests/models/test_bloom.py::test_models[bloom-560m] FAILED", None),
             ("def test_timeout_handling(): pass", None),
