@@ -87,7 +87,7 @@ pub fn scan_within_cap(
     structured(result, crate::report::scan_digest(result))
 }
 
-/// [`sanitized`], then cut record by record (`shrink`) while over [`MAX_RESULT_CHARS`]; `note`
+/// [`sanitized`], then cut record by record (`shrink`) while over [`max_result_chars`]; `note`
 /// is told how many records went, to say so in the result. A `Json<T>` result carries its
 /// value twice (structured and as text), so twice its size is what counts.
 pub fn sanitized_within_cap<T: Serialize + DeserializeOwned>(
