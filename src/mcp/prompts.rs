@@ -30,7 +30,7 @@ Then give me:\n\n\
 - the Standup summary output (`standup_summary_text`, copy/paste ready)\n\n\
 Focus on hard failures: they are the only ones where I am required to take action. For each NEW_REGRESSION, say who to ping \
 (owners) and whether an issue already tracks it. For INFRA_SUSPECTED, quote the evidence line. For soft failures, just list them briefly. \
-If `jobs` lists jobs that were not fully analysed or `warnings` is not empty, tell me what to check by hand."
+If `completeness` lists jobs that were not fully analysed or `warnings` is not empty, tell me what to check by hand."
     )
 }
 

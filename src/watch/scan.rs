@@ -303,14 +303,14 @@ fn list_jobs(
     let past_max_jobs = count_status(past, JobStatus::OverBudget);
     if past_max_jobs > 0 {
         warnings.push(format!(
-            "{past_max_jobs} failed jobs were not read (budget of {} logs per build); they are listed in jobs: raise max_jobs to read them",
+            "{past_max_jobs} failed jobs were not read (budget of {} logs per build); they are listed in completeness.not_read: raise max_jobs to read them",
             budgets.max_jobs
         ));
     }
     let past_ceiling = count_status(within, JobStatus::OverBudget);
     if past_ceiling > 0 {
         warnings.push(format!(
-            "{past_ceiling} failed jobs were not read: the jobs before them took this call's {}-byte ceiling; they are listed in jobs: raise max_scan_bytes to read them",
+            "{past_ceiling} failed jobs were not read: the jobs before them took this call's {}-byte ceiling; they are listed in completeness.not_read: raise max_scan_bytes to read them",
             budgets.scan_byte_budget
         ));
     }
