@@ -203,7 +203,7 @@ fn is_agent_verdict(line: &str) -> bool {
 }
 
 /// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
-fn is_error_line(line: &str) -> bool {
+pub(crate) fn is_error_line(line: &str) -> bool {
     let body = strip_process_prefix(line);
     let is_logger_error = line.len() != body.len()
         && (line.contains(") ERROR ")

@@ -87,13 +87,17 @@ impl LogAnalyzer {
     }
 }
 
-/// A test that failed with one of vLLM's wrapper errors gets the root cause from its excerpt
-/// or its output as `error_message`; the wrapper stays in the excerpt.
+/// A test that failed with one of vLLM's wrapper errors, or with no message at all, gets the
+/// root cause from its excerpt or its own output as `error_message`: the last exception that is
+/// not a wrapper, else (no message) the last error line a vLLM process printed. The wrapper
+/// stays in the excerpt.
 fn take_root_cause(failure: &mut PytestFailure) {
-    if !failure
-        .error_message
-        .as_deref()
-        .is_some_and(job_level::is_wrapper)
+    let silent = failure.error_message.is_none();
+    if !silent
+        && !failure
+            .error_message
+            .as_deref()
+            .is_some_and(job_level::is_wrapper)
     {
         return;
     }
@@ -104,7 +108,12 @@ fn take_root_cause(failure: &mut PytestFailure) {
         .chain(failure.excerpt.iter().flat_map(|e| e.lines()))
         .map(|l| l.trim_start_matches("E ").trim())
         .collect();
-    if let Some(i) = job_level::root_cause_index(&lines) {
+    let found = job_level::root_cause_index(&lines).or_else(|| {
+        silent
+            .then(|| lines.iter().rposition(|l| job_level::is_error_line(l)))
+            .flatten()
+    });
+    if let Some(i) = found {
         failure.error_message = Some(pytest::truncate_message(
             job_level::strip_process_prefix(lines[i]).trim(),
         ));
@@ -143,6 +152,29 @@ mod tests {
         let analysis = analyze_log(log);
         assert_eq!(analysis.command_headers, vec![(1, 6), (2, 6)]);
         assert!(analysis.reaches_first_command());
+    }
+
+    /// A test whose summary line carries no message takes its error from what a vLLM process
+    /// printed during its own output, not nothing.
+    #[test]
+    fn a_test_without_a_message_takes_the_error_its_output_printed() {
+        let log = "v1/engine/test_llm.py::test_generate[Qwen/Qwen3-0.6B] \n\
+            INFO 12-15 12:35:10 [core.py:90] Initializing a V1 LLM engine\n\
+            (EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] EngineCore failed to start: CUDA driver version is insufficient for CUDA runtime version\n\
+            FAILED\n\
+            =========================== short test summary info ============================\n\
+            FAILED v1/engine/test_llm.py::test_generate[Qwen/Qwen3-0.6B]\n\
+            ======================== 1 failed in 12.00s ========================\n";
+        let analysis = analyze_log(log);
+        assert_eq!(analysis.tests.len(), 1, "{analysis:?}");
+        let error = analysis.tests[0]
+            .error_message
+            .as_deref()
+            .unwrap_or_default();
+        assert!(
+            error.contains("EngineCore failed to start: CUDA driver version is insufficient"),
+            "{error:?}"
+        );
     }
 
     #[test]
