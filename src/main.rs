@@ -304,7 +304,8 @@ fn scan_options(settings: &Settings, output: &OutputArgs) -> Result<ScanOptions,
     // Every format is rendered from the whole result (owners, blame, suspects, links).
     Ok(ScanOptions {
         detail_level: DetailLevel::Full,
-        render_reports: true,
+        // The JSON carries the report texts; the other formats render their one text below.
+        render_reports: matches!(output.format, Format::Json),
         failure_offset: 0,
         max_failures: output.max_failures.unwrap_or(usize::MAX),
         budgets: settings.budgets(),

@@ -61,8 +61,7 @@ pub struct Rendered {
 /// One cause, or one failure, in full.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Details {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<Cause>,
+    pub cause: Cause,
     pub failures: Vec<FailureClassification>,
 }
 
@@ -148,21 +147,11 @@ fn details_of(
         .collect();
     let members = failures.len();
     let mut cause = cause.clone();
-    if cause.draft_issue.is_none() {
-        let refs: Vec<&FailureClassification> = failures.iter().collect();
-        cause.draft_issue = Some(crate::report::draft_issue(
-            &cause,
-            &refs,
-            &result.build_info,
-        ));
-    }
+    cause.draft_issue = Some(cause_draft(result, &cause));
     let mut rendered = Rendered {
         format: RenderFormat::Details,
         text: String::new(),
-        details: Some(Details {
-            cause: Some(cause),
-            failures,
-        }),
+        details: Some(Details { cause, failures }),
     };
     rendered.text = details_text(&rendered, members);
     let (result, _) = super::output::structured_within_cap(
@@ -182,10 +171,11 @@ fn details_of(
 
 /// The text of `rendered`'s details, saying how many of the `members` were left out.
 fn details_text(rendered: &Rendered, members: usize) -> String {
-    let details = rendered.details.as_ref();
-    let failures = details.map_or(&[][..], |d| d.failures.as_slice());
-    let shown = failures.len();
-    let mut text = crate::report::details_text(details.and_then(|d| d.cause.as_ref()), failures);
+    let Some(details) = &rendered.details else {
+        return String::new();
+    };
+    let shown = details.failures.len();
+    let mut text = crate::report::details_text(&details.cause, &details.failures);
     if shown < members {
         text.push_str(&format!(
             "\n{} of {members} failures left out to stay under the result cap: ask for one with its failure_key\n",
@@ -220,6 +210,18 @@ fn cause_of<'r>(
         .ok_or_else(|| format!("no cause {cause_id:?} in this scan; cause ids are in its causes"))
 }
 
+/// The cause's draft issue: the one the scan wrote, else one drafted now from every member.
+fn cause_draft(result: &ScanResult, cause: &Cause) -> String {
+    cause.draft_issue.clone().unwrap_or_else(|| {
+        let members: Vec<&FailureClassification> = result
+            .failures
+            .iter()
+            .filter(|f| cause.failure_keys.contains(&f.failure_key))
+            .collect();
+        crate::report::draft_issue(cause, &members, &result.build_info)
+    })
+}
+
 /// The draft of the cause `cause_id` names, or of the cause of the failure `failure_key`
 /// names; said first when an issue already covers it.
 fn draft_of(
@@ -228,15 +230,7 @@ fn draft_of(
     failure_key: Option<&str>,
 ) -> Result<String, String> {
     let cause = cause_of(result, cause_id, failure_key)?;
-    let members: Vec<_> = result
-        .failures
-        .iter()
-        .filter(|f| cause.failure_keys.contains(&f.failure_key))
-        .collect();
-    let draft = cause
-        .draft_issue
-        .clone()
-        .unwrap_or_else(|| crate::report::draft_issue(cause, &members, &result.build_info));
+    let draft = cause_draft(result, cause);
     Ok(match &cause.issue_advice {
         Some(advice) if advice.issue.is_some() => format!("Note: {}.\n\n{draft}", advice.reason),
         _ => draft,

@@ -136,7 +136,7 @@ pub enum DetailLevel {
     /// Each failure's key, test, job, category, cause, first owner, issue number and trend.
     Minimal,
     /// Each failure's identity (key, test, job, category, cause, first error line cut to 140
-    /// characters, owners, issue number, trend) and each cause; the rest comes on demand
+    /// characters, its first 3 owners, issue number, trend) and each cause; the rest comes on demand
     /// (ciwatch_render with format "details" and a failure_key or cause_id). Held to 35,000
     /// characters, paged past it.
     #[default]
@@ -146,7 +146,8 @@ pub enum DetailLevel {
     Full,
 }
 
-/// Owners a failure names below `full` (its cause names them all).
+/// Owners a failure names below `full` (its cause names up to 6; `full` and details on
+/// demand name every one).
 const SUMMARY_OWNERS: usize = 3;
 
 /// Characters of the first error line kept at `summary` and `minimal`.

@@ -316,11 +316,12 @@ impl BuildInfo {
 impl ScanResult {
     /// Without the URLs `links` builds from ids (the answer a tool returns).
     pub fn without_derivable_urls(&mut self) {
-        for failure in &mut self.failures {
-            failure.without_derivable_urls();
-        }
+        // Without a template nothing could build them again.
         if self.links.job.is_empty() {
             return;
+        }
+        for failure in &mut self.failures {
+            failure.without_derivable_urls();
         }
         for job in &mut self.jobs {
             job.job_url.clear();

@@ -115,10 +115,7 @@ pub fn causes_section(out: &mut String, result: &ScanResult) {
             let _ = writeln!(out, "   - owners: {}", owners.join(", "));
         }
         if let Some(issue) = &cause.issue {
-            let state = match issue.state {
-                crate::model::IssueState::Open => "open",
-                crate::model::IssueState::Closed => "closed",
-            };
+            let state = issue_state_name(issue.state);
             let kind = if issue.tracking {
                 "tracking"
             } else {
@@ -147,7 +144,14 @@ pub(crate) fn platform_name(platform: crate::model::Platform) -> &'static str {
     }
 }
 
-fn parity_name(parity: Parity) -> &'static str {
+pub(crate) fn issue_state_name(state: crate::model::IssueState) -> &'static str {
+    match state {
+        crate::model::IssueState::Open => "open",
+        crate::model::IssueState::Closed => "closed",
+    }
+}
+
+pub(crate) fn parity_name(parity: Parity) -> &'static str {
     match parity {
         Parity::Universal => "universal",
         Parity::CudaOnly => "CUDA only",

@@ -7,20 +7,16 @@ use std::fmt::Write;
 
 /// The cause's verdict, then each failure with its links, error, evidence, reason, owners,
 /// blame, onset and traceback.
-pub fn details_text(cause: Option<&Cause>, failures: &[FailureClassification]) -> String {
-    let mut out = String::new();
-    if let Some(cause) = cause {
-        let _ = writeln!(
-            out,
-            "Cause `{}` ({}, {} failures): {}",
-            cause.cause_id,
-            cause.category.as_str(),
-            cause.failure_keys.len(),
-            code_span(&cause.signature)
-        );
-        if let Some(advice) = &cause.issue_advice {
-            let _ = writeln!(out, "GitHub: {}", advice.reason);
-        }
+pub fn details_text(cause: &Cause, failures: &[FailureClassification]) -> String {
+    let mut out = format!(
+        "Cause `{}` ({}, {} failures): {}\n",
+        cause.cause_id,
+        cause.category.as_str(),
+        cause.failure_keys.len(),
+        code_span(&cause.signature)
+    );
+    if let Some(advice) = &cause.issue_advice {
+        let _ = writeln!(out, "GitHub: {}", advice.reason);
     }
     for failure in failures {
         out.push_str(&failure_text(failure));

@@ -4,7 +4,6 @@
 
 use super::code_span;
 use crate::model::{Cause, FailureClassification, ScanResult};
-use serde::Serialize;
 use std::fmt::Write;
 
 /// Characters of a cause's signature in its line (the structured cause has more).
@@ -61,14 +60,6 @@ fn completeness_line(result: &ScanResult) -> String {
     )
 }
 
-/// A value's serde name (`new_regression`, `rocm_only`).
-fn word<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn cause_line(cause: &Cause) -> String {
     let mut line = format!(
         "- `{}` {} ×{}",
@@ -77,7 +68,7 @@ fn cause_line(cause: &Cause) -> String {
         cause.failure_keys.len()
     );
     if let Some(trend) = &cause.trend {
-        let _ = write!(line, " {}", word(trend));
+        let _ = write!(line, " {}", trend.as_str());
     }
     let _ = write!(
         line,
@@ -88,7 +79,12 @@ fn cause_line(cause: &Cause) -> String {
         ))
     );
     if let Some(issue) = &cause.issue {
-        let _ = write!(line, "; issue #{} ({})", issue.number, word(&issue.state));
+        let _ = write!(
+            line,
+            "; issue #{} ({})",
+            issue.number,
+            super::causes::issue_state_name(issue.state)
+        );
     }
     if !cause.owners.is_empty() {
         let _ = write!(line, "; owners {}", code_span(&cause.owners.join(" ")));
@@ -102,7 +98,7 @@ fn cause_line(cause: &Cause) -> String {
         );
     }
     if let Some(parity) = &cause.parity {
-        let _ = write!(line, "; {}", word(parity));
+        let _ = write!(line, "; {}", super::causes::parity_name(*parity));
     }
     line.push('\n');
     line
