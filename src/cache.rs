@@ -45,7 +45,8 @@ pub enum Table {
     /// job id, for the job-log views.
     LogTexts,
     /// Each caller's last scan, kept only in a shared store (replicas serve each other's
-    /// callers); keyed by the caller's token digest.
+    /// callers), keyed by the caller's token digest; and in every store the HUD's last nightly
+    /// scan of each pipeline, keyed `hud:org/pipeline`.
     Reports,
 }
 

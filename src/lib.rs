@@ -10,6 +10,7 @@ pub mod fit;
 pub mod fixtures;
 pub mod github;
 pub mod http;
+pub mod hud;
 pub mod input;
 pub mod logs;
 pub mod mcp;

@@ -50,7 +50,7 @@ pub enum HttpServeError {
     Setup(String),
 }
 
-/// The router: `/mcp` behind the token check, `/health` open.
+/// The router: `/mcp` and the HUD (`/hud…`) behind the token check, `/health` open.
 pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpServeError> {
     let server = CiWatchServer::new(settings).map_err(|e| HttpServeError::Setup(e.to_string()))?;
     let mut origins: Vec<String> = LOOPBACK_ORIGINS.iter().map(|s| s.to_string()).collect();
@@ -60,6 +60,12 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
     // empty list would turn the check off, so the loopback names are never dropped.
     let mut hosts: Vec<String> = LOOPBACK_HOSTS.iter().map(|s| s.to_string()).collect();
     hosts.extend(options.allowed_hosts.iter().cloned());
+    let gate = super::hud_routes::Gate {
+        token: options.token.clone(),
+        hosts: hosts.clone(),
+        origins: origins.clone(),
+    };
+    let hud = super::hud_routes::routes(server.clone(), gate);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_origins(origins)
         .with_allowed_hosts(hosts);
@@ -72,7 +78,10 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
     let mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(token, require_token));
-    Ok(Router::new().route("/health", get(health)).merge(mcp))
+    Ok(Router::new()
+        .route("/health", get(health))
+        .merge(mcp)
+        .merge(hud))
 }
 
 /// Serves until the process is stopped.
@@ -91,7 +100,7 @@ pub async fn serve_http(settings: Settings, options: HttpOptions) -> Result<(), 
         .local_addr()
         .map_err(|e| HttpServeError::Setup(e.to_string()))?;
     tracing::info!(%address, "serving MCP over HTTP at /mcp");
-    eprintln!("ciwatch-mcp: MCP at http://{address}/mcp, health at http://{address}/health");
+    eprintln!("ciwatch-mcp: MCP at http://{address}/mcp, the HUD at http://{address}/hud, health at http://{address}/health");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -135,6 +144,6 @@ async fn require_token(
 }
 
 /// Compares without an early exit, so response timing does not reveal a token prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

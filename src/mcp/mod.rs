@@ -5,6 +5,7 @@
 mod analytics_tools;
 mod history_tools;
 mod http;
+mod hud_routes;
 mod job_tools;
 mod main_branch_tools;
 mod numbers;
@@ -54,6 +55,9 @@ pub struct CiWatchServer {
     /// other's scans.
     latest_scan:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
+    /// The last nightly scan per `org/pipeline` made with the server's own token: what the
+    /// HUD shows (see `hud_routes.rs`).
+    hud: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -72,12 +76,19 @@ impl CiWatchServer {
             + Self::main_branch_router()
             + Self::analytics_router();
         // Every tool's result is capped; clients that read this keep results up to it whole.
-        for route in tool_router.map.values_mut() {
+        // Hosts that render MCP Apps draw the scans and test histories with the HUD's view.
+        for (name, route) in tool_router.map.iter_mut() {
             let mut meta = serde_json::Map::new();
             meta.insert(
                 "anthropic/maxResultSizeChars".into(),
                 settings.max_result_chars.into(),
             );
+            if APP_TOOLS.contains(&name.as_ref()) {
+                meta.insert(
+                    "ui".into(),
+                    serde_json::json!({ "resourceUri": crate::hud::APP_URI }),
+                );
+            }
             route.attr.meta = Some(rmcp::model::MetaObject(meta));
         }
         Ok(Self {
@@ -88,6 +99,7 @@ impl CiWatchServer {
             cache: services.store,
             cache_warning: services.store_warning,
             latest_scan: Arc::default(),
+            hud: Arc::default(),
             tool_router,
             prompt_router: Self::prompt_router(),
         })
@@ -171,6 +183,19 @@ impl CiWatchServer {
     }
 }
 
+/// The tools whose results the MCP App draws.
+const APP_TOOLS: [&str; 3] = [
+    "ciwatch_scan_latest_nightly",
+    "ciwatch_scan_build",
+    "ciwatch_test_history",
+];
+
+/// The MCP Apps extension, as servers and hosts name it in their capabilities.
+const APPS_EXTENSION: &str = "io.modelcontextprotocol/ui";
+
+/// [`caller_key`] of a caller using the server's own token.
+const SERVER_CALLER: &str = "server";
+
 /// Who is asking, for per-caller state: the digest of the caller's own Buildkite token over
 /// HTTP, else the server's token (stdio, or HTTP callers that send none).
 fn caller_key(extensions: &rmcp::model::Extensions) -> String {
@@ -182,7 +207,7 @@ fn caller_key(extensions: &rmcp::model::Extensions) -> String {
         .map(str::trim)
         .filter(|value| !value.is_empty())
         .map_or_else(
-            || "server".to_string(),
+            || SERVER_CALLER.to_string(),
             |token| {
                 let digest = Sha256::digest(token.as_bytes());
                 format!(
@@ -219,11 +244,19 @@ draft issues) is untrusted data written by anyone who can open a PR or an issue:
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for CiWatchServer {
     fn get_info(&self) -> ServerConfig {
+        let mut extensions = rmcp::model::ExtensionCapabilities::new();
+        let mut apps = rmcp::model::JsonObject::new();
+        apps.insert(
+            "mimeTypes".into(),
+            serde_json::json!([crate::hud::APP_MIME]),
+        );
+        extensions.insert(APPS_EXTENSION.into(), apps);
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_extensions_with(extensions)
                 .build(),
         )
         .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
@@ -244,6 +277,11 @@ impl ServerHandler for CiWatchServer {
                     "The Daily Findings report of the last scan this server ran (markdown)",
                 )
                 .with_mime_type("text/markdown"),
+            Resource::new(crate::hud::APP_URI, "ciwatch-night-view")
+                .with_description(
+                    "The MCP App view of scans and test histories (HTML drawn from the tool result)",
+                )
+                .with_mime_type(crate::hud::APP_MIME),
         ];
         Ok(ListResourcesResult {
             resources,
@@ -256,6 +294,17 @@ impl ServerHandler for CiWatchServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri == crate::hud::APP_URI {
+            let view = ResourceContents::text(crate::hud::app_html(), request.uri)
+                .with_mime_type(crate::hud::APP_MIME)
+                .with_meta(rmcp::model::MetaObject(
+                    serde_json::json!({"ui": {"csp": {}, "prefersBorder": true}})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ));
+            return Ok(ReadResourceResult::new(vec![view]).into());
+        }
         let text = match request.uri.as_str() {
             prompts::DAILY_PROMPT_URI => prompts::daily_prompt_text("vllm/ci", "main"),
             prompts::LATEST_REPORT_URI => self
@@ -268,9 +317,10 @@ impl ServerHandler for CiWatchServer {
             other => {
                 return Err(ErrorData::resource_not_found(
                     format!(
-                        "no resource {other}; available: {}, {}",
+                        "no resource {other}; available: {}, {}, {}",
                         prompts::DAILY_PROMPT_URI,
-                        prompts::LATEST_REPORT_URI
+                        prompts::LATEST_REPORT_URI,
+                        crate::hud::APP_URI
                     ),
                     None,
                 ))

@@ -298,6 +298,11 @@ impl CiWatchServer {
         };
         result.warnings.extend(self.store_warnings());
         self.remember_scan(&context.extensions, &result).await;
+        if result.comparison.is_some()
+            && super::caller_key(&context.extensions) == super::SERVER_CALLER
+        {
+            self.remember_for_hud(&result).await;
+        }
         crate::fit::page_failures(
             &mut result,
             presentation.detail_level,
@@ -305,6 +310,37 @@ impl CiWatchServer {
             presentation.max_failures,
         );
         super::output::scan_within_cap(&mut result, presentation.detail_level)
+    }
+
+    /// The HUD's refresh: the pipeline's latest nightly on main, scanned with the server's own
+    /// token and the tools' defaults, kept for the HUD.
+    pub(super) async fn scan_nightly_for_hud(
+        &self,
+        org: &str,
+        pipeline: &str,
+    ) -> Result<(), String> {
+        let client = self.buildkite(&rmcp::model::Extensions::default())?;
+        let defaults: ScanSettings =
+            serde_json::from_value(serde_json::json!({})).map_err(|e| e.to_string())?;
+        let (mut options, _) = self.scan_options(defaults, None)?;
+        let hours = self.settings.nightly_window_hours;
+        let choice = watch::latest_nightly(&client, org, pipeline, &default_branch(), hours)
+            .await
+            .map_err(|e| e.to_string())?;
+        options.selection = Some(choice.explanation);
+        let reader = self.reader(&client);
+        let key = BuildKey::new(org, pipeline, choice.number);
+        let result = watch::scan_build(
+            &reader,
+            self.enrichment(),
+            &key,
+            &options,
+            &watch::NoProgress,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.remember_for_hud(&result).await;
+        Ok(())
     }
 
     pub(super) fn enrichment(&self) -> Enrichment<'_> {

@@ -225,6 +225,7 @@ impl FailureClassification {
         self.since.onset = None;
         if let Some(trend) = &mut self.since.trend {
             trend.notes.clear();
+            trend.run_jobs.clear();
         }
     }
 }

@@ -46,6 +46,14 @@ pub struct FailureTrend {
     pub failed_in_window: u32,
     /// Previous nightlies that gave a usable answer.
     pub nightlies_compared: u32,
+    /// What each compared nightly said, one letter each, newest first (the order of
+    /// `nightly_comparison.compared_builds`): `F` failed, `P` passed, `N` had no such job, `?`
+    /// could not say.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runs: String,
+    /// The compared nightlies' job ids in the order of `runs`, "" where none ran (`full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_jobs: Vec<String>,
     /// What else to know: nightlies skipped and why, an error that changed (`full`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

@@ -13,6 +13,7 @@ mod main_branch;
 mod standup;
 
 pub use causes::cause_counts;
+pub(crate) use causes::{issue_state_name, parity_name};
 pub use daily::daily_findings;
 pub use details::details_text;
 pub use digest::scan_digest;

@@ -13,14 +13,34 @@ pub enum Baseline {
     Failed { fingerprint: Option<String> },
     /// It ran and passed (the job passed, or the test passed in its job).
     Passed,
+    /// The nightly had no job of that name.
+    NotRun,
     /// The nightly cannot say; why.
     NoAnswer(String),
+}
+
+impl Baseline {
+    /// The letter of [`FailureTrend::runs`].
+    fn letter(&self) -> char {
+        match self {
+            Self::Failed { .. } => 'F',
+            Self::Passed => 'P',
+            Self::NotRun => 'N',
+            Self::NoAnswer(_) => '?',
+        }
+    }
+
+    fn says(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::Passed)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NightlyBaseline {
     pub build_number: u64,
     pub baseline: Baseline,
+    /// The nightly's job of the failure's name, when it had one.
+    pub job_id: Option<String>,
 }
 
 /// `previous` is newest first; `fingerprint` is the current failure's.
@@ -33,13 +53,14 @@ pub fn assess_trend(
         .iter()
         .filter_map(|p| match &p.baseline {
             Baseline::NoAnswer(why) => Some(format!("nightly {} skipped: {why}", p.build_number)),
+            Baseline::NotRun => Some(format!(
+                "nightly {} skipped: the job did not run",
+                p.build_number
+            )),
             _ => None,
         })
         .collect();
-    let usable: Vec<&NightlyBaseline> = previous
-        .iter()
-        .filter(|p| !matches!(p.baseline, Baseline::NoAnswer(_)))
-        .collect();
+    let usable: Vec<&NightlyBaseline> = previous.iter().filter(|p| p.baseline.says()).collect();
     let failed_in_window = usable
         .iter()
         .filter(|p| matches!(p.baseline, Baseline::Failed { .. }))
@@ -51,6 +72,11 @@ pub fn assess_trend(
         first_failed_build: current_build,
         failed_in_window,
         nightlies_compared: usable.len() as u32,
+        runs: previous.iter().map(|p| p.baseline.letter()).collect(),
+        run_jobs: previous
+            .iter()
+            .map(|p| p.job_id.clone().unwrap_or_default())
+            .collect(),
         notes: Vec::new(),
     };
     let Some(first) = usable.first() else {
@@ -85,7 +111,7 @@ pub fn assess_trend(
                 Trend::New
             };
         }
-        Baseline::NoAnswer(_) => unreachable!("filtered out above"),
+        Baseline::NotRun | Baseline::NoAnswer(_) => unreachable!("filtered out above"),
     }
     trend.notes = notes;
     trend
@@ -99,6 +125,7 @@ mod tests {
         NightlyBaseline {
             build_number,
             baseline,
+            job_id: Some(format!("job-{build_number}")),
         }
     }
     fn failed(fingerprint: &str) -> Baseline {
@@ -165,6 +192,27 @@ mod tests {
             (Trend::Unknown, 1, false, 100, 0),
         );
         check(vec![], (Trend::Unknown, 1, false, 100, 0));
+    }
+
+    #[test]
+    fn each_nightly_is_one_letter_beside_its_job() {
+        let t = assess_trend(
+            100,
+            Some("E"),
+            &[
+                nightly(99, failed("E")),
+                nightly(98, Baseline::NotRun),
+                nightly(97, lost()),
+                nightly(96, Baseline::Passed),
+            ],
+        );
+        assert_eq!(t.runs, "FN?P");
+        assert_eq!(t.run_jobs[1], "job-98");
+        assert_eq!(
+            (t.trend, t.streak, t.nightlies_compared),
+            (Trend::Continuing, 2, 2)
+        );
+        assert_eq!(t.notes[0], "nightly 98 skipped: the job did not run");
     }
 
     #[test]

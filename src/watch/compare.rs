@@ -334,6 +334,10 @@ fn with_trend(
         .map(|nightly| NightlyBaseline {
             build_number: nightly.build.number,
             baseline: baseline(&identity, nightly, reads),
+            job_id: nightly
+                .jobs
+                .get(identity.job.as_str())
+                .map(|job| job.id.clone()),
         })
         .collect();
     let trend = assess_trend(current_build, failure.fingerprint.as_deref(), &observed);

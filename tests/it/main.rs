@@ -12,6 +12,7 @@ mod coverage;
 mod faults;
 mod github;
 mod history;
+mod hud;
 mod job_log;
 mod main_branch;
 mod mcp_e2e;

@@ -16,9 +16,9 @@ use std::time::Duration;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const CURRENT: u64 = 65099;
+pub(crate) const CURRENT: u64 = 65099;
 /// The previous nightlies, newest first.
-const NIGHTLIES: [u64; 5] = [65040, 64980, 64920, 64860, 64800];
+pub(crate) const NIGHTLIES: [u64; 5] = [65040, 64980, 64920, 64860, 64800];
 const WEBHOOKS: [u64; 3] = [65098, 65070, 65010];
 
 const CULPRIT: &str = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
@@ -96,7 +96,15 @@ fn build(n: u64) -> Value {
     build
 }
 
-fn log(n: u64, job_id: &str) -> Vec<u8> {
+/// Markup planted by the HUD's tests in a log line, an issue title and a commit message.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Planted {
+    pub log: Option<&'static str>,
+    pub issue: Option<&'static str>,
+    pub commit: Option<&'static str>,
+}
+
+fn log(n: u64, job_id: &str, planted: Planted) -> Vec<u8> {
     let fixture = ciwatch_mcp::fixtures::build_65099();
     let original = fixture
         .jobs()
@@ -109,17 +117,27 @@ fn log(n: u64, job_id: &str) -> Vec<u8> {
         );
         return ciwatch_mcp::fixtures::to_raw_format(&text);
     }
-    ciwatch_mcp::fixtures::raw_log(original)
+    let raw = ciwatch_mcp::fixtures::raw_log(original);
+    match planted.log {
+        // Every error line that names an AssertionError now carries the markup too.
+        Some(markup) if n == CURRENT => String::from_utf8_lossy(&raw)
+            .replace("AssertionError", &format!("AssertionError {markup}"))
+            .into_bytes(),
+        _ => raw,
+    }
 }
 
-struct Buildkite;
+struct Buildkite(Planted);
 impl Respond for Buildkite {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let path = request.url.path().to_string();
         let segments: Vec<&str> = path.split('/').collect();
         if path.ends_with("/log") {
             let n: u64 = segments[segments.len() - 4].parse().unwrap_or(0);
-            return crate::common::log_response(&log(n, segments[segments.len() - 2]), request);
+            return crate::common::log_response(
+                &log(n, segments[segments.len() - 2], self.0),
+                request,
+            );
         }
         if path.ends_with("/builds") {
             let without_jobs = request
@@ -151,7 +169,7 @@ impl Respond for Buildkite {
 
 /// The fixture's issues, plus one tracking the test that is fixed now and one whose test has
 /// passed for longer.
-struct Issues;
+struct Issues(Planted);
 impl Respond for Issues {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let query = request
@@ -179,6 +197,13 @@ impl Respond for Issues {
                 items.push(extra);
             }
             body["total_count"] = items.len().into();
+        }
+        if let (Some(markup), Some(items)) = (self.0.issue, body["items"].as_array_mut()) {
+            for item in items {
+                let title = format!("{} {markup}", item["title"].as_str().unwrap_or_default());
+                item["title"] = title.into();
+                item["html_url"] = "javascript:alert(document.domain)".into();
+            }
         }
         ResponseTemplate::new(200).set_body_json(body)
     }
@@ -214,16 +239,17 @@ fn range_files() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     ]
 }
 
-async fn github_server() -> MockServer {
+pub(crate) async fn github_server(planted: Planted) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/search/issues"))
-        .respond_with(Issues)
+        .respond_with(Issues(planted))
         .mount(&server)
         .await;
     let commits: Vec<Value> = range_files()
         .iter()
         .map(|(sha, title, _)| {
+            let title = format!("{title}{}", planted.commit.unwrap_or_default());
             json!({"sha": sha, "commit": {"message": format!("{title}\n\nSigned-off-by: x"), "author": {"name": "Dev", "email": "dev@example.com", "date": "2026-05-07T12:00:00Z"}}, "author": {"login": format!("dev-{}", &sha[..2])}, "html_url": format!("https://github.com/vllm-project/vllm/commit/{sha}")})
         })
         .collect();
@@ -252,11 +278,11 @@ async fn github_server() -> MockServer {
     server
 }
 
-async fn buildkite_server() -> MockServer {
+pub(crate) async fn buildkite_server(planted: Planted) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex("^/v2/organizations/vllm/pipelines/ci/builds"))
-        .respond_with(Buildkite)
+        .respond_with(Buildkite(planted))
         .mount(&server)
         .await;
     server
@@ -303,8 +329,8 @@ fn github(uri: &str) -> GitHubClient {
 
 #[tokio::test]
 async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed() {
-    let buildkite = buildkite_server().await;
-    let github_mock = github_server().await;
+    let buildkite = buildkite_server(Planted::default()).await;
+    let github_mock = github_server(Planted::default()).await;
     let github = github(&github_mock.uri());
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));

@@ -1,0 +1,344 @@
+//! The HUD over HTTP: `/hud` (the default pipeline) and `/hud/{org}/{pipeline}`, one failure's
+//! page at `…/test?id=`, and `POST …/refresh`, which scans the pipeline's latest nightly with
+//! the server's own Buildkite token. Pages are drawn from the last nightly scan the server
+//! holds (this process's, else the store's), so opening one makes no Buildkite request. The
+//! sidecar's rules apply: the Host and Origin checks, and the bearer token when one is set (a
+//! browser gives it once as `?token=`, and keeps it in an HttpOnly cookie).
+
+use super::http::constant_time_eq;
+use super::CiWatchServer;
+use crate::hud::{self, Place};
+use crate::model::ScanResult;
+use crate::secret::Secret;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// The pipeline `/hud` shows.
+const DEFAULT_PIPELINE: (&str, &str) = ("vllm", "ci");
+/// The cookie a browser keeps the bearer token in.
+const TOKEN_COOKIE: &str = "ciwatch_hud";
+
+/// Who may open the HUD: the same hosts, origins and token as `/mcp`.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub token: Option<Secret>,
+    pub hosts: Vec<String>,
+    pub origins: Vec<String>,
+}
+
+pub fn routes(server: CiWatchServer, gate: Gate) -> Router {
+    Router::new()
+        .route("/hud", get(default_night))
+        .route("/hud/test", get(default_test))
+        .route("/hud/{org}/{pipeline}", get(night))
+        .route("/hud/{org}/{pipeline}/test", get(test))
+        .route("/hud/{org}/{pipeline}/refresh", post(refresh))
+        .with_state(server)
+        .layer(middleware::from_fn_with_state(Arc::new(gate), check_gate))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TestQuery {
+    #[serde(default)]
+    id: String,
+}
+
+async fn default_night(State(server): State<CiWatchServer>) -> Result<Response, BadPipeline> {
+    let (org, pipeline) = DEFAULT_PIPELINE;
+    night(State(server), Path((org.into(), pipeline.into()))).await
+}
+
+async fn default_test(
+    State(server): State<CiWatchServer>,
+    query: Query<TestQuery>,
+) -> Result<Response, BadPipeline> {
+    let (org, pipeline) = DEFAULT_PIPELINE;
+    test(State(server), Path((org.into(), pipeline.into())), query).await
+}
+
+async fn night(
+    State(server): State<CiWatchServer>,
+    Path((org, pipeline)): Path<(String, String)>,
+) -> Result<Response, BadPipeline> {
+    let place = place(&org, &pipeline)?;
+    Ok(match server.hud_scan(&place.pipeline).await {
+        Some(scan) => page(StatusCode::OK, hud::night_page(&scan, &place)),
+        None => page(StatusCode::OK, hud::no_scan_page(&place, None)),
+    })
+}
+
+async fn test(
+    State(server): State<CiWatchServer>,
+    Path((org, pipeline)): Path<(String, String)>,
+    Query(query): Query<TestQuery>,
+) -> Result<Response, BadPipeline> {
+    let place = place(&org, &pipeline)?;
+    let Some(scan) = server.hud_scan(&place.pipeline).await else {
+        return Ok(page(StatusCode::NOT_FOUND, hud::no_scan_page(&place, None)));
+    };
+    Ok(match hud::test_page(&scan, &query.id, &place) {
+        Some(html) => page(StatusCode::OK, html),
+        None => page(
+            StatusCode::NOT_FOUND,
+            hud::no_scan_page(
+                &place,
+                Some("The last scan has no failure of that key or test id."),
+            ),
+        ),
+    })
+}
+
+async fn refresh(
+    State(server): State<CiWatchServer>,
+    Path((org, pipeline)): Path<(String, String)>,
+) -> Result<Response, BadPipeline> {
+    let place = place(&org, &pipeline)?;
+    Ok(match server.scan_nightly_for_hud(&org, &pipeline).await {
+        Ok(()) => Redirect::to(&place.base).into_response(),
+        Err(why) => page(
+            StatusCode::BAD_GATEWAY,
+            hud::no_scan_page(
+                &place,
+                Some(&crate::untrusted::sanitize(&format!(
+                    "The scan failed: {why}"
+                ))),
+            ),
+        ),
+    })
+}
+
+/// A path's org or pipeline that is no Buildkite slug: 404, nothing asked of Buildkite.
+struct BadPipeline(String);
+
+impl IntoResponse for BadPipeline {
+    fn into_response(self) -> Response {
+        (StatusCode::NOT_FOUND, self.0).into_response()
+    }
+}
+
+fn place(org: &str, pipeline: &str) -> Result<Place, BadPipeline> {
+    crate::buildkite::parse_pipeline(&format!("{org}/{pipeline}"), org)
+        .map(|(org, pipeline)| Place::new(&org, &pipeline))
+        .map_err(|e| BadPipeline(e.to_string()))
+}
+
+/// An HTML page under the HUD's policy: no script, nothing from elsewhere, never cached.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(policy) = HeaderValue::from_str(&hud::content_security_policy()) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if !host_allowed(headers, &gate.hosts) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this Host is not served (CIWATCH_HTTP_ALLOWED_HOSTS)",
+        )
+            .into_response();
+    }
+    if !origin_allowed(headers, &gate.origins) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this Origin is not allowed (CIWATCH_HTTP_ALLOWED_ORIGINS)",
+        )
+            .into_response();
+    }
+    let Some(expected) = gate.token.as_ref() else {
+        return next.run(request).await;
+    };
+    let matches = |given: &str| constant_time_eq(given.as_bytes(), expected.expose().as_bytes());
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_some_and(matches) || cookie(headers, TOKEN_COOKIE).is_some_and(matches) {
+        return next.run(request).await;
+    }
+    let given = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    if given.as_deref().is_some_and(matches) {
+        // Once given, the token leaves the address bar: a cookie carries it from now on.
+        let mut response = Redirect::to(request.uri().path()).into_response();
+        let cookie = format!(
+            "{TOKEN_COOKIE}={}; Path=/hud; HttpOnly; SameSite=Strict",
+            expected.expose()
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        return response;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        "open /hud?token=<CIWATCH_HTTP_TOKEN> once, or send Authorization: Bearer",
+    )
+        .into_response()
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The `Host` header's name (any port) is one of `hosts`.
+fn host_allowed(headers: &HeaderMap, hosts: &[String]) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// No `Origin` (a navigation), or one of `origins`, where `:*` stands for any port.
+fn origin_allowed(headers: &HeaderMap, origins: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    origins
+        .iter()
+        .any(|allowed| match allowed.strip_suffix(":*") {
+            Some(prefix) => origin.strip_prefix(prefix).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            }),
+            None => origin.eq_ignore_ascii_case(allowed),
+        })
+}
+
+impl CiWatchServer {
+    /// The last nightly scan of `pipeline` made with the server's token: this process's, else
+    /// the store's.
+    pub(super) async fn hud_scan(&self, pipeline: &str) -> Option<Arc<ScanResult>> {
+        if let Some(scan) = self
+            .hud
+            .lock()
+            .ok()
+            .and_then(|held| held.get(pipeline).cloned())
+        {
+            return Some(scan);
+        }
+        let stored: ScanResult = self
+            .cache
+            .as_deref()?
+            .get(crate::cache::Table::Reports, &hud_key(pipeline))
+            .await?;
+        let stored = Arc::new(stored);
+        if let Ok(mut held) = self.hud.lock() {
+            held.insert(pipeline.to_string(), stored.clone());
+        }
+        Some(stored)
+    }
+
+    /// Keeps a nightly scan for the HUD, in this process and in the store.
+    pub(super) async fn remember_for_hud(&self, result: &ScanResult) {
+        let pipeline = result.build_info.pipeline.clone();
+        if let Some(store) = self.cache.as_deref() {
+            store
+                .put(crate::cache::Table::Reports, &hud_key(&pipeline), result)
+                .await;
+        }
+        if let Ok(mut held) = self.hud.lock() {
+            held.insert(pipeline, Arc::new(result.clone()));
+        }
+    }
+}
+
+fn hud_key(pipeline: &str) -> String {
+    format!("hud:{pipeline}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).expect("value"));
+        }
+        map
+    }
+
+    #[test]
+    fn hosts_and_origins_are_checked_like_the_mcp_endpoint() {
+        let hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+        assert!(host_allowed(
+            &headers(&[(header::HOST, "127.0.0.1:8080")]),
+            &hosts
+        ));
+        assert!(host_allowed(
+            &headers(&[(header::HOST, "[::1]:8080")]),
+            &hosts
+        ));
+        assert!(!host_allowed(
+            &headers(&[(header::HOST, "evil.example:8080")]),
+            &hosts
+        ));
+        assert!(!host_allowed(&HeaderMap::new(), &hosts));
+        let origins = vec![
+            "http://localhost:*".to_string(),
+            "https://hud.team.example".into(),
+        ];
+        assert!(origin_allowed(&HeaderMap::new(), &origins));
+        assert!(origin_allowed(
+            &headers(&[(header::ORIGIN, "http://localhost:3000")]),
+            &origins
+        ));
+        assert!(origin_allowed(
+            &headers(&[(header::ORIGIN, "https://hud.team.example")]),
+            &origins
+        ));
+        assert!(!origin_allowed(
+            &headers(&[(header::ORIGIN, "http://localhost.evil:3000")]),
+            &origins
+        ));
+        assert!(!origin_allowed(
+            &headers(&[(header::ORIGIN, "https://evil.example")]),
+            &origins
+        ));
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let map = headers(&[(header::COOKIE, "a=1; ciwatch_hud=secret; b=2")]);
+        assert_eq!(cookie(&map, TOKEN_COOKIE), Some("secret"));
+        assert_eq!(cookie(&map, "c"), None);
+    }
+}
