@@ -54,6 +54,11 @@ pub fn clean_line(raw_line: &str, out: &mut String) {
         if prefix > 0 {
             out.replace_range(start..start + prefix, "");
         }
+        if out[start..].contains("^[[") {
+            let visible = without_caret_colours(&out[start..]);
+            out.truncate(start);
+            out.push_str(&visible);
+        }
         cap_line(out, start);
         out.push('\n');
     }
@@ -152,12 +157,15 @@ fn skip_escape(bytes: &[u8], start: usize) -> usize {
     }
 }
 
-/// Drops the prefixes that copying a log from the Buildkite web UI adds: an optional `  | `
-/// gutter and a `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp. A lone `--` separator becomes empty.
+/// Drops the prefixes that copying a log from the Buildkite web UI adds: its `  | ` gutter
+/// (two spaces, a bar, a space: the UI's own, not a table's) or a gutter before a
+/// `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp, and the timestamp. A lone `--` separator becomes empty.
+/// Colours that lost their escape byte in the copy (`[90m…[0m`, or `^[[0;36m` in caret
+/// notation) are cut from the line's start.
 fn strip_web_ui_prefix(line: &str) -> &str {
     let mut rest = line;
     if let Some(after_gutter) = rest.trim_start_matches(' ').strip_prefix("| ") {
-        if looks_like_bracket_timestamp(after_gutter) {
+        if looks_like_bracket_timestamp(after_gutter) || rest.starts_with("  | ") {
             rest = after_gutter;
         }
     }
@@ -168,7 +176,47 @@ fn strip_web_ui_prefix(line: &str) -> &str {
     if rest == "--" && line.len() == 2 {
         return "";
     }
-    rest
+    strip_copied_colour(rest)
+}
+
+/// Colour codes copied in caret notation (`^[[0;36m`), wherever they are in the line.
+fn without_caret_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("^[[") {
+        out.push_str(&rest[..at]);
+        let body = &rest[at + 3..];
+        let digits = body
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b';')
+            .count();
+        match body[digits..].strip_prefix('m') {
+            Some(after) => rest = after,
+            None => {
+                out.push_str("^[[");
+                rest = body;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `[90m# Received…` → `# Received…`; `^[[0;36m(EngineCore…` → `(EngineCore…`.
+fn strip_copied_colour(line: &str) -> &str {
+    let mut rest = line;
+    loop {
+        let body = rest.strip_prefix("^[[").or_else(|| rest.strip_prefix('['));
+        let Some(body) = body else { return rest };
+        let digits = body
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b';')
+            .count();
+        match body[digits..].strip_prefix('m') {
+            Some(after) if digits > 0 => rest = after,
+            _ => return rest,
+        }
+    }
 }
 
 /// `[2025-11-11T09:29:32Z]`: 22 ASCII bytes.
@@ -234,6 +282,14 @@ mod tests {
         check(
             b"[2025-02-22T11:46:18Z] FAILED\n  | [2025-02-22T11:46:18Z] E   boom\n--\n[2025-12-13T19:47:56Z]\n",
             "FAILED\nE   boom\n\n\n",
+        );
+    }
+
+    #[test]
+    fn a_copied_gutter_and_colours_without_escape_are_removed() {
+        check(
+            b"  | ERROR tests/a.py::t - RuntimeError: x\n[90m# Received cancellation signal, interrupting[0m\n^[[0;36m(EngineCore_DP0 pid=7)^[[0;0m ok\n[1] done\n     1 | >>> FROM x\n",
+            "ERROR tests/a.py::t - RuntimeError: x\n# Received cancellation signal, interrupting[0m\n(EngineCore_DP0 pid=7) ok\n[1] done\n     1 | >>> FROM x\n",
         );
     }
 

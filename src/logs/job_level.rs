@@ -28,6 +28,37 @@ pub struct JobLevelFailure {
     /// the failure that ended the command.
     #[serde(default)]
     pub explained: bool,
+    /// Which rule chose `error_message`.
+    #[serde(default)]
+    pub error_source: Option<ErrorSource>,
+}
+
+/// The rule that chose a job's error line, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorSource {
+    /// The exception line of the last traceback, or the root cause a wrapper points up to.
+    Exception,
+    /// The last error line a tool or a process printed.
+    ErrorLine,
+    /// A build tool's line that only says a step failed: nothing above it says why.
+    StepFailed,
+    /// A line that names trouble without being an error (a retry warning, agent lost).
+    Trouble,
+    /// The agent's exit line: the log says nothing more.
+    AgentExit,
+}
+
+impl ErrorSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Exception => "the last exception",
+            Self::ErrorLine => "the last error line",
+            Self::StepFailed => "a build step's failure line (nothing above it says why)",
+            Self::Trouble => "a line that names trouble (no error line)",
+            Self::AgentExit => "the agent's exit line (the log says nothing more)",
+        }
+    }
 }
 
 pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
@@ -37,37 +68,14 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
 /// [`explain_job_failure`] on the log's last [`SEARCH_LINES`] lines (or fewer), in order.
 pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
     let mut keep = vec![false; lines.len()];
-    let mut exception: Option<String> = None;
+    let exception = last_exception(lines, &mut keep);
 
-    if let Some(tb) = lines
-        .iter()
-        .rposition(|l| strip_process_prefix(l).starts_with("Traceback (most recent call last)"))
-    {
-        // A traceback cut off before its exception line (a truncated paste) keeps its frames.
-        let end = traceback_end(lines, tb);
-        let last = end.unwrap_or(lines.len() - 1);
-        keep[tb] = true;
-        for flag in keep
-            .iter_mut()
-            .take(last + 1)
-            .skip(last.saturating_sub(TRACEBACK_TAIL_LINES).max(tb))
-        {
-            *flag = true;
-        }
-        exception =
-            end.map(|end| super::pytest::truncate_message(strip_process_prefix(lines[end]).trim()));
-        // vLLM's wrapper errors point up to the real one: take it, keep the wrapper as context.
-        if exception.as_deref().is_some_and(is_wrapper) {
-            if let Some(i) = root_cause_index(&lines[..tb]) {
-                keep[i] = true;
-                exception = Some(super::pytest::truncate_message(
-                    strip_process_prefix(lines[i]).trim(),
-                ));
-            }
-        }
-    }
-
+    // What each line can say, weakest last: an error line; a build tool's line that only says
+    // a step failed; a line that names trouble without being an error (a retry warning, an
+    // NCCL warning, the agent lost); the agent's own exit line.
     let mut last_error: Option<usize> = None;
+    let mut last_step_failed: Option<usize> = None;
+    let mut last_trouble: Option<usize> = None;
     let mut agent_exit: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
         if is_agent_verdict(line) {
@@ -75,16 +83,38 @@ pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
             agent_exit = Some(i);
         } else if is_error_line(line) {
             keep[i] = true;
-            last_error = Some(i);
+            if STEP_FAILED.is_match(strip_process_prefix(line).trim_start()) {
+                last_step_failed = Some(i);
+            } else {
+                last_error = Some(i);
+            }
+        } else if TROUBLE.is_match(line) {
+            keep[i] = true;
+            last_trouble = Some(i);
         }
     }
 
-    let explained = exception.is_some() || last_error.is_some();
-    let error_message = exception
+    let explained = exception.is_some() || last_error.is_some() || last_step_failed.is_some();
+    let line_of = |i: usize| message_of(strip_process_prefix(lines[i]));
+    let (error_message, error_source) = match exception {
+        Some(exception) => (Some(exception), Some(ErrorSource::Exception)),
+        None => [
+            (last_error, ErrorSource::ErrorLine),
+            (last_step_failed, ErrorSource::StepFailed),
+            (last_trouble, ErrorSource::Trouble),
+        ]
+        .into_iter()
+        .find_map(|(index, source)| index.map(|i| (Some(line_of(i)), Some(source))))
         .or_else(|| {
-            last_error.map(|i| super::pytest::truncate_message(strip_process_prefix(lines[i])))
+            agent_exit.map(|i| {
+                (
+                    Some(super::pytest::truncate_message(lines[i])),
+                    Some(ErrorSource::AgentExit),
+                )
+            })
         })
-        .or_else(|| agent_exit.map(|i| super::pytest::truncate_message(lines[i])));
+        .unwrap_or((None, None)),
+    };
 
     let kept: Vec<String> = lines
         .iter()
@@ -98,6 +128,7 @@ pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
         error_message,
         excerpt: kept[start..].join("\n"),
         explained,
+        error_source,
     }
 }
 
@@ -112,6 +143,67 @@ static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
     regex::Regex::new(r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::|$)")
         .expect("valid")
 });
+
+/// The exception line of the last traceback (or the root cause a vLLM wrapper points up to),
+/// marking the traceback's tail in `keep`. A traceback cut off before its exception line (a
+/// truncated paste) keeps its frames and gives no exception.
+fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<String> {
+    let tb = lines
+        .iter()
+        .rposition(|l| strip_process_prefix(l).starts_with("Traceback (most recent call last)"))?;
+    let end = traceback_end(lines, tb);
+    let last = end.unwrap_or(lines.len() - 1);
+    keep[tb] = true;
+    for flag in keep
+        .iter_mut()
+        .take(last + 1)
+        .skip(last.saturating_sub(TRACEBACK_TAIL_LINES).max(tb))
+    {
+        *flag = true;
+    }
+    let exception =
+        end.map(|end| super::pytest::truncate_message(strip_process_prefix(lines[end]).trim()))?;
+    // vLLM's wrapper errors point up to the real one: take it, keep the wrapper as context.
+    if is_wrapper(&exception) {
+        if let Some(i) = root_cause_index(&lines[..tb]) {
+            keep[i] = true;
+            return Some(super::pytest::truncate_message(
+                strip_process_prefix(lines[i]).trim(),
+            ));
+        }
+    }
+    Some(exception)
+}
+
+/// A build tool's line that only says that a step failed (Docker BuildKit, podman, pip,
+/// Jenkins-style runners): the error above it says why.
+static STEP_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)")
+        .expect("valid")
+});
+/// Lines that name trouble without being error lines: huggingface_hub's retry warnings, the HF
+/// API's refusal, NCCL's network warnings and lost connections, nvidia-smi finding no usable
+/// GPU, Buildkite's agent lost, a failed checkout.
+static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"HTTP Error \d{3} thrown while requesting|error from HF API|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+        .expect("valid")
+});
+/// The part of a long line that names its cause, where a known phrase sits past the cut.
+static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: ")
+        .expect("valid")
+});
+
+/// A line as an error message: cut to the message length, starting at its cause when a long
+/// line names it past the cut.
+fn message_of(line: &str) -> String {
+    let line = line.trim();
+    let start = match CAUSE.find(line) {
+        Some(cause) if line.len() > super::pytest::MAX_ERROR_MESSAGE_CHARS => cause.start(),
+        _ => 0,
+    };
+    super::pytest::truncate_message(&line[start..])
+}
 
 /// Whether `message` is one of vLLM's wrapper errors.
 pub fn is_wrapper(message: &str) -> bool {
@@ -134,18 +226,24 @@ fn tail_lines(text: &str, n: usize) -> Vec<&str> {
 }
 
 /// The traceback's exception line: the first line after the header that is not indented
-/// (frames are `  File …` and their source lines). `None` when the text ends first.
+/// (frames are `  File …` and their source lines). `None` when the text ends first, or when that
+/// line is no exception (a paste cut mid-line).
 fn traceback_end(lines: &[&str], header: usize) -> Option<usize> {
-    (header + 1..lines.len()).find(|&i| {
-        let body = strip_process_prefix(lines[i]);
-        !body.is_empty() && !body.starts_with(' ') && !body.starts_with('\t')
-    })
+    (header + 1..lines.len())
+        .find(|&i| {
+            let body = strip_process_prefix(lines[i]);
+            !body.is_empty() && !body.starts_with(' ') && !body.starts_with('\t')
+        })
+        .filter(|&i| {
+            let body = strip_process_prefix(lines[i]).trim();
+            EXCEPTION_LINE.is_match(body) || super::pytest::looks_like_exception(body)
+        })
 }
 
 /// Removes vLLM's multi-process prefixes so `(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11
 /// [core.py:866] ValueError: x` reads as `ValueError: x`, and `[rank0]: Traceback` as `Traceback`.
 pub fn strip_process_prefix(line: &str) -> &str {
-    let mut rest = strip_clock_prefix(line);
+    let mut rest = strip_build_step_prefix(strip_clock_prefix(line));
     if rest.starts_with('(') {
         if let Some(close) = rest.find(") ") {
             let inner = &rest[1..close];
@@ -162,6 +260,32 @@ pub fn strip_process_prefix(line: &str) -> &str {
         }
     }
     strip_vllm_logger_prefix(rest)
+}
+
+/// `#8 12.34 text` or `25.71 text` → `text`: Docker BuildKit's step number and seconds (plain
+/// progress), the indentation after them kept.
+fn strip_build_step_prefix(line: &str) -> &str {
+    let mut rest = line;
+    if let Some(after) = rest.strip_prefix('#') {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(' ') {
+            rest = &after[digits + 1..];
+        }
+    }
+    let whole = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let fraction = rest[whole..]
+        .strip_prefix('.')
+        .map_or(0, |f| f.bytes().take_while(u8::is_ascii_digit).count());
+    if whole > 0 && fraction > 0 {
+        let end = whole + 1 + fraction;
+        if let Some(after) = rest[end..].strip_prefix(' ') {
+            return after;
+        }
+        if rest.len() == end {
+            return "";
+        }
+    }
+    rest
 }
 
 /// `[06:41:07.520334] coredump: …` → `coredump: …` (the CUDA coredump hook's clock).
@@ -205,16 +329,26 @@ fn is_agent_verdict(line: &str) -> bool {
 /// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
 pub(crate) fn is_error_line(line: &str) -> bool {
     let body = strip_process_prefix(line);
+    if body.trim().is_empty() {
+        // A logger's error prefix with nothing after it says nothing.
+        return false;
+    }
     let is_logger_error = line.len() != body.len()
         && (line.contains(") ERROR ")
             || line.starts_with("ERROR ")
             || line.contains(") CRITICAL "));
+    let body = body.trim_start();
     is_logger_error
         || (body.contains("Timeout (") && body.ends_with(")!"))
         || body.starts_with("coredump: Detected an exception")
         || body.starts_with("RuntimeError: ")
         || body.starts_with("ERROR: ")
+        || body.starts_with("ERROR ")
         || body.starts_with("error: ")
+        || body.starts_with("Error: ")
+        || body.starts_with("fatal: ")
+        || body.starts_with("ImportError while loading conftest")
+        || (body.contains("nvidia-container-cli: ") && body.contains("error"))
         || body.starts_with("FATAL")
         || body.starts_with("Fatal Python error")
         || body.contains("CUDA error: ")
@@ -244,8 +378,14 @@ mod root_cause_tests {
             ("bash: line 1:  4242 Segmentation fault      (core dumped) pytest -v -s v1/core", "Segmentation fault"),
             ("Killed", "Killed"),
             ("  × Failed to build `flashinfer-python==0.5.3`", "Failed to build `flashinfer-python==0.5.3`"),
+            // BuildKit's "the step failed" lines give way to the error that says why.
+            (
+                "#14 41.53 ERROR: No matching distribution found for torch-npu==2.8.0.post1\n#14 ERROR: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1\nERROR: failed to solve: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1",
+                "ERROR: No matching distribution found for torch-npu==2.8.0.post1",
+            ),
         ] {
             let explained = explain_job_failure(&format!("running\n{log}\n{exit} 1\n"));
+            assert_eq!(explained.error_source, Some(ErrorSource::ErrorLine), "{log}");
             let error = explained.error_message.unwrap_or_default();
             assert!(error.contains(line) && !error.contains(exit), "{log}: {error}");
             assert!(explained.explained, "{log}");
@@ -316,6 +456,7 @@ some unrelated output
     #[test]
     fn agent_verdict_alone() {
         let failure = explain_job_failure("building\n🚨 Error: The command exited with status 2\n");
+        assert_eq!(failure.error_source, Some(ErrorSource::AgentExit));
         assert_eq!(
             failure.error_message.as_deref(),
             Some("🚨 Error: The command exited with status 2")

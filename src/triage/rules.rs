@@ -27,7 +27,7 @@ const LOCAL_HOSTS: &str = r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]";
 
 /// Lines of a failed build of the project itself: its editable install, its requirements
 /// that cannot be resolved, its compile step. A failure of the code, not of the machine.
-pub const CODE_BUILD: &str = r"pip install (?:-e|--editable)\b|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
+pub const CODE_BUILD: &str = r"pip install (?:-e|--editable)\b|Failed to build `[^`@]+ @ file://|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
 
 /// The table. Confidence 0.7 is the original's for infrastructure; a GPU illegal address is
 /// often a kernel bug rather than bad hardware, so it is held at 0.5.
@@ -47,11 +47,12 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             0.7,
         ),
         // The host before the code ran: a Buildkite agent hook (environment, checkout,
-        // pre-command) exiting with its own status, and vLLM finding its GPUs' memory taken by
-        // something else when the engine starts.
+        // pre-command) exiting with its own status, a checkout that failed, the NVIDIA container
+        // runtime unable to give the container its GPUs, and vLLM finding its GPUs' memory
+        // taken by something else when the engine starts.
         rule(
             InfraKind::HostNotReady,
-            r"(?i)\bhook exited with status -?\d+|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory",
+            r"(?i)\bhook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: (?:initialization|mount|detection) error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory",
             None,
             0.7,
         ),
@@ -79,14 +80,31 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
         rule(
             InfraKind::HostOom,
-            r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exited with status 137\b|signal: killed\b|std::bad_alloc",
+            r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exit(?:ed with)? status 137\b|signal: killed\b|std::bad_alloc",
+            None,
+            0.7,
+        ),
+        // Container registries refusing or failing a pull: Docker Hub's rate limit in every
+        // client's wording (BuildKit, the daemon, podman/cri-o).
+        rule(
+            InfraKind::NetworkOrHub,
+            r"(?i)\btoomanyrequests\b|pull rate limit|failed to pull image|error pulling image|pulling from host \S+ failed with status code",
+            None,
+            0.7,
+        ),
+        // NCCL between hosts: an InfiniBand/RoCE work completion with an error status (12 is
+        // the transport's retry count exceeded: the fabric, not a deadlock in the code), and its
+        // socket transport losing a peer's connection.
+        rule(
+            InfraKind::NetworkOrHub,
+            r"NET/IB ?: Got completion from peer \S+ with (?:error|status=)\s?[1-9]|socketProgressOpt: Call to (?:recv|send) from \S+ failed",
             None,
             0.7,
         ),
         // Hugging Face Hub and other upstream services; connection errors to external hosts.
         rule(
             InfraKind::NetworkOrHub,
-            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
+            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
             Some(LOCAL_HOSTS),
             0.7,
         ),
@@ -102,7 +120,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // NVIDIA driver and CUDA runtime: hardware faults and devices that vanished.
         rule(
             InfraKind::GpuFault,
-            r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML",
+            r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML|^No devices were found$",
             None,
             0.7,
         ),
@@ -161,6 +179,15 @@ mod tests {
             ("🚨 Error: The global environment hook exited with status 1", Some(InfraKind::HostNotReady)),
             ("(EngineCore pid=253) ValueError: Free memory on device (61.05/119.7 GiB) on startup is less than desired GPU memory utilization (0.52, 62.24 GiB)", Some(InfraKind::HostNotReady)),
             ("ValueError: Free memory on device cuda:0 (12.3/79.19 GiB) on startup is less than desired GPU memory utilization (0.9, 71.27 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.", Some(InfraKind::HostNotReady)),
+            // Registries refusing a pull, NCCL's fabric between hosts, the container runtime.
+            ("#8 ERROR: failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/library/node/manifests/sha256:d0bb: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.", Some(InfraKind::NetworkOrHub)),
+            ("kolyoz2:25146:25854 [0] ib_plugin.c:1105 NCCL WARN NET/IB : Got completion from peer 10.0.35.1<49189> with error 4, opcode 5327, len 5327, vendor err 81 (Send)", Some(InfraKind::NetworkOrHub)),
+            ("socketProgressOpt: Call to recv from 172....<33759> failed : Connection reset by peer", Some(InfraKind::NetworkOrHub)),
+            // A collective that timed out can be a deadlock in the code: no rule claims it.
+            ("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600023 milliseconds before timing out.", None),
+            ("docker: Error response from daemon: failed to create shim: OCI runtime create failed: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli: initialization error: driver error: failed to process request: unknown.", Some(InfraKind::HostNotReady)),
+            ("3039.4   subprocess.CalledProcessError: Command '['cmake', '--build', '.']' returned non-zero exit status 137.", Some(InfraKind::HostOom)),
+            ("No devices were found", Some(InfraKind::GpuFault)),
             ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None),
             ("tests/models/test_bloom.py::test_models[bloom-560m] FAILED", None),
             ("def test_timeout_handling(): pass", None),

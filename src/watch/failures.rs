@@ -40,6 +40,10 @@ pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<Fail
             &[],
             signals,
         );
+        if let Some(source) = level.error_source {
+            let reason = failure.reason.take().unwrap_or_default();
+            failure.reason = Some(format!("{reason}; error line: {}", source.describe()));
+        }
         if read.status == JobStatus::PartlyAnalyzed {
             let reason = failure.reason.take().unwrap_or_default();
             failure.reason = Some(format!("{reason} (log read only in part)"));

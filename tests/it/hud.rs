@@ -287,7 +287,13 @@ async fn the_hud_shows_every_failure_and_cause_in_a_real_browser_and_costs_no_re
         shot.status.success() && std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000),
         "a screenshot"
     );
+    let bench_fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/wiremock-fixtures/hud/nightly-65099-with-5-previous.json"
+    );
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(bench_fixture, serde_json::to_string(&scan).expect("json"))
+            .expect("the bench's scan");
         std::fs::copy(
             &screenshot,
             concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hud.png"),
@@ -301,6 +307,21 @@ async fn the_hud_shows_every_failure_and_cause_in_a_real_browser_and_costs_no_re
         NIGHTLIES.len(), scan.total_failures, scan.causes.len(), started.elapsed(), 0
     );
     assert_eq!(html.len(), page_bytes);
+    // `benches/hud.rs` renders the scan this test made (written by UPDATE_SNAPSHOTS=1).
+    let kept: ScanResult =
+        serde_json::from_str(&std::fs::read_to_string(bench_fixture).expect("the bench's scan"))
+            .expect("a scan");
+    let keys = |s: &ScanResult| {
+        s.failures
+            .iter()
+            .map(|f| f.failure_key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(&kept),
+        keys(&scan),
+        "the bench's scan is this scan (UPDATE_SNAPSHOTS=1 writes it again)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
