@@ -411,6 +411,41 @@ async fn the_app_draws_a_real_tool_result_in_a_host_page() {
             "the App's cells of failure {key}"
         );
     }
+
+    // A test history draws as one strip: a cell per build of its timeline.
+    let failing = scan
+        .failures
+        .iter()
+        .find(|f| f.test_failure.test_name.contains("::"))
+        .expect("a failing test");
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("MCP over HTTP");
+    let history = client
+        .call_tool(CallToolRequestParams::new("ciwatch_test_history").with_arguments(
+            json!({"test_nodeid": failing.test_failure.test_name, "build_query": "nightly", "lookback_builds": 6})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        ))
+        .await
+        .expect("test history");
+    let history = serde_json::to_value(&history).expect("result");
+    let timeline = history["structuredContent"]["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .len();
+    assert!(timeline >= 2, "{timeline} builds");
+    let strip = app_dom(&base, &history, &work.path().join("chromium")).await;
+    let row = &strip[strip.find("data-test=").expect("the strip")..];
+    let row = &row[..row.find("</tr>").expect("its end")];
+    assert_eq!(
+        row.matches("class=\"cell ").count(),
+        timeline,
+        "a cell per build: {row}"
+    );
 }
 
 /// Loads the App's HTML (read over MCP, as a host would) in a frame of a host page that answers
