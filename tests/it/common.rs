@@ -258,3 +258,15 @@ pub async fn scan_65099(
     .await
     .expect("scan")
 }
+
+/// Serves the sidecar's router on an ephemeral loopback port, as `serve --http` would with
+/// `options`; its base URL.
+pub async fn serve_sidecar(settings: Settings, options: &ciwatch_mcp::mcp::HttpOptions) -> String {
+    let app = ciwatch_mcp::mcp::http_router(settings, options).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}

@@ -6,7 +6,7 @@
 
 use crate::nightly_trend::{buildkite_server, github_server, Planted, CURRENT, NIGHTLIES};
 use ciwatch_mcp::config::Secret;
-use ciwatch_mcp::mcp::{http_router, HttpOptions};
+use ciwatch_mcp::mcp::HttpOptions;
 use ciwatch_mcp::model::ScanResult;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -25,13 +25,19 @@ const PLANTED: Planted = Planted {
 
 /// The sidecar on a loopback port, with its own token, over the mocks; its base URL.
 async fn sidecar(buildkite: &MockServer, github: &MockServer, cache: &Path) -> String {
-    sidecar_behind(buildkite, github, cache, None).await
+    sidecar_behind(buildkite, github, StoreAt::Dir(cache), None).await
+}
+
+/// Where a sidecar keeps its store: its own folder, or a Redis its replicas share.
+enum StoreAt<'a> {
+    Dir(&'a Path),
+    Redis(&'a str),
 }
 
 async fn sidecar_behind(
     buildkite: &MockServer,
     github: &MockServer,
-    cache: &Path,
+    store: StoreAt<'_>,
     endpoint_token: Option<&str>,
 ) -> String {
     let mut settings = crate::common::settings(&buildkite.uri());
@@ -40,20 +46,17 @@ async fn sidecar_behind(
     // The fixture nightlies are from May 2026: look back far enough to find them.
     settings.nightly_window_hours = 24 * 365 * 20;
     settings.no_cache = false;
-    settings.cache_dir = Some(cache.to_path_buf());
+    match store {
+        StoreAt::Dir(dir) => settings.cache_dir = Some(dir.to_path_buf()),
+        StoreAt::Redis(url) => settings.store_url = Some(Secret::new(url)),
+    }
     let options = HttpOptions {
         bind: "127.0.0.1:0".parse().expect("address"),
         token: endpoint_token.map(Secret::new),
         allowed_hosts: vec![],
         allowed_origins: vec![],
     };
-    let app = http_router(settings, &options).expect("router");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
+    crate::common::serve_sidecar(settings, &options).await
 }
 
 /// Headless Chromium with this machine's closed network in mind (no background connections).
@@ -158,6 +161,35 @@ fn expected_cells(scan: &ScanResult) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every failure of `scan` is one row with its cells as the scan says, every cause one entry.
+fn draws_every_failure_and_cause(dom: &str, scan: &ScanResult, what: &str) {
+    for failure in &scan.failures {
+        let row = format!("data-failure-key=\"{}\"", failure.failure_key);
+        assert_eq!(
+            dom.matches(&row).count(),
+            1,
+            "{what}: failure {}",
+            failure.failure_key
+        );
+    }
+    for cause in &scan.causes {
+        let entry = format!("data-cause-id=\"{}\"", cause.cause_id);
+        assert_eq!(
+            dom.matches(&entry).count(),
+            1,
+            "{what}: cause {}",
+            cause.cause_id
+        );
+    }
+    for (key, cells) in expected_cells(scan) {
+        assert_eq!(
+            cells_of_row(dom, &key),
+            cells,
+            "{what}: the cells of failure {key}"
+        );
+    }
+}
+
 fn cells_of_row(dom: &str, key: &str) -> String {
     let start = dom
         .find(&format!("data-failure-key=\"{key}\""))
@@ -225,22 +257,7 @@ async fn the_hud_shows_every_failure_and_cause_in_a_real_browser_and_costs_no_re
     );
 
     assert!(scan.total_failures > 5 && !scan.causes.is_empty());
-    for cause in &scan.causes {
-        assert_eq!(
-            dom.matches(&format!("data-cause-id=\"{}\"", cause.cause_id))
-                .count(),
-            1,
-            "cause {}",
-            cause.cause_id
-        );
-    }
-    for (key, cells) in expected_cells(&scan) {
-        assert_eq!(
-            cells_of_row(&dom, &key),
-            cells,
-            "the cells of failure {key}"
-        );
-    }
+    draws_every_failure_and_cause(&dom, &scan, "the HUD");
     assert_eq!(
         dom.matches("<th class=\"build\">").count(),
         1 + NIGHTLIES.len()
@@ -386,31 +403,7 @@ async fn the_app_draws_a_real_tool_result_in_a_host_page() {
             "the App says where the next page starts"
         );
     }
-    for failure in &scan.failures {
-        assert_eq!(
-            app.matches(&format!("data-failure-key=\"{}\"", failure.failure_key))
-                .count(),
-            1,
-            "failure {}",
-            failure.failure_key
-        );
-    }
-    for cause in &scan.causes {
-        assert_eq!(
-            app.matches(&format!("data-cause-id=\"{}\"", cause.cause_id))
-                .count(),
-            1,
-            "cause {}",
-            cause.cause_id
-        );
-    }
-    for (key, cells) in expected_cells(&scan) {
-        assert_eq!(
-            cells_of_row(&app, &key),
-            cells,
-            "the App's cells of failure {key}"
-        );
-    }
+    draws_every_failure_and_cause(&app, &scan, "the App");
 
     // A test history draws as one strip: a cell per build of its timeline.
     let failing = scan
@@ -546,7 +539,7 @@ async fn the_hud_keeps_the_sidecars_rules() {
     let base = sidecar_behind(
         &buildkite,
         &github,
-        &work.path().join("store"),
+        StoreAt::Dir(&work.path().join("store")),
         Some("hud-secret"),
     )
     .await;
@@ -638,5 +631,48 @@ async fn the_hud_keeps_the_sidecars_rules() {
         buildkite.received_requests().await.expect("recorded").len(),
         0,
         "refusals ask nothing of Buildkite"
+    );
+}
+
+/// A replica that never scanned shows the night another replica scanned: the HUD is drawn from
+/// the shared store, with no Buildkite request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_shows_the_night_another_scanned_from_the_shared_store() {
+    let redis = crate::redis_store::RedisServer::start();
+    let buildkite = buildkite_server(Planted::default()).await;
+    let github = github_server(Planted::default()).await;
+    let scanning = sidecar_behind(&buildkite, &github, StoreAt::Redis(&redis.url()), None).await;
+    let other = sidecar_behind(&buildkite, &github, StoreAt::Redis(&redis.url()), None).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let refreshed = http
+        .post(format!("{scanning}/hud/vllm/ci/refresh"))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status(), 303);
+    let requests = buildkite.received_requests().await.expect("recorded").len();
+    let page = http
+        .get(format!("{other}/hud"))
+        .send()
+        .await
+        .expect("GET /hud")
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(
+        buildkite.received_requests().await.expect("recorded").len(),
+        requests,
+        "the other replica asks Buildkite nothing"
+    );
+    assert!(page.contains(&format!(
+        "Nightly <a href=\"https://buildkite.com/vllm/ci/builds/{CURRENT}\""
+    )));
+    assert_eq!(
+        page.matches("data-failure-key=").count(),
+        29,
+        "every failure of the night"
     );
 }

@@ -25,13 +25,7 @@ async fn start(buildkite_uri: &str, github_uri: &str, token: Option<&str>) -> St
         allowed_hosts: vec![],
         allowed_origins: vec![],
     };
-    let app = http_router(settings, &options).expect("router");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
+    crate::common::serve_sidecar(settings, &options).await
 }
 
 #[tokio::test]
