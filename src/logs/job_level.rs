@@ -181,11 +181,11 @@ static STEP_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new
     regex::Regex::new(r"^(?:ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)")
         .expect("valid")
 });
-/// Lines that name trouble without being error lines: huggingface_hub's retry warnings, the HF
-/// API's refusal, NCCL's network warnings and lost connections, nvidia-smi finding no usable
+/// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
+/// will retry, the HF API's refusal, NCCL's network warnings and lost connections, nvidia-smi finding no usable
 /// GPU, Buildkite's agent lost, a failed checkout.
 static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"HTTP Error \d{3} thrown while requesting|error from HF API|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+    regex::Regex::new(r"thrown while requesting (?:HEAD|GET|POST) |error from HF API|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
         .expect("valid")
 });
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
@@ -333,7 +333,11 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         // A logger's error prefix with nothing after it says nothing.
         return false;
     }
+    // A logger's error prefix before each line of a traceback: its header and frames say
+    // where, not what went wrong.
+    let traceback_part = body.starts_with([' ', '\t']) || body.starts_with("Traceback (");
     let is_logger_error = line.len() != body.len()
+        && !traceback_part
         && (line.contains(") ERROR ")
             || line.starts_with("ERROR ")
             || line.contains(") CRITICAL "));
@@ -390,6 +394,20 @@ mod root_cause_tests {
             assert!(error.contains(line) && !error.contains(exit), "{log}: {error}");
             assert!(explained.explained, "{log}");
         }
+    }
+
+    #[test]
+    fn a_logger_prefixed_traceback_says_nothing_until_its_exception() {
+        let frames = "ERROR 04-29 07:29:19 [worker.py:2112] Traceback (most recent call last):\nERROR 04-29 07:29:19 [worker.py:2112]   File \"/v/worker.py\", line 2096, in _read_blocks\nERROR 04-29 07:29:19 [worker.py:2112]     handle = make_prepped_xfer(\n";
+        assert_eq!(explain_job_failure(frames).error_message, None);
+        let whole = format!(
+            "{frames}ERROR 04-29 07:29:19 [worker.py:2112] nixlBackendError: NIXL_ERR_BACKEND\n"
+        );
+        let failure = explain_job_failure(&whole);
+        assert_eq!(
+            failure.error_message.as_deref(),
+            Some("nixlBackendError: NIXL_ERR_BACKEND")
+        );
     }
 
     #[test]

@@ -250,6 +250,18 @@ fn job_level_cases() -> Vec<Expected> {
         case("mozilla/translations#1167", &[], "Failed to initialize NVML: Driver/library version mismatch", Infra, Some(GpuFault)),
         case("vllm-project/vllm#25716", &[], "No devices were found", Infra, Some(GpuFault)),
         case("Lightning-AI/pytorch-lightning#10128", &[], "nvidia-container-cli: initialization error: nvml error: driver/library version mismatch", Infra, Some(HostNotReady)),
+        case("Avarok-Cybersecurity/dgx-vllm#16", &[], "urllib3.exceptions.MaxRetryError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded", Infra, Some(NetworkOrHub)),
+        case("AUTOMATIC1111/stable-diffusion-webui#17165", &[], "Max retries exceeded with url: /openai/clip-vit-large-patch14/resolve/main/merges.txt", Infra, Some(NetworkOrHub)),
+        case("vllm-project/vllm-omni#5390", &["tests/e2e/accuracy/test_hunyuan_image3_pixel_accuracy.py::test_hunyuan_image3_pixel_accuracy_online", "tests/e2e/accuracy/test_hunyuan_image3_pixel_accuracy.py::test_hunyuan_image3_pixel_accuracy_offline"], "RuntimeError: Server processes exited with code 1 before becoming ready.", Code, None),
+        // A traceback cut before its exception: its frames are no error lines, so nothing says why.
+        Expected {
+            name: "vllm-project/vllm#41323",
+            text: fenced_block("job_level_excerpts.md", "vllm-project/vllm#41323"),
+            test_ids: &[],
+            error: None,
+            category: Category::NeedsHumanTriage,
+            infra_kind: None,
+        },
         // The Intel GPU job of the bundled nightly 65099 (`src/fixtures.rs`: its failure is a
         // real vLLM CI excerpt): faulthandler's dump after pytest's timeout.
         Expected {
