@@ -91,6 +91,8 @@ pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
         } else if TROUBLE.is_match(line) {
             keep[i] = true;
             last_trouble = Some(i);
+        } else if is_logged_traceback_part(line) {
+            keep[i] = true;
         }
     }
 
@@ -176,9 +178,10 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<String> {
 }
 
 /// A build tool's line that only says that a step failed (Docker BuildKit, podman, pip,
-/// Jenkins-style runners): the error above it says why.
+/// Jenkins-style runners), or pytest's summary of a collection error that names no test
+/// (`ERROR  - …`): the error above it says why.
 static STEP_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)")
         .expect("valid")
 });
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
@@ -194,10 +197,23 @@ static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         .expect("valid")
 });
 
+/// `E   E   ModuleNotFoundError: x` → `ModuleNotFoundError: x`: pytest's `E` margins, nested
+/// when an exception's repr is printed inside another.
+fn without_pytest_margins(line: &str) -> &str {
+    let mut rest = line.trim_start();
+    while let Some(after) = rest.strip_prefix('E') {
+        if !after.starts_with([' ', '\t']) {
+            break;
+        }
+        rest = after.trim_start();
+    }
+    rest
+}
+
 /// A line as an error message: cut to the message length, starting at its cause when a long
 /// line names it past the cut.
 fn message_of(line: &str) -> String {
-    let line = line.trim();
+    let line = without_pytest_margins(line).trim();
     let start = match CAUSE.find(line) {
         Some(cause) if line.len() > super::pytest::MAX_ERROR_MESSAGE_CHARS => cause.start(),
         _ => 0,
@@ -236,7 +252,7 @@ fn traceback_end(lines: &[&str], header: usize) -> Option<usize> {
         })
         .filter(|&i| {
             let body = strip_process_prefix(lines[i]).trim();
-            EXCEPTION_LINE.is_match(body) || super::pytest::looks_like_exception(body)
+            EXCEPTION_LINE.is_match(body) || super::looks_like_exception(body)
         })
 }
 
@@ -327,21 +343,32 @@ fn is_agent_verdict(line: &str) -> bool {
 }
 
 /// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
+/// `line` carries a logger's error prefix, which `body` is without.
+fn logged_at_error(line: &str, body: &str) -> bool {
+    line.len() != body.len()
+        && (line.contains(") ERROR ") || line.starts_with("ERROR ") || line.contains(") CRITICAL "))
+}
+
+/// A traceback's header or one of its frames: where, not what went wrong.
+fn is_traceback_part(body: &str) -> bool {
+    body.starts_with([' ', '\t']) || body.starts_with("Traceback (")
+}
+
+/// A traceback a process logged at error level, one logger prefix per line: kept in the
+/// excerpt (its frames name the files), never the error line.
+fn is_logged_traceback_part(line: &str) -> bool {
+    let body = strip_process_prefix(line);
+    logged_at_error(line, body) && is_traceback_part(body)
+}
+
 pub(crate) fn is_error_line(line: &str) -> bool {
     let body = strip_process_prefix(line);
     if body.trim().is_empty() {
         // A logger's error prefix with nothing after it says nothing.
         return false;
     }
-    // A logger's error prefix before each line of a traceback: its header and frames say
-    // where, not what went wrong.
-    let traceback_part = body.starts_with([' ', '\t']) || body.starts_with("Traceback (");
-    let is_logger_error = line.len() != body.len()
-        && !traceback_part
-        && (line.contains(") ERROR ")
-            || line.starts_with("ERROR ")
-            || line.contains(") CRITICAL "));
-    let body = body.trim_start();
+    let is_logger_error = logged_at_error(line, body) && !is_traceback_part(body);
+    let body = without_pytest_margins(body);
     is_logger_error
         || (body.contains("Timeout (") && body.ends_with(")!"))
         || body.starts_with("coredump: Detected an exception")
@@ -363,7 +390,7 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body.contains("Segmentation fault")
         || body == "Killed"
         || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
-        || super::pytest::looks_like_exception(body)
+        || super::looks_like_exception(body)
 }
 
 #[cfg(test)]

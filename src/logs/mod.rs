@@ -142,6 +142,28 @@ pub const EXCERPT_LINE_CHARS: usize = 500;
 
 pub use crate::text::bounded_text;
 
+/// `AssertionError: …`, `torch.OutOfMemoryError: …`, `Failed: Timeout >300s`, `assert …`.
+pub fn looks_like_exception(text: &str) -> bool {
+    let head = text.split([':', ' ', '(']).next().unwrap_or("");
+    let name = head.rsplit('.').next().unwrap_or(head);
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.as_bytes()[0].is_ascii_uppercase()
+        && ([
+            "Error",
+            "Exception",
+            "Exit",
+            "Interrupt",
+            "Failed",
+            "Timeout",
+            "Failure",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix)))
+        && text[head.len()..].starts_with(':')
+        || text.starts_with("Failed: ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -343,12 +343,19 @@ impl Section {
     }
 
     fn push(&mut self, line: &str) {
+        // A module that failed to import says so above its `E` lines, which may be cut.
+        if line.starts_with("ImportError while importing test module") {
+            self.error_line
+                .get_or_insert_with(|| truncate_message(line));
+        }
         if let Some(e_text) = e_line(line) {
             self.first_e_index.get_or_insert(self.lines.len());
             let candidate = e_text.trim();
             let better = match &self.error_line {
                 None => !candidate.is_empty(),
-                Some(current) => !looks_like_exception(current) && looks_like_exception(candidate),
+                Some(current) => {
+                    !super::looks_like_exception(current) && super::looks_like_exception(candidate)
+                }
             };
             if better {
                 self.error_line = Some(truncate_message(candidate));
@@ -403,28 +410,6 @@ fn e_line(line: &str) -> Option<&str> {
     rest.starts_with(' ').then_some(rest)
 }
 
-/// `AssertionError: …`, `torch.OutOfMemoryError: …`, `Failed: Timeout >300s`, `assert …`.
-pub fn looks_like_exception(text: &str) -> bool {
-    let head = text.split([':', ' ', '(']).next().unwrap_or("");
-    let name = head.rsplit('.').next().unwrap_or(head);
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && name.as_bytes()[0].is_ascii_uppercase()
-        && ([
-            "Error",
-            "Exception",
-            "Exit",
-            "Interrupt",
-            "Failed",
-            "Timeout",
-            "Failure",
-        ]
-        .iter()
-        .any(|suffix| name.ends_with(suffix)))
-        && text[head.len()..].starts_with(':')
-        || text.starts_with("Failed: ")
-}
-
 /// Gives each failure its section. A section whose test was never named by a summary or
 /// verbose line (the summary fell outside the tail) becomes a failure of its own, named by its
 /// head line, so the failure is not lost.
@@ -454,7 +439,8 @@ fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<ClosedSectio
             failure.error_message = section.error_line;
         }
     }
-    for head in order {
+    // "test session" (a collection error outside any module) names no test: the job tells it.
+    for head in order.into_iter().filter(|head| head != "test session") {
         for section in by_head.remove(&head).unwrap_or_default() {
             failures.push(PytestFailure {
                 node_id: section.head.clone(),
@@ -587,12 +573,14 @@ metrics/test_metrics.py::test_other PASSED
 
     #[test]
     fn exception_detection() {
-        assert!(looks_like_exception("AssertionError: x"));
-        assert!(looks_like_exception(
+        assert!(crate::logs::looks_like_exception("AssertionError: x"));
+        assert!(crate::logs::looks_like_exception(
             "torch.OutOfMemoryError: CUDA out of memory."
         ));
-        assert!(looks_like_exception("Failed: Timeout >300.0s"));
-        assert!(!looks_like_exception("assert None is not None"));
-        assert!(!looks_like_exception("ValueError"));
+        assert!(crate::logs::looks_like_exception("Failed: Timeout >300.0s"));
+        assert!(!crate::logs::looks_like_exception(
+            "assert None is not None"
+        ));
+        assert!(!crate::logs::looks_like_exception("ValueError"));
     }
 }

@@ -253,6 +253,9 @@ fn job_level_cases() -> Vec<Expected> {
         case("Avarok-Cybersecurity/dgx-vllm#16", &[], "urllib3.exceptions.MaxRetryError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded", Infra, Some(NetworkOrHub)),
         case("AUTOMATIC1111/stable-diffusion-webui#17165", &[], "Max retries exceeded with url: /openai/clip-vit-large-patch14/resolve/main/merges.txt", Infra, Some(NetworkOrHub)),
         case("vllm-project/vllm-omni#5390", &["tests/e2e/accuracy/test_hunyuan_image3_pixel_accuracy.py::test_hunyuan_image3_pixel_accuracy_online", "tests/e2e/accuracy/test_hunyuan_image3_pixel_accuracy.py::test_hunyuan_image3_pixel_accuracy_offline"], "RuntimeError: Server processes exited with code 1 before becoming ready.", Code, None),
+        case("vllm-project/vllm-omni#6188", &["tests/examples/offline_inference/test_image_task_prompts.py"], "ImportError while importing test module '/workspace/vllm-omni/tests/examples/offline_inference/test_image_task_prompts.py'.", Code, None),
+        case("sunpy/ndcube#797", &[], "ModuleNotFoundError: No module named 'mpl_animators'", Code, None),
+        case("triton-inference-server/triton_distributed#306", &[], "ModuleNotFoundError: No module named 'vllm.monolith'", Code, None),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
