@@ -343,6 +343,13 @@ fn is_agent_verdict(line: &str) -> bool {
 }
 
 /// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
+/// A process's death: Python's fatal error, a signal's `(core dumped)`, a segfault.
+pub(crate) fn is_crash_line(line: &str) -> bool {
+    line.contains("Fatal Python error")
+        || line.contains("Segmentation fault")
+        || line.contains("(core dumped)")
+}
+
 /// `line` carries a logger's error prefix, which `body` is without.
 fn logged_at_error(line: &str, body: &str) -> bool {
     line.len() != body.len()
@@ -381,13 +388,12 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body.starts_with("ImportError while loading conftest")
         || (body.contains("nvidia-container-cli: ") && body.contains("error"))
         || body.starts_with("FATAL")
-        || body.starts_with("Fatal Python error")
         || body.contains("CUDA error: ")
         || body.contains("No space left on device")
         // The host and the tools, in their own words: Docker's daemon (no GPU runtime, an image
         // that cannot be pulled), a process killed by a signal, uv failing to build a package.
         || body.starts_with("docker: Error response from daemon")
-        || body.contains("Segmentation fault")
+        || is_crash_line(body)
         || body == "Killed"
         || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
         || super::looks_like_exception(body)

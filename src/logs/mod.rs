@@ -74,6 +74,20 @@ impl LogAnalyzer {
         for failure in &mut findings.failures {
             take_root_cause(failure);
         }
+        // A process that crashed (xdist's worker, a segfault) takes its test down with no
+        // message: when one test is silent, the crash the log printed is its error.
+        let mut silent = findings
+            .failures
+            .iter_mut()
+            .filter(|f| f.error_message.is_none());
+        if let (Some(only), None) = (silent.next(), silent.next()) {
+            only.error_message = self
+                .recent
+                .iter()
+                .rev()
+                .find(|line| job_level::is_crash_line(line))
+                .map(|line| pytest::truncate_message(line));
+        }
         let job_level = findings.failures.is_empty().then(|| {
             let lines: Vec<&str> = self.recent.iter().map(String::as_str).collect();
             job_level::explain_last_lines(&lines)
@@ -174,6 +188,25 @@ mod tests {
         let analysis = analyze_log(log);
         assert_eq!(analysis.command_headers, vec![(1, 6), (2, 6)]);
         assert!(analysis.reaches_first_command());
+    }
+
+    #[test]
+    fn a_crash_is_the_error_of_the_one_test_it_left_silent() {
+        let summary = "=== short test summary info ===\nFAILED tests/a.py::test_x\n";
+        let one = analyze_log(&format!(
+            "....\nFatal Python error: Segmentation fault\n{summary}"
+        ));
+        assert_eq!(
+            one.tests[0].error_message.as_deref(),
+            Some("Fatal Python error: Segmentation fault")
+        );
+        let two = analyze_log(&format!(
+            "Fatal Python error: Segmentation fault\n{summary}FAILED tests/a.py::test_y\n"
+        ));
+        assert!(
+            two.tests.iter().all(|t| t.error_message.is_none()),
+            "{two:?}"
+        );
     }
 
     /// A test whose summary line carries no message takes its error from what a vLLM process

@@ -256,6 +256,12 @@ fn job_level_cases() -> Vec<Expected> {
         case("vllm-project/vllm-omni#6188", &["tests/examples/offline_inference/test_image_task_prompts.py"], "ImportError while importing test module '/workspace/vllm-omni/tests/examples/offline_inference/test_image_task_prompts.py'.", Code, None),
         case("sunpy/ndcube#797", &[], "ModuleNotFoundError: No module named 'mpl_animators'", Code, None),
         case("triton-inference-server/triton_distributed#306", &[], "ModuleNotFoundError: No module named 'vllm.monolith'", Code, None),
+        case("bluesky/ophyd#800", &[], "Segmentation fault      (core dumped) coverage run", Code, None),
+        case("OpenNeuroOrg/openneuro#3142", &["tests/test_upload.py::test_move_files_nesting"], "Fatal Python error: Segmentation fault", Code, None),
+        case("vllm-project/vllm#24901", &[], "Fatal Python error: Segmentation fault", Code, None),
+        case("Oneflow-Inc/oneflow#9178", &[], "Aborted (core dumped)", Code, None),
+        case("cornell-zhang/allo#172", &[], "Aborted (core dumped)", Code, None),
+        case("SciKit-Surgery/scikit-surgeryvtk#202", &[], "Fatal Python error: Aborted", Code, None),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
