@@ -41,8 +41,8 @@ pub enum ErrorSource {
     Exception,
     /// The last error line a tool or a process printed.
     ErrorLine,
-    /// A build tool's line that only says a step failed: nothing above it says why.
-    StepFailed,
+    /// A line that only says a build step or a process failed: nothing above it says why.
+    OnlyFailed,
     /// A line that names trouble without being an error (a retry warning, agent lost).
     Trouble,
     /// The agent's exit line: the log says nothing more.
@@ -54,7 +54,9 @@ impl ErrorSource {
         match self {
             Self::Exception => "the last exception",
             Self::ErrorLine => "the last error line",
-            Self::StepFailed => "a build step's failure line (nothing above it says why)",
+            Self::OnlyFailed => {
+                "a line that only says a step or process failed (nothing above says why)"
+            }
             Self::Trouble => "a line that names trouble (no error line)",
             Self::AgentExit => "the agent's exit line (the log says nothing more)",
         }
@@ -70,11 +72,11 @@ pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
     let mut keep = vec![false; lines.len()];
     let exception = last_exception(lines, &mut keep);
 
-    // What each line can say, weakest last: an error line; a build tool's line that only says
-    // a step failed; a line that names trouble without being an error (a retry warning, an
+    // What each line can say, weakest last: an error line; a line that only says a step or a
+    // process failed; a line that names trouble without being an error (a retry warning, an
     // NCCL warning, the agent lost); the agent's own exit line.
     let mut last_error: Option<usize> = None;
-    let mut last_step_failed: Option<usize> = None;
+    let mut last_only_failed: Option<usize> = None;
     let mut last_trouble: Option<usize> = None;
     let mut agent_exit: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
@@ -83,8 +85,8 @@ pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
             agent_exit = Some(i);
         } else if is_error_line(line) {
             keep[i] = true;
-            if STEP_FAILED.is_match(strip_process_prefix(line).trim_start()) {
-                last_step_failed = Some(i);
+            if ONLY_SAYS_FAILED.is_match(strip_process_prefix(line).trim_start()) {
+                last_only_failed = Some(i);
             } else {
                 last_error = Some(i);
             }
@@ -96,13 +98,13 @@ pub fn explain_last_lines(lines: &[&str]) -> JobLevelFailure {
         }
     }
 
-    let explained = exception.is_some() || last_error.is_some() || last_step_failed.is_some();
+    let explained = exception.is_some() || last_error.is_some() || last_only_failed.is_some();
     let line_of = |i: usize| message_of(strip_process_prefix(lines[i]));
     let (error_message, error_source) = match exception {
         Some(exception) => (Some(exception), Some(ErrorSource::Exception)),
         None => [
             (last_error, ErrorSource::ErrorLine),
-            (last_step_failed, ErrorSource::StepFailed),
+            (last_only_failed, ErrorSource::OnlyFailed),
             (last_trouble, ErrorSource::Trouble),
         ]
         .into_iter()
@@ -177,11 +179,12 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<String> {
     Some(exception)
 }
 
-/// A build tool's line that only says that a step failed (Docker BuildKit, podman, pip,
-/// Jenkins-style runners), or pytest's summary of a collection error that names no test
-/// (`ERROR  - …`): the error above it says why.
-static STEP_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)")
+/// Lines that only say that something failed, whose cause is printed above them when it is
+/// printed at all: a build tool's failed step (Docker BuildKit, podman, pip, Jenkins-style
+/// runners), pytest's summary of a collection error that names no test (`ERROR  - …`), and the
+/// shell's report of a process that died (`Aborted (core dumped)`).
+static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)|\(core dumped\)")
         .expect("valid")
 });
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
@@ -394,6 +397,7 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         // that cannot be pulled), a process killed by a signal, uv failing to build a package.
         || body.starts_with("docker: Error response from daemon")
         || is_crash_line(body)
+        || body.starts_with("Memory access fault by GPU node-")
         || body == "Killed"
         || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
         || super::looks_like_exception(body)
@@ -415,6 +419,11 @@ mod root_cause_tests {
             ("bash: line 1:  4242 Segmentation fault      (core dumped) pytest -v -s v1/core", "Segmentation fault"),
             ("Killed", "Killed"),
             ("  × Failed to build `flashinfer-python==0.5.3`", "Failed to build `flashinfer-python==0.5.3`"),
+            // A process's death gives way to the error printed above it.
+            (
+                "Memory access fault by GPU node-2 (Agent handle: 0x6315) on address (nil). Reason: Unknown.\nAborted (core dumped)",
+                "Memory access fault by GPU node-2",
+            ),
             // BuildKit's "the step failed" lines give way to the error that says why.
             (
                 "#14 41.53 ERROR: No matching distribution found for torch-npu==2.8.0.post1\n#14 ERROR: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1\nERROR: failed to solve: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1",
@@ -422,7 +431,8 @@ mod root_cause_tests {
             ),
         ] {
             let explained = explain_job_failure(&format!("running\n{log}\n{exit} 1\n"));
-            assert_eq!(explained.error_source, Some(ErrorSource::ErrorLine), "{log}");
+            let source = explained.error_source;
+            assert!(matches!(source, Some(ErrorSource::ErrorLine | ErrorSource::OnlyFailed)), "{log}");
             let error = explained.error_message.unwrap_or_default();
             assert!(error.contains(line) && !error.contains(exit), "{log}: {error}");
             assert!(explained.explained, "{log}");

@@ -124,10 +124,10 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             None,
             0.7,
         ),
-        // CUDA runtime and the CUDA coredump hook vLLM CI enables.
+        // CUDA runtime and the CUDA coredump hook vLLM CI enables; ROCm's page fault.
         rule(
             InfraKind::GpuFault,
-            r"illegal memory access was encountered|CUDBG_EXCEPTION_\w+|unspecified launch failure|cudaErrorIllegalAddress",
+            r"illegal memory access was encountered|CUDBG_EXCEPTION_\w+|unspecified launch failure|cudaErrorIllegalAddress|Memory access fault by GPU node-\d+",
             None,
             0.5,
         ),
