@@ -388,6 +388,7 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body.starts_with("error: ")
         || body.starts_with("Error: ")
         || body.starts_with("fatal: ")
+        || (body.starts_with("FAILED ") && body.contains(" - "))
         || body.starts_with("ImportError while loading conftest")
         || (body.contains("nvidia-container-cli: ") && body.contains("error"))
         || body.starts_with("FATAL")

@@ -57,10 +57,11 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             0.7,
         ),
         // Python faulthandler (`faulthandler_timeout`, printed after the test id in `-s` runs)
-        // and pytest-timeout. Before cancellation: a hang is why the job was then cancelled.
+        // and pytest-timeout (its failure message, old and new, and its thread-dump banner).
+        // Before cancellation: a hang is why the job was then cancelled.
         rule(
             InfraKind::Hang,
-            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|^(?:E\s+)?Failed: Timeout >",
+            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$",
             None,
             0.6,
         ),
@@ -161,6 +162,9 @@ mod tests {
             ("Timeout (0:25:00)!", Some(InfraKind::Hang)),
             ("v1/engine/test_engine_core.py::test_x Timeout (0:25:00)!", Some(InfraKind::Hang)),
             ("E   Failed: Timeout >300.0s", Some(InfraKind::Hang)),
+            ("FAILED tests/a.py::test_b - Failed: Timeout (>600.0s) from pytest-timeout.", Some(InfraKind::Hang)),
+            // pytest-timeout's thread method, before it dumps every thread.
+            ("+++++++++++++++++++++++++++++++++++ Timeout +++++++++++++++++++++++++++++++++++", Some(InfraKind::Hang)),
             ("OSError: [Errno 28] No space left on device", Some(InfraKind::Disk)),
             ("Error retrieving file list: 504 Server Error: Gateway Time-out for url: https://huggingface.co/api/models/x", Some(InfraKind::NetworkOrHub)),
             ("requests.exceptions.ConnectionError: HTTPConnectionPool(host='localhost', port=8000): Max retries exceeded (Connection refused)", None),
