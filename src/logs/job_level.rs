@@ -181,10 +181,10 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<String> {
 
 /// Lines that only say that something failed, whose cause is printed above them when it is
 /// printed at all: a build tool's failed step (Docker BuildKit, podman, pip, Jenkins-style
-/// runners), pytest's summary of a collection error that names no test (`ERROR  - …`), and the
-/// shell's report of a process that died (`Aborted (core dumped)`).
+/// and GitHub Actions runners), pytest's summary of a collection error that names no test
+/// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|script returned exit code|subprocess exited with status)|\(core dumped\)")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|script returned exit code|subprocess exited with status)|\(core dumped\)")
         .expect("valid")
 });
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
@@ -196,7 +196,7 @@ static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| 
 });
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
 static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: ")
+    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\b(?:Killed|Segmentation fault) {2,}\S")
         .expect("valid")
 });
 
@@ -351,7 +351,12 @@ pub(crate) fn is_crash_line(line: &str) -> bool {
     line.contains("Fatal Python error")
         || line.contains("Segmentation fault")
         || line.contains("(core dumped)")
+        || SHELL_KILLED.is_match(line)
 }
+
+/// The shell's report of a job it ran that was killed: `line 2:  1855 Killed      pytest …`.
+static SHELL_KILLED: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"\bKilled {2,}\S").expect("valid"));
 
 /// `line` carries a logger's error prefix, which `body` is without.
 fn logged_at_error(line: &str, body: &str) -> bool {

@@ -81,7 +81,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
         rule(
             InfraKind::HostOom,
-            r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exit(?:ed with)? status 137\b|signal: killed\b|std::bad_alloc",
+            r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exit(?:ed with)? (?:status|code) 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S",
             None,
             0.7,
         ),

@@ -265,6 +265,8 @@ fn job_level_cases() -> Vec<Expected> {
         case("ROCm/legacy-rocm-build#5238", &[], "Memory access fault by GPU node-2", Infra, Some(GpuFault)),
         case("vllm-project/vllm#4121", &[], "torch.cuda.OutOfMemoryError: HIP out of memory. Tried to allocate 4.70 GiB.", Code, None),
         case("tenstorrent/tt-metal#38685", &[], "Failed: Timeout (>600.0s) from pytest-timeout.", Infra, Some(Hang)),
+        case("Lightning-Universe/lightning-bolts#409", &[], "Killed                  coverage run", Infra, Some(HostOom)),
+        case("Azure/azureml-assets#149", &[], "Killed                  python -m pytest tests/", Infra, Some(HostOom)),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
