@@ -159,7 +159,7 @@ fn skip_escape(bytes: &[u8], start: usize) -> usize {
 
 /// Drops the prefixes that copying a log from the Buildkite web UI adds: its `  | ` gutter
 /// (two spaces, a bar, a space: the UI's own, not a table's) or a gutter before a
-/// `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp, and the timestamp. A lone `--` separator becomes empty.
+/// `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp, and the timestamp (or GitHub Actions' own). A lone `--` separator becomes empty.
 /// Colours that lost their escape byte in the copy (`[90m…[0m`, or `^[[0;36m` in caret
 /// notation) are cut from the line's start.
 fn strip_web_ui_prefix(line: &str) -> &str {
@@ -172,6 +172,8 @@ fn strip_web_ui_prefix(line: &str) -> &str {
     if looks_like_bracket_timestamp(rest) {
         rest = &rest[22..];
         rest = rest.strip_prefix(' ').unwrap_or(rest);
+    } else if let Some(after) = after_actions_timestamp(rest) {
+        rest = after;
     }
     if rest == "--" && line.len() == 2 {
         return "";
@@ -217,6 +219,29 @@ fn strip_copied_colour(line: &str) -> &str {
             _ => return rest,
         }
     }
+}
+
+/// What follows GitHub Actions' `2026-06-17T10:29:02.1213552Z ` (its raw logs, as pasted from
+/// PyTorch's vLLM jobs), if the line starts with one.
+fn after_actions_timestamp(line: &str) -> Option<&str> {
+    let b = line.as_bytes();
+    let date_and_time = b.len() > 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit());
+    if !date_and_time {
+        return None;
+    }
+    let rest = &line[19..];
+    let rest = rest
+        .strip_prefix('.')
+        .map_or(rest, |f| f.trim_start_matches(|c: char| c.is_ascii_digit()));
+    rest.strip_prefix("Z ")
 }
 
 /// `[2025-11-11T09:29:32Z]`: 22 ASCII bytes.
@@ -286,10 +311,10 @@ mod tests {
     }
 
     #[test]
-    fn a_copied_gutter_and_colours_without_escape_are_removed() {
+    fn copied_gutters_timestamps_and_colours_are_removed() {
         check(
-            b"  | ERROR tests/a.py::t - RuntimeError: x\n[90m# Received cancellation signal, interrupting[0m\n^[[0;36m(EngineCore_DP0 pid=7)^[[0;0m ok\n[1] done\n     1 | >>> FROM x\n",
-            "ERROR tests/a.py::t - RuntimeError: x\n# Received cancellation signal, interrupting[0m\n(EngineCore_DP0 pid=7) ok\n[1] done\n     1 | >>> FROM x\n",
+            b"2026-06-17T10:29:02.1213552Z FAILED a\n  | ERROR tests/a.py::t - RuntimeError: x\n[90m# Received cancellation signal, interrupting[0m\n^[[0;36m(EngineCore_DP0 pid=7)^[[0;0m ok\n[1] done\n     1 | >>> FROM x\n",
+            "FAILED a\nERROR tests/a.py::t - RuntimeError: x\n# Received cancellation signal, interrupting[0m\n(EngineCore_DP0 pid=7) ok\n[1] done\n     1 | >>> FROM x\n",
         );
     }
 

@@ -105,7 +105,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // Hugging Face Hub and other upstream services; connection errors to external hosts.
         rule(
             InfraKind::NetworkOrHub,
-            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
+            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
             Some(LOCAL_HOSTS),
             0.7,
         ),

@@ -267,6 +267,16 @@ fn job_level_cases() -> Vec<Expected> {
         case("tenstorrent/tt-metal#38685", &[], "Failed: Timeout (>600.0s) from pytest-timeout.", Infra, Some(Hang)),
         case("Lightning-Universe/lightning-bolts#409", &[], "Killed                  coverage run", Infra, Some(HostOom)),
         case("Azure/azureml-assets#149", &[], "Killed                  python -m pytest tests/", Infra, Some(HostOom)),
+        case("huggingface/optimum-intel#1261", &[
+            "tests/neural_compressor/test_optimization.py::QuantizationTest::test_static_quantization_2_text_generation",
+            "tests/neural_compressor/test_optimization.py::TrainingOptimizationTest::test_aware_training_quantization_0_text_classification",
+            "tests/neural_compressor/test_optimization.py::TrainingOptimizationTest::test_aware_training_quantization_pruning_0_text_classification",
+        ], "OSError: We couldn't connect to 'https://huggingface.co/' to load this file", Infra, Some(NetworkOrHub)),
+        case("quic/efficient-transformers#1086", &[
+            "tests/unit_test/models/test_model_quickcheck.py::test_causal_lm_cpu_runtime_parity_with_api_runner[mpt]",
+            "tests/unit_test/models/test_model_quickcheck.py::test_causal_lm_cpu_runtime_parity_with_api_runner[olmo2]",
+            "tests/unit_test/models/test_model_quickcheck.py::test_causal_export_prefix_changes_hash_dir",
+        ], "OSError: We couldn't connect to 'https://huggingface.co' to load the files", Infra, Some(NetworkOrHub)),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
