@@ -191,6 +191,16 @@ mod tests {
     }
 
     #[test]
+    fn a_paste_that_starts_at_a_section_head_names_its_test_but_passes_do_not() {
+        let head = "______________ test_bench[omni_server0] ______________\n\nomni = 1\n";
+        let pasted = analyze_log(head);
+        assert_eq!(pasted.tests.len(), 1);
+        assert_eq!(pasted.tests[0].node_id, "test_bench[omni_server0]");
+        let passes = analyze_log(&format!("==== PASSES ====\n{head}"));
+        assert!(passes.tests.is_empty(), "{passes:?}");
+    }
+
+    #[test]
     fn a_crash_is_the_error_of_the_one_test_it_left_silent() {
         let summary = "=== short test summary info ===\nFAILED tests/a.py::test_x\n";
         let one = analyze_log(&format!(

@@ -80,6 +80,8 @@ pub struct PytestScanner {
     index: HashMap<String, usize>,
     sections: Vec<ClosedSection>,
     in_sections: bool,
+    /// A `=====` banner was seen: a section head outside FAILURES/ERRORS is then no failure's.
+    seen_banner: bool,
     current: Option<Section>,
     /// The test whose verbose id line was seen last and whose status is still open.
     running: Option<(String, Vec<String>)>,
@@ -93,8 +95,11 @@ impl PytestScanner {
         if let Some(title) = banner_title(line) {
             self.close_section();
             self.in_sections = title == "FAILURES" || title == "ERRORS";
+            self.seen_banner = true;
             return;
         }
+        // A paste that starts at a failure's section head, below its banner.
+        self.in_sections |= !self.seen_banner && pasted_section_head(line);
         if self.in_sections {
             if let Some(head) = section_head(line) {
                 self.close_section();
@@ -228,6 +233,15 @@ fn section_head(line: &str) -> Option<&str> {
         return None;
     }
     Some(inner)
+}
+
+/// A long `____ test_x[…] ____` head: at least 10 underscores each side, a test's name inside.
+fn pasted_section_head(line: &str) -> bool {
+    const RULE: &str = "__________";
+    line.starts_with(RULE)
+        && line.ends_with(RULE)
+        && section_head(line)
+            .is_some_and(|head| head.starts_with("test") || head.starts_with("Test"))
 }
 
 fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {

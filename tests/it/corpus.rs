@@ -277,6 +277,19 @@ fn job_level_cases() -> Vec<Expected> {
             "tests/unit_test/models/test_model_quickcheck.py::test_causal_lm_cpu_runtime_parity_with_api_runner[olmo2]",
             "tests/unit_test/models/test_model_quickcheck.py::test_causal_export_prefix_changes_hash_dir",
         ], "OSError: We couldn't connect to 'https://huggingface.co' to load the files", Infra, Some(NetworkOrHub)),
+        case("vllm-project/vllm#34969", &[
+            "evals/gsm8k/test_gsm8k_correctness.py::test_gsm8k_correctness[DeepSeek-V2-Lite-Instruct-FP8]",
+            "evals/gsm8k/test_gsm8k_correctness.py::test_gsm8k_correctness[Qwen3-Next-80B-A3B-NVFP4-EP2]",
+        ], "AssertionError: GSM8K metric too low: 0.0114 < 0.7200 - 0.0800 = 0.6400", Code, None),
+        // A section cut before its E line: named by its head, nothing says why.
+        Expected {
+            name: "vllm-project/vllm-omni#6887",
+            text: fenced_block("job_level_excerpts.md", "vllm-project/vllm-omni#6887"),
+            test_ids: &["test_minicpmo_4_5_daily_omni_accuracy_bench[omni_server0]"],
+            error: None,
+            category: Category::NeedsHumanTriage,
+            infra_kind: None,
+        },
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
