@@ -188,8 +188,8 @@ static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock
         .expect("valid")
 });
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
-/// will retry, the HF API's refusal, NCCL's network warnings and lost connections, nvidia-smi finding no usable
-/// GPU, Buildkite's agent lost, a failed checkout.
+/// will retry, the HF API's refusal, NCCL's network warnings and lost connections, nvidia-smi
+/// finding no usable GPU, Buildkite's agent lost, a failed checkout.
 static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"thrown while requesting (?:HEAD|GET|POST) |error from HF API|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
         .expect("valid")
