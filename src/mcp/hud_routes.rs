@@ -184,7 +184,7 @@ async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next)
     });
     if given.as_deref().is_some_and(matches) {
         // Once given, the token leaves the address bar: a cookie carries it from now on.
-        let mut response = Redirect::to(request.uri().path()).into_response();
+        let mut response = Redirect::to(&without_token(request.uri())).into_response();
         let cookie = format!(
             "{TOKEN_COOKIE}={}; Path=/hud; HttpOnly; SameSite=Strict",
             expected.expose()
@@ -199,6 +199,22 @@ async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next)
         "open /hud?token=<CIWATCH_HTTP_TOKEN> once, or send Authorization: Bearer",
     )
         .into_response()
+}
+
+/// The address without its `token` parameter, the others kept (`/hud/test?id=…`).
+fn without_token(uri: &axum::http::Uri) -> String {
+    let kept: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k != "token")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    if kept.is_empty() {
+        return uri.path().to_string();
+    }
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    format!("{}?{query}", uri.path())
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -333,6 +349,14 @@ mod tests {
             &headers(&[(header::ORIGIN, "https://evil.example")]),
             &origins
         ));
+    }
+
+    #[test]
+    fn the_token_leaves_the_address_and_the_rest_stays() {
+        let uri: axum::http::Uri = "/hud/test?id=k%201&token=secret".parse().expect("uri");
+        assert_eq!(without_token(&uri), "/hud/test?id=k+1");
+        let bare: axum::http::Uri = "/hud?token=secret".parse().expect("uri");
+        assert_eq!(without_token(&bare), "/hud");
     }
 
     #[test]
