@@ -327,11 +327,12 @@ fn strip_clock_prefix(line: &str) -> &str {
 fn strip_vllm_logger_prefix(line: &str) -> &str {
     for level in ["ERROR ", "WARNING ", "INFO ", "DEBUG ", "CRITICAL "] {
         if let Some(rest) = line.strip_prefix(level) {
-            // `MM-DD HH:MM:SS` then optionally `.mmm`, then ` [file.py:N] `.
+            // `MM-DD HH:MM:SS` then optionally `.mmm`, then ` [file.py:N] ` (older releases:
+            // ` file.py:N] `).
             let b = rest.as_bytes();
             if b.len() > 15 && b[2] == b'-' && b[5] == b' ' && b[8] == b':' && b[11] == b':' {
                 if let Some(close) = rest.find("] ") {
-                    if rest[..close].contains('[') {
+                    if rest[..close].contains('[') || rest[..close].contains(".py:") {
                         return &rest[close + 2..];
                     }
                 }
@@ -364,9 +365,12 @@ fn logged_at_error(line: &str, body: &str) -> bool {
         && (line.contains(") ERROR ") || line.starts_with("ERROR ") || line.contains(") CRITICAL "))
 }
 
-/// A traceback's header or one of its frames: where, not what went wrong.
+/// A traceback's header or one of its frames: where, not what went wrong (vLLM's worker
+/// announces its traceback with "Error executing method …").
 fn is_traceback_part(body: &str) -> bool {
-    body.starts_with([' ', '\t']) || body.starts_with("Traceback (")
+    body.starts_with([' ', '\t'])
+        || body.starts_with("Traceback (")
+        || body.starts_with("Error executing method ")
 }
 
 /// A traceback a process logged at error level, one logger prefix per line: kept in the

@@ -290,6 +290,8 @@ fn job_level_cases() -> Vec<Expected> {
             category: Category::NeedsHumanTriage,
             infra_kind: None,
         },
+        case("vllm-project/vllm#7896", &[], "RuntimeError: NCCL error: unhandled cuda error (run with NCCL_DEBUG=INFO for details)", Code, None),
+        case("vllm-project/vllm#6732", &[], "torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/N", Code, None),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
