@@ -181,17 +181,17 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<String> {
 
 /// Lines that only say that something failed, whose cause is printed above them when it is
 /// printed at all: a build tool's failed step (Docker BuildKit, podman, pip, Jenkins-style
-/// and GitHub Actions runners), pytest's summary of a collection error that names no test
+/// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|script returned exit code|subprocess exited with status)|\(core dumped\)")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status)|\(core dumped\)")
         .expect("valid")
 });
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
-/// will retry, the HF API's refusal, NCCL's network warnings and lost connections, nvidia-smi
+/// will retry, the HF API's refusal, apt's warning that a mirror's name did not resolve, NCCL's network warnings and lost connections, nvidia-smi
 /// finding no usable GPU, Buildkite's agent lost, a failed checkout.
 static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"thrown while requesting (?:HEAD|GET|POST) |error from HF API|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+    regex::Regex::new(r"thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
         .expect("valid")
 });
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
@@ -397,6 +397,7 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body.starts_with("error: ")
         || body.starts_with("Error: ")
         || body.starts_with("fatal: ")
+        || body.starts_with("E: ")
         || (body.starts_with("FAILED ") && body.contains(" - "))
         || body.starts_with("ImportError while loading conftest")
         || (body.contains("nvidia-container-cli: ") && body.contains("error"))

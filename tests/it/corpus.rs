@@ -292,6 +292,9 @@ fn job_level_cases() -> Vec<Expected> {
         },
         case("vllm-project/vllm#7896", &[], "RuntimeError: NCCL error: unhandled cuda error (run with NCCL_DEBUG=INFO for details)", Code, None),
         case("vllm-project/vllm#6732", &[], "torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/N", Code, None),
+        case("cvat-ai/cvat#5234", &[], "E: Failed to fetch http://archive.ubuntu.com/ubuntu/pool/main/libp/libpipeline/libpipeline1_1.5.2-2build1_amd64.deb  502  Bad Gateway", Infra, Some(NetworkOrHub)),
+        case("infiniflow/ragflow#3965", &[], "E: Package 'ca-certificates' has no installation candidate", Infra, Some(NetworkOrHub)),
+        case("parca-dev/parca-agent#593", &[], "E: Unable to locate package lld", Infra, Some(NetworkOrHub)),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
