@@ -295,6 +295,8 @@ fn job_level_cases() -> Vec<Expected> {
         case("cvat-ai/cvat#5234", &[], "E: Failed to fetch http://archive.ubuntu.com/ubuntu/pool/main/libp/libpipeline/libpipeline1_1.5.2-2build1_amd64.deb  502  Bad Gateway", Infra, Some(NetworkOrHub)),
         case("infiniflow/ragflow#3965", &[], "E: Package 'ca-certificates' has no installation candidate", Infra, Some(NetworkOrHub)),
         case("parca-dev/parca-agent#593", &[], "E: Unable to locate package lld", Infra, Some(NetworkOrHub)),
+        case("vllm-project/vllm#18417", &[], "RuntimeError: CUDA error: an ill", Code, None),
+        case("vllm-project/vllm#20170", &[], "Process group watchdog thread terminated with exception: CUDA error: an illegal memory access was encountered", Infra, Some(GpuFault)),
         // A traceback cut before its exception: its frames are no error lines, so nothing says why.
         Expected {
             name: "vllm-project/vllm#41323",
