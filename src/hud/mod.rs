@@ -22,21 +22,27 @@ pub const APP_MIME: &str = "text/html;profile=mcp-app";
 const APP_TEMPLATE: &str = include_str!("app.html");
 
 /// The App's HTML: the pages' style sheet and a script that builds the DOM with `textContent`
-/// only and links only to https URLs.
-pub fn app_html() -> String {
-    APP_TEMPLATE.replace("/*STYLE*/", STYLE)
+/// only and links only to https URLs. Put together once.
+pub fn app_html() -> &'static str {
+    static HTML: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| APP_TEMPLATE.replace("/*STYLE*/", STYLE));
+    &HTML
 }
 
 /// The `Content-Security-Policy` of the sidecar's pages: no script at all, the one inlined
-/// style sheet by its hash, forms posting only to the sidecar, no framing.
-pub fn content_security_policy() -> String {
-    use base64::Engine;
-    use sha2::{Digest, Sha256};
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
-    format!(
-        "default-src 'none'; script-src 'none'; style-src 'sha256-{hash}'; img-src 'none'; \
-         form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    )
+/// style sheet by its hash, forms posting only to the sidecar, no framing. Hashed once.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let hash =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+        format!(
+            "default-src 'none'; script-src 'none'; style-src 'sha256-{hash}'; img-src 'none'; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        )
+    });
+    &POLICY
 }
 
 /// A link target that may be live in a page: `https://` URLs only (a `javascript:` or `data:`

@@ -188,12 +188,8 @@ fn without_caret_colours(line: &str) -> String {
     while let Some(at) = rest.find("^[[") {
         out.push_str(&rest[..at]);
         let body = &rest[at + 3..];
-        let digits = body
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b';')
-            .count();
-        match body[digits..].strip_prefix('m') {
-            Some(after) => rest = after,
+        match after_sgr(body) {
+            Some((_, after)) => rest = after,
             None => {
                 out.push_str("^[[");
                 rest = body;
@@ -210,15 +206,23 @@ fn strip_copied_colour(line: &str) -> &str {
     loop {
         let body = rest.strip_prefix("^[[").or_else(|| rest.strip_prefix('['));
         let Some(body) = body else { return rest };
-        let digits = body
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b';')
-            .count();
-        match body[digits..].strip_prefix('m') {
-            Some(after) if digits > 0 => rest = after,
+        match after_sgr(body) {
+            Some((parameters, after)) if parameters > 0 => rest = after,
             _ => return rest,
         }
     }
+}
+
+/// Past a colour code's opening bracket: how many parameter bytes (digits and `;`) it has, and
+/// what follows its closing `m`; `None` when it is no colour code.
+fn after_sgr(body: &str) -> Option<(usize, &str)> {
+    let parameters = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    body[parameters..]
+        .strip_prefix('m')
+        .map(|after| (parameters, after))
 }
 
 /// What follows GitHub Actions' `2026-06-17T10:29:02.1213552Z ` (its raw logs, as pasted from

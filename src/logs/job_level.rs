@@ -202,7 +202,7 @@ static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
 
 /// `E   E   ModuleNotFoundError: x` → `ModuleNotFoundError: x`: pytest's `E` margins, nested
 /// when an exception's repr is printed inside another.
-fn without_pytest_margins(line: &str) -> &str {
+pub(crate) fn without_pytest_margins(line: &str) -> &str {
     let mut rest = line.trim_start();
     while let Some(after) = rest.strip_prefix('E') {
         if !after.starts_with([' ', '\t']) {

@@ -120,7 +120,7 @@ fn take_root_cause(failure: &mut PytestFailure) {
         .iter()
         .map(String::as_str)
         .chain(failure.excerpt.iter().flat_map(|e| e.lines()))
-        .map(|l| l.trim_start_matches("E ").trim())
+        .map(|l| job_level::without_pytest_margins(l).trim())
         .collect();
     let found = job_level::root_cause_index(&lines).or_else(|| {
         silent

@@ -123,12 +123,9 @@ async fn require_token(
     let Some(expected) = token.as_ref() else {
         return next.run(request).await;
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes())) {
+    if bearer(request.headers())
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes()))
+    {
         return next.run(request).await;
     }
     let mut response = (
@@ -141,6 +138,14 @@ async fn require_token(
         header::HeaderValue::from_static("Bearer"),
     );
     response
+}
+
+/// The token a request presents as `Authorization: Bearer …`.
+pub(super) fn bearer(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// Compares without an early exit, so response timing does not reveal a token prefix.

@@ -5,7 +5,7 @@
 //! sidecar's rules apply: the Host and Origin checks, and the bearer token when one is set (a
 //! browser gives it once as `?token=`, and keeps it in an HttpOnly cookie).
 
-use super::http::constant_time_eq;
+use super::http::{bearer, constant_time_eq};
 use super::CiWatchServer;
 use crate::hud::{self, Place};
 use crate::model::ScanResult;
@@ -135,7 +135,7 @@ fn page(status: StatusCode, html: String) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    if let Ok(policy) = HeaderValue::from_str(&hud::content_security_policy()) {
+    if let Ok(policy) = HeaderValue::from_str(hud::content_security_policy()) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     headers.insert(
@@ -170,11 +170,7 @@ async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next)
         return next.run(request).await;
     };
     let matches = |given: &str| constant_time_eq(given.as_bytes(), expected.expose().as_bytes());
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_some_and(matches) || cookie(headers, TOKEN_COOKIE).is_some_and(matches) {
+    if bearer(headers).is_some_and(matches) || cookie(headers, TOKEN_COOKIE).is_some_and(matches) {
         return next.run(request).await;
     }
     let given = request.uri().query().and_then(|q| {
@@ -283,15 +279,15 @@ impl CiWatchServer {
     }
 
     /// Keeps a nightly scan for the HUD, in this process and in the store.
-    pub(super) async fn remember_for_hud(&self, result: &ScanResult) {
+    pub(super) async fn remember_for_hud(&self, result: Arc<ScanResult>) {
         let pipeline = result.build_info.pipeline.clone();
         if let Some(store) = self.cache.as_deref() {
             store
-                .put(crate::cache::Table::Reports, &hud_key(&pipeline), result)
+                .put(crate::cache::Table::Reports, &hud_key(&pipeline), &*result)
                 .await;
         }
         if let Ok(mut held) = self.hud.lock() {
-            held.insert(pipeline, Arc::new(result.clone()));
+            held.insert(pipeline, result);
         }
     }
 }

@@ -115,16 +115,16 @@ impl CiWatchServer {
     async fn remember_scan(
         &self,
         extensions: &rmcp::model::Extensions,
-        result: &crate::model::ScanResult,
+        result: Arc<crate::model::ScanResult>,
     ) {
         let caller = caller_key(extensions);
         if let Some(store) = self.cache.as_deref().filter(|s| s.embedded().is_none()) {
             store
-                .put(crate::cache::Table::Reports, &caller, result)
+                .put(crate::cache::Table::Reports, &caller, &*result)
                 .await;
         }
         if let Ok(mut latest) = self.latest_scan.lock() {
-            latest.insert(caller, Arc::new(result.clone()));
+            latest.insert(caller, result);
         }
     }
 

@@ -14,6 +14,7 @@ use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, RoleServer};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::sync::Arc;
 
 const CANCELLED: &str = "the scan was cancelled";
 /// What `max_scan_bytes` may be: below a megabyte not even one tail fits; above 64 GiB it is
@@ -297,11 +298,13 @@ impl CiWatchServer {
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
         result.warnings.extend(self.store_warnings());
-        self.remember_scan(&context.extensions, &result).await;
-        if result.comparison.is_some()
+        // One copy, kept whole, serves the caller's later renders and the HUD.
+        let held = Arc::new(result.clone());
+        self.remember_scan(&context.extensions, held.clone()).await;
+        if held.comparison.is_some()
             && super::caller_key(&context.extensions) == super::SERVER_CALLER
         {
-            self.remember_for_hud(&result).await;
+            self.remember_for_hud(held).await;
         }
         crate::fit::page_failures(
             &mut result,
@@ -339,7 +342,7 @@ impl CiWatchServer {
         )
         .await
         .map_err(|e| e.to_string())?;
-        self.remember_for_hud(&result).await;
+        self.remember_for_hud(Arc::new(result)).await;
         Ok(())
     }
 

@@ -144,9 +144,8 @@ pub fn signature(
         .lines()
         .next()
         .unwrap_or("")
-        .trim()
-        .trim_start_matches("E ")
         .trim();
+    let line = crate::logs::job_level::without_pytest_margins(line).trim();
     let frame = stack_trace.and_then(innermost_vllm_frame);
     let is_test = test_name.contains("::");
     let (exception, message) = match EXCEPTION.captures(line) {
