@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// v3: a build is stored with when it was fetched (the freshness window).
 const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v3");
-const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v2");
+const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v3");
 /// v3: whole logs, compressed.
 const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v4");
 const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports_v1");

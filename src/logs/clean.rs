@@ -20,14 +20,76 @@ const CUT_MARKER: &str = " …[line cut]";
 const ESC: u8 = 0x1b;
 const BEL: u8 = 0x07;
 
-/// Cleans raw log bytes into text whose lines carry no terminal control sequences.
+/// Raw bytes of one line kept before the rest of it is dropped: the cleaner cuts a line at
+/// [`MAX_LINE_BYTES`] anyway, and escape sequences shrink a raw line.
+pub const MAX_RAW_LINE_BYTES: usize = 4 * MAX_LINE_BYTES;
+
+/// Cleans raw log bytes into text whose lines carry no terminal control sequences. The same
+/// path as a log read as a stream ([`RawLines`]), so a log gives the same text read whole or in
+/// any chunks, long lines included.
 pub fn clean_log(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len());
-    for raw_line in text.split_terminator('\n') {
-        clean_line(raw_line, &mut out);
-    }
+    let mut out = String::with_capacity(raw.len());
+    let mut lines = RawLines::default();
+    let mut clean = |piece: &str| clean_line(piece, &mut out);
+    lines.push(raw, &mut clean);
+    lines.finish(&mut clean);
     out
+}
+
+/// Raw log bytes cut into lines as they arrive: at `\n`, and at a bare `\r` (a terminal's
+/// return to column 0, which keeps progress-bar updates from gluing onto the next real line).
+/// Empty pieces from CRLF are no lines; an empty line between two `\n` is. A piece keeps at
+/// most [`MAX_RAW_LINE_BYTES`], its rest dropped up to its end. What it holds is one pending
+/// piece, never the log.
+#[derive(Default)]
+pub struct RawLines {
+    pending: Vec<u8>,
+    /// The pending piece passed [`MAX_RAW_LINE_BYTES`]: its rest is dropped.
+    dropping: bool,
+    /// A `\r` ended a piece since the last `\n`.
+    after_cr: bool,
+}
+
+impl RawLines {
+    /// Takes the next bytes; `line` gets each piece they complete (without its terminator).
+    pub fn push(&mut self, mut bytes: &[u8], line: &mut impl FnMut(&str)) {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', bytes) {
+            self.take(&bytes[..end]);
+            if bytes[end] == b'\r' {
+                self.end_piece(false, line);
+                self.after_cr = true;
+            } else {
+                // A line that was only its `\n` is an empty line; one that held a `\r` is not.
+                self.end_piece(!self.after_cr, line);
+                self.after_cr = false;
+            }
+            bytes = &bytes[end + 1..];
+        }
+        self.take(bytes);
+    }
+
+    /// Ends the last piece, if the bytes did not end with a terminator.
+    pub fn finish(&mut self, line: &mut impl FnMut(&str)) {
+        self.end_piece(false, line);
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        if self.dropping {
+            return;
+        }
+        let room = MAX_RAW_LINE_BYTES.saturating_sub(self.pending.len());
+        self.pending.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.dropping = bytes.len() > room;
+    }
+
+    /// Gives the pending piece to `line`; an empty one only when `keep_empty`.
+    fn end_piece(&mut self, keep_empty: bool, line: &mut impl FnMut(&str)) {
+        if !self.pending.is_empty() || keep_empty {
+            line(&String::from_utf8_lossy(&self.pending));
+        }
+        self.pending.clear();
+        self.dropping = false;
+    }
 }
 
 /// Cleans one raw line (without its `\n`) into `out`, as [`clean_log`] does: one or more lines,

@@ -6,11 +6,14 @@
 
 pub mod clean;
 pub mod job_level;
+pub mod prefix;
 pub mod pytest;
 
 pub use clean::clean_log;
 pub use job_level::{explain_job_failure, JobLevelFailure};
 pub use pytest::{find_pytest_failures, Outcome, PytestFailure};
+
+use crate::model::ErrorSource;
 
 /// The result of reading one job log.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -48,11 +51,14 @@ pub struct LogAnalyzer {
     pytest: pytest::PytestScanner,
     recent: std::collections::VecDeque<String>,
     command_headers: Vec<(u32, u32)>,
+    /// Lines taken so far: `recent`'s last line is this one.
+    lines: u64,
 }
 
 impl LogAnalyzer {
     /// Takes the next cleaned line (without its newline).
     pub fn line(&mut self, line: &str) {
+        self.lines += 1;
         self.pytest.line(line);
         if let Some(header) = command_header(line) {
             self.command_headers.push(header);
@@ -70,6 +76,8 @@ impl LogAnalyzer {
 
     /// What the lines taken say.
     pub fn finish(self) -> LogAnalysis {
+        let first_recent = self.lines + 1 - self.recent.len() as u64;
+        let lines: Vec<&str> = self.recent.iter().map(String::as_str).collect();
         let mut findings = self.pytest.finish();
         for failure in &mut findings.failures {
             take_root_cause(failure);
@@ -81,17 +89,17 @@ impl LogAnalyzer {
             .iter_mut()
             .filter(|f| f.error_message.is_none());
         if let (Some(only), None) = (silent.next(), silent.next()) {
-            only.error_message = self
-                .recent
-                .iter()
-                .rev()
-                .find(|line| job_level::is_crash_line(line))
-                .map(|line| pytest::truncate_message(line));
+            let crash = lines.iter().rposition(|line| job_level::is_crash_line(line));
+            only.set_error(crash.map(|i| pytest::Located {
+                message: job_level::message_of(lines[i]),
+                source: ErrorSource::Crash,
+                line: Some(first_recent + i as u64),
+            }));
         }
-        let job_level = findings.failures.is_empty().then(|| {
-            let lines: Vec<&str> = self.recent.iter().map(String::as_str).collect();
-            job_level::explain_last_lines(&lines)
-        });
+        let job_level = findings
+            .failures
+            .is_empty()
+            .then(|| job_level::explain_last_lines(&lines, first_recent));
         LogAnalysis {
             tests: findings.failures,
             passed: findings.passed,
@@ -104,7 +112,7 @@ impl LogAnalyzer {
 /// A test that failed with one of vLLM's wrapper errors, or with no message at all, gets the
 /// root cause from its excerpt or its own output as `error_message`: the last exception that is
 /// not a wrapper, else (no message) the last error line a vLLM process printed. The wrapper
-/// stays in the excerpt.
+/// stays in the excerpt. The excerpt and output are copies, so the line's number is not known.
 fn take_root_cause(failure: &mut PytestFailure) {
     let silent = failure.error_message.is_none();
     if !silent
@@ -120,17 +128,21 @@ fn take_root_cause(failure: &mut PytestFailure) {
         .iter()
         .map(String::as_str)
         .chain(failure.excerpt.iter().flat_map(|e| e.lines()))
-        .map(|l| job_level::without_pytest_margins(l).trim())
         .collect();
-    let found = job_level::root_cause_index(&lines).or_else(|| {
-        silent
-            .then(|| lines.iter().rposition(|l| job_level::is_error_line(l)))
-            .flatten()
-    });
-    if let Some(i) = found {
-        failure.error_message = Some(pytest::truncate_message(
-            job_level::strip_process_prefix(lines[i]).trim(),
-        ));
+    let found = job_level::root_cause_index(&lines)
+        .map(|i| (i, ErrorSource::RootCause))
+        .or_else(|| {
+            silent
+                .then(|| lines.iter().rposition(|l| job_level::is_error_line(l)))
+                .flatten()
+                .map(|i| (i, ErrorSource::ErrorLine))
+        });
+    if let Some((i, source)) = found {
+        failure.set_error(Some(pytest::Located {
+            message: job_level::message_of(lines[i]),
+            source,
+            line: None,
+        }));
     }
 }
 

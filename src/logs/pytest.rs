@@ -8,6 +8,9 @@
 //! Everything here is anchored per line and never looks at more than one line at a time, so a
 //! failure is never attributed across lines (the original's `\s` separator spanned newlines).
 
+use super::job_level::e_margin;
+use super::prefix;
+use crate::model::ErrorSource;
 use std::collections::HashMap;
 
 /// Longest error message kept (the original's `MAX_ERROR_MESSAGE_LENGTH`).
@@ -49,6 +52,29 @@ pub struct PytestFailure {
     /// The test's own output between its verbose id line and its status, bounded; the classifier
     /// reads infrastructure evidence (HF Hub 504, …) from it.
     pub output_tail: Vec<String>,
+    /// What chose `error_message`.
+    #[serde(default)]
+    pub error_source: Option<ErrorSource>,
+    /// The 1-based number of the error line in the text read, when it is known.
+    #[serde(default)]
+    pub error_line: Option<u64>,
+}
+
+/// An error message with what chose it and where it stands.
+#[derive(Debug, Clone)]
+pub(crate) struct Located {
+    pub(crate) message: String,
+    pub(crate) source: ErrorSource,
+    pub(crate) line: Option<u64>,
+}
+
+impl PytestFailure {
+    /// Takes `error` as the failure's error message, with what chose it and its line.
+    pub(crate) fn set_error(&mut self, error: Option<Located>) {
+        self.error_message = error.as_ref().map(|e| e.message.clone());
+        self.error_source = error.as_ref().map(|e| e.source);
+        self.error_line = error.and_then(|e| e.line);
+    }
 }
 
 /// Everything pytest-shaped found in one log.
@@ -85,44 +111,54 @@ pub struct PytestScanner {
     current: Option<Section>,
     /// The test whose verbose id line was seen last and whose status is still open.
     running: Option<(String, Vec<String>)>,
+    /// Lines taken so far.
+    line_no: u64,
 }
 
 impl PytestScanner {
-    /// Takes the next cleaned line (without its newline).
+    /// Takes the next cleaned line (without its newline). Runner, logger and process prefixes
+    /// and indentation are read through ([`prefix`]) the same way whatever printed them.
     pub fn line(&mut self, raw_line: &str) {
-        let line = strip_progress_prefixes(raw_line);
+        self.line_no += 1;
+        let line = prefix::body(raw_line);
+        let bare = line.trim();
 
-        if let Some(title) = banner_title(line) {
+        if let Some(title) = banner_title(bare) {
             self.close_section();
             self.in_sections = title == "FAILURES" || title == "ERRORS";
             self.seen_banner = true;
             return;
         }
         // A paste that starts at a failure's section head, below its banner.
-        self.in_sections |= !self.seen_banner && pasted_section_head(line);
+        self.in_sections |= !self.seen_banner && pasted_section_head(bare);
         if self.in_sections {
-            if let Some(head) = section_head(line) {
+            if let Some(head) = section_head(bare) {
                 self.close_section();
                 self.current = Some(Section::new(head));
                 return;
             }
             if let Some(section) = self.current.as_mut() {
-                section.push(line);
+                section.push(line, self.line_no);
                 return;
             }
         }
         let findings = &mut self.findings;
         let index = &mut self.index;
+        let text = line.trim_start();
 
-        if let Some((outcome, rest)) = summary_prefix(line) {
+        if let Some((outcome, rest)) = summary_prefix(text) {
             if let Some((id, after)) = parse_node_id(rest) {
-                let message = after.strip_prefix(" - ").map(truncate_message);
+                let message = after.strip_prefix(" - ").map(|m| Located {
+                    message: truncate_message(m),
+                    source: ErrorSource::SummaryLine,
+                    line: Some(self.line_no),
+                });
                 record(findings, index, id, outcome, message);
                 return;
             }
         }
 
-        if let Some((id, after)) = parse_node_id(line) {
+        if let Some((id, after)) = parse_node_id(text) {
             match status_word(after) {
                 Some(Outcome::Passed) => findings.passed.push(id.to_string()),
                 Some(outcome) => {
@@ -133,7 +169,7 @@ impl PytestScanner {
             return;
         }
 
-        if let Some(outcome) = status_word(line) {
+        if let Some(outcome) = status_word(text) {
             if let Some((id, output)) = self.running.take() {
                 match outcome {
                     Outcome::Passed => findings.passed.push(id),
@@ -147,11 +183,12 @@ impl PytestScanner {
         }
 
         if let Some((_, output)) = self.running.as_mut() {
-            if !line.trim().is_empty() {
+            if !text.is_empty() {
                 if output.len() == OUTPUT_TAIL_LINES {
                     output.remove(0);
                 }
-                output.push(super::bounded_line(line));
+                // Kept with its prefixes: a logger's level says whether it reports an error.
+                output.push(super::bounded_line(raw_line));
             }
         }
     }
@@ -175,44 +212,28 @@ fn record(
     index: &mut HashMap<String, usize>,
     id: &str,
     outcome: Outcome,
-    message: Option<String>,
+    message: Option<Located>,
 ) -> usize {
     if let Some(&at) = index.get(id) {
         let existing = &mut findings.failures[at];
         if existing.error_message.is_none() {
-            existing.error_message = message;
+            existing.set_error(message);
         }
         return at;
     }
-    findings.failures.push(PytestFailure {
+    let mut failure = PytestFailure {
         node_id: id.to_string(),
         outcome,
-        error_message: message,
+        error_message: None,
         excerpt: None,
         output_tail: Vec::new(),
-    });
+        error_source: None,
+        error_line: None,
+    };
+    failure.set_error(message);
+    findings.failures.push(failure);
     index.insert(id.to_string(), findings.failures.len() - 1);
     findings.failures.len() - 1
-}
-
-/// Drops pytest-xdist's `[gw3] ` and the `[ 42%] ` progress column that precede verbose lines.
-fn strip_progress_prefixes(line: &str) -> &str {
-    let mut rest = line;
-    if let Some(after) = rest.strip_prefix("[gw") {
-        if let Some(end) = after.find("] ") {
-            if after[..end].bytes().all(|b| b.is_ascii_digit()) {
-                rest = &after[end + 2..];
-            }
-        }
-    }
-    if let Some(after) = rest.strip_prefix('[') {
-        if let Some(end) = after.find("%] ") {
-            if after[..end].trim().bytes().all(|b| b.is_ascii_digit()) {
-                rest = &after[end + 3..];
-            }
-        }
-    }
-    rest
 }
 
 /// `===== FAILURES =====` → `FAILURES`. Any `=`-framed line ends the current section block.
@@ -330,14 +351,14 @@ const SECTION_LINES_AFTER_E: usize = 200;
 struct ClosedSection {
     head: String,
     excerpt: Option<String>,
-    error_line: Option<String>,
+    error: Option<Located>,
 }
 
 struct Section {
     head: String,
     lines: Vec<String>,
     /// First exception-looking `E` line, else the first non-blank `E` line.
-    error_line: Option<String>,
+    error: Option<Located>,
     first_e_index: Option<usize>,
 }
 
@@ -351,28 +372,33 @@ impl Section {
         Self {
             head: head.to_string(),
             lines: Vec::new(),
-            error_line: None,
+            error: None,
             first_e_index: None,
         }
     }
 
-    fn push(&mut self, line: &str) {
+    fn push(&mut self, line: &str, line_no: u64) {
+        let located = |text: &str| Located {
+            message: truncate_message(text),
+            source: ErrorSource::TestELines,
+            line: Some(line_no),
+        };
         // A module that failed to import says so above its `E` lines, which may be cut.
-        if line.starts_with("ImportError while importing test module") {
-            self.error_line
-                .get_or_insert_with(|| truncate_message(line));
+        if line.trim_start().starts_with("ImportError while importing test module") {
+            self.error.get_or_insert_with(|| located(line.trim()));
         }
-        if let Some(e_text) = e_line(line) {
+        if let Some(e_text) = e_margin(line) {
             self.first_e_index.get_or_insert(self.lines.len());
             let candidate = e_text.trim();
-            let better = match &self.error_line {
+            let better = match &self.error {
                 None => !candidate.is_empty(),
                 Some(current) => {
-                    !super::looks_like_exception(current) && super::looks_like_exception(candidate)
+                    !super::looks_like_exception(&current.message)
+                        && super::looks_like_exception(candidate)
                 }
             };
             if better {
-                self.error_line = Some(truncate_message(candidate));
+                self.error = Some(located(candidate));
             }
         }
         // Keep a window: the interesting part of a section is its end (E block, location),
@@ -392,7 +418,7 @@ impl Section {
         ClosedSection {
             excerpt: self.excerpt(),
             head: self.head,
-            error_line: self.error_line,
+            error: self.error,
         }
     }
 
@@ -413,15 +439,6 @@ impl Section {
             .collect();
         Some(super::bounded_text(&chosen.join("\n"), MAX_EXCERPT_CHARS))
     }
-}
-
-/// `E       AssertionError: x` → `AssertionError: x`.
-fn e_line(line: &str) -> Option<&str> {
-    let rest = line.strip_prefix('E')?;
-    if rest.is_empty() {
-        return Some("");
-    }
-    rest.starts_with(' ').then_some(rest)
 }
 
 /// Gives each failure its section. A section whose test was never named by a summary or
@@ -450,19 +467,23 @@ fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<ClosedSectio
         let section = candidates.remove(0);
         failure.excerpt = section.excerpt;
         if failure.error_message.is_none() {
-            failure.error_message = section.error_line;
+            failure.set_error(section.error);
         }
     }
     // "test session" (a collection error outside any module) names no test: the job tells it.
     for head in order.into_iter().filter(|head| head != "test session") {
         for section in by_head.remove(&head).unwrap_or_default() {
-            failures.push(PytestFailure {
+            let mut failure = PytestFailure {
                 node_id: section.head.clone(),
                 outcome: Outcome::Failed,
                 excerpt: section.excerpt,
-                error_message: section.error_line,
+                error_message: None,
                 output_tail: Vec::new(),
-            });
+                error_source: None,
+                error_line: None,
+            };
+            failure.set_error(section.error);
+            failures.push(failure);
         }
     }
 }

@@ -151,6 +151,47 @@ impl InfraKind {
     }
 }
 
+/// What chose a failure's error line: the log's structure first, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorSource {
+    /// The exception that closes the last traceback, or the first exception of pytest's last
+    /// `E` block.
+    Exception,
+    /// The root cause above one of vLLM's wrapper errors (`EngineDeadError`, "See root cause
+    /// above").
+    RootCause,
+    /// The message on the test's pytest summary line (`FAILED id - message`).
+    SummaryLine,
+    /// The exception of the test's `E` lines in its `FAILURES` section.
+    TestELines,
+    /// The last error line a tool or a process printed.
+    ErrorLine,
+    /// A line that only says a build step or a process failed: nothing above it says why.
+    OnlyFailed,
+    /// A line that names trouble without being an error (a retry warning, agent lost).
+    Trouble,
+    /// The crash of the process that left the test without a message.
+    Crash,
+}
+
+impl ErrorSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Exception => "the exception that closes the last traceback",
+            Self::RootCause => "the root cause above a wrapper error",
+            Self::SummaryLine => "the message of the test's summary line",
+            Self::TestELines => "the exception of the test's E lines",
+            Self::ErrorLine => "the last error line",
+            Self::OnlyFailed => {
+                "a line that only says a step or process failed (nothing above says why)"
+            }
+            Self::Trouble => "a line that names trouble (no error line)",
+            Self::Crash => "the crash that left the test without a message",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerSource {

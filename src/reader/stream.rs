@@ -11,13 +11,11 @@
 use super::stored::LogText;
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, LogBody};
 use crate::http::HttpError;
-use crate::logs::{clean::clean_line, LogAnalysis, LogAnalyzer};
+use crate::logs::clean::{clean_line, RawLines};
+use crate::logs::{LogAnalysis, LogAnalyzer};
 
 /// Resumed requests of one read after its body broke, before the read gives up.
 pub const MAX_RESUMES: usize = 4;
-/// Raw bytes of one line kept before the rest of it is dropped: the cleaner cuts a line at
-/// [`crate::logs::clean::MAX_LINE_BYTES`] anyway, and escape sequences shrink a raw line.
-const MAX_RAW_LINE_BYTES: usize = 4 * crate::logs::clean::MAX_LINE_BYTES;
 /// Cleaned text compressed at a time: each concurrent read holds at most this much
 /// uncompressed (hundreds of reads run at once in a busy sidecar), and lz4 still shrinks
 /// log text about tenfold in blocks this size.
@@ -26,9 +24,7 @@ const TEXT_BLOCK_BYTES: usize = 64 * 1024;
 /// Lines of a log, parsed and compressed as its bytes arrive.
 #[derive(Default)]
 pub struct LogStream {
-    pending: Vec<u8>,
-    /// The pending line passed [`MAX_RAW_LINE_BYTES`]: its rest is dropped up to its newline.
-    dropping: bool,
+    lines: RawLines,
     cleaned: String,
     analyzer: LogAnalyzer,
     text: TextBlocks,
@@ -36,44 +32,38 @@ pub struct LogStream {
 
 impl LogStream {
     /// Takes the next bytes of the log.
-    pub fn push(&mut self, mut bytes: &[u8]) {
-        while let Some(newline) = memchr::memchr(b'\n', bytes) {
-            self.take_raw(&bytes[..newline]);
-            self.end_line();
-            bytes = &bytes[newline + 1..];
-        }
-        self.take_raw(bytes);
+    pub fn push(&mut self, bytes: &[u8]) {
+        let Self {
+            lines,
+            cleaned,
+            analyzer,
+            text,
+        } = self;
+        lines.push(bytes, &mut |piece| take_line(piece, cleaned, analyzer, text));
     }
 
     /// The analysis and the compressed cleaned text of every byte pushed.
     pub fn finish(mut self) -> (LogAnalysis, TextBlocks) {
-        if !self.pending.is_empty() {
-            self.end_line();
-        }
+        let Self {
+            lines,
+            cleaned,
+            analyzer,
+            text,
+        } = &mut self;
+        lines.finish(&mut |piece| take_line(piece, cleaned, analyzer, text));
         self.text.flush();
         (self.analyzer.finish(), self.text)
     }
+}
 
-    fn take_raw(&mut self, bytes: &[u8]) {
-        if self.dropping {
-            return;
-        }
-        let room = MAX_RAW_LINE_BYTES.saturating_sub(self.pending.len());
-        self.pending
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
-        self.dropping = bytes.len() > room;
+/// One raw line: cleaned, analysed, and kept (compressed) as the stored text.
+fn take_line(raw: &str, cleaned: &mut String, analyzer: &mut LogAnalyzer, text: &mut TextBlocks) {
+    cleaned.clear();
+    clean_line(raw, cleaned);
+    for line in cleaned.lines() {
+        analyzer.line(line);
     }
-
-    fn end_line(&mut self) {
-        self.cleaned.clear();
-        clean_line(&String::from_utf8_lossy(&self.pending), &mut self.cleaned);
-        for line in self.cleaned.lines() {
-            self.analyzer.line(line);
-        }
-        self.text.push(&self.cleaned);
-        self.pending.clear();
-        self.dropping = false;
-    }
+    text.push(cleaned);
 }
 
 /// Cleaned text compressed in blocks as it grows: each block is its length (4 bytes,
@@ -244,14 +234,14 @@ mod tests {
 
     #[test]
     fn a_huge_line_is_cut_and_the_next_line_is_read() {
-        let mut raw = vec![b'x'; 3 * MAX_RAW_LINE_BYTES];
+        let mut raw = vec![b'x'; 3 * crate::logs::clean::MAX_RAW_LINE_BYTES];
         raw.extend_from_slice(b"\nFAILED tests/a.py::test_y - RuntimeError: boom\n");
         let (analysis, text) = streamed(&raw, 10_000);
         assert_eq!(analysis.tests.len(), 1);
         assert!(text
             .lines()
             .next()
-            .is_some_and(|l| l.len() < MAX_RAW_LINE_BYTES));
+            .is_some_and(|l| l.len() < crate::logs::clean::MAX_RAW_LINE_BYTES));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 pub struct InfraRule {
+    /// The rule's name, as a failure's decision names it (`hub_or_network`, `host_oom`, …).
+    pub name: &'static str,
     pub kind: InfraKind,
     pattern: Regex,
     /// Lines that match `pattern` but are not infrastructure (a local server that never came up
@@ -32,7 +34,8 @@ pub const CODE_BUILD: &str = r"pip install (?:-e|--editable)\b|Failed to build `
 /// The table. Confidence 0.7 is the original's for infrastructure; a GPU illegal address is
 /// often a kernel bug rather than bad hardware, so it is held at 0.5.
 pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
-    let rule = |kind, pattern: &str, unless: Option<&str>, confidence| InfraRule {
+    let rule = |name, kind, pattern: &str, unless: Option<&str>, confidence| InfraRule {
+        name,
         kind,
         pattern: Regex::new(pattern).expect("infra patterns are valid"),
         unless: unless.map(|u| Regex::new(u).expect("infra exclusions are valid")),
@@ -41,6 +44,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
     vec![
         // Buildkite agent: printed when the agent stops heartbeating or is shut down mid-job.
         rule(
+            "agent_lost",
             InfraKind::AgentLost,
             r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b",
             None,
@@ -51,6 +55,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // runtime unable to give the container its GPUs, and vLLM finding its GPUs' memory
         // taken by something else when the engine starts.
         rule(
+            "host_not_ready",
             InfraKind::HostNotReady,
             r"(?i)\bhook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: (?:initialization|mount|detection) error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory",
             None,
@@ -60,6 +65,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // and pytest-timeout (its failure message, old and new, and its thread-dump banner).
         // Before cancellation: a hang is why the job was then cancelled.
         rule(
+            "hang",
             InfraKind::Hang,
             r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$",
             None,
@@ -67,12 +73,14 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // Buildkite agent, when the job is cancelled from the UI or by a newer build.
         rule(
+            "cancelled",
             InfraKind::Cancelled,
             r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|(?i)\bjob was cancel+ed\b",
             None,
             0.7,
         ),
         rule(
+            "disk_full",
             InfraKind::Disk,
             r"(?i)no space left on device|\bdisk (?:is )?full\b|DiskQuotaExceeded",
             None,
@@ -80,14 +88,16 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
         rule(
+            "host_oom",
             InfraKind::HostOom,
-            r"(?i)cannot allocate memory|\boom[- ]kill|Killed process \d+|exit(?:ed with)? (?:status|code) 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S",
+            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill",
             None,
             0.7,
         ),
         // Container registries refusing or failing a pull: Docker Hub's rate limit in every
         // client's wording (BuildKit, the daemon, podman/cri-o).
         rule(
+            "registry_pull",
             InfraKind::NetworkOrHub,
             r"(?i)\btoomanyrequests\b|pull rate limit|failed to pull image|error pulling image|pulling from host \S+ failed with status code",
             None,
@@ -97,6 +107,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // the transport's retry count exceeded: the fabric, not a deadlock in the code), and its
         // socket transport losing a peer's connection.
         rule(
+            "nccl_network",
             InfraKind::NetworkOrHub,
             r"NET/IB ?: Got completion from peer \S+ with (?:error|status=)\s?[1-9]|socketProgressOpt: Call to (?:recv|send) from \S+ failed",
             None,
@@ -104,8 +115,16 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // Hugging Face Hub and other upstream services; connection errors to external hosts.
         rule(
+            "hub_or_network",
             InfraKind::NetworkOrHub,
-            r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway|Connection reset by peer|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|Network is unreachable|Read timed out|ConnectTimeout|TLS handshake timeout|Connection refused",
+            concat!(
+                // The Hub and other upstream services refusing or failing.
+                r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway",
+                // A connection to another host that failed, in Python's, curl's, git's, Go's
+                // and uv's words.
+                r"|Connection reset by peer|Connection aborted|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
+                r"|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://",
+            ),
             Some(LOCAL_HOSTS),
             0.7,
         ),
@@ -113,6 +132,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         // step that builds or installs the project itself fails because of the code (see
         // `CODE_BUILD`); downloads that fail in a build step matched the network rule above.
         rule(
+            "image_build",
             InfraKind::ImageBuild,
             r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|pull access denied|manifest unknown",
             Some(CODE_BUILD),
@@ -120,6 +140,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // NVIDIA driver and CUDA runtime: hardware faults and devices that vanished.
         rule(
+            "gpu_driver",
             InfraKind::GpuFault,
             r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML|^No devices were found$",
             None,
@@ -127,6 +148,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // CUDA runtime and the CUDA coredump hook vLLM CI enables; ROCm's page fault.
         rule(
+            "gpu_fault",
             InfraKind::GpuFault,
             r"illegal memory access was encountered|CUDBG_EXCEPTION_\w+|unspecified launch failure|cudaErrorIllegalAddress|Memory access fault by GPU node-\d+",
             None,

@@ -266,15 +266,18 @@ fn seen() -> Vec<Excerpt> {
 fn seen_excerpts_give_their_verdicts() {
     let figures = score(&corpus_files("seen"));
     eprintln!("{}", figures.line("seen/"));
-    assert!(figures.excerpts >= 150, "seen/ holds {} excerpts", figures.excerpts);
     assert!(figures.mismatches.is_empty(), "{}", figures.mismatches.join("\n"));
 }
 
 /// A fresh batch is measured, never asserted: its first run is the project's accuracy (written in
 /// the corpus README), and a miss is fixed in the rules once the batch has moved to `seen/`.
+/// `CIWATCH_CORPUS_BATCH=<file name>` measures that batch alone (its first run, one at a time).
 #[test]
 fn fresh_batches_are_measured() {
-    let files = corpus_files("fresh");
+    let mut files = corpus_files("fresh");
+    if let Ok(only) = std::env::var("CIWATCH_CORPUS_BATCH") {
+        files.retain(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == only));
+    }
     let figures = score(&files);
     eprintln!("{}", figures.line("fresh/"));
     for mismatch in &figures.mismatches {

@@ -1,0 +1,348 @@
+//! The prefixes that runners, loggers and processes put before a log line's own text, read
+//! through the same way whichever runner printed them. Pure; never fails.
+//!
+//! A line is `prefixes + body`. Prefixes are a small grammar, not a rule per runner:
+//! clocks and timestamps (bare or in brackets, ISO or not), progress columns (`[gw3]`,
+//! `[ 42%]`), Docker BuildKit's step and seconds (`#8 12.34`), a container gutter
+//! (`app-1  | `), GitHub Actions' `##[error]`, a process's tag (`(EngineCore_DP0 pid=3112)`,
+//! `[rank0]:`), and a logger's head (vLLM's `ERROR 12-15 12:35:11 [core.py:866]`, Python's
+//! `ERROR:root:`, pytest's live log `ERROR    name:file.py:12`, `name - ERROR - `, glog's
+//! `E1207 12:00:00.123 42 file.cc:9]`, PyTorch's `[W1207 … file.cpp:9]`). A logger's head
+//! gives the line's level. What is left is the body, which keeps its own indentation: a
+//! traceback's frames are told from its exception by it.
+//!
+//! Terms: a *bare prefix* is a line whose body says nothing, either empty or only announcing
+//! what follows (`Traceback (most recent call last):`, `Exception in worker:`); such a line is
+//! never an error line.
+
+/// A line read through its prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split<'a> {
+    /// A logger's head said the line was logged at error level (ERROR, CRITICAL, FATAL).
+    pub at_error: bool,
+    /// The line's own text, its indentation kept.
+    pub body: &'a str,
+}
+
+/// Prefixes read through before giving up: a line carries a few at most (a gutter, a clock, a
+/// process tag, a logger); the bound keeps a pathological line linear.
+const MAX_PREFIXES: usize = 8;
+
+/// `line` read through its prefixes.
+pub fn split(line: &str) -> Split<'_> {
+    let mut rest = line;
+    let mut at_error = false;
+    for _ in 0..MAX_PREFIXES {
+        let Some((level, after)) = one_prefix(rest) else {
+            break;
+        };
+        at_error |= level.is_some_and(is_error_level);
+        rest = after;
+    }
+    Split {
+        at_error,
+        body: rest,
+    }
+}
+
+/// The line's own text (see [`split`]).
+pub fn body(line: &str) -> &str {
+    split(line).body
+}
+
+/// Whether the line says nothing by itself: prefixes with nothing after them, or a body that
+/// only announces what follows it.
+pub fn is_bare_prefix(line: &str) -> bool {
+    let body = body(line).trim();
+    body.is_empty() || announces(body)
+}
+
+/// `Traceback (most recent call last):`, `Exception in worker:`, `The above exception was the
+/// direct cause of the following exception:`, vLLM's `Error executing method 'x'. This might
+/// cause deadlock in distributed execution.`: lines that say an error follows, not which.
+pub fn announces(body: &str) -> bool {
+    let body = body.trim();
+    body.starts_with("Traceback (")
+        || body.starts_with("Error executing method ")
+        || body.starts_with("Stack (most recent call first)")
+        || body.starts_with("Thread 0x") && body.ends_with("(most recent call first):")
+        || body.ends_with(':') && !body.contains(": ") && body.split_whitespace().count() <= 12
+}
+
+fn is_error_level(level: &str) -> bool {
+    matches!(
+        level,
+        "ERROR" | "CRITICAL" | "FATAL" | "E" | "F" | "error" | "critical" | "fatal"
+    )
+}
+
+const LEVELS: [&str; 7] = ["ERROR", "WARNING", "INFO", "DEBUG", "CRITICAL", "FATAL", "WARN"];
+
+/// One prefix at the start of `line`: the level it gives, if any, and what follows it.
+fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
+    let no_level = |rest| Some((None, rest));
+    if let Some(rest) = bracketed(line) {
+        return Some(rest);
+    }
+    if let Some(rest) = timestamp(line) {
+        return no_level(rest);
+    }
+    if let Some(rest) = build_step(line) {
+        return no_level(rest);
+    }
+    if let Some(rest) = process_tag(line) {
+        return no_level(rest);
+    }
+    if let Some(rest) = container_gutter(line) {
+        return no_level(rest);
+    }
+    if let Some(rest) = named_level(line) {
+        return Some(rest);
+    }
+    if let Some(rest) = line.strip_prefix("##[") {
+        let close = rest.find(']')?;
+        let level = &rest[..close];
+        return Some((Some(level), &rest[close + 1..]));
+    }
+    logger_head(line)
+}
+
+/// `[…] ` at the line's start: a clock or timestamp, xdist's `[gw3]`, pytest's `[ 42%]`,
+/// PyTorch's `[W1207 12:00:00.1 ProcessGroupNCCL.cpp:9]`, a bracketed level `[ERROR]`.
+fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
+    let inner_end = line.strip_prefix('[')?.find(']')? + 1;
+    let inner = &line[1..inner_end];
+    let after = &line[inner_end + 1..];
+    let after = match after.strip_prefix(' ') {
+        Some(a) => a,
+        None if after.is_empty() || after.starts_with('[') => after,
+        None => return None,
+    };
+    let trimmed = inner.trim();
+    if let Some(level) = LEVELS.iter().find(|l| trimmed.eq_ignore_ascii_case(l)) {
+        return Some((Some(level), after));
+    }
+    let is_clock = |s: &str| {
+        s.bytes().any(|b| b == b':')
+            && s.bytes().all(|b| b.is_ascii_digit() || b" -:.,TZ+/".contains(&b))
+            && s.bytes().take(1).all(|b| b.is_ascii_digit())
+    };
+    let xdist = trimmed
+        .strip_prefix("gw")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let progress = trimmed
+        .strip_suffix('%')
+        .is_some_and(|n| !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()));
+    if is_clock(trimmed) || xdist || progress {
+        return Some((None, after));
+    }
+    // `[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234]`, `[E ProcessGroupNCCL.cpp:616]`.
+    let first = trimmed.chars().next()?;
+    let source_file = trimmed.contains(".cpp:") || trimmed.contains(".cc:") || trimmed.contains(".py:");
+    if "EWIF".contains(first) && source_file {
+        let level = if first == 'E' || first == 'F' { "E" } else { "I" };
+        return Some((Some(level), after));
+    }
+    None
+}
+
+/// A bare timestamp: `2024-05-01T12:00:00.1234567Z `, `2024-05-01 12:00:00,123 `,
+/// `12:00:00 ` (a clock alone), followed by spaces and an optional ` - ` or ` | ` separator.
+fn timestamp(line: &str) -> Option<&str> {
+    let b = line.as_bytes();
+    let digits = |from: usize, n: usize| b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit);
+    let mut at = 0;
+    if digits(0, 4) && b.get(4) == Some(&b'-') && digits(5, 2) && b.get(7) == Some(&b'-') && digits(8, 2) {
+        at = 10;
+        if matches!(b.get(10), Some(b'T' | b' ')) {
+            at = 11;
+        }
+    }
+    if !(digits(at, 2) && b.get(at + 2) == Some(&b':') && digits(at + 3, 2) && b.get(at + 5) == Some(&b':') && digits(at + 6, 2)) {
+        return None;
+    }
+    at += 8;
+    if matches!(b.get(at), Some(b'.' | b',')) {
+        at += 1;
+        at += b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+    }
+    if b.get(at) == Some(&b'Z') {
+        at += 1;
+    } else if matches!(b.get(at), Some(b'+' | b'-')) && digits(at + 1, 2) {
+        at += 3;
+        at += usize::from(b.get(at) == Some(&b':'));
+        at += b[at..].iter().take(2).take_while(|c| c.is_ascii_digit()).count();
+    }
+    let rest = line[at..].strip_prefix(' ')?.trim_start_matches(' ');
+    Some(
+        rest.strip_prefix("- ")
+            .or_else(|| rest.strip_prefix("| "))
+            .unwrap_or(rest),
+    )
+}
+
+/// Docker BuildKit's plain progress: `#8 12.34 text`, `#8 text`, `12.34 text`.
+fn build_step(line: &str) -> Option<&str> {
+    let mut rest = line;
+    if let Some(after) = rest.strip_prefix('#') {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(' ') {
+            rest = &after[digits + 1..];
+        }
+    }
+    let whole = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let fraction = rest[whole..]
+        .strip_prefix('.')
+        .map_or(0, |f| f.bytes().take_while(u8::is_ascii_digit).count());
+    if whole > 0 && fraction > 0 {
+        let end = whole + 1 + fraction;
+        if let Some(after) = rest[end..].strip_prefix(' ') {
+            return Some(after);
+        }
+        if rest.len() == end {
+            return Some("");
+        }
+    }
+    (rest.len() < line.len()).then_some(rest)
+}
+
+/// `(EngineCore_DP0 pid=3112) `, `(pid=42) `, `[rank0]: `.
+fn process_tag(line: &str) -> Option<&str> {
+    if let Some(inner) = line.strip_prefix('(') {
+        let close = inner.find(") ")?;
+        return inner[..close]
+            .contains("pid=")
+            .then(|| &inner[close + 2..]);
+    }
+    let after = line.strip_prefix("[rank")?;
+    let close = after.find("]:")?;
+    after[..close]
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| {
+            let rest = &after[close + 2..];
+            rest.strip_prefix(' ').unwrap_or(rest)
+        })
+}
+
+/// A container's gutter in `docker compose` output: `app-1  | `.
+fn container_gutter(line: &str) -> Option<&str> {
+    let bar = line.find(" | ")?;
+    let name = line[..bar].trim_end();
+    (!name.is_empty()
+        && bar - name.len() >= 1
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+    .then(|| &line[bar + 3..])
+}
+
+/// `vllm.engine - ERROR - message` (Python's `%(name)s - %(levelname)s - %(message)s`).
+fn named_level(line: &str) -> Option<(Option<&str>, &str)> {
+    let (name, rest) = line.split_once(" - ")?;
+    let named = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let level = *LEVELS.iter().find(|l| rest.starts_with(*l))?;
+    let message = rest[level.len()..].strip_prefix(" - ")?;
+    named.then_some((Some(level), message))
+}
+
+/// A logger's head and the level it gives.
+fn logger_head(line: &str) -> Option<(Option<&str>, &str)> {
+    let level = *LEVELS.iter().find(|l| line.starts_with(*l))?;
+    let rest = &line[level.len()..];
+    // Python's default format: `ERROR:root:message`.
+    if let Some(after) = rest.strip_prefix(':') {
+        let name_end = after.find(':')?;
+        let name = &after[..name_end];
+        return (!name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        .then(|| (Some(level), &after[name_end + 1..]));
+    }
+    let after = rest.strip_prefix(' ')?;
+    // vLLM: `MM-DD HH:MM:SS[.mmm] [file.py:N] ` (older releases: ` file.py:N] `).
+    let b = after.as_bytes();
+    if b.len() > 14 && b[2] == b'-' && b[5] == b' ' && b[8] == b':' && b[11] == b':' {
+        let close = after.find(']')?;
+        let head = &after[..close];
+        let message = &after[close + 1..];
+        return ((head.contains('[') || head.contains(".py:"))
+            && (message.is_empty() || message.starts_with(' ')))
+        .then(|| (Some(level), message.strip_prefix(' ').unwrap_or(message)));
+    }
+    // pytest's live log and caplog: `ERROR    name:file.py:12 message`.
+    let padded = after.trim_start_matches(' ');
+    let token_end = padded.find(' ').unwrap_or(padded.len());
+    let token = &padded[..token_end];
+    if token.contains(".py:") && token.rsplit(':').next().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+        return Some((Some(level), padded[token_end..].trim_start_matches(' ')));
+    }
+    // `ERROR - message`, `ERROR | message`.
+    padded
+        .strip_prefix("- ")
+        .or_else(|| padded.strip_prefix("| "))
+        .map(|message| (Some(level), message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_read_through() {
+        let cases = [
+            ("(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] ValueError: x", true, "ValueError: x"),
+            ("[rank0]: Traceback (most recent call last):", false, "Traceback (most recent call last):"),
+            ("(VllmWorker rank=0 pid=12) ERROR 01-02 03:04:05 [x.py:9] boom", true, "boom"),
+            ("(not a process) text", false, "(not a process) text"),
+            ("[2024-05-01T12:00:00.123Z] FAILED a.py::t", false, "FAILED a.py::t"),
+            ("[gw3] [ 42%] FAILED a.py::t", false, "FAILED a.py::t"),
+            ("2024-05-01 12:00:00,123 - vllm.engine - ERROR - boom", true, "boom"),
+            ("2024-05-01 12:00:00,123 ERROR boom", false, "ERROR boom"),
+            ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
+            ("ERROR:root:Engine died", true, "Engine died"),
+            ("WARNING  huggingface_hub.utils._http:_http.py:446 HTTP Error 429", false, "HTTP Error 429"),
+            ("ERROR    vllm.x:core.py:12 RuntimeError: y", true, "RuntimeError: y"),
+            ("E1207 12:00:00.123456 4242 socket.cc:9] connect failed", false, "E1207 12:00:00.123456 4242 socket.cc:9] connect failed"),
+            ("[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234] Warning: x", false, "Warning: x"),
+            ("[E ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog timeout", true, "[Rank 0] Watchdog timeout"),
+            ("#14 41.53 ERROR: No matching distribution", false, "ERROR: No matching distribution"),
+            ("25.71 text", false, "text"),
+            ("app-1  | FAILED a.py::t", false, "FAILED a.py::t"),
+            ("##[error]Process completed with exit code 1.", true, "Process completed with exit code 1."),
+            ("[06:41:07.520334] coredump: Detected", false, "coredump: Detected"),
+            ("ERROR: Could not install packages", false, "ERROR: Could not install packages"),
+            ("ERROR 12-11 00:53:45 [repo_utils.py:63] ", true, ""),
+            ("    assert x == 1", false, "    assert x == 1"),
+            ("[1/2] Building CXX object", false, "[1/2] Building CXX object"),
+        ];
+        for (line, at_error, body) in cases {
+            assert_eq!(split(line), Split { at_error, body }, "{line}");
+        }
+    }
+
+    #[test]
+    fn bare_prefixes_say_nothing() {
+        for line in [
+            "ERROR 12-11 00:53:45 [repo_utils.py:63] ",
+            "(EngineCore_DP0 pid=1) ERROR 12-11 00:53:45 [core.py:1] Traceback (most recent call last):",
+            "[2024-05-01T12:00:00Z] ",
+            "ERROR:root:",
+            "(Worker pid=3) ERROR 12-11 00:53:45 [multiproc.py:9] Exception in worker:",
+            "The above exception was the direct cause of the following exception:",
+        ] {
+            assert!(is_bare_prefix(line), "{line}");
+        }
+        for line in [
+            "ERROR 12-11 00:53:45 [core.py:1] EngineCore failed to start.",
+            "RuntimeError: CUDA error: an illegal memory access was encountered",
+            "error: subprocess-exited-with-error",
+        ] {
+            assert!(!is_bare_prefix(line), "{line}");
+        }
+    }
+}
