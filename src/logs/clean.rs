@@ -78,7 +78,8 @@ impl RawLines {
             return;
         }
         let room = MAX_RAW_LINE_BYTES.saturating_sub(self.pending.len());
-        self.pending.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.pending
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
         self.dropping = bytes.len() > room;
     }
 

@@ -61,13 +61,13 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     for (i, line) in lines.iter().enumerate() {
         if is_agent_verdict(line) {
             keep[i] = true;
-        } else if is_error_line(line) {
+        } else if only_says_failed(prefix::body(line).trim_start()) {
             keep[i] = true;
-            if only_says_failed(prefix::body(line).trim_start()) {
-                last_only_failed = Some(i);
-            } else {
-                last_error = Some(i);
-            }
+            last_only_failed = Some(i);
+        } else if is_error_line(line) && !announces_traceback(line) {
+            keep[i] = true;
+            keep_continuation(lines, i, &mut keep);
+            last_error = Some(i);
         } else if TROUBLE.is_match(line) {
             keep[i] = true;
             last_trouble = Some(i);
@@ -115,6 +115,37 @@ static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
         .expect("valid")
 });
 
+/// Whether the error line only announces the traceback printed after it: the line ends with
+/// that traceback's header (vLLM's `EngineCore hit an exception: Traceback …`), or it is one of
+/// vLLM's lines that always precede one (a paste may cut the traceback).
+fn announces_traceback(line: &str) -> bool {
+    let body = prefix::body(line);
+    body.contains("Traceback (most recent call last)") || VLLM_ANNOUNCES.is_match(body)
+}
+
+/// vLLM's log lines that announce the traceback it prints next (`vllm/v1/engine/core.py`,
+/// `vllm/entrypoints`, uvicorn's).
+static VLLM_ANNOUNCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^\s*(?:EngineCore (?:encountered a fatal error|failed to start|hit an exception)|Engine background task failed|Exception in ASGI application)\.?\s*$")
+        .expect("valid")
+});
+
+/// Lines indented deeper than an error line, right after it, continue it (a wrapped message,
+/// a cause on the next line): kept in the excerpt with it.
+fn keep_continuation(lines: &[&str], i: usize, keep: &mut [bool]) {
+    let indent = |line: &str| {
+        let body = prefix::body(line);
+        body.len() - body.trim_start().len()
+    };
+    let depth = indent(lines[i]);
+    for (j, line) in lines.iter().enumerate().skip(i + 1).take(3) {
+        if prefix::body(line).trim().is_empty() || indent(line) <= depth {
+            break;
+        }
+        keep[j] = true;
+    }
+}
+
 /// The exception that closes the last traceback, or the first exception of pytest's last `E`
 /// block when that comes later (or the root cause a vLLM wrapper points up to), marking the
 /// traceback's tail in `keep`. A traceback cut off before its exception line (a truncated paste)
@@ -142,12 +173,12 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSour
     }
     let found = e_block.or(closing)?;
     // vLLM's wrapper errors point up to the real one: take it, keep the wrapper as context.
+    // A wrapper whose cause is not in the text says nothing of its own.
     if is_wrapper(prefix::body(lines[found])) {
         let above = header.unwrap_or(found).min(found);
-        if let Some(i) = root_cause_index(&lines[..above]) {
-            keep[i] = true;
-            return Some((i, ErrorSource::RootCause));
-        }
+        let cause = root_cause_index(&lines[..above])?;
+        keep[cause] = true;
+        return Some((cause, ErrorSource::RootCause));
     }
     Some((found, ErrorSource::Exception))
 }
@@ -191,7 +222,7 @@ pub(crate) fn e_margin(body: &str) -> Option<&str> {
 /// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status)|\(core dumped\)")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status|make(?:\[\d+\])?: \*\*\* )|\(core dumped\)|recipe for target '[^']*' failed")
         .expect("valid")
 });
 /// A line that ends by saying a command exited with a status (`… failed with exit code 1`,
@@ -201,14 +232,16 @@ static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
 });
 
 fn only_says_failed(body: &str) -> bool {
-    ONLY_SAYS_FAILED.is_match(body) || EXITED.is_match(body) && !EXCEPTION_LINE.is_match(body)
+    ONLY_SAYS_FAILED.is_match(body)
+        || XDIST_CRASH.is_match(body)
+        || EXITED.is_match(body) && !EXCEPTION_LINE.is_match(body)
 }
 
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
 /// will retry, the HF API's refusal, apt's warning that a mirror's name did not resolve, NCCL's network warnings and lost connections, nvidia-smi
 /// finding no usable GPU, Buildkite's agent lost, a failed checkout.
 static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|pull rate limit|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
         .expect("valid")
 });
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
@@ -282,17 +315,22 @@ fn closes_traceback(text: &str) -> bool {
         .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
         .unwrap_or(text.len());
     let named = name_end > 0
-        && text[..name_end]
-            .split('.')
-            .all(|part| part.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'));
+        && text[..name_end].split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+        });
     named && text[name_end..].starts_with(": ")
         || EXCEPTION_LINE.is_match(text)
         || super::looks_like_exception(text)
 }
 
-/// The agent's own line for a command that exited: it says that, never why.
+/// The agent's own line for a command that exited: it says that, never why. (Its other lines,
+/// a command interrupted by a signal or a hook that failed, name trouble.)
 fn is_agent_verdict(line: &str) -> bool {
-    line.starts_with("🚨 Error: The command exited with status")
+    // Its emoji may arrive mangled in a copy; the docker plugin runs the command as its hook.
+    line.contains("Error: The command exited with status")
+        || line.contains("command hook exited with status")
 }
 
 /// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
@@ -303,6 +341,13 @@ pub(crate) fn is_crash_line(line: &str) -> bool {
         || line.contains("(core dumped)")
         || SHELL_KILLED.is_match(line)
 }
+
+/// pytest-xdist's report of a worker that died under a test: it says that the worker died
+/// (its cause, a segfault, is printed above it when at all).
+pub(crate) static XDIST_CRASH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\bworker '\w+' crashed while running|\bnode down: Not properly terminated")
+        .expect("valid")
+});
 
 /// The shell's report of a job it ran that was killed: `line 2:  1855 Killed      pytest …`.
 static SHELL_KILLED: std::sync::LazyLock<regex::Regex> =
@@ -321,6 +366,14 @@ fn is_logged_traceback_part(line: &str) -> bool {
     split.at_error && is_traceback_part(split.body)
 }
 
+/// An error in any tool's words, anywhere in the line: a fatal error, memory that ran out.
+static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b",
+    )
+    .expect("valid")
+});
+
 /// Whether the line reports an error by itself: logged at error level, or an error in its own
 /// words (an exception, a tool's `ERROR:`/`error:`/`fatal:`, a crash). Never a line that is only
 /// prefixes or only announces what follows.
@@ -329,9 +382,14 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         return false;
     }
     let split = prefix::split(line);
-    let is_logger_error = split.at_error && !is_traceback_part(split.body);
     let body = without_pytest_margins(split.body);
+    if is_wrapper(body) {
+        // "See root cause above": the wrapper says nothing of its own.
+        return false;
+    }
+    let is_logger_error = split.at_error && !is_traceback_part(split.body);
     is_logger_error
+        || ERROR_WORDS.is_match(body)
         || (body.contains("Timeout (") && body.ends_with(")!"))
         || body.starts_with("coredump: Detected an exception")
         || body.starts_with("RuntimeError: ")
@@ -420,9 +478,10 @@ mod root_cause_tests {
             .excerpt
             .contains("Engine core initialization failed. See root cause above"));
         assert!(failure.explained);
-        // Without a root cause above, the wrapper stays.
+        // Without a root cause above, the wrapper says nothing of its own: no error line.
         let alone = explain_job_failure("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nvllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.\n");
-        assert!(alone.error_message.as_deref().is_some_and(is_wrapper));
+        assert_eq!(alone.error_message, None);
+        assert!(alone.excerpt.contains("EngineDeadError"));
     }
 }
 
@@ -479,5 +538,4 @@ some unrelated output
             "🚨 Error: The command exited with status 2"
         );
     }
-
 }

@@ -82,14 +82,22 @@ impl LogAnalyzer {
         for failure in &mut findings.failures {
             take_root_cause(failure);
         }
-        // A process that crashed (xdist's worker, a segfault) takes its test down with no
-        // message: when one test is silent, the crash the log printed is its error.
+        // A process that crashed (a segfault, an abort) takes its test down with no message:
+        // when one test is silent, the crash the log printed is its error, else xdist's report
+        // of the worker that died under it.
         let mut silent = findings
             .failures
             .iter_mut()
             .filter(|f| f.error_message.is_none());
         if let (Some(only), None) = (silent.next(), silent.next()) {
-            let crash = lines.iter().rposition(|line| job_level::is_crash_line(line));
+            let crash = lines
+                .iter()
+                .rposition(|line| job_level::is_crash_line(line))
+                .or_else(|| {
+                    lines
+                        .iter()
+                        .rposition(|line| job_level::XDIST_CRASH.is_match(line))
+                });
             only.set_error(crash.map(|i| pytest::Located {
                 message: job_level::message_of(lines[i]),
                 source: ErrorSource::Crash,

@@ -76,7 +76,9 @@ fn is_error_level(level: &str) -> bool {
     )
 }
 
-const LEVELS: [&str; 7] = ["ERROR", "WARNING", "INFO", "DEBUG", "CRITICAL", "FATAL", "WARN"];
+const LEVELS: [&str; 7] = [
+    "ERROR", "WARNING", "INFO", "DEBUG", "CRITICAL", "FATAL", "WARN",
+];
 
 /// One prefix at the start of `line`: the level it gives, if any, and what follows it.
 fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
@@ -97,6 +99,9 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
         return no_level(rest);
     }
     if let Some(rest) = named_level(line) {
+        return Some(rest);
+    }
+    if let Some(rest) = glog_head(line) {
         return Some(rest);
     }
     if let Some(rest) = line.strip_prefix("##[") {
@@ -124,7 +129,8 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
     }
     let is_clock = |s: &str| {
         s.bytes().any(|b| b == b':')
-            && s.bytes().all(|b| b.is_ascii_digit() || b" -:.,TZ+/".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b" -:.,TZ+/".contains(&b))
             && s.bytes().take(1).all(|b| b.is_ascii_digit())
     };
     let xdist = trimmed
@@ -138,9 +144,14 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
     }
     // `[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234]`, `[E ProcessGroupNCCL.cpp:616]`.
     let first = trimmed.chars().next()?;
-    let source_file = trimmed.contains(".cpp:") || trimmed.contains(".cc:") || trimmed.contains(".py:");
+    let source_file =
+        trimmed.contains(".cpp:") || trimmed.contains(".cc:") || trimmed.contains(".py:");
     if "EWIF".contains(first) && source_file {
-        let level = if first == 'E' || first == 'F' { "E" } else { "I" };
+        let level = if first == 'E' || first == 'F' {
+            "E"
+        } else {
+            "I"
+        };
         return Some((Some(level), after));
     }
     None
@@ -150,18 +161,36 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
 /// `12:00:00 ` (a clock alone), followed by spaces and an optional ` - ` or ` | ` separator.
 fn timestamp(line: &str) -> Option<&str> {
     let b = line.as_bytes();
-    let digits = |from: usize, n: usize| b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit);
+    let digits = |from: usize, n: usize| {
+        b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit)
+    };
     let mut at = 0;
-    if digits(0, 4) && b.get(4) == Some(&b'-') && digits(5, 2) && b.get(7) == Some(&b'-') && digits(8, 2) {
+    if digits(0, 4)
+        && b.get(4) == Some(&b'-')
+        && digits(5, 2)
+        && b.get(7) == Some(&b'-')
+        && digits(8, 2)
+    {
         at = 10;
         if matches!(b.get(10), Some(b'T' | b' ')) {
             at = 11;
         }
     }
-    if !(digits(at, 2) && b.get(at + 2) == Some(&b':') && digits(at + 3, 2) && b.get(at + 5) == Some(&b':') && digits(at + 6, 2)) {
+    // A clock's hour may have one digit (`9:28:32`).
+    let hour = if at == 0 && digits(0, 1) && b.get(1) == Some(&b':') {
+        1
+    } else {
+        2
+    };
+    if !(digits(at, hour)
+        && b.get(at + hour) == Some(&b':')
+        && digits(at + hour + 1, 2)
+        && b.get(at + hour + 3) == Some(&b':')
+        && digits(at + hour + 4, 2))
+    {
         return None;
     }
-    at += 8;
+    at += hour + 6;
     if matches!(b.get(at), Some(b'.' | b',')) {
         at += 1;
         at += b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -171,7 +200,11 @@ fn timestamp(line: &str) -> Option<&str> {
     } else if matches!(b.get(at), Some(b'+' | b'-')) && digits(at + 1, 2) {
         at += 3;
         at += usize::from(b.get(at) == Some(&b':'));
-        at += b[at..].iter().take(2).take_while(|c| c.is_ascii_digit()).count();
+        at += b[at..]
+            .iter()
+            .take(2)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
     }
     let rest = line[at..].strip_prefix(' ')?.trim_start_matches(' ');
     Some(
@@ -210,19 +243,14 @@ fn build_step(line: &str) -> Option<&str> {
 fn process_tag(line: &str) -> Option<&str> {
     if let Some(inner) = line.strip_prefix('(') {
         let close = inner.find(") ")?;
-        return inner[..close]
-            .contains("pid=")
-            .then(|| &inner[close + 2..]);
+        return inner[..close].contains("pid=").then(|| &inner[close + 2..]);
     }
     let after = line.strip_prefix("[rank")?;
     let close = after.find("]:")?;
-    after[..close]
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| {
-            let rest = &after[close + 2..];
-            rest.strip_prefix(' ').unwrap_or(rest)
-        })
+    after[..close].bytes().all(|b| b.is_ascii_digit()).then(|| {
+        let rest = &after[close + 2..];
+        rest.strip_prefix(' ').unwrap_or(rest)
+    })
 }
 
 /// A container's gutter in `docker compose` output: `app-1  | `.
@@ -249,10 +277,28 @@ fn named_level(line: &str) -> Option<(Option<&str>, &str)> {
     named.then_some((Some(level), message))
 }
 
+/// glog's head (gRPC, XLA, Ray's core): `E1207 12:00:00.123456  4242 file.cc:9] message`.
+fn glog_head(line: &str) -> Option<(Option<&str>, &str)> {
+    let level = match line.as_bytes().first()? {
+        b'E' | b'F' => "E",
+        b'W' | b'I' => "I",
+        _ => return None,
+    };
+    let b = line.as_bytes();
+    let stamped = b.len() > 14 && b[1..5].iter().all(u8::is_ascii_digit) && b[5] == b' ';
+    let close = line.find("] ")?;
+    let head = &line[..close];
+    (stamped && head.contains(':') && head.contains('.')).then(|| (Some(level), &line[close + 2..]))
+}
+
 /// A logger's head and the level it gives.
 fn logger_head(line: &str) -> Option<(Option<&str>, &str)> {
     let level = *LEVELS.iter().find(|l| line.starts_with(*l))?;
     let rest = &line[level.len()..];
+    // uvicorn's `ERROR:    message` (the level, a colon, a padded column).
+    if let Some(message) = rest.strip_prefix(":  ") {
+        return Some((Some(level), message.trim_start()));
+    }
     // Python's default format: `ERROR:root:message`.
     if let Some(after) = rest.strip_prefix(':') {
         let name_end = after.find(':')?;
@@ -274,11 +320,23 @@ fn logger_head(line: &str) -> Option<(Option<&str>, &str)> {
             && (message.is_empty() || message.starts_with(' ')))
         .then(|| (Some(level), message.strip_prefix(' ').unwrap_or(message)));
     }
+    // A shortened head: `ERROR [core.py:1351] message`.
+    if let Some(inner) = after.strip_prefix('[') {
+        let close = inner.find(']')?;
+        let message = &inner[close + 1..];
+        return (inner[..close].contains(':') && (message.is_empty() || message.starts_with(' ')))
+            .then(|| (Some(level), message.trim_start()));
+    }
     // pytest's live log and caplog: `ERROR    name:file.py:12 message`.
     let padded = after.trim_start_matches(' ');
     let token_end = padded.find(' ').unwrap_or(padded.len());
     let token = &padded[..token_end];
-    if token.contains(".py:") && token.rsplit(':').next().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+    if token.contains(".py:")
+        && token
+            .rsplit(':')
+            .next()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Some((Some(level), padded[token_end..].trim_start_matches(' ')));
     }
     // `ERROR - message`, `ERROR | message`.
@@ -295,30 +353,91 @@ mod tests {
     #[test]
     fn prefixes_are_read_through() {
         let cases = [
-            ("(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] ValueError: x", true, "ValueError: x"),
-            ("[rank0]: Traceback (most recent call last):", false, "Traceback (most recent call last):"),
-            ("(VllmWorker rank=0 pid=12) ERROR 01-02 03:04:05 [x.py:9] boom", true, "boom"),
+            (
+                "(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] ValueError: x",
+                true,
+                "ValueError: x",
+            ),
+            (
+                "[rank0]: Traceback (most recent call last):",
+                false,
+                "Traceback (most recent call last):",
+            ),
+            (
+                "(VllmWorker rank=0 pid=12) ERROR 01-02 03:04:05 [x.py:9] boom",
+                true,
+                "boom",
+            ),
             ("(not a process) text", false, "(not a process) text"),
-            ("[2024-05-01T12:00:00.123Z] FAILED a.py::t", false, "FAILED a.py::t"),
+            (
+                "[2024-05-01T12:00:00.123Z] FAILED a.py::t",
+                false,
+                "FAILED a.py::t",
+            ),
             ("[gw3] [ 42%] FAILED a.py::t", false, "FAILED a.py::t"),
-            ("2024-05-01 12:00:00,123 - vllm.engine - ERROR - boom", true, "boom"),
+            (
+                "2024-05-01 12:00:00,123 - vllm.engine - ERROR - boom",
+                true,
+                "boom",
+            ),
             ("2024-05-01 12:00:00,123 ERROR boom", false, "ERROR boom"),
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
             ("ERROR:root:Engine died", true, "Engine died"),
-            ("WARNING  huggingface_hub.utils._http:_http.py:446 HTTP Error 429", false, "HTTP Error 429"),
-            ("ERROR    vllm.x:core.py:12 RuntimeError: y", true, "RuntimeError: y"),
-            ("E1207 12:00:00.123456 4242 socket.cc:9] connect failed", false, "E1207 12:00:00.123456 4242 socket.cc:9] connect failed"),
-            ("[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234] Warning: x", false, "Warning: x"),
-            ("[E ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog timeout", true, "[Rank 0] Watchdog timeout"),
-            ("#14 41.53 ERROR: No matching distribution", false, "ERROR: No matching distribution"),
+            (
+                "WARNING  huggingface_hub.utils._http:_http.py:446 HTTP Error 429",
+                false,
+                "HTTP Error 429",
+            ),
+            (
+                "ERROR    vllm.x:core.py:12 RuntimeError: y",
+                true,
+                "RuntimeError: y",
+            ),
+            (
+                "E1207 12:00:00.123456 4242 socket.cc:9] connect failed",
+                true,
+                "connect failed",
+            ),
+            ("Error 1207: not glog", false, "Error 1207: not glog"),
+            (
+                "[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234] Warning: x",
+                false,
+                "Warning: x",
+            ),
+            (
+                "[E ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog timeout",
+                true,
+                "[Rank 0] Watchdog timeout",
+            ),
+            (
+                "#14 41.53 ERROR: No matching distribution",
+                false,
+                "ERROR: No matching distribution",
+            ),
             ("25.71 text", false, "text"),
             ("app-1  | FAILED a.py::t", false, "FAILED a.py::t"),
-            ("##[error]Process completed with exit code 1.", true, "Process completed with exit code 1."),
-            ("[06:41:07.520334] coredump: Detected", false, "coredump: Detected"),
-            ("ERROR: Could not install packages", false, "ERROR: Could not install packages"),
+            (
+                "##[error]Process completed with exit code 1.",
+                true,
+                "Process completed with exit code 1.",
+            ),
+            (
+                "[06:41:07.520334] coredump: Detected",
+                false,
+                "coredump: Detected",
+            ),
+            (
+                "ERROR: Could not install packages",
+                false,
+                "ERROR: Could not install packages",
+            ),
             ("ERROR 12-11 00:53:45 [repo_utils.py:63] ", true, ""),
             ("    assert x == 1", false, "    assert x == 1"),
-            ("[1/2] Building CXX object", false, "[1/2] Building CXX object"),
+            (
+                "[1/2] Building CXX object",
+                false,
+                "[1/2] Building CXX object",
+            ),
         ];
         for (line, at_error, body) in cases {
             assert_eq!(split(line), Split { at_error, body }, "{line}");

@@ -261,16 +261,25 @@ fn pasted_section_head(line: &str) -> bool {
     const RULE: &str = "__________";
     line.starts_with(RULE)
         && line.ends_with(RULE)
-        && section_head(line)
-            .is_some_and(|head| head.starts_with("test") || head.starts_with("Test"))
+        && section_head(line).is_some_and(|head| {
+            let name = Section::test_of(head);
+            name.starts_with("test") || name.starts_with("Test")
+        })
 }
 
+/// `FAILED id …` or `ERROR id …`, and what follows the word: a plugin's bracketed column
+/// (`FAILED [1.2410s] id`) is read through.
 fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
-    if let Some(rest) = line.strip_prefix("FAILED ") {
-        return Some((Outcome::Failed, rest));
-    }
-    line.strip_prefix("ERROR ")
-        .map(|rest| (Outcome::Error, rest))
+    let (outcome, rest) = if let Some(rest) = line.strip_prefix("FAILED ") {
+        (Outcome::Failed, rest)
+    } else {
+        (Outcome::Error, line.strip_prefix("ERROR ")?)
+    };
+    let column = rest
+        .strip_prefix('[')
+        .and_then(|inner| inner.split_once("] "))
+        .filter(|(inner, _)| !inner.contains(' '));
+    Some((outcome, column.map_or(rest, |(_, after)| after)))
 }
 
 /// A lone status word, optionally followed by the `[ 42%]` column.
@@ -363,14 +372,17 @@ struct Section {
 }
 
 impl Section {
-    fn new(head: &str) -> Self {
-        let head = head
-            .strip_prefix("ERROR at setup of ")
+    /// The test or module a section's head names: `ERROR at setup of test_x` → `test_x`.
+    fn test_of(head: &str) -> &str {
+        head.strip_prefix("ERROR at setup of ")
             .or_else(|| head.strip_prefix("ERROR at teardown of "))
             .or_else(|| head.strip_prefix("ERROR collecting "))
-            .unwrap_or(head);
+            .unwrap_or(head)
+    }
+
+    fn new(head: &str) -> Self {
         Self {
-            head: head.to_string(),
+            head: Self::test_of(head).to_string(),
             lines: Vec::new(),
             error: None,
             first_e_index: None,
@@ -384,7 +396,10 @@ impl Section {
             line: Some(line_no),
         };
         // A module that failed to import says so above its `E` lines, which may be cut.
-        if line.trim_start().starts_with("ImportError while importing test module") {
+        if line
+            .trim_start()
+            .starts_with("ImportError while importing test module")
+        {
             self.error.get_or_insert_with(|| located(line.trim()));
         }
         if let Some(e_text) = e_margin(line) {

@@ -39,7 +39,9 @@ impl LogStream {
             analyzer,
             text,
         } = self;
-        lines.push(bytes, &mut |piece| take_line(piece, cleaned, analyzer, text));
+        lines.push(bytes, &mut |piece| {
+            take_line(piece, cleaned, analyzer, text)
+        });
     }
 
     /// The analysis and the compressed cleaned text of every byte pushed.

@@ -27,12 +27,14 @@ impl InfraRule {
 
 const LOCAL_HOSTS: &str = r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]";
 
-/// Lines of a failed build of the project itself: its editable install, its requirements
-/// that cannot be resolved, its compile step. A failure of the code, not of the machine.
-pub const CODE_BUILD: &str = r"pip install (?:-e|--editable)\b|Failed to build `[^`@]+ @ file://|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
+/// Lines of a failed build of the project itself: an image name that does not exist, its
+/// editable install, its requirements that cannot be resolved, its compile step. A failure of
+/// the code (the pipeline is code too), not of the machine.
+pub const CODE_BUILD: &str = r"pull access denied|repository does not exist|manifest unknown|pip install (?:-e|--editable)\b|Failed to build `[^`@]+ @ file://|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
 
-/// The table. Confidence 0.7 is the original's for infrastructure; a GPU illegal address is
-/// often a kernel bug rather than bad hardware, so it is held at 0.5.
+/// The table. Confidence 0.7 is the original's for infrastructure; a fault the coredump hook
+/// reports is often a kernel bug rather than bad hardware, so it is held at 0.5. An illegal
+/// memory access raised in a test's process is the code's (a kernel's bug), never a rule's.
 pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
     let rule = |name, kind, pattern: &str, unless: Option<&str>, confidence| InfraRule {
         name,
@@ -57,7 +59,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "host_not_ready",
             InfraKind::HostNotReady,
-            r"(?i)\bhook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: (?:initialization|mount|detection) error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory",
+            r"(?i)\b(?:environment|checkout|pre-checkout|post-checkout|pre-command|pre-exit|global|local|agent) hook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: (?:initialization|mount|detection) error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory|open\(/dev/[^)]*\): Device or resource busy",
             None,
             0.7,
         ),
@@ -134,7 +136,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "image_build",
             InfraKind::ImageBuild,
-            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|pull access denied|manifest unknown",
+            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|Failed to build `",
             Some(CODE_BUILD),
             0.7,
         ),
@@ -146,11 +148,11 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             None,
             0.7,
         ),
-        // CUDA runtime and the CUDA coredump hook vLLM CI enables; ROCm's page fault.
+        // The CUDA coredump hook vLLM CI enables, and ROCm's page fault: the driver's reports.
         rule(
             "gpu_fault",
             InfraKind::GpuFault,
-            r"illegal memory access was encountered|CUDBG_EXCEPTION_\w+|unspecified launch failure|cudaErrorIllegalAddress|Memory access fault by GPU node-\d+",
+            r"CUDBG_EXCEPTION_\w+|Memory access fault by GPU node-\d+",
             None,
             0.5,
         ),

@@ -23,6 +23,9 @@ struct Excerpt {
     error: Option<String>,
     category: Category,
     infra_kind: Option<InfraKind>,
+    /// A miss kept on purpose, with why (`fixme:` in the file): asserted to still miss, so that
+    /// a fix shows and the line is removed.
+    fixme: Option<String>,
     text: String,
 }
 
@@ -35,7 +38,9 @@ struct Actual {
 }
 
 fn corpus_dir(part: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("wiremock-fixtures/corpus").join(part)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("wiremock-fixtures/corpus")
+        .join(part)
 }
 
 /// The markdown files of `seen/` or `fresh/`, in name order.
@@ -54,8 +59,13 @@ fn parse_file(path: &Path) -> Vec<Excerpt> {
     text.split("\n## ")
         .skip(1)
         .map(|section| {
-            parse_section(section)
-                .unwrap_or_else(|e| panic!("{}: section {:?}: {e}", path.display(), section.lines().next()))
+            parse_section(section).unwrap_or_else(|e| {
+                panic!(
+                    "{}: section {:?}: {e}",
+                    path.display(),
+                    section.lines().next()
+                )
+            })
         })
         .collect()
 }
@@ -63,7 +73,7 @@ fn parse_file(path: &Path) -> Vec<Excerpt> {
 fn parse_section(section: &str) -> Result<Excerpt, String> {
     let mut lines = section.lines();
     let name = lines.next().ok_or("no heading")?.trim().to_string();
-    let (mut origin, mut error, mut kind) = (None, None, None);
+    let (mut origin, mut error, mut kind, mut fixme) = (None, None, None, None);
     let mut test_ids = Vec::new();
     let fence = loop {
         let line = lines.next().ok_or("no fenced excerpt")?;
@@ -79,6 +89,7 @@ fn parse_section(section: &str) -> Result<Excerpt, String> {
             "tests" if value != "none" => test_ids.push(value.to_string()),
             "error" => error = Some((value != "none").then(|| value.to_string())),
             "kind" => kind = Some(value.to_string()),
+            "fixme" => fixme = Some(value.to_string()),
             _ => {}
         }
     };
@@ -95,7 +106,9 @@ fn parse_section(section: &str) -> Result<Excerpt, String> {
         "code" => (Category::NewRegression, None),
         "triage" => (Category::NeedsHumanTriage, None),
         other => {
-            let infra = other.strip_prefix("infra:").ok_or(format!("unknown kind {other}"))?;
+            let infra = other
+                .strip_prefix("infra:")
+                .ok_or(format!("unknown kind {other}"))?;
             let infra: InfraKind = serde_json::from_value(serde_json::Value::String(infra.into()))
                 .map_err(|_| format!("unknown infrastructure kind {infra}"))?;
             (Category::InfraSuspected, Some(infra))
@@ -108,6 +121,7 @@ fn parse_section(section: &str) -> Result<Excerpt, String> {
         error: error.ok_or("no error")?,
         category,
         infra_kind,
+        fixme,
         text: body.join("\n") + "\n",
     })
 }
@@ -130,7 +144,11 @@ fn analyse(excerpt: &Excerpt) -> Actual {
     let whole = serde_json::to_value(&analysis).expect("serialises");
     for chunk in &CHUNKINGS[1..] {
         let chunked = serde_json::to_value(stream(&raw, *chunk)).expect("serialises");
-        assert_eq!(chunked, whole, "{}: chunks of {chunk} differ from the whole read", excerpt.name);
+        assert_eq!(
+            chunked, whole,
+            "{}: chunks of {chunk} differ from the whole read",
+            excerpt.name
+        );
     }
     let job = JobSignals {
         exit_status: Some(1),
@@ -183,6 +201,8 @@ struct Figures {
     errors_correct: usize,
     kinds_correct: usize,
     mismatches: Vec<String>,
+    /// Names of the excerpts marked `fixme` that missed, as they should.
+    known_misses: Vec<String>,
 }
 
 impl Figures {
@@ -191,7 +211,11 @@ impl Figures {
         self.from_vllm_ci += usize::from(case.from_vllm_ci);
         self.ids_expected += case.test_ids.len();
         self.ids_found += actual.test_ids.len();
-        self.ids_correct += actual.test_ids.iter().filter(|id| case.test_ids.contains(id)).count();
+        self.ids_correct += actual
+            .test_ids
+            .iter()
+            .filter(|id| case.test_ids.contains(id))
+            .count();
         let error_right = match (&case.error, &actual.error) {
             (Some(expected), Some(found)) => found.contains(expected.as_str()),
             (None, found) => found.is_none(),
@@ -203,7 +227,17 @@ impl Figures {
         self.kinds_correct += usize::from(kind_right);
         let ids_right = actual.test_ids.len() == case.test_ids.len()
             && actual.test_ids.iter().all(|id| case.test_ids.contains(id));
-        if !(error_right && kind_right && ids_right) {
+        let right = error_right && kind_right && ids_right;
+        if let Some(why) = &case.fixme {
+            if right {
+                self.mismatches.push(format!(
+                    "{} is right now: remove its fixme ({why})",
+                    case.name
+                ));
+            } else {
+                self.known_misses.push(case.name.clone());
+            }
+        } else if !right {
             self.mismatches.push(format!(
                 "{}\n  expected ids {:?} error {:?} {:?} {:?}\n  actual   {actual:?}",
                 case.name, case.test_ids, case.error, case.category, case.infra_kind
@@ -251,13 +285,19 @@ fn score(files: &[PathBuf]) -> Figures {
             own.add(&excerpt, &actual);
             figures.add(&excerpt, &actual);
         }
-        eprintln!("{}", own.line(&file.file_name().unwrap_or_default().to_string_lossy()));
+        eprintln!(
+            "{}",
+            own.line(&file.file_name().unwrap_or_default().to_string_lossy())
+        );
     }
     figures
 }
 
 fn seen() -> Vec<Excerpt> {
-    corpus_files("seen").iter().flat_map(|f| parse_file(f)).collect()
+    corpus_files("seen")
+        .iter()
+        .flat_map(|f| parse_file(f))
+        .collect()
 }
 
 /// `cargo test --test it corpus -- --nocapture` prints the figures of every file. The excerpts
@@ -266,7 +306,12 @@ fn seen() -> Vec<Excerpt> {
 fn seen_excerpts_give_their_verdicts() {
     let figures = score(&corpus_files("seen"));
     eprintln!("{}", figures.line("seen/"));
-    assert!(figures.mismatches.is_empty(), "{}", figures.mismatches.join("\n"));
+    eprintln!("known misses (fixme): {:?}", figures.known_misses);
+    assert!(
+        figures.mismatches.is_empty(),
+        "{}",
+        figures.mismatches.join("\n")
+    );
 }
 
 /// A fresh batch is measured, never asserted: its first run is the project's accuracy (written in
@@ -297,7 +342,11 @@ fn the_corpus_is_mostly_vllm_ci() {
         .flat_map(|f| parse_file(f))
         .collect();
     let vllm = all.iter().filter(|e| e.from_vllm_ci).count();
-    assert!(all.len() >= 150 && vllm * 10 >= all.len() * 6, "{vllm} of {} from vLLM CI", all.len());
+    assert!(
+        all.len() >= 150 && vllm * 10 >= all.len() * 6,
+        "{vllm} of {} from vLLM CI",
+        all.len()
+    );
     let mut names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
     names.sort_unstable();
     let before = names.len();
@@ -325,6 +374,10 @@ fn every_infrastructure_rule_has_a_real_excerpt() {
     }
     for (index, (rule, cases)) in INFRA_RULES.iter().zip(&proved).enumerate() {
         eprintln!("rule {index} ({:?}): {} excerpts", rule.kind, cases.len());
-        assert!(!cases.is_empty(), "rule {index} ({:?}) has no real excerpt", rule.kind);
+        assert!(
+            !cases.is_empty(),
+            "rule {index} ({:?}) has no real excerpt",
+            rule.kind
+        );
     }
 }
