@@ -183,7 +183,8 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSour
     Some((found, ErrorSource::Exception))
 }
 
-/// pytest's last `E` block (consecutive `E` lines): its first exception line, or the last
+/// pytest's last `E` block (consecutive `E` lines): its first exception line (pytest prints the
+/// exception first, whatever its name), or the last
 /// exception nested under a second `E` margin (the repr of a collection error carries the
 /// import's own traceback, whose exception is the cause); else `None`.
 fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
@@ -193,10 +194,7 @@ fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
         .iter()
         .rposition(|l| !is_e(l))
         .map_or(0, |i| i + 1);
-    let is_exception = |i: &usize| {
-        let text = without_pytest_margins(prefix::body(lines[*i])).trim();
-        EXCEPTION_LINE.is_match(text) || super::looks_like_exception(text)
-    };
+    let is_exception = |i: &usize| closes_traceback(without_pytest_margins(prefix::body(lines[*i])).trim());
     let nested = |i: &usize| {
         e_margin(prefix::body(lines[*i]))
             .and_then(|inner| e_margin(inner.trim_start()))
@@ -222,7 +220,7 @@ pub(crate) fn e_margin(body: &str) -> Option<&str> {
 /// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status|make(?:\[\d+\])?: \*\*\* )|\(core dumped\)|recipe for target '[^']*' failed")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped)|\(core dumped\)|recipe for target '[^']*' failed")
         .expect("valid")
 });
 /// A line that ends by saying a command exited with a status (`… failed with exit code 1`,
@@ -366,10 +364,11 @@ fn is_logged_traceback_part(line: &str) -> bool {
     split.at_error && is_traceback_part(split.body)
 }
 
-/// An error in any tool's words, anywhere in the line: a fatal error, memory that ran out.
+/// An error in any tool's words: a fatal error, memory that ran out, a registry's refusal, an
+/// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
     )
     .expect("valid")
 });

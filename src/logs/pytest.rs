@@ -159,12 +159,24 @@ impl PytestScanner {
         }
 
         if let Some((id, after)) = parse_node_id(text) {
-            match status_word(after) {
-                Some(Outcome::Passed) => findings.passed.push(id.to_string()),
-                Some(outcome) => {
+            // A summary line copied without its word: `id - AssertionError: …`.
+            let message = after
+                .strip_prefix(" - ")
+                .filter(|m| super::looks_like_exception(m));
+            match (status_word(after), message) {
+                (Some(Outcome::Passed), _) => findings.passed.push(id.to_string()),
+                (Some(outcome), _) => {
                     record(findings, index, id, outcome, None);
                 }
-                None => self.running = Some((id.to_string(), Vec::new())),
+                (None, Some(message)) => {
+                    let located = Located {
+                        message: truncate_message(message),
+                        source: ErrorSource::SummaryLine,
+                        line: Some(self.line_no),
+                    };
+                    record(findings, index, id, Outcome::Failed, Some(located));
+                }
+                (None, None) => self.running = Some((id.to_string(), Vec::new())),
             }
             return;
         }

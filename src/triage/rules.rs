@@ -30,7 +30,7 @@ const LOCAL_HOSTS: &str = r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]";
 /// Lines of a failed build of the project itself: an image name that does not exist, its
 /// editable install, its requirements that cannot be resolved, its compile step. A failure of
 /// the code (the pipeline is code too), not of the machine.
-pub const CODE_BUILD: &str = r"pull access denied|repository does not exist|manifest unknown|pip install (?:-e|--editable)\b|Failed to build `[^`@]+ @ file://|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
+pub const CODE_BUILD: &str = r"pull access denied|repository does not exist|manifest unknown|failed to compute cache key|pip install (?:-e|--editable)\b|Failed to build `[^`@]+ @ file://|Could not find a version that satisfies the requirement|No matching distribution found|CMake Error|ninja: build stopped|setup\.py\b.*\b(?:error|failed)|error: command '[^']*' failed";
 
 /// The table. Confidence 0.7 is the original's for infrastructure; a fault the coredump hook
 /// reports is often a kernel bug rather than bad hardware, so it is held at 0.5. An illegal
@@ -59,7 +59,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "host_not_ready",
             InfraKind::HostNotReady,
-            r"(?i)\b(?:environment|checkout|pre-checkout|post-checkout|pre-command|pre-exit|global|local|agent) hook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: (?:initialization|mount|detection) error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory|open\(/dev/[^)]*\): Device or resource busy",
+            r"(?i)\b(?:environment|checkout|pre-checkout|post-checkout|pre-command|pre-exit|global|local|agent) hook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: \w+ error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory|open\(/dev/[^)]*\): Device or resource busy",
             None,
             0.7,
         ),
@@ -98,6 +98,15 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // Container registries refusing or failing a pull: Docker Hub's rate limit in every
         // client's wording (BuildKit, the daemon, podman/cri-o).
+        // A scheduler or the kernel saying the host ran out of memory (`srun: error: node7:
+        // task 0: Out Of Memory`), in words that name no device.
+        rule(
+            "host_out_of_memory",
+            InfraKind::HostOom,
+            r"(?i)\bout of memory\b",
+            Some(r"(?i)CUDA|HIP|\bGPU|device|OutOfMemoryError|CUBLAS|allocat"),
+            0.6,
+        ),
         rule(
             "registry_pull",
             InfraKind::NetworkOrHub,
