@@ -3,7 +3,9 @@
 //! groups are flattened, so the published fields are the original's.
 
 use super::nightly::{FailureTrend, Onset};
-use super::shared::{BlameCommit, Category, EvidenceSource, InfraKind, IssueMatch, OwnerSource};
+use super::shared::{
+    BlameCommit, Category, Decision, EvidenceSource, InfraKind, IssueMatch, OwnerSource,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +67,10 @@ pub struct FailureClassification {
     /// The `cause_id` of the root cause this failure belongs to (see `causes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause_id: Option<String>,
+    /// How the error line and the category were chosen (the rule, the line's number). At
+    /// `full`, or on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
 }
 
 /// The GitHub issue a failure matched, if any.
@@ -207,6 +213,7 @@ impl FailureClassification {
         self.evidence = None;
         self.fingerprint = None;
         self.decided_by = None;
+        self.decision = None;
         if let Some(issue) = &mut self.issue.matched {
             issue.title.clear();
             issue.matched_on.clear();

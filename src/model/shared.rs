@@ -192,6 +192,37 @@ impl ErrorSource {
     }
 }
 
+/// How a failure's error line and its category were chosen, so that a verdict can be audited
+/// (a rule that fires on the wrong line is otherwise invisible).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Decision {
+    /// What chose the error line; absent when no line of the log says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_source: Option<ErrorSource>,
+    /// The error line's 1-based number in the text read of the job's log: from the log's first
+    /// line when the whole log was read, else from the first line of its tail (as
+    /// `ciwatch_get_job_log` numbers them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_line: Option<u64>,
+    /// What chose the category: an infrastructure rule's name (`hub_or_network`, `host_oom`,
+    /// …), or `job_state`, `code_build`, `retry`, `rerun_marker`, `cuda_oom`, `error_line`,
+    /// `no_error_line`.
+    pub kind_rule: String,
+}
+
+impl Decision {
+    /// `error line: the exception that closes the last traceback (line 1234); kind: rule
+    /// hub_or_network`.
+    pub fn describe(&self) -> String {
+        let error = match (self.error_source, self.error_line) {
+            (Some(source), Some(line)) => format!("{} (line {line})", source.describe()),
+            (Some(source), None) => format!("{} (line not known)", source.describe()),
+            (None, _) => "none (no line says why)".to_string(),
+        };
+        format!("error line: {error}; kind: rule {}", self.kind_rule)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerSource {

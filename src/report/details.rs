@@ -5,8 +5,8 @@ use super::{code_span, suspect_line};
 use crate::model::{Cause, FailureClassification};
 use std::fmt::Write;
 
-/// The cause's verdict, then each failure with its links, error, evidence, reason, owners,
-/// blame, onset and traceback.
+/// The cause's verdict, then each failure with its links, error, evidence, reason, how its error
+/// line and kind were chosen, owners, blame, onset and traceback.
 pub fn details_text(cause: &Cause, failures: &[FailureClassification]) -> String {
     let mut out = format!(
         "Cause `{}` ({}, {} failures): {}\n",
@@ -43,6 +43,7 @@ fn failure_text(failure: &FailureClassification) -> String {
     line("error", tf.error_message.as_deref().map(code_span));
     line("evidence", failure.evidence.as_deref().map(code_span));
     line("reason", failure.reason.clone());
+    line("decided by", failure.decision.as_ref().map(|d| d.describe()));
     let owners = (!failure.owner.all.is_empty()).then(|| failure.owner.all.join(" "));
     line("owners", owners.as_deref().map(code_span));
     line(

@@ -69,6 +69,8 @@ pub struct Verdict {
     pub infra_kind: Option<InfraKind>,
     pub evidence: Option<String>,
     pub decided_by: Option<EvidenceSource>,
+    /// What chose the category: an infrastructure rule's name, or the structural reason.
+    pub rule: &'static str,
 }
 
 static CUDA_OOM: LazyLock<Regex> = LazyLock::new(|| {
@@ -86,13 +88,14 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
         return verdict;
     }
     if let Some((rule, line)) = find_infra(text.error_lines()) {
-        return infra(rule.kind, rule.confidence, line.trim().to_string());
+        return infra(rule.kind, rule.confidence, line.trim().to_string(), rule.name);
     }
     if let Some((rule, line)) = find_infra(text.output_lines()) {
         let mut verdict = infra(
             rule.kind,
             rule.confidence - TEST_OUTPUT_DISCOUNT,
             line.trim().to_string(),
+            rule.name,
         );
         verdict
             .reason
@@ -108,6 +111,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             infra_kind: None,
             evidence: Some(line.trim().to_string()),
             decided_by: Some(EvidenceSource::ErrorLines),
+            rule: "code_build",
         };
     }
     if let Some(retry) = job.passed_retry {
@@ -118,6 +122,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             infra_kind: None,
             evidence: Some(format!("retry job {retry} passed")),
             decided_by: Some(EvidenceSource::Retry),
+            rule: "retry",
         };
     }
     if let Some(line) = text.lines().find(|l| RERUN_MARKER.is_match(l)) {
@@ -128,6 +133,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             infra_kind: None,
             evidence: Some(line.trim().to_string()),
             decided_by: Some(EvidenceSource::ErrorLines),
+            rule: "rerun_marker",
         };
     }
     if let Some(message) = text.error_message.filter(|m| !m.trim().is_empty()) {
@@ -139,6 +145,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
                 infra_kind: None,
                 evidence: Some(oom.trim().to_string()),
                 decided_by: Some(EvidenceSource::ErrorLines),
+                rule: "cuda_oom",
             };
         }
         return Verdict {
@@ -148,6 +155,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             infra_kind: None,
             evidence: Some(message.trim().to_string()),
             decided_by: Some(EvidenceSource::ErrorLines),
+            rule: "error_line",
         };
     }
     Verdict {
@@ -157,6 +165,7 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
         infra_kind: None,
         evidence: None,
         decided_by: None,
+        rule: "no_error_line",
     }
 }
 
@@ -195,7 +204,7 @@ fn structural_infra(job: JobSignals<'_>, text: FailureText<'_>) -> Option<Verdic
     }
 }
 
-fn infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
+fn infra(kind: InfraKind, confidence: f64, evidence: String, rule: &'static str) -> Verdict {
     Verdict {
         category: Category::InfraSuspected,
         confidence,
@@ -203,6 +212,7 @@ fn infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
         infra_kind: Some(kind),
         evidence: Some(evidence),
         decided_by: Some(EvidenceSource::ErrorLines),
+        rule,
     }
 }
 
@@ -210,7 +220,7 @@ fn infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
 fn job_infra(kind: InfraKind, confidence: f64, evidence: String) -> Verdict {
     Verdict {
         decided_by: Some(EvidenceSource::Job),
-        ..infra(kind, confidence, evidence)
+        ..infra(kind, confidence, evidence, "job_state")
     }
 }
 

@@ -4,7 +4,8 @@
 use super::select::PlannedJob;
 use crate::logs;
 use crate::model::{
-    Category, FailureClassification, IssueLink, JobState, JobStatus, Ownership, Since, TestFailure,
+    Category, Decision, ErrorSource, FailureClassification, IssueLink, JobState, JobStatus,
+    Ownership, Since, TestFailure,
 };
 use crate::reader::JobRead;
 use crate::triage::{self, FailureText, JobSignals};
@@ -22,7 +23,7 @@ pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<Fail
     };
     let job_name = job.display_name();
     let Some(analysis) = &read.analysis else {
-        let mut failure = make_failure(planned, job_name.to_string(), None, None, &[], signals);
+        let mut failure = make_failure(planned, Found::nothing(job_name), signals);
         if failure.category == Category::NeedsHumanTriage {
             failure.reason = Some(format!(
                 "Log not read: {}",
@@ -32,18 +33,15 @@ pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<Fail
         return vec![failure];
     };
     if let Some(level) = &analysis.job_level {
-        let mut failure = make_failure(
-            planned,
-            job_name.to_string(),
-            level.error_message.clone(),
-            Some(level.excerpt.clone()).filter(|e| !e.is_empty()),
-            &[],
-            signals,
-        );
-        if let Some(source) = level.error_source {
-            let reason = failure.reason.take().unwrap_or_default();
-            failure.reason = Some(format!("{reason}; error line: {}", source.describe()));
-        }
+        let found = Found {
+            test_name: job_name.to_string(),
+            error_message: level.error_message.clone(),
+            excerpt: Some(level.excerpt.clone()).filter(|e| !e.is_empty()),
+            output: &[],
+            error_source: level.error_source,
+            error_line: level.error_line,
+        };
+        let mut failure = make_failure(planned, found, signals);
         if read.status == JobStatus::PartlyAnalyzed {
             let reason = failure.reason.take().unwrap_or_default();
             failure.reason = Some(format!("{reason} (log read only in part)"));
@@ -54,26 +52,57 @@ pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<Fail
         .tests
         .iter()
         .map(|test| {
-            make_failure(
-                planned,
-                test.node_id.clone(),
-                test.error_message.clone(),
-                test.excerpt.clone(),
-                &test.output_tail,
-                signals,
-            )
+            let found = Found {
+                test_name: test.node_id.clone(),
+                error_message: test.error_message.clone(),
+                excerpt: test.excerpt.clone(),
+                output: &test.output_tail,
+                error_source: test.error_source,
+                error_line: test.error_line,
+            };
+            make_failure(planned, found, signals)
         })
         .collect()
 }
 
-fn make_failure(
-    planned: &PlannedJob<'_>,
+/// What a job's log says of one failure: its name, its error line (what chose it, where it
+/// stands) and the lines around it.
+struct Found<'a> {
     test_name: String,
     error_message: Option<String>,
     excerpt: Option<String>,
-    output: &[String],
+    output: &'a [String],
+    error_source: Option<ErrorSource>,
+    error_line: Option<u64>,
+}
+
+impl Found<'_> {
+    /// A job whose log says nothing (it was not read).
+    fn nothing(job_name: &str) -> Self {
+        Self {
+            test_name: job_name.to_string(),
+            error_message: None,
+            excerpt: None,
+            output: &[],
+            error_source: None,
+            error_line: None,
+        }
+    }
+}
+
+fn make_failure(
+    planned: &PlannedJob<'_>,
+    found: Found<'_>,
     signals: JobSignals<'_>,
 ) -> FailureClassification {
+    let Found {
+        test_name,
+        error_message,
+        excerpt,
+        output,
+        error_source,
+        error_line,
+    } = found;
     let job = planned.job;
     let verdict = triage::classify(
         FailureText {
@@ -109,5 +138,10 @@ fn make_failure(
         job_url: job.web_url.clone(),
         since: Since::default(),
         cause_id: None,
+        decision: Some(Decision {
+            error_source,
+            error_line,
+            kind_rule: verdict.rule.to_string(),
+        }),
     }
 }

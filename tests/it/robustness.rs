@@ -1,10 +1,14 @@
 //! Property and stress tests: the log pipeline never panics, cleaning is idempotent, outputs
-//! respect their caps, huge single lines and escape-only logs stay bounded.
+//! respect their caps, huge single lines and escape-only logs stay bounded, a log read in any
+//! chunks says what it says read whole, and no error line is a bare prefix.
 
-use ciwatch_mcp::logs::clean::MAX_LINE_BYTES;
+use ciwatch_mcp::logs::clean::{MAX_LINE_BYTES, MAX_RAW_LINE_BYTES};
+use ciwatch_mcp::logs::prefix::is_bare_prefix;
 use ciwatch_mcp::logs::{
     analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS,
+    LogAnalysis,
 };
+use ciwatch_mcp::reader::stream::{LogStream, TextBlocks};
 use proptest::prelude::*;
 
 /// Bytes biased toward what breaks parsers: escapes, BEL, CR, newlines, brackets, pytest words.
@@ -57,9 +61,128 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..4096)) {
-        let _ = analyze_log(&clean_log(&raw));
+    fn arbitrary_bytes_read_in_any_chunks_say_what_they_say_whole(
+        raw in prop::collection::vec(any::<u8>(), 0..4096),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        assert_chunkings_agree(&raw, &cuts)?;
     }
+}
+
+proptest! {
+    // Each case carries lines of 64 KiB and more: fewer cases, each one large.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Lines past the raw line cap ([`MAX_RAW_LINE_BYTES`], 64 KiB), alone or made of progress
+    /// updates (bare CRs) and escapes, then a failure: any chunking gives the whole read's
+    /// analysis and text.
+    #[test]
+    fn long_lines_read_in_any_chunks_say_what_they_say_whole(
+        raw in long_line_log(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 1..24),
+    ) {
+        assert_chunkings_agree(&raw, &cuts)?;
+    }
+
+    /// Prefixes of every kind before nothing, before a traceback's announcement, or before an
+    /// error: the error line chosen is never only prefixes, and an error after them is found.
+    #[test]
+    fn no_error_line_is_a_bare_prefix(lines in prop::collection::vec((prefix(), body()), 1..12)) {
+        let text: String = lines.iter().map(|(p, b)| format!("{p}{b}\n")).collect();
+        let analysis = analyze_log(&clean_log(text.as_bytes()));
+        let errors = analysis
+            .tests
+            .iter()
+            .filter_map(|t| t.error_message.clone())
+            .chain(analysis.job_level.iter().filter_map(|j| j.error_message.clone()));
+        for error in errors {
+            prop_assert!(!is_bare_prefix(&error), "{error:?} from {text:?}");
+        }
+        let says_why = lines.iter().any(|(_, b)| b.contains("Error: "));
+        let found = analysis.job_level.as_ref().is_some_and(|j| j.error_message.is_some());
+        prop_assert!(!says_why || found || !analysis.tests.is_empty(), "{text:?}");
+    }
+}
+
+fn prefix() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "",
+        "ERROR 12-11 00:53:45 [repo_utils.py:63] ",
+        "(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] ",
+        "[rank0]: ",
+        "2024-05-01T12:00:00.1234567Z ",
+        "[2024-05-01T12:00:00.123Z] ",
+        "12:00:01 ",
+        "[gw3] ",
+        "ERROR:root:",
+        "ERROR    vllm.x:core.py:12 ",
+        "app-1  | ",
+        "##[error]",
+        "#12 3.456 ",
+        "  | ",
+    ])
+}
+
+fn body() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "",
+        "Traceback (most recent call last):",
+        "Exception in worker:",
+        "  File \"x.py\", line 1, in f",
+        "INFO all good",
+        "RuntimeError: CUDA error: an illegal memory access was encountered",
+        "ValueError: Free memory on device cuda:0 (1.5/22 GiB) on startup is less than desired",
+    ])
+}
+
+/// A log of a few lines, some of them past [`MAX_RAW_LINE_BYTES`], ending in a failure.
+fn long_line_log() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just(b"ok\n".to_vec()),
+        (MAX_RAW_LINE_BYTES - 8..2 * MAX_RAW_LINE_BYTES).prop_map(|n| {
+            let mut l = vec![b'x'; n];
+            l.push(b'\n');
+            l
+        }),
+        // Progress updates of 10 bytes each: 80 to 160 KiB before the line's real end.
+        (MAX_RAW_LINE_BYTES / 8..MAX_RAW_LINE_BYTES / 4).prop_map(|n| {
+            let mut l = b"\x1b_bk;t=1\x07".to_vec();
+            for i in 0..n {
+                l.extend_from_slice(format!("\x1b[32m{:>3}%\r", i % 100).as_bytes());
+            }
+            l.extend_from_slice(b"tests/a.py::test_long FAILED\r\n");
+            l
+        }),
+        (MAX_RAW_LINE_BYTES..MAX_RAW_LINE_BYTES + 4096).prop_map(|n| {
+            let mut l = "é".repeat(n / 2).into_bytes();
+            l.push(b'\n');
+            l
+        }),
+    ];
+    prop::collection::vec(line, 1..5).prop_map(|lines| {
+        let mut raw = lines.concat();
+        raw.extend_from_slice(b"FAILED tests/b.py::test_after - AssertionError: still found\n");
+        raw
+    })
+}
+
+/// The whole read's analysis and text equal those of the read cut at `cuts`.
+fn assert_chunkings_agree(raw: &[u8], cuts: &[prop::sample::Index]) -> Result<(), TestCaseError> {
+    let whole_text = clean_log(raw);
+    let whole = serde_json::to_value(analyze_log(&whole_text)).expect("serialises");
+    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(raw.len() + 1)).collect();
+    at.sort_unstable();
+    let mut stream = LogStream::default();
+    let mut from = 0;
+    for to in at.into_iter().chain([raw.len()]) {
+        stream.push(&raw[from..to]);
+        from = to;
+    }
+    let (analysis, blocks): (LogAnalysis, TextBlocks) = stream.finish();
+    let text = TextBlocks::decode(&blocks.into_bytes()).expect("decodes");
+    prop_assert_eq!(serde_json::to_value(analysis).expect("serialises"), whole);
+    prop_assert!(text == whole_text, "the stored text differs from the whole read's");
+    Ok(())
 }
 
 #[test]
