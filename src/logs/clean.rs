@@ -238,10 +238,23 @@ fn strip_web_ui_prefix(line: &str) -> &str {
     } else if let Some(after) = after_actions_timestamp(rest) {
         rest = after;
     }
-    if rest == "--" && line.len() == 2 {
+    if rest == "--" && line.len() == 2 || is_copied_line_link(rest) {
         return "";
     }
     strip_copied_colour(rest)
+}
+
+/// GitHub Actions' web view copies each line's number as a link on a line of its own:
+/// `[2622](https://github.com/o/r/actions/runs/1/job/2#step:19:2623)`.
+fn is_copied_line_link(line: &str) -> bool {
+    line.strip_prefix('[')
+        .and_then(|rest| rest.split_once("](https://"))
+        .is_some_and(|(number, url)| {
+            !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit())
+                && url.ends_with(')')
+                && !url.contains(' ')
+        })
 }
 
 /// Colour codes copied in caret notation (`^[[0;36m`), wherever they are in the line.

@@ -59,15 +59,17 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     let mut last_only_failed: Option<usize> = None;
     let mut last_trouble: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
-        if is_agent_verdict(line) {
+        let body = prefix::body(line).trim_start();
+        if is_agent_verdict(line) || EXITED.is_match(body) && !exit_says_why(body) {
             keep[i] = true;
-        } else if only_says_failed(prefix::body(line).trim_start()) {
+        } else if only_says_failed(body) {
             keep[i] = true;
             last_only_failed = Some(i);
-        } else if is_error_line(line) && !announces_traceback(line) {
+        } else if let Some(error) = error_line_at(lines, i) {
             keep[i] = true;
-            keep_continuation(lines, i, &mut keep);
-            last_error = Some(i);
+            keep[error] = true;
+            keep_continuation(lines, error, &mut keep);
+            last_error = Some(error);
         } else if TROUBLE.is_match(line) {
             keep[i] = true;
             last_trouble = Some(i);
@@ -115,7 +117,38 @@ static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
         .expect("valid")
 });
 
-/// Whether the error line only announces the traceback printed after it: the line ends with
+/// The error line that the line at `i` is or introduces: itself when it is an error line (and
+/// does not only announce a traceback), or the deeper-indented line after it when it is an
+/// error's announcement (`CMake Error at x.cmake:855 (message):` then `  Could not find nvcc`).
+fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
+    let line = lines[i];
+    if is_error_line(line) && !announces_traceback(line) {
+        return Some(i);
+    }
+    let split = prefix::split(line);
+    let body = split.body.trim();
+    let announces_error = body.ends_with(':')
+        && !split.body.starts_with([' ', '\t'])
+        && !announces_traceback(line)
+        && (split.at_error || ANNOUNCED_ERROR.is_match(body));
+    let next = i + 1;
+    let depth = |l: &str| {
+        let b = prefix::body(l);
+        b.len() - b.trim_start().len()
+    };
+    (announces_error
+        && next < lines.len()
+        && !prefix::body(lines[next]).trim().is_empty()
+        && depth(lines[next]) > depth(line))
+    .then_some(next)
+}
+
+/// A tool's error whose message follows on the next, indented lines.
+static ANNOUNCED_ERROR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:CMake Error|ERROR|Error|error)\b").expect("valid")
+});
+
+/// Whether the line at `i` only announces the traceback printed after it: the line ends with
 /// that traceback's header (vLLM's `EngineCore hit an exception: Traceback …`), or it is one of
 /// vLLM's lines that always precede one (a paste may cut the traceback).
 fn announces_traceback(line: &str) -> bool {
@@ -194,7 +227,8 @@ fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
         .iter()
         .rposition(|l| !is_e(l))
         .map_or(0, |i| i + 1);
-    let is_exception = |i: &usize| closes_traceback(without_pytest_margins(prefix::body(lines[*i])).trim());
+    let is_exception =
+        |i: &usize| closes_traceback(without_pytest_margins(prefix::body(lines[*i])).trim());
     let nested = |i: &usize| {
         e_margin(prefix::body(lines[*i]))
             .and_then(|inner| e_margin(inner.trim_start()))
@@ -204,6 +238,14 @@ fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
         .rev()
         .find(|i| nested(i) && is_exception(i))
         .or_else(|| (first..=last).find(is_exception))
+        .or_else(|| {
+            // pytest's rewritten assertion (`E   assert 0 == 1`) names no exception.
+            (first..=last).find(|&i| {
+                without_pytest_margins(prefix::body(lines[i]))
+                    .trim()
+                    .starts_with("assert ")
+            })
+        })
 }
 
 /// `E   text` → `text`: one pytest `E` margin at the line's start (after any indentation a
@@ -223,11 +265,27 @@ static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock
     regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped)|\(core dumped\)|recipe for target '[^']*' failed")
         .expect("valid")
 });
-/// A line that ends by saying a command exited with a status (`… failed with exit code 1`,
-/// a runner's `##[error]` verdict) and is no exception of its own.
+/// A line that ends by saying a command exited with a status (`Process completed with exit
+/// code 1.`, `… failed with code 1`, `script returned exit code 1`), the status captured.
 static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)\bexit(?:ed with)? (?:code|status):? -?\d+\.?$").expect("valid")
+    regex::Regex::new(
+        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? (-?\d+)\.?$",
+    )
+    .expect("valid")
 });
+
+/// Whether a line that says a command exited says why: an exception of its own, or a status
+/// that is a signal's (128 + n: 137 killed, 139 segfault) or negative; `exit code 1` says only
+/// that it failed, like the agent's exit line.
+fn exit_says_why(body: &str) -> bool {
+    // A hook is not the command: that it failed is the host's news.
+    EXCEPTION_LINE.is_match(body)
+        || body.contains(" hook exited")
+        || EXITED
+            .captures(body)
+            .and_then(|c| c[1].parse::<i64>().ok())
+            .is_some_and(|status| !(0..128).contains(&status))
+}
 
 fn only_says_failed(body: &str) -> bool {
     ONLY_SAYS_FAILED.is_match(body)
@@ -239,12 +297,12 @@ fn only_says_failed(body: &str) -> bool {
 /// will retry, the HF API's refusal, apt's warning that a mirror's name did not resolve, NCCL's network warnings and lost connections, nvidia-smi
 /// finding no usable GPU, Buildkite's agent lost, a failed checkout.
 static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|pull rate limit|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
         .expect("valid")
 });
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
 static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\b(?:Killed|Segmentation fault) {2,}\S")
+    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |\b(?:Killed|Segmentation fault) {2,}\S")
         .expect("valid")
 });
 
@@ -368,7 +426,7 @@ fn is_logged_traceback_part(line: &str) -> bool {
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
     )
     .expect("valid")
 });
@@ -403,7 +461,6 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || (body.contains("nvidia-container-cli: ") && body.contains("error"))
         || body.starts_with("FATAL")
         || body.contains("CUDA error: ")
-        || body.contains("No space left on device")
         // The host and the tools, in their own words: Docker's daemon (no GPU runtime, an image
         // that cannot be pulled), a process killed by a signal, uv failing to build a package.
         || body.starts_with("docker: Error response from daemon")
@@ -524,6 +581,19 @@ some unrelated output
                 "coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)"
             )
         );
+    }
+
+    /// A tool that announces its error and gives it on the next, indented line: the message is
+    /// the error line, not its announcement.
+    #[test]
+    fn an_announced_error_is_its_indented_message() {
+        let log = "CMake Error at /home/x/FindCUDAToolkit.cmake:855 (message):\n  Could not find nvcc, please set CUDAToolkit_ROOT.\nCall Stack (most recent call first):\n  CMakeLists.txt:114 (find_package)\n\n-- Configuring incomplete, errors occurred!\n";
+        let failure = explain_job_failure(log);
+        assert_eq!(
+            failure.error_message.as_deref(),
+            Some("Could not find nvcc, please set CUDAToolkit_ROOT.")
+        );
+        assert_eq!(failure.error_line, Some(2));
     }
 
     #[test]

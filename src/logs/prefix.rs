@@ -86,7 +86,7 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = bracketed(line) {
         return Some(rest);
     }
-    if let Some(rest) = timestamp(line) {
+    if let Some(rest) = timestamp(line).or_else(|| month_day_clock(line)) {
         return no_level(rest);
     }
     if let Some(rest) = build_step(line) {
@@ -212,6 +212,22 @@ fn timestamp(line: &str) -> Option<&str> {
             .or_else(|| rest.strip_prefix("| "))
             .unwrap_or(rest),
     )
+}
+
+/// syslog's and CircleCI's clock: `Jan 07 20:36:55 `.
+fn month_day_clock(line: &str) -> Option<&str> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().find(|m| line.starts_with(*m))?;
+    let rest = line[month.len()..]
+        .strip_prefix(' ')?
+        .trim_start_matches(' ');
+    let day = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if !(1..=2).contains(&day) {
+        return None;
+    }
+    timestamp(rest[day..].strip_prefix(' ')?)
 }
 
 /// Docker BuildKit's plain progress: `#8 12.34 text`, `#8 text`, `12.34 text`.
@@ -382,6 +398,11 @@ mod tests {
             ),
             ("2024-05-01 12:00:00,123 ERROR boom", false, "ERROR boom"),
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
+            (
+                "Jan 07 20:36:55 Traceback (most recent call last):",
+                false,
+                "Traceback (most recent call last):",
+            ),
             ("ERROR:root:Engine died", true, "Engine died"),
             (
                 "WARNING  huggingface_hub.utils._http:_http.py:446 HTTP Error 429",

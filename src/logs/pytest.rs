@@ -268,14 +268,22 @@ fn section_head(line: &str) -> Option<&str> {
     Some(inner)
 }
 
-/// A long `____ test_x[…] ____` head: at least 10 underscores each side, a test's name inside.
+/// A `____ test_x[…] ____` head: at least 4 underscores each side, a test's name inside
+/// (`test_x`, `TestX.test_y`, unittest's `SomeTest.test_y`).
 fn pasted_section_head(line: &str) -> bool {
-    const RULE: &str = "__________";
+    const RULE: &str = "____";
     line.starts_with(RULE)
         && line.ends_with(RULE)
         && section_head(line).is_some_and(|head| {
             let name = Section::test_of(head);
-            name.starts_with("test") || name.starts_with("Test")
+            let method = name
+                .split('[')
+                .next()
+                .unwrap_or(name)
+                .rsplit('.')
+                .next()
+                .unwrap_or(name);
+            name.starts_with("test") || name.starts_with("Test") || method.starts_with("test")
         })
 }
 

@@ -43,7 +43,10 @@ fn failure_text(failure: &FailureClassification) -> String {
     line("error", tf.error_message.as_deref().map(code_span));
     line("evidence", failure.evidence.as_deref().map(code_span));
     line("reason", failure.reason.clone());
-    line("decided by", failure.decision.as_ref().map(|d| d.describe()));
+    line(
+        "decided by",
+        failure.decision.as_ref().map(|d| d.describe()),
+    );
     let owners = (!failure.owner.all.is_empty()).then(|| failure.owner.all.join(" "));
     line("owners", owners.as_deref().map(code_span));
     line(

@@ -88,7 +88,12 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
         return verdict;
     }
     if let Some((rule, line)) = find_infra(text.error_lines()) {
-        return infra(rule.kind, rule.confidence, line.trim().to_string(), rule.name);
+        return infra(
+            rule.kind,
+            rule.confidence,
+            line.trim().to_string(),
+            rule.name,
+        );
     }
     if let Some((rule, line)) = find_infra(text.output_lines()) {
         let mut verdict = infra(

@@ -44,11 +44,12 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         confidence,
     };
     vec![
-        // Buildkite agent: printed when the agent stops heartbeating or is shut down mid-job.
+        // The runner itself: Buildkite's agent stops heartbeating or is shut down mid-job, GitHub
+        // Actions' self-hosted runner or a Jenkins agent can no longer be reached.
         rule(
             "agent_lost",
             InfraKind::AgentLost,
-            r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b",
+            r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b|runner: \S+ lost communication with the server|\bCannot contact \S+",
             None,
             0.7,
         ),
@@ -98,15 +99,6 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         ),
         // Container registries refusing or failing a pull: Docker Hub's rate limit in every
         // client's wording (BuildKit, the daemon, podman/cri-o).
-        // A scheduler or the kernel saying the host ran out of memory (`srun: error: node7:
-        // task 0: Out Of Memory`), in words that name no device.
-        rule(
-            "host_out_of_memory",
-            InfraKind::HostOom,
-            r"(?i)\bout of memory\b",
-            Some(r"(?i)CUDA|HIP|\bGPU|device|OutOfMemoryError|CUBLAS|allocat"),
-            0.6,
-        ),
         rule(
             "registry_pull",
             InfraKind::NetworkOrHub,

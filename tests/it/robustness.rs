@@ -5,8 +5,7 @@
 use ciwatch_mcp::logs::clean::{MAX_LINE_BYTES, MAX_RAW_LINE_BYTES};
 use ciwatch_mcp::logs::prefix::is_bare_prefix;
 use ciwatch_mcp::logs::{
-    analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS,
-    LogAnalysis,
+    analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS, LogAnalysis,
 };
 use ciwatch_mcp::reader::stream::{LogStream, TextBlocks};
 use proptest::prelude::*;
@@ -181,7 +180,10 @@ fn assert_chunkings_agree(raw: &[u8], cuts: &[prop::sample::Index]) -> Result<()
     let (analysis, blocks): (LogAnalysis, TextBlocks) = stream.finish();
     let text = TextBlocks::decode(&blocks.into_bytes()).expect("decodes");
     prop_assert_eq!(serde_json::to_value(analysis).expect("serialises"), whole);
-    prop_assert!(text == whole_text, "the stored text differs from the whole read's");
+    prop_assert!(
+        text == whole_text,
+        "the stored text differs from the whole read's"
+    );
     Ok(())
 }
 
