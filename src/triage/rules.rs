@@ -89,11 +89,12 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             None,
             0.7,
         ),
-        // Kernel OOM killer and allocation failures on the host; not CUDA OOM (see classify).
+        // Kernel OOM killer, Slurm's report of a task it killed, and allocation failures on the
+        // host; not CUDA OOM (see classify).
         rule(
             "host_oom",
             InfraKind::HostOom,
-            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill",
+            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill|\btask \d+: out of memory\b",
             None,
             0.7,
         ),
