@@ -60,7 +60,9 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     let mut last_trouble: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
         let body = prefix::body(line).trim_start();
-        if is_agent_verdict(line) || EXITED.is_match(body) && !exit_says_why(body) {
+        if is_agent_verdict(line)
+            || EXITED.is_match(body) && !exit_says_why(body) && !ONLY_SAYS_FAILED.is_match(body)
+        {
             keep[i] = true;
         } else if only_says_failed(body) {
             keep[i] = true;
@@ -262,14 +264,14 @@ pub(crate) fn e_margin(body: &str) -> Option<&str> {
 /// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|Error: Process completed with exit code|E: Unable to fetch some archives|script returned exit code|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped)|\(core dumped\)|recipe for target '[^']*' failed")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S)|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed")
         .expect("valid")
 });
 /// A line that ends by saying a command exited with a status (`Process completed with exit
 /// code 1.`, `… failed with code 1`, `script returned exit code 1`), the status captured.
 static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? (-?\d+)\.?$",
+        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\.?$",
     )
     .expect("valid")
 });
@@ -297,12 +299,12 @@ fn only_says_failed(body: &str) -> bool {
 /// will retry, the HF API's refusal, apt's warning that a mirror's name did not resolve, NCCL's network warnings and lost connections, nvidia-smi
 /// finding no usable GPU, Buildkite's agent lost, a failed checkout.
 static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
         .expect("valid")
 });
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
 static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |\b(?:Killed|Segmentation fault) {2,}\S")
+    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |Memory access fault by GPU|\b(?:Killed|Segmentation fault) {2,}\S")
         .expect("valid")
 });
 
@@ -426,7 +428,7 @@ fn is_logged_traceback_part(line: &str) -> bool {
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|Memory access fault by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
     )
     .expect("valid")
 });
@@ -465,7 +467,6 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         // that cannot be pulled), a process killed by a signal, uv failing to build a package.
         || body.starts_with("docker: Error response from daemon")
         || is_crash_line(body)
-        || body.starts_with("Memory access fault by GPU node-")
         || body == "Killed"
         || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
         || super::looks_like_exception(body)

@@ -104,6 +104,10 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = glog_head(line) {
         return Some(rest);
     }
+    // pytest's report of its own crash, one prefix per line.
+    if let Some(rest) = line.strip_prefix("INTERNALERROR> ") {
+        return no_level(rest);
+    }
     if let Some(rest) = line.strip_prefix("##[") {
         let close = rest.find(']')?;
         let level = &rest[..close];

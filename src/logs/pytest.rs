@@ -147,7 +147,7 @@ impl PytestScanner {
         let text = line.trim_start();
 
         if let Some((outcome, rest)) = summary_prefix(text) {
-            if let Some((id, after)) = parse_node_id(rest) {
+            if let Some((id, after)) = parse_node_id(rest).or_else(|| module_id(rest)) {
                 let message = after.strip_prefix(" - ").map(|m| Located {
                     message: truncate_message(m),
                     source: ErrorSource::SummaryLine,
@@ -268,12 +268,12 @@ fn section_head(line: &str) -> Option<&str> {
     Some(inner)
 }
 
-/// A `____ test_x[…] ____` head: at least 4 underscores each side, a test's name inside
-/// (`test_x`, `TestX.test_y`, unittest's `SomeTest.test_y`).
+/// A `____ test_x[…] ____` head (or `_ test_x[…] _`, when the name fills the line), a
+/// test's name inside (`test_x`, `TestX.test_y`, unittest's `SomeTest.test_y`).
 fn pasted_section_head(line: &str) -> bool {
-    const RULE: &str = "____";
-    line.starts_with(RULE)
-        && line.ends_with(RULE)
+    let framed = line.starts_with("____") && line.ends_with("____")
+        || line.starts_with("_ ") && line.ends_with(" _");
+    framed
         && section_head(line).is_some_and(|head| {
             let name = Section::test_of(head);
             let method = name
@@ -364,6 +364,19 @@ pub fn parse_node_id(text: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((&text[..i], rest))
+}
+
+/// `tests/test_x.py - ImportError: …`: a module pytest could not collect, named by its path.
+fn module_id(text: &str) -> Option<(&str, &str)> {
+    let end = text.find(' ').unwrap_or(text.len());
+    let path = &text[..end];
+    let rest = &text[end..];
+    (path.ends_with(".py")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+        && (rest.is_empty() || rest.starts_with(" - ")))
+    .then_some((path, rest))
 }
 
 /// The head line pytest prints for a node id: the part after the file, classes joined by `.`.

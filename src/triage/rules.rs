@@ -78,7 +78,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "cancelled",
             InfraKind::Cancelled,
-            r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|(?i)\bjob was cancel+ed\b",
+            r"^# Received cancellation signal|^🚨 Error: The command was interrupted by a signal|^The operation was cancel+ed\.|(?i)\bjob was cancel+ed\b",
             None,
             0.7,
         ),
@@ -94,12 +94,29 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "host_oom",
             InfraKind::HostOom,
-            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill|\btask \d+: out of memory\b",
+            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill|\btask \d+: out of memory\b|\bexit ?code\s*:\s*-9\b",
             None,
             0.7,
         ),
         // Container registries refusing or failing a pull: Docker Hub's rate limit in every
         // client's wording (BuildKit, the daemon, podman/cri-o).
+        // A compiler or tool saying the host's memory ran out (`catastrophic error: out of
+        // memory`), in words that name no device.
+        rule(
+            "host_out_of_memory",
+            InfraKind::HostOom,
+            r"(?i)\bout of memory\b",
+            Some(r"(?i)CUDA|HIP|\bGPU|device|OutOfMemoryError|CUBLAS|allocat"),
+            0.6,
+        ),
+        // A runner's own time limit: Jenkins' build-timeout plugin, GitHub Actions.
+        rule(
+            "runner_timeout",
+            InfraKind::JobTimeout,
+            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes",
+            None,
+            0.7,
+        ),
         rule(
             "registry_pull",
             InfraKind::NetworkOrHub,
@@ -126,7 +143,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
                 r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway",
                 // A connection to another host that failed, in Python's, curl's, git's, Go's
                 // and uv's words.
-                r"|Connection reset by peer|Connection aborted|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
+                r"|Connection reset by peer|Connection aborted|Connection broken|ConnectionResetError|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
                 r"|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://",
             ),
             Some(LOCAL_HOSTS),

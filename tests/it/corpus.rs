@@ -350,7 +350,11 @@ fn the_corpus_is_mostly_vllm_ci() {
         .collect();
     let vllm = all.iter().filter(|e| e.from_vllm_ci).count();
     eprintln!("{vllm} of {} excerpts from vLLM's CI", all.len());
-    assert!(all.len() >= 150 && vllm >= 150, "{vllm} of {} from vLLM CI", all.len());
+    assert!(
+        all.len() >= 150 && vllm >= 150,
+        "{vllm} of {} from vLLM CI",
+        all.len()
+    );
     let mut names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
     names.sort_unstable();
     let before = names.len();
