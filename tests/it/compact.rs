@@ -140,6 +140,19 @@ async fn a_forty_failure_night_at_summary_fits_the_morning_budget() {
     assert!(failure["job_url"]
         .as_str()
         .is_some_and(|u| u.contains("/builds/65099#")));
+    // How it was decided, for an audit: what chose the error line, where it stands, which rule
+    // chose the kind, in the structure and in the text.
+    let decision = &failure["decision"];
+    assert!(
+        decision["error_source"].is_string() && decision["error_line"].as_u64() > Some(0),
+        "{decision}"
+    );
+    assert_eq!(decision["kind_rule"], "error_line");
+    let text = format!("{:?}", one.content);
+    assert!(
+        text.contains("decided by: error line: ") && text.contains("; kind: rule error_line"),
+        "{text}"
+    );
     assert!(details["cause"]["draft_issue"]
         .as_str()
         .is_some_and(|d| d.starts_with("Title: [CI Failure]")));
