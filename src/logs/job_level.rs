@@ -57,13 +57,17 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
 
     let mut last_error: Option<usize> = None;
     let mut last_only_failed: Option<usize> = None;
+    // A runner's exit line with a signal's status: weaker than what the process printed.
+    let mut last_signal_exit: Option<usize> = None;
     let mut last_trouble: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
         let body = prefix::body(line).trim_start();
-        if is_agent_verdict(line)
-            || EXITED.is_match(body) && !exit_says_why(body) && !ONLY_SAYS_FAILED.is_match(body)
-        {
+        let exit_line = EXITED.is_match(body) && !ONLY_SAYS_FAILED.is_match(body);
+        if is_agent_verdict(line) || exit_line && !exit_says_why(body) {
             keep[i] = true;
+        } else if exit_line && !EXCEPTION_LINE.is_match(body) {
+            keep[i] = true;
+            last_signal_exit = Some(i);
         } else if only_says_failed(body) {
             keep[i] = true;
             last_only_failed = Some(i);
@@ -80,11 +84,15 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
         }
     }
 
-    let explained = exception.is_some() || last_error.is_some() || last_only_failed.is_some();
+    let explained = exception.is_some()
+        || last_error.is_some()
+        || last_only_failed.is_some()
+        || last_signal_exit.is_some();
     let chosen = exception.or_else(|| {
         [
             (last_error, ErrorSource::ErrorLine),
             (last_only_failed, ErrorSource::OnlyFailed),
+            (last_signal_exit, ErrorSource::OnlyFailed),
             (last_trouble, ErrorSource::Trouble),
         ]
         .into_iter()
@@ -264,14 +272,14 @@ pub(crate) fn e_margin(body: &str) -> Option<&str> {
 /// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S)|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed")
+    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed")
         .expect("valid")
 });
 /// A line that ends by saying a command exited with a status (`Process completed with exit
 /// code 1.`, `… failed with code 1`, `script returned exit code 1`), the status captured.
 static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\.?$",
+        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\)?\.?$",
     )
     .expect("valid")
 });
@@ -290,9 +298,7 @@ fn exit_says_why(body: &str) -> bool {
 }
 
 fn only_says_failed(body: &str) -> bool {
-    ONLY_SAYS_FAILED.is_match(body)
-        || XDIST_CRASH.is_match(body)
-        || EXITED.is_match(body) && !EXCEPTION_LINE.is_match(body)
+    ONLY_SAYS_FAILED.is_match(body) || XDIST_CRASH.is_match(body)
 }
 
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
@@ -395,6 +401,7 @@ fn is_agent_verdict(line: &str) -> bool {
 /// A process's death: Python's fatal error, a signal's `(core dumped)`, a segfault.
 pub(crate) fn is_crash_line(line: &str) -> bool {
     line.contains("Fatal Python error")
+        || line.contains("STATUS_ACCESS_VIOLATION")
         || line.contains("Segmentation fault")
         || line.contains("(core dumped)")
         || SHELL_KILLED.is_match(line)
@@ -428,7 +435,7 @@ fn is_logged_traceback_part(line: &str) -> bool {
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|Memory access fault by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|Memory access fault by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
     )
     .expect("valid")
 });

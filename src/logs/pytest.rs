@@ -335,10 +335,13 @@ pub fn parse_node_id(text: &str) -> Option<(&str, &str)> {
     let bytes = text.as_bytes();
     let mut i = sep + 2;
     let name_start = i;
-    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b':')) {
+    // Dots too: a doctest's id is `path.py::module.function`.
+    while i < bytes.len()
+        && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b':' | b'.'))
+    {
         i += 1;
     }
-    if i == name_start || text[name_start..i].ends_with(':') {
+    if i == name_start || text[name_start..i].ends_with([':', '.']) {
         return None;
     }
     if bytes.get(i) == Some(&b'[') {
