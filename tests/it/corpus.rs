@@ -6,6 +6,7 @@
 //! first run is the project's accuracy, written in the corpus README before anything is fixed.
 
 use ciwatch_mcp::fixtures::to_raw_format;
+use ciwatch_mcp::logs::prefix::is_bare_prefix;
 use ciwatch_mcp::logs::LogAnalysis;
 use ciwatch_mcp::model::{Category, InfraKind};
 use ciwatch_mcp::reader::stream::LogStream;
@@ -179,6 +180,11 @@ fn analyse(excerpt: &Excerpt) -> Actual {
         ),
         (None, None) => (None, FailureText::default()),
     };
+    assert!(
+        !error.as_deref().is_some_and(is_bare_prefix),
+        "{}: the error line {error:?} is only prefixes",
+        excerpt.name
+    );
     let verdict = classify(text, job);
     Actual {
         test_ids: analysis.tests.iter().map(|t| t.node_id.clone()).collect(),
