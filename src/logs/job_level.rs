@@ -7,8 +7,14 @@
 //! verdict (`🚨 Error: The command exited with status 1`). The excerpt is those lines, in log
 //! order and bounded, instead of an arbitrary tail.
 
+use super::wording::{
+    announces_traceback, exit_says_why, is_agent_verdict, is_error_line, is_logged_traceback_part,
+    is_wrapper, only_says_failed, ANNOUNCED_ERROR, EXCEPTION_LINE, EXITED, ONLY_SAYS_FAILED,
+    TROUBLE,
+};
 use super::{bounded_line, prefix};
-pub use crate::model::ErrorSource;
+use crate::model::ErrorSource;
+use prefix::{e_margin, without_pytest_margins};
 
 /// Lines of the log's end that are searched for the explanation. A faulthandler dump of every
 /// thread runs to a few hundred lines, so this reaches back past one.
@@ -115,18 +121,6 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     }
 }
 
-/// vLLM's errors that wrap the real one printed above them: `EngineDeadError: … See stack trace
-/// (above) for the root cause`, `Engine core initialization failed. See root cause above`.
-static WRAPPER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"See (?:the )?(?:stack trace \(above\)|root cause above)|EngineDeadError|Engine core initialization failed")
-        .expect("valid")
-});
-/// An exception line: `RuntimeError: …`, `torch.OutOfMemoryError: …`, `AssertionError`.
-static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::|$)")
-        .expect("valid")
-});
-
 /// The error line that the line at `i` is or introduces: itself when it is an error line (and
 /// does not only announce a traceback), or the deeper-indented line after it when it is an
 /// error's announcement (`CMake Error at x.cmake:855 (message):` then `  Could not find nvcc`).
@@ -152,26 +146,6 @@ fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
         && depth(lines[next]) > depth(line))
     .then_some(next)
 }
-
-/// A tool's error whose message follows on the next, indented lines.
-static ANNOUNCED_ERROR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:CMake Error|ERROR|Error|error)\b").expect("valid")
-});
-
-/// Whether the line at `i` only announces the traceback printed after it: the line ends with
-/// that traceback's header (vLLM's `EngineCore hit an exception: Traceback …`), or it is one of
-/// vLLM's lines that always precede one (a paste may cut the traceback).
-fn announces_traceback(line: &str) -> bool {
-    let body = prefix::body(line);
-    body.contains("Traceback (most recent call last)") || VLLM_ANNOUNCES.is_match(body)
-}
-
-/// vLLM's log lines that announce the traceback it prints next (`vllm/v1/engine/core.py`,
-/// `vllm/entrypoints`, uvicorn's).
-static VLLM_ANNOUNCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^\s*(?:EngineCore (?:encountered a fatal error|failed to start|hit an exception)|Engine background task failed|Exception in ASGI application)\.?\s*$")
-        .expect("valid")
-});
 
 /// Lines indented deeper than an error line, right after it, continue it (a wrapped message,
 /// a cause on the next line): kept in the excerpt with it.
@@ -258,74 +232,11 @@ fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
         })
 }
 
-/// `E   text` → `text`: one pytest `E` margin at the line's start (after any indentation a
-/// runner or a paste added: pytest's own margin is `E` and at least two spaces there).
-pub(crate) fn e_margin(body: &str) -> Option<&str> {
-    let indented = body.len() != body.trim_start().len();
-    let after = body.trim_start().strip_prefix('E')?;
-    let margin = after.len() - after.trim_start_matches([' ', '\t']).len();
-    (after.is_empty() || margin >= if indented { 2 } else { 1 }).then_some(after)
-}
-
-/// Lines that only say that something failed, whose cause is printed above them when it is
-/// printed at all: a build tool's failed step (Docker BuildKit, podman, pip, Jenkins-style
-/// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
-/// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
-static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed")
-        .expect("valid")
-});
-/// A line that ends by saying a command exited with a status (`Process completed with exit
-/// code 1.`, `… failed with code 1`, `script returned exit code 1`), the status captured.
-static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(
-        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\)?\.?$",
-    )
-    .expect("valid")
-});
-
-/// Whether a line that says a command exited says why: an exception of its own, or a status
-/// that is a signal's (128 + n: 137 killed, 139 segfault) or negative; `exit code 1` says only
-/// that it failed, like the agent's exit line.
-fn exit_says_why(body: &str) -> bool {
-    // A hook is not the command: that it failed is the host's news.
-    EXCEPTION_LINE.is_match(body)
-        || body.contains(" hook exited")
-        || EXITED
-            .captures(body)
-            .and_then(|c| c[1].parse::<i64>().ok())
-            .is_some_and(|status| !(0..128).contains(&status))
-}
-
-fn only_says_failed(body: &str) -> bool {
-    ONLY_SAYS_FAILED.is_match(body) || XDIST_CRASH.is_match(body)
-}
-
-/// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
-/// will retry, the HF API's refusal, apt's warning that a mirror's name did not resolve, NCCL's network warnings and lost connections, nvidia-smi
-/// finding no usable GPU, Buildkite's agent lost, a failed checkout.
-static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
-        .expect("valid")
-});
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
 static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |Memory access fault by GPU|\b(?:Killed|Segmentation fault) {2,}\S")
         .expect("valid")
 });
-
-/// `E   E   ModuleNotFoundError: x` → `ModuleNotFoundError: x`: pytest's `E` margins, nested
-/// when an exception's repr is printed inside another.
-pub(crate) fn without_pytest_margins(line: &str) -> &str {
-    let mut rest = line.trim_start();
-    while let Some(after) = rest.strip_prefix('E') {
-        if !after.starts_with([' ', '\t']) {
-            break;
-        }
-        rest = after.trim_start();
-    }
-    rest
-}
 
 /// A line as an error message: its prefixes and `E` margins read through, cut to the message
 /// length, starting at its cause when a long line names it past the cut.
@@ -336,11 +247,6 @@ pub(crate) fn message_of(line: &str) -> String {
         _ => 0,
     };
     super::pytest::truncate_message(&line[start..])
-}
-
-/// Whether `message` is one of vLLM's wrapper errors.
-pub fn is_wrapper(message: &str) -> bool {
-    WRAPPER.is_match(message)
 }
 
 /// The last exception line in `lines` that is not itself a wrapper: the root cause a wrapper
@@ -387,96 +293,6 @@ fn closes_traceback(text: &str) -> bool {
     named && text[name_end..].starts_with(": ")
         || EXCEPTION_LINE.is_match(text)
         || super::looks_like_exception(text)
-}
-
-/// The agent's own line for a command that exited: it says that, never why. (Its other lines,
-/// a command interrupted by a signal or a hook that failed, name trouble.)
-fn is_agent_verdict(line: &str) -> bool {
-    // Its emoji may arrive mangled in a copy; the docker plugin runs the command as its hook.
-    line.contains("Error: The command exited with status")
-        || line.contains("command hook exited with status")
-}
-
-/// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
-/// A process's death: Python's fatal error, a signal's `(core dumped)`, a segfault.
-pub(crate) fn is_crash_line(line: &str) -> bool {
-    line.contains("Fatal Python error")
-        || line.contains("STATUS_ACCESS_VIOLATION")
-        || line.contains("Segmentation fault")
-        || line.contains("(core dumped)")
-        || SHELL_KILLED.is_match(line)
-}
-
-/// pytest-xdist's report of a worker that died under a test: it says that the worker died
-/// (its cause, a segfault, is printed above it when at all).
-pub(crate) static XDIST_CRASH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"\bworker '\w+' crashed while running|\bnode down: Not properly terminated")
-        .expect("valid")
-});
-
-/// The shell's report of a job it ran that was killed: `line 2:  1855 Killed      pytest …`.
-static SHELL_KILLED: std::sync::LazyLock<regex::Regex> =
-    std::sync::LazyLock::new(|| regex::Regex::new(r"\bKilled {2,}\S").expect("valid"));
-
-/// A traceback's header or one of its frames: where, not what went wrong (vLLM's worker
-/// announces its traceback with "Error executing method …").
-fn is_traceback_part(body: &str) -> bool {
-    body.starts_with([' ', '\t']) || prefix::announces(body)
-}
-
-/// A traceback a process logged at error level, one logger prefix per line: kept in the
-/// excerpt (its frames name the files), never the error line.
-fn is_logged_traceback_part(line: &str) -> bool {
-    let split = prefix::split(line);
-    split.at_error && is_traceback_part(split.body)
-}
-
-/// An error in any tool's words: a fatal error, memory that ran out, a registry's refusal, an
-/// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
-static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|Memory access fault by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
-    )
-    .expect("valid")
-});
-
-/// Whether the line reports an error by itself: logged at error level, or an error in its own
-/// words (an exception, a tool's `ERROR:`/`error:`/`fatal:`, a crash). Never a line that is only
-/// prefixes or only announces what follows.
-pub(crate) fn is_error_line(line: &str) -> bool {
-    if prefix::is_bare_prefix(line) {
-        return false;
-    }
-    let split = prefix::split(line);
-    let body = without_pytest_margins(split.body);
-    if is_wrapper(body) {
-        // "See root cause above": the wrapper says nothing of its own.
-        return false;
-    }
-    let is_logger_error = split.at_error && !is_traceback_part(split.body);
-    is_logger_error
-        || ERROR_WORDS.is_match(body)
-        || (body.contains("Timeout (") && body.ends_with(")!"))
-        || body.starts_with("coredump: Detected an exception")
-        || body.starts_with("RuntimeError: ")
-        || body.starts_with("ERROR: ")
-        || body.starts_with("ERROR ")
-        || body.starts_with("error: ")
-        || body.starts_with("Error: ")
-        || body.starts_with("fatal: ")
-        || body.starts_with("E: ")
-        || (body.starts_with("FAILED ") && body.contains(" - "))
-        || body.starts_with("ImportError while loading conftest")
-        || (body.contains("nvidia-container-cli: ") && body.contains("error"))
-        || body.starts_with("FATAL")
-        || body.contains("CUDA error: ")
-        // The host and the tools, in their own words: Docker's daemon (no GPU runtime, an image
-        // that cannot be pulled), a process killed by a signal, uv failing to build a package.
-        || body.starts_with("docker: Error response from daemon")
-        || is_crash_line(body)
-        || body == "Killed"
-        || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
-        || super::looks_like_exception(body)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ pub mod clean;
 pub mod job_level;
 pub mod prefix;
 pub mod pytest;
+mod pytest_lines;
+pub mod wording;
 
 pub use clean::clean_log;
 pub use job_level::{explain_job_failure, JobLevelFailure};
@@ -92,11 +94,11 @@ impl LogAnalyzer {
         if let (Some(only), None) = (silent.next(), silent.next()) {
             let crash = lines
                 .iter()
-                .rposition(|line| job_level::is_crash_line(line))
+                .rposition(|line| wording::is_crash_line(line))
                 .or_else(|| {
                     lines
                         .iter()
-                        .rposition(|line| job_level::XDIST_CRASH.is_match(line))
+                        .rposition(|line| wording::XDIST_CRASH.is_match(line))
                 });
             only.set_error(crash.map(|i| pytest::Located {
                 message: job_level::message_of(lines[i]),
@@ -127,7 +129,7 @@ fn take_root_cause(failure: &mut PytestFailure) {
         && !failure
             .error_message
             .as_deref()
-            .is_some_and(job_level::is_wrapper)
+            .is_some_and(wording::is_wrapper)
     {
         return;
     }
@@ -141,7 +143,7 @@ fn take_root_cause(failure: &mut PytestFailure) {
         .map(|i| (i, ErrorSource::RootCause))
         .or_else(|| {
             silent
-                .then(|| lines.iter().rposition(|l| job_level::is_error_line(l)))
+                .then(|| lines.iter().rposition(|l| wording::is_error_line(l)))
                 .flatten()
                 .map(|i| (i, ErrorSource::ErrorLine))
         });

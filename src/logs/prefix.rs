@@ -11,6 +11,9 @@
 //! gives the line's level. What is left is the body, which keeps its own indentation: a
 //! traceback's frames are told from its exception by it.
 //!
+//! pytest's `E` margins (`E   `, nested when an exception's repr holds another) are prefixes too,
+//! read through by [`without_pytest_margins`] where an exception is looked for.
+//!
 //! Terms: a *bare prefix* is a line whose body says nothing, either empty or only announcing
 //! what follows (`Traceback (most recent call last):`, `Exception in worker:`); such a line is
 //! never an error line.
@@ -366,13 +369,41 @@ fn logger_head(line: &str) -> Option<(Option<&str>, &str)> {
         .map(|message| (Some(level), message))
 }
 
+/// `E   E   ModuleNotFoundError: x` → `ModuleNotFoundError: x`: pytest's `E` margins, nested
+/// when an exception's repr is printed inside another.
+pub fn without_pytest_margins(line: &str) -> &str {
+    let mut rest = line.trim_start();
+    while let Some(after) = rest.strip_prefix('E') {
+        if !after.starts_with([' ', '\t']) {
+            break;
+        }
+        rest = after.trim_start();
+    }
+    rest
+}
+
+/// `E   text` → `text`: one pytest `E` margin at the line's start (after any indentation a
+/// runner or a paste added: pytest's own margin is `E` and at least two spaces there).
+pub fn e_margin(body: &str) -> Option<&str> {
+    let indented = body.len() != body.trim_start().len();
+    let after = body.trim_start().strip_prefix('E')?;
+    let margin = after.len() - after.trim_start_matches([' ', '\t']).len();
+    (after.is_empty() || margin >= if indented { 2 } else { 1 }).then_some(after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn check(cases: &[(&str, bool, &str)]) {
+        for &(line, at_error, body) in cases {
+            assert_eq!(split(line), Split { at_error, body }, "{line}");
+        }
+    }
+
     #[test]
-    fn prefixes_are_read_through() {
-        let cases = [
+    fn process_tags_are_read_through() {
+        check(&[
             (
                 "(EngineCore_DP0 pid=3112) ERROR 12-15 12:35:11 [core.py:866] ValueError: x",
                 true,
@@ -389,25 +420,59 @@ mod tests {
                 "boom",
             ),
             ("(not a process) text", false, "(not a process) text"),
+            ("app-1  | FAILED a.py::t", false, "FAILED a.py::t"),
+            ("    assert x == 1", false, "    assert x == 1"),
+        ]);
+    }
+
+    #[test]
+    fn runner_clocks_and_columns_are_read_through() {
+        check(&[
             (
                 "[2024-05-01T12:00:00.123Z] FAILED a.py::t",
                 false,
                 "FAILED a.py::t",
             ),
             ("[gw3] [ 42%] FAILED a.py::t", false, "FAILED a.py::t"),
-            (
-                "2024-05-01 12:00:00,123 - vllm.engine - ERROR - boom",
-                true,
-                "boom",
-            ),
-            ("2024-05-01 12:00:00,123 ERROR boom", false, "ERROR boom"),
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
             (
                 "Jan 07 20:36:55 Traceback (most recent call last):",
                 false,
                 "Traceback (most recent call last):",
             ),
-            ("ERROR:root:Engine died", true, "Engine died"),
+            (
+                "#14 41.53 ERROR: No matching distribution",
+                false,
+                "ERROR: No matching distribution",
+            ),
+            ("25.71 text", false, "text"),
+            (
+                "##[error]Process completed with exit code 1.",
+                true,
+                "Process completed with exit code 1.",
+            ),
+            (
+                "[06:41:07.520334] coredump: Detected",
+                false,
+                "coredump: Detected",
+            ),
+            (
+                "[1/2] Building CXX object",
+                false,
+                "[1/2] Building CXX object",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn logger_heads_are_read_through_and_give_the_level() {
+        check(&[
+            (
+                "2024-05-01 12:00:00,123 - vllm.engine - ERROR - boom",
+                true,
+                "boom",
+            ),
+            ("2024-05-01 12:00:00,123 ERROR boom", false, "ERROR boom"),
             (
                 "WARNING  huggingface_hub.utils._http:_http.py:446 HTTP Error 429",
                 false,
@@ -435,38 +500,23 @@ mod tests {
                 "[Rank 0] Watchdog timeout",
             ),
             (
-                "#14 41.53 ERROR: No matching distribution",
-                false,
-                "ERROR: No matching distribution",
-            ),
-            ("25.71 text", false, "text"),
-            ("app-1  | FAILED a.py::t", false, "FAILED a.py::t"),
-            (
-                "##[error]Process completed with exit code 1.",
-                true,
-                "Process completed with exit code 1.",
-            ),
-            (
-                "[06:41:07.520334] coredump: Detected",
-                false,
-                "coredump: Detected",
-            ),
-            (
                 "ERROR: Could not install packages",
                 false,
                 "ERROR: Could not install packages",
             ),
+            ("ERROR:root:Engine died", true, "Engine died"),
             ("ERROR 12-11 00:53:45 [repo_utils.py:63] ", true, ""),
-            ("    assert x == 1", false, "    assert x == 1"),
             (
-                "[1/2] Building CXX object",
-                false,
-                "[1/2] Building CXX object",
+                "ERROR [core.py:1351] EngineCore encountered a fatal error.",
+                true,
+                "EngineCore encountered a fatal error.",
             ),
-        ];
-        for (line, at_error, body) in cases {
-            assert_eq!(split(line), Split { at_error, body }, "{line}");
-        }
+            (
+                "ERROR:    Exception in ASGI application",
+                true,
+                "Exception in ASGI application",
+            ),
+        ]);
     }
 
     #[test]

@@ -8,8 +8,12 @@
 //! Everything here is anchored per line and never looks at more than one line at a time, so a
 //! failure is never attributed across lines (the original's `\s` separator spanned newlines).
 
-use super::job_level::e_margin;
 use super::prefix;
+use super::pytest_lines::{
+    banner_title, module_id, pasted_section_head, section_head, status_word, summary_prefix,
+    test_of,
+};
+pub use super::pytest_lines::{head_line, parse_node_id, Outcome};
 use crate::model::ErrorSource;
 use std::collections::HashMap;
 
@@ -18,27 +22,6 @@ pub const MAX_ERROR_MESSAGE_CHARS: usize = 200;
 /// Lines and characters kept of a failure section as its excerpt.
 pub const MAX_EXCERPT_LINES: usize = 30;
 pub const MAX_EXCERPT_CHARS: usize = 2000;
-
-/// What pytest reported for a test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Outcome {
-    /// The test body failed (`FAILED`).
-    Failed,
-    /// A fixture or collection failed around the test (`ERROR`).
-    Error,
-    Passed,
-}
-
-impl Outcome {
-    fn parse(word: &str) -> Option<Self> {
-        match word {
-            "FAILED" => Some(Self::Failed),
-            "ERROR" => Some(Self::Error),
-            "PASSED" => Some(Self::Passed),
-            _ => None,
-        }
-    }
-}
 
 /// One failed or errored test as found in the log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -159,25 +142,7 @@ impl PytestScanner {
         }
 
         if let Some((id, after)) = parse_node_id(text) {
-            // A summary line copied without its word: `id - AssertionError: …`.
-            let message = after
-                .strip_prefix(" - ")
-                .filter(|m| super::looks_like_exception(m));
-            match (status_word(after), message) {
-                (Some(Outcome::Passed), _) => findings.passed.push(id.to_string()),
-                (Some(outcome), _) => {
-                    record(findings, index, id, outcome, None);
-                }
-                (None, Some(message)) => {
-                    let located = Located {
-                        message: truncate_message(message),
-                        source: ErrorSource::SummaryLine,
-                        line: Some(self.line_no),
-                    };
-                    record(findings, index, id, Outcome::Failed, Some(located));
-                }
-                (None, None) => self.running = Some((id.to_string(), Vec::new())),
-            }
+            self.node_id_line(id, after);
             return;
         }
 
@@ -202,6 +167,30 @@ impl PytestScanner {
                 // Kept with its prefixes: a logger's level says whether it reports an error.
                 output.push(super::bounded_line(raw_line));
             }
+        }
+    }
+
+    /// A line that starts with a node id: its verbose status, a summary line copied without its
+    /// word (`id - AssertionError: …`), or the start of the test's own output.
+    fn node_id_line(&mut self, id: &str, after: &str) {
+        let (findings, index) = (&mut self.findings, &mut self.index);
+        let message = after
+            .strip_prefix(" - ")
+            .filter(|m| super::looks_like_exception(m));
+        match (status_word(after), message) {
+            (Some(Outcome::Passed), _) => findings.passed.push(id.to_string()),
+            (Some(outcome), _) => {
+                record(findings, index, id, outcome, None);
+            }
+            (None, Some(message)) => {
+                let located = Located {
+                    message: truncate_message(message),
+                    source: ErrorSource::SummaryLine,
+                    line: Some(self.line_no),
+                };
+                record(findings, index, id, Outcome::Failed, Some(located));
+            }
+            (None, None) => self.running = Some((id.to_string(), Vec::new())),
         }
     }
 
@@ -248,146 +237,6 @@ fn record(
     findings.failures.len() - 1
 }
 
-/// `===== FAILURES =====` → `FAILURES`. Any `=`-framed line ends the current section block.
-fn banner_title(line: &str) -> Option<&str> {
-    let inner = line.strip_prefix("===")?.trim_start_matches('=');
-    let inner = inner.strip_suffix("===")?.trim_end_matches('=');
-    Some(inner.trim())
-}
-
-/// `____ test_x[a b] ____` → `test_x[a b]`; frame separators (`_ _ _ _`) are not heads.
-fn section_head(line: &str) -> Option<&str> {
-    let inner = line.strip_prefix("_ ").or_else(|| {
-        let trimmed = line.trim_start_matches('_');
-        (trimmed.len() + 2 <= line.len()).then_some(trimmed.strip_prefix(' ')?)
-    })?;
-    let inner = inner.trim_end_matches('_').strip_suffix(' ')?;
-    if inner.is_empty() || inner.bytes().all(|b| b == b'_' || b == b' ') {
-        return None;
-    }
-    Some(inner)
-}
-
-/// A `____ test_x[…] ____` head (or `_ test_x[…] _`, when the name fills the line), a
-/// test's name inside (`test_x`, `TestX.test_y`, unittest's `SomeTest.test_y`).
-fn pasted_section_head(line: &str) -> bool {
-    let framed = line.starts_with("____") && line.ends_with("____")
-        || line.starts_with("_ ") && line.ends_with(" _");
-    framed
-        && section_head(line).is_some_and(|head| {
-            let name = Section::test_of(head);
-            let method = name
-                .split('[')
-                .next()
-                .unwrap_or(name)
-                .rsplit('.')
-                .next()
-                .unwrap_or(name);
-            name.starts_with("test") || name.starts_with("Test") || method.starts_with("test")
-        })
-}
-
-/// `FAILED id …` or `ERROR id …`, and what follows the word: a plugin's bracketed column
-/// (`FAILED [1.2410s] id`) is read through.
-fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
-    let (outcome, rest) = if let Some(rest) = line.strip_prefix("FAILED ") {
-        (Outcome::Failed, rest)
-    } else {
-        (Outcome::Error, line.strip_prefix("ERROR ")?)
-    };
-    let column = rest
-        .strip_prefix('[')
-        .and_then(|inner| inner.split_once("] "))
-        .filter(|(inner, _)| !inner.contains(' '));
-    Some((outcome, column.map_or(rest, |(_, after)| after)))
-}
-
-/// A lone status word, optionally followed by the `[ 42%]` column.
-fn status_word(text: &str) -> Option<Outcome> {
-    let text = text.trim();
-    let word = match text.find(' ') {
-        Some(space) => {
-            let tail = text[space..].trim();
-            if !(tail.starts_with('[') && tail.ends_with("%]")) {
-                return None;
-            }
-            &text[..space]
-        }
-        None => text,
-    };
-    Outcome::parse(word)
-}
-
-/// Parses a pytest node id at the start of `text`: `path/to/test_x.py::Class::test_y[params]`.
-/// Parameters may hold spaces, dashes, brackets and any unicode; they end at the matching `]`.
-/// Returns the id and the text after it.
-pub fn parse_node_id(text: &str) -> Option<(&str, &str)> {
-    let sep = text.find("::")?;
-    let path = &text[..sep];
-    if !path.ends_with(".py")
-        || path.is_empty()
-        || !path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
-    {
-        return None;
-    }
-    let bytes = text.as_bytes();
-    let mut i = sep + 2;
-    let name_start = i;
-    // Dots too: a doctest's id is `path.py::module.function`.
-    while i < bytes.len()
-        && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b':' | b'.'))
-    {
-        i += 1;
-    }
-    if i == name_start || text[name_start..i].ends_with([':', '.']) {
-        return None;
-    }
-    if bytes.get(i) == Some(&b'[') {
-        let mut depth = 0usize;
-        let mut end = None;
-        for (offset, b) in text[i..].bytes().enumerate() {
-            match b {
-                b'[' => depth += 1,
-                b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(i + offset + 1);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        i = end?;
-    }
-    let rest = &text[i..];
-    if !(rest.is_empty() || rest.starts_with(' ')) {
-        return None;
-    }
-    Some((&text[..i], rest))
-}
-
-/// `tests/test_x.py - ImportError: …`: a module pytest could not collect, named by its path.
-fn module_id(text: &str) -> Option<(&str, &str)> {
-    let end = text.find(' ').unwrap_or(text.len());
-    let path = &text[..end];
-    let rest = &text[end..];
-    (path.ends_with(".py")
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
-        && (rest.is_empty() || rest.starts_with(" - ")))
-    .then_some((path, rest))
-}
-
-/// The head line pytest prints for a node id: the part after the file, classes joined by `.`.
-pub fn head_line(node_id: &str) -> String {
-    let name = node_id.split_once("::").map_or(node_id, |(_, name)| name);
-    name.replace("::", ".")
-}
-
 /// Lines of a section kept after its first `E` line: the excerpt takes
 /// [`MAX_EXCERPT_LINES`] non-blank ones from just above it.
 const SECTION_LINES_AFTER_E: usize = 200;
@@ -408,17 +257,9 @@ struct Section {
 }
 
 impl Section {
-    /// The test or module a section's head names: `ERROR at setup of test_x` → `test_x`.
-    fn test_of(head: &str) -> &str {
-        head.strip_prefix("ERROR at setup of ")
-            .or_else(|| head.strip_prefix("ERROR at teardown of "))
-            .or_else(|| head.strip_prefix("ERROR collecting "))
-            .unwrap_or(head)
-    }
-
     fn new(head: &str) -> Self {
         Self {
-            head: Self::test_of(head).to_string(),
+            head: test_of(head).to_string(),
             lines: Vec::new(),
             error: None,
             first_e_index: None,
@@ -438,7 +279,7 @@ impl Section {
         {
             self.error.get_or_insert_with(|| located(line.trim()));
         }
-        if let Some(e_text) = e_margin(line) {
+        if let Some(e_text) = prefix::e_margin(line) {
             self.first_e_index.get_or_insert(self.lines.len());
             let candidate = e_text.trim();
             let better = match &self.error {

@@ -119,6 +119,12 @@ pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
             rule: "code_build",
         };
     }
+    code_or_triage(text, job)
+}
+
+/// A failure no infrastructure rule claims: flaky (a retry passed, a rerun marker), a regression
+/// (an error line, CUDA out of memory among them), or for a person to triage (no error line).
+fn code_or_triage(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {
     if let Some(retry) = job.passed_retry {
         return Verdict {
             category: Category::FlakySuspected,

@@ -145,7 +145,7 @@ pub fn signature(
         .next()
         .unwrap_or("")
         .trim();
-    let line = crate::logs::job_level::without_pytest_margins(line).trim();
+    let line = crate::logs::prefix::without_pytest_margins(line).trim();
     let frame = stack_trace.and_then(innermost_vllm_frame);
     let is_test = test_name.contains("::");
     let (exception, message) = match EXCEPTION.captures(line) {
@@ -160,7 +160,7 @@ pub fn signature(
     let (message, cut) = normalise(&message);
     let generic = letters(&message) < GENERIC_LETTERS || AGENT_VERDICT.is_match(&message);
     let assertion = exception.as_deref() == Some("AssertionError");
-    let root_cause_missing = crate::logs::job_level::is_wrapper(line);
+    let root_cause_missing = crate::logs::wording::is_wrapper(line);
     let scope = if root_cause_missing {
         Some(if is_test {
             crate::input::comparable(test_name).to_string()
