@@ -81,7 +81,12 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
             keep[i] = true;
             keep[error] = true;
             keep_continuation(lines, error, &mut keep);
-            last_error = Some(error);
+            // An exception that gives only its name (`AssertionError:`) says less than the
+            // error line right above it that raised it (`BackendCompilerFailed: … raised:`).
+            let says_more_above = last_error == error.checked_sub(1) && names_only(lines[error]);
+            if !says_more_above {
+                last_error = Some(error);
+            }
         } else if TROUBLE.is_match(line) {
             keep[i] = true;
             last_trouble = Some(i);
@@ -145,6 +150,14 @@ fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
         && !prefix::body(lines[next]).trim().is_empty()
         && depth(lines[next]) > depth(line))
     .then_some(next)
+}
+
+/// `AssertionError:` or `E   AssertionError`: an exception's name with no message.
+fn names_only(line: &str) -> bool {
+    let body = prefix::without_pytest_margins(prefix::body(line)).trim();
+    EXCEPTION_LINE
+        .find(body)
+        .is_some_and(|head| head.end() == body.len())
 }
 
 /// Lines indented deeper than an error line, right after it, continue it (a wrapped message,
@@ -404,6 +417,22 @@ some unrelated output
             Some(
                 "coredump: Detected an exception of type CUDBG_EXCEPTION_WARP_ILLEGAL_ADDRESS (14)"
             )
+        );
+    }
+
+    /// An exception with no message of its own, right under the error that raised it, gives way
+    /// to that error; alone it is the error line.
+    #[test]
+    fn an_exception_that_only_names_itself_gives_way_to_the_error_above() {
+        let log = "torch._dynamo.exc.BackendCompilerFailed: backend='inductor' raised:\nAssertionError:\n\nSet TORCHDYNAMO_VERBOSE=1 for the internal stack trace\n";
+        assert_eq!(
+            explain_job_failure(log).error_message.as_deref(),
+            Some("torch._dynamo.exc.BackendCompilerFailed: backend='inductor' raised:")
+        );
+        let alone = "collecting\nAssertionError:\n🚨 Error: The command exited with status 1\n";
+        assert_eq!(
+            explain_job_failure(alone).error_message.as_deref(),
+            Some("AssertionError:")
         );
     }
 

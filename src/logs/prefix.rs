@@ -53,18 +53,23 @@ pub fn body(line: &str) -> &str {
     split(line).body
 }
 
-/// Whether the line says nothing by itself: prefixes with nothing after them, or a body that
-/// only announces what follows it.
+/// Whether the line says nothing by itself: prefixes (pytest's `E` margins among them) with
+/// nothing after them, or a body that only announces what follows it.
 pub fn is_bare_prefix(line: &str) -> bool {
-    let body = body(line).trim();
+    let body = without_pytest_margins(body(line)).trim();
     body.is_empty() || announces(body)
 }
 
 /// `Traceback (most recent call last):`, `Exception in worker:`, `The above exception was the
 /// direct cause of the following exception:`, vLLM's `Error executing method 'x'. This might
 /// cause deadlock in distributed execution.`: lines that say an error follows, not which.
+/// `AssertionError:` is not one of them: it names the exception, whose message is on the
+/// lines below.
 pub fn announces(body: &str) -> bool {
     let body = body.trim();
+    if super::looks_like_exception(body) {
+        return false;
+    }
     body.starts_with("Traceback (")
         || body.starts_with("Error executing method ")
         || body.starts_with("Stack (most recent call first)")
@@ -528,6 +533,7 @@ mod tests {
             "ERROR:root:",
             "(Worker pid=3) ERROR 12-11 00:53:45 [multiproc.py:9] Exception in worker:",
             "The above exception was the direct cause of the following exception:",
+            "E   ",
         ] {
             assert!(is_bare_prefix(line), "{line}");
         }
@@ -535,6 +541,7 @@ mod tests {
             "ERROR 12-11 00:53:45 [core.py:1] EngineCore failed to start.",
             "RuntimeError: CUDA error: an illegal memory access was encountered",
             "error: subprocess-exited-with-error",
+            "E   AssertionError: ",
         ] {
             assert!(!is_bare_prefix(line), "{line}");
         }
