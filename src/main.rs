@@ -222,6 +222,10 @@ async fn fixture_server() -> Result<(), String> {
     Ok(())
 }
 
+/// Failed-job logs the demo's one call reads: every failed job attempt of the bundled night.
+#[cfg(feature = "demo")]
+const DEMO_MAX_JOBS: usize = 50;
+
 #[cfg(feature = "demo")]
 async fn run_demo(
     mut settings: Settings,
@@ -240,8 +244,10 @@ async fn run_demo(
     settings.github_token = None;
     settings.buildkite_token = Some(ciwatch_mcp::secret::Secret::new("demo-token"));
     // The fixture carries real job ids of build 65099: its outcomes must not enter the store
-    // that real scans read.
+    // that real scans read. Nothing is kept between runs, so one call reads the whole night
+    // (its 24 failed job attempts) rather than leaving a second call's share unread.
     settings.no_cache = true;
+    settings.max_jobs = settings.max_jobs.max(DEMO_MAX_JOBS);
     // The fixture build is from May 2026; widen the window so the nightly listing finds it.
     settings.nightly_window_hours = u32::MAX / 3600;
     let target = if nightly { None } else { Some("65099") };

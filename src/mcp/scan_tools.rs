@@ -68,9 +68,10 @@ pub struct ScanSettings {
     #[serde(default)]
     #[schemars(range(min = 0, max = MAX_FAILURES))]
     pub failure_offset: Option<WholeNumber>,
-    /// Failed-job logs read from Buildkite (default 20, the server's CIWATCH_MAX_JOBS; 1 to
-    /// 500); jobs whose outcome is already stored are free. Unread jobs are listed as
-    /// over_budget.
+    /// Failed-job logs this call requests from Buildkite (default 20, the server's
+    /// CIWATCH_MAX_JOBS; 1 to 500). Jobs whose outcome is already stored are free and do not
+    /// count, so a call after an incomplete one goes on where it stopped. Unread jobs are
+    /// listed as over_budget, and a warning says how many more calls finish the build.
     #[serde(default)]
     #[schemars(range(min = 1, max = MAX_JOBS))]
     pub max_jobs: Option<WholeNumber>,
@@ -128,7 +129,8 @@ pub struct ScanNightlyParams {
 #[tool_router(router = scan_router, vis = "pub(super)")]
 impl CiWatchServer {
     /// Scan one Buildkite build for failures: reads the logs of its failed jobs (hard failures
-    /// first, within a budget of 20 logs; every command of a multi-command job), extracts
+    /// first, requesting at most 20 logs a call, stored ones free, so a second call goes on
+    /// where the first stopped; every command of a multi-command job), extracts
     /// pytest failures (node id, error line, traceback excerpt) and job-level failures, and
     /// classifies each. Use it for "what failed in build 65099?" or when given a Buildkite URL.
     /// `completeness` comes first: the build's jobs by state and every failed job whose log was

@@ -235,6 +235,11 @@ impl<'a> JobReader<'a> {
         }
     }
 
+    /// Whether this reader keeps what it reads for the next call (it has a store).
+    pub fn keeps_reads(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Whether what is read of `job` may be stored: the job and its build have finished.
     fn storable(&self, build: &BuildKey, job: &Job) -> bool {
         job.is_finished() && self.running.lock().is_ok_and(|r| !r.contains(build))

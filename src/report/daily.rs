@@ -100,6 +100,13 @@ fn summary(
             "- **Build Status**: PASSED (all failures are optional)"
         );
     }
+    if result.complete {
+        let _ = writeln!(
+            out,
+            "- **Complete**: every failed job's log was read ({} failed job attempts)",
+            result.completeness.failed_jobs_read
+        );
+    }
     if let Some(selection) = &result.selection {
         let _ = writeln!(out, "- **Selected**: {selection}");
     }

@@ -98,7 +98,7 @@ impl Snapshot {
 }
 
 /// Scans a build already at hand (from a listing with jobs, or [`scan_build`]). Stored job
-/// outcomes are used without a request, within the `max_jobs` budget and beyond it; the GitHub
+/// outcomes are used without a request and do not count against `max_jobs`; the GitHub
 /// issues and CODEOWNERS are fetched while the logs are read.
 pub(super) async fn scan_fetched(
     reader: &JobReader<'_>,
@@ -114,13 +114,7 @@ pub(super) async fn scan_fetched(
     let gathered = gather(reader, owners, github, key, build, options, progress).await;
     let plan = &gathered.plan;
     let mut warnings = Vec::new();
-    let (jobs, mut failures) = list_jobs(
-        build,
-        plan,
-        &gathered.reads,
-        &options.budgets,
-        &mut warnings,
-    );
+    let (jobs, mut failures) = list_jobs(build, &gathered, &options.budgets, &mut warnings);
     let unfinished = unfinished_jobs(build);
     if !build.is_finished() {
         warnings.insert(0, running_warning(build, &unfinished));
@@ -191,6 +185,7 @@ struct Gathered<'b> {
     reads: Vec<JobRead>,
     issues: Option<Candidates>,
     owners: Option<Prepared>,
+    left_for_later: LeftForLater,
 }
 
 impl Gathered<'_> {
@@ -199,10 +194,10 @@ impl Gathered<'_> {
     }
 }
 
-/// Reads the planned jobs' logs (the first `max_jobs` in reading order, from the store when
-/// their outcome is there; a stored outcome beyond the budget is free and used too, so a
-/// second look at a build gives the same answer without a request) while the issues and
-/// owners are fetched.
+/// Reads the planned jobs' logs: every stored outcome, free, and the first `max_jobs` of the
+/// others in reading order, requested. The budget counts what this call fetches, so a call
+/// after an incomplete one goes on where it stopped. The issues and owners are fetched while
+/// the logs are read.
 async fn gather<'b>(
     reader: &JobReader<'_>,
     owners: Option<&Owners>,
@@ -217,9 +212,8 @@ async fn gather<'b>(
     let limits = budgets.limits();
     let planned_jobs: Vec<&Job> = plan.ordered.iter().map(|p| p.job).collect();
     let mut reads: Vec<Option<JobRead>> = reader.stored_all(&planned_jobs, &limits).await;
-    let to_fetch: Vec<usize> = (0..plan.ordered.len().min(budgets.max_jobs))
-        .filter(|&i| reads[i].is_none())
-        .collect();
+    let unstored: Vec<usize> = (0..reads.len()).filter(|&i| reads[i].is_none()).collect();
+    let (to_fetch, left) = unstored.split_at(unstored.len().min(budgets.max_jobs));
     let fetch_jobs: Vec<(&BuildKey, &Job)> = to_fetch
         .iter()
         .map(|&i| (key, plan.ordered[i].job))
@@ -244,40 +238,91 @@ async fn gather<'b>(
     };
     let fetched = reader.jobs(&fetch_jobs, &limits, budgets.concurrency, progress);
     let (fetched, issues, owners) = futures::join!(fetched, issues, owners);
-    for (i, read) in to_fetch.into_iter().zip(fetched) {
+    for (&i, read) in to_fetch.iter().zip(fetched) {
         reads[i] = Some(read);
     }
-    let over_budget = || JobRead {
+    let left_for_later = LeftForLater {
+        jobs: left.len(),
+        max_jobs: budgets.max_jobs,
+        resumable: reader.keeps_reads() && build.is_finished(),
+    };
+    let unread = JobRead {
         status: JobStatus::OverBudget,
         analysis: None,
-        detail: Some(format!(
-            "over the budget of {} job logs per build (raise max_jobs)",
-            budgets.max_jobs
-        )),
+        detail: Some(left_for_later.job_detail()),
         stored: false,
     };
     Gathered {
         plan,
         reads: reads
             .into_iter()
-            .map(|r| r.unwrap_or_else(over_budget))
+            .map(|r| r.unwrap_or_else(|| unread.clone()))
             .collect(),
         issues,
         owners,
+        left_for_later,
+    }
+}
+
+/// The failed jobs a call left unread because it had requested its `max_jobs` logs, and how
+/// the next call finishes them.
+#[derive(Debug, Clone, Copy)]
+struct LeftForLater {
+    jobs: usize,
+    max_jobs: usize,
+    /// What this call read is stored, so the next call requests only what is left.
+    resumable: bool,
+}
+
+impl LeftForLater {
+    fn job_detail(&self) -> String {
+        if self.resumable {
+            format!(
+                "not read in this call (it requested its max_jobs of {} logs): call again to read it",
+                self.max_jobs
+            )
+        } else {
+            format!(
+                "not read (max_jobs of {} logs per call): raise max_jobs to read it",
+                self.max_jobs
+            )
+        }
+    }
+
+    /// The warning that says how to finish the build, when jobs were left.
+    fn warning(&self) -> Option<String> {
+        let n = self.jobs;
+        if n == 0 {
+            return None;
+        }
+        Some(if self.resumable {
+            let calls = n.div_ceil(self.max_jobs.max(1));
+            let plural = if calls == 1 { "" } else { "s" };
+            format!(
+                "{n} failed jobs were not read: this call requested its max_jobs of {} logs (stored outcomes are free). Call again to go on where it stopped: {calls} more call{plural} at this max_jobs, or one with max_jobs={n}; they are listed in completeness.not_read",
+                self.max_jobs
+            )
+        } else {
+            format!(
+                "{n} failed jobs were not read (max_jobs of {} logs per call, and nothing read here is kept for the next call); they are listed in completeness.not_read: raise max_jobs to {} to read them",
+                self.max_jobs,
+                self.max_jobs + n
+            )
+        })
     }
 }
 
 /// Every planned job as the result lists it, and the failures of its log.
 fn list_jobs(
     build: &Build,
-    plan: &JobPlan<'_>,
-    reads: &[JobRead],
+    gathered: &Gathered<'_>,
     budgets: &Budgets,
     warnings: &mut Vec<String>,
 ) -> (Vec<FailedJob>, Vec<FailureClassification>) {
+    let (plan, left_for_later) = (&gathered.plan, &gathered.left_for_later);
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
-    for (planned, read) in plan.ordered.iter().zip(reads) {
+    for (planned, read) in plan.ordered.iter().zip(&gathered.reads) {
         let job_failures = classify_job(planned, read);
         if let (JobStatus::PartlyAnalyzed | JobStatus::FetchError, Some(detail)) =
             (read.status, &read.detail)
@@ -298,16 +343,11 @@ fn list_jobs(
         });
         failures.extend(job_failures);
     }
-    // Past `max_jobs` a job is unread by the budget of logs; before it, by the byte ceiling.
-    let (within, past) = jobs.split_at(budgets.max_jobs.min(jobs.len()));
-    let past_max_jobs = count_status(past, JobStatus::OverBudget);
-    if past_max_jobs > 0 {
-        warnings.push(format!(
-            "{past_max_jobs} failed jobs were not read (budget of {} logs per build); they are listed in completeness.not_read: raise max_jobs to read them",
-            budgets.max_jobs
-        ));
-    }
-    let past_ceiling = count_status(within, JobStatus::OverBudget);
+    // A job is unread either because the call had requested its `max_jobs` logs, or because
+    // the jobs before it took the byte ceiling.
+    warnings.extend(left_for_later.warning());
+    let past_ceiling =
+        count_status(&jobs, JobStatus::OverBudget).saturating_sub(left_for_later.jobs);
     if past_ceiling > 0 {
         warnings.push(format!(
             "{past_ceiling} failed jobs were not read: the jobs before them took this call's {}-byte ceiling; they are listed in completeness.not_read: raise max_scan_bytes to read them",

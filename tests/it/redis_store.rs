@@ -95,7 +95,12 @@ impl Replica {
     }
 
     pub(crate) async fn scan(&self) -> ScanResult {
-        let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
+        // Every failed job of the night in one call, so a later replica has nothing left to read.
+        let whole_night = Budgets {
+            max_jobs: 50,
+            ..Budgets::default()
+        };
+        let options = scan_options(whole_night, DetailLevel::Summary, false);
         let mut result =
             scan_65099(&JobReader::new(&self.client, Some(&*self.store)), &options).await;
         result.warnings.extend(self.store.take_warning());

@@ -86,6 +86,13 @@ async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restar
         cold.stats.log_bytes_fetched
     );
 
+    // The second call requests the 4 logs the first left, and no other: the build is whole.
+    let whole = scan(&server, Some(&store), Budgets::default()).await;
+    assert_eq!(logs_requested_since(&server, cold_requests.len()).await, 4);
+    assert_eq!(unread(&cold), 4);
+    assert_eq!(unread(&whole), 0);
+    let (cold, cold_requests) = (whole, requests(&server).await);
+
     // Warm: the build is asked for again (it may have changed: a retry), no log is read.
     let warm = scan(&server, Some(&store), Budgets::default()).await;
     let warm_requests = requests(&server).await;
@@ -120,8 +127,78 @@ async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restar
     assert_eq!(verdicts(&after_restart), verdicts(&cold));
 }
 
+/// The jobs whose log was requested since the mock's `from`th request.
+async fn logs_requested_since(server: &MockServer, from: usize) -> usize {
+    requests(server).await[from..]
+        .iter()
+        .filter(|r| r.url.path().ends_with("/log"))
+        .map(|r| r.url.path().to_string())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+fn unread(result: &ScanResult) -> usize {
+    result
+        .jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::OverBudget)
+        .count()
+}
+
+/// `max_jobs` bounds what a call requests; stored outcomes are free. On the real night (24
+/// failed job attempts), two default calls give the whole night, the second requesting only
+/// the 4 logs the first left.
 #[tokio::test]
-async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
+async fn two_default_calls_give_the_whole_night() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let first = scan(&server, Some(&store), Budgets::default()).await;
+    let planned = first.jobs.len();
+    assert!(planned >= 24, "{planned} failed job attempts");
+    let left = planned - Budgets::default().max_jobs;
+    assert_eq!(unread(&first), left);
+    assert!(!first.complete);
+    let warning = first
+        .warnings
+        .iter()
+        .find(|w| w.contains("not read"))
+        .expect("a warning for the unread jobs");
+    assert!(
+        warning.contains("1 more call at this max_jobs"),
+        "{warning}"
+    );
+    let before = requests(&server).await.len();
+    let second = scan(&server, Some(&store), Budgets::default()).await;
+    assert_eq!(logs_requested_since(&server, before).await, left);
+    assert_eq!(unread(&second), 0);
+    assert!(second.complete, "{:?}", second.incomplete);
+    // What the first call read, the second gives again, from the store.
+    let keys = |r: &ScanResult| {
+        r.failures
+            .iter()
+            .map(|f| f.failure_key.clone())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    let read_first: Vec<String> = first
+        .failures
+        .iter()
+        .filter(|f| {
+            first
+                .jobs
+                .iter()
+                .any(|j| Some(&j.job_id) == f.job_id.as_ref() && j.status != JobStatus::OverBudget)
+        })
+        .map(|f| f.failure_key.clone())
+        .collect();
+    assert!(!read_first.is_empty());
+    assert!(read_first.iter().all(|k| keys(&second).contains(k)));
+}
+
+/// With a small `max_jobs`, each call requests at most that many logs and goes on where the last
+/// stopped; the first call's warning says how many more calls finish the build, and it is right.
+#[tokio::test]
+async fn each_call_goes_on_where_the_last_stopped_as_its_warning_says() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
@@ -130,45 +207,37 @@ async fn stored_outcomes_beyond_max_jobs_are_used_without_a_request() {
         ..Budgets::default()
     };
     let first = scan(&server, Some(&store), few.clone()).await;
-    let read = |r: &ScanResult| {
-        r.jobs
-            .iter()
-            .filter(|j| j.status != JobStatus::OverBudget)
-            .count()
-    };
-    assert_eq!(read(&first), 5);
-    assert!(first.warnings.iter().any(|w| w.contains("raise max_jobs")));
-    let over_budget = first
-        .jobs
-        .iter()
-        .find(|j| j.status == JobStatus::OverBudget)
-        .expect("a job over budget")
-        .job_id
-        .clone();
+    let left = unread(&first);
+    assert_eq!(first.jobs.len() - left, 5);
+    let calls = left.div_ceil(5);
+    let expected = format!("Call again to go on where it stopped: {calls} more calls at this max_jobs, or one with max_jobs={left}");
+    assert!(
+        first.warnings.iter().any(|w| w.contains(&expected)),
+        "{:?}",
+        first.warnings
+    );
+    let mut last = first;
+    for call in 1..=calls {
+        let before = requests(&server).await.len();
+        let next = scan(&server, Some(&store), few.clone()).await;
+        let fetched = logs_requested_since(&server, before).await;
+        assert_eq!(fetched, unread(&last).min(5), "call {call}");
+        assert_eq!(unread(&next), unread(&last) - fetched, "call {call}");
+        last = next;
+    }
+    assert!(last.complete, "{:?}", last.incomplete);
 
-    // Looking at one job over the budget stores its outcome ...
-    let client = client(&settings(&server.uri()));
-    let reader = JobReader::new(&client, Some(&store));
-    watch::job_test_failures(
-        &reader,
-        &key(),
-        &over_budget,
-        watch::MatchStrategy::Id,
-        &few,
-    )
-    .await
-    .expect("job");
-    let before = requests(&server).await.len();
-    // ... and the next scan shows it, without a log request (the build is asked for again).
-    let second = scan(&server, Some(&store), few).await;
-    assert_eq!(requests(&server).await.len(), before + 1);
-    assert_eq!(read(&second), 6);
-    let job = second
-        .jobs
-        .iter()
-        .find(|j| j.job_id == over_budget)
-        .expect("listed");
-    assert_ne!(job.status, JobStatus::OverBudget);
+    // Without a store nothing is kept, so another call would not go on: the warning says to
+    // raise max_jobs instead.
+    let unkept = scan(&server, None, few).await;
+    assert!(
+        unkept
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("raise max_jobs to {}", unkept.jobs.len()))),
+        "{:?}",
+        unkept.warnings
+    );
 }
 
 #[tokio::test]
