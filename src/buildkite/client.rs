@@ -340,7 +340,7 @@ impl BuildkiteClient {
         let range = format!("bytes=-{}", suffix.max(1));
         let opened = |response: reqwest::Response| {
             let what = target.description.clone();
-            async move { Ok(LogBody::of(response, what)) }
+            async move { LogBody::of(response, what, suffix) }
         };
         let body = self
             .http
@@ -368,8 +368,12 @@ pub struct LogBody {
     response: Option<reqwest::Response>,
     /// Where the body starts in the log.
     pub start: u64,
-    /// The log's size (the body's end, when the server did not say).
+    /// The log's size as the server gave it (`Content-Range`, or `Content-Length` of a whole
+    /// log); the bytes asked for when it gave none, until the body is read.
     pub total: u64,
+    /// The server said the log's size. A whole log sent without a length (a proxy that ignores
+    /// `Range` and answers a chunked `200`) is read to its end, never taken for an empty one.
+    size_known: bool,
     /// The server said where the body sits in the log (`Content-Range`), so a broken body can
     /// be resumed with a suffix range.
     ranged: bool,
@@ -378,15 +382,20 @@ pub struct LogBody {
 }
 
 impl LogBody {
-    fn of(response: reqwest::Response, what: String) -> Self {
+    /// The body of an answer to a request for the last `asked` bytes. Only a 416 or an
+    /// explicit zero length is an empty log; a partial answer that does not say where it sits
+    /// in the log is an error (retried next time, never stored).
+    fn of(response: reqwest::Response, what: String, asked: u64) -> Result<Self, HttpError> {
+        let body = |response, start, total, size_known, ranged, what| Self {
+            response,
+            start,
+            total,
+            size_known,
+            ranged,
+            what,
+        };
         if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Self {
-                response: None,
-                start: 0,
-                total: 0,
-                ranged: true,
-                what,
-            };
+            return Ok(body(None, 0, 0, true, true, what));
         }
         // `bytes 100-199/200`
         let content_range = response
@@ -401,17 +410,25 @@ impl LogBody {
                     total.trim().parse::<u64>().ok()?,
                 ))
             });
-        let (start, total, ranged) = match content_range {
-            Some((start, total)) => (start, total, true),
-            None => (0, response.content_length().unwrap_or(0), false),
-        };
-        Self {
-            response: Some(response),
-            start,
-            total,
-            ranged,
-            what,
+        if let Some((start, total)) = content_range {
+            return Ok(body(Some(response), start, total, true, true, what));
         }
+        if response.status() == StatusCode::PARTIAL_CONTENT {
+            return Err(HttpError::Decode {
+                what,
+                message: "a partial answer (206) without a Content-Range: where it sits in the log is unknown".into(),
+            });
+        }
+        // A whole log: the server ignored the range.
+        Ok(match response.content_length() {
+            Some(length) => body(Some(response), 0, length, true, false, what),
+            None => body(Some(response), 0, asked, false, false, what),
+        })
+    }
+
+    /// Whether the server said the log's size (see [`LogBody::total`]).
+    pub fn size_known(&self) -> bool {
+        self.size_known
     }
 
     /// Bytes the body holds (as announced).
@@ -419,8 +436,9 @@ impl LogBody {
         self.total.saturating_sub(self.start)
     }
 
+    /// An empty log, as the server said: a 416, or a length of zero.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.size_known && self.len() == 0
     }
 
     /// Whether a break can be resumed with a suffix range.

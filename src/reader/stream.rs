@@ -153,7 +153,8 @@ pub async fn read_to_end(
     job_id: &str,
     mut body: LogBody,
 ) -> Result<Streamed, BuildkiteError> {
-    let (start, total) = (body.start, body.total);
+    // A body without a size is a whole log: its size is what it holds.
+    let (start, total) = (body.start, if body.size_known() { body.total } else { 0 });
     let expected = body.len();
     let mut stream = LogStream::default();
     let mut read: u64 = 0;

@@ -19,6 +19,7 @@ mod mcp_e2e;
 mod mcp_http;
 mod mcp_progress;
 mod nightly_trend;
+mod odd_answers;
 mod owners;
 mod redis_store;
 mod result_cap;
