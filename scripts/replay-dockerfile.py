@@ -8,6 +8,7 @@ this checkout's `target/` (CARGO_TARGET_DIR), so compiled dependencies are reuse
 leave the binary that the image's next stage copies (`target/release/ciwatch-mcp`).
 """
 
+import fnmatch
 import os
 import shlex
 import shutil
@@ -34,6 +35,23 @@ def instructions(dockerfile: Path):
         joined = ""
 
 
+def admitted(source: str) -> bool:
+    """Whether .dockerignore lets `source` into the build context (its rules in order, the
+    last that matches wins; a `!` rule lets a path back in)."""
+    ignore = ROOT / ".dockerignore"
+    rules = [
+        line.strip()
+        for line in (ignore.read_text().splitlines() if ignore.exists() else [])
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    inside = True
+    for rule in rules:
+        pattern = rule.removeprefix("!")
+        if fnmatch.fnmatch(source.strip("/"), pattern.strip("/")):
+            inside = rule.startswith("!")
+    return inside
+
+
 def copy(argument: str, workdir: Path):
     """Docker's rules: a directory's contents go into the destination; files go into it when
     it ends with "/" (or is "."), else to that name."""
@@ -44,6 +62,8 @@ def copy(argument: str, workdir: Path):
     target = workdir / destination
     into_directory = destination.endswith("/") or destination in (".", "./")
     for source in sources:
+        if not admitted(source):
+            raise SystemExit(f"COPY {argument}: .dockerignore keeps {source} out of the build context")
         path = ROOT / source
         if path.is_dir():
             shutil.copytree(path, target, dirs_exist_ok=True)

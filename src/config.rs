@@ -189,8 +189,8 @@ pub struct Settings {
     #[arg(global = true, long, env = "CIWATCH_CACHE_DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
 
-    /// Do not read or write the on-disk cache (`CIWATCH_NO_CACHE` takes 1/0, true/false,
-    /// yes/no, on/off).
+    /// Do not read or write any store: the on-disk cache, or the shared Redis that
+    /// `CIWATCH_STORE_URL` names (`CIWATCH_NO_CACHE` takes 1/0, true/false, yes/no, on/off).
     #[arg(global = true, long, env = "CIWATCH_NO_CACHE", value_parser = clap::builder::BoolishValueParser::new(), default_missing_value = "true", num_args = 0..=1, default_value_t = false)]
     pub no_cache: bool,
 
@@ -205,7 +205,8 @@ pub struct Settings {
     pub store_password: Option<Secret>,
 
     /// The second pipeline (`org/pipeline`) whose matching nightly each cause of a scan is
-    /// looked up in, so a cause reads as universal, CUDA-only or ROCm-only; empty turns it off.
+    /// looked up in, so a cause reads as universal, CUDA-only or ROCm-only; `none` (or `off`,
+    /// or `--compare-pipeline ""`) turns it off. An empty variable is unset: the default.
     #[arg(global = true, long, env = "CIWATCH_COMPARE_PIPELINE", default_value = crate::watch::DEFAULT_COMPARE_PIPELINE)]
     pub compare_pipeline: String,
 
@@ -219,12 +220,14 @@ pub struct Settings {
     pub nightly_window_hours: u32,
 }
 
-/// `org/pipeline` (or a pipeline of `default_org`) to compare with; empty for none.
+/// `org/pipeline` (or a pipeline of `default_org`) to compare with; `none`, `off` or empty for
+/// none.
 pub fn parse_compared_pipeline(
     value: &str,
     default_org: &str,
 ) -> Result<Option<crate::watch::ComparedPipeline>, String> {
-    if value.trim().is_empty() {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
     let (org, pipeline) =
@@ -250,12 +253,29 @@ fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
 }
 
 impl Settings {
-    /// The token from `--buildkite-token`/`BUILDKITE_TOKEN`, else `BUILDKITE_API_TOKEN`.
+    /// The token from `--buildkite-token`/`BUILDKITE_TOKEN`, else `BUILDKITE_API_TOKEN`,
+    /// trimmed.
     pub fn token(&self) -> Option<Secret> {
-        self.buildkite_token
-            .clone()
-            .or_else(|| std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new))
-            .filter(|t| !t.expose().trim().is_empty())
+        self.named_token().map(|(token, _)| token)
+    }
+
+    /// Which variable [`Settings::token`] comes from, for the errors that ask to check it.
+    pub fn token_from(&self) -> &'static str {
+        self.named_token()
+            .map_or("BUILDKITE_TOKEN", |(_, from)| from)
+    }
+
+    fn named_token(&self) -> Option<(Secret, &'static str)> {
+        let given = |token: Option<Secret>, from| {
+            token
+                .map(|t| Secret::new(t.expose().trim()))
+                .filter(|t| !t.expose().is_empty())
+                .map(|t| (t, from))
+        };
+        given(self.buildkite_token.clone(), "BUILDKITE_TOKEN").or_else(|| {
+            let fallback = std::env::var("BUILDKITE_API_TOKEN").ok().map(Secret::new);
+            given(fallback, "BUILDKITE_API_TOKEN")
+        })
     }
 
     pub fn github_options(&self) -> crate::github::GitHubOptions {
@@ -263,7 +283,8 @@ impl Settings {
             .github_token
             .clone()
             .or_else(|| std::env::var("GH_TOKEN").ok().map(Secret::new))
-            .filter(|t| !t.expose().trim().is_empty());
+            .map(|t| Secret::new(t.expose().trim()))
+            .filter(|t| !t.expose().is_empty());
         crate::github::GitHubOptions {
             api_url: self.github_api_url.trim_end_matches('/').to_string(),
             token,
@@ -289,9 +310,13 @@ impl Settings {
         }
     }
 
-    /// Which store to run with: the shared Redis when `CIWATCH_STORE_URL` is set, else the
-    /// on-disk cache's directory, none with `--no-cache`; `Err` is why there is no directory.
+    /// Which store to run with: none with `--no-cache` (even when a Redis is named), else the
+    /// shared Redis when `CIWATCH_STORE_URL` is set, else the on-disk cache's directory; `Err`
+    /// is why there is no directory.
     pub fn store(&self) -> Result<StoreSetting<'_>, String> {
+        if self.no_cache {
+            return Ok(StoreSetting::None);
+        }
         if let Some(url) = self
             .store_url
             .as_ref()
@@ -302,9 +327,6 @@ impl Settings {
                 url: url.expose().trim(),
                 password,
             });
-        }
-        if self.no_cache {
-            return Ok(StoreSetting::None);
         }
         self.cache_dir
             .clone()
@@ -422,5 +444,42 @@ mod tests {
             .err()
             .expect("refused");
         assert!(error.to_string().contains("maybe"), "{error}");
+    }
+
+    #[test]
+    fn the_compared_pipeline_turns_off_with_none_off_or_an_empty_argument() {
+        for off in ["none", "NONE", "off", "", " "] {
+            let cli = Cli::parse_from(["ciwatch-mcp", "--compare-pipeline", off]);
+            assert_eq!(cli.settings.compared_pipeline(), Ok(None), "{off:?}");
+        }
+        let default = Cli::parse_from(["ciwatch-mcp"])
+            .settings
+            .compared_pipeline();
+        let compared = default.expect("valid").expect("on by default");
+        assert_eq!(
+            (compared.org.as_str(), compared.pipeline.as_str()),
+            ("vllm", "amd-ci")
+        );
+    }
+
+    #[test]
+    fn no_cache_turns_off_the_shared_store_too_and_tokens_are_trimmed() {
+        let cli = Cli::parse_from([
+            "ciwatch-mcp",
+            "--no-cache",
+            "--store-url",
+            "redis://127.0.0.1:9/0",
+            "--buildkite-token",
+            "  bkua_padded\n",
+        ]);
+        assert!(matches!(cli.settings.store(), Ok(StoreSetting::None)));
+        let token = cli.settings.token().expect("a token");
+        assert_eq!(token.expose(), "bkua_padded");
+        assert_eq!(cli.settings.token_from(), "BUILDKITE_TOKEN");
+        let with_redis = Cli::parse_from(["ciwatch-mcp", "--store-url", "redis://127.0.0.1:9/0"]);
+        assert!(matches!(
+            with_redis.settings.store(),
+            Ok(StoreSetting::Redis { .. })
+        ));
     }
 }

@@ -35,7 +35,8 @@ pub struct Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("Buildkite rejected the token (401): check BUILDKITE_TOKEN; create one at https://buildkite.com/user/api-access-tokens")]
+    /// The Buildkite client names where its token came from (see `BuildkiteError::Unauthorized`).
+    #[error("Buildkite rejected the token (401); create one at https://buildkite.com/user/api-access-tokens")]
     Unauthorized,
     #[error(
         "the token may not read {0} (403): it needs the read_builds and read_build_logs scopes"

@@ -266,7 +266,8 @@ async fn run_scan(
     }
     let store = services.store.as_deref();
     let client = BuildkiteClient::new(services.http, &settings.buildkite_api_url, settings.token())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_token_from(settings.token_from());
     let mut options = scan_options(settings, output)?;
     let (org, pipeline, number) = match build {
         Some(build) => {

@@ -54,6 +54,8 @@ impl Listing {
 pub enum BuildkiteError {
     #[error("BUILDKITE_TOKEN is not set: create a token with the read_builds and read_build_logs scopes at https://buildkite.com/user/api-access-tokens and set BUILDKITE_TOKEN (or BUILDKITE_API_TOKEN)")]
     MissingToken,
+    #[error("Buildkite rejected the token of {token_from} (401): check it, or create one with the read_builds and read_build_logs scopes at https://buildkite.com/user/api-access-tokens")]
+    Unauthorized { token_from: &'static str },
     #[error(transparent)]
     Http(#[from] HttpError),
 }
@@ -93,6 +95,8 @@ pub struct BuildkiteClient {
     http: HttpClient,
     base: String,
     token: Secret,
+    /// Named by a 401 (see [`BuildkiteClient::with_token_from`]).
+    token_from: &'static str,
 }
 
 impl BuildkiteClient {
@@ -107,7 +111,25 @@ impl BuildkiteClient {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             token,
+            token_from: "BUILDKITE_TOKEN",
         })
+    }
+
+    /// Where the token came from, as a 401 names it to the person who set it: a variable, or
+    /// the header an HTTP caller sent.
+    pub fn with_token_from(mut self, token_from: &'static str) -> Self {
+        self.token_from = token_from;
+        self
+    }
+
+    /// `error` as this client reports it: a 401 names where the token came from.
+    fn named(&self, error: HttpError) -> BuildkiteError {
+        match error {
+            HttpError::Unauthorized => BuildkiteError::Unauthorized {
+                token_from: self.token_from,
+            },
+            error => BuildkiteError::Http(error),
+        }
     }
 
     pub fn http(&self) -> &HttpClient {
@@ -179,10 +201,11 @@ impl BuildkiteClient {
             enough: &enough,
         };
         let (builds, pages_read, more) = if max_pages <= 1 {
-            self.first_page_shared(&target, &first, &query).await?
+            self.first_page_shared(&target, &first, &query).await
         } else {
-            self.paginate(&target, &first, &query, page).await?
-        };
+            self.paginate(&target, &first, &query, page).await
+        }
+        .map_err(|e| self.named(e))?;
         let cut = more && !enough(&builds);
         Ok(Listing {
             builds,
@@ -311,14 +334,14 @@ impl BuildkiteClient {
             ),
         };
         let url = self.build_url(build);
-        Ok(self
-            .http
+        self.http
             .send_with(
                 &target,
                 || self.get(&url).query(&[("include_retried_jobs", "true")]),
                 |response| decode(response, &target),
             )
-            .await?)
+            .await
+            .map_err(|e| self.named(e))
     }
 
     /// Opens the last `suffix` bytes of a job's log (`Accept: text/plain`,
@@ -342,8 +365,7 @@ impl BuildkiteClient {
             let what = target.description.clone();
             async move { LogBody::of(response, what, suffix) }
         };
-        let body = self
-            .http
+        self.http
             .send_with(
                 &target,
                 || {
@@ -357,8 +379,8 @@ impl BuildkiteClient {
                 },
                 opened,
             )
-            .await?;
-        Ok(body)
+            .await
+            .map_err(|e| self.named(e))
     }
 }
 

@@ -174,11 +174,17 @@ impl CiWatchServer {
             .and_then(|value| value.to_str().ok())
             .filter(|value| !value.trim().is_empty())
             .map(|value| crate::secret::Secret::new(value.trim()));
+        let token_from = if caller_token.is_some() {
+            "the X-Buildkite-Token header"
+        } else {
+            self.settings.token_from()
+        };
         BuildkiteClient::new(
             self.http.clone(),
             &self.settings.buildkite_api_url,
             caller_token.or_else(|| self.settings.token()),
         )
+        .map(|client| client.with_token_from(token_from))
         .map_err(|e| e.to_string())
     }
 }

@@ -92,7 +92,8 @@ pub struct ScanSettings {
     /// The second pipeline ("org/pipeline") whose matching nightly (same commit, else the
     /// nearest earlier within 36 hours) each cause is looked up in: `elsewhere` (failing,
     /// passing or not run there) and `parity` (universal, cuda_only, rocm_only). Default the
-    /// server's CIWATCH_COMPARE_PIPELINE ("vllm/amd-ci"); "" turns it off. At most 12 requests.
+    /// server's CIWATCH_COMPARE_PIPELINE ("vllm/amd-ci"); "none" or "" turns it off. At most 12
+    /// requests.
     #[serde(default)]
     pub compare_pipeline: Option<String>,
 }

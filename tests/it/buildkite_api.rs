@@ -34,7 +34,7 @@ async fn error_statuses_say_what_to_do_and_never_show_the_token() {
         (
             401,
             include_str!("../../wiremock-fixtures/errors/401_unauthorized.json"),
-            "rejected the token (401): check BUILDKITE_TOKEN",
+            "rejected the token of BUILDKITE_TOKEN (401)",
         ),
         (
             403,

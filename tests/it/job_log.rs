@@ -216,7 +216,7 @@ async fn the_whole_log_is_read_once_and_numbered_from_its_first_line() {
 #[tokio::test]
 async fn log_errors_keep_their_meaning() {
     for (status, expected) in [
-        (401, "rejected the token (401)"),
+        (401, "rejected the token of BUILDKITE_TOKEN (401)"),
         (403, "(403)"),
         (404, "has no log"),
     ] {

@@ -286,3 +286,99 @@ async fn host_check_on_a_public_bind_keeps_loopback_and_adds_listed_hosts() {
         }
     }
 }
+
+/// A 401 names where the rejected token came from: the header an HTTP caller sent, not the
+/// server's variable.
+#[tokio::test]
+async fn a_rejected_token_is_named_by_the_header_the_caller_sent() {
+    let buildkite = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Authentication required"})),
+        )
+        .mount(&buildkite)
+        .await;
+    let github = crate::common::github_server().await;
+    let base = start(&buildkite.uri(), &github.uri(), None).await;
+    let mut headers = HashMap::new();
+    headers.insert(
+        axum::http::HeaderName::from_static("x-buildkite-token"),
+        axum::http::HeaderValue::from_static("bkua_revoked"),
+    );
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"))
+        .custom_headers(headers);
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("initialize over HTTP");
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
+                json!({"build_id_or_url": "65099"})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
+        .await
+        .expect("tools/call");
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let text = format!("{:?}", result.content);
+    assert!(
+        text.contains("rejected the token of the X-Buildkite-Token header (401)"),
+        "{text}"
+    );
+    assert!(!text.contains("BUILDKITE_TOKEN"), "{text}");
+    assert!(!text.contains("bkua_revoked"), "{text}");
+    client.cancel().await.expect("close");
+}
+
+/// The sidecar started with each documented way to turn off the AMD comparison (`none`, `off`)
+/// looks nothing up there, and with the default it does; `--no-cache` beside a Redis URL runs
+/// without any store (no warning of a Redis that cannot be reached).
+#[tokio::test]
+async fn the_sidecar_started_with_each_way_to_turn_off_the_amd_comparison_and_the_store() {
+    let urls = ciwatch_mcp::demo::start().await.expect("demo server");
+    for (compare, looked_up) in [("none", false), ("off", false), ("vllm/amd-ci", true)] {
+        let mut settings = crate::common::settings("http://127.0.0.1:9");
+        settings.buildkite_api_url = urls.buildkite.clone();
+        settings.github_api_url = urls.github.clone();
+        settings.nightly_window_hours = u32::MAX / 3600;
+        settings.compare_pipeline = compare.to_string();
+        settings.no_cache = true;
+        settings.store_url = Some(Secret::new("redis://127.0.0.1:9/0"));
+        let options = HttpOptions {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            token: None,
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+        };
+        let base = crate::common::serve_sidecar(settings, &options).await;
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
+        let client =
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .expect("initialize over HTTP");
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
+                    json!({"build_id_or_url": "65099", "detail_level": "full", "max_failures": 1})
+                        .as_object()
+                        .cloned()
+                        .expect("object"),
+                ),
+            )
+            .await
+            .expect("tools/call");
+        assert_ne!(result.is_error, Some(true), "{compare}: {result:?}");
+        let structured = result.structured_content.expect("structured");
+        let requests = structured["stats"]["compared_pipeline_requests"]
+            .as_u64()
+            .expect("stats");
+        assert_eq!(requests > 0, looked_up, "{compare}: {requests} requests");
+        let warnings = structured["warnings"].to_string();
+        assert!(!warnings.contains("shared store"), "{warnings}");
+        client.cancel().await.expect("close");
+    }
+}

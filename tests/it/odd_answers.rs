@@ -8,7 +8,7 @@ use crate::common::{client, fixture_server, scan_65099, scan_options, settings};
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::fixtures;
