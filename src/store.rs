@@ -8,8 +8,10 @@
 //! answer is never a failed call: the read goes to Buildkite and the call says so in a warning.
 //!
 //! Reads of one job log are single-flight: inside one process by a set of keys being read,
-//! across replicas by a short lease (`SET NX PX`) that a dead replica's lease outlives by at
-//! most [`LEASE`]. A replica that finds a lease waits for the outcome to appear in the store.
+//! across replicas by a short lease (`SET NX PX` of a random token) that a dead replica's lease
+//! outlives by at most [`LEASE`]. A lease is released by compare-and-delete, so a reader whose
+//! lease expired never frees another's, and a cancelled reader releases its own at once. A
+//! replica that finds a lease waits for the outcome to appear in the store.
 
 use crate::cache::{Cache, Commit, Table};
 use serde::{de::DeserializeOwned, Serialize};
@@ -46,8 +48,8 @@ impl From<Cache> for Store {
 
 /// Whether a read of one key may go ahead.
 pub enum Lease<'a> {
-    /// This caller reads; the guard ends the lease (dropped, as when a call is cancelled, it
-    /// frees the key in this process and the replicas' lease expires by itself).
+    /// This caller reads; the guard ends the lease, released or dropped (as when a call is
+    /// cancelled), here and for the replicas.
     Acquired(LeaseGuard<'a>),
     /// Another reader is on it: wait for its outcome, woken by the signal when the reader is
     /// in this process (a replica's is polled for).
@@ -57,26 +59,72 @@ pub enum Lease<'a> {
 pub struct LeaseGuard<'a> {
     store: &'a Store,
     key: String,
+    /// The token this reader's lease holds in Redis, until it is released.
+    token: Option<String>,
 }
 
 impl LeaseGuard<'_> {
     /// Ends the lease for the replicas too.
-    pub async fn release(self) {
-        if let Backend::Shared(shared) = &self.store.backend {
-            let mut connection = shared.manager.clone();
-            let answer: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(lease_key(&self.key))
-                .query_async(&mut connection)
-                .await;
-            shared.answer(answer);
+    pub async fn release(mut self) {
+        if let (Backend::Shared(shared), Some(token)) = (&self.store.backend, self.token.take()) {
+            shared.answer(release_lease(shared.manager.clone(), &self.key, &token).await);
         }
     }
 }
 
 impl Drop for LeaseGuard<'_> {
+    /// A guard dropped before its release (the call was cancelled) releases its lease on the
+    /// runtime, so the next reader need not wait for it to expire.
     fn drop(&mut self) {
         self.store.forget(&self.key);
+        if let (Backend::Shared(shared), Some(token)) = (&self.store.backend, self.token.take()) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (connection, key) = (shared.manager.clone(), self.key.clone());
+                runtime.spawn(async move { release_lease(connection, &key, &token).await });
+            }
+        }
     }
+}
+
+/// Deletes the lease on `key` only while it still holds `token`: a lease that expired and was
+/// taken by another reader is theirs.
+async fn release_lease(
+    mut connection: redis::aio::ConnectionManager,
+    key: &str,
+    token: &str,
+) -> redis::RedisResult<()> {
+    static COMPARE_AND_DELETE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(
+        || {
+            redis::Script::new(
+                r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#,
+            )
+        },
+    );
+    COMPARE_AND_DELETE
+        .key(lease_key(key))
+        .arg(token)
+        .invoke_async::<i64>(&mut connection)
+        .await
+        .map(drop)
+}
+
+/// A lease's token: unguessable by another reader, unique to this process and this lease.
+fn lease_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static LEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // `RandomState` is seeded from the system's randomness for each new state.
+    let random = |n: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(n);
+        hasher.finish()
+    };
+    let n = LEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{}-{n}-{:016x}{:016x}",
+        std::process::id(),
+        random(n),
+        random(!n)
+    )
 }
 
 /// Runs a redb read or durable commit on tokio's blocking threads, so a commit's disk sync or
@@ -277,17 +325,19 @@ impl Store {
         if let Err(busy) = self.begin_here(key) {
             return busy;
         }
-        let guard = LeaseGuard {
+        let mut guard = LeaseGuard {
             store: self,
             key: key.to_string(),
+            token: None,
         };
         let Backend::Shared(shared) = &self.backend else {
             return Lease::Acquired(guard);
         };
+        let token = lease_token();
         let mut connection = shared.manager.clone();
         let answer: redis::RedisResult<Option<String>> = redis::cmd("SET")
             .arg(lease_key(key))
-            .arg(std::process::id())
+            .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(LEASE.as_millis() as u64)
@@ -296,7 +346,12 @@ impl Store {
         match shared.answer(answer) {
             // A replica holds it: dropping the guard frees it here.
             Some(None) => Lease::Busy(None),
-            _ => Lease::Acquired(guard),
+            Some(Some(_)) => {
+                guard.token = Some(token);
+                Lease::Acquired(guard)
+            }
+            // The store did not answer: read without a lease.
+            None => Lease::Acquired(guard),
         }
     }
 

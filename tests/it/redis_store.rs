@@ -272,3 +272,65 @@ async fn replicas_share_one_rate_window_per_token() {
         "each on its own window: {alone} within one window"
     );
 }
+
+/// Waits (a bounded number of short turns, never a clock's verdict) for `key`'s lease to be
+/// free for `store`, and holds it.
+async fn lease_when_free<'a>(
+    store: &'a Store,
+    key: &str,
+) -> Option<ciwatch_mcp::store::LeaseGuard<'a>> {
+    for _ in 0..200 {
+        if let ciwatch_mcp::store::Lease::Acquired(guard) = store.lease(key).await {
+            return Some(guard);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// A reader cancelled mid-read (its guard dropped without a release) frees its lease for the
+/// replicas at once, not after the lease's two minutes; and a release deletes only the lease it
+/// holds, never one another reader took after it expired.
+#[tokio::test]
+async fn a_cancelled_reader_frees_its_lease_and_a_release_frees_only_its_own() {
+    use ciwatch_mcp::store::Lease;
+    let redis = RedisServer::start();
+    let here = Store::redis(&redis.url(), None).expect("store");
+    let replica = Store::redis(&redis.url(), None).expect("store");
+
+    let Lease::Acquired(reading) = here.lease("scope/job-1").await else {
+        panic!("the first reader gets the lease");
+    };
+    assert!(matches!(
+        replica.lease("scope/job-1").await,
+        Lease::Busy(None)
+    ));
+    drop(reading);
+    let next = lease_when_free(&replica, "scope/job-1").await;
+    assert!(next.is_some(), "the cancelled reader's lease is still held");
+
+    // A lease that expired under a slow reader and was taken by another: the slow reader's
+    // release leaves the other's lease alone.
+    let Lease::Acquired(slow) = here.lease("scope/job-2").await else {
+        panic!("free");
+    };
+    let mut raw = redis::Client::open(redis.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let _: () = redis::cmd("SET")
+        .arg("ciwatch:lease:scope/job-2")
+        .arg("another-reader")
+        .query_async(&mut raw)
+        .await
+        .expect("set");
+    slow.release().await;
+    let holder: Option<String> = redis::cmd("GET")
+        .arg("ciwatch:lease:scope/job-2")
+        .query_async(&mut raw)
+        .await
+        .expect("get");
+    assert_eq!(holder.as_deref(), Some("another-reader"));
+    assert!(here.take_warning().is_none());
+}
