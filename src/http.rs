@@ -140,7 +140,11 @@ pub struct HttpClient {
     /// The longest exchange of a request whose answer is read whole (JSON).
     timeout: Duration,
     pub counters: Arc<Counters>,
+    /// This client's, shared by its clones and views (see [`HttpClient::id`]).
+    id: u64,
 }
+
+static NEXT_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A limiter per Buildkite token (by its digest), made on first use.
 struct Limiters {
@@ -175,7 +179,15 @@ impl HttpClient {
             retry,
             timeout,
             counters: Arc::default(),
+            id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// Names this client among the process's: its clones and token views share it (a
+    /// sidecar's sessions are one client), another client never does. Answers shared between
+    /// callers are keyed by it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Keeps each token's window in the shared store too, so replicas share one budget.

@@ -83,76 +83,6 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     }
 }
 
-/// Identical asks in flight share one fetch and its answer; nothing is kept once it is given
-/// (for answers that change, such as a listing of builds).
-pub struct InFlight<K, V> {
-    flights: Mutex<HashMap<K, Flight<V>>>,
-}
-
-/// The answer of one fetch, written by the asker that fetches while it holds the lock.
-type Flight<V> = Arc<tokio::sync::Mutex<Option<V>>>;
-
-impl<K: Eq + Hash + Clone, V: Clone> Default for InFlight<K, V> {
-    fn default() -> Self {
-        Self {
-            flights: Mutex::default(),
-        }
-    }
-}
-
-impl<K: Eq + Hash + Clone, V: Clone> InFlight<K, V> {
-    /// The answer of `fetch` for `key`: this asker's own fetch, or the one in flight when it
-    /// asked. An asker whose fetch was dropped before answering leaves its waiters to fetch.
-    pub async fn share<F, Fut>(&self, key: &K, fetch: F) -> V
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = V>,
-    {
-        let joined = {
-            let Ok(mut flights) = self.flights.lock() else {
-                return fetch().await;
-            };
-            match flights.get(key) {
-                Some(flight) => Err(flight.clone()),
-                None => {
-                    let flight: Flight<V> = Arc::default();
-                    let held = flight.clone().try_lock_owned();
-                    flights.insert(key.clone(), flight);
-                    Ok(held)
-                }
-            }
-        };
-        match joined {
-            Ok(Ok(mut answer)) => {
-                let _landing = Landing { flights: self, key };
-                let value = fetch().await;
-                *answer = Some(value.clone());
-                value
-            }
-            Ok(Err(_)) => fetch().await,
-            Err(flight) => match flight.lock().await.clone() {
-                Some(value) => value,
-                None => fetch().await,
-            },
-        }
-    }
-}
-
-/// Takes a flight off the board when its fetch ends or is dropped, before its answer's lock
-/// is released: a later asker starts a fetch of its own.
-struct Landing<'a, K: Eq + Hash, V> {
-    flights: &'a InFlight<K, V>,
-    key: &'a K,
-}
-
-impl<K: Eq + Hash, V> Drop for Landing<'_, K, V> {
-    fn drop(&mut self) {
-        if let Ok(mut flights) = self.flights.flights.lock() {
-            flights.remove(self.key);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,25 +119,5 @@ mod tests {
         assert_eq!(fetches.load(Ordering::Relaxed), 1);
         let partial = memo.get_or_fetch(&"other", || async { (1, false) }).await;
         assert_eq!((partial, memo.get(&"other")), (1, None));
-    }
-
-    #[tokio::test]
-    async fn askers_in_flight_share_one_fetch_and_later_askers_fetch_again() {
-        let in_flight: InFlight<&str, usize> = InFlight::default();
-        let fetches = AtomicUsize::new(0);
-        let ask = || {
-            in_flight.share(&"listing", || async {
-                let number = fetches.fetch_add(1, Ordering::Relaxed) + 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                number
-            })
-        };
-        let answers = futures::future::join_all((0..10).map(|_| ask())).await;
-        assert_eq!(answers, vec![1; 10]);
-        assert_eq!(ask().await, 2, "nothing is kept once answered");
-        // A fetch dropped before answering leaves no flight behind.
-        let dropped = tokio::time::timeout(Duration::from_millis(5), ask()).await;
-        assert!(dropped.is_err());
-        assert_eq!(ask().await, 4);
     }
 }

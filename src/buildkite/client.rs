@@ -3,7 +3,7 @@
 
 use super::models::{Build, BuildKey};
 use crate::http::{next_link, HttpClient, HttpError, Target};
-use crate::memo::InFlight;
+use crate::memo::Memo;
 use crate::secret::Secret;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode};
@@ -13,18 +13,28 @@ use std::sync::{Arc, LazyLock};
 /// a 48-hour window of `vllm/ci` main is well under this.
 pub const MAX_LIST_PAGES: usize = 10;
 
-/// One-page listings in flight by token, URL and query (see
-/// [`BuildkiteClient::first_page_shared`]): the process's, whichever caller asks.
-static LISTINGS_IN_FLIGHT: LazyLock<InFlight<String, Option<Arc<FirstPage>>>> =
-    LazyLock::new(InFlight::default);
+/// How long a listing's first page answers identical asks (same token, URL and query): a
+/// burst of callers looking up the same nightly, or its counterpart, costs one request, and a
+/// build listed is at most this much older than Buildkite's own answer.
+pub const LISTING_FRESHNESS: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A listing's first page: its builds, pages read (1), and whether more pages follow.
-type FirstPage = (Vec<Build>, usize, bool);
+/// First pages of listings by HTTP client, token, URL and query (see
+/// [`BuildkiteClient::first_page_shared`]): one client's, whichever of its callers asks.
+static LISTINGS: LazyLock<Memo<String, SharedPage>> =
+    LazyLock::new(|| Memo::new(256, Some(LISTING_FRESHNESS)));
 
-const ONE_PAGE: Pagination<'static, Build> = Pagination {
-    max_pages: 1,
-    enough: &|_: &[Build]| true,
-};
+/// One page of a listing: the next page's URL, and its items.
+type Page<T> = (Option<String>, Vec<T>);
+
+/// A listing's first page as identical asks share it: read, or a 404 (a pipeline the token
+/// cannot see is remembered as long as a page is).
+#[derive(Clone)]
+enum SharedPage {
+    Read(Arc<Page<Build>>),
+    NotVisible(String),
+    /// This asker's fetch failed otherwise; not kept.
+    Failed,
+}
 
 /// Builds of a listing, and whether it stopped at its page limit with builds left unread.
 #[derive(Debug, Clone, Default)]
@@ -81,6 +91,11 @@ pub struct ListBuilds {
 impl ListBuilds {
     /// Builds of `branch` created since `since`, without their jobs (small pages).
     pub fn created_since(branch: &str, since: chrono::DateTime<chrono::Utc>) -> Self {
+        use chrono::DurationRound;
+        // To the minute before: callers a few seconds apart ask the same listing, and share it.
+        let since = since
+            .duration_trunc(chrono::TimeDelta::minutes(1))
+            .unwrap_or(since);
         Self {
             branch: Some(branch.to_string()),
             created_from: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -200,12 +215,14 @@ impl BuildkiteClient {
             max_pages,
             enough: &enough,
         };
-        let (builds, pages_read, more) = if max_pages <= 1 {
-            self.first_page_shared(&target, &first, &query).await
-        } else {
-            self.paginate(&target, &first, &query, page).await
-        }
-        .map_err(|e| self.named(e))?;
+        let first_page = self
+            .first_page_shared(&target, &first, &query)
+            .await
+            .map_err(|e| self.named(e))?;
+        let (builds, pages_read, more) = self
+            .paginate(&target, &first, &query, page, Some(first_page))
+            .await
+            .map_err(|e| self.named(e))?;
         let cut = more && !enough(&builds);
         Ok(Listing {
             builds,
@@ -214,66 +231,82 @@ impl BuildkiteClient {
         })
     }
 
-    /// One page of a listing, shared by every caller of this token that asks for the same one
-    /// while it is fetched (a team's scans looking up the same counterpart nightly at once).
+    /// The first page of a listing, shared by every caller of this token that asks for the
+    /// same one while it is fetched or within [`LISTING_FRESHNESS`] of its answer (a team's
+    /// scans of the same nightly, and of its counterpart, at once or one after another).
     async fn first_page_shared(
         &self,
         target: &Target,
         first: &str,
         query: &[(&str, String)],
-    ) -> Result<FirstPage, HttpError> {
-        let key = format!("{}\0{first}\0{query:?}", self.token_scope());
+    ) -> Result<Page<Build>, HttpError> {
+        let key = format!(
+            "{}\0{}\0{first}\0{query:?}",
+            self.http.id(),
+            self.token_scope()
+        );
         let mut failure = None;
-        let page = LISTINGS_IN_FLIGHT
-            .share(&key, || async {
-                match self.paginate(target, first, query, ONE_PAGE).await {
-                    Ok(page) => Some(Arc::new(page)),
+        let shared = LISTINGS
+            .get_or_fetch(&key, || async {
+                match self.get_page(target, first, query).await {
+                    Ok(page) => (SharedPage::Read(Arc::new(page)), true),
+                    Err(HttpError::NotFound(message)) => (SharedPage::NotVisible(message), true),
                     Err(error) => {
                         failure = Some(error);
-                        None
+                        (SharedPage::Failed, false)
                     }
                 }
             })
             .await;
-        match (page, failure) {
-            (Some(page), _) => Ok(page.as_ref().clone()),
-            (None, Some(error)) => Err(error),
-            // The caller it waited for failed: this one asks on its own.
-            (None, None) => self.paginate(target, first, query, ONE_PAGE).await,
+        match shared {
+            SharedPage::Read(page) => Ok(page.as_ref().clone()),
+            SharedPage::NotVisible(message) => Err(HttpError::NotFound(message)),
+            SharedPage::Failed => Err(failure.unwrap_or_else(|| HttpError::Transport {
+                what: target.description.clone(),
+                message: "the listing failed".into(),
+            })),
         }
     }
 
-    /// GETs `first` with `query`, then follows `Link: rel="next"` (on the same API only) until
-    /// the page limit or `enough`. Returns the items, the pages read, and whether pages were
-    /// left unread.
+    /// One page: `url` with `query`, and the next page's URL.
+    async fn get_page<T: serde::de::DeserializeOwned>(
+        &self,
+        target: &Target,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<Page<T>, HttpError> {
+        let read_page = |response: reqwest::Response| async move {
+            let next = next_link(response.headers());
+            let items: Vec<T> = decode(response, target).await?;
+            Ok((next, items))
+        };
+        self.http
+            .send_with(target, || self.get(url).query(query), read_page)
+            .await
+    }
+
+    /// GETs `first` with `query` (unless its page is `read` already), then follows
+    /// `Link: rel="next"` (on the same API only) until the page limit or `enough`. Returns the
+    /// items, the pages read, and whether pages were left unread.
     async fn paginate<T: serde::de::DeserializeOwned>(
         &self,
         target: &Target,
         first: &str,
         query: &[(&str, String)],
         page_limit: Pagination<'_, T>,
+        mut read: Option<Page<T>>,
     ) -> Result<(Vec<T>, usize, bool), HttpError> {
         let max_pages = page_limit.max_pages;
         let mut pages_read = 0;
         let mut items = Vec::new();
         let mut next: Option<String> = None;
-        let read_page = |response: reqwest::Response| async move {
-            let next = next_link(response.headers());
-            let page_items: Vec<T> = decode(response, target).await?;
-            Ok((next, page_items))
-        };
         for page in 0..max_pages.max(1) {
             let (page_next, page_items) = match (&next, page) {
-                (None, 0) => {
-                    self.http
-                        .send_with(target, || self.get(first).query(query), read_page)
-                        .await?
-                }
-                (Some(url), _) => {
-                    self.http
-                        .send_with(target, || self.get(url), read_page)
-                        .await?
-                }
+                (None, 0) => match read.take() {
+                    Some(page) => page,
+                    None => self.get_page(target, first, query).await?,
+                },
+                (Some(url), _) => self.get_page(target, url, &[]).await?,
                 (None, _) => break,
             };
             next = page_next.filter(|url| url.starts_with(&self.base));
@@ -311,7 +344,7 @@ impl BuildkiteClient {
             max_pages,
             enough: &|_: &[super::models::SuiteTest]| false,
         };
-        self.paginate(&target, &first, &query, page_limit)
+        self.paginate(&target, &first, &query, page_limit, None)
             .await
             .map(|(tests, _, more)| (tests, more))
             .map_err(|error| {

@@ -383,3 +383,112 @@ async fn a_slow_log_streams_past_the_request_timeout_while_bytes_keep_coming() {
     assert_eq!((streamed.bytes_read, streamed.requests), (200_000, 1));
     assert_eq!(streamed.analysis.tests.len(), 1);
 }
+
+/// A burst of callers of the latest nightly through one sidecar's client, one after another
+/// (each 50 ms after the last), with the AMD comparison on and its pipeline not visible to the
+/// token (a 404): the nightly listing and the 404 are asked once, and answered again from the
+/// first answer within `LISTING_FRESHNESS`; each log is read once; every answer is the same.
+#[tokio::test]
+async fn a_burst_of_callers_of_the_latest_nightly_shares_its_listings() {
+    let nightly_listing =
+        || {
+            wiremock::Mock::given(wiremock::matchers::method("GET"))
+                .and(wiremock::matchers::path(
+                    "/v2/organizations/vllm/pipelines/ci/builds",
+                ))
+                .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!([crate::common::listed_build(
+                        65099,
+                        "schedule",
+                        "failed",
+                        "Full CI run - nightly"
+                    )]),
+                ))
+        };
+    // The callers of one sidecar share its HTTP client, as its sessions do.
+    let one_caller = |client: ciwatch_mcp::buildkite::BuildkiteClient,
+                      store: Arc<ciwatch_mcp::store::Store>| async move {
+        let choice =
+            ciwatch_mcp::watch::latest_nightly(&client, "vllm", "ci", "main", u32::MAX / 3600)
+                .await
+                .expect("the nightly");
+        // Every failed job in one call, as a sidecar's reader keeps builds (its freshness).
+        let whole_night = Budgets {
+            max_jobs: 50,
+            ..Budgets::default()
+        };
+        let mut options = scan_options(whole_night, DetailLevel::Summary, false);
+        options.compare_pipeline = Some(ciwatch_mcp::watch::ComparedPipeline {
+            org: "vllm".into(),
+            pipeline: "amd-ci".into(),
+        });
+        let result = ciwatch_mcp::watch::scan_build(
+            &JobReader::new(&client, Some(&store))
+                .with_build_freshness(ciwatch_mcp::watch::DEFAULT_BUILD_FRESHNESS),
+            ciwatch_mcp::watch::Enrichment::default(),
+            &ciwatch_mcp::watch::BuildKey::new("vllm", "ci", choice.number),
+            &options,
+            &ciwatch_mcp::watch::NoProgress,
+        )
+        .await
+        .expect("scan");
+        result
+            .failures
+            .iter()
+            .map(|f| f.failure_key.clone())
+            .collect::<Vec<_>>()
+    };
+    let new_store = || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ciwatch_mcp::store::Store::from(
+            ciwatch_mcp::cache::Cache::open(dir.path()).expect("store"),
+        );
+        (dir, Arc::new(store))
+    };
+
+    let alone = crate::common::fixture_server().await;
+    nightly_listing().mount(&alone).await;
+    let (_dir, store) = new_store();
+    let one = one_caller(client(&settings(&alone.uri())), store).await;
+    let one_requests = alone.received_requests().await.expect("recorded").len();
+
+    let server = crate::common::fixture_server().await;
+    nightly_listing().mount(&server).await;
+    let (_dir, store) = new_store();
+    let sidecar = client(&settings(&server.uri()));
+    let callers = (0..20u64).map(|i| {
+        let (client, store) = (sidecar.clone(), store.clone());
+        async move {
+            tokio::time::sleep(Duration::from_millis(50 * i)).await;
+            one_caller(client, store).await
+        }
+    });
+    let answers = futures::future::join_all(callers).await;
+    let requests = server.received_requests().await.expect("recorded");
+    let logs = |requests: &[wiremock::Request]| {
+        let mut logs: Vec<String> = requests
+            .iter()
+            .filter(|r| r.url.path().ends_with("/log"))
+            .map(|r| format!("{} {:?}", r.url.path(), r.headers.get("range")))
+            .collect();
+        logs.sort();
+        logs
+    };
+    let listings = requests
+        .iter()
+        .filter(|r| r.url.path().ends_with("/builds"))
+        .count();
+    assert_eq!(
+        listings, 2,
+        "the nightly listing and the AMD 404, once each"
+    );
+    let alone_requests = alone.received_requests().await.expect("recorded");
+    assert_eq!(logs(&requests), logs(&alone_requests), "each log read once");
+    // The build itself is asked again by a caller that does not overlap another's request for it
+    // (CIWATCH_BUILD_FRESHNESS_SECS is 0 by default: a retry changes a finished build).
+    eprintln!(
+        "a burst of 20 callers: {} requests ({listings} listings), one caller alone {one_requests}",
+        requests.len()
+    );
+    assert!(answers.iter().all(|answer| *answer == one));
+}
