@@ -1,8 +1,10 @@
 //! The Streamable HTTP transport for the container sidecar: `/mcp` (rmcp's service), `/health`,
-//! loopback by default, `Origin` validation, an optional bearer token that is required on any
-//! non-loopback address, and a caller's own Buildkite token per request
-//! (`X-Buildkite-Token`). Many sessions share one server: its rate limiter and caches.
+//! loopback by default, behind the one gate it shares with the HUD (`gate.rs`: Host, Origin, an
+//! optional bearer token that is required on any non-loopback address), and a caller's own
+//! Buildkite token per request (`X-Buildkite-Token`). Many sessions share one server: its rate
+//! limiter and caches.
 
+use super::gate::{Gate, Refusal};
 use super::CiWatchServer;
 use crate::config::Settings;
 use crate::secret::Secret;
@@ -60,24 +62,22 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
     // empty list would turn the check off, so the loopback names are never dropped.
     let mut hosts: Vec<String> = LOOPBACK_HOSTS.iter().map(|s| s.to_string()).collect();
     hosts.extend(options.allowed_hosts.iter().cloned());
-    let gate = super::hud_routes::Gate {
+    let gate = Gate {
         token: options.token.clone(),
-        hosts: hosts.clone(),
-        origins: origins.clone(),
+        hosts,
+        origins,
     };
-    let hud = super::hud_routes::routes(server.clone(), gate);
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_origins(origins)
-        .with_allowed_hosts(hosts);
+    let hud = super::hud_routes::routes(server.clone(), gate.clone());
+    // The gate checks Host and Origin for /mcp as for the HUD, so rmcp's own checks are off.
+    let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let token = Arc::new(options.token.clone());
     let mcp = Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(token, require_token));
+        .layer(middleware::from_fn_with_state(Arc::new(gate), check_gate));
     Ok(Router::new()
         .route("/health", get(health))
         .merge(mcp)
@@ -115,40 +115,22 @@ async fn health() -> impl IntoResponse {
     )
 }
 
-async fn require_token(
-    State(token): State<Arc<Option<Secret>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(expected) = token.as_ref() else {
-        return next.run(request).await;
+async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let refusal = match gate.admits(request.headers()) {
+        Err(refusal) => refusal,
+        Ok(()) if gate.holds_token(request.headers(), None) => return next.run(request).await,
+        Ok(()) => Refusal::Token,
     };
-    if bearer(request.headers())
-        .is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes()))
-    {
-        return next.run(request).await;
+    let status = match refusal {
+        Refusal::Token => StatusCode::UNAUTHORIZED,
+        Refusal::Host | Refusal::Origin => StatusCode::FORBIDDEN,
+    };
+    let mut response = (status, refusal.message()).into_response();
+    if refusal == Refusal::Token {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
     }
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong bearer token (CIWATCH_HTTP_TOKEN)",
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
     response
-}
-
-/// The token a request presents as `Authorization: Bearer …`.
-pub(super) fn bearer(headers: &header::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// Compares without an early exit, so response timing does not reveal a token prefix.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

@@ -2,16 +2,16 @@
 //! page at `…/test?id=`, and `POST …/refresh`, which scans the pipeline's latest nightly with
 //! the server's own Buildkite token. Pages are drawn from the last nightly scan the server
 //! holds (this process's, else the store's), so opening one makes no Buildkite request. The
-//! sidecar's rules apply: the Host and Origin checks, and the bearer token when one is set (a
-//! browser gives it once as `?token=`, and keeps it in an HttpOnly cookie).
+//! sidecar's one gate applies (`gate.rs`): the Host and Origin checks, and the bearer token when
+//! one is set (a browser gives it once as `?token=`, and keeps a session value derived from it
+//! in an HttpOnly cookie).
 
-use super::http::{bearer, constant_time_eq};
+use super::gate::{over_https, Gate};
 use super::CiWatchServer;
 use crate::hud::{self, Place};
 use crate::model::ScanResult;
-use crate::secret::Secret;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -20,16 +20,8 @@ use std::sync::Arc;
 
 /// The pipeline `/hud` shows.
 const DEFAULT_PIPELINE: (&str, &str) = ("vllm", "ci");
-/// The cookie a browser keeps the bearer token in.
-const TOKEN_COOKIE: &str = "ciwatch_hud";
-
-/// Who may open the HUD: the same hosts, origins and token as `/mcp`.
-#[derive(Debug, Clone)]
-pub struct Gate {
-    pub token: Option<Secret>,
-    pub hosts: Vec<String>,
-    pub origins: Vec<String>,
-}
+/// The cookie a browser keeps its session in (a value derived from the bearer token).
+const SESSION_COOKIE: &str = "ciwatch_hud";
 
 pub fn routes(server: CiWatchServer, gate: Gate) -> Router {
     Router::new()
@@ -152,25 +144,10 @@ fn page(status: StatusCode, html: String) -> Response {
 
 async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if !host_allowed(headers, &gate.hosts) {
-        return (
-            StatusCode::FORBIDDEN,
-            "this Host is not served (CIWATCH_HTTP_ALLOWED_HOSTS)",
-        )
-            .into_response();
+    if let Err(refusal) = gate.admits(headers) {
+        return (StatusCode::FORBIDDEN, refusal.message()).into_response();
     }
-    if !origin_allowed(headers, &gate.origins) {
-        return (
-            StatusCode::FORBIDDEN,
-            "this Origin is not allowed (CIWATCH_HTTP_ALLOWED_ORIGINS)",
-        )
-            .into_response();
-    }
-    let Some(expected) = gate.token.as_ref() else {
-        return next.run(request).await;
-    };
-    let matches = |given: &str| constant_time_eq(given.as_bytes(), expected.expose().as_bytes());
-    if bearer(headers).is_some_and(matches) || cookie(headers, TOKEN_COOKIE).is_some_and(matches) {
+    if gate.holds_token(headers, Some(SESSION_COOKIE)) {
         return next.run(request).await;
     }
     let given = request.uri().query().and_then(|q| {
@@ -178,13 +155,16 @@ async fn check_gate(State(gate): State<Arc<Gate>>, request: Request, next: Next)
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned())
     });
-    if given.as_deref().is_some_and(matches) {
-        // Once given, the token leaves the address bar: a cookie carries it from now on.
+    if let (true, Some(session)) = (given.is_some_and(|t| gate.is_token(&t)), gate.session()) {
+        // Once given, the token leaves the address bar: a session cookie stands for it.
         let mut response = Redirect::to(&without_token(request.uri())).into_response();
-        let cookie = format!(
-            "{TOKEN_COOKIE}={}; Path=/hud; HttpOnly; SameSite=Strict",
-            expected.expose()
-        );
+        let secure = if over_https(headers, request.uri()) {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie =
+            format!("{SESSION_COOKIE}={session}; Path=/hud; HttpOnly; SameSite=Strict{secure}");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(header::SET_COOKIE, value);
         }
@@ -211,47 +191,6 @@ fn without_token(uri: &axum::http::Uri) -> String {
         .extend_pairs(kept)
         .finish();
     format!("{}?{query}", uri.path())
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// The `Host` header's name (any port) is one of `hosts`.
-fn host_allowed(headers: &HeaderMap, hosts: &[String]) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
-
-/// No `Origin` (a navigation), or one of `origins`, where `:*` stands for any port.
-fn origin_allowed(headers: &HeaderMap, origins: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    origins
-        .iter()
-        .any(|allowed| match allowed.strip_suffix(":*") {
-            Some(prefix) => origin.strip_prefix(prefix).is_some_and(|rest| {
-                rest.is_empty()
-                    || rest
-                        .strip_prefix(':')
-                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
-            }),
-            None => origin.eq_ignore_ascii_case(allowed),
-        })
 }
 
 impl CiWatchServer {
@@ -300,65 +239,11 @@ fn hud_key(pipeline: &str) -> String {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(name.clone(), HeaderValue::from_str(value).expect("value"));
-        }
-        map
-    }
-
-    #[test]
-    fn hosts_and_origins_are_checked_like_the_mcp_endpoint() {
-        let hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-        assert!(host_allowed(
-            &headers(&[(header::HOST, "127.0.0.1:8080")]),
-            &hosts
-        ));
-        assert!(host_allowed(
-            &headers(&[(header::HOST, "[::1]:8080")]),
-            &hosts
-        ));
-        assert!(!host_allowed(
-            &headers(&[(header::HOST, "evil.example:8080")]),
-            &hosts
-        ));
-        assert!(!host_allowed(&HeaderMap::new(), &hosts));
-        let origins = vec![
-            "http://localhost:*".to_string(),
-            "https://hud.team.example".into(),
-        ];
-        assert!(origin_allowed(&HeaderMap::new(), &origins));
-        assert!(origin_allowed(
-            &headers(&[(header::ORIGIN, "http://localhost:3000")]),
-            &origins
-        ));
-        assert!(origin_allowed(
-            &headers(&[(header::ORIGIN, "https://hud.team.example")]),
-            &origins
-        ));
-        assert!(!origin_allowed(
-            &headers(&[(header::ORIGIN, "http://localhost.evil:3000")]),
-            &origins
-        ));
-        assert!(!origin_allowed(
-            &headers(&[(header::ORIGIN, "https://evil.example")]),
-            &origins
-        ));
-    }
-
     #[test]
     fn the_token_leaves_the_address_and_the_rest_stays() {
         let uri: axum::http::Uri = "/hud/test?id=k%201&token=secret".parse().expect("uri");
         assert_eq!(without_token(&uri), "/hud/test?id=k+1");
         let bare: axum::http::Uri = "/hud?token=secret".parse().expect("uri");
         assert_eq!(without_token(&bare), "/hud");
-    }
-
-    #[test]
-    fn the_cookie_is_found_among_others() {
-        let map = headers(&[(header::COOKIE, "a=1; ciwatch_hud=secret; b=2")]);
-        assert_eq!(cookie(&map, TOKEN_COOKIE), Some("secret"));
-        assert_eq!(cookie(&map, "c"), None);
     }
 }

@@ -3,6 +3,7 @@
 //! results with messages the model can act on.
 
 mod analytics_tools;
+mod gate;
 mod history_tools;
 mod http;
 mod hud_routes;

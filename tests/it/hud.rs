@@ -40,6 +40,21 @@ async fn sidecar_behind(
     store: StoreAt<'_>,
     endpoint_token: Option<&str>,
 ) -> String {
+    let options = HttpOptions {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        token: endpoint_token.map(Secret::new),
+        allowed_hosts: vec![],
+        allowed_origins: vec![],
+    };
+    let settings = sidecar_settings(buildkite, github, store);
+    crate::common::serve_sidecar(settings, &options).await
+}
+
+fn sidecar_settings(
+    buildkite: &MockServer,
+    github: &MockServer,
+    store: StoreAt<'_>,
+) -> ciwatch_mcp::config::Settings {
     let mut settings = crate::common::settings(&buildkite.uri());
     settings.github_api_url = github.uri();
     settings.github_token = Some(Secret::new("ghp_test"));
@@ -50,13 +65,7 @@ async fn sidecar_behind(
         StoreAt::Dir(dir) => settings.cache_dir = Some(dir.to_path_buf()),
         StoreAt::Redis(url) => settings.store_url = Some(Secret::new(url)),
     }
-    let options = HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        token: endpoint_token.map(Secret::new),
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-    };
-    crate::common::serve_sidecar(settings, &options).await
+    settings
 }
 
 /// Headless Chromium with this machine's closed network in mind (no background connections).
@@ -674,5 +683,110 @@ async fn a_replica_shows_the_night_another_scanned_from_the_shared_store() {
         page.matches("data-failure-key=").count(),
         29,
         "every failure of the night"
+    );
+}
+
+/// Behind a proxy listed with its port (`ciwatch.example:8443`), the HUD and its Scan now form
+/// (posting with the page's own origin) pass the same gate as `/mcp`; another port does not.
+/// The browser's cookie is a session value, never the token, and `Secure` over HTTPS.
+#[tokio::test]
+async fn behind_an_allowed_proxy_host_and_port_the_hud_and_scan_now_pass_the_one_gate() {
+    let buildkite = buildkite_server(Planted::default()).await;
+    let github = github_server(Planted::default()).await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let settings = sidecar_settings(
+        &buildkite,
+        &github,
+        StoreAt::Dir(&work.path().join("store")),
+    );
+    let options = HttpOptions {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        token: Some(Secret::new("hud-secret")),
+        allowed_hosts: vec!["ciwatch.example:8443".into()],
+        allowed_origins: vec![],
+    };
+    let base = crate::common::serve_sidecar(settings, &options).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let proxied = |request: reqwest::RequestBuilder, host: &str| {
+        request
+            .bearer_auth("hud-secret")
+            .header("host", host)
+            .header("x-forwarded-proto", "https")
+    };
+    let page = proxied(http.get(format!("{base}/hud")), "ciwatch.example:8443")
+        .send()
+        .await
+        .expect("GET /hud");
+    assert_eq!(page.status(), 200);
+    let scan_now = proxied(
+        http.post(format!("{base}/hud/vllm/ci/refresh")),
+        "ciwatch.example:8443",
+    )
+    .header("origin", "https://ciwatch.example:8443")
+    .send()
+    .await
+    .expect("Scan now");
+    assert_eq!(
+        scan_now.status(),
+        303,
+        "the scan ran and the page is shown again"
+    );
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let mcp = proxied(http.post(format!("{base}/mcp")), "ciwatch.example:8443")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("POST /mcp");
+    assert_eq!(mcp.status(), 200, "the same gate for /mcp");
+    for path in ["/hud", "/mcp"] {
+        let other_port = proxied(http.get(format!("{base}{path}")), "ciwatch.example:9443")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(
+            other_port.status(),
+            403,
+            "{path}: another port is another host"
+        );
+    }
+
+    let login = http
+        .get(format!("{base}/hud?token=hud-secret"))
+        .header("host", "ciwatch.example:8443")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(!cookie.contains("hud-secret"), "{cookie}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let pair = cookie.split(';').next().expect("pair").to_string();
+    let with_session = http
+        .get(format!("{base}/hud"))
+        .header("host", "ciwatch.example:8443")
+        .header("cookie", &pair)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(with_session.status(), 200);
+    let session_on_mcp = http
+        .post(format!("{base}/mcp"))
+        .header("cookie", &pair)
+        .json(&initialize)
+        .send()
+        .await
+        .expect("POST /mcp");
+    assert_eq!(
+        session_on_mcp.status(),
+        401,
+        "the HUD's cookie does not open /mcp"
     );
 }

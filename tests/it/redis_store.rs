@@ -82,6 +82,8 @@ impl Replica {
     pub(crate) fn new(api: &str, redis: &str, requests_per_minute: u32) -> Self {
         let mut settings = settings(api);
         settings.store_url = Some(Secret::new(redis));
+        // The tests' settings have no store; --no-cache would turn the Redis off too.
+        settings.no_cache = false;
         settings.requests_per_minute = requests_per_minute;
         let services = Services::build(&settings).expect("services");
         let store = services.store.expect("the shared store");

@@ -1,0 +1,208 @@
+//! Pacing of outbound requests: the sliding window of a token's budget (kept in Redis too when
+//! replicas share one), and the server's own word on its budget (`RateLimit-Remaining`,
+//! `RateLimit-Reset`), for Buildkite's limiter and GitHub's pacer alike.
+
+use reqwest::header::HeaderMap;
+use std::time::Duration;
+
+/// How many requests may go out in any window of time: Buildkite counts requests per user per
+/// minute (50) and refuses the rest, so the bound is a sliding window, not a token bucket (a
+/// bucket of rate r and burst b lets b + r requests into one minute).
+#[derive(Debug, Clone, Copy)]
+pub struct RateBudget {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl RateBudget {
+    pub fn per_minute(requests: u32) -> Self {
+        Self {
+            requests,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The sliding-window limiter plus what the server last said about its own budget
+/// (`RateLimit-Remaining`, `RateLimit-Reset`): when the server's budget is spent, requests wait
+/// for its reset instead of being sent to be refused.
+pub(super) struct Limiter {
+    budget: RateBudget,
+    state: tokio::sync::Mutex<LimiterState>,
+    /// The replicas' window of the same token, when there is a shared store.
+    shared: Option<crate::shared_window::SharedWindow>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    /// When each of the last `budget.requests` requests was sent, oldest first.
+    sent: std::collections::VecDeque<tokio::time::Instant>,
+    /// Requests the server still allows, counted down locally until its reset.
+    server_remaining: Option<(u64, tokio::time::Instant)>,
+}
+
+impl Limiter {
+    pub(super) fn new(
+        budget: RateBudget,
+        shared: Option<crate::shared_window::SharedWindow>,
+    ) -> Self {
+        Self {
+            budget: RateBudget {
+                requests: budget.requests.max(1),
+                window: budget.window,
+            },
+            state: tokio::sync::Mutex::default(),
+            shared,
+        }
+    }
+
+    /// Waits until one more request fits this process's window, then the replicas' shared one.
+    pub(super) async fn acquire(&self) {
+        self.acquire_local().await;
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        loop {
+            match shared.admit(self.budget.requests, self.budget.window).await {
+                Ok(None) => return,
+                Ok(Some(wait)) => tokio::time::sleep(wait.min(self.budget.window)).await,
+                Err(error) => {
+                    // The store is down: this process's own window still holds.
+                    tracing::warn!(%error, "the shared rate window did not answer");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until one more request fits both local budgets, and counts it as sent.
+    async fn acquire_local(&self) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let wait_until = {
+                let mut state = self.state.lock().await;
+                while state
+                    .sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.budget.window)
+                {
+                    state.sent.pop_front();
+                }
+                let server_wait = match state.server_remaining {
+                    Some((_, reset)) if reset <= now => {
+                        state.server_remaining = None;
+                        None
+                    }
+                    Some((0, reset)) => Some(reset),
+                    _ => None,
+                };
+                let window_wait = (state.sent.len() >= self.budget.requests as usize)
+                    .then(|| state.sent.front().map(|t| *t + self.budget.window))
+                    .flatten();
+                match server_wait.max(window_wait) {
+                    Some(until) => until,
+                    None => {
+                        state.sent.push_back(now);
+                        if let Some((remaining, _)) = &mut state.server_remaining {
+                            *remaining = remaining.saturating_sub(1);
+                        }
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait_until).await;
+        }
+    }
+
+    /// Takes the server's word on its budget from a response's headers.
+    pub(super) async fn observe(&self, headers: &HeaderMap) {
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let (Some(remaining), Some(reset_secs)) =
+            (number("ratelimit-remaining"), number("ratelimit-reset"))
+        else {
+            return;
+        };
+        if let (0, Some(shared)) = (remaining, &self.shared) {
+            if let Err(error) = shared.hold(Duration::from_secs(reset_secs.min(3600))).await {
+                tracing::warn!(%error, "the shared rate window did not take the server's hold");
+            }
+        }
+        self.take_server_word(remaining, Duration::from_secs(reset_secs))
+            .await;
+    }
+
+    /// Remembers that the server allows `remaining` more requests until `reset_in` from now.
+    async fn take_server_word(&self, remaining: u64, reset_in: Duration) {
+        let reset_secs = reset_in.as_secs();
+        // Requests still in flight were counted by the server before this answer or will be
+        // after it; counting them again (the local countdown) errs on the side of waiting.
+        let reset = tokio::time::Instant::now() + Duration::from_secs(reset_secs.min(3600));
+        let mut state = self.state.lock().await;
+        // Reset times of one window differ by the rounding of whole seconds.
+        let same_window = |other: tokio::time::Instant| {
+            other.max(reset).duration_since(other.min(reset)) < Duration::from_secs(2)
+        };
+        state.server_remaining = Some(match state.server_remaining {
+            Some((local, local_reset)) if same_window(local_reset) => {
+                (local.min(remaining), local_reset.max(reset))
+            }
+            Some((local, local_reset)) if local_reset > reset => (local, local_reset),
+            _ => (remaining, reset),
+        });
+    }
+}
+
+/// Paces requests by the server's own word on its budget alone (GitHub's `X-RateLimit-*`: no
+/// window of our own), with the same countdown as the Buildkite limiter: once the server says
+/// none are left, requests wait for its reset, or are refused when that is too far off.
+pub struct ServerPacer {
+    limiter: Limiter,
+}
+
+impl Default for ServerPacer {
+    fn default() -> Self {
+        Self {
+            limiter: Limiter::new(
+                RateBudget {
+                    requests: u32::MAX,
+                    window: Duration::from_secs(1),
+                },
+                None,
+            ),
+        }
+    }
+}
+
+impl ServerPacer {
+    /// Waits until the server allows one more request; `Err` with the wait when it is longer
+    /// than `longest_wait` (the caller goes on without the request).
+    pub async fn ready(&self, longest_wait: Duration) -> Result<(), Duration> {
+        let spent_until = {
+            let state = self.limiter.state.lock().await;
+            match state.server_remaining {
+                Some((0, reset)) => Some(reset),
+                _ => None,
+            }
+        };
+        if let Some(reset) = spent_until {
+            let wait = reset.saturating_duration_since(tokio::time::Instant::now());
+            if wait > longest_wait {
+                return Err(wait);
+            }
+        }
+        self.limiter.acquire_local().await;
+        Ok(())
+    }
+
+    /// Takes the server's word: `remaining` requests until the Unix time `reset_at`.
+    pub async fn observe(&self, remaining: Option<u64>, reset_at: Option<u64>) {
+        let (Some(remaining), Some(reset_at)) = (remaining, reset_at) else {
+            return;
+        };
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        self.limiter
+            .take_server_word(remaining, Duration::from_secs(reset_at.saturating_sub(now)))
+            .await;
+    }
+}
