@@ -14,8 +14,11 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 
-/// v3: a build is stored with when it was fetched (the freshness window).
-const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v3");
+/// v4: the build alone; when it was fetched is in its head (`BUILD_HEADS`).
+const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v4");
+/// When a stored build was fetched, and what a change of it (a retry) changes: compared before
+/// the build itself is read or written.
+const BUILD_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("build_heads_v1");
 const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v3");
 /// v3: whole logs, compressed.
 const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v4");
@@ -39,6 +42,9 @@ const PAGE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 pub enum Table {
     /// Finished builds with their jobs, keyed `org/pipeline/number`.
     Builds,
+    /// Each stored build's head (when it was fetched, its state, `finished_at` and job count),
+    /// under the build's key.
+    BuildHeads,
     /// Parsed log outcomes of finished jobs, keyed by job id.
     JobOutcomes,
     /// Cleaned log text of finished jobs (whole, up to the read bound), compressed, keyed by
@@ -54,6 +60,7 @@ impl Table {
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Self::Builds => BUILDS,
+            Self::BuildHeads => BUILD_HEADS,
             Self::JobOutcomes => JOB_OUTCOMES,
             Self::LogTexts => LOG_TEXTS,
             Self::Reports => REPORTS,
@@ -63,6 +70,7 @@ impl Table {
     pub fn name(self) -> &'static str {
         match self {
             Self::Builds => "builds",
+            Self::BuildHeads => "build_heads",
             Self::JobOutcomes => "job_outcomes",
             Self::LogTexts => "log_texts_v4",
             Self::Reports => "reports",
@@ -72,6 +80,7 @@ impl Table {
     fn from_name(name: &str) -> Option<Self> {
         [
             Self::Builds,
+            Self::BuildHeads,
             Self::JobOutcomes,
             Self::LogTexts,
             Self::Reports,

@@ -32,6 +32,27 @@ pub struct Store {
     /// Keys this process is reading now (single flight inside the process), each with the
     /// signal its waiters are woken by when the read ends.
     reading: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Bytes of stored values read and written through this store, for tests and diagnostics.
+    pub traffic: Traffic,
+}
+
+/// Bytes of stored values read and written.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub read: std::sync::atomic::AtomicU64,
+    pub written: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    fn count(counter: &std::sync::atomic::AtomicU64, bytes: usize) {
+        counter.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (read, written) so far.
+    pub fn totals(&self) -> (u64, u64) {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (load(&self.read), load(&self.written))
+    }
 }
 
 enum Backend {
@@ -156,6 +177,7 @@ impl Store {
         Self {
             backend,
             reading: Mutex::default(),
+            traffic: Traffic::default(),
         }
     }
 
@@ -253,14 +275,23 @@ impl Store {
                 shared.answer(answer)
             }
         };
-        answer
+        let values = answer
             .filter(|values| values.len() == keys.len())
-            .unwrap_or_else(|| vec![None; keys.len()])
+            .unwrap_or_else(|| vec![None; keys.len()]);
+        Traffic::count(
+            &self.traffic.read,
+            values.iter().flatten().map(Vec::len).sum(),
+        );
+        values
     }
 
     /// Stores several values at once, seen by every reader at once: one commit made durable by
     /// the next [`Store::flush`], or one pipeline of `SET`s.
     pub async fn put_many_bytes(&self, values: Vec<(Table, String, Vec<u8>)>) {
+        Traffic::count(
+            &self.traffic.written,
+            values.iter().map(|(_, _, v)| v.len()).sum(),
+        );
         match &self.backend {
             Backend::Embedded(cache) => {
                 let cache = cache.clone();
@@ -300,6 +331,7 @@ impl Store {
     }
 
     pub async fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
+        Traffic::count(&self.traffic.written, bytes.len());
         match &self.backend {
             Backend::Embedded(cache) => {
                 let (cache, key, bytes) = (cache.clone(), key.to_string(), bytes.to_vec());
@@ -430,7 +462,7 @@ fn lease_key(key: &str) -> String {
 fn ttl(table: Table) -> Duration {
     const DAY: u64 = 24 * 60 * 60;
     match table {
-        Table::Builds => Duration::from_secs(7 * DAY),
+        Table::Builds | Table::BuildHeads => Duration::from_secs(7 * DAY),
         Table::JobOutcomes => Duration::from_secs(30 * DAY),
         Table::LogTexts => Duration::from_secs(7 * DAY),
         Table::Reports => Duration::from_secs(2 * DAY),

@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 pub use stored::LogText;
-use stored::{StoredBuild, StoredOutcome};
+use stored::{BuildHead, StoredOutcome};
 use stream::Streamed;
 use tokio::sync::Semaphore;
 
@@ -156,10 +156,8 @@ impl<'a> JobReader<'a> {
         holds: impl Fn(&Build) -> bool,
     ) -> Result<Build, BuildkiteError> {
         let window = i64::try_from(self.build_freshness.as_millis()).unwrap_or(i64::MAX);
-        let fresh = |stored: &StoredBuild| {
-            now_millis().saturating_sub(stored.fetched_at_ms) < window && holds(&stored.build)
-        };
-        self.build_where(key, fresh).await
+        let fresh = |head: &BuildHead| now_millis().saturating_sub(head.fetched_at_ms) < window;
+        self.build_where(key, fresh, holds).await
     }
 
     /// A build a listing just showed: the stored one while the listing shows it unchanged (same
@@ -169,20 +167,22 @@ impl<'a> JobReader<'a> {
         key: &BuildKey,
         listed: &Build,
     ) -> Result<Build, BuildkiteError> {
-        let unchanged = |stored: &StoredBuild| {
+        let unchanged = |head: &BuildHead| {
             listed.is_finished()
-                && stored.build.state == listed.state
-                && stored.build.finished_at == listed.finished_at
+                && head.state == listed.state
+                && head.finished_at == listed.finished_at
         };
-        self.build_where(key, unchanged).await
+        self.build_where(key, unchanged, |_| true).await
     }
 
-    /// The stored build when `reusable` says so, else one request; while another caller (this
-    /// process or a replica) fetches the same build, waits for it and takes what it stored.
+    /// The stored build when its head is `fresh` and the build `holds`, else one request; while
+    /// another caller (this process or a replica) fetches the same build, waits for it and
+    /// takes what it stored. Only the small head is read until the build itself is wanted.
     async fn build_where(
         &self,
         key: &BuildKey,
-        reusable: impl Fn(&StoredBuild) -> bool,
+        fresh: impl Fn(&BuildHead) -> bool,
+        holds: impl Fn(&Build) -> bool,
     ) -> Result<Build, BuildkiteError> {
         let Some(store) = self.store else {
             let build = self.client.get_build(key).await?;
@@ -191,22 +191,33 @@ impl<'a> JobReader<'a> {
         };
         let store_key = build_store_key(&self.scope, key);
         let asked_at = now_millis();
-        let (store_key, reusable) = (&store_key, &reusable);
+        // A head whose build is gone (evicted, or expired before it): the build is written again.
+        let build_missing = AtomicBool::new(false);
+        let (store_key, fresh, holds, missing) = (&store_key, &fresh, &holds, &build_missing);
         let look = |waited: bool| async move {
-            let stored: Option<StoredBuild> = store.get(Table::Builds, store_key).await;
+            let head: BuildHead = store.get(Table::BuildHeads, store_key).await?;
             // Fetched by the caller this one waited for: as fresh as a request of its own.
-            stored.filter(|s| reusable(s) || (waited && s.fetched_at_ms >= asked_at))
+            let fetched_for_this = waited && head.fetched_at_ms >= asked_at;
+            if !(fresh(&head) || fetched_for_this) {
+                return None;
+            }
+            let Some(stored) = store.get::<Build>(Table::Builds, store_key).await else {
+                missing.store(true, Ordering::Relaxed);
+                return None;
+            };
+            (fetched_for_this || holds(&stored)).then_some(stored)
         };
         let lease = match wait_for_turn(store, &format!("build/{store_key}"), look).await {
             Ok(stored) => {
                 self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(stored.build);
+                return Ok(stored);
             }
             Err(lease) => lease,
         };
         let build = self.client.get_build(key).await;
         if let Ok(build) = &build {
-            self.remember_build(key, build).await;
+            self.store_build(key, build, build_missing.load(Ordering::Relaxed))
+                .await;
         }
         if let Some(lease) = lease {
             lease.release().await;
@@ -215,24 +226,45 @@ impl<'a> JobReader<'a> {
     }
 
     /// Stores a finished build that came with its jobs (a listing with retried jobs), so a
-    /// later look at it within the freshness window costs nothing. A build still running is
+    /// later look at it within the freshness window costs nothing. When the stored one is the
+    /// same build (its head unchanged), only the head's time is written. The writes are made
+    /// durable with the call's other writes, not each on its own. A build still running is
     /// noted instead: none of its job outcomes will be stored either.
     pub async fn remember_build(&self, key: &BuildKey, build: &Build) {
+        self.store_build(key, build, false).await;
+    }
+
+    /// [`JobReader::remember_build`]; the build itself is written also when the head is the
+    /// same but the build was found `missing`.
+    async fn store_build(&self, key: &BuildKey, build: &Build, missing: bool) {
         if !build.is_finished() {
             if let Ok(mut running) = self.running.lock() {
                 running.insert(key.clone());
             }
             return;
         }
-        if let (Some(store), true) = (self.store, build.jobs.is_some()) {
-            let stored = StoredBuild {
-                fetched_at_ms: now_millis(),
-                build: build.clone(),
-            };
-            store
-                .put(Table::Builds, &build_store_key(&self.scope, key), &stored)
-                .await;
+        let (Some(store), true) = (self.store, build.jobs.is_some()) else {
+            return;
+        };
+        let store_key = build_store_key(&self.scope, key);
+        let fetched_at_ms = now_millis();
+        let head = BuildHead::of(build, fetched_at_ms);
+        let stored_head: Option<BuildHead> = store.get(Table::BuildHeads, &store_key).await;
+        let mut values = Vec::new();
+        if missing || !stored_head.is_some_and(|stored| stored.same_build(&head)) {
+            values.extend(
+                serde_json::to_vec(build)
+                    .ok()
+                    .map(|bytes| (Table::Builds, store_key.clone(), bytes)),
+            );
         }
+        values.extend(
+            serde_json::to_vec(&head)
+                .ok()
+                .map(|bytes| (Table::BuildHeads, store_key, bytes)),
+        );
+        store.put_many_bytes(values).await;
+        self.unflushed.store(true, Ordering::Relaxed);
     }
 
     /// Whether this reader keeps what it reads for the next call (it has a store).

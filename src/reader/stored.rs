@@ -88,12 +88,33 @@ impl LogText {
     }
 }
 
-/// A build as stored, with when it was fetched (Unix milliseconds): for the freshness window,
-/// and so a caller that waited for another's fetch takes what that fetch stored after it asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredBuild {
+/// What a look at a stored build reads first, a few bytes beside the build's megabyte: when it
+/// was last fetched (for the freshness window, and so a caller that waited for another's fetch
+/// takes what that fetch stored after it asked), and what a change of the build changes (a
+/// retried job changes its state, `finished_at` and jobs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct BuildHead {
     pub(super) fetched_at_ms: i64,
-    pub(super) build: Build,
+    pub(super) state: Option<String>,
+    pub(super) finished_at: Option<String>,
+    pub(super) jobs: usize,
+}
+
+impl BuildHead {
+    pub(super) fn of(build: &Build, fetched_at_ms: i64) -> Self {
+        Self {
+            fetched_at_ms,
+            state: build.state.clone(),
+            finished_at: build.finished_at.clone(),
+            jobs: build.jobs.as_ref().map_or(0, Vec::len),
+        }
+    }
+
+    /// The same build, whenever each was fetched.
+    pub(super) fn same_build(&self, other: &Self) -> bool {
+        (&self.state, &self.finished_at, self.jobs)
+            == (&other.state, &other.finished_at, other.jobs)
+    }
 }
 
 #[cfg(test)]

@@ -490,3 +490,35 @@ async fn another_token_does_not_read_what_this_token_stored() {
         "the other token reads everything itself"
     );
 }
+
+/// A finished build looked at again with no change reads and writes only its small head: the
+/// build itself (320 KB as stored here) is neither read back nor written again.
+#[tokio::test]
+async fn a_build_looked_at_again_unchanged_reads_and_writes_only_its_head() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, Some(&store));
+    reader.build(&key()).await.expect("the build");
+    let (_, first_written) = store.traffic.totals();
+    assert!(first_written > 100_000, "{first_written} bytes stored");
+
+    let before = store.traffic.totals();
+    for _ in 0..2 {
+        // Asked again (the freshness window is 0: Buildkite is asked), the same build.
+        reader.build(&key()).await.expect("the build");
+    }
+    let after = store.traffic.totals();
+    let (read, written) = (after.0 - before.0, after.1 - before.1);
+    // The head is a few hundred bytes; the build is what the first look stored.
+    assert!(
+        read < first_written / 100,
+        "{read} bytes read for two looks"
+    );
+    assert!(
+        written < first_written / 100,
+        "{written} bytes written for two looks"
+    );
+    assert_eq!(requests(&server).await.len(), 3, "each look asks Buildkite");
+}
