@@ -62,8 +62,9 @@ pub fn structured_within_cap<T: Serialize>(
     Ok((structured(value, text(value))?, removed))
 }
 
-/// A scan result under the cap of its detail level ([`SUMMARY_RESULT_CHARS`] below `full`):
-/// detail shed first, then the failures paged (`crate::fit`); never a failure dropped.
+/// A scan result under the cap of its detail level ([`SUMMARY_RESULT_CHARS`] below `full`),
+/// its structured content and its text each: detail shed first, then the failures paged
+/// (`crate::fit`); never a failure dropped.
 pub fn scan_within_cap(
     result: &mut crate::model::ScanResult,
     level: crate::model::DetailLevel,
@@ -77,9 +78,18 @@ pub fn scan_within_cap(
         }
     };
     result.without_derivable_urls();
+    // Below `full` each form is sized for its own reader: a client with structured output gives
+    // the model only `structuredContent` (Claude Code, VS Code), one without it reads only the
+    // text, so each keeps under the cap. A `full` result is held to the whole result's cap.
+    let each_for_its_reader = level != crate::model::DetailLevel::Full;
     let size = |r: &crate::model::ScanResult| {
-        serde_json::to_string(r).map_or(usize::MAX, |json| json.chars().count())
-            + crate::report::scan_digest(r).chars().count()
+        let json = serde_json::to_string(r).map_or(usize::MAX, |json| json.chars().count());
+        let text = crate::report::scan_digest(r).chars().count();
+        if each_for_its_reader {
+            json.max(text)
+        } else {
+            json.saturating_add(text)
+        }
     };
     // Room for the notes the fitting adds.
     const NOTE_ROOM: usize = 2_000;

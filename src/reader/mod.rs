@@ -15,7 +15,8 @@
 //! Builds are not frozen: a job retried after the build finished gives it a new attempt and a
 //! new `finished_at`. A stored build is therefore reused only within a short freshness window
 //! ([`DEFAULT_BUILD_FRESHNESS`]), when a fresh listing shows it unchanged
-//! ([`JobReader::build_as_listed`]), or when another caller fetched it while this one waited.
+//! ([`JobReader::build_as_listed`]), or when another caller fetched it while this one waited
+//! (`builds.rs`).
 //!
 //! Reading a log: one request, as the plan says: the whole log for a job of several commands,
 //! the tail for a job of one. Only a one-command job whose tail does not show the failure
@@ -24,6 +25,7 @@
 //! the log it saw, so a partial outcome is not reused as if it were the whole log when a
 //! larger read is allowed.
 
+mod builds;
 pub mod coverage;
 pub mod plan;
 mod read_result;
@@ -31,7 +33,7 @@ pub mod stored;
 pub mod stream;
 
 pub use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, BuildkiteClient, BuildkiteError, Job};
+use crate::buildkite::{BuildkiteClient, BuildkiteError, Job};
 use crate::cache::Table;
 use crate::http::HttpError;
 use crate::logs::LogAnalysis;
@@ -48,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 pub use stored::LogText;
-use stored::{BuildHead, StoredOutcome};
+use stored::StoredOutcome;
 use stream::Streamed;
 use tokio::sync::Semaphore;
 
@@ -140,131 +142,6 @@ impl<'a> JobReader<'a> {
 
     pub fn client(&self) -> &'a BuildkiteClient {
         self.client
-    }
-
-    /// A build with every job (retried attempts included): from the store when it was fetched
-    /// within the freshness window, else one request (stored when finished).
-    pub async fn build(&self, key: &BuildKey) -> Result<Build, BuildkiteError> {
-        self.build_holding(key, |_| true).await
-    }
-
-    /// [`JobReader::build`], asking Buildkite again when the stored build does not satisfy
-    /// `holds` (a job id it does not have may be a retry made since it was stored).
-    pub async fn build_holding(
-        &self,
-        key: &BuildKey,
-        holds: impl Fn(&Build) -> bool,
-    ) -> Result<Build, BuildkiteError> {
-        let window = i64::try_from(self.build_freshness.as_millis()).unwrap_or(i64::MAX);
-        let fresh = |head: &BuildHead| now_millis().saturating_sub(head.fetched_at_ms) < window;
-        self.build_where(key, fresh, holds).await
-    }
-
-    /// A build a listing just showed: the stored one while the listing shows it unchanged (same
-    /// state and `finished_at`: a retried job changes both), else one request.
-    pub async fn build_as_listed(
-        &self,
-        key: &BuildKey,
-        listed: &Build,
-    ) -> Result<Build, BuildkiteError> {
-        let unchanged = |head: &BuildHead| {
-            listed.is_finished()
-                && head.state == listed.state
-                && head.finished_at == listed.finished_at
-        };
-        self.build_where(key, unchanged, |_| true).await
-    }
-
-    /// The stored build when its head is `fresh` and the build `holds`, else one request; while
-    /// another caller (this process or a replica) fetches the same build, waits for it and
-    /// takes what it stored. Only the small head is read until the build itself is wanted.
-    async fn build_where(
-        &self,
-        key: &BuildKey,
-        fresh: impl Fn(&BuildHead) -> bool,
-        holds: impl Fn(&Build) -> bool,
-    ) -> Result<Build, BuildkiteError> {
-        let Some(store) = self.store else {
-            let build = self.client.get_build(key).await?;
-            self.remember_build(key, &build).await;
-            return Ok(build);
-        };
-        let store_key = build_store_key(&self.scope, key);
-        let asked_at = now_millis();
-        // A head whose build is gone (evicted, or expired before it): the build is written again.
-        let build_missing = AtomicBool::new(false);
-        let (store_key, fresh, holds, missing) = (&store_key, &fresh, &holds, &build_missing);
-        let look = |waited: bool| async move {
-            let head: BuildHead = store.get(Table::BuildHeads, store_key).await?;
-            // Fetched by the caller this one waited for: as fresh as a request of its own.
-            let fetched_for_this = waited && head.fetched_at_ms >= asked_at;
-            if !(fresh(&head) || fetched_for_this) {
-                return None;
-            }
-            let Some(stored) = store.get::<Build>(Table::Builds, store_key).await else {
-                missing.store(true, Ordering::Relaxed);
-                return None;
-            };
-            (fetched_for_this || holds(&stored)).then_some(stored)
-        };
-        let lease = match wait_for_turn(store, &format!("build/{store_key}"), look).await {
-            Ok(stored) => {
-                self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(stored);
-            }
-            Err(lease) => lease,
-        };
-        let build = self.client.get_build(key).await;
-        if let Ok(build) = &build {
-            self.store_build(key, build, build_missing.load(Ordering::Relaxed))
-                .await;
-        }
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        build
-    }
-
-    /// Stores a finished build that came with its jobs (a listing with retried jobs), so a
-    /// later look at it within the freshness window costs nothing. When the stored one is the
-    /// same build (its head unchanged), only the head's time is written. The writes are made
-    /// durable with the call's other writes, not each on its own. A build still running is
-    /// noted instead: none of its job outcomes will be stored either.
-    pub async fn remember_build(&self, key: &BuildKey, build: &Build) {
-        self.store_build(key, build, false).await;
-    }
-
-    /// [`JobReader::remember_build`]; the build itself is written also when the head is the
-    /// same but the build was found `missing`.
-    async fn store_build(&self, key: &BuildKey, build: &Build, missing: bool) {
-        if !build.is_finished() {
-            if let Ok(mut running) = self.running.lock() {
-                running.insert(key.clone());
-            }
-            return;
-        }
-        let (Some(store), true) = (self.store, build.jobs.is_some()) else {
-            return;
-        };
-        let store_key = build_store_key(&self.scope, key);
-        let fetched_at_ms = now_millis();
-        let head = BuildHead::of(build, fetched_at_ms);
-        let stored_head: Option<BuildHead> = store.get(Table::BuildHeads, &store_key).await;
-        let mut values = Vec::new();
-        if missing || !stored_head.is_some_and(|stored| stored.same_build(&head)) {
-            values.extend(
-                serde_json::to_vec(build)
-                    .ok()
-                    .map(|bytes| (Table::Builds, store_key.clone(), bytes)),
-            );
-        }
-        values.extend(
-            serde_json::to_vec(&head)
-                .ok()
-                .map(|bytes| (Table::BuildHeads, store_key, bytes)),
-        );
-        store.put_many_bytes(values).await;
-        self.unflushed.store(true, Ordering::Relaxed);
     }
 
     /// Whether this reader keeps what it reads for the next call (it has a store).
@@ -603,8 +480,4 @@ where
 
 fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-fn build_store_key(scope: &str, key: &BuildKey) -> String {
-    format!("{scope}/{}/{}/{}", key.org, key.pipeline, key.number)
 }
