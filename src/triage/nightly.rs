@@ -49,7 +49,7 @@ pub fn failures_shown(job_name: &str, analysis: &LogAnalysis) -> Vec<ShownFailur
                 job: job_name.to_string(),
                 test: Some(comparable(&t.node_id).to_string()),
             },
-            test_name: t.node_id.clone(),
+            test_name: comparable(&t.node_id).to_string(),
             error_message: t.error_message.clone(),
         })
         .collect();

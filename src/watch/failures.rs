@@ -52,8 +52,10 @@ pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<Fail
         .tests
         .iter()
         .map(|test| {
+            // One spelling of a test however its job ran pytest (`tests/v1/…` from the
+            // repository, `v1/…` from `tests/`), so the answer and the keys agree.
             let found = Found {
-                test_name: test.node_id.clone(),
+                test_name: crate::input::comparable(&test.node_id).to_string(),
                 error_message: test.error_message.clone(),
                 excerpt: test.excerpt.clone(),
                 output: &test.output_tail,

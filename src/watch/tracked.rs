@@ -163,7 +163,7 @@ fn failing_in(nightly: &NightlyView<'_>) -> Vec<(String, String)> {
         };
         let name = job.display_name().to_string();
         for test in &analysis.tests {
-            found.push((test.node_id.clone(), name.clone()));
+            found.push((comparable(&test.node_id).to_string(), name.clone()));
         }
         if analysis.job_level.is_some() {
             found.push((name.clone(), name));

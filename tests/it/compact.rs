@@ -267,6 +267,29 @@ async fn the_whole_night_with_owners_fits_each_reader_unpaged_and_unshed() {
             })
             .collect()
     };
+    // A test has one spelling in the answer, however its job ran pytest.
+    let spelled: Vec<&str> = full["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["test_failure"]["test_name"].as_str())
+        .chain(
+            full["tracked_issues"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["tests"].as_array().into_iter().flatten())
+                .filter_map(Value::as_str),
+        )
+        .collect();
+    assert!(spelled.iter().any(|id| id.contains("::")));
+    for id in spelled {
+        assert_eq!(
+            ciwatch_mcp::input::comparable(id),
+            id,
+            "two spellings of {id}"
+        );
+    }
     let expected = by_key(&full);
     assert!(expected
         .values()

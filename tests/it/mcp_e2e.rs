@@ -126,7 +126,7 @@ async fn lists_tools_and_scans_the_fixture_build() {
         .iter()
         .find(|f| {
             f["test_failure"]["test_name"]
-                == "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]"
+                == "v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]"
         })
         .expect("dbo failure present");
     assert_eq!(

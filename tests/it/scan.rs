@@ -110,7 +110,7 @@ async fn fixture_nightly_every_failed_job_is_accounted_for() {
 
     let dbo = find(
         &result,
-        "tests/v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]",
+        "v1/distributed/test_dbo.py::test_dbo_dp_ep_gsm8k[deepep_low_latency]",
     );
     assert_eq!(
         dbo.test_failure.error_message.as_deref(),
