@@ -522,3 +522,34 @@ async fn a_build_looked_at_again_unchanged_reads_and_writes_only_its_head() {
     );
     assert_eq!(requests(&server).await.len(), 3, "each look asks Buildkite");
 }
+
+/// A build whose head outlived it (the build evicted first, as the oldest write of a full
+/// store) is written again by the next look, not left missing behind an unchanged head.
+#[tokio::test]
+async fn a_build_whose_head_outlived_it_is_written_again() {
+    let server = fixture_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Room for a head, not for a build (320 KB as stored): the build goes first.
+    let store =
+        ciwatch_mcp::store::Store::from(Cache::open_bounded(dir.path(), 100_000).expect("store"));
+    let client = client(&settings(&server.uri()));
+    let reader = JobReader::new(&client, Some(&store))
+        .with_build_freshness(std::time::Duration::from_secs(600));
+    reader.build(&key()).await.expect("the build");
+    let (_, first_written) = store.traffic.totals();
+    assert!(first_written > 100_000, "{first_written} bytes stored");
+
+    // Fresh by its head, but the build is gone: asked again and written again.
+    reader.build(&key()).await.expect("the build");
+    let (_, written) = store.traffic.totals();
+    assert_eq!(
+        requests(&server).await.len(),
+        2,
+        "the missing build is asked again"
+    );
+    assert!(
+        written - first_written > 100_000,
+        "{} bytes written again",
+        written - first_written
+    );
+}
