@@ -68,6 +68,10 @@ struct ServeArgs {
     /// Browser origins accepted besides loopback, comma-separated (e.g. https://app.example.com:443).
     #[arg(long, env = "CIWATCH_HTTP_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// The token of a Buildkite webhook (build.finished) to POST /webhooks/buildkite; a
+    /// finished nightly is then read before anyone asks.
+    #[arg(long, env = "CIWATCH_WEBHOOK_TOKEN", hide_env_values = true)]
+    webhook_token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -200,6 +204,11 @@ async fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
             .map(ciwatch_mcp::config::Secret::new),
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
+        webhook_token: args
+            .webhook_token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(ciwatch_mcp::config::Secret::new),
     };
     ciwatch_mcp::mcp::serve_http(settings, options)
         .await

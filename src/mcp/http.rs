@@ -37,6 +37,9 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// Browser origins accepted besides loopback.
     pub allowed_origins: Vec<String>,
+    /// The token Buildkite signs its webhooks with; `POST /webhooks/buildkite` is served when
+    /// it is set.
+    pub webhook_token: Option<Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,7 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
         origins,
     };
     let hud = super::hud_routes::routes(server.clone(), gate.clone());
+    let webhook_server = server.clone();
     // The gate checks Host and Origin for /mcp as for the HUD, so rmcp's own checks are off.
     let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     let service = StreamableHttpService::new(
@@ -78,10 +82,14 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
     let mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(Arc::new(gate), check_gate));
-    Ok(Router::new()
+    let mut app = Router::new()
         .route("/health", get(health))
         .merge(mcp)
-        .merge(hud))
+        .merge(hud);
+    if let Some(token) = &options.webhook_token {
+        app = app.merge(super::webhook::routes(webhook_server, token.clone()));
+    }
+    Ok(app)
 }
 
 /// Serves until the process is stopped.

@@ -15,6 +15,7 @@ mod progress;
 mod prompts;
 mod render_tool;
 mod scan_tools;
+mod webhook;
 
 use crate::buildkite::BuildkiteClient;
 use crate::config::Settings;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 pub use http::{
     router as http_router, serve_http, HttpOptions, HttpServeError, BUILDKITE_TOKEN_HEADER,
 };
+pub use webhook::signature as webhook_signature;
 
 /// Server name clients show, as in the original.
 pub const SERVER_NAME: &str = "vLLM CI Watch";

@@ -36,7 +36,7 @@ pub use jobs::{
     job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,
 };
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
-pub use nightly::{latest_nightly, pick_nightly, NightlyChoice};
+pub use nightly::{is_nightly, latest_nightly, pick_nightly, NightlyChoice};
 pub use scan::{scan_build, Enrichment, ScanOptions};
 pub use select::{plan_jobs, JobPlan};
 

@@ -72,7 +72,7 @@ pub async fn latest_nightly(
     .map_err(|error| super::WatchError::NotFound(with_cut(error)))
 }
 
-pub(super) fn is_nightly(build: &Build) -> bool {
+pub fn is_nightly(build: &Build) -> bool {
     let message = build.message.as_deref().unwrap_or("");
     build.source.as_deref() == Some("schedule")
         && NIGHTLY_MESSAGE.is_match(message)

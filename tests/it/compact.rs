@@ -201,6 +201,7 @@ async fn the_whole_night_with_owners_fits_each_reader_unpaged_and_unshed() {
         token: None,
         allowed_hosts: vec![],
         allowed_origins: vec![],
+        webhook_token: None,
     };
     let base = crate::common::serve_sidecar(settings, &options).await;
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));

@@ -45,6 +45,7 @@ async fn sidecar_behind(
         token: endpoint_token.map(Secret::new),
         allowed_hosts: vec![],
         allowed_origins: vec![],
+        webhook_token: None,
     };
     let settings = sidecar_settings(buildkite, github, store);
     crate::common::serve_sidecar(settings, &options).await
@@ -704,6 +705,7 @@ async fn behind_an_allowed_proxy_host_and_port_the_hud_and_scan_now_pass_the_one
         token: Some(Secret::new("hud-secret")),
         allowed_hosts: vec!["ciwatch.example:8443".into()],
         allowed_origins: vec![],
+        webhook_token: None,
     };
     let base = crate::common::serve_sidecar(settings, &options).await;
     let http = reqwest::Client::builder()
@@ -789,4 +791,111 @@ async fn behind_an_allowed_proxy_host_and_port_the_hud_and_scan_now_pass_the_one
         401,
         "the HUD's cookie does not open /mcp"
     );
+}
+
+/// Buildkite's webhook, verified before anything else: a request unsigned, wrongly signed,
+/// stale or over the body cap starts nothing (no Buildkite request), another event is
+/// accepted and ignored, and a signed `build.finished` of the nightly starts its read, after
+/// which the HUD shows the night without anyone having asked.
+#[tokio::test]
+async fn a_signed_build_finished_webhook_reads_the_night_and_nothing_else_starts_a_read() {
+    let buildkite = buildkite_server(Planted::default()).await;
+    let github = github_server(Planted::default()).await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let settings = sidecar_settings(
+        &buildkite,
+        &github,
+        StoreAt::Dir(&work.path().join("store")),
+    );
+    let options = HttpOptions {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        token: None,
+        allowed_hosts: vec![],
+        allowed_origins: vec![],
+        webhook_token: Some(Secret::new("whsec-test")),
+    };
+    let base = crate::common::serve_sidecar(settings, &options).await;
+    let http = reqwest::Client::new();
+    let mut build: Value = serde_json::from_str(ciwatch_mcp::fixtures::BUILD_65099).expect("build");
+    build["number"] = CURRENT.into();
+    build["web_url"] = format!("https://buildkite.com/vllm/ci/builds/{CURRENT}").into();
+    let body =
+        serde_json::to_vec(&json!({"event": "build.finished", "build": build})).expect("body");
+    let now = chrono::Utc::now().timestamp();
+    let send = |event: &str, signature: String, body: Vec<u8>| {
+        http.post(format!("{base}/webhooks/buildkite"))
+            .header("x-buildkite-event", event)
+            .header("x-buildkite-signature", signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let sign = |at: i64, body: &[u8]| ciwatch_mcp::mcp::webhook_signature("whsec-test", at, body);
+    let refused = [
+        (
+            "build.finished",
+            sign(now, b"{}"),
+            body.clone(),
+            401,
+            "signed for another body",
+        ),
+        (
+            "build.finished",
+            ciwatch_mcp::mcp::webhook_signature("other", now, &body),
+            body.clone(),
+            401,
+            "another token",
+        ),
+        (
+            "build.finished",
+            sign(now - 600, &body),
+            body.clone(),
+            401,
+            "stale",
+        ),
+        (
+            "build.finished",
+            String::new(),
+            body.clone(),
+            401,
+            "unsigned",
+        ),
+        ("ping", sign(now, &body), body.clone(), 202, "another event"),
+    ];
+    for (event, signature, body, status, what) in refused {
+        let answer = send(event, signature, body).await.expect("POST");
+        assert_eq!(answer.status().as_u16(), status, "{what}");
+    }
+    let oversized = vec![b' '; 9 * 1024 * 1024];
+    let answer = send("build.finished", sign(now, &oversized), oversized)
+        .await
+        .expect("POST");
+    assert_eq!(answer.status().as_u16(), 413, "over the body cap");
+    assert_eq!(
+        buildkite.received_requests().await.expect("recorded").len(),
+        0,
+        "nothing was read"
+    );
+
+    let answer = send("build.finished", sign(now, &body), body.clone())
+        .await
+        .expect("POST");
+    assert_eq!(answer.status().as_u16(), 202);
+    // The read runs in the background: wait for the page to show the night (a bounded number
+    // of short turns, not a clock's verdict).
+    let mut shown = false;
+    for _ in 0..400 {
+        let page = http.get(format!("{base}/hud")).send().await.expect("GET");
+        if page
+            .text()
+            .await
+            .expect("page")
+            .contains(&format!("/builds/{CURRENT}"))
+        {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(shown, "the HUD shows the night the webhook read");
 }

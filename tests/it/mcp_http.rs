@@ -24,6 +24,7 @@ async fn start(buildkite_uri: &str, github_uri: &str, token: Option<&str>) -> St
         token: token.map(Secret::new),
         allowed_hosts: vec![],
         allowed_origins: vec![],
+        webhook_token: None,
     };
     crate::common::serve_sidecar(settings, &options).await
 }
@@ -171,6 +172,7 @@ async fn public_bind_without_a_token_is_refused() {
         token: None,
         allowed_hosts: vec![],
         allowed_origins: vec![],
+        webhook_token: None,
     };
     let error = serve_http(crate::common::settings("http://127.0.0.1:9"), options)
         .await
@@ -248,6 +250,7 @@ async fn host_check_on_a_public_bind_keeps_loopback_and_adds_listed_hosts() {
             token: Some(Secret::new(ENDPOINT_TOKEN)),
             allowed_hosts: allowed_hosts.clone(),
             allowed_origins: vec![],
+            webhook_token: None,
         };
         let app = http_router(crate::common::settings(&buildkite.uri()), &options).expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -353,6 +356,7 @@ async fn the_sidecar_started_with_each_way_to_turn_off_the_amd_comparison_and_th
             token: None,
             allowed_hosts: vec![],
             allowed_origins: vec![],
+            webhook_token: None,
         };
         let base = crate::common::serve_sidecar(settings, &options).await;
         let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
