@@ -270,3 +270,39 @@ pub async fn serve_sidecar(settings: Settings, options: &ciwatch_mcp::mcp::HttpO
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{address}")
 }
+
+/// The sidecar on loopback (no endpoint token, no listed hosts, no webhook) with `settings`, and
+/// rmcp's client of it over Streamable HTTP.
+pub async fn sidecar_client(
+    settings: Settings,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    let options = ciwatch_mcp::mcp::HttpOptions {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        token: None,
+        allowed_hosts: vec![],
+        allowed_origins: vec![],
+        webhook_token: None,
+    };
+    let base = serve_sidecar(settings, &options).await;
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            format!("{base}/mcp"),
+        );
+    ().serve(rmcp::transport::StreamableHttpClientTransport::from_config(
+        config,
+    ))
+    .await
+    .expect("initialize over HTTP")
+}
+
+/// A scan's failure keys, sorted: what two scans of the same night must agree on.
+pub fn failure_keys(result: &ciwatch_mcp::model::ScanResult) -> Vec<String> {
+    let mut keys: Vec<String> = result
+        .failures
+        .iter()
+        .map(|f| f.failure_key.clone())
+        .collect();
+    keys.sort();
+    keys
+}

@@ -185,9 +185,6 @@ async fn a_forty_failure_night_at_summary_fits_the_morning_budget() {
 /// within 35,000 characters, and nothing is shed: every failure keeps its owners.
 #[tokio::test]
 async fn the_whole_night_with_owners_fits_each_reader_unpaged_and_unshed() {
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    use rmcp::transport::StreamableHttpClientTransport;
-    use rmcp::ServiceExt;
     let urls = ciwatch_mcp::demo::start().await.expect("demo server");
     let work = tempfile::tempdir().expect("temp dir");
     let mut settings = crate::common::settings("http://127.0.0.1:9");
@@ -196,19 +193,7 @@ async fn the_whole_night_with_owners_fits_each_reader_unpaged_and_unshed() {
     settings.compare_pipeline = "vllm/amd-ci".into();
     settings.no_cache = false;
     settings.cache_dir = Some(work.path().to_path_buf());
-    let options = ciwatch_mcp::mcp::HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        token: None,
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-        webhook_token: None,
-    };
-    let base = crate::common::serve_sidecar(settings, &options).await;
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
-    let client =
-        ().serve(StreamableHttpClientTransport::from_config(config))
-            .await
-            .expect("initialize over HTTP");
+    let client = crate::common::sidecar_client(settings).await;
     let mut summaries = Vec::new();
     for call in ["first", "second"] {
         let result = crate::mcp_e2e::call(

@@ -203,16 +203,6 @@ async fn scan(client: &ciwatch_mcp::buildkite::BuildkiteClient) -> ScanResult {
     .expect("the scan completes despite the faults")
 }
 
-fn keys(result: &ScanResult) -> Vec<String> {
-    let mut keys: Vec<String> = result
-        .failures
-        .iter()
-        .map(|f| f.failure_key.clone())
-        .collect();
-    keys.sort();
-    keys
-}
-
 #[tokio::test]
 async fn faults_change_nothing_and_the_window_holds() {
     let clean_server = crate::common::fixture_server().await;
@@ -231,7 +221,11 @@ async fn faults_change_nothing_and_the_window_holds() {
 
     let seen = seen.lock().expect("seen");
     assert!(seen.faults >= 15, "{} faults injected", seen.faults);
-    assert_eq!(keys(&faulty), keys(&clean), "the same failures");
+    assert_eq!(
+        crate::common::failure_keys(&faulty),
+        crate::common::failure_keys(&clean),
+        "the same failures"
+    );
     assert_eq!(
         faulty.jobs.len(),
         clean.jobs.len(),

@@ -351,19 +351,7 @@ async fn the_sidecar_started_with_each_way_to_turn_off_the_amd_comparison_and_th
         settings.compare_pipeline = compare.to_string();
         settings.no_cache = true;
         settings.store_url = Some(Secret::new("redis://127.0.0.1:9/0"));
-        let options = HttpOptions {
-            bind: "127.0.0.1:0".parse().expect("address"),
-            token: None,
-            allowed_hosts: vec![],
-            allowed_origins: vec![],
-            webhook_token: None,
-        };
-        let base = crate::common::serve_sidecar(settings, &options).await;
-        let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
-        let client =
-            ().serve(StreamableHttpClientTransport::from_config(config))
-                .await
-                .expect("initialize over HTTP");
+        let client = crate::common::sidecar_client(settings).await;
         let result = client
             .call_tool(
                 CallToolRequestParams::new("ciwatch_scan_build").with_arguments(

@@ -4,7 +4,7 @@
 //! log"; a whole log without a length is read to its end; the rest is a fetch error, retried by
 //! the next call and never stored.
 
-use crate::common::{client, fixture_server, scan_65099, scan_options, settings};
+use crate::common::{client, failure_keys, fixture_server, scan_65099, scan_options, settings};
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -87,16 +87,6 @@ async fn scan(server_uri: &str, store: Option<&Store>) -> ScanResult {
     scan_65099(&JobReader::new(&client, store), &options).await
 }
 
-fn keys(result: &ScanResult) -> Vec<String> {
-    let mut keys: Vec<String> = result
-        .failures
-        .iter()
-        .map(|f| f.failure_key.clone())
-        .collect();
-    keys.sort();
-    keys
-}
-
 fn statuses(result: &ScanResult) -> Vec<JobStatus> {
     result.jobs.iter().map(|j| j.status).collect()
 }
@@ -115,13 +105,17 @@ async fn a_whole_log_sent_without_a_length_is_read_to_its_end_and_nothing_wrong_
 
     let (_dir, store) = temporary_store();
     let proxied = scan(&proxy(LogAnswer::WholeChunked).await, Some(&store)).await;
-    assert_eq!(keys(&proxied), keys(&plain), "the same failures");
+    assert_eq!(
+        failure_keys(&proxied),
+        failure_keys(&plain),
+        "the same failures"
+    );
     assert!(proxied.complete, "{:?}", proxied.incomplete);
     assert!(statuses(&proxied).iter().all(|s| *s == JobStatus::Analyzed));
 
     // What the proxied scan stored is what the plain API gives.
     let after = scan(&plain_server.uri(), Some(&store)).await;
-    assert_eq!(keys(&after), keys(&plain));
+    assert_eq!(failure_keys(&after), failure_keys(&plain));
 }
 
 #[tokio::test]
@@ -151,8 +145,8 @@ async fn a_partial_answer_that_does_not_say_where_it_sits_is_a_fetch_error_never
         .len();
     let after = scan(&plain_server.uri(), Some(&store)).await;
     assert_eq!(
-        keys(&after),
-        keys(&plain),
+        failure_keys(&after),
+        failure_keys(&plain),
         "read again, not taken from the store"
     );
     let logs_read = plain_server.received_requests().await.expect("recorded")[before..]
