@@ -1,5 +1,10 @@
 //! Text helpers shared by every layer; imports nothing of the crate.
 
+/// `bytes` as lower-case hex (digests, signatures, keys).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `text` cut to at most `max_chars` characters, with `...` marking a cut.
 pub fn bounded_text(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {

@@ -522,11 +522,7 @@ struct Pagination<'a, T> {
 /// A digest of a token (never the token), naming its store entries and rate window.
 fn token_digest(token: &Secret) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(token.expose().as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&Sha256::digest(token.expose().as_bytes())[..8])
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(

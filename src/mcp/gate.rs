@@ -163,7 +163,7 @@ impl Gate {
 
 fn session_value(token: &Secret) -> String {
     let digest = Sha256::digest(format!("ciwatch-hud-session\0{}", token.expose()).as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&digest)
 }
 
 /// Whether the request came over HTTPS (directly, or as a proxy in front of it says), so its

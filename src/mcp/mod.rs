@@ -219,14 +219,7 @@ fn caller_key(extensions: &rmcp::model::Extensions) -> String {
             || SERVER_CALLER.to_string(),
             |token| {
                 let digest = Sha256::digest(token.as_bytes());
-                format!(
-                    "token:{}",
-                    digest
-                        .iter()
-                        .take(12)
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
-                )
+                format!("token:{}", crate::text::hex(&digest[..12]))
             },
         )
 }

@@ -9,6 +9,7 @@
 use super::gate::constant_time_eq;
 use super::CiWatchServer;
 use crate::secret::Secret;
+use crate::text::hex;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -133,10 +134,6 @@ fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
     outer.update(padded(0x5c));
     outer.update(inner.finalize());
     outer.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `X-Buildkite-Signature` value Buildkite sends for `body` at `timestamp` (tests, and a

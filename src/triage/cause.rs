@@ -173,11 +173,7 @@ fn cause_trend(members: &[&FailureClassification]) -> Option<Trend> {
 
 fn cause_id(signature: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(signature.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&Sha256::digest(signature.as_bytes())[..8])
 }
 
 /// Test ids with the parametrisations of one function folded: `file.py::test_x[...] ×4`.

@@ -17,7 +17,7 @@ pub fn failure_key(job_name: &str, test_name: &str, error_message: Option<&str>)
         components.push(first_line.chars().take(100).collect());
     }
     let digest = Sha256::digest(components.join("::").as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&digest[..8])
 }
 
 #[cfg(test)]
