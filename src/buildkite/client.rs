@@ -76,6 +76,8 @@ pub struct ListBuilds {
     pub branch: Option<String>,
     /// ISO 8601; builds created at or after it.
     pub created_from: Option<String>,
+    /// ISO 8601; builds created at or before it.
+    pub created_to: Option<String>,
     /// Leave out the `jobs` array (much smaller pages). With jobs, retried attempts are
     /// included.
     pub exclude_jobs: bool,
@@ -197,6 +199,9 @@ impl BuildkiteClient {
         }
         if let Some(from) = &filter.created_from {
             query.push(("created_from", from.clone()));
+        }
+        if let Some(to) = &filter.created_to {
+            query.push(("created_to", to.clone()));
         }
         if filter.exclude_jobs {
             query.push(("exclude_jobs", "true".into()));

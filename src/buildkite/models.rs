@@ -64,6 +64,8 @@ pub struct Job {
     /// Block (`manual`) jobs carry `label` instead of `name`.
     pub label: Option<String>,
     pub step_key: Option<String>,
+    /// Block (`manual`) jobs: the API URL that unblocks them.
+    pub unblock_url: Option<String>,
     pub state: Option<String>,
     pub web_url: Option<String>,
     pub command: Option<String>,

@@ -306,6 +306,8 @@ pub struct CompareCommit {
     pub title: String,
     /// The GitHub login, else the commit's author name.
     pub author: String,
+    /// When it was committed to the branch (ISO 8601): a merge's time.
+    pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -328,6 +330,13 @@ struct CompareItem {
 struct CommitDetail {
     message: String,
     author: Option<NameOnly>,
+    committer: Option<Dated>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Dated {
+    date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -439,6 +448,7 @@ impl GitHubClient {
                     .filter(|l| !l.is_empty())
                     .or_else(|| c.commit.author.map(|a| a.name))
                     .unwrap_or_default(),
+                committed_at: c.commit.committer.and_then(|d| d.date),
                 sha: c.sha,
             })
             .collect();

@@ -3,6 +3,7 @@
 //! results with messages the model can act on.
 
 mod analytics_tools;
+mod bisect_tools;
 mod gate;
 mod history_tools;
 mod http;
@@ -77,7 +78,8 @@ impl CiWatchServer {
             + Self::history_router()
             + Self::job_router()
             + Self::main_branch_router()
-            + Self::analytics_router();
+            + Self::analytics_router()
+            + Self::bisect_router();
         // Every tool's result is capped; clients that read this keep results up to it whole.
         // Hosts that render MCP Apps draw the scans and test histories with the HUD's view.
         for (name, route) in tool_router.map.iter_mut() {

@@ -8,6 +8,7 @@
 //! One file per result family; every type is re-exported here, so `crate::model::ScanResult`
 //! names it wherever it lives.
 
+mod bisect;
 mod cause;
 mod failure;
 mod history;
@@ -18,6 +19,7 @@ mod scan;
 mod shared;
 mod state;
 
+pub use bisect::*;
 pub use cause::*;
 pub use failure::*;
 pub use history::*;

@@ -3,6 +3,7 @@
 //! Everything that came from a log (test ids, error lines, evidence) is untrusted: it is put in
 //! code spans by [`code_span`] so it cannot open links, headings or mentions in the report.
 
+mod bisect;
 pub(crate) mod causes;
 mod daily;
 mod details;
@@ -12,6 +13,7 @@ mod history;
 mod main_branch;
 mod standup;
 
+pub use bisect::{bisect_summary, bisect_text};
 pub use causes::cause_counts;
 pub(crate) use causes::{issue_state_name, parity_name};
 pub use daily::daily_findings;

@@ -2,6 +2,7 @@
 //! trends across nightlies and the ranking of suspect commits.
 //! No I/O; everything here is tested on strings.
 
+pub mod bisect;
 pub mod cause;
 pub mod classify;
 pub mod cluster;

@@ -4,6 +4,7 @@
 //! of MCP, so the CLI and the server run the same code.
 
 mod analytics;
+mod bisect;
 mod compare;
 mod elsewhere;
 mod failures;
@@ -25,6 +26,7 @@ pub use crate::reader::{
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
+pub use bisect::{bisect_plan, BisectOptions, BisectTarget, DEFAULT_BISECT_LOGS};
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
 pub use elsewhere::{ComparedPipeline, DEFAULT_COMPARE_PIPELINE};
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
@@ -93,6 +95,9 @@ pub enum WatchError {
     Buildkite(#[from] BuildkiteError),
     #[error("{0}")]
     NotFound(String),
+    /// A service the use case cannot do without (GitHub's compare) did not answer.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<crate::http::HttpError> for WatchError {

@@ -5,6 +5,7 @@ mod compact;
 
 mod analytics;
 mod arguments;
+mod bisect;
 mod buildkite_api;
 mod causes;
 mod corpus;

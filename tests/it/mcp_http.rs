@@ -48,7 +48,7 @@ async fn tools_over_http_with_the_callers_buildkite_token() {
             .await
             .expect("initialize over HTTP");
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 9);
+    assert_eq!(tools.len(), 10);
     let result = client
         .call_tool(
             CallToolRequestParams::new("ciwatch_scan_build").with_arguments(

@@ -20,7 +20,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history",
                   "ciwatch_get_job_test_failures", "ciwatch_analyze_main_branch",
-                  "ciwatch_test_history_analytics", "ciwatch_get_test_analytics_bulk", "ciwatch_get_job_log"}
+                  "ciwatch_test_history_analytics", "ciwatch_get_test_analytics_bulk", "ciwatch_get_job_log",
+                  "ciwatch_bisect_plan"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
@@ -57,6 +58,11 @@ async def exercise(session: ClientSession, transport: str) -> None:
     main = await session.call_tool("ciwatch_analyze_main_branch", {"exclude_scheduled": False, "detail_level": "minimal"})
     assert not main.is_error, main
     assert main.structured_content["analysis_window"]["builds_scanned"] == 1, main.structured_content["analysis_window"]
+    # The fixture nightly has no earlier nightly: its failures have no onset to bisect, and the
+    # tool says what to give instead.
+    failure_key = result["failures"][0]["failure_key"]
+    bisect = await session.call_tool("ciwatch_bisect_plan", {"failure_key": failure_key})
+    assert bisect.is_error and "good_commit and bad_commit" in bisect.content[0].text, bisect
     # The fixture server has no Test Engine suite: both tools answer with a clear error.
     for name, args in [("ciwatch_test_history_analytics", {"test_name_or_nodeid": "a.py::t"}),
                        ("ciwatch_get_test_analytics_bulk", {"test_nodeids": ["a.py::t"]})]:
