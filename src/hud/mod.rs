@@ -5,9 +5,11 @@
 //! which escapes every text it is given; they carry no script and no external asset, so they
 //! work offline and with JavaScript off, under a policy that forbids any script.
 
+mod bisect;
 mod grid;
 mod page;
 
+pub use bisect::bisect_page;
 pub use grid::{build_url, columns, rows, Cell, Outcome, Row};
 pub use page::{night_page, no_scan_page, test_page, Place};
 

@@ -32,6 +32,12 @@ impl Place {
         format!("{}/refresh", self.base)
     }
 
+    /// Where a failure's bisect plan is asked for (`POST`: it reads Buildkite and GitHub).
+    pub fn bisect(&self, failure_key: &str) -> String {
+        let id: String = url::form_urlencoded::byte_serialize(failure_key.as_bytes()).collect();
+        format!("{}/bisect?id={id}", self.base)
+    }
+
     fn failure_page(&self, failure: &FailureClassification) -> String {
         let id: String =
             url::form_urlencoded::byte_serialize(failure.failure_key.as_bytes()).collect();
@@ -39,7 +45,7 @@ impl Place {
     }
 }
 
-fn frame(title: &str, place: &Place, body: Markup) -> String {
+pub(super) fn frame(title: &str, place: &Place, body: Markup) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -158,6 +164,9 @@ pub fn test_page(scan: &ScanResult, id: &str, place: &Place) -> Option<String> {
             h2 { "Began between nightly " (onset.last_passed_build) " and " (onset.first_failed_build) }
             @if let Some(url) = safe_href(&onset.compare_url) { p { a href=(url) { "the commits between them" } } }
             ol { @for suspect in &onset.suspects { li { code { (sha(&suspect.sha)) } " " (suspect.title) " — " (suspect.author) ": " (suspect.reason) } } }
+            form method="post" action=(place.bisect(&failure.failure_key)) {
+                button type="submit" title="Narrow the range with main's own builds (reads Buildkite and GitHub)" { "Plan the bisect" }
+            }
         }
     };
     Some(frame(
@@ -293,7 +302,7 @@ fn label(failure: &FailureClassification) -> &str {
     }
 }
 
-fn link(url: &str, text: &str) -> Markup {
+pub(super) fn link(url: &str, text: &str) -> Markup {
     html! {
         @match safe_href(url) {
             Some(url) => a href=(url) { (text) },

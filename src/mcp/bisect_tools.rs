@@ -92,7 +92,9 @@ impl CiWatchServer {
                 .latest_scan(&context.extensions)
                 .await
                 .ok_or(super::NO_SCAN_YET)?;
-            (target_from_scan(&scan, &params)?, Some(scan.build_info.pipeline.clone()))
+            let target =
+                target_from_scan(&scan, params.failure_key.as_deref(), params.cause_id.as_deref())?;
+            (target, Some(scan.build_info.pipeline.clone()))
         } else {
             (target_from_arguments(&params)?, None)
         };
@@ -103,19 +105,9 @@ impl CiWatchServer {
         let (org, pipeline) =
             parse_pipeline(&pipeline, &self.settings.buildkite_org).map_err(|e| e.to_string())?;
         let client = self.buildkite(&context.extensions)?;
-        let budgets = self.settings.budgets();
-        let options = BisectOptions {
-            org,
-            pipeline,
-            branch: "main".into(),
-            repo: "vllm-project/vllm".into(),
-            max_logs,
-            limits: budgets.limits(),
-        };
-        let reader = self.reader(&client);
-        let plan = watch::bisect_plan(&reader, &self.github, &target, &options);
+        let plan = self.plan(&client, &target, org, pipeline, max_logs);
         let mut plan = tokio::select! {
-            plan = plan => plan.map_err(|e| e.to_string())?,
+            plan = plan => plan?,
             () = context.ct.cancelled() => return Err("the bisect plan was cancelled".to_string()),
         };
         plan.warnings.extend(self.store_warnings());
@@ -142,19 +134,67 @@ impl CiWatchServer {
     }
 }
 
-/// The failure `failure_key` (or the first member of `cause_id` with an onset) names in the
-/// caller's last scan, with its onset range.
-fn target_from_scan(scan: &ScanResult, params: &BisectParams) -> Result<BisectTarget, String> {
-    let failure: &FailureClassification = match (&params.failure_key, &params.cause_id) {
+impl CiWatchServer {
+    /// The plan of `target` on `org/pipeline`'s main branch, through this server's store.
+    async fn plan(
+        &self,
+        client: &crate::buildkite::BuildkiteClient,
+        target: &BisectTarget,
+        org: String,
+        pipeline: String,
+        max_logs: usize,
+    ) -> Result<BisectPlan, String> {
+        let options = BisectOptions {
+            org,
+            pipeline,
+            branch: "main".into(),
+            repo: "vllm-project/vllm".into(),
+            max_logs,
+            limits: self.settings.budgets().limits(),
+        };
+        let reader = self.reader(client);
+        watch::bisect_plan(&reader, &self.github, target, &options)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The plan of a failure of the nightly the HUD holds for `org/pipeline`, with the server's
+    /// own token and the default log budget.
+    pub(super) async fn bisect_for_hud(
+        &self,
+        org: &str,
+        pipeline: &str,
+        failure_key: &str,
+    ) -> Result<BisectPlan, String> {
+        let scan = self
+            .hud_scan(&format!("{org}/{pipeline}"))
+            .await
+            .ok_or("no nightly scan is held for this pipeline: scan it first")?;
+        let target = target_from_scan(&scan, Some(failure_key), None)?;
+        let client = self.buildkite(&rmcp::model::Extensions::default())?;
+        let logs = watch::DEFAULT_BISECT_LOGS;
+        self.plan(&client, &target, org.into(), pipeline.into(), logs)
+            .await
+    }
+}
+
+/// The failure `failure_key` (or the first member of `cause_id` with an onset) names in a
+/// nightly scan, with its onset range.
+fn target_from_scan(
+    scan: &ScanResult,
+    failure_key: Option<&str>,
+    cause_id: Option<&str>,
+) -> Result<BisectTarget, String> {
+    let failure: &FailureClassification = match (failure_key, cause_id) {
         (Some(key), _) => scan
             .failures
             .iter()
-            .find(|f| &f.failure_key == key)
+            .find(|f| f.failure_key == key)
             .ok_or_else(|| format!("no failure with failure_key {key:?} in your last scan; failure keys are in its failures"))?,
         (None, Some(id)) => scan
             .failures
             .iter()
-            .filter(|f| f.cause_id.as_ref() == Some(id))
+            .filter(|f| f.cause_id.as_deref() == Some(id))
             .find(|f| f.since.onset.is_some())
             .ok_or_else(|| format!("no member of cause {id:?} in your last scan has an onset (new failures of a nightly scan have one); give job_name, good_commit and bad_commit instead"))?,
         (None, None) => return Err("give failure_key or cause_id".into()),

@@ -30,6 +30,7 @@ pub fn routes(server: CiWatchServer, gate: Gate) -> Router {
         .route("/hud/{org}/{pipeline}", get(night))
         .route("/hud/{org}/{pipeline}/test", get(test))
         .route("/hud/{org}/{pipeline}/refresh", post(refresh))
+        .route("/hud/{org}/{pipeline}/bisect", post(bisect))
         .with_state(server)
         .layer(middleware::from_fn_with_state(Arc::new(gate), check_gate))
 }
@@ -99,6 +100,26 @@ async fn refresh(
                 Some(&crate::untrusted::sanitize(&format!(
                     "The scan failed: {why}"
                 ))),
+            ),
+        ),
+    })
+}
+
+/// A failure's bisect plan, asked for by the failure page's button: it reads main's builds and
+/// GitHub's compare with the server's own tokens.
+async fn bisect(
+    State(server): State<CiWatchServer>,
+    Path((org, pipeline)): Path<(String, String)>,
+    Query(query): Query<TestQuery>,
+) -> Result<Response, BadPipeline> {
+    let place = place(&org, &pipeline)?;
+    Ok(match server.bisect_for_hud(&org, &pipeline, &query.id).await {
+        Ok(plan) => page(StatusCode::OK, hud::bisect_page(&plan, &place)),
+        Err(why) => page(
+            StatusCode::BAD_GATEWAY,
+            hud::no_scan_page(
+                &place,
+                Some(&crate::untrusted::sanitize(&format!("No bisect plan: {why}"))),
             ),
         ),
     })

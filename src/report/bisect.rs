@@ -5,6 +5,14 @@ use super::code_span;
 use crate::model::{short_sha, BisectPlan, BisectStatus, NextAction, RunVerdict};
 use std::fmt::Write;
 
+/// How to narrow a new failure's onset range with main's own builds: the call that plans it.
+pub(crate) fn bisect_hint(failure_key: &str) -> String {
+    format!(
+        "narrow the range with main's own builds: `ciwatch_bisect_plan` with failure_key {}",
+        code_span(failure_key)
+    )
+}
+
 /// The plan's one-paragraph summary: status, range, next step.
 pub fn bisect_summary(plan: &BisectPlan) -> String {
     let mut out = match (&plan.status, &plan.narrowed, &plan.culprit) {
@@ -100,7 +108,8 @@ pub fn bisect_text(plan: &BisectPlan) -> String {
     out
 }
 
-fn verdict_name(verdict: RunVerdict) -> &'static str {
+/// What a run's (or a commit's) verdict says, in words.
+pub fn verdict_name(verdict: RunVerdict) -> &'static str {
     match verdict {
         RunVerdict::FailedSame => "failed with the signature",
         RunVerdict::Passed => "passed",

@@ -72,6 +72,7 @@ fn failure_text(failure: &FailureClassification) -> String {
         for suspect in &onset.suspects {
             line("suspect", Some(suspect_line(suspect)));
         }
+        line("bisect", Some(super::bisect_hint(&failure.failure_key)));
     }
     for (label, text) in [("traceback", &tf.stack_trace), ("log", &tf.log_snippet)] {
         if let Some(text) = text {

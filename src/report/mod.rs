@@ -13,7 +13,8 @@ mod history;
 mod main_branch;
 mod standup;
 
-pub use bisect::{bisect_summary, bisect_text};
+pub(crate) use bisect::bisect_hint;
+pub use bisect::{bisect_summary, bisect_text, verdict_name};
 pub use causes::cause_counts;
 pub(crate) use causes::{issue_state_name, parity_name};
 pub use daily::daily_findings;

@@ -327,3 +327,57 @@ async fn without_an_error_line_any_failure_of_the_test_counts() {
     assert_eq!(plan.status, BisectStatus::Confirmed, "{}", plan.summary);
     assert_eq!(plan.culprit.as_deref(), Some(sha(3).as_str()));
 }
+
+/// Through rmcp's client over the sidecar: the tool answers the arguments form with the same
+/// plan, and bad input gets a clear error before any request.
+#[tokio::test]
+async fn the_tool_plans_from_arguments_and_refuses_bad_ones_without_a_request() {
+    use rmcp::model::CallToolRequestParams;
+    let (buildkite, github) = (buildkite(false).await, github().await);
+    let mut settings = crate::common::settings(&buildkite.uri());
+    settings.github_api_url = github.uri();
+    let client = crate::common::sidecar_client(settings).await;
+    let call = |arguments: Value| {
+        let request = CallToolRequestParams::new("ciwatch_bisect_plan")
+            .with_arguments(arguments.as_object().cloned().expect("object"));
+        client.call_tool(request)
+    };
+    let answer = call(json!({
+        "job_name": JOB,
+        "test_nodeid": TEST,
+        "good_commit": GOOD,
+        "bad_commit": sha(COMMITS - 1),
+        "error_message": SAME,
+    }))
+    .await
+    .expect("answer");
+    assert_ne!(answer.is_error, Some(true), "{answer:?}");
+    let plan: BisectPlan =
+        serde_json::from_value(answer.structured_content.clone().expect("structured")).expect("plan");
+    assert_eq!(plan.status, BisectStatus::Narrowed);
+    assert_eq!(plan.next[0].commit, sha(5));
+    let text = format!("{:?}", answer.content);
+    assert!(text.contains("Narrowed to 5 of 12 commits"), "{text}");
+    let before = buildkite.received_requests().await.expect("recorded").len();
+    for (arguments, says) in [
+        (json!({"job_name": JOB, "good_commit": "main", "bad_commit": sha(1)}), "not a commit sha"),
+        (json!({"good_commit": GOOD, "bad_commit": sha(1)}), "give failure_key or cause_id"),
+        (json!({"failure_key": "k"}), "No scan has run yet"),
+        (json!({"job_name": JOB, "good_commit": GOOD, "bad_commit": sha(1), "max_logs": 51}), "max_logs"),
+    ] {
+        let refused = call(arguments.clone()).await;
+        let message = match refused {
+            Ok(result) => {
+                assert_eq!(result.is_error, Some(true), "{arguments}: {result:?}");
+                format!("{:?}", result.content)
+            }
+            Err(error) => error.to_string(),
+        };
+        assert!(message.contains(says), "{arguments}: {message}");
+    }
+    assert_eq!(
+        buildkite.received_requests().await.expect("recorded").len(),
+        before,
+        "bad input made a request"
+    );
+}

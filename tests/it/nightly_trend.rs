@@ -402,9 +402,21 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
         compile.since.onset.as_ref().expect("onset").suspects[0].sha,
         TEST_FILE_COMMIT
     );
-    assert!(cause_of(compile).draft_issue.as_deref().is_some_and(|d| d.starts_with(
+    let draft = cause_of(compile).draft_issue.as_deref().unwrap_or_default();
+    assert!(draft.starts_with(
         "Title: [CI Failure]: PyTorch Compilation Unit Tests - compile/fullgraph/test_multimodal_compile.py"
-    )));
+    ), "{draft}");
+    // The onset links to its bisect plan: in the draft, and as the failure page's button.
+    assert!(
+        draft.contains(&format!("`ciwatch_bisect_plan` with failure_key `{}`", compile.failure_key)),
+        "{draft}"
+    );
+    let place = ciwatch_mcp::hud::Place::new("vllm", "ci");
+    let page = ciwatch_mcp::hud::test_page(&result, &compile.failure_key, &place).expect("page");
+    assert!(
+        page.contains(&format!("action=\"{}\"", place.bisect(&compile.failure_key).replace('&', "&amp;"))),
+        "the failure page has no bisect button"
+    );
 
     // Continuing and tracked: stays KNOWN_TRACKED, with its streak.
     let tracked = trend("test_models[True-False-5-32-naver");
