@@ -10,6 +10,10 @@ use std::time::Duration;
 pub use crate::secret::Secret;
 
 /// Settings shared by every command.
+/// Characters a tool result may carry (structured content plus text) by default: Claude Code
+/// caps a result at about 25,000 tokens (`CIWATCH_MAX_RESULT_CHARS` sets it).
+pub const DEFAULT_MAX_RESULT_CHARS: u64 = 100_000;
+
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Buildkite API token with `read_builds` and `read_build_logs` (`BUILDKITE_API_TOKEN` also works).
@@ -46,7 +50,7 @@ pub struct Settings {
         global = true,
         long,
         env = "CIWATCH_MAX_RESULT_CHARS",
-        default_value_t = crate::mcp::DEFAULT_MAX_RESULT_CHARS,
+        default_value_t = DEFAULT_MAX_RESULT_CHARS,
         value_parser = clap::value_parser!(u64).range(10_000..=10_000_000)
     )]
     pub max_result_chars: u64,

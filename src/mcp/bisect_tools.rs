@@ -92,8 +92,11 @@ impl CiWatchServer {
                 .latest_scan(&context.extensions)
                 .await
                 .ok_or(super::NO_SCAN_YET)?;
-            let target =
-                target_from_scan(&scan, params.failure_key.as_deref(), params.cause_id.as_deref())?;
+            let target = target_from_scan(
+                &scan,
+                params.failure_key.as_deref(),
+                params.cause_id.as_deref(),
+            )?;
             (target, Some(scan.build_info.pipeline.clone()))
         } else {
             (target_from_arguments(&params)?, None)
@@ -248,7 +251,9 @@ fn target_from_arguments(params: &BisectParams) -> Result<BisectTarget, String> 
         if hex && (7..=40).contains(&value.len()) {
             Ok(value.to_lowercase())
         } else {
-            Err(format!("{name} {value:?} is not a commit sha (7 to 40 hex digits)"))
+            Err(format!(
+                "{name} {value:?} is not a commit sha (7 to 40 hex digits)"
+            ))
         }
     };
     Ok(BisectTarget {
@@ -260,7 +265,10 @@ fn target_from_arguments(params: &BisectParams) -> Result<BisectTarget, String> 
             .transpose()
             .map_err(|e| e.to_string())?,
         job_name: job_name.to_string(),
-        error_message: params.error_message.clone().filter(|e| !e.trim().is_empty()),
+        error_message: params
+            .error_message
+            .clone()
+            .filter(|e| !e.trim().is_empty()),
         stack_trace: None,
         good_commit: commit("good_commit", &params.good_commit)?,
         bad_commit: commit("bad_commit", &params.bad_commit)?,

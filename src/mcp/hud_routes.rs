@@ -113,16 +113,20 @@ async fn bisect(
     Query(query): Query<TestQuery>,
 ) -> Result<Response, BadPipeline> {
     let place = place(&org, &pipeline)?;
-    Ok(match server.bisect_for_hud(&org, &pipeline, &query.id).await {
-        Ok(plan) => page(StatusCode::OK, hud::bisect_page(&plan, &place)),
-        Err(why) => page(
-            StatusCode::BAD_GATEWAY,
-            hud::no_scan_page(
-                &place,
-                Some(&crate::untrusted::sanitize(&format!("No bisect plan: {why}"))),
+    Ok(
+        match server.bisect_for_hud(&org, &pipeline, &query.id).await {
+            Ok(plan) => page(StatusCode::OK, hud::bisect_page(&plan, &place)),
+            Err(why) => page(
+                StatusCode::BAD_GATEWAY,
+                hud::no_scan_page(
+                    &place,
+                    Some(&crate::untrusted::sanitize(&format!(
+                        "No bisect plan: {why}"
+                    ))),
+                ),
             ),
-        ),
-    })
+        },
+    )
 }
 
 /// A path's org or pipeline that is no Buildkite slug: 404, nothing asked of Buildkite.

@@ -18,9 +18,7 @@ pub fn structured<T: Serialize>(value: &T, text: String) -> Result<CallToolResul
     Ok(result)
 }
 
-/// Characters a tool result may carry (structured content plus text) by default: Claude Code
-/// caps a result at about 25,000 tokens (`CIWATCH_MAX_RESULT_CHARS` sets it).
-pub const DEFAULT_MAX_RESULT_CHARS: u64 = 100_000;
+pub use crate::config::DEFAULT_MAX_RESULT_CHARS;
 
 /// A scan's default answer (`summary`, `minimal`): about 10k tokens at 3.5 characters each,
 /// so the morning answer leaves room in the conversation.

@@ -2,12 +2,62 @@
 //! log it saw, a build with when it was fetched, a job's whole log compressed. Each knows
 //! whether it answers a read.
 
-use super::stream::TextBlocks;
 use super::{JobRead, ReadLimits};
 use crate::buildkite::Build;
 use crate::logs::LogAnalysis;
 use crate::model::JobStatus;
 use serde::{Deserialize, Serialize};
+
+/// Cleaned text compressed at a time: each concurrent read holds at most this much
+/// uncompressed (hundreds of reads run at once in a busy sidecar), and lz4 still shrinks
+/// log text about tenfold in blocks this size.
+const TEXT_BLOCK_BYTES: usize = 64 * 1024;
+
+/// Cleaned text compressed in blocks as it grows: each block is its length (4 bytes,
+/// big-endian) then lz4 with its size prepended.
+#[derive(Default)]
+pub struct TextBlocks {
+    block: String,
+    compressed: Vec<u8>,
+}
+
+impl TextBlocks {
+    pub(super) fn push(&mut self, text: &str) {
+        self.block.push_str(text);
+        if self.block.len() >= TEXT_BLOCK_BYTES {
+            self.flush();
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        if self.block.is_empty() {
+            return;
+        }
+        let block = lz4_flex::compress_prepend_size(self.block.as_bytes());
+        self.compressed
+            .extend_from_slice(&(block.len() as u32).to_be_bytes());
+        self.compressed.extend_from_slice(&block);
+        self.block.clear();
+    }
+
+    /// The compressed blocks.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.flush();
+        self.compressed
+    }
+
+    /// The text of blocks written by [`TextBlocks`]; `None` for anything else.
+    pub fn decode(mut bytes: &[u8]) -> Option<String> {
+        let mut text = Vec::new();
+        while !bytes.is_empty() {
+            let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            let block = bytes.get(4..4 + len)?;
+            text.extend(lz4_flex::decompress_size_prepended(block).ok()?);
+            bytes = &bytes[4 + len..];
+        }
+        String::from_utf8(text).ok()
+    }
+}
 
 /// A job's outcome as stored: the parsed log and how much of it was seen.
 #[derive(Debug, Clone, Serialize, Deserialize)]

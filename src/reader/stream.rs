@@ -8,7 +8,7 @@
 //! for those and nothing it already has. A stream waits at most the read timeout for its next
 //! byte (the HTTP client's `read_timeout`), never a total time a large log could not meet.
 
-use super::stored::LogText;
+use super::stored::{LogText, TextBlocks};
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, LogBody};
 use crate::http::HttpError;
 use crate::logs::clean::{clean_line, RawLines};
@@ -16,11 +16,6 @@ use crate::logs::{LogAnalysis, LogAnalyzer};
 
 /// Resumed requests of one read after its body broke, before the read gives up.
 pub const MAX_RESUMES: usize = 4;
-/// Cleaned text compressed at a time: each concurrent read holds at most this much
-/// uncompressed (hundreds of reads run at once in a busy sidecar), and lz4 still shrinks
-/// log text about tenfold in blocks this size.
-const TEXT_BLOCK_BYTES: usize = 64 * 1024;
-
 /// Lines of a log, parsed and compressed as its bytes arrive.
 #[derive(Default)]
 pub struct LogStream {
@@ -66,52 +61,6 @@ fn take_line(raw: &str, cleaned: &mut String, analyzer: &mut LogAnalyzer, text: 
         analyzer.line(line);
     }
     text.push(cleaned);
-}
-
-/// Cleaned text compressed in blocks as it grows: each block is its length (4 bytes,
-/// big-endian) then lz4 with its size prepended.
-#[derive(Default)]
-pub struct TextBlocks {
-    block: String,
-    compressed: Vec<u8>,
-}
-
-impl TextBlocks {
-    fn push(&mut self, text: &str) {
-        self.block.push_str(text);
-        if self.block.len() >= TEXT_BLOCK_BYTES {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.block.is_empty() {
-            return;
-        }
-        let block = lz4_flex::compress_prepend_size(self.block.as_bytes());
-        self.compressed
-            .extend_from_slice(&(block.len() as u32).to_be_bytes());
-        self.compressed.extend_from_slice(&block);
-        self.block.clear();
-    }
-
-    /// The compressed blocks.
-    pub fn into_bytes(mut self) -> Vec<u8> {
-        self.flush();
-        self.compressed
-    }
-
-    /// The text of blocks written by [`TextBlocks`]; `None` for anything else.
-    pub fn decode(mut bytes: &[u8]) -> Option<String> {
-        let mut text = Vec::new();
-        while !bytes.is_empty() {
-            let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-            let block = bytes.get(4..4 + len)?;
-            text.extend(lz4_flex::decompress_size_prepended(block).ok()?);
-            bytes = &bytes[4 + len..];
-        }
-        String::from_utf8(text).ok()
-    }
 }
 
 /// What one streamed read saw.

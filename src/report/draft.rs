@@ -139,7 +139,11 @@ fn history(out: &mut String, failure: &FailureClassification, build: &BuildInfo)
             for suspect in super::shown_suspects(onset) {
                 let _ = writeln!(out, "- Suspect {}", super::suspect_line(suspect));
             }
-            let _ = writeln!(out, "- Bisect: {}", super::bisect_hint(&failure.failure_key));
+            let _ = writeln!(
+                out,
+                "- Bisect: {}",
+                super::bisect_hint(&failure.failure_key)
+            );
         }
         (Some(trend), None) => {
             let _ = writeln!(

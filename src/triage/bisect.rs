@@ -226,9 +226,15 @@ mod tests {
 
     #[test]
     fn logs_are_read_only_where_the_state_changes() {
-        assert_eq!(next_to_read(&[FailedUnread, Passed, FailedUnread, FailedUnread]), Some(2));
+        assert_eq!(
+            next_to_read(&[FailedUnread, Passed, FailedUnread, FailedUnread]),
+            Some(2)
+        );
         assert_eq!(next_to_read(&[Passed, FailedSame, FailedUnread]), None);
-        assert_eq!(next_to_read(&[Passed, FailedOther, Blocked, FailedUnread]), Some(3));
+        assert_eq!(
+            next_to_read(&[Passed, FailedOther, Blocked, FailedUnread]),
+            Some(3)
+        );
         assert_eq!(next_to_read(&[Passed, Blocked]), None);
     }
 
@@ -255,13 +261,22 @@ mod tests {
             block_key_of("Multi-Modal Models (Standard) 1: qwen2"),
             "block-multi-modal-models-standard-1--qwen2"
         );
-        assert_eq!(step_key_of("Distributed Tests (2 GPUs)(H100)"), "distributed-tests-2-gpush100");
+        assert_eq!(
+            step_key_of("Distributed Tests (2 GPUs)(H100)"),
+            "distributed-tests-2-gpush100"
+        );
         assert_eq!(
             retry_step_keys("v1-sample-logits", true).expect("keys"),
             ["v1-sample-logits", "amd-v1-sample-logits"]
         );
-        assert_eq!(job_key_of("AMD: V1 Sample + Logits (mi300_1)"), "amd-v1-sample---logits");
-        assert_eq!(retry_step_keys("kernels", false).expect("keys"), ["kernels"]);
+        assert_eq!(
+            job_key_of("AMD: V1 Sample + Logits (mi300_1)"),
+            "amd-v1-sample---logits"
+        );
+        assert_eq!(
+            retry_step_keys("kernels", false).expect("keys"),
+            ["kernels"]
+        );
         assert!(retry_step_keys("bootstrap", false).is_err());
         assert!(retry_step_keys("cpu-arm64-image-build", true).is_err());
     }

@@ -151,7 +151,8 @@ async fn main_builds(
         let last = dates.iter().max()?;
         Some((*first - WINDOW_BEFORE, *last + WINDOW_AFTER))
     });
-    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let iso =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let filter = ListBuilds {
         branch: Some(options.branch.clone()),
         created_from: window.map(|(from, _)| iso(from)),
@@ -162,13 +163,19 @@ async fn main_builds(
     let shas: Vec<&str> = commits.iter().map(|c| c.sha.as_str()).collect();
     let listing = reader
         .client()
-        .list_builds(&options.org, &options.pipeline, &filter, MAX_LISTING_PAGES, |builds| {
-            // Without commit dates the window is unknown: stop once every commit has a build.
-            window.is_none()
-                && shas
-                    .iter()
-                    .all(|sha| builds.iter().any(|b| b.commit.as_deref() == Some(*sha)))
-        })
+        .list_builds(
+            &options.org,
+            &options.pipeline,
+            &filter,
+            MAX_LISTING_PAGES,
+            |builds| {
+                // Without commit dates the window is unknown: stop once every commit has a build.
+                window.is_none()
+                    && shas
+                        .iter()
+                        .all(|sha| builds.iter().any(|b| b.commit.as_deref() == Some(*sha)))
+            },
+        )
         .await?;
     warnings.extend(listing.cut_warning(&format!(
         "the builds of {} of {}/{} in the range's window",
@@ -237,7 +244,9 @@ fn block_step(build: &Build, job_name: &str) -> Option<BlockStep> {
         .filter(|j| j.kind.as_deref() == Some("manual") && j.state() == "blocked")
         .find(|j| {
             j.step_key.as_deref() == Some(key.as_str())
-                || j.label.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(&label))
+                || j.label
+                    .as_deref()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(&label))
         })
         .map(|j| BlockStep {
             step_key: j.step_key.clone().unwrap_or(key),
@@ -288,7 +297,9 @@ async fn read_where_the_state_changes(
 
 fn verdicts(runs: &[Vec<Run<'_>>]) -> Vec<RunVerdict> {
     runs.iter()
-        .map(|at| narrowing::commit_verdict(&at.iter().map(|r| r.found.verdict).collect::<Vec<_>>()))
+        .map(|at| {
+            narrowing::commit_verdict(&at.iter().map(|r| r.found.verdict).collect::<Vec<_>>())
+        })
         .collect()
 }
 
@@ -301,8 +312,14 @@ fn read_verdict(
     reference: Option<&Signature>,
 ) -> (RunVerdict, Option<String>) {
     let Some(analysis) = &read.analysis else {
-        let why = read.detail.as_deref().unwrap_or("its log could not be read");
-        return (RunVerdict::FailedOther, Some(format!("{why}: no evidence either way")));
+        let why = read
+            .detail
+            .as_deref()
+            .unwrap_or("its log could not be read");
+        return (
+            RunVerdict::FailedOther,
+            Some(format!("{why}: no evidence either way")),
+        );
     };
     let signals = JobSignals {
         timed_out: job.job_state() == JobState::TimedOut,
@@ -326,7 +343,9 @@ fn read_verdict(
     if verdict.category == Category::InfraSuspected {
         return (
             RunVerdict::FailedOther,
-            Some(format!("the host or a service failed ({line}): no evidence either way")),
+            Some(format!(
+                "the host or a service failed ({line}): no evidence either way"
+            )),
         );
     }
     let same = reference
@@ -334,7 +353,10 @@ fn read_verdict(
     if same {
         (RunVerdict::FailedSame, Some(line))
     } else {
-        (RunVerdict::FailedOther, Some(format!("another error: {line}")))
+        (
+            RunVerdict::FailedOther,
+            Some(format!("another error: {line}")),
+        )
     }
 }
 
@@ -351,34 +373,48 @@ fn failure_of<'a>(
             .tests
             .first()
             .map(|t| t.node_id.clone())
-            .or_else(|| analysis.job_level.as_ref().and_then(|j| j.error_message.clone()))
+            .or_else(|| {
+                analysis
+                    .job_level
+                    .as_ref()
+                    .and_then(|j| j.error_message.clone())
+            })
             .unwrap_or_else(|| "no failure shown".into())
     };
     match &target.test {
         Some(test) => {
             let wanted = test.comparable();
-            if let Some(failure) = analysis.tests.iter().find(|t| comparable(&t.node_id) == wanted) {
+            if let Some(failure) = analysis
+                .tests
+                .iter()
+                .find(|t| comparable(&t.node_id) == wanted)
+            {
                 return Ok((failure.error_message.as_deref(), failure.excerpt.as_deref()));
             }
             if analysis.passed.iter().any(|p| comparable(p) == wanted) {
                 return Err((
                     RunVerdict::Passed,
-                    Some(format!("the test passed; the job failed on {}", elsewhere())),
+                    Some(format!(
+                        "the test passed; the job failed on {}",
+                        elsewhere()
+                    )),
                 ));
             }
             Err((
                 RunVerdict::FailedOther,
-                Some(format!("the test did not fail here; the job failed on {}", elsewhere())),
+                Some(format!(
+                    "the test did not fail here; the job failed on {}",
+                    elsewhere()
+                )),
             ))
         }
         None if !analysis.tests.is_empty() => Err((
             RunVerdict::FailedOther,
             Some(format!("tests failed instead: {}", elsewhere())),
         )),
-        None => Ok(analysis
-            .job_level
-            .as_ref()
-            .map_or((None, None), |j| (j.error_message.as_deref(), Some(j.excerpt.as_str())))),
+        None => Ok(analysis.job_level.as_ref().map_or((None, None), |j| {
+            (j.error_message.as_deref(), Some(j.excerpt.as_str()))
+        })),
     }
 }
 
@@ -438,7 +474,11 @@ fn plan_of(
             }
         })
         .collect();
-    let in_range = |s: &Suspect| bisect_commits.iter().any(|c| c.in_narrowed_range && c.sha == s.sha);
+    let in_range = |s: &Suspect| {
+        bisect_commits
+            .iter()
+            .any(|c| c.in_narrowed_range && c.sha == s.sha)
+    };
     let status = match narrowed {
         Some(n) if n.is_confirmed() => BisectStatus::Confirmed,
         Some(_) => BisectStatus::Narrowed,
@@ -466,7 +506,12 @@ fn plan_of(
         }),
         runs_to_confirm: narrowed.map_or(0, |n| narrowing::runs_to_confirm(n.len())),
         next,
-        suspects: target.suspects.iter().filter(|s| in_range(s)).cloned().collect(),
+        suspects: target
+            .suspects
+            .iter()
+            .filter(|s| in_range(s))
+            .cloned()
+            .collect(),
         commits: bisect_commits,
         summary: String::new(),
         notes,
@@ -520,7 +565,9 @@ fn no_evidence(sha: &str, runs: &[BisectRun]) -> Vec<String> {
                 "build {} at {}: {}",
                 r.build_number,
                 crate::model::short_sha(sha),
-                r.detail.as_deref().unwrap_or("failed for another reason: no evidence either way")
+                r.detail
+                    .as_deref()
+                    .unwrap_or("failed for another reason: no evidence either way")
             )
         })
         .collect()
