@@ -42,13 +42,14 @@ impl Narrowed {
         self.last_passed.map_or(0, |p| p + 1)..=self.first_failed
     }
 
-    pub fn len(&self) -> usize {
+    /// How many commits the culprit may be (at least one: the range ends at a known failure).
+    pub fn commits(&self) -> usize {
         self.candidates().count()
     }
 
     /// A passing run and a failing one at adjacent commits.
     pub fn is_confirmed(&self) -> bool {
-        self.len() == 1
+        self.commits() == 1
     }
 }
 
@@ -192,11 +193,11 @@ mod tests {
         let narrowed = narrow(&verdicts).expect("narrowed");
         assert_eq!(narrowed.last_passed, Some(2));
         assert_eq!(narrowed.first_failed, 5);
-        assert_eq!(narrowed.len(), 3);
+        assert_eq!(narrowed.commits(), 3);
         assert!(!narrowed.by_nightly && !narrowed.is_confirmed());
         // The middle (4) has no build; the other side (3) failed for another reason.
         assert_eq!(halving_commit(&verdicts, &narrowed), Some(4));
-        assert_eq!(runs_to_confirm(narrowed.len()), 2);
+        assert_eq!(runs_to_confirm(narrowed.commits()), 2);
     }
 
     #[test]
@@ -215,7 +216,7 @@ mod tests {
         let narrowed = narrow(&verdicts).expect("narrowed");
         assert_eq!(narrowed.last_passed, None);
         assert!(narrowed.by_nightly);
-        assert_eq!(narrowed.len(), 5);
+        assert_eq!(narrowed.commits(), 5);
         // Middle of 0..=4 is 2, blocked: unblock it.
         assert_eq!(halving_commit(&verdicts, &narrowed), Some(2));
         assert_eq!(runs_to_confirm(5), 3);

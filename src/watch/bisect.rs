@@ -431,49 +431,16 @@ fn plan_of(
     let narrowed = narrowing::narrow(&verdicts);
     let candidates = narrowed.map(|n| n.candidates());
     let sha = |i: Option<usize>| i.map_or(target.good_commit.clone(), |i| commits[i].sha.clone());
-    let job_key = runs
-        .iter()
-        .flatten()
-        .find_map(|r| r.job.and_then(|j| j.step_key.clone()))
-        .unwrap_or_else(|| narrowing::job_key_of(&target.job_name));
     let mut notes = Vec::new();
-    let retry_keys = match narrowing::retry_step_keys(&job_key, target.also_on_amd) {
-        Ok(keys) => keys,
-        Err(why) => {
-            notes.push(why);
-            Vec::new()
-        }
-    };
+    let retry_keys = retry_keys(&runs, target, &mut notes);
     let next = narrowed
         .and_then(|n| narrowing::halving_commit(&verdicts, &n))
         .and_then(|at| next_run(&commits[at].sha, verdicts[at], &runs[at], &retry_keys))
         .into_iter()
         .collect();
-    let bisect_commits: Vec<BisectCommit> = commits
-        .iter()
-        .zip(runs)
-        .zip(&verdicts)
-        .enumerate()
-        .map(|(i, ((commit, at), verdict))| {
-            let runs: Vec<BisectRun> = at.into_iter().map(|r| r.found).collect();
-            notes.extend(no_evidence(&commit.sha, &runs));
-            let in_narrowed_range = candidates.as_ref().is_some_and(|c| c.contains(&i));
-            let never_ran = matches!(verdict, RunVerdict::NoBuild | RunVerdict::NotInBuild);
-            BisectCommit {
-                sha: commit.sha.clone(),
-                title: commit.title.clone(),
-                author: commit.author.clone(),
-                verdict: *verdict,
-                in_narrowed_range,
-                retry_step_keys: if in_narrowed_range && never_ran {
-                    retry_keys.clone()
-                } else {
-                    Vec::new()
-                },
-                runs,
-            }
-        })
-        .collect();
+    let (bisect_commits, no_evidence) =
+        commit_rows(commits, runs, &verdicts, candidates, &retry_keys);
+    notes.extend(no_evidence);
     let in_range = |s: &Suspect| {
         bisect_commits
             .iter()
@@ -502,9 +469,9 @@ fn plan_of(
         narrowed: narrowed.map(|n| NarrowedRange {
             after_commit: sha(n.last_passed),
             through_commit: sha(Some(n.first_failed)),
-            commits: n.len(),
+            commits: n.commits(),
         }),
-        runs_to_confirm: narrowed.map_or(0, |n| narrowing::runs_to_confirm(n.len())),
+        runs_to_confirm: narrowed.map_or(0, |n| narrowing::runs_to_confirm(n.commits())),
         next,
         suspects: target
             .suspects
@@ -520,6 +487,62 @@ fn plan_of(
     };
     plan.summary = crate::report::bisect_summary(&plan);
     plan
+}
+
+/// The step keys a `/ci retry` of the job takes: its key as a build shows it, else as the
+/// pipeline generator derives it; none (and a note why) for a setup step.
+fn retry_keys(
+    runs: &[Vec<Run<'_>>],
+    target: &BisectTarget,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let job_key = runs
+        .iter()
+        .flatten()
+        .find_map(|r| r.job.and_then(|j| j.step_key.clone()))
+        .unwrap_or_else(|| narrowing::job_key_of(&target.job_name));
+    narrowing::retry_step_keys(&job_key, target.also_on_amd).unwrap_or_else(|why| {
+        notes.push(why);
+        Vec::new()
+    })
+}
+
+/// Every commit with its runs and whether the culprit may be it; the notes of runs that are no
+/// evidence.
+fn commit_rows(
+    commits: &[CompareCommit],
+    runs: Vec<Vec<Run<'_>>>,
+    verdicts: &[RunVerdict],
+    candidates: Option<std::ops::RangeInclusive<usize>>,
+    retry_keys: &[String],
+) -> (Vec<BisectCommit>, Vec<String>) {
+    let mut notes = Vec::new();
+    let rows = commits
+        .iter()
+        .zip(runs)
+        .zip(verdicts)
+        .enumerate()
+        .map(|(i, ((commit, at), verdict))| {
+            let runs: Vec<BisectRun> = at.into_iter().map(|r| r.found).collect();
+            notes.extend(no_evidence(&commit.sha, &runs));
+            let in_narrowed_range = candidates.as_ref().is_some_and(|c| c.contains(&i));
+            let never_ran = matches!(verdict, RunVerdict::NoBuild | RunVerdict::NotInBuild);
+            BisectCommit {
+                sha: commit.sha.clone(),
+                title: commit.title.clone(),
+                author: commit.author.clone(),
+                verdict: *verdict,
+                in_narrowed_range,
+                retry_step_keys: if in_narrowed_range && never_ran {
+                    retry_keys.to_vec()
+                } else {
+                    Vec::new()
+                },
+                runs,
+            }
+        })
+        .collect();
+    (rows, notes)
 }
 
 /// The run to start at the halving commit: unblock an existing build's block step, else a
