@@ -10,8 +10,8 @@
 
 use super::prefix;
 use super::pytest_lines::{
-    banner_title, module_id, pasted_section_head, section_head, status_word, summary_prefix,
-    test_of,
+    banner_title, bare_test_name, module_id, pasted_section_head, section_head, status_word,
+    summary_prefix, test_of,
 };
 pub use super::pytest_lines::{head_line, parse_node_id, Outcome};
 use crate::model::ErrorSource;
@@ -94,6 +94,9 @@ pub struct PytestScanner {
     current: Option<Section>,
     /// The test whose verbose id line was seen last and whose status is still open.
     running: Option<(String, Vec<String>)>,
+    /// Failures of summary lines that had no ` - message`: a paste that wraps the message
+    /// onto the next line (`  - RuntimeError: …`) gives it to all of them.
+    awaiting_message: Vec<usize>,
     /// Lines taken so far.
     line_no: u64,
 }
@@ -125,18 +128,27 @@ impl PytestScanner {
                 return;
             }
         }
+        let text = line.trim_start();
+        if self.wrapped_summary_message(text) {
+            return;
+        }
         let findings = &mut self.findings;
         let index = &mut self.index;
-        let text = line.trim_start();
-
         if let Some((outcome, rest)) = summary_prefix(text) {
-            if let Some((id, after)) = parse_node_id(rest).or_else(|| module_id(rest)) {
+            let id = parse_node_id(rest)
+                .or_else(|| module_id(rest))
+                .or_else(|| bare_test_name(rest));
+            if let Some((id, after)) = id {
                 let message = after.strip_prefix(" - ").map(|m| Located {
                     message: truncate_message(m),
                     source: ErrorSource::SummaryLine,
                     line: Some(self.line_no),
                 });
-                record(findings, index, id, outcome, message);
+                let waits = message.is_none();
+                let at = record(findings, index, id, outcome, message);
+                if waits {
+                    self.awaiting_message.push(at);
+                }
                 return;
             }
         }
@@ -168,6 +180,32 @@ impl PytestScanner {
                 output.push(super::bounded_line(raw_line));
             }
         }
+    }
+
+    /// `  - RuntimeError: …` right below summary lines without a message: their message,
+    /// wrapped by the paste. Any other line ends the wait.
+    fn wrapped_summary_message(&mut self, text: &str) -> bool {
+        if summary_prefix(text).is_some() {
+            return false;
+        }
+        let waiting = std::mem::take(&mut self.awaiting_message);
+        let message = text
+            .strip_prefix("- ")
+            .filter(|m| !waiting.is_empty() && super::looks_like_exception(m));
+        let Some(message) = message else {
+            return false;
+        };
+        for at in waiting {
+            let failure = &mut self.findings.failures[at];
+            if failure.error_message.is_none() {
+                failure.set_error(Some(Located {
+                    message: truncate_message(message),
+                    source: ErrorSource::SummaryLine,
+                    line: Some(self.line_no),
+                }));
+            }
+        }
+        true
     }
 
     /// A line that starts with a node id: its verbose status, a summary line copied without its

@@ -157,6 +157,22 @@ pub(super) fn module_id(text: &str) -> Option<(&str, &str)> {
     .then_some((path, rest))
 }
 
+/// `test_x[params]` alone after `FAILED`: a summary a paste regrouped without the file. Only a
+/// name pytest collects (`test_…`), whole or followed by ` - message`.
+pub(super) fn bare_test_name(text: &str) -> Option<(&str, &str)> {
+    let end = text.find(" - ").unwrap_or(text.len());
+    let (name, rest) = text.split_at(end);
+    let function = name.split('[').next().unwrap_or_default();
+    let params_closed = !name.contains('[') || name.ends_with(']');
+    (function.starts_with("test_")
+        && function
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && params_closed
+        && !name.contains(' '))
+    .then_some((name, rest))
+}
+
 /// The head line pytest prints for a node id: the part after the file, classes joined by `.`.
 pub fn head_line(node_id: &str) -> String {
     let name = node_id.split_once("::").map_or(node_id, |(_, name)| name);

@@ -141,6 +141,8 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             concat!(
                 // The Hub and other upstream services refusing or failing.
                 r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway",
+                // aiohttp's refusal of a URL a test fetched (an image, a video): the host, not the code.
+                r"|\b(?:403|429|5\d\d), message='[^']*', url='?https?://",
                 // A connection to another host that failed, in Python's, curl's, git's, Go's
                 // and uv's words.
                 r"|Connection reset by peer|Connection aborted|Connection broken|ConnectionResetError|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
@@ -211,6 +213,7 @@ mod tests {
             ("OSError: [Errno 28] No space left on device", Some(InfraKind::Disk)),
             ("Error retrieving file list: 504 Server Error: Gateway Time-out for url: https://huggingface.co/api/models/x", Some(InfraKind::NetworkOrHub)),
             ("requests.exceptions.ConnectionError: HTTPConnectionPool(host='localhost', port=8000): Max retries exceeded (Connection refused)", None),
+            ("openai.InternalServerError: Error code: 500 - {'error': {'message': \"403, message='Forbidden', url='https://upload.wikimedia.org/x.jpg'\"}}", Some(InfraKind::NetworkOrHub)),
             ("ERROR: failed to solve: process \"/bin/sh -c pip install\" did not complete successfully: exit code: 1", Some(InfraKind::ImageBuild)),
             // Building the project itself is the code's failure, not the machine's.
             ("ERROR: failed to solve: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1", None),
