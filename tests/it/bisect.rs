@@ -173,7 +173,9 @@ async fn buildkite(unblocked_midpoint: bool) -> MockServer {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .and(path_regex(r"^/v2/organizations/vllm/pipelines/ci/builds/\d+/jobs/[^/]+/log"))
+        .and(path_regex(
+            r"^/v2/organizations/vllm/pipelines/ci/builds/\d+/jobs/[^/]+/log",
+        ))
         .respond_with(Logs(unblocked_midpoint))
         .mount(&server)
         .await;
@@ -238,25 +240,43 @@ async fn plan(unblocked_midpoint: bool, target: &BisectTarget) -> (BisectPlan, u
     let buildkite_requests = buildkite.received_requests().await.expect("recorded");
     let listing = &buildkite_requests[0];
     let query: Vec<(String, String)> = listing.url.query_pairs().into_owned().collect();
-    assert!(query.contains(&("branch".into(), "main".into())), "{query:?}");
+    assert!(
+        query.contains(&("branch".into(), "main".into())),
+        "{query:?}"
+    );
     // The window: the first commit's time less an hour, the last one's plus twelve.
-    assert!(query.contains(&("created_from".into(), "2026-11-20T07:00:00Z".into())), "{query:?}");
-    assert!(query.contains(&("created_to".into(), "2026-11-21T07:00:00Z".into())), "{query:?}");
+    assert!(
+        query.contains(&("created_from".into(), "2026-11-20T07:00:00Z".into())),
+        "{query:?}"
+    );
+    assert!(
+        query.contains(&("created_to".into(), "2026-11-21T07:00:00Z".into())),
+        "{query:?}"
+    );
     let github_requests = github.received_requests().await.expect("recorded").len();
     (plan, buildkite_requests.len(), github_requests)
 }
 
 #[tokio::test]
 async fn main_runs_narrow_the_range_and_name_the_runs_that_halve_it() {
-    let (plan, buildkite_requests, github_requests) =
-        plan(false, &target(Some(SAME), true)).await;
+    let (plan, buildkite_requests, github_requests) = plan(false, &target(Some(SAME), true)).await;
     let verdicts: Vec<RunVerdict> = plan.commits.iter().map(|c| c.verdict).collect();
     use RunVerdict::*;
     assert_eq!(
         verdicts,
         [
-            Passed, Blocked, Passed, FailedOther, NoBuild, Blocked, Blocked, FailedSame,
-            FailedUnread, NotInBuild, Blocked, FailedUnread
+            Passed,
+            Blocked,
+            Passed,
+            FailedOther,
+            NoBuild,
+            Blocked,
+            Blocked,
+            FailedSame,
+            FailedUnread,
+            NotInBuild,
+            Blocked,
+            FailedUnread
         ],
         "{}",
         plan.summary
@@ -265,11 +285,20 @@ async fn main_runs_narrow_the_range_and_name_the_runs_that_halve_it() {
     assert_eq!(plan.status, BisectStatus::Narrowed);
     let narrowed = plan.narrowed.as_ref().expect("narrowed");
     assert_eq!(
-        (narrowed.after_commit.as_str(), narrowed.through_commit.as_str(), narrowed.commits),
+        (
+            narrowed.after_commit.as_str(),
+            narrowed.through_commit.as_str(),
+            narrowed.commits
+        ),
         (sha(2).as_str(), sha(7).as_str(), 5)
     );
     let in_range: Vec<bool> = plan.commits.iter().map(|c| c.in_narrowed_range).collect();
-    assert_eq!(in_range, (0..COMMITS).map(|i| (3..=7).contains(&i)).collect::<Vec<_>>());
+    assert_eq!(
+        in_range,
+        (0..COMMITS)
+            .map(|i| (3..=7).contains(&i))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(plan.culprit, None);
     assert_eq!(plan.runs_to_confirm, 3);
     // The midpoint (5) is blocked: unblock its block step on its build.
@@ -297,7 +326,10 @@ async fn main_runs_narrow_the_range_and_name_the_runs_that_halve_it() {
     );
     // Another error is no evidence, and the plan says so.
     assert!(
-        plan.notes.iter().any(|n| n.contains(&format!("build {}", FIRST_BUILD + 3)) && n.contains("another error")),
+        plan.notes
+            .iter()
+            .any(|n| n.contains(&format!("build {}", FIRST_BUILD + 3))
+                && n.contains("another error")),
         "{:?}",
         plan.notes
     );
@@ -353,17 +385,27 @@ async fn the_tool_plans_from_arguments_and_refuses_bad_ones_without_a_request() 
     .expect("answer");
     assert_ne!(answer.is_error, Some(true), "{answer:?}");
     let plan: BisectPlan =
-        serde_json::from_value(answer.structured_content.clone().expect("structured")).expect("plan");
+        serde_json::from_value(answer.structured_content.clone().expect("structured"))
+            .expect("plan");
     assert_eq!(plan.status, BisectStatus::Narrowed);
     assert_eq!(plan.next[0].commit, sha(5));
     let text = format!("{:?}", answer.content);
     assert!(text.contains("Narrowed to 5 of 12 commits"), "{text}");
     let before = buildkite.received_requests().await.expect("recorded").len();
     for (arguments, says) in [
-        (json!({"job_name": JOB, "good_commit": "main", "bad_commit": sha(1)}), "not a commit sha"),
-        (json!({"good_commit": GOOD, "bad_commit": sha(1)}), "give failure_key or cause_id"),
+        (
+            json!({"job_name": JOB, "good_commit": "main", "bad_commit": sha(1)}),
+            "not a commit sha",
+        ),
+        (
+            json!({"good_commit": GOOD, "bad_commit": sha(1)}),
+            "give failure_key or cause_id",
+        ),
         (json!({"failure_key": "k"}), "No scan has run yet"),
-        (json!({"job_name": JOB, "good_commit": GOOD, "bad_commit": sha(1), "max_logs": 51}), "max_logs"),
+        (
+            json!({"job_name": JOB, "good_commit": GOOD, "bad_commit": sha(1), "max_logs": 51}),
+            "max_logs",
+        ),
     ] {
         let refused = call(arguments.clone()).await;
         let message = match refused {

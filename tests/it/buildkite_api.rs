@@ -265,7 +265,7 @@ async fn read_log(
     let body = client.open_log(&key, job_id, bytes).await?;
     let streamed = ciwatch_mcp::reader::stream::read_to_end(client, &key, job_id, body).await?;
     let text =
-        ciwatch_mcp::reader::stream::TextBlocks::decode(&streamed.blocks).expect("text decodes");
+        ciwatch_mcp::reader::stored::TextBlocks::decode(&streamed.blocks).expect("text decodes");
     Ok((text, streamed))
 }
 

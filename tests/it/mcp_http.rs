@@ -222,7 +222,7 @@ async fn many_sessions_at_once() {
     });
     let results = futures::future::join_all(sessions).await;
     for (i, (tools, text, job_error, job_failures)) in results.iter().enumerate() {
-        assert_eq!(*tools, 9);
+        assert_eq!(*tools, 10);
         assert!(
             text.starts_with(&format!("Build [{i}](u) PASSED with 0 unique failures")),
             "{text}"

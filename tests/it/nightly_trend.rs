@@ -408,13 +408,19 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
     ), "{draft}");
     // The onset links to its bisect plan: in the draft, and as the failure page's button.
     assert!(
-        draft.contains(&format!("`ciwatch_bisect_plan` with failure_key `{}`", compile.failure_key)),
+        draft.contains(&format!(
+            "`ciwatch_bisect_plan` with failure_key `{}`",
+            compile.failure_key
+        )),
         "{draft}"
     );
     let place = ciwatch_mcp::hud::Place::new("vllm", "ci");
     let page = ciwatch_mcp::hud::test_page(&result, &compile.failure_key, &place).expect("page");
     assert!(
-        page.contains(&format!("action=\"{}\"", place.bisect(&compile.failure_key).replace('&', "&amp;"))),
+        page.contains(&format!(
+            "action=\"{}\"",
+            place.bisect(&compile.failure_key).replace('&', "&amp;")
+        )),
         "the failure page has no bisect button"
     );
 

@@ -7,7 +7,8 @@ use ciwatch_mcp::logs::prefix::is_bare_prefix;
 use ciwatch_mcp::logs::{
     analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS, LogAnalysis,
 };
-use ciwatch_mcp::reader::stream::{LogStream, TextBlocks};
+use ciwatch_mcp::reader::stored::TextBlocks;
+use ciwatch_mcp::reader::stream::LogStream;
 use proptest::prelude::*;
 
 /// Bytes biased toward what breaks parsers: escapes, BEL, CR, newlines, brackets, pytest words.
