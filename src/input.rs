@@ -1,5 +1,6 @@
 //! Values from outside (tool arguments, pasted text) parsed once into types, so the rest of the
-//! code never re-checks a string: a pytest node id and a GitHub repository slug. Pure.
+//! code never re-checks a string: a pytest node id, a GitHub repository slug, a commit sha.
+//! Pure.
 //! Invalid input is refused here, before any request is made.
 
 use std::fmt;
@@ -13,6 +14,11 @@ pub enum InputError {
     NodeId(&'static str),
     #[error("repo {0:?} is not a GitHub repository: give owner/name, e.g. vllm-project/vllm")]
     RepoSlug(String),
+    #[error("{argument} {value:?} is not a commit sha (7 to 40 hex digits)")]
+    CommitSha {
+        argument: &'static str,
+        value: String,
+    },
 }
 
 /// A pytest node id: `path/to/test_file.py::test_name[params]`, as written in logs.
@@ -146,9 +152,49 @@ impl RepoSlug {
     }
 }
 
+/// A git commit, full or abbreviated: 7 to 40 hex digits, kept in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitSha(String);
+
+impl CommitSha {
+    /// `argument` names the tool argument in the error.
+    pub fn parse(argument: &'static str, text: &str) -> Result<Self, InputError> {
+        let text = text.trim();
+        if (7..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(text.to_lowercase()))
+        } else {
+            Err(InputError::CommitSha {
+                argument,
+                value: text.to_string(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_shas() {
+        assert_eq!(
+            CommitSha::parse("good_commit", " ABCDEF1 ").map(|s| s.as_str().to_string()),
+            Ok("abcdef1".to_string())
+        );
+        for bad in ["main", "abc123", &"a".repeat(41), "abcdefg"] {
+            let refused = CommitSha::parse("bad_commit", bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                refused.starts_with("bad_commit") && refused.contains("not a commit sha"),
+                "{refused}"
+            );
+        }
+    }
 
     #[test]
     fn node_ids() {

@@ -98,6 +98,15 @@ impl Job {
     pub fn is_script(&self) -> bool {
         self.kind.as_deref() == Some("script")
     }
+    /// A block (`manual`) step: it holds the jobs after it until someone unblocks it.
+    pub fn is_block_step(&self) -> bool {
+        self.kind.as_deref() == Some("manual")
+    }
+    /// Waiting behind a block step that was never unblocked (one of the states
+    /// [`JobState::NotStarted`] covers).
+    pub fn is_blocked(&self) -> bool {
+        self.state() == "blocked"
+    }
     pub fn job_state(&self) -> JobState {
         JobState::parse(self.state())
     }

@@ -185,13 +185,13 @@ impl PytestScanner {
     /// `  - RuntimeError: …` right below summary lines without a message: their message,
     /// wrapped by the paste. Any other line ends the wait.
     fn wrapped_summary_message(&mut self, text: &str) -> bool {
-        if summary_prefix(text).is_some() {
+        if self.awaiting_message.is_empty() || summary_prefix(text).is_some() {
             return false;
         }
         let waiting = std::mem::take(&mut self.awaiting_message);
         let message = text
             .strip_prefix("- ")
-            .filter(|m| !waiting.is_empty() && super::looks_like_exception(m));
+            .filter(|m| super::looks_like_exception(m));
         let Some(message) = message else {
             return false;
         };

@@ -4,7 +4,7 @@
 use super::numbers::WholeNumber;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
-use crate::input::NodeId;
+use crate::input::{CommitSha, NodeId};
 use crate::model::{BisectPlan, ElsewhereState, FailureClassification, Platform, ScanResult};
 use crate::watch::{self, BisectOptions, BisectTarget};
 use rmcp::handler::server::wrapper::Parameters;
@@ -245,16 +245,11 @@ fn target_from_arguments(params: &BisectParams) -> Result<BisectTarget, String> 
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or(needed)?;
-    let commit = |name: &str, value: &Option<String>| -> Result<String, String> {
-        let value = value.as_deref().map(str::trim).ok_or(needed)?;
-        let hex = value.chars().all(|c| c.is_ascii_hexdigit());
-        if hex && (7..=40).contains(&value.len()) {
-            Ok(value.to_lowercase())
-        } else {
-            Err(format!(
-                "{name} {value:?} is not a commit sha (7 to 40 hex digits)"
-            ))
-        }
+    let commit = |argument: &'static str, value: &Option<String>| -> Result<String, String> {
+        let value = value.as_deref().ok_or(needed)?;
+        CommitSha::parse(argument, value)
+            .map(|sha| sha.as_str().to_string())
+            .map_err(|e| e.to_string())
     };
     Ok(BisectTarget {
         test: params

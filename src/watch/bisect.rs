@@ -18,7 +18,7 @@ use crate::model::{
 use crate::reader::{BuildKey, JobRead, JobReader, ReadLimits};
 use crate::triage::bisect as narrowing;
 use crate::triage::signature::{signature, Signature};
-use crate::triage::{classify, FailureText, JobSignals};
+use crate::triage::{classify, FailureText};
 use std::time::Instant;
 
 /// Failed-job logs one plan reads by default (stored outcomes are free).
@@ -212,7 +212,7 @@ fn run_in<'b>(build: &'b Build, job_name: &str) -> Run<'b> {
             Some(format!("{}: no evidence either way", j.state())),
         ),
         Some((j, _)) if j.is_failed() => (RunVerdict::FailedUnread, None),
-        Some((j, _)) if j.state() == "blocked" || block.is_some() && j.started_at.is_none() => {
+        Some((j, _)) if j.is_blocked() || block.is_some() && j.started_at.is_none() => {
             (RunVerdict::Blocked, None)
         }
         Some((j, _)) => (RunVerdict::NotRun, Some(format!("it is {}", j.state()))),
@@ -241,7 +241,7 @@ fn block_step(build: &Build, job_name: &str) -> Option<BlockStep> {
     build
         .jobs()
         .iter()
-        .filter(|j| j.kind.as_deref() == Some("manual") && j.state() == "blocked")
+        .filter(|j| j.is_block_step() && j.is_blocked())
         .find(|j| {
             j.step_key.as_deref() == Some(key.as_str())
                 || j.label
@@ -321,12 +321,7 @@ fn read_verdict(
             Some(format!("{why}: no evidence either way")),
         );
     };
-    let signals = JobSignals {
-        timed_out: job.job_state() == JobState::TimedOut,
-        exit_status: job.exit_status,
-        signal_reason: job.signal_reason.as_deref(),
-        passed_retry: None,
-    };
+    let signals = super::failures::job_signals(job, None);
     let (error, excerpt) = match failure_of(analysis, target) {
         Ok(failure) => failure,
         Err(other) => return other,

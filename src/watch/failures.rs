@@ -2,6 +2,7 @@
 //! when its log explains the failure without a test (or could not be read).
 
 use super::select::PlannedJob;
+use crate::buildkite::Job;
 use crate::logs;
 use crate::model::{
     Category, Decision, ErrorSource, FailureClassification, IssueLink, JobState, JobStatus,
@@ -13,14 +14,20 @@ use crate::triage::{self, FailureText, JobSignals};
 /// Characters of `log_snippet`, as in the original.
 const SNIPPET_CHARS: usize = 500;
 
-pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {
-    let job = planned.job;
-    let signals = JobSignals {
+/// What `job` itself says about its failure, apart from its log (`passed_retry`: a later
+/// attempt of it that passed).
+pub(super) fn job_signals<'a>(job: &'a Job, passed_retry: Option<&'a str>) -> JobSignals<'a> {
+    JobSignals {
         timed_out: job.job_state() == JobState::TimedOut,
         exit_status: job.exit_status,
         signal_reason: job.signal_reason.as_deref(),
-        passed_retry: planned.passed_retry,
-    };
+        passed_retry,
+    }
+}
+
+pub(super) fn classify_job(planned: &PlannedJob<'_>, read: &JobRead) -> Vec<FailureClassification> {
+    let job = planned.job;
+    let signals = job_signals(job, planned.passed_retry);
     let job_name = job.display_name();
     let Some(analysis) = &read.analysis else {
         let mut failure = make_failure(planned, Found::nothing(job_name), signals);
