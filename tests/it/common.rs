@@ -262,7 +262,11 @@ pub async fn scan_65099(
 /// Serves the sidecar's router on an ephemeral loopback port, as `serve --http` would with
 /// `options`; its base URL.
 pub async fn serve_sidecar(settings: Settings, options: &ciwatch_mcp::mcp::HttpOptions) -> String {
-    let app = ciwatch_mcp::mcp::http_router(settings, options).expect("router");
+    serve(ciwatch_mcp::mcp::http_router(settings, options).expect("router")).await
+}
+
+/// Serves `app` on an ephemeral loopback port; its base URL.
+pub async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -271,20 +275,25 @@ pub async fn serve_sidecar(settings: Settings, options: &ciwatch_mcp::mcp::HttpO
     format!("http://{address}")
 }
 
+/// The sidecar's options on loopback with nothing else set (no endpoint token, no listed
+/// hosts or origins, no webhook); tests set what they need over it.
+pub fn loopback_options() -> ciwatch_mcp::mcp::HttpOptions {
+    ciwatch_mcp::mcp::HttpOptions {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        token: None,
+        allowed_hosts: vec![],
+        allowed_origins: vec![],
+        webhook_token: None,
+    }
+}
+
 /// The sidecar on loopback (no endpoint token, no listed hosts, no webhook) with `settings`, and
 /// rmcp's client of it over Streamable HTTP.
 pub async fn sidecar_client(
     settings: Settings,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     use rmcp::ServiceExt;
-    let options = ciwatch_mcp::mcp::HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        token: None,
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-        webhook_token: None,
-    };
-    let base = serve_sidecar(settings, &options).await;
+    let base = serve_sidecar(settings, &loopback_options()).await;
     let config =
         rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
             format!("{base}/mcp"),

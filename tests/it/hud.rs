@@ -41,11 +41,8 @@ async fn sidecar_behind(
     endpoint_token: Option<&str>,
 ) -> String {
     let options = HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
         token: endpoint_token.map(Secret::new),
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-        webhook_token: None,
+        ..crate::common::loopback_options()
     };
     let settings = sidecar_settings(buildkite, github, store);
     crate::common::serve_sidecar(settings, &options).await
@@ -701,11 +698,9 @@ async fn behind_an_allowed_proxy_host_and_port_the_hud_and_scan_now_pass_the_one
         StoreAt::Dir(&work.path().join("store")),
     );
     let options = HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
         token: Some(Secret::new("hud-secret")),
         allowed_hosts: vec!["ciwatch.example:8443".into()],
-        allowed_origins: vec![],
-        webhook_token: None,
+        ..crate::common::loopback_options()
     };
     let base = crate::common::serve_sidecar(settings, &options).await;
     let http = reqwest::Client::builder()
@@ -808,11 +803,8 @@ async fn a_signed_build_finished_webhook_reads_the_night_and_nothing_else_starts
         StoreAt::Dir(&work.path().join("store")),
     );
     let options = HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        token: None,
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
         webhook_token: Some(Secret::new("whsec-test")),
+        ..crate::common::loopback_options()
     };
     let base = crate::common::serve_sidecar(settings, &options).await;
     let http = reqwest::Client::new();

@@ -3,7 +3,7 @@
 //! bind a public address without a token.
 
 use ciwatch_mcp::config::Secret;
-use ciwatch_mcp::mcp::{http_router, serve_http, HttpOptions};
+use ciwatch_mcp::mcp::{serve_http, HttpOptions};
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -20,11 +20,8 @@ async fn start(buildkite_uri: &str, github_uri: &str, token: Option<&str>) -> St
     settings.buildkite_token = None;
     settings.github_api_url = github_uri.to_string();
     let options = HttpOptions {
-        bind: "127.0.0.1:0".parse().expect("address"),
         token: token.map(Secret::new),
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-        webhook_token: None,
+        ..crate::common::loopback_options()
     };
     crate::common::serve_sidecar(settings, &options).await
 }
@@ -169,10 +166,7 @@ async fn endpoint_token_origin_and_health() {
 async fn public_bind_without_a_token_is_refused() {
     let options = HttpOptions {
         bind: "0.0.0.0:0".parse().expect("address"),
-        token: None,
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-        webhook_token: None,
+        ..crate::common::loopback_options()
     };
     let error = serve_http(crate::common::settings("http://127.0.0.1:9"), options)
         .await
@@ -252,17 +246,14 @@ async fn host_check_on_a_public_bind_keeps_loopback_and_adds_listed_hosts() {
             allowed_origins: vec![],
             webhook_token: None,
         };
-        let app = http_router(crate::common::settings(&buildkite.uri()), &options).expect("router");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base =
+            crate::common::serve_sidecar(crate::common::settings(&buildkite.uri()), &options).await;
         let status = |host: &'static str| {
             let initialize = initialize.clone();
+            let mcp = format!("{base}/mcp");
             async move {
                 reqwest::Client::new()
-                    .post(format!("http://{address}/mcp"))
+                    .post(mcp)
                     .bearer_auth(ENDPOINT_TOKEN)
                     .header("host", host)
                     .header("accept", "application/json, text/event-stream")

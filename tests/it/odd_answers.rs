@@ -65,12 +65,7 @@ async fn proxy(answer: LogAnswer) -> String {
             "/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log",
             get(log),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
+    crate::common::serve(app).await
 }
 
 /// Every failed job of the night in one call.
