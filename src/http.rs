@@ -284,18 +284,7 @@ impl HttpClient {
         attempt
             .retry(backoff)
             .when(HttpError::is_transient)
-            .adjust(move |error, delay| match error {
-                // Honour the server's own wait, within the budget; past it, give up now.
-                HttpError::RateLimited {
-                    retry_after_secs, ..
-                } => {
-                    let wait = Duration::from_secs(*retry_after_secs);
-                    (wait <= budget).then_some(
-                        wait.max(delay.unwrap_or_default().min(Duration::from_millis(50))),
-                    )
-                }
-                _ => delay,
-            })
+            .adjust(move |error, delay| retry_wait(error, delay, budget))
             .notify(|error, delay| tracing::warn!(%error, ?delay, "retrying request"))
             .await
     }
@@ -303,6 +292,22 @@ impl HttpClient {
     pub fn record_bytes(&self, n: u64) {
         self.counters.bytes.fetch_add(n, Ordering::Relaxed);
         count_in_call(|c| &c.log_bytes, n);
+    }
+}
+
+/// How long to wait before retrying after `error`, given the backoff's own `delay`: a 429 waits
+/// for the server's word, within the retry `budget`; past it, no retry (the caller is told when
+/// to come back). Other errors take the backoff's delay.
+fn retry_wait(error: &HttpError, delay: Option<Duration>, budget: Duration) -> Option<Duration> {
+    match error {
+        HttpError::RateLimited {
+            retry_after_secs, ..
+        } => {
+            let wait = Duration::from_secs(*retry_after_secs);
+            (wait <= budget)
+                .then_some(wait.max(delay.unwrap_or_default().min(Duration::from_millis(50))))
+        }
+        _ => delay,
     }
 }
 
@@ -413,5 +418,30 @@ mod tests {
             HeaderValue::from_static("<https://api.buildkite.com/v2/x?page=1>; rel=\"first\""),
         );
         assert_eq!(next_link(&headers), None);
+    }
+
+    #[test]
+    fn a_429_waits_for_the_servers_reset_within_the_budget_and_gives_up_past_it() {
+        let limited = |secs| HttpError::RateLimited {
+            what: "a build".into(),
+            retry_after_secs: secs,
+        };
+        let budget = Duration::from_secs(30);
+        let backoff = Some(Duration::from_millis(200));
+        assert_eq!(
+            retry_wait(&limited(1), backoff, budget),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_wait(&limited(0), backoff, budget),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(retry_wait(&limited(42), backoff, budget), None);
+        let server_error = HttpError::Status {
+            status: 502,
+            what: "a build".into(),
+            message: String::new(),
+        };
+        assert_eq!(retry_wait(&server_error, backoff, budget), backoff);
     }
 }

@@ -206,3 +206,61 @@ impl ServerPacer {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// Sends `count` requests through `limiter` at once and returns when each went out,
+    /// measured from `start` on tokio's paused clock.
+    async fn send_times(limiter: &Limiter, count: usize, start: Instant) -> Vec<Duration> {
+        let sends = (0..count).map(|_| async {
+            limiter.acquire().await;
+            Instant::now() - start
+        });
+        let mut sent = futures::future::join_all(sends).await;
+        sent.sort();
+        sent
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_up_to_the_budget_goes_at_once_and_no_window_holds_more() {
+        let window = Duration::from_millis(400);
+        let limiter = Limiter::new(
+            RateBudget {
+                requests: 5,
+                window,
+            },
+            None,
+        );
+        let sent = send_times(&limiter, 12, Instant::now()).await;
+        assert_eq!(sent[..5], [Duration::ZERO; 5]);
+        assert_eq!(sent[5..10], [window; 5]);
+        assert_eq!(sent[10..], [window * 2; 2]);
+        for (i, first) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().filter(|t| **t - *first < window).count();
+            assert!(in_window <= 5, "{in_window} requests within {window:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_server_budget_holds_requests_until_its_reset() {
+        let limiter = Limiter::new(RateBudget::per_minute(1000), None);
+        limiter.take_server_word(2, Duration::from_secs(1)).await;
+        let sent = send_times(&limiter, 4, Instant::now()).await;
+        let reset = Duration::from_secs(1);
+        assert_eq!(sent, [Duration::ZERO, Duration::ZERO, reset, reset]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_refuses_a_wait_longer_than_asked_and_waits_a_shorter_one() {
+        let pacer = ServerPacer::default();
+        let reset = Duration::from_secs(30);
+        pacer.limiter.take_server_word(0, reset).await;
+        assert_eq!(pacer.ready(Duration::from_secs(10)).await, Err(reset));
+        let start = Instant::now();
+        assert_eq!(pacer.ready(Duration::from_secs(60)).await, Ok(()));
+        assert_eq!(Instant::now() - start, reset);
+    }
+}

@@ -112,16 +112,12 @@ async fn rate_limit_429_waits_for_reset_then_succeeds() {
         .mount(&server)
         .await;
     crate::common::mount_fixture(&server).await;
-    let started = std::time::Instant::now();
+    // How long it waits is the retry rule's (http.rs, on plain values); here: it retries once.
     let build = client(&settings(&server.uri()))
         .get_build(&ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099))
         .await
         .expect("retried");
     assert_eq!(build.number, 65099);
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "waited for RateLimit-Reset"
-    );
     assert_eq!(server.received_requests().await.expect("recorded").len(), 2);
 }
 

@@ -398,8 +398,9 @@ impl wiremock::Respond for ArrivalRecorder {
     }
 }
 
-/// The limiter lets a burst up to the budget out at once and then never more than `requests`
-/// into any window, also when the server's `RateLimit-Remaining` says its budget is spent.
+/// Through a real server, no window receives more than the budget's `requests`, and a spent
+/// `RateLimit-Remaining` delays requests without any being refused (the waits themselves are
+/// asserted on tokio's paused clock in `http/pacing.rs`).
 #[tokio::test]
 async fn requests_never_exceed_the_budget_in_any_window() {
     let server = MockServer::start().await;
@@ -439,8 +440,6 @@ async fn requests_never_exceed_the_budget_in_any_window() {
     let mut arrivals = received.lock().expect("arrivals").clone();
     assert_eq!(arrivals.len(), 12);
     crate::common::assert_within_budget(&mut arrivals, window, 5);
-    // Up to the budget goes out at once: the first 5 arrive together.
-    assert!(arrivals[4].duration_since(arrivals[0]) < window / 2);
 
     // The server says 2 remain for the next 1 s: the third request waits for the reset.
     let server = MockServer::start().await;
@@ -460,18 +459,13 @@ async fn requests_never_exceed_the_budget_in_any_window() {
     )
     .expect("client");
     let url = format!("{}/v2/ping", server.uri());
-    let started = std::time::Instant::now();
+    // The wait itself is on tokio's paused clock in http/pacing.rs; here: none is refused.
     for _ in 0..4 {
         http.send(&target, || http.request(reqwest::Method::GET, &url))
             .await
             .expect("sent");
     }
-    let received = requests(&server).await.len();
-    assert_eq!(received, 4);
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "the spent server budget was waited for"
-    );
+    assert_eq!(requests(&server).await.len(), 4);
 }
 
 #[tokio::test]
