@@ -108,6 +108,11 @@ pub struct Settings {
     )]
     pub http_timeout_secs: u64,
 
+    /// PEM certificates Buildkite's client trusts besides the system's roots: the authority of
+    /// a TLS-inspecting proxy in front of the API.
+    #[arg(global = true, long, env = "CIWATCH_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+
     /// Longest total wait spent retrying one request (429, 5xx, connection errors), in seconds.
     #[arg(
         global = true,

@@ -160,20 +160,8 @@ struct Limiters {
 
 impl HttpClient {
     pub fn new(timeout: Duration, rate: RateBudget, retry: RetryPolicy) -> Result<Self, HttpError> {
-        let inner = reqwest::Client::builder()
-            .user_agent(concat!("ciwatch-mcp/", env!("CARGO_PKG_VERSION")))
-            // Each read waits at most `timeout` for its next bytes; a whole exchange is bounded
-            // by `timeout` only where the caller asks ([`HttpClient::request_timeout`]), so a
-            // large log on a slow link streams for as long as bytes keep coming.
-            .read_timeout(timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| HttpError::Transport {
-                what: "client set-up".into(),
-                message: e.to_string(),
-            })?;
         Ok(Self {
-            inner,
+            inner: reqwest_client(timeout, Vec::new())?,
             limiters: Arc::new(Limiters {
                 budget: rate,
                 by_token: Default::default(),
@@ -185,6 +173,24 @@ impl HttpClient {
             counters: Arc::default(),
             id: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// This client trusting the certificates of the PEM bundle `pem` besides the system's roots
+    /// (a TLS-inspecting proxy in front of the API; the HTTP/2 tests' own authority).
+    pub fn trusting(mut self, pem: &[u8]) -> Result<Self, HttpError> {
+        let refused = |why: String| HttpError::Transport {
+            what: "the extra certificates (CIWATCH_CA_FILE)".into(),
+            message: format!(
+                "{why}; give a file of PEM certificates (-----BEGIN CERTIFICATE-----)"
+            ),
+        };
+        let roots = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| refused(format!("not a PEM bundle ({e})")))?;
+        if roots.is_empty() {
+            return Err(refused("no certificate in it".into()));
+        }
+        self.inner = reqwest_client(self.timeout, roots)?;
+        Ok(self)
     }
 
     /// Names this client among the process's: its clones and token views share it (a
@@ -293,6 +299,35 @@ impl HttpClient {
         self.counters.bytes.fetch_add(n, Ordering::Relaxed);
         count_in_call(|c| &c.log_bytes, n);
     }
+}
+
+/// Bytes one HTTP/2 stream may have received and not yet read. A log reader holds at most
+/// 32 bodies open (`STREAMS_PER_PROCESS` of the reader), some waiting for the ceiling before
+/// they are read; the connection's window is that many streams' worth, so those waiting can
+/// never take the window the bodies being read need (hyper's defaults, 2 MiB a stream and
+/// 5 MiB a connection, let three unread logs stop every other stream on the connection).
+pub const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 32 * H2_STREAM_WINDOW;
+
+fn reqwest_client(
+    timeout: Duration,
+    extra_roots: Vec<reqwest::Certificate>,
+) -> Result<reqwest::Client, HttpError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("ciwatch-mcp/", env!("CARGO_PKG_VERSION")))
+        // Each read waits at most `timeout` for its next bytes; a whole exchange is bounded
+        // by `timeout` only where the caller asks ([`HttpClient::request_timeout`]), so a
+        // large log on a slow link streams for as long as bytes keep coming.
+        .read_timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .http2_initial_stream_window_size(H2_STREAM_WINDOW)
+        .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .tls_certs_merge(extra_roots)
+        .build()
+        .map_err(|e| HttpError::Transport {
+            what: "client set-up".into(),
+            message: e.to_string(),
+        })
 }
 
 /// How long to wait before retrying after `error`, given the backoff's own `delay`: a 429 waits

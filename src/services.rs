@@ -30,12 +30,17 @@ impl Services {
             Ok(store) => (store.map(Arc::new), None),
             Err(warning) => (None, Some(warning)),
         };
-        let http = HttpClient::new(
+        let mut http = HttpClient::new(
             settings.http_timeout(),
             settings.rate_budget(),
             settings.retry_policy(),
         )?
         .with_shared_window(store.as_ref().and_then(|s| s.redis_connection()));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("CIWATCH_CA_FILE {}: cannot be read ({e})", path.display()))?;
+            http = http.trusting(&pem)?;
+        }
         let github = Arc::new(GitHubClient::new(settings.github_options())?);
         let owners = Arc::new(owners(settings, github.clone()));
         Ok(Self {

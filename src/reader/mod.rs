@@ -54,11 +54,12 @@ use stored::StoredOutcome;
 use stream::Streamed;
 use tokio::sync::Semaphore;
 
-/// Log bodies streamed at once in this process, whatever calls and callers they serve. Each
-/// holds a 64 KiB text block, the line window and its compressed text, so this bounds the
-/// bytes in flight however many scans run (an opened body waiting for its turn holds only
-/// what the connection buffered); one scan reads at most
-/// `Budgets::concurrency` (24) at once and is not slowed by it.
+/// Log bodies open at once in this process, whatever calls and callers they serve. A read takes
+/// its turn before it opens the body, so no body is ever open without one: each holds a 64 KiB
+/// text block, the line window and its compressed text, and over HTTP/2 at most what its
+/// stream's window lets the connection buffer (`crate::http::H2_STREAM_WINDOW`; the connection's
+/// window is this many streams' worth, so bodies waiting for the ceiling cannot starve those
+/// being read). One scan reads at most `Budgets::concurrency` (24) at once.
 const STREAMS_PER_PROCESS: usize = 32;
 static STREAMS: Semaphore = Semaphore::const_new(STREAMS_PER_PROCESS);
 
@@ -202,6 +203,7 @@ impl<'a> JobReader<'a> {
                 return Ok(stored);
             }
         }
+        let _turn = STREAMS.acquire().await;
         let body = self.open(build, job, max_bytes).await?;
         let streamed = self.stream(build, job, body).await?;
         let stored = streamed.stored_text();
@@ -288,6 +290,14 @@ impl<'a> JobReader<'a> {
         mut slot: Option<Slot<'_>>,
     ) -> (JobRead, Option<Seen>) {
         let (kind, first_bytes) = limits.first_read(job);
+        // The turn is held to the end of this read, the re-reads included (see `Ceiling`).
+        if let Some(slot) = slot.as_ref() {
+            slot.turns_before().await;
+        }
+        let _turn = STREAMS.acquire().await;
+        if let Some(slot) = slot.as_ref() {
+            slot.took_turn();
+        }
         let mut body = match self.open(build, job, first_bytes).await {
             Ok(body) => body,
             Err(error) => return (fetch_failed(error), None),
@@ -377,16 +387,13 @@ impl<'a> JobReader<'a> {
         self.client.open_log(build, &job.id, bytes).await
     }
 
-    /// Reads an opened body to its end once this process has room for another stream. The
-    /// turn is taken here, not at the request: an opened read may still wait for the jobs
-    /// before it in plan order (the ceiling), and those must not wait for its turn.
+    /// Reads an opened body to its end; the caller holds a turn (`STREAMS`) from before the open.
     async fn stream(
         &self,
         build: &BuildKey,
         job: &Job,
         body: crate::buildkite::LogBody,
     ) -> Result<Streamed, BuildkiteError> {
-        let _turn = STREAMS.acquire().await;
         let streamed = stream::read_to_end(self.client, build, &job.id, body).await?;
         self.counters
             .log_requests

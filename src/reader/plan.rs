@@ -67,10 +67,17 @@ impl ReadKind {
     }
 }
 
-/// Each planned job's first-read bytes as it settles them, in plan order.
+/// Each planned job's first-read bytes as it settles them, in plan order, and which jobs have
+/// taken their turn to stream.
+///
+/// A job takes its stream turn before it opens its body and may then wait, holding the turn,
+/// for the jobs before it to settle. Turns are therefore taken in plan order: every job before
+/// a waiting one already holds a turn (or needs none), so the first unsettled job never waits
+/// for a turn and the call always moves on, however many calls share the process's turns.
 pub struct Ceiling {
     limit: u64,
     settled: watch::Sender<Vec<Option<u64>>>,
+    turns: watch::Sender<Vec<bool>>,
 }
 
 impl Ceiling {
@@ -78,6 +85,7 @@ impl Ceiling {
         Self {
             limit,
             settled: watch::Sender::new(vec![None; jobs]),
+            turns: watch::Sender::new(vec![false; jobs]),
         }
     }
 
@@ -110,6 +118,24 @@ impl Slot<'_> {
         all.map_or(0, |costs| costs[..index].iter().flatten().sum())
     }
 
+    /// Returns once every job before this one has taken its stream turn (or needs none).
+    pub async fn turns_before(&self) {
+        let index = self.index;
+        let mut turns = self.ceiling.turns.subscribe();
+        // The sender lives as long as the ceiling this slot borrows.
+        let _ = turns
+            .wait_for(|taken| taken[..index].iter().all(|t| *t))
+            .await;
+    }
+
+    /// Says this job holds its stream turn; the job after it may take its own.
+    pub fn took_turn(&self) {
+        let index = self.index;
+        self.ceiling
+            .turns
+            .send_if_modified(|taken| !std::mem::replace(&mut taken[index], true));
+    }
+
     /// The ceiling's bytes.
     pub fn limit(&self) -> u64 {
         self.ceiling.limit
@@ -124,6 +150,7 @@ impl Slot<'_> {
     pub fn settle(&mut self, bytes: u64) {
         if !self.settled {
             self.settled = true;
+            self.took_turn();
             let index = self.index;
             self.ceiling
                 .settled
@@ -158,6 +185,28 @@ mod tests {
         };
         let ((before, fits), ()) = tokio::join!(third_decides, others);
         assert_eq!((before, fits), (90, false));
+    }
+
+    #[tokio::test]
+    async fn turns_are_taken_in_plan_order_and_a_settled_or_dropped_job_needs_none() {
+        let ceiling = Ceiling::new(100, 4);
+        let (first, mut second, third, fourth) = (
+            ceiling.slot(0),
+            ceiling.slot(1),
+            ceiling.slot(2),
+            ceiling.slot(3),
+        );
+        let fourth_waits = fourth.turns_before();
+        tokio::pin!(fourth_waits);
+        assert!(futures::poll!(fourth_waits.as_mut()).is_pending());
+        first.took_turn();
+        second.settle(10);
+        assert!(
+            futures::poll!(fourth_waits.as_mut()).is_pending(),
+            "the third has no turn"
+        );
+        drop(third);
+        assert!(futures::poll!(fourth_waits.as_mut()).is_ready());
     }
 
     #[tokio::test]

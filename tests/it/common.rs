@@ -132,6 +132,7 @@ pub fn settings(server_uri: &str) -> Settings {
         no_cache: true,
         store_url: None,
         store_password: None,
+        ca_file: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod coverage;
 mod faults;
 mod github;
 mod history;
+mod http2;
 mod hud;
 mod job_log;
 mod main_branch;
