@@ -112,6 +112,12 @@ pub fn clean_line(raw_line: &str, out: &mut String) {
             out.truncate(start);
             out.push_str(&visible);
         }
+        if out[start..].contains('\u{a0}') {
+            // A web page's copy gives its gutters and indentation as non-breaking spaces.
+            let spaced = out[start..].replace('\u{a0}', " ");
+            out.truncate(start);
+            out.push_str(&spaced);
+        }
         let line = &out[start..];
         let prefix = line.len() - strip_web_ui_prefix(line).len();
         if prefix > 0 {
@@ -226,6 +232,15 @@ fn skip_escape(bytes: &[u8], start: usize) -> usize {
 /// `--` separator becomes empty. Colours that lost their escape byte in the copy (`[90m…[0m`,
 /// or `^[[0;36m` in caret notation) are cut from the line's start.
 fn strip_web_ui_prefix(line: &str) -> &str {
+    // A copy pasted as a Markdown quote: `> ` before the page's gutter or timestamp.
+    let line = line
+        .strip_prefix("> ")
+        .filter(|quoted| {
+            *quoted == "--"
+                || looks_like_bracket_timestamp(quoted)
+                || quoted.trim_start_matches(' ').starts_with("| ")
+        })
+        .unwrap_or(line);
     let mut rest = line;
     if let Some(after_gutter) = rest.trim_start_matches(' ').strip_prefix("| ") {
         if looks_like_bracket_timestamp(after_gutter) || rest.starts_with("  | ") {
@@ -395,6 +410,23 @@ mod tests {
         check(
             b"2026-06-17T10:29:02.1213552Z FAILED a\n  | ERROR tests/a.py::t - RuntimeError: x\n[90m# Received cancellation signal, interrupting[0m\n^[[0;36m(EngineCore_DP0 pid=7)^[[0;0m ok\n[1] done\n     1 | >>> FROM x\n",
             "FAILED a\nERROR tests/a.py::t - RuntimeError: x\n# Received cancellation signal, interrupting[0m\n(EngineCore_DP0 pid=7) ok\n[1] done\n     1 | >>> FROM x\n",
+        );
+    }
+
+    #[test]
+    fn a_web_copy_quoted_in_markdown_is_read_through() {
+        check(
+            b"> [2024-09-05T00:38:34Z] INFO: a\n> --\n>   | [2024-09-05T00:38:34Z] ERROR: b\n> quoted prose\n",
+            "INFO: a\n\nERROR: b\n> quoted prose\n",
+        );
+    }
+
+    #[test]
+    fn a_web_copys_non_breaking_spaces_are_spaces() {
+        check(
+            "\u{a0} | [2025-07-11T20:13:34Z] Traceback (most recent call last):\n\u{a0}\u{a0}x\n"
+                .as_bytes(),
+            "Traceback (most recent call last):\n  x\n",
         );
     }
 

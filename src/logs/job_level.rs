@@ -8,9 +8,9 @@
 //! order and bounded, instead of an arbitrary tail.
 
 use super::wording::{
-    announces_traceback, exit_says_why, is_agent_verdict, is_error_line, is_logged_traceback_part,
-    is_wrapper, only_says_failed, ANNOUNCED_ERROR, EXCEPTION_LINE, EXITED, ONLY_SAYS_FAILED,
-    TROUBLE,
+    announces_traceback, exit_says_why, is_agent_verdict, is_crash_line, is_error_line,
+    is_logged_traceback_part, is_wrapper, only_says_failed, ANNOUNCED_ERROR, EXCEPTION_LINE,
+    EXITED, ONLY_SAYS_FAILED, TROUBLE,
 };
 use super::{bounded_line, prefix};
 use crate::model::ErrorSource;
@@ -23,6 +23,9 @@ pub const SEARCH_LINES: usize = 1500;
 pub const MAX_EXCERPT_LINES: usize = 24;
 /// Frames kept from the end of the last traceback.
 const TRACEBACK_TAIL_LINES: usize = 8;
+/// How far above a process's death line (`Fatal Python error: Aborted`) the error that killed it
+/// is looked for: runtimes print their fault and abort at once.
+const DEATH_CAUSE_LINES: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobLevelFailure {
@@ -59,7 +62,9 @@ pub fn explain_job_failure(cleaned: &str) -> JobLevelFailure {
 /// announces what follows, is never chosen, and neither is the agent's exit line.
 pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     let mut keep = vec![false; lines.len()];
-    let exception = last_exception(lines, &mut keep);
+    // pytest-timeout stopped the run: what it dumps after its banner (the threads' stacks, the
+    // test's teardown) is not why the job failed.
+    let exception = timeout_banner(lines, &mut keep).or_else(|| last_exception(lines, &mut keep));
 
     let mut last_error: Option<usize> = None;
     let mut last_only_failed: Option<usize> = None;
@@ -84,7 +89,13 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
             // An exception that gives only its name (`AssertionError:`) says less than the
             // error line right above it that raised it (`BackendCompilerFailed: … raised:`).
             let says_more_above = last_error == error.checked_sub(1) && names_only(lines[error]);
-            if !says_more_above {
+            // A process's death says what its runtime printed just before it: the fault.
+            let death_after_its_cause = last_error.is_some_and(|cause| {
+                error - cause <= DEATH_CAUSE_LINES
+                    && is_crash_line(prefix::body(lines[error]))
+                    && !is_crash_line(prefix::body(lines[cause]))
+            });
+            if !says_more_above && !death_after_its_cause {
                 last_error = Some(error);
             }
         } else if TROUBLE.is_match(line) {
@@ -175,6 +186,18 @@ fn keep_continuation(lines: &[&str], i: usize, keep: &mut [bool]) {
         keep[j] = true;
     }
 }
+
+/// pytest-timeout's banner (`+++++ Timeout +++++`), the last one, as the job's error.
+fn timeout_banner(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSource)> {
+    let banner = lines
+        .iter()
+        .rposition(|l| TIMEOUT_BANNER.is_match(prefix::body(l).trim()))?;
+    keep[banner] = true;
+    Some((banner, ErrorSource::ErrorLine))
+}
+
+static TIMEOUT_BANNER: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^\+{5,} Timeout \+{5,}$").expect("valid"));
 
 /// The exception that closes the last traceback, or the first exception of pytest's last `E`
 /// block when that comes later (or the root cause a vLLM wrapper points up to), marking the
@@ -329,6 +352,17 @@ mod root_cause_tests {
                 "Memory access fault by GPU node-2 (Agent handle: 0x6315) on address (nil). Reason: Unknown.\nAborted (core dumped)",
                 "Memory access fault by GPU node-2",
             ),
+            (
+                "HW Exception by GPU node-1 (Agent handle: 0x5899c75e9d60) reason :GPU Hang\nFatal Python error: Aborted\n\nThread 0x00007adf2ede06c0 (most recent call first):\n  <no Python frame>",
+                "HW Exception by GPU node-1",
+            ),
+            // pytest-timeout's banner: what it dumps after it (stacks, a teardown's traceback) is not why.
+            (
+                "+++++++++++++++++++++++++++++++++++ Timeout ++++++++++++++++++++++++++++++++++++\nTraceback (most recent call last):\n  File \"/a.py\", line 1, in f\nhomeassistant.exceptions.ServiceNotFound: Unable to find service",
+                "+++++ Timeout +++++",
+            ),
+            ("##[error]The action has timed out.", "The action has timed out."),
+            ("/w/ggml/src/ggml-cuda/mmv.cu:156: GGML_ASSERT(src1->type == GGML_TYPE_F32) failed", "GGML_ASSERT("),
             // BuildKit's "the step failed" lines give way to the error that says why.
             (
                 "#14 41.53 ERROR: No matching distribution found for torch-npu==2.8.0.post1\n#14 ERROR: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1\nERROR: failed to solve: process \"/bin/sh -c pip install -e /workspace/vllm-ascend/\" did not complete successfully: exit code: 1",

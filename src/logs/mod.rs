@@ -181,7 +181,9 @@ pub use crate::text::bounded_text;
 /// `AssertionError: …`, `torch.OutOfMemoryError: …`, `Failed: Timeout >300s`, `assert …`.
 pub fn looks_like_exception(text: &str) -> bool {
     let head = text.split([':', ' ', '(']).next().unwrap_or("");
+    // A module's private exception (`grpc._channel._InactiveRpcError`) is one too.
     let name = head.rsplit('.').next().unwrap_or(head);
+    let name = name.strip_prefix('_').unwrap_or(name);
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && name.as_bytes()[0].is_ascii_uppercase()
@@ -193,6 +195,7 @@ pub fn looks_like_exception(text: &str) -> bool {
             "Failed",
             "Timeout",
             "Failure",
+            "NotFound",
         ]
         .iter()
         .any(|suffix| name.ends_with(suffix)))

@@ -116,7 +116,8 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = line.strip_prefix("INTERNALERROR> ") {
         return no_level(rest);
     }
-    if let Some(rest) = line.strip_prefix("##[") {
+    // GitHub Actions' annotation, also in a paste indented as a whole.
+    if let Some(rest) = line.trim_start().strip_prefix("##[") {
         let close = rest.find(']')?;
         let level = &rest[..close];
         return Some((Some(level), &rest[close + 1..]));

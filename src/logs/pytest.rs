@@ -54,6 +54,8 @@ pub(crate) struct Located {
 impl PytestFailure {
     /// Takes `error` as the failure's error message, with what chose it and its line.
     pub(crate) fn set_error(&mut self, error: Option<Located>) {
+        // A message with no letter or digit (a summary cut to `...`) says nothing.
+        let error = error.filter(|e| e.message.chars().any(char::is_alphanumeric));
         self.error_message = error.as_ref().map(|e| e.message.clone());
         self.error_source = error.as_ref().map(|e| e.source);
         self.error_line = error.and_then(|e| e.line);

@@ -75,9 +75,10 @@ pub(crate) fn only_says_failed(body: &str) -> bool {
 
 /// Lines that name trouble without being error lines: huggingface_hub's warning of the error it
 /// will retry, the HF API's refusal, apt's warning that a mirror's name did not resolve, NCCL's network warnings and lost connections, nvidia-smi
-/// finding no usable GPU, Buildkite's agent lost, a failed checkout.
+/// finding no usable GPU, ROCm's device that cannot be opened, Buildkite's agent lost, a failed
+/// checkout, GitHub Actions' step timeout.
 pub(crate) static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!")
+    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!|^The action (?:'[^']*' )?has timed out|Unable to open /dev/kfd")
         .expect("valid")
 });
 
@@ -99,6 +100,8 @@ pub(crate) fn is_agent_verdict(line: &str) -> bool {
 pub(crate) fn is_crash_line(line: &str) -> bool {
     line.contains("Fatal Python error")
         || line.contains("STATUS_ACCESS_VIOLATION")
+        // Windows' report of a process that crashed (0xC0000005: an access violation).
+        || line.contains("Exception Code: 0xC")
         || line.contains("Segmentation fault")
         || line.contains("(core dumped)")
         || SHELL_KILLED.is_match(line)
@@ -132,7 +135,7 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|Memory access fault by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
     )
     .expect("valid")
 });
@@ -180,7 +183,7 @@ pub(crate) fn is_error_line(line: &str) -> bool {
 pub(crate) static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| {
         regex::Regex::new(
-            r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::|$)",
+            r"^(?:[A-Za-z_][\w]*\.)*_?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|NotFound)\b(?::|$)",
         )
         .expect("valid")
     });

@@ -60,7 +60,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "host_not_ready",
             InfraKind::HostNotReady,
-            r"(?i)\b(?:environment|checkout|pre-checkout|post-checkout|pre-command|pre-exit|global|local|agent) hook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: \w+ error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory|open\(/dev/[^)]*\): Device or resource busy",
+            r"(?i)\b(?:environment|checkout|pre-checkout|post-checkout|pre-command|pre-exit|global|local|agent) hook exited with status -?\d+|Checkout failed! exit status|nvidia-container-cli: \w+ error|Free memory on device (?:\S+ )?\([^)]*\) on startup is less than desired GPU memory|open\(/dev/[^)]*\): Device or resource busy|Unable to open /dev/kfd",
             None,
             0.7,
         ),
@@ -113,7 +113,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "runner_timeout",
             InfraKind::JobTimeout,
-            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes",
+            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes|^The action (?:'[^']*' )?has timed out",
             None,
             0.7,
         ),
@@ -146,7 +146,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
                 // A connection to another host that failed, in Python's, curl's, git's, Go's
                 // and uv's words.
                 r"|Connection reset by peer|Connection aborted|Connection broken|ConnectionResetError|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
-                r"|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://",
+                r"|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://|download has timed out",
             ),
             Some(LOCAL_HOSTS),
             0.7,
@@ -157,7 +157,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "image_build",
             InfraKind::ImageBuild,
-            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|Failed to build `|Building wheel for \S+ .*did not run successfully",
+            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|Failed to build `|Building wheel for \S+ .*did not run successfully|ResolvePackageNotFound|PackagesNotFoundError|UnsatisfiableError",
             Some(CODE_BUILD),
             0.7,
         ),
@@ -173,7 +173,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "gpu_fault",
             InfraKind::GpuFault,
-            r"CUDBG_EXCEPTION_\w+|Memory access fault by GPU node-\d+",
+            r"CUDBG_EXCEPTION_\w+|(?:Memory access fault|HW Exception) by GPU node-\d+",
             None,
             0.5,
         ),
@@ -242,6 +242,11 @@ mod tests {
             ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None),
             ("tests/models/test_bloom.py::test_models[bloom-560m] FAILED", None),
             ("def test_timeout_handling(): pass", None),
+            ("Unable to open /dev/kfd read-write: Invalid argument", Some(InfraKind::HostNotReady)),
+            ("The action 'Run PyTorch smoketests' has timed out after 10 minutes.", Some(InfraKind::JobTimeout)),
+            ("HW Exception by GPU node-1 (Agent handle: 0x5899c75e9d60) reason :GPU Hang", Some(InfraKind::GpuFault)),
+            ("Error: Action 'https://api.github.com/repos/o/r/tarball/335b5c7' download has timed out.", Some(InfraKind::NetworkOrHub)),
+            ("#28 12.53 ResolvePackageNotFound: ", Some(InfraKind::ImageBuild)),
         ];
         for (line, expected) in cases {
             assert_eq!(kind_of(line), expected, "{line}");
