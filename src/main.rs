@@ -72,6 +72,10 @@ struct ServeArgs {
     /// finished nightly is then read before anyone asks.
     #[arg(long, env = "CIWATCH_WEBHOOK_TOKEN", hide_env_values = true)]
     webhook_token: Option<String>,
+    /// Seconds between the watcher's looks for a new nightly of the HUD's pipeline, which it
+    /// reads before anyone asks (0 turns the watcher off).
+    #[arg(long, env = "CIWATCH_WATCH_INTERVAL_SECS", default_value_t = ciwatch_mcp::mcp::DEFAULT_WATCH_INTERVAL.as_secs())]
+    watch_interval_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -209,6 +213,8 @@ async fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .map(ciwatch_mcp::config::Secret::new),
+        watch_interval: (args.watch_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.watch_interval_secs)),
     };
     ciwatch_mcp::mcp::serve_http(settings, options)
         .await

@@ -3,7 +3,28 @@
 //! `RateLimit-Reset`), for Buildkite's limiter and GitHub's pacer alike.
 
 use reqwest::header::HeaderMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+tokio::task_local! {
+    /// Set while a task does background work (the sidecar's watcher).
+    static BACKGROUND: ();
+}
+
+/// Runs `work` as background work: its requests never take more than half of any window, and
+/// none goes out while an interactive request waits for the window. So a caller's requests find
+/// room at once, or wait at most for the background requests already sent to leave the window
+/// (never for one queued after them).
+pub async fn in_background<F: std::future::Future>(work: F) -> F::Output {
+    BACKGROUND.scope((), work).await
+}
+
+fn is_background() -> bool {
+    BACKGROUND.try_with(|_| ()).is_ok()
+}
+
+/// How often background work looks again while an interactive request waits.
+const BACKGROUND_RETRY: Duration = Duration::from_millis(100);
 
 /// How many requests may go out in any window of time: Buildkite counts requests per user per
 /// minute (50) and refuses the rest, so the bound is a sliding window, not a token bucket (a
@@ -31,6 +52,24 @@ pub(super) struct Limiter {
     state: tokio::sync::Mutex<LimiterState>,
     /// The replicas' window of the same token, when there is a shared store.
     shared: Option<crate::shared_window::SharedWindow>,
+    /// Interactive requests waiting for the window: background work holds back meanwhile.
+    interactive_waiting: AtomicUsize,
+}
+
+/// Counts an interactive request as waiting for as long as it lives (a cancelled wait too).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -53,6 +92,7 @@ impl Limiter {
             },
             state: tokio::sync::Mutex::default(),
             shared,
+            interactive_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -75,8 +115,16 @@ impl Limiter {
         }
     }
 
-    /// Waits until one more request fits both local budgets, and counts it as sent.
+    /// Waits until one more request fits both local budgets, and counts it as sent. Background
+    /// work (see [`in_background`]) fits only half the window and yields to interactive waits.
     async fn acquire_local(&self) {
+        let background = is_background();
+        let room = if background {
+            (self.budget.requests as usize / 2).max(1)
+        } else {
+            self.budget.requests as usize
+        };
+        let mut waiting = None;
         loop {
             let now = tokio::time::Instant::now();
             let wait_until = {
@@ -96,11 +144,17 @@ impl Limiter {
                     Some((0, reset)) => Some(reset),
                     _ => None,
                 };
-                let window_wait = (state.sent.len() >= self.budget.requests as usize)
-                    .then(|| state.sent.front().map(|t| *t + self.budget.window))
-                    .flatten();
+                // The window has room again once the oldest of the last `room` sent leaves it.
+                let window_wait = state
+                    .sent
+                    .len()
+                    .checked_sub(room)
+                    .and_then(|oldest| state.sent.get(oldest))
+                    .map(|t| *t + self.budget.window);
+                let yields = background && self.interactive_waiting.load(Ordering::Relaxed) > 0;
                 match server_wait.max(window_wait) {
                     Some(until) => until,
+                    None if yields => now + BACKGROUND_RETRY,
                     None => {
                         state.sent.push_back(now);
                         if let Some((remaining, _)) = &mut state.server_remaining {
@@ -110,6 +164,9 @@ impl Limiter {
                     }
                 }
             };
+            if !background && waiting.is_none() {
+                waiting = Some(Waiting::new(&self.interactive_waiting));
+            }
             tokio::time::sleep_until(wait_until).await;
         }
     }
@@ -242,6 +299,59 @@ mod tests {
             let in_window = sent[i..].iter().filter(|t| **t - *first < window).count();
             assert!(in_window <= 5, "{in_window} requests within {window:?}");
         }
+    }
+
+    /// A watcher reading 40 logs and a caller's 20 requests 10 s in, under 45 a minute: the
+    /// watcher never holds more than half the window, so the caller's requests all go out at
+    /// once, and the watcher finishes later instead.
+    #[tokio::test(start_paused = true)]
+    async fn background_work_takes_half_the_window_and_callers_never_wait_for_it() {
+        let window = Duration::from_secs(60);
+        let limiter = Limiter::new(RateBudget::per_minute(45), None);
+        let start = Instant::now();
+        let watcher = in_background(send_times(&limiter, 40, start));
+        let caller = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            send_times(&limiter, 20, start).await
+        };
+        let (watcher, caller) = tokio::join!(watcher, caller);
+        assert_eq!(caller, [Duration::from_secs(10); 20]);
+        assert_eq!(watcher[..22], [Duration::ZERO; 22]);
+        let all: Vec<Duration> = watcher.iter().chain(&caller).copied().collect();
+        for first in &all {
+            let in_window = all
+                .iter()
+                .filter(|t| **t >= *first && **t - *first < window);
+            assert!(in_window.count() <= 45);
+            let watcher_in_window = watcher
+                .iter()
+                .filter(|t| **t >= *first && **t - *first < window);
+            assert!(watcher_in_window.count() <= 22);
+        }
+        // Its half counts the caller's requests too: the rest goes once those leave the window.
+        assert_eq!(watcher.last(), Some(&Duration::from_secs(70)));
+    }
+
+    /// While a caller waits for the window, background work sends nothing, even with room for it.
+    #[tokio::test(start_paused = true)]
+    async fn background_work_yields_while_a_caller_waits() {
+        let limiter = Limiter::new(
+            RateBudget {
+                requests: 4,
+                window: Duration::from_secs(10),
+            },
+            None,
+        );
+        let start = Instant::now();
+        // The caller fills the window and waits for its next four.
+        let caller = send_times(&limiter, 8, start);
+        let watcher = async {
+            tokio::task::yield_now().await;
+            in_background(send_times(&limiter, 1, start)).await
+        };
+        let (caller, watcher) = tokio::join!(caller, watcher);
+        assert_eq!(caller[4..], [Duration::from_secs(10); 4]);
+        assert!(watcher[0] >= Duration::from_secs(20), "{watcher:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,7 +4,7 @@
 
 use super::grid::{self, Cell, Row};
 use super::{safe_href, STYLE};
-use crate::model::{Cause, FailureClassification, ScanResult};
+use crate::model::{Cause, FailureClassification, ScanResult, WatchOutcome, WatchStatus};
 use crate::report::{issue_state_name, parity_name};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -18,6 +18,8 @@ pub struct Place {
     pub pipeline: String,
     /// The night page's path, e.g. `/hud/vllm/ci`.
     pub base: String,
+    /// What the sidecar's watcher last did for the pipeline, when it watches it.
+    pub watch: Option<WatchStatus>,
 }
 
 impl Place {
@@ -25,6 +27,7 @@ impl Place {
         Self {
             pipeline: format!("{org}/{pipeline}"),
             base: format!("/hud/{org}/{pipeline}"),
+            watch: None,
         }
     }
 
@@ -64,6 +67,7 @@ pub(super) fn frame(title: &str, place: &Place, body: Markup) -> String {
                 }
                 main { (body) }
                 footer {
+                    @if let Some(watch) = &place.watch { p class="watch" { (watch_line(watch)) } }
                     "Legend: "
                     @for outcome in [grid::Outcome::Failed, grid::Outcome::Passed, grid::Outcome::NotRun, grid::Outcome::Unknown] {
                         span class={"cell " (outcome.class())} { (outcome.symbol()) } " " (outcome.label()) " · "
@@ -74,6 +78,25 @@ pub(super) fn frame(title: &str, place: &Place, body: Markup) -> String {
         }
     }
     .into_string()
+}
+
+/// The watcher's last look and its next, in one line.
+fn watch_line(watch: &WatchStatus) -> String {
+    let what = match &watch.outcome {
+        WatchOutcome::Read {
+            build_number,
+            complete,
+            failures,
+        } => format!(
+            "read nightly #{build_number} ({failures} failures, {})",
+            if *complete { "complete" } else { "incomplete" }
+        ),
+        WatchOutcome::Failed { why } => format!("could not read the nightly ({why})"),
+    };
+    format!(
+        "Watcher: looked at {}: {what}; next look at {}.",
+        watch.looked_at, watch.next_look_at
+    )
 }
 
 /// The page shown when the store holds no scan of the pipeline yet, with why when known.

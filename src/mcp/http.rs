@@ -40,6 +40,8 @@ pub struct HttpOptions {
     /// The token Buildkite signs its webhooks with; `POST /webhooks/buildkite` is served when
     /// it is set.
     pub webhook_token: Option<Secret>,
+    /// How often the watcher looks at the HUD's pipeline for a new nightly; `None`: no watcher.
+    pub watch_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,11 @@ pub fn router(settings: Settings, options: &HttpOptions) -> Result<Router, HttpS
         hosts,
         origins,
     };
+    if let Some(interval) = options.watch_interval {
+        let (org, pipeline) = super::hud_routes::DEFAULT_PIPELINE;
+        let pipelines = vec![(org.to_string(), pipeline.to_string())];
+        super::watcher::spawn(server.clone(), pipelines, interval);
+    }
     let hud = super::hud_routes::routes(server.clone(), gate.clone());
     let webhook_server = server.clone();
     // The gate checks Host and Origin for /mcp as for the HUD, so rmcp's own checks are off.

@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
-/// The pipeline `/hud` shows.
-const DEFAULT_PIPELINE: (&str, &str) = ("vllm", "ci");
+/// The pipeline `/hud` shows (and the watcher reads).
+pub(super) const DEFAULT_PIPELINE: (&str, &str) = ("vllm", "ci");
 /// The cookie a browser keeps its session in (a value derived from the bearer token).
 const SESSION_COOKIE: &str = "ciwatch_hud";
 
@@ -58,7 +58,7 @@ async fn night(
     State(server): State<CiWatchServer>,
     Path((org, pipeline)): Path<(String, String)>,
 ) -> Result<Response, BadPipeline> {
-    let place = place(&org, &pipeline)?;
+    let place = place(&server, &org, &pipeline)?;
     Ok(match server.hud_scan(&place.pipeline).await {
         Some(scan) => page(StatusCode::OK, hud::night_page(&scan, &place)),
         None => page(StatusCode::OK, hud::no_scan_page(&place, None)),
@@ -70,7 +70,7 @@ async fn test(
     Path((org, pipeline)): Path<(String, String)>,
     Query(query): Query<TestQuery>,
 ) -> Result<Response, BadPipeline> {
-    let place = place(&org, &pipeline)?;
+    let place = place(&server, &org, &pipeline)?;
     let Some(scan) = server.hud_scan(&place.pipeline).await else {
         return Ok(page(StatusCode::NOT_FOUND, hud::no_scan_page(&place, None)));
     };
@@ -90,9 +90,9 @@ async fn refresh(
     State(server): State<CiWatchServer>,
     Path((org, pipeline)): Path<(String, String)>,
 ) -> Result<Response, BadPipeline> {
-    let place = place(&org, &pipeline)?;
+    let place = place(&server, &org, &pipeline)?;
     Ok(match server.scan_nightly_for_hud(&org, &pipeline).await {
-        Ok(()) => Redirect::to(&place.base).into_response(),
+        Ok(_) => Redirect::to(&place.base).into_response(),
         Err(why) => page(
             StatusCode::BAD_GATEWAY,
             hud::no_scan_page(
@@ -112,7 +112,7 @@ async fn bisect(
     Path((org, pipeline)): Path<(String, String)>,
     Query(query): Query<TestQuery>,
 ) -> Result<Response, BadPipeline> {
-    let place = place(&org, &pipeline)?;
+    let place = place(&server, &org, &pipeline)?;
     Ok(
         match server.bisect_for_hud(&org, &pipeline, &query.id).await {
             Ok(plan) => page(StatusCode::OK, hud::bisect_page(&plan, &place)),
@@ -138,10 +138,13 @@ impl IntoResponse for BadPipeline {
     }
 }
 
-fn place(org: &str, pipeline: &str) -> Result<Place, BadPipeline> {
-    crate::buildkite::parse_pipeline(&format!("{org}/{pipeline}"), org)
-        .map(|(org, pipeline)| Place::new(&org, &pipeline))
-        .map_err(|e| BadPipeline(e.to_string()))
+/// Where `org/pipeline`'s pages are served, with what the watcher last did for it.
+fn place(server: &CiWatchServer, org: &str, pipeline: &str) -> Result<Place, BadPipeline> {
+    let (org, pipeline) = crate::buildkite::parse_pipeline(&format!("{org}/{pipeline}"), org)
+        .map_err(|e| BadPipeline(e.to_string()))?;
+    let mut place = Place::new(&org, &pipeline);
+    place.watch = server.watch_status(&place.pipeline);
+    Ok(place)
 }
 
 /// An HTML page under the HUD's policy: no script, nothing from elsewhere, never cached.

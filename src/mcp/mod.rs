@@ -16,6 +16,7 @@ mod progress;
 mod prompts;
 mod render_tool;
 mod scan_tools;
+mod watcher;
 mod webhook;
 
 use crate::buildkite::BuildkiteClient;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 pub use http::{
     router as http_router, serve_http, HttpOptions, HttpServeError, BUILDKITE_TOKEN_HEADER,
 };
+pub use watcher::DEFAULT_WATCH_INTERVAL;
 pub use webhook::signature as webhook_signature;
 
 /// Server name clients show, as in the original.
@@ -62,6 +64,8 @@ pub struct CiWatchServer {
     /// The last nightly scan per `org/pipeline` made with the server's own token: what the
     /// HUD shows (see `hud_routes.rs`).
     hud: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
+    /// What the watcher last did per `org/pipeline` (see `watcher.rs`).
+    watch: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::model::WatchStatus>>>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -105,6 +109,7 @@ impl CiWatchServer {
             cache_warning: services.store_warning,
             latest_scan: Arc::default(),
             hud: Arc::default(),
+            watch: Arc::default(),
             tool_router,
             prompt_router: Self::prompt_router(),
         })

@@ -324,7 +324,7 @@ impl CiWatchServer {
         &self,
         org: &str,
         pipeline: &str,
-    ) -> Result<(), String> {
+    ) -> Result<Arc<crate::model::ScanResult>, String> {
         let client = self.buildkite(&rmcp::model::Extensions::default())?;
         let defaults: ScanSettings =
             serde_json::from_value(serde_json::json!({})).map_err(|e| e.to_string())?;
@@ -345,8 +345,9 @@ impl CiWatchServer {
         )
         .await
         .map_err(|e| e.to_string())?;
-        self.remember_for_hud(Arc::new(result)).await;
-        Ok(())
+        let result = Arc::new(result);
+        self.remember_for_hud(result.clone()).await;
+        Ok(result)
     }
 
     pub(super) fn enrichment(&self) -> Enrichment<'_> {

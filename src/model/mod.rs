@@ -18,6 +18,7 @@ mod nightly;
 mod scan;
 mod shared;
 mod state;
+mod watch;
 
 pub use bisect::*;
 pub use cause::*;
@@ -29,3 +30,4 @@ pub use nightly::*;
 pub use scan::*;
 pub use shared::*;
 pub use state::*;
+pub use watch::*;

@@ -277,7 +277,7 @@ pub async fn serve(app: axum::Router) -> String {
 }
 
 /// The sidecar's options on loopback with nothing else set (no endpoint token, no listed
-/// hosts or origins, no webhook); tests set what they need over it.
+/// hosts or origins, no webhook, no watcher); tests set what they need over it.
 pub fn loopback_options() -> ciwatch_mcp::mcp::HttpOptions {
     ciwatch_mcp::mcp::HttpOptions {
         bind: "127.0.0.1:0".parse().expect("address"),
@@ -285,6 +285,7 @@ pub fn loopback_options() -> ciwatch_mcp::mcp::HttpOptions {
         allowed_hosts: vec![],
         allowed_origins: vec![],
         webhook_token: None,
+        watch_interval: None,
     }
 }
 

@@ -29,7 +29,7 @@ async fn sidecar(buildkite: &MockServer, github: &MockServer, cache: &Path) -> S
 }
 
 /// Where a sidecar keeps its store: its own folder, or a Redis its replicas share.
-enum StoreAt<'a> {
+pub(crate) enum StoreAt<'a> {
     Dir(&'a Path),
     Redis(&'a str),
 }
@@ -48,7 +48,7 @@ async fn sidecar_behind(
     crate::common::serve_sidecar(settings, &options).await
 }
 
-fn sidecar_settings(
+pub(crate) fn sidecar_settings(
     buildkite: &MockServer,
     github: &MockServer,
     store: StoreAt<'_>,
@@ -116,7 +116,7 @@ fn unescape(text: &str) -> String {
 }
 
 /// The full scan the HUD shows, read by the tools' own path (the same mocks).
-async fn full_scan(base: &str) -> (ScanResult, Value) {
+pub(crate) async fn full_scan(base: &str) -> (ScanResult, Value) {
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
     let client =
         ().serve(StreamableHttpClientTransport::from_config(config))

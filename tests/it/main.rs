@@ -32,3 +32,4 @@ mod setup;
 mod store;
 mod streaming;
 mod trust;
+mod watcher;

@@ -245,6 +245,7 @@ async fn host_check_on_a_public_bind_keeps_loopback_and_adds_listed_hosts() {
             allowed_hosts: allowed_hosts.clone(),
             allowed_origins: vec![],
             webhook_token: None,
+            watch_interval: None,
         };
         let base =
             crate::common::serve_sidecar(crate::common::settings(&buildkite.uri()), &options).await;
