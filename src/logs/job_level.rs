@@ -71,11 +71,17 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     // A runner's exit line with a signal's status: weaker than what the process printed.
     let mut last_signal_exit: Option<usize> = None;
     let mut last_trouble: Option<usize> = None;
+    // A tool's own word that a command it ran failed (`error: command 'bazel' failed with exit
+    // code 37`): the last resort, when nothing says more.
+    let mut last_tool_exit: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
         let body = prefix::body(line).trim_start();
         let exit_line = EXITED.is_match(body) && !ONLY_SAYS_FAILED.is_match(body);
         if is_agent_verdict(line) || exit_line && !exit_says_why(body) {
             keep[i] = true;
+            if !is_agent_verdict(line) && TOOL_SAYS_FAILED.is_match(body) {
+                last_tool_exit = Some(i);
+            }
         } else if exit_line && !EXCEPTION_LINE.is_match(body) {
             keep[i] = true;
             last_signal_exit = Some(i);
@@ -116,6 +122,7 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
             (last_only_failed, ErrorSource::OnlyFailed),
             (last_signal_exit, ErrorSource::OnlyFailed),
             (last_trouble, ErrorSource::Trouble),
+            (last_tool_exit, ErrorSource::OnlyFailed),
         ]
         .into_iter()
         .find_map(|(index, source)| index.map(|i| (i, source)))
@@ -240,7 +247,7 @@ fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSour
 /// exception first, whatever its name), or the last
 /// exception nested under a second `E` margin (the repr of a collection error carries the
 /// import's own traceback, whose exception is the cause); else `None`.
-fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
+pub(crate) fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
     let is_e = |l: &&str| e_margin(prefix::body(l)).is_some();
     let last = lines.iter().rposition(is_e)?;
     let first = lines[..last]
@@ -268,6 +275,17 @@ fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
         })
 }
 
+/// A tool's line that a command failed, in its own words (not a runner's `Process completed`).
+static TOOL_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:error|ERROR|Error): .*\bfailed\b").expect("valid")
+});
+
+/// A build tool's location before its message (`ERROR: /path/BUILD:76:11: `) so long (a path
+/// into a cache) that it would push the message past the cut: skipped in a line too long to keep.
+static LOCATION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:ERROR: )?(?:/|[A-Za-z]:\\)\S{60,}:\d+:\d+: ").expect("valid")
+});
+
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
 static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |Memory access fault by GPU|\b(?:Killed|Segmentation fault) {2,}\S")
@@ -278,8 +296,10 @@ static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
 /// length, starting at its cause when a long line names it past the cut.
 pub(crate) fn message_of(line: &str) -> String {
     let line = without_pytest_margins(prefix::body(line)).trim();
-    let start = match CAUSE.find(line) {
-        Some(cause) if line.len() > super::pytest::MAX_ERROR_MESSAGE_CHARS => cause.start(),
+    let long = line.len() > super::pytest::MAX_ERROR_MESSAGE_CHARS;
+    let start = match (CAUSE.find(line), LOCATION.find(line)) {
+        (Some(cause), _) if long => cause.start(),
+        (None, Some(location)) if long => location.end(),
         _ => 0,
     };
     super::pytest::truncate_message(&line[start..])

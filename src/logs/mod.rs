@@ -92,6 +92,24 @@ impl LogAnalyzer {
             .iter_mut()
             .filter(|f| f.error_message.is_none());
         if let (Some(only), None) = (silent.next(), silent.next()) {
+            // Its section head was not in the text (a paste that starts at its `E` lines): the
+            // log's last `E` block is the one test's exception.
+            let e_block = job_level::last_e_block_exception(&lines).filter(|&e| {
+                !wording::is_wrapper(prefix::without_pytest_margins(prefix::body(lines[e])))
+            });
+            if let Some(e) = e_block {
+                only.set_error(Some(pytest::Located {
+                    message: job_level::message_of(lines[e]),
+                    source: ErrorSource::Exception,
+                    line: Some(first_recent + e as u64),
+                }));
+            }
+        }
+        let mut silent = findings
+            .failures
+            .iter_mut()
+            .filter(|f| f.error_message.is_none());
+        if let (Some(only), None) = (silent.next(), silent.next()) {
             let crash = lines
                 .iter()
                 .rposition(|line| wording::is_crash_line(line))
@@ -242,6 +260,21 @@ mod tests {
             two.tests.iter().all(|t| t.error_message.is_none()),
             "{two:?}"
         );
+    }
+
+    /// A paste that starts at a test's `E` lines (its section head cut) gives them to the one
+    /// test its summary names without a message; a wrapper there says nothing of its own.
+    #[test]
+    fn the_one_silent_test_takes_the_e_block_above_its_summary() {
+        let tail = "\n=== short test summary info ===\nFAILED tests/a.py::test_bf16\n";
+        let log = format!(">           work = group.broadcast([tensor], opts)\nE           RuntimeError: Input tensor data type is not supported for NCCL process group: BFloat16\n\n/x/distributed_c10d.py:1197: RuntimeError{tail}");
+        let read = analyze_log(&log);
+        assert_eq!(
+            read.tests[0].error_message.as_deref(),
+            Some("RuntimeError: Input tensor data type is not supported for NCCL process group: BFloat16")
+        );
+        let wrapper = format!("E   vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.{tail}");
+        assert_eq!(analyze_log(&wrapper).tests[0].error_message, None);
     }
 
     /// A test whose summary line carries no message takes its error from what a vLLM process

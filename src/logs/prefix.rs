@@ -97,7 +97,7 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = timestamp(line).or_else(|| month_day_clock(line)) {
         return no_level(rest);
     }
-    if let Some(rest) = build_step(line) {
+    if let Some(rest) = build_step(line).or_else(|| cloud_build_step(line)) {
         return no_level(rest);
     }
     if let Some(rest) = process_tag(line) {
@@ -149,10 +149,13 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
     let xdist = trimmed
         .strip_prefix("gw")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    let progress = trimmed
-        .strip_suffix('%')
-        .is_some_and(|n| !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()));
-    if is_clock(trimmed) || xdist || progress {
+    let counted = |unit: char| {
+        trimmed
+            .strip_suffix(unit)
+            .is_some_and(|n| !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()))
+    };
+    // pytest's `[ 42%]`; the Open Build Service's seconds since the build began, `[   25s]`.
+    if is_clock(trimmed) || xdist || counted('%') || counted('s') {
         return Some((None, after));
     }
     // `[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234]`, `[E ProcessGroupNCCL.cpp:616]`.
@@ -219,7 +222,10 @@ fn timestamp(line: &str) -> Option<&str> {
             .take_while(|c| c.is_ascii_digit())
             .count();
     }
-    let rest = line[at..].strip_prefix(' ')?.trim_start_matches(' ');
+    // TensorFlow's and absl's clock ends with a colon: `2018-06-06 15:26:54.882302: `.
+    let after = &line[at..];
+    let after = after.strip_prefix(':').unwrap_or(after);
+    let rest = after.strip_prefix(' ')?.trim_start_matches(' ');
     Some(
         rest.strip_prefix("- ")
             .or_else(|| rest.strip_prefix("| "))
@@ -241,6 +247,19 @@ fn month_day_clock(line: &str) -> Option<&str> {
         return None;
     }
     timestamp(rest[day..].strip_prefix(' ')?)
+}
+
+/// Google Cloud Build's step name: `Step #4 - "run_e2e_tests": text`.
+fn cloud_build_step(line: &str) -> Option<&str> {
+    let after = line.strip_prefix("Step #")?;
+    let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    let after = &after[digits..];
+    let after = match after.strip_prefix(" - \"") {
+        Some(named) => &named[named.find('"')? + 1..],
+        None => after,
+    };
+    (digits > 0).then_some(())?;
+    after.strip_prefix(": ")
 }
 
 /// Docker BuildKit's plain progress: `#8 12.34 text`, `#8 text`, `12.34 text`.
@@ -317,7 +336,14 @@ fn glog_head(line: &str) -> Option<(Option<&str>, &str)> {
     let stamped = b.len() > 14 && b[1..5].iter().all(u8::is_ascii_digit) && b[5] == b' ';
     let close = line.find("] ")?;
     let head = &line[..close];
-    (stamped && head.contains(':') && head.contains('.')).then(|| (Some(level), &line[close + 2..]))
+    // TensorFlow's form after its own clock: `E tensorflow/core/x.cc:352] `.
+    let file_only = b.get(1) == Some(&b' ')
+        && !head[2..].contains(' ')
+        && head
+            .rsplit_once(':')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|d| d.is_ascii_digit()));
+    ((stamped || file_only) && head.contains(':') && head.contains('.'))
+        .then(|| (Some(level), &line[close + 2..]))
 }
 
 /// A logger's head and the level it gives.
@@ -440,6 +466,7 @@ mod tests {
                 "FAILED a.py::t",
             ),
             ("[gw3] [ 42%] FAILED a.py::t", false, "FAILED a.py::t"),
+            ("[   25s] Traceback (most recent call last):", false, "Traceback (most recent call last):"),
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
             (
                 "Jan 07 20:36:55 Traceback (most recent call last):",
@@ -467,6 +494,17 @@ mod tests {
                 false,
                 "[1/2] Building CXX object",
             ),
+            (
+                "Step #4 - \"run_e2e_tests\": ModuleNotFoundError: No module named 'x'",
+                false,
+                "ModuleNotFoundError: No module named 'x'",
+            ),
+            (
+                "2018-06-06 15:26:54.882302: E tensorflow/stream_executor/cuda/cuda_dnn.cc:352] Could not create cudnn handle",
+                true,
+                "Could not create cudnn handle",
+            ),
+            ("  ##[error]The action has timed out.", true, "The action has timed out."),
         ]);
     }
 

@@ -99,12 +99,7 @@ pub(super) fn status_word(text: &str) -> Option<Outcome> {
 pub fn parse_node_id(text: &str) -> Option<(&str, &str)> {
     let sep = text.find("::")?;
     let path = &text[..sep];
-    if !path.ends_with(".py")
-        || path.is_empty()
-        || !path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
-    {
+    if !path.ends_with(".py") || path.is_empty() || !path.bytes().all(is_path_byte) {
         return None;
     }
     let bytes = text.as_bytes();
@@ -144,15 +139,18 @@ pub fn parse_node_id(text: &str) -> Option<(&str, &str)> {
     Some((&text[..i], rest))
 }
 
+/// A byte of a test file's path as pytest prints it (with backslashes on Windows).
+fn is_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'\\' | b'.' | b'_' | b'-')
+}
+
 /// `tests/test_x.py - ImportError: …`: a module pytest could not collect, named by its path.
 pub(super) fn module_id(text: &str) -> Option<(&str, &str)> {
     let end = text.find(' ').unwrap_or(text.len());
     let path = &text[..end];
     let rest = &text[end..];
     (path.ends_with(".py")
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+        && path.bytes().all(is_path_byte)
         && (rest.is_empty() || rest.starts_with(" - ")))
     .then_some((path, rest))
 }

@@ -42,7 +42,7 @@ static VLLM_ANNOUNCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 pub(crate) static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(
     || {
-        regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed")
+        regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed|\bbuild aborted\b|Build did NOT complete successfully")
         .expect("valid")
     },
 );
@@ -132,10 +132,11 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 }
 
 /// An error in any tool's words: a fatal error, memory that ran out, a registry's refusal, an
-/// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`).
+/// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`, MSVC's and GoogleTest's
+/// `file.cc(12): error …`), CTest's verdict on a test (`***Failed`, `***Timeout`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: ",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b",
     )
     .expect("valid")
 });
@@ -149,8 +150,9 @@ pub(crate) fn is_error_line(line: &str) -> bool {
     }
     let split = prefix::split(line);
     let body = prefix::without_pytest_margins(split.body);
-    if is_wrapper(body) {
-        // "See root cause above": the wrapper says nothing of its own.
+    if is_wrapper(body) || UNITTEST_HEAD.is_match(body.trim_end()) {
+        // "See root cause above": the wrapper says nothing of its own; unittest's
+        // `ERROR: test_x (module.Class)` heads the test's traceback, which says what went wrong.
         return false;
     }
     let is_logger_error = split.at_error && !is_traceback_part(split.body);
@@ -178,6 +180,11 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
         || super::looks_like_exception(body)
 }
+
+/// unittest's head of a test's report: `ERROR: test_x (module.Class)`, `FAIL: test_y (…)`.
+static UNITTEST_HEAD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(?:ERROR|FAIL): \w+ \([\w.]+\)$").expect("valid")
+});
 
 /// An exception line: `RuntimeError: …`, `torch.OutOfMemoryError: …`, `AssertionError`.
 pub(crate) static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> =

@@ -70,7 +70,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "hang",
             InfraKind::Hang,
-            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$",
+            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$|\*\*\*Timeout \d",
             None,
             0.6,
         ),
@@ -247,6 +247,7 @@ mod tests {
             ("HW Exception by GPU node-1 (Agent handle: 0x5899c75e9d60) reason :GPU Hang", Some(InfraKind::GpuFault)),
             ("Error: Action 'https://api.github.com/repos/o/r/tarball/335b5c7' download has timed out.", Some(InfraKind::NetworkOrHub)),
             ("#28 12.53 ResolvePackageNotFound: ", Some(InfraKind::ImageBuild)),
+            ("72/95 Test #72: arrow-azurefs-test ...........................***Timeout 300.10 sec", Some(InfraKind::Hang)),
         ];
         for (line, expected) in cases {
             assert_eq!(kind_of(line), expected, "{line}");
