@@ -92,16 +92,7 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
             keep[i] = true;
             keep[error] = true;
             keep_continuation(lines, error, &mut keep);
-            // An exception that gives only its name (`AssertionError:`) says less than the
-            // error line right above it that raised it (`BackendCompilerFailed: … raised:`).
-            let says_more_above = last_error == error.checked_sub(1) && names_only(lines[error]);
-            // A process's death says what its runtime printed just before it: the fault.
-            let death_after_its_cause = last_error.is_some_and(|cause| {
-                error - cause <= DEATH_CAUSE_LINES
-                    && is_crash_line(prefix::body(lines[error]))
-                    && !is_crash_line(prefix::body(lines[cause]))
-            });
-            if !says_more_above && !death_after_its_cause {
+            if replaces(lines, last_error, error) {
                 last_error = Some(error);
             }
         } else if TROUBLE.is_match(line) {
@@ -142,6 +133,21 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
         error_source: chosen.map(|(_, source)| source),
         error_line: chosen.map(|(i, _)| first_line + i as u64),
     }
+}
+
+/// Whether the error line at `error` takes the place of the `last` one found above it. Not when
+/// it gives only an exception's name (`AssertionError:`) raised by the line right above it
+/// (`BackendCompilerFailed: … raised:`), which says more; nor when it is a process's death
+/// printed just after the fault its runtime reported, which says why.
+fn replaces(lines: &[&str], last: Option<usize>, error: usize) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let says_more_above = last + 1 == error && names_only(lines[error]);
+    let death_after_its_cause = error - last <= DEATH_CAUSE_LINES
+        && is_crash_line(prefix::body(lines[error]))
+        && !is_crash_line(prefix::body(lines[last]));
+    !says_more_above && !death_after_its_cause
 }
 
 /// The error line that the line at `i` is or introduces: itself when it is an error line (and
