@@ -88,6 +88,8 @@ async fn start_server(binary: &str, fixtures: &Fixtures) -> Server {
         .env("CIWATCH_CACHE_DIR", store.path())
         .env("CIWATCH_REQUESTS_PER_MINUTE", "100000")
         .env("RUST_LOG", "error")
+        // Callers alone are measured: a watcher would read the night before them.
+        .env("CIWATCH_WATCH_INTERVAL_SECS", "0")
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -13,21 +13,66 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The fixture nightly of `vllm/ci` and the AMD nightly of `vllm/amd-ci` beside it.
+/// The bundled builds, their answers serialised once, and each log generated once, on its first
+/// ask: a load bench measures the server, not this mock.
 struct Fixture {
-    builds: Vec<(&'static str, serde_json::Value, crate::buildkite::Build)>,
+    builds: Vec<FixtureBuild>,
+    logs: std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>,
+}
+
+struct FixtureBuild {
+    pipeline: &'static str,
+    build: crate::buildkite::Build,
+    /// The build as `GET …/builds/{number}` answers it.
+    json: bytes::Bytes,
+    /// The listing of it, with its jobs and without (`exclude_jobs=true`).
+    listed: bytes::Bytes,
+    listed_without_jobs: bytes::Bytes,
+}
+
+impl FixtureBuild {
+    fn new(pipeline: &'static str, json: serde_json::Value) -> Self {
+        let build = serde_json::from_value(json.clone()).expect("the bundled builds parse");
+        let bytes = |value: &serde_json::Value| {
+            bytes::Bytes::from(serde_json::to_vec(value).expect("JSON serialises"))
+        };
+        let mut without_jobs = json.clone();
+        if let Some(object) = without_jobs.as_object_mut() {
+            object.remove("jobs");
+        }
+        Self {
+            pipeline,
+            build,
+            listed: bytes(&serde_json::Value::Array(vec![json.clone()])),
+            listed_without_jobs: bytes(&serde_json::Value::Array(vec![without_jobs])),
+            json: bytes(&json),
+        }
+    }
 }
 
 impl Fixture {
-    fn of(
-        &self,
-        org: &str,
-        pipeline: &str,
-    ) -> Option<(&serde_json::Value, &crate::buildkite::Build)> {
+    fn of(&self, org: &str, pipeline: &str) -> Option<&FixtureBuild> {
         self.builds
             .iter()
-            .find(|(name, _, _)| org == "vllm" && *name == pipeline)
-            .map(|(_, json, build)| (json, build))
+            .find(|b| org == "vllm" && b.pipeline == pipeline)
     }
+
+    /// The job's raw log, generated on its first ask.
+    fn log(&self, job: &crate::buildkite::Job) -> bytes::Bytes {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        logs.entry(job.id.clone())
+            .or_insert_with(|| bytes::Bytes::from(fixtures::raw_log(job)))
+            .clone()
+    }
+}
+
+fn json_response(body: bytes::Bytes) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Where the demo server answers.
@@ -42,16 +87,12 @@ pub struct DemoUrls {
 pub async fn start() -> std::io::Result<DemoUrls> {
     let nightly: serde_json::Value = serde_json::from_str(fixtures::BUILD_65099)
         .expect("the bundled fixture build is valid JSON");
-    let amd = fixtures::amd_nightly_beside_65099();
-    let parsed = |json: &serde_json::Value| {
-        serde_json::from_value::<crate::buildkite::Build>(json.clone())
-            .expect("the bundled builds parse")
-    };
     let state = Arc::new(Fixture {
         builds: vec![
-            ("ci", nightly.clone(), parsed(&nightly)),
-            ("amd-ci", amd.clone(), parsed(&amd)),
+            FixtureBuild::new("ci", nightly),
+            FixtureBuild::new("amd-ci", fixtures::amd_nightly_beside_65099()),
         ],
+        logs: Default::default(),
     });
     let app = Router::new()
         .route(
@@ -113,29 +154,29 @@ async fn list_builds(
     Path((org, pipeline)): Path<(String, String)>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let Some((json, _)) = fixture.of(&org, &pipeline) else {
+    let Some(build) = fixture.of(&org, &pipeline) else {
         return not_found("No pipeline found");
     };
-    let mut listed = json.clone();
-    if query.get("exclude_jobs").map(String::as_str) == Some("true") {
-        if let Some(object) = listed.as_object_mut() {
-            object.remove("jobs");
-        }
-    }
-    axum::Json(serde_json::Value::Array(vec![listed])).into_response()
+    json_response(
+        if query.get("exclude_jobs").map(String::as_str) == Some("true") {
+            build.listed_without_jobs.clone()
+        } else {
+            build.listed.clone()
+        },
+    )
 }
 
 async fn get_build(
     State(fixture): State<Arc<Fixture>>,
     Path((org, pipeline, number)): Path<(String, String, String)>,
 ) -> Response {
-    let Some((json, build)) = fixture.of(&org, &pipeline) else {
+    let Some(build) = fixture.of(&org, &pipeline) else {
         return not_found("No pipeline found");
     };
-    if number != build.number.to_string() {
+    if number != build.build.number.to_string() {
         return not_found("No build found");
     }
-    axum::Json(json.clone()).into_response()
+    json_response(build.json.clone())
 }
 
 async fn job_log(
@@ -143,18 +184,19 @@ async fn job_log(
     Path((org, pipeline, number, job_id)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(job) = fixture.of(&org, &pipeline).and_then(|(_, build)| {
-        build
+    let Some(job) = fixture.of(&org, &pipeline).and_then(|b| {
+        b.build
             .jobs()
             .iter()
-            .find(|j| j.id == job_id && number == build.number.to_string())
+            .find(|j| j.id == job_id && number == b.build.number.to_string())
     }) else {
         return not_found("No job found");
     };
+    let log = fixture.log(job);
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, content_range, body) = fixtures::range_response(&fixtures::raw_log(job), range);
-    let mut response =
-        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+    let (status, content_range, part) = fixtures::range_of(log.len(), range);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, log.slice(part)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain"),

@@ -236,8 +236,14 @@ fn colourise(line: &str) -> String {
 /// Serves `log` for a `Range` header value as Buildkite does: a suffix range gives 206 with
 /// `Content-Range`, an empty log gives 416, anything else the whole log with 200.
 pub fn range_response(log: &[u8], range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
-    if log.is_empty() {
-        return (416, None, Vec::new());
+    let (status, content_range, part) = range_of(log.len(), range);
+    (status, content_range, log[part].to_vec())
+}
+
+/// [`range_response`] as the part of a log of `len` bytes to send, without copying it.
+pub fn range_of(len: usize, range: Option<&str>) -> (u16, Option<String>, std::ops::Range<usize>) {
+    if len == 0 {
+        return (416, None, 0..0);
     }
     let suffix = range
         .and_then(|r| r.trim().strip_prefix("bytes=-"))
@@ -245,11 +251,11 @@ pub fn range_response(log: &[u8], range: Option<&str>) -> (u16, Option<String>, 
         .filter(|n| *n > 0);
     match suffix {
         Some(n) => {
-            let start = log.len().saturating_sub(n);
-            let content_range = format!("bytes {start}-{}/{}", log.len() - 1, log.len());
-            (206, Some(content_range), log[start..].to_vec())
+            let start = len.saturating_sub(n);
+            let content_range = format!("bytes {start}-{}/{len}", len - 1);
+            (206, Some(content_range), start..len)
         }
-        None => (200, None, log.to_vec()),
+        None => (200, None, 0..len),
     }
 }
 
