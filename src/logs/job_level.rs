@@ -210,7 +210,7 @@ fn timeout_banner(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSour
 }
 
 static TIMEOUT_BANNER: std::sync::LazyLock<regex::Regex> =
-    std::sync::LazyLock::new(|| regex::Regex::new(r"^\+{5,} Timeout \+{5,}$").expect("valid"));
+    std::sync::LazyLock::new(|| crate::text::log_regex(r"^\+{5,} Timeout \+{5,}$").expect("valid"));
 
 /// The exception that closes the last traceback, or the first exception of pytest's last `E`
 /// block when that comes later (or the root cause a vLLM wrapper points up to), marking the
@@ -283,18 +283,18 @@ pub(crate) fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
 
 /// A tool's line that a command failed, in its own words (not a runner's `Process completed`).
 static TOOL_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:error|ERROR|Error): .*\bfailed\b").expect("valid")
+    crate::text::log_regex(r"^(?:error|ERROR|Error): .*\bfailed\b").expect("valid")
 });
 
 /// A build tool's location before its message (`ERROR: /path/BUILD:76:11: `) so long (a path
 /// into a cache) that it would push the message past the cut: skipped in a line too long to keep.
 static LOCATION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR: )?(?:/|[A-Za-z]:\\)\S{60,}:\d+:\d+: ").expect("valid")
+    crate::text::log_regex(r"^(?:ERROR: )?(?:/|[A-Za-z]:\\)\S{60,}:\d+:\d+: ").expect("valid")
 });
 
 /// The part of a long line that names its cause, where a known phrase sits past the cut.
 static CAUSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |Memory access fault by GPU|\b(?:Killed|Segmentation fault) {2,}\S")
+    crate::text::log_regex(r"nvidia-container-cli: |NET/IB ?: Got completion|toomanyrequests: |\bCheck failed: |Memory access fault by GPU|\b(?:Killed|Segmentation fault) {2,}\S")
         .expect("valid")
 });
 

@@ -303,26 +303,29 @@ fn process_tag(line: &str) -> Option<&str> {
 
 /// A container's gutter in `docker compose` output: `app-1  | `.
 fn container_gutter(line: &str) -> Option<&str> {
-    let bar = line.find(" | ")?;
-    let name = line[..bar].trim_end();
-    (!name.is_empty()
-        && bar - name.len() >= 1
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
-    .then(|| &line[bar + 3..])
+    // Read by bytes, not searched for: this runs on every line, and most have no name at all.
+    let name = name_length(line);
+    let after = &line[name..];
+    let spaces = after.bytes().take_while(|b| *b == b' ').count();
+    (name > 0 && spaces >= 2)
+        .then(|| after[spaces..].strip_prefix("| "))
+        .flatten()
+}
+
+/// Bytes at the start of `line` that can name a container or a logger (`app-1`, `vllm.engine`).
+fn name_length(line: &str) -> usize {
+    line.bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+        .count()
 }
 
 /// `vllm.engine - ERROR - message` (Python's `%(name)s - %(levelname)s - %(message)s`).
 fn named_level(line: &str) -> Option<(Option<&str>, &str)> {
-    let (name, rest) = line.split_once(" - ")?;
-    let named = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let name = name_length(line);
+    let rest = line[name..].strip_prefix(" - ").filter(|_| name > 0)?;
     let level = *LEVELS.iter().find(|l| rest.starts_with(*l))?;
     let message = rest[level.len()..].strip_prefix(" - ")?;
-    named.then_some((Some(level), message))
+    Some((Some(level), message))
 }
 
 /// glog's head (gRPC, XLA, Ray's core): `E1207 12:00:00.123456  4242 file.cc:9] message`.

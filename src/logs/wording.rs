@@ -11,14 +11,14 @@ use super::prefix;
 /// vLLM's errors that wrap the real one printed above them: `EngineDeadError: … See stack trace
 /// (above) for the root cause`, `Engine core initialization failed. See root cause above`.
 static WRAPPER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"See (?:the )?(?:stack trace \(above\)|root cause above)|EngineDeadError|Engine core initialization failed")
+    crate::text::log_regex(r"See (?:the )?(?:stack trace \(above\)|root cause above)|EngineDeadError|Engine core initialization failed")
         .expect("valid")
 });
 
 /// A tool's error whose message follows on the next, indented lines.
 pub(crate) static ANNOUNCED_ERROR: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^(?:CMake Error|ERROR|Error|error)\b").expect("valid")
+        crate::text::log_regex(r"^(?:CMake Error|ERROR|Error|error)\b").expect("valid")
     });
 
 /// Whether the line at `i` only announces the traceback printed after it: the line ends with
@@ -32,7 +32,7 @@ pub(crate) fn announces_traceback(line: &str) -> bool {
 /// vLLM's log lines that announce the traceback it prints next (`vllm/v1/engine/core.py`,
 /// `vllm/entrypoints`, uvicorn's).
 static VLLM_ANNOUNCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^\s*(?:EngineCore (?:encountered a fatal error|failed to start|hit an exception)|Engine background task failed|Exception in ASGI application)\.?\s*$")
+    crate::text::log_regex(r"^\s*(?:EngineCore (?:encountered a fatal error|failed to start|hit an exception)|Engine background task failed|Exception in ASGI application)\.?\s*$")
         .expect("valid")
 });
 
@@ -42,7 +42,7 @@ static VLLM_ANNOUNCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
 /// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
 pub(crate) static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(
     || {
-        regex::Regex::new(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed|\bbuild aborted\b|Build did NOT complete successfully")
+        crate::text::log_regex(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed|\bbuild aborted\b|Build did NOT complete successfully")
         .expect("valid")
     },
 );
@@ -50,7 +50,7 @@ pub(crate) static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::syn
 /// A line that ends by saying a command exited with a status (`Process completed with exit
 /// code 1.`, `… failed with code 1`, `script returned exit code 1`), the status captured.
 pub(crate) static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(
+    crate::text::log_regex(
         r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\)?\.?$",
     )
     .expect("valid")
@@ -78,7 +78,7 @@ pub(crate) fn only_says_failed(body: &str) -> bool {
 /// finding no usable GPU, ROCm's device that cannot be opened, Buildkite's agent lost, a failed
 /// checkout, GitHub Actions' step timeout.
 pub(crate) static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!|^The action (?:'[^']*' )?has timed out|Unable to open /dev/kfd")
+    crate::text::log_regex(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!|^The action (?:'[^']*' )?has timed out|Unable to open /dev/kfd")
         .expect("valid")
 });
 
@@ -110,13 +110,15 @@ pub(crate) fn is_crash_line(line: &str) -> bool {
 /// pytest-xdist's report of a worker that died under a test: it says that the worker died
 /// (its cause, a segfault, is printed above it when at all).
 pub(crate) static XDIST_CRASH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"\bworker '\w+' crashed while running|\bnode down: Not properly terminated")
-        .expect("valid")
+    crate::text::log_regex(
+        r"\bworker '\w+' crashed while running|\bnode down: Not properly terminated",
+    )
+    .expect("valid")
 });
 
 /// The shell's report of a job it ran that was killed: `line 2:  1855 Killed      pytest …`.
 static SHELL_KILLED: std::sync::LazyLock<regex::Regex> =
-    std::sync::LazyLock::new(|| regex::Regex::new(r"\bKilled {2,}\S").expect("valid"));
+    std::sync::LazyLock::new(|| crate::text::log_regex(r"\bKilled {2,}\S").expect("valid"));
 
 /// A traceback's header or one of its frames: where, not what went wrong (vLLM's worker
 /// announces its traceback with "Error executing method …").
@@ -135,7 +137,7 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`, MSVC's and GoogleTest's
 /// `file.cc(12): error …`), CTest's verdict on a test (`***Failed`, `***Timeout`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(
+    crate::text::log_regex(
         r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b",
     )
     .expect("valid")
@@ -183,13 +185,13 @@ pub(crate) fn is_error_line(line: &str) -> bool {
 
 /// unittest's head of a test's report: `ERROR: test_x (module.Class)`, `FAIL: test_y (…)`.
 static UNITTEST_HEAD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^(?:ERROR|FAIL): \w+ \([\w.]+\)$").expect("valid")
+    crate::text::log_regex(r"^(?:ERROR|FAIL): \w+ \([\w.]+\)$").expect("valid")
 });
 
 /// An exception line: `RuntimeError: …`, `torch.OutOfMemoryError: …`, `AssertionError`.
 pub(crate) static EXCEPTION_LINE: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| {
-        regex::Regex::new(
+        crate::text::log_regex(
             r"^(?:[A-Za-z_][\w]*\.)*_?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|NotFound)\b(?::|$)",
         )
         .expect("valid")

@@ -74,13 +74,15 @@ pub struct Verdict {
 }
 
 static CUDA_OOM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED").expect("valid")
+    crate::text::log_regex(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED")
+        .expect("valid")
 });
 /// pytest-rerunfailures prints `RERUN`; the `flaky` plugin prints "… failed; it passed …".
 static CODE_BUILD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(super::rules::CODE_BUILD).expect("valid"));
+    LazyLock::new(|| crate::text::log_regex(super::rules::CODE_BUILD).expect("valid"));
 static RERUN_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:\S+::\S+ )?RERUN\b|\b\d+ rerun\b|(?i)\bflaky\b.*\bpassed\b").expect("valid")
+    crate::text::log_regex(r"^(?:\S+::\S+ )?RERUN\b|\b\d+ rerun\b|(?i)\bflaky\b.*\bpassed\b")
+        .expect("valid")
 });
 
 pub fn classify(text: FailureText<'_>, job: JobSignals<'_>) -> Verdict {

@@ -39,8 +39,8 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
     let rule = |name, kind, pattern: &str, unless: Option<&str>, confidence| InfraRule {
         name,
         kind,
-        pattern: Regex::new(pattern).expect("infra patterns are valid"),
-        unless: unless.map(|u| Regex::new(u).expect("infra exclusions are valid")),
+        pattern: crate::text::log_regex(pattern).expect("infra patterns are valid"),
+        unless: unless.map(|u| crate::text::log_regex(u).expect("infra exclusions are valid")),
         confidence,
     };
     vec![
