@@ -29,7 +29,7 @@ async fn sidecar(buildkite: &MockServer, github: &MockServer, cache: &Path) -> S
 }
 
 /// Where a sidecar keeps its store: its own folder, or a Redis its replicas share.
-pub(crate) enum StoreAt<'a> {
+enum StoreAt<'a> {
     Dir(&'a Path),
     Redis(&'a str),
 }
@@ -48,7 +48,24 @@ async fn sidecar_behind(
     crate::common::serve_sidecar(settings, &options).await
 }
 
-pub(crate) fn sidecar_settings(
+/// A sidecar with `options` and its own store over the nightly mocks (nothing planted): its base
+/// URL, the Buildkite mock, and the store's folder (kept while the test runs).
+pub(crate) async fn plain_sidecar(
+    options: &HttpOptions,
+) -> (String, MockServer, tempfile::TempDir) {
+    let buildkite = buildkite_server(Planted::default()).await;
+    let github = github_server(Planted::default()).await;
+    let store = tempfile::tempdir().expect("temp dir");
+    let settings = sidecar_settings(
+        &buildkite,
+        &github,
+        StoreAt::Dir(&store.path().join("store")),
+    );
+    let base = crate::common::serve_sidecar(settings, options).await;
+    (base, buildkite, store)
+}
+
+fn sidecar_settings(
     buildkite: &MockServer,
     github: &MockServer,
     store: StoreAt<'_>,
@@ -689,20 +706,12 @@ async fn a_replica_shows_the_night_another_scanned_from_the_shared_store() {
 /// The browser's cookie is a session value, never the token, and `Secure` over HTTPS.
 #[tokio::test]
 async fn behind_an_allowed_proxy_host_and_port_the_hud_and_scan_now_pass_the_one_gate() {
-    let buildkite = buildkite_server(Planted::default()).await;
-    let github = github_server(Planted::default()).await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let settings = sidecar_settings(
-        &buildkite,
-        &github,
-        StoreAt::Dir(&work.path().join("store")),
-    );
     let options = HttpOptions {
         token: Some(Secret::new("hud-secret")),
         allowed_hosts: vec!["ciwatch.example:8443".into()],
         ..crate::common::loopback_options()
     };
-    let base = crate::common::serve_sidecar(settings, &options).await;
+    let (base, _buildkite, _store) = plain_sidecar(&options).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -794,19 +803,11 @@ async fn behind_an_allowed_proxy_host_and_port_the_hud_and_scan_now_pass_the_one
 /// which the HUD shows the night without anyone having asked.
 #[tokio::test]
 async fn a_signed_build_finished_webhook_reads_the_night_and_nothing_else_starts_a_read() {
-    let buildkite = buildkite_server(Planted::default()).await;
-    let github = github_server(Planted::default()).await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let settings = sidecar_settings(
-        &buildkite,
-        &github,
-        StoreAt::Dir(&work.path().join("store")),
-    );
     let options = HttpOptions {
         webhook_token: Some(Secret::new("whsec-test")),
         ..crate::common::loopback_options()
     };
-    let base = crate::common::serve_sidecar(settings, &options).await;
+    let (base, buildkite, _store) = plain_sidecar(&options).await;
     let http = reqwest::Client::new();
     let mut build: Value = serde_json::from_str(ciwatch_mcp::fixtures::BUILD_65099).expect("build");
     build["number"] = CURRENT.into();

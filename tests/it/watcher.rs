@@ -2,26 +2,18 @@
 //! before anyone asks, so the morning's first call is complete from the store without a log
 //! request, and the HUD says what the watcher read and when it looks next.
 
-use crate::hud::{full_scan, sidecar_settings, StoreAt};
-use crate::nightly_trend::{buildkite_server, github_server, Planted, CURRENT};
+use crate::hud::{full_scan, plain_sidecar};
+use crate::nightly_trend::CURRENT;
 use ciwatch_mcp::mcp::HttpOptions;
 use std::time::Duration;
 
 #[tokio::test]
 async fn the_watcher_reads_the_night_before_anyone_asks() {
-    let buildkite = buildkite_server(Planted::default()).await;
-    let github = github_server(Planted::default()).await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let settings = sidecar_settings(
-        &buildkite,
-        &github,
-        StoreAt::Dir(&work.path().join("store")),
-    );
     let options = HttpOptions {
         watch_interval: Some(Duration::from_secs(3600)),
         ..crate::common::loopback_options()
     };
-    let base = crate::common::serve_sidecar(settings, &options).await;
+    let (base, buildkite, _store) = plain_sidecar(&options).await;
     let http = reqwest::Client::new();
     // The first look runs in the background: wait for the HUD to say it read the night (a
     // bounded number of short turns, not a clock's verdict).
