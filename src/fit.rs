@@ -4,7 +4,7 @@
 //! when even the identities are over the cap are the failures paged, with the offset of the
 //! next page. Every step is said in the result. Pure: a result and a size function in.
 
-use crate::model::{DetailLevel, FailureClassification, FailurePage, ScanResult};
+use crate::model::{Cause, DetailLevel, FailureClassification, FailurePage, ScanResult};
 
 /// Detail a result can lose, in the order it is given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,18 +116,47 @@ pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize,
             cause.at_detail(level);
         }
     }
-    let total = result.failures.len();
-    let offset = offset.min(total);
-    let shown: Vec<FailureClassification> = std::mem::take(&mut result.failures)
+    let mut failures: Vec<FailureClassification> = std::mem::take(&mut result.failures)
         .into_iter()
-        .skip(offset)
-        .take(limit)
         .map(|f| f.at_detail(level))
         .collect();
+    if level != DetailLevel::Full {
+        give_shared_errors_to_causes(&mut result.causes, &mut failures);
+    }
+    let total = failures.len();
+    let offset = offset.min(total);
+    let shown: Vec<FailureClassification> = failures.into_iter().skip(offset).take(limit).collect();
     result.page = FailurePage::new(offset, shown.len(), total);
     result.failures = shown;
     if result.page.is_partial() {
         note_page(result);
+    }
+}
+
+/// An error line that every member of a cause (two or more) shares is given once, on the cause,
+/// and left out of the members: the same line 12 times says nothing 11 times.
+fn give_shared_errors_to_causes(causes: &mut [Cause], failures: &mut [FailureClassification]) {
+    for cause in causes {
+        let mut members = failures
+            .iter()
+            .filter(|f| f.cause_id.as_deref() == Some(cause.cause_id.as_str()));
+        let first = members.next();
+        let mut rest = members.peekable();
+        let several = rest.peek().is_some();
+        let shared = first
+            .and_then(|f| f.test_failure.error_message.clone())
+            .filter(|line| {
+                rest.all(|f| f.test_failure.error_message.as_deref() == Some(line))
+            });
+        if let Some(line) = &shared {
+            for member in failures
+                .iter_mut()
+                .filter(|f| f.cause_id.as_deref() == Some(cause.cause_id.as_str()))
+            {
+                member.test_failure.error_message = None;
+            }
+            cause.error_message = Some(line.clone());
+        }
     }
 }
 
@@ -294,6 +323,44 @@ mod tests {
             format!("{shown:016x}"),
             "no failure skipped between pages"
         );
+    }
+
+    #[test]
+    fn below_full_an_error_line_every_member_shares_is_given_once_on_the_cause() {
+        let mut r = result(5);
+        // One test's four parametrisations, failing alike.
+        for (i, f) in r.failures[..4].iter_mut().enumerate() {
+            f.test_failure.test_name = format!("tests/x.py::test_same[{i}]");
+            f.test_failure.error_message = Some("AssertionError: the same".into());
+        }
+        r.failures[4].test_failure.error_message = Some("RuntimeError: another".into());
+        r.causes = crate::triage::cause::group_causes(&mut r.failures, "vllm/ci");
+        let full = r.clone();
+        page_failures(&mut r, DetailLevel::Summary, 0, usize::MAX);
+        let shared: Vec<_> = r
+            .causes
+            .iter()
+            .filter_map(|c| c.error_message.as_deref())
+            .collect();
+        assert_eq!(shared, ["AssertionError: the same"]);
+        let kept: Vec<_> = r
+            .failures
+            .iter()
+            .filter_map(|f| f.test_failure.error_message.as_deref())
+            .collect();
+        assert_eq!(
+            kept,
+            ["RuntimeError: another"],
+            "the cause of one keeps its own line"
+        );
+        // At full every failure keeps its own line and no cause carries one.
+        let mut f = full;
+        page_failures(&mut f, DetailLevel::Full, 0, usize::MAX);
+        assert!(f.causes.iter().all(|c| c.error_message.is_none()));
+        assert!(f
+            .failures
+            .iter()
+            .all(|x| x.test_failure.error_message.is_some()));
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct Cause {
     pub signature: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
+    /// Below `full`: the error line every member shares, given once here and left out of the
+    /// members (each member's own is on it otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
     /// The member failures' `failure_key`s.
     pub failure_keys: Vec<String>,
     /// Member tests, parametrisations folded (`file.py::test_x[...] ×4`) (`full`; below it

@@ -100,6 +100,7 @@ fn cause_of(signature: &Signature, members: &[&FailureClassification], pipeline:
         cause_id: cause_id(&text),
         signature: text,
         exception: signature.exception.clone(),
+        error_message: None,
         failure_keys: members.iter().map(|f| f.failure_key.clone()).collect(),
         tests: fold_tests(members.iter().map(|f| f.test_failure.test_name.as_str())),
         clusters: unique(&mut jobs.iter().map(|j| cluster_key(j))),
