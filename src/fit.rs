@@ -146,7 +146,7 @@ fn give_shared_errors_to_causes(causes: &mut [Cause], failures: &mut [FailureCla
         let shared = first
             .and_then(|f| f.test_failure.error_message.clone())
             .filter(|line| {
-                rest.all(|f| f.test_failure.error_message.as_deref() == Some(line))
+                several && rest.all(|f| f.test_failure.error_message.as_deref() == Some(line))
             });
         if let Some(line) = &shared {
             for member in failures
