@@ -84,20 +84,14 @@ impl LogAnalyzer {
         for failure in &mut findings.failures {
             take_root_cause(failure);
         }
-        // A process that crashed (a segfault, an abort) takes its test down with no message:
-        // when one test is silent, the crash the log printed is its error, else xdist's report
-        // of the worker that died under it.
-        let mut silent = findings
-            .failures
-            .iter_mut()
-            .filter(|f| f.error_message.is_none());
-        if let (Some(only), None) = (silent.next(), silent.next()) {
-            // Its section head was not in the text (a paste that starts at its `E` lines): the
-            // log's last `E` block is the one test's exception.
+        // The one failing test, silent: its section head was not in the text (a paste that starts
+        // at its `E` lines), so the log's last `E` block is its exception. With other failures
+        // the block may be theirs.
+        if let [only] = findings.failures.as_mut_slice() {
             let e_block = job_level::last_e_block_exception(&lines).filter(|&e| {
                 !wording::is_wrapper(prefix::without_pytest_margins(prefix::body(lines[e])))
             });
-            if let Some(e) = e_block {
+            if let (None, Some(e)) = (&only.error_message, e_block) {
                 only.set_error(Some(pytest::Located {
                     message: job_level::message_of(lines[e]),
                     source: ErrorSource::Exception,
@@ -105,6 +99,9 @@ impl LogAnalyzer {
                 }));
             }
         }
+        // A process that crashed (a segfault, an abort) takes its test down with no message:
+        // when one test is silent, the crash the log printed is its error, else xdist's report
+        // of the worker that died under it.
         let mut silent = findings
             .failures
             .iter_mut()
@@ -275,6 +272,11 @@ mod tests {
         );
         let wrapper = format!("E   vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.{tail}");
         assert_eq!(analyze_log(&wrapper).tests[0].error_message, None);
+        // Beside another failure the block may be the other's: the silent one stays silent.
+        let two = format!("{log}FAILED tests/a.py::test_other - RuntimeError: its own\n");
+        let read = analyze_log(&two);
+        let silent = read.tests.iter().find(|t| t.node_id.ends_with("test_bf16"));
+        assert_eq!(silent.map(|t| t.error_message.as_deref()), Some(None));
     }
 
     /// A test whose summary line carries no message takes its error from what a vLLM process
