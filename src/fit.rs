@@ -137,9 +137,9 @@ pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize,
 /// and left out of the members: the same line 12 times says nothing 11 times.
 fn give_shared_errors_to_causes(causes: &mut [Cause], failures: &mut [FailureClassification]) {
     for cause in causes {
-        let mut members = failures
-            .iter()
-            .filter(|f| f.cause_id.as_deref() == Some(cause.cause_id.as_str()));
+        let id = cause.cause_id.as_str();
+        let is_member = |f: &FailureClassification| f.cause_id.as_deref() == Some(id);
+        let mut members = failures.iter().filter(|f| is_member(f));
         let first = members.next();
         let mut rest = members.peekable();
         let several = rest.peek().is_some();
@@ -148,14 +148,11 @@ fn give_shared_errors_to_causes(causes: &mut [Cause], failures: &mut [FailureCla
             .filter(|line| {
                 several && rest.all(|f| f.test_failure.error_message.as_deref() == Some(line))
             });
-        if let Some(line) = &shared {
-            for member in failures
-                .iter_mut()
-                .filter(|f| f.cause_id.as_deref() == Some(cause.cause_id.as_str()))
-            {
+        if shared.is_some() {
+            for member in failures.iter_mut().filter(|f| is_member(f)) {
                 member.test_failure.error_message = None;
             }
-            cause.error_message = Some(line.clone());
+            cause.error_message = shared;
         }
     }
 }

@@ -107,16 +107,17 @@ pub fn clean_line(raw_line: &str, out: &mut String) {
         // Each line is copied once, straight into the output, then trimmed in place there.
         let start = out.len();
         strip_controls(piece, out);
-        if has_invisible(&out[start..]) {
-            let visible: String = out[start..].chars().filter(|c| !is_invisible(*c)).collect();
+        let copied = &out[start..];
+        if has_invisible(copied) || copied.contains(NO_BREAK_SPACE) {
+            // Invisible and bidi characters go; a web page's copy gives its gutters and
+            // indentation as non-breaking spaces, which read as spaces. One pass for both.
+            let visible: String = copied
+                .chars()
+                .filter(|c| !is_invisible(*c))
+                .map(|c| if c == NO_BREAK_SPACE { ' ' } else { c })
+                .collect();
             out.truncate(start);
             out.push_str(&visible);
-        }
-        if out[start..].contains('\u{a0}') {
-            // A web page's copy gives its gutters and indentation as non-breaking spaces.
-            let spaced = out[start..].replace('\u{a0}', " ");
-            out.truncate(start);
-            out.push_str(&spaced);
         }
         let line = &out[start..];
         let prefix = line.len() - strip_web_ui_prefix(line).len();
@@ -177,6 +178,8 @@ fn has_invisible(line: &str) -> bool {
 
 /// Zero-width characters and bidi overrides: they can make log text read differently to a
 /// person and to the model, so none reaches either.
+const NO_BREAK_SPACE: char = '\u{a0}';
+
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}')
 }

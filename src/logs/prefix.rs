@@ -253,12 +253,14 @@ fn month_day_clock(line: &str) -> Option<&str> {
 fn cloud_build_step(line: &str) -> Option<&str> {
     let after = line.strip_prefix("Step #")?;
     let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
     let after = &after[digits..];
     let after = match after.strip_prefix(" - \"") {
         Some(named) => &named[named.find('"')? + 1..],
         None => after,
     };
-    (digits > 0).then_some(())?;
     after.strip_prefix(": ")
 }
 
