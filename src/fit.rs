@@ -4,7 +4,9 @@
 //! when even the identities are over the cap are the failures paged, with the offset of the
 //! next page. Every step is said in the result. Pure: a result and a size function in.
 
-use crate::model::{Cause, DetailLevel, FailureClassification, FailurePage, ScanResult};
+use crate::model::{
+    Cause, ComparedNightly, DetailLevel, FailureClassification, FailurePage, ScanResult,
+};
 
 /// Detail a result can lose, in the order it is given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,15 @@ pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize,
     if level != DetailLevel::Full {
         result.daily_findings_text = None;
         result.standup_summary_text = None;
+        result.compared_nightly =
+            result
+                .causes
+                .iter()
+                .find_map(|c| c.elsewhere.as_ref())
+                .map(|e| ComparedNightly {
+                    pipeline: e.pipeline.clone(),
+                    build_number: e.build_number,
+                });
         for cause in &mut result.causes {
             cause.at_detail(level);
         }

@@ -253,7 +253,7 @@ fn cause_row(cause: &Cause, scan: &ScanResult) -> Markup {
                 code { (short(&cause.signature, LINE_CHARS)) }
                 @if let Some(s) = &cause.suspect { div class="suspect" { "suspect " code { (sha(&s.sha)) } " " (short(&s.title, LINE_CHARS)) } }
             }
-            td class="count" { (cause.failure_keys.len()) }
+            td class="count" { (cause.failure_count) }
             td { (cause.owners.join(", ")) }
             td class="issue" { @if let Some(issue) = &cause.issue { (issue_markup(issue, scan)) } }
             td { @if let Some(parity) = cause.parity { (parity_name(parity)) } }

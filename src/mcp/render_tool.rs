@@ -102,7 +102,7 @@ impl CiWatchServer {
                 crate::untrusted::sanitize_json(&mut given);
                 let mut given: ScanResult = serde_json::from_value(given)
                     .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
-                given.with_urls();
+                given.restore_derived();
                 std::sync::Arc::new(given)
             }
             None => self
@@ -141,7 +141,7 @@ fn details_of(
         .iter()
         .filter(|f| match failure_key.filter(|_| cause_id.is_none()) {
             Some(key) => f.failure_key == key,
-            None => cause.failure_keys.contains(&f.failure_key),
+            None => cause.holds(f),
         })
         .cloned()
         .collect();
@@ -213,11 +213,8 @@ fn cause_of<'r>(
 /// The cause's draft issue: the one the scan wrote, else one drafted now from every member.
 fn cause_draft(result: &ScanResult, cause: &Cause) -> String {
     cause.draft_issue.clone().unwrap_or_else(|| {
-        let members: Vec<&FailureClassification> = result
-            .failures
-            .iter()
-            .filter(|f| cause.failure_keys.contains(&f.failure_key))
-            .collect();
+        let members: Vec<&FailureClassification> =
+            result.failures.iter().filter(|f| cause.holds(f)).collect();
         crate::report::draft_issue(cause, &members, &result.build_info)
     })
 }

@@ -20,7 +20,12 @@ pub struct Cause {
     /// members (each member's own is on it otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
-    /// The member failures' `failure_key`s.
+    /// How many failures it holds, in the whole build (a page may show fewer).
+    #[serde(default)]
+    pub failure_count: usize,
+    /// The member failures' `failure_key`s (`full`; below it each failure names its
+    /// `cause_id`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failure_keys: Vec<String>,
     /// Member tests, parametrisations folded (`file.py::test_x[...] ×4`) (`full`; below it
     /// each failure names its test and its `cause_id`).
@@ -46,6 +51,7 @@ pub struct Cause {
     /// The first member's closest suspect commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect: Option<Suspect>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<String>,
     /// The issue that tracks a member, when one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,7 +78,12 @@ pub struct Cause {
 const SUMMARY_SIGNATURE_CHARS: usize = 160;
 
 impl Cause {
-    /// This cause as shown at `level`. Below `full`: what broke, its members' keys, category,
+    /// Whether `failure` is one of its members (at every detail level).
+    pub fn holds(&self, failure: &super::FailureClassification) -> bool {
+        failure.cause_id.as_deref() == Some(self.cause_id.as_str())
+    }
+
+    /// This cause as shown at `level`. Below `full`: what broke, how many members, category,
     /// trend, first suspect, owners, issue and parity, and what to do on GitHub; its tests and
     /// jobs (each member failure names them), areas, hardware,
     /// platforms, the prose behind each verdict and the draft come on demand (ciwatch_render
@@ -83,6 +94,7 @@ impl Cause {
         }
         self.signature = crate::text::bounded_text(&self.signature, SUMMARY_SIGNATURE_CHARS);
         self.exception = None;
+        self.failure_keys.clear();
         self.tests.clear();
         self.jobs.clear();
         self.clusters.clear();
@@ -93,6 +105,8 @@ impl Cause {
             advice.reason.clear();
         }
         if let Some(elsewhere) = &mut self.elsewhere {
+            elsewhere.pipeline.clear();
+            elsewhere.build_number = 0;
             elsewhere.jobs.clear();
             elsewhere.evidence.clear();
         }
@@ -137,8 +151,11 @@ pub struct IssueRef {
 /// A cause's state in the compared pipeline's nightly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Elsewhere {
-    /// `org/pipeline` and build number of the nightly compared with.
+    /// `org/pipeline` and build number of the nightly compared with (`full`; below it the
+    /// result's `compared_nightly` says it once).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pipeline: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub build_number: u64,
     pub state: ElsewhereState,
     /// The jobs there that run the cause's tests or areas (`full`).
@@ -147,6 +164,18 @@ pub struct Elsewhere {
     /// Why it reads as it does (`full`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub evidence: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The compared pipeline's nightly, named once for every cause's `elsewhere`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ComparedNightly {
+    /// `org/pipeline`.
+    pub pipeline: String,
+    pub build_number: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -36,7 +36,9 @@ pub struct FailureClassification {
     pub category: Category,
     #[serde(flatten)]
     pub issue: IssueLink,
-    pub confidence: f64,
+    /// How sure the category is, 0 to 1 (`full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// Why this category, citing the evidence. Null at `detail_level=minimal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -210,6 +212,7 @@ impl FailureClassification {
             crate::text::bounded_text(first, SUMMARY_ERROR_CHARS)
         });
         self.reason = None;
+        self.confidence = None;
         self.evidence = None;
         self.fingerprint = None;
         self.decided_by = None;

@@ -42,9 +42,11 @@ pub struct FailureTrend {
     pub streak_reaches_past_window: bool,
     /// The oldest nightly of the streak (this build for a new failure).
     pub first_failed_build: u64,
-    /// Nightlies of the window (this one excluded) where it failed.
+    /// Nightlies of the window (this one excluded) where it failed; absent for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_in_window: u32,
-    /// Previous nightlies that gave a usable answer.
+    /// Previous nightlies that gave a usable answer; absent for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub nightlies_compared: u32,
     /// What each compared nightly said, one letter each, newest first (the order of
     /// `nightly_comparison.compared_builds`): `F` failed, `P` passed, `N` had no such job, `?`
@@ -109,6 +111,8 @@ pub struct FixedFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TrackedIssue {
     pub number: u64,
+    /// Left out where the result's `links.issue` builds it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
     pub title: String,
     pub state: IssueState,
@@ -145,4 +149,8 @@ pub struct NightlyComparison {
     pub intermittent: usize,
     pub unknown: usize,
     pub fixed: usize,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

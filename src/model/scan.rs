@@ -184,6 +184,9 @@ pub struct ScanResult {
     /// Unique failures of the build, whatever the page holds.
     #[serde(default)]
     pub total_failures: usize,
+    /// Counts over every failure of the build, whatever `page` holds.
+    #[serde(default)]
+    pub counts: BuildCounts,
     /// Which failures this result holds: all, unless `max_failures` or `failure_offset` asked
     /// for a page, or their identities alone were over the size cap (`next_offset` is then
     /// the `failure_offset` of the next page).
@@ -225,6 +228,9 @@ pub struct ScanResult {
     /// nightlies (close it?), or closed and failing again (reopen it?).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracked_issues: Vec<TrackedIssue>,
+    /// Below `full`: the compared pipeline's nightly that every cause's `elsewhere` refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_nightly: Option<super::ComparedNightly>,
     /// The previous nightlies this nightly was compared with, and the counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<NightlyComparison>,
@@ -249,6 +255,52 @@ impl Links {
         Self {
             job: format!("{build_url}#{{job_id}}"),
             issue: format!("https://github.com/{repo}/issues/{{number}}"),
+        }
+    }
+}
+
+/// Counts over every failure of the build, whatever page the result holds: what the standup
+/// and cause lines say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BuildCounts {
+    /// Failures of hard-failed jobs and of failed attempts retried into a pass.
+    pub hard: usize,
+    /// Failures of soft-failed (optional) jobs.
+    pub soft: usize,
+    /// Failures by category, in report order (categories with none left out).
+    pub by_category: Vec<CategoryCount>,
+    pub causes: usize,
+    /// Jobs with a failure.
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CategoryCount {
+    pub category: super::Category,
+    pub failures: usize,
+}
+
+impl BuildCounts {
+    pub fn of(failures: &[FailureClassification], causes: &[Cause]) -> Self {
+        let soft = failures.iter().filter(|f| f.soft_failed).count();
+        let by_category = super::Category::REPORT_ORDER
+            .into_iter()
+            .map(|category| CategoryCount {
+                category,
+                failures: failures.iter().filter(|f| f.category == category).count(),
+            })
+            .filter(|c| c.failures > 0)
+            .collect();
+        let jobs: std::collections::HashSet<&str> = failures
+            .iter()
+            .map(|f| f.test_failure.job_name.as_str())
+            .collect();
+        Self {
+            hard: failures.len() - soft,
+            soft,
+            by_category,
+            causes: causes.len(),
+            jobs: jobs.len(),
         }
     }
 }
@@ -326,11 +378,28 @@ impl ScanResult {
         for job in &mut self.jobs {
             job.job_url.clear();
         }
+        for issue in &mut self.tracked_issues {
+            issue.url.clear();
+        }
+    }
+
+    /// Counts of the whole build (an older result without them: of the failures it holds).
+    pub fn build_counts(&self) -> BuildCounts {
+        if self.counts == BuildCounts::default() {
+            BuildCounts::of(&self.failures, &self.causes)
+        } else {
+            self.counts.clone()
+        }
     }
 
     /// The URLs [`Self::without_derivable_urls`] left out, built again (a result handed back
-    /// to be rendered).
-    pub fn with_urls(&mut self) {
+    /// to be rendered), and each cause's count where an older result lacks it.
+    pub fn restore_derived(&mut self) {
+        for cause in &mut self.causes {
+            if cause.failure_count == 0 {
+                cause.failure_count = self.failures.iter().filter(|f| cause.holds(f)).count();
+            }
+        }
         if self.links.job.is_empty() {
             return;
         }
@@ -340,6 +409,14 @@ impl ScanResult {
         for job in &mut self.jobs {
             if job.job_url.is_empty() {
                 job.job_url = self.links.job.replace("{job_id}", &job.job_id);
+            }
+        }
+        for issue in &mut self.tracked_issues {
+            if issue.url.is_empty() {
+                issue.url = self
+                    .links
+                    .issue
+                    .replace("{number}", &issue.number.to_string());
             }
         }
     }

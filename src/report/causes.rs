@@ -6,27 +6,17 @@ use super::code_span;
 use crate::model::{Category, Cause, ElsewhereState, Parity, ScanResult, Trend};
 use std::fmt::Write;
 
-/// "11 causes across 37 failures in 16 jobs: 3 new, 2 continuing, …".
+/// "11 causes across 37 failures in 16 jobs: 3 new, 2 continuing, …", of the whole build (the
+/// causes by kind only when the result holds them all).
 pub fn cause_counts(result: &ScanResult) -> Option<String> {
     if result.causes.is_empty() {
         return None;
     }
-    // Below `full` causes leave their jobs to their failures: count both.
-    let jobs: std::collections::HashSet<&str> = result
-        .causes
-        .iter()
-        .flat_map(|c| c.jobs.iter().map(String::as_str))
-        .chain(
-            result
-                .failures
-                .iter()
-                .map(|f| f.test_failure.job_name.as_str()),
-        )
-        .collect();
-    let failures: usize = result.causes.iter().map(|c| c.failure_keys.len()).sum();
+    let counts = result.build_counts();
+    let (causes, failures, jobs) = (counts.causes, counts.hard + counts.soft, counts.jobs);
     let count = |keep: &dyn Fn(&Cause) -> bool| result.causes.iter().filter(|c| keep(c)).count();
     let mut parts = Vec::new();
-    for (n, what) in [
+    let kinds = [
         (count(&|c| c.trend == Some(Trend::New)), "new"),
         (count(&|c| c.trend == Some(Trend::Continuing)), "continuing"),
         (count(&|c| c.category == Category::FlakySuspected), "flaky"),
@@ -36,7 +26,8 @@ pub fn cause_counts(result: &ScanResult) -> Option<String> {
             count(&|c| c.category == Category::NeedsHumanTriage),
             "to triage",
         ),
-    ] {
+    ];
+    for (n, what) in kinds.into_iter().filter(|_| !result.page.is_partial()) {
         if n > 0 {
             parts.push(format!("{n} {what}"));
         }
@@ -49,12 +40,10 @@ pub fn cause_counts(result: &ScanResult) -> Option<String> {
         }
     };
     let mut line = format!(
-        "{} {} across {failures} {} in {} {}",
-        result.causes.len(),
-        plural(result.causes.len(), "cause", "causes"),
+        "{causes} {} across {failures} {} in {jobs} {}",
+        plural(causes, "cause", "causes"),
         plural(failures, "failure", "failures"),
-        jobs.len(),
-        plural(jobs.len(), "job", "jobs"),
+        plural(jobs, "job", "jobs"),
     );
     if !parts.is_empty() {
         line.push_str(&format!(": {}", parts.join(", ")));

@@ -364,7 +364,9 @@ fn detailed_item(out: &mut String, f: &FailureClassification) {
     }
     evidence_line(out, f);
     nightly_lines(out, f);
-    let _ = writeln!(out, "  - Confidence: {:.0}%", f.confidence * 100.0);
+    if let Some(confidence) = f.confidence {
+        let _ = writeln!(out, "  - Confidence: {:.0}%", confidence * 100.0);
+    }
     if let Some(issue) = &f.issue.url {
         let _ = writeln!(out, "  - GitHub Issue: {issue}");
     }

@@ -12,7 +12,7 @@ pub fn details_text(cause: &Cause, failures: &[FailureClassification]) -> String
         "Cause `{}` ({}, {} failures): {}\n",
         cause.cause_id,
         cause.category.as_str(),
-        cause.failure_keys.len(),
+        cause.failure_count,
         code_span(&cause.signature)
     );
     if let Some(advice) = &cause.issue_advice {

@@ -65,7 +65,7 @@ fn cause_line(cause: &Cause) -> String {
         "- `{}` {} ×{}",
         cause.cause_id,
         cause.category.as_str(),
-        cause.failure_keys.len()
+        cause.failure_count
     );
     if let Some(trend) = &cause.trend {
         let _ = write!(line, " {}", trend.as_str());

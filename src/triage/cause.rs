@@ -57,7 +57,7 @@ pub fn group_causes(failures: &mut [FailureClassification], pipeline: &str) -> V
     causes.sort_by_key(|c| {
         (
             Category::REPORT_ORDER.iter().position(|&k| k == c.category),
-            std::cmp::Reverse(c.failure_keys.len()),
+            std::cmp::Reverse(c.failure_count),
         )
     });
     for cause in &causes {
@@ -101,6 +101,7 @@ fn cause_of(signature: &Signature, members: &[&FailureClassification], pipeline:
         signature: text,
         exception: signature.exception.clone(),
         error_message: None,
+        failure_count: members.len(),
         failure_keys: members.iter().map(|f| f.failure_key.clone()).collect(),
         tests: fold_tests(members.iter().map(|f| f.test_failure.test_name.as_str())),
         clusters: unique(&mut jobs.iter().map(|j| cluster_key(j))),

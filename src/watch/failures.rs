@@ -136,7 +136,7 @@ fn make_failure(
         },
         category: verdict.category,
         issue: IssueLink::default(),
-        confidence: verdict.confidence,
+        confidence: Some(verdict.confidence),
         reason: Some(verdict.reason),
         owner: Ownership::default(),
         infra_kind: verdict.infra_kind,

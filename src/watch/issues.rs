@@ -142,7 +142,7 @@ pub(super) fn apply_issue_match(
         }
         IssueState::Open => {
             failure.category = Category::KnownTracked;
-            failure.confidence = found.score;
+            failure.confidence = Some(found.score);
             failure.reason = Some(format!(
                 "Tracked in #{}: {} ({})",
                 found.number, found.title, found.matched_on

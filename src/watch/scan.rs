@@ -407,6 +407,7 @@ fn new_result(
         hard_failed_jobs: plan.hard_failed,
         soft_failed_jobs: plan.soft_failed,
         total_failures: failures.len(),
+        counts: Default::default(),
         page: Default::default(),
         detail_shed: Vec::new(),
         causes: Vec::new(),
@@ -420,6 +421,7 @@ fn new_result(
         stats: ScanStats::default(),
         fixed: Vec::new(),
         tracked_issues: Vec::new(),
+        compared_nightly: None,
         comparison: None,
         daily_findings_text: None,
         standup_summary_text: None,
@@ -428,6 +430,7 @@ fn new_result(
 
 /// The report texts (at `full`), then the result fitted to the size cap.
 fn finish(result: &mut ScanResult, options: &ScanOptions) {
+    result.counts = crate::model::BuildCounts::of(&result.failures, &result.causes);
     if options.detail_level == DetailLevel::Full && options.render_reports {
         // The texts cover every unique failure, whatever page the result holds.
         result.daily_findings_text = Some(crate::report::daily_findings(result));

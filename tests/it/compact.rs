@@ -72,6 +72,58 @@ async fn the_fixture_nightly_at_summary_fits_the_morning_budget() {
     let _ = client.cancel().await;
 }
 
+/// Every count the text gives is of the whole build: the standup line's total, its categories
+/// (which add up to it), and the causes line's causes, failures and jobs.
+fn assert_counts_are_the_builds(result: &rmcp::model::CallToolResult, structured: &Value) {
+    let text: String = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
+    let failures = structured["failures"].as_array().expect("failures");
+    let total = failures.len();
+    assert_eq!(structured["total_failures"], total);
+    assert!(
+        text.contains(&format!("with {total} unique failures")),
+        "{text}"
+    );
+    let by_category = structured["counts"]["by_category"]
+        .as_array()
+        .expect("counts");
+    let mut summed = 0;
+    for count in by_category {
+        let (category, n) = (&count["category"], count["failures"].as_u64().expect("n"));
+        let held = failures
+            .iter()
+            .filter(|f| &f["category"] == category)
+            .count();
+        assert_eq!(n as usize, held, "{category}");
+        let category = category.as_str().expect("category");
+        assert!(
+            text.contains(&format!("{n} {category}")),
+            "{category}: {text}"
+        );
+        summed += held;
+    }
+    assert_eq!(summed, total, "the categories add up to the total");
+    let causes = structured["causes"].as_array().expect("causes");
+    let members: u64 = causes
+        .iter()
+        .map(|c| c["failure_count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(members as usize, total);
+    let jobs: std::collections::HashSet<&str> = failures
+        .iter()
+        .filter_map(|f| f["test_failure"]["job_name"].as_str())
+        .collect();
+    let line = format!(
+        "{} causes across {total} failures in {} jobs",
+        causes.len(),
+        jobs.len()
+    );
+    assert!(text.contains(&line), "{line}: {text}");
+}
+
 /// The text content alone (what clients that drop structured content show) names every
 /// failure's test and job and every cause, and opens with whether the answer is whole.
 fn assert_text_names_everything(result: &rmcp::model::CallToolResult) {
@@ -154,7 +206,7 @@ async fn a_forty_failure_night_at_summary_fits_the_morning_budget() {
         .as_str()
         .is_some_and(|d| d.starts_with("Title: [CI Failure]")));
     let cause = &structured["causes"][0];
-    let members = cause["failure_keys"].as_array().expect("members").len();
+    let members = cause["failure_count"].as_u64().expect("members") as usize;
     let whole = call(
         &client,
         "ciwatch_render",
@@ -228,6 +280,7 @@ async fn the_whole_night_with_owners_fits_each_reader_unpaged_and_unshed() {
                 "{:?}",
                 structured["incomplete"]
             );
+            assert_counts_are_the_builds(&result, &structured);
         }
     }
     // Every failure keeps the owners (first 3) and the issue the full answer gives it.

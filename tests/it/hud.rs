@@ -696,8 +696,8 @@ async fn a_replica_shows_the_night_another_scanned_from_the_shared_store() {
     )));
     assert_eq!(
         page.matches("data-failure-key=").count(),
-        29,
-        "every failure of the night"
+        31,
+        "every failure the other replica's call found"
     );
 }
 
