@@ -135,6 +135,9 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     }
 }
 
+/// Lines an exception's message ending in `:` may go on over.
+const MESSAGE_LINES: usize = 8;
+
 /// Whether the error line at `error` takes the place of the `last` one found above it. Not when
 /// it gives only an exception's name (`AssertionError:`) raised by the line right above it
 /// (`BackendCompilerFailed: … raised:`), which says more; nor when it is a process's death
@@ -144,10 +147,20 @@ fn replaces(lines: &[&str], last: Option<usize>, error: usize) -> bool {
         return true;
     };
     let says_more_above = last + 1 == error && names_only(lines[error]);
+    // `ValueError: … Reasons:` goes on over the lines below it: they are its message.
+    let opened = prefix::body(lines[last]).trim();
+    let message_goes_on = super::looks_like_exception(opened)
+        && opened.ends_with(':')
+        && !names_only(lines[last])
+        && error - last <= MESSAGE_LINES
+        && lines[last + 1..=error].iter().all(|l| {
+            let body = prefix::body(l).trim();
+            !body.is_empty() && !super::looks_like_exception(body)
+        });
     let death_after_its_cause = error - last <= DEATH_CAUSE_LINES
         && is_crash_line(prefix::body(lines[error]))
         && !is_crash_line(prefix::body(lines[last]));
-    !says_more_above && !death_after_its_cause
+    !says_more_above && !death_after_its_cause && !message_goes_on
 }
 
 /// The error line that the line at `i` is or introduces: itself when it is an error line (and
@@ -493,6 +506,28 @@ some unrelated output
         assert_eq!(
             explain_job_failure(alone).error_message.as_deref(),
             Some("AssertionError:")
+        );
+    }
+
+    /// An exception whose message ends in `:` goes on over the logger's next lines: they are its
+    /// message, not later errors.
+    #[test]
+    fn an_exception_message_ending_in_a_colon_goes_on_below_it() {
+        let log = "(EngineCore_0 pid=1) ERROR 08-03 16:44:26 [core.py:683] ValueError: Failed to find a kernel that can implement the WNA16 linear layer. Reasons:\n(EngineCore_0 pid=1) ERROR 08-03 16:44:26 [core.py:683] MacheteLinearKernel requires capability 90, current compute capability is 89\n";
+        assert_eq!(
+            explain_job_failure(log).error_message.as_deref(),
+            Some("ValueError: Failed to find a kernel that can implement the WNA16 linear layer. Reasons:")
+        );
+    }
+
+    /// A logged traceback's frames and caret markers, their indentation lost in a copy, are
+    /// never the error line.
+    #[test]
+    fn an_unindented_frame_is_no_error_line() {
+        let log = "(Worker pid=7) ERROR 02-24 20:42:16 [executor.py:852] WorkerProc failed to start.\n(Worker pid=7) ERROR 02-24 20:42:16 [executor.py:852] File \"/usr/lib/torch/utils/_contextlib.py\", line 120, in decorate_context\n(Worker pid=7) ERROR 02-24 20:42:16 [executor.py:852] ^^^^^^^^^^^^\n";
+        assert_eq!(
+            explain_job_failure(log).error_message.as_deref(),
+            Some("WorkerProc failed to start.")
         );
     }
 

@@ -184,15 +184,15 @@ impl PytestScanner {
         }
     }
 
-    /// `  - RuntimeError: …` right below summary lines without a message: their message,
-    /// wrapped by the paste. Any other line ends the wait.
+    /// `  - RuntimeError: …` (or `RuntimeError: …`) right below summary lines without a
+    /// message: their message, wrapped by the paste. Any other line ends the wait.
     fn wrapped_summary_message(&mut self, text: &str) -> bool {
         if self.awaiting_message.is_empty() || summary_prefix(text).is_some() {
             return false;
         }
         let waiting = std::mem::take(&mut self.awaiting_message);
-        let message = text
-            .strip_prefix("- ")
+        // Under the summary lines as `  - RuntimeError: …`, or as the bare exception line.
+        let message = Some(text.strip_prefix("- ").unwrap_or(text))
             .filter(|m| super::looks_like_exception(m));
         let Some(message) = message else {
             return false;
@@ -453,6 +453,18 @@ mod tests {
             "TestC.test_d[x]"
         );
         assert_eq!(head_line("a/test_b.py::test_d"), "test_d");
+    }
+
+    /// A summary line without its message, the message pasted as the bare exception line below.
+    #[test]
+    fn a_bare_exception_under_a_summary_line_is_its_message() {
+        let log = "FAILED evals/test_gsm8k.py::test_gsm8k[m]\nAssertionError: GSM8K metric too low: 0.2085 < 0.2100\nassert np.float64(0.2) >= (0.29 - 0.08)\n";
+        let findings = find_pytest_failures(log);
+        assert_eq!(findings.failures.len(), 1);
+        assert_eq!(
+            findings.failures[0].error_message.as_deref(),
+            Some("AssertionError: GSM8K metric too low: 0.2085 < 0.2100")
+        );
     }
 
     #[test]

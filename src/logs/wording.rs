@@ -123,7 +123,16 @@ static SHELL_KILLED: std::sync::LazyLock<regex::Regex> =
 /// A traceback's header or one of its frames: where, not what went wrong (vLLM's worker
 /// announces its traceback with "Error executing method …").
 pub(crate) fn is_traceback_part(body: &str) -> bool {
-    body.starts_with([' ', '\t']) || prefix::announces(body)
+    body.starts_with([' ', '\t']) || prefix::announces(body) || is_frame_or_marker(body.trim())
+}
+
+/// A traceback's frame (`File "x.py", line 120, in f`) or its caret marker (`^^^^`), which a
+/// copy may have stripped of its indentation.
+fn is_frame_or_marker(body: &str) -> bool {
+    static FRAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        crate::text::log_regex(r#"^File "[^"]+", line \d+"#).expect("valid")
+    });
+    FRAME.is_match(body) || !body.is_empty() && body.chars().all(|c| matches!(c, '^' | '~'))
 }
 
 /// A traceback a process logged at error level, one logger prefix per line: kept in the
