@@ -137,7 +137,9 @@ async fn lists_tools_and_scans_the_fixture_build() {
     match structured["daily_findings_text"].as_str() {
         Some(report) => assert!(report.contains("## Hard Failures (blocking builds)")),
         None => assert!(
-            structured["detail_shed"].to_string().contains("daily_findings_text"),
+            structured["detail_shed"]
+                .to_string()
+                .contains("daily_findings_text"),
             "{}",
             structured["detail_shed"]
         ),
