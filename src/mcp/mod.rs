@@ -15,6 +15,7 @@ mod output;
 mod progress;
 mod prompts;
 mod render_tool;
+mod scan_flights;
 mod scan_tools;
 mod watcher;
 mod webhook;
@@ -66,6 +67,8 @@ pub struct CiWatchServer {
     hud: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
     /// What the watcher last did per `org/pipeline` (see `watcher.rs`).
     watch: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::model::WatchStatus>>>,
+    /// Identical scans under way, shared by the callers asking at the same time.
+    scan_flights: Arc<scan_flights::ScanFlights>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -110,6 +113,7 @@ impl CiWatchServer {
             latest_scan: Arc::default(),
             hud: Arc::default(),
             watch: Arc::default(),
+            scan_flights: Arc::default(),
             tool_router,
             prompt_router: Self::prompt_router(),
         })

@@ -295,11 +295,21 @@ impl CiWatchServer {
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(client);
         let key = BuildKey::new(org, pipeline, number);
-        let scan = watch::scan_build(&reader, self.enrichment(), &key, options, &progress);
-        let mut result = tokio::select! {
-            result = scan => result.map_err(|e| e.to_string())?,
+        // Callers with the same token asking the same scan at the same time share one run.
+        let flight = format!(
+            "{}|{key:?}|{options:?}",
+            super::caller_key(&context.extensions)
+        );
+        let scan = self.scan_flights.run(flight, || async {
+            let result = watch::scan_build(&reader, self.enrichment(), &key, options, &progress);
+            result.await.map(Arc::new).map_err(|e| e.to_string())
+        });
+        let (shared, joined) = tokio::select! {
+            outcome = scan => outcome,
             () = context.ct.cancelled() => return Err(CANCELLED.to_string()),
         };
+        let mut result = (*shared?).clone();
+        result.stats.joined = joined;
         result.warnings.extend(self.store_warnings());
         // One copy, kept whole, serves the caller's later renders and the HUD.
         let held = Arc::new(result.clone());

@@ -158,6 +158,10 @@ pub struct ScanStats {
     /// Buildkite requests of the compared pipeline's nightly (included in `api_requests`).
     #[serde(default)]
     pub compared_pipeline_requests: u64,
+    /// This call joined the same scan another caller with the same token had under way: the
+    /// requests above are that scan's, made once for both.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined: bool,
 }
 
 /// The result of scanning one build.

@@ -93,6 +93,7 @@ impl Snapshot {
             log_bytes_fetched: now.log_bytes - self.totals.log_bytes,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
             compared_pipeline_requests: 0,
+            joined: false,
         }
     }
 }

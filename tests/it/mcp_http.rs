@@ -232,6 +232,91 @@ async fn many_sessions_at_once() {
     assert_eq!(callers.len(), 50, "each caller's own token was used");
 }
 
+/// One caller's default scan of the fixture nightly through a sidecar in front of `buildkite`:
+/// the answer's structured content.
+async fn scan_through(base: &str, token: &str) -> serde_json::Value {
+    let mut headers = HashMap::new();
+    headers.insert(
+        axum::http::HeaderName::from_static("x-buildkite-token"),
+        axum::http::HeaderValue::from_str(token).expect("header"),
+    );
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"))
+        .custom_headers(headers);
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("initialize");
+    let arguments = json!({"build_id_or_url": "65099", "compare_nightlies": 0});
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("ciwatch_scan_build")
+                .with_arguments(arguments.as_object().cloned().expect("object")),
+        )
+        .await
+        .expect("scan");
+    client.cancel().await.expect("close");
+    result.structured_content.expect("structured")
+}
+
+fn failure_keys(answer: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = answer["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["failure_key"].as_str().map(String::from))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Twenty sessions with one token asking the same scan at once share one run: Buildkite gets
+/// one scan's requests, every answer is the same, and all but one say they joined. A caller
+/// with another token runs its own.
+#[tokio::test]
+async fn twenty_sessions_asking_one_scan_at_once_share_one_run() {
+    let github = crate::common::github_server().await;
+    let slow_build = || {
+        wiremock::Mock::given(wiremock::matchers::path(crate::common::BUILD_PATH)).respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_raw(ciwatch_mcp::fixtures::BUILD_65099, "application/json")
+                // Every caller's call is under way before the first scan has its build.
+                .set_delay(std::time::Duration::from_millis(500)),
+        )
+    };
+    let alone = wiremock::MockServer::start().await;
+    slow_build().mount(&alone).await;
+    crate::common::mount_fixture(&alone).await;
+    let base = start(&alone.uri(), &github.uri(), None).await;
+    let one = scan_through(&base, "bkua_team").await;
+    let one_requests = alone.received_requests().await.expect("recorded").len();
+
+    let buildkite = wiremock::MockServer::start().await;
+    slow_build().mount(&buildkite).await;
+    crate::common::mount_fixture(&buildkite).await;
+    let base = start(&buildkite.uri(), &github.uri(), None).await;
+    let answers =
+        futures::future::join_all((0..20).map(|_| scan_through(&base, "bkua_team"))).await;
+    let sent = buildkite.received_requests().await.expect("recorded").len();
+    assert_eq!(
+        sent, one_requests,
+        "twenty callers cost one scan's requests"
+    );
+    let joined = answers
+        .iter()
+        .filter(|a| a["stats"]["joined"] == true)
+        .count();
+    assert_eq!(joined, 19);
+    for answer in &answers {
+        assert_eq!(failure_keys(answer), failure_keys(&one));
+        assert_eq!(
+            answer["stats"]["api_requests"],
+            one["stats"]["api_requests"]
+        );
+    }
+    let other = scan_through(&base, "bkua_someone_else").await;
+    assert_ne!(other["stats"]["joined"], true, "another token never joins");
+}
+
 /// A router configured for `0.0.0.0` (as the Dockerfile runs it) still checks `Host`: loopback
 /// names pass, listed hosts pass in addition, foreign ones (DNS rebinding) are refused.
 #[tokio::test]
