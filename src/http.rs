@@ -14,7 +14,7 @@
 mod pacing;
 
 use pacing::Limiter;
-pub use pacing::{in_background, RateBudget, ServerPacer};
+pub use pacing::{in_background, is_background, RateBudget, ServerPacer};
 use reqwest::{header::HeaderMap, RequestBuilder, Response, StatusCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -250,9 +250,18 @@ impl BuildkiteClient {
             self.http.id(),
             self.token_scope()
         );
+        // A caller never waits on a listing the watcher (background work) is fetching, which
+        // goes out at background priority: the watcher's flight is apart, and its answer is
+        // kept for the callers when it comes.
+        let background = crate::http::is_background();
+        let flight = if background {
+            format!("{key}\0background")
+        } else {
+            key.clone()
+        };
         let mut failure = None;
         let shared = LISTINGS
-            .get_or_fetch(&key, || async {
+            .get_or_fetch(&flight, || async {
                 match self.get_page(target, first, query).await {
                     Ok(page) => (SharedPage::Read(Arc::new(page)), true),
                     Err(HttpError::NotFound(message)) => (SharedPage::NotVisible(message), true),
@@ -263,6 +272,9 @@ impl BuildkiteClient {
                 }
             })
             .await;
+        if background && !matches!(shared, SharedPage::Failed) {
+            LISTINGS.insert(key, shared.clone());
+        }
         match shared {
             SharedPage::Read(page) => Ok(page.as_ref().clone()),
             SharedPage::NotVisible(message) => Err(HttpError::NotFound(message)),

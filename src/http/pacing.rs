@@ -19,7 +19,8 @@ pub async fn in_background<F: std::future::Future>(work: F) -> F::Output {
     BACKGROUND.scope((), work).await
 }
 
-fn is_background() -> bool {
+/// Whether the running task does background work ([`in_background`]).
+pub fn is_background() -> bool {
     BACKGROUND.try_with(|_| ()).is_ok()
 }
 

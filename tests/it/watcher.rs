@@ -60,3 +60,52 @@ async fn the_watcher_reads_the_night_before_anyone_asks() {
         "the caller's scan read every log from the store"
     );
 }
+
+/// A caller asking for the nightly listing the watcher is fetching does not wait on it (the
+/// watcher's request goes out at background priority): it asks for itself, and once the
+/// watcher's answer is in, the next caller is answered from it.
+#[tokio::test]
+async fn a_caller_never_waits_on_the_watchers_listing() {
+    let server = wiremock::MockServer::start().await;
+    let listing_path = "/v2/organizations/vllm/pipelines/ci/builds";
+    wiremock::Mock::given(wiremock::matchers::path(listing_path))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!([crate::common::listed_build(
+                    65099,
+                    "schedule",
+                    "failed",
+                    "Full CI run - nightly"
+                )]))
+                .set_delay(std::time::Duration::from_millis(600)),
+        )
+        .mount(&server)
+        .await;
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
+    let latest = |client: ciwatch_mcp::buildkite::BuildkiteClient| async move {
+        ciwatch_mcp::watch::latest_nightly(&client, "vllm", "ci", "main", u32::MAX / 3600)
+            .await
+            .expect("the nightly")
+            .number
+    };
+    let listings = || async {
+        let requests = server.received_requests().await.expect("recorded");
+        requests
+            .iter()
+            .filter(|r| r.url.path() == listing_path)
+            .count()
+    };
+    let watcher = tokio::spawn(ciwatch_mcp::http::in_background(latest(client.clone())));
+    while listings().await == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(latest(client.clone()).await, 65099);
+    assert_eq!(listings().await, 2, "the caller asked for itself");
+    assert_eq!(watcher.await.expect("watcher"), 65099);
+    assert_eq!(latest(client.clone()).await, 65099);
+    assert_eq!(
+        listings().await,
+        2,
+        "answered from the listings already read"
+    );
+}
