@@ -22,7 +22,7 @@ pub fn bounded_text(text: &str, max_chars: usize) -> String {
 /// A regex for log lines, its word boundaries read as ASCII (`\b` becomes `(?-u:\b)`). A Unicode
 /// `\b` keeps the fast engines off any line with one non-ASCII character (a progress bar, an
 /// emoji), and the rules run on every line of a log's end: under load, Unicode boundaries took
-/// about a third of a loaded sidecar's CPU (`perf`, README "Performance"). Every word these
+/// about a third of a loaded sidecar's CPU (`perf`, docs/figures.md). Every word these
 /// patterns bound is ASCII.
 pub fn log_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&pattern.replace(r"\b", r"(?-u:\b)"))
