@@ -8,12 +8,13 @@
 //! routine needs more than one minute's budget. `cargo bench --bench team` runs a team's
 //! replicas with one Redis.
 
+use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::buildkite::BuildkiteClient;
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::http::{HttpClient, RateBudget, RetryPolicy};
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::watch::{
-    self, Budgets, BuildKey, Enrichment, HistoryOptions, JobReader, NoProgress, ScanOptions,
+    self, Budgets, Enrichment, HistoryOptions, JobReader, NoProgress, ScanOptions,
 };
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -303,7 +303,7 @@ async fn run_scan(
     };
     let reader =
         watch::JobReader::new(&client, store).with_build_freshness(settings.build_freshness());
-    let key = watch::BuildKey::new(&org, &pipeline, number);
+    let key = ciwatch_mcp::buildkite::BuildKey::new(&org, &pipeline, number);
     let progress = StderrProgress::new();
     let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;
     progress.finish();

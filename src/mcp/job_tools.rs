@@ -201,14 +201,14 @@ impl CiWatchServer {
 
 impl CiWatchServer {
     /// The build a job tool names; `Err` before any request when it is not one.
-    fn build_key(&self, job: &JobRef) -> Result<watch::BuildKey, String> {
+    fn build_key(&self, job: &JobRef) -> Result<crate::buildkite::BuildKey, String> {
         let build = parse_build_ref(
             &job.build_id_or_url,
             &job.pipeline,
             &self.settings.buildkite_org,
         )
         .map_err(|e| e.to_string())?;
-        Ok(watch::BuildKey::new(
+        Ok(crate::buildkite::BuildKey::new(
             &build.org,
             &build.pipeline,
             build.number,

@@ -3,11 +3,12 @@
 use super::numbers::{count_or, WholeNumber};
 use super::progress::McpProgress;
 use super::CiWatchServer;
+use crate::buildkite::BuildKey;
 use crate::buildkite::BuildkiteClient;
 use crate::buildkite::{parse_build_ref, parse_pipeline};
 use crate::input::RepoSlug;
 use crate::model::{DetailLevel, ScanResult};
-use crate::watch::{self, BuildKey, Enrichment, ScanOptions};
+use crate::watch::{self, Enrichment, ScanOptions};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;

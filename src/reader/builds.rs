@@ -2,7 +2,8 @@
 //! one request, one caller at a time; a fetched build is written only when its head changed.
 
 use super::stored::BuildHead;
-use super::{now_millis, wait_for_turn, BuildKey, JobReader};
+use super::{now_millis, wait_for_turn, JobReader};
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, BuildkiteError};
 use crate::cache::Table;
 use std::sync::atomic::{AtomicBool, Ordering};

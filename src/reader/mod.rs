@@ -32,8 +32,7 @@ mod read_result;
 pub mod stored;
 pub mod stream;
 
-pub use crate::buildkite::BuildKey;
-use crate::buildkite::{BuildkiteClient, BuildkiteError, Job};
+use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, Job};
 use crate::cache::Table;
 use crate::http::HttpError;
 use crate::logs::LogAnalysis;

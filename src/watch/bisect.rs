@@ -7,6 +7,7 @@
 //! (`triage::bisect`). Nothing is unblocked or started: the next runs are suggestions.
 
 use super::WatchError;
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, Job, JobState, ListBuilds};
 use crate::github::{CompareCommit, GitHubClient};
 use crate::input::{comparable, NodeId};
@@ -15,7 +16,7 @@ use crate::model::{
     BisectCommit, BisectPlan, BisectRun, BisectStats, BisectStatus, BlockStep, Category,
     NarrowedRange, NextAction, NextRun, RunVerdict, Suspect,
 };
-use crate::reader::{BuildKey, JobRead, JobReader, ReadLimits};
+use crate::reader::{JobRead, JobReader, ReadLimits};
 use crate::triage::bisect as narrowing;
 use crate::triage::signature::{signature, Signature};
 use crate::triage::{classify, FailureText};

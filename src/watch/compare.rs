@@ -8,13 +8,14 @@
 //! not read) is no baseline.
 
 use super::select::plan_jobs;
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
 use crate::model::{
     FailureClassification, FixedFailure, JobStatus, NightlyComparison, Onset, ScanResult, Trend,
 };
 use crate::owners::CodeOwners;
-use crate::reader::{BuildKey, JobRead, JobReader};
+use crate::reader::{JobRead, JobReader};
 use crate::triage::nightly::{
     failures_shown, fixed_evidence, job_says, retell, Identity, LogWord, PreviousRun, RunNow,
 };

@@ -9,10 +9,11 @@
 //! the build, the logs; all of it said in `stats.compared_pipeline_requests`.
 
 use super::Budgets;
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::comparable;
 use crate::model::{Cause, Elsewhere, ElsewhereState, Platform, ScanResult};
-use crate::reader::{BuildKey, JobRead, JobReader};
+use crate::reader::{JobRead, JobReader};
 use crate::triage::cause::parity;
 use crate::triage::cluster::{cluster_key, platform};
 use crate::triage::signature::signature;

@@ -6,11 +6,12 @@
 //! listing request.
 
 use super::{Progress, WatchError};
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, Job, ListBuilds};
 use crate::input::{comparable, NodeId};
 use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
-use crate::reader::{BuildKey, JobRead, JobReader, ReadLimits};
+use crate::reader::{JobRead, JobReader, ReadLimits};
 use crate::triage::history::{assess, Observation, TestStatus};
 use futures::StreamExt;
 use std::collections::BTreeSet;

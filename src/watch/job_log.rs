@@ -10,11 +10,12 @@
 
 use super::jobs::{build_with_job, job_info, match_job};
 use super::{Budgets, WatchError};
+use crate::buildkite::BuildKey;
 use crate::buildkite::BuildkiteError;
 use crate::http::HttpError;
 use crate::input::NodeId;
 use crate::model::{JobLogResult, LogLine, MatchStrategy};
-use crate::reader::{BuildKey, JobReader};
+use crate::reader::JobReader;
 use regex::Regex;
 
 /// The most bytes of line text a result carries (Claude Code caps a tool result at about

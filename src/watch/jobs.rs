@@ -2,10 +2,11 @@
 //! job-outcome reader (a stored outcome costs no request), extract failures.
 
 use super::{Budgets, WatchError};
+use crate::buildkite::BuildKey;
 use crate::buildkite::{latest_attempts, Job};
 use crate::logs::pytest::head_line;
 pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
-use crate::reader::{BuildKey, JobRead, JobReader};
+use crate::reader::{JobRead, JobReader};
 
 /// Picks one job. Names are matched among latest attempts (a retried job shares its name with
 /// its retries); ids among all attempts. Errors list the candidates.

@@ -3,11 +3,12 @@
 
 use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, ListBuilds};
 use crate::model::{
     AnalysisWindow, AnalyzedBuild, DetailLevel, FailurePage, MainBranchAnalysis, RecurringFailure,
 };
-use crate::reader::{BuildKey, JobReader};
+use crate::reader::JobReader;
 use crate::triage::recurrence::{aggregate, BuildFailures};
 
 /// States asked for in the listing: builds whose jobs failed (see `BuildState::has_failures`).

@@ -20,8 +20,8 @@ mod tracked;
 
 pub use crate::reader::coverage::covers_job;
 pub use crate::reader::{
-    BuildKey, JobRead, JobReader, Progress, ReadLimits, DEFAULT_BUILD_FRESHNESS,
-    DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING,
+    JobRead, JobReader, Progress, ReadLimits, DEFAULT_BUILD_FRESHNESS, DEFAULT_MAX_WHOLE_LOG_BYTES,
+    DEFAULT_SCAN_BYTE_CEILING,
 };
 pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,

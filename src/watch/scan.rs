@@ -7,6 +7,7 @@ use super::failures::classify_job;
 use super::issues::{advise_issues, apply_issue_match};
 use super::select::{plan_jobs, JobPlan};
 use super::{Budgets, Progress, WatchError};
+use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, Job};
 use crate::github::{Candidates, GitHubClient, IssueCandidate};
 use crate::model::{
@@ -15,7 +16,7 @@ use crate::model::{
 use crate::owners::service::{Prepared, BLAME_CONFIDENCE, CODEOWNERS_CONFIDENCE};
 use crate::owners::Owners;
 use crate::pipeline::test_area;
-use crate::reader::{BuildKey, JobRead, JobReader};
+use crate::reader::{JobRead, JobReader};
 use std::collections::HashSet;
 use std::time::Instant;
 

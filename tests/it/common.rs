@@ -252,7 +252,7 @@ pub async fn scan_65099(
     ciwatch_mcp::watch::scan_build(
         reader,
         ciwatch_mcp::watch::Enrichment::default(),
-        &ciwatch_mcp::watch::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
         options,
         &ciwatch_mcp::watch::NoProgress,
     )

@@ -4,11 +4,12 @@
 //! accounts for every failed job and finds the same failures as against a well-behaved server,
 //! and the limiter never lets more requests into a window than its budget.
 
+use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::fixtures;
 use ciwatch_mcp::http::{HttpClient, RateBudget};
 use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
 use ciwatch_mcp::secret::Secret;
-use ciwatch_mcp::watch::{self, Budgets, BuildKey, Enrichment, JobReader, NoProgress};
+use ciwatch_mcp::watch::{self, Budgets, Enrichment, JobReader, NoProgress};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -193,7 +193,7 @@ async fn scan_marks_tracked_failures_with_at_most_three_github_requests() {
             github: Some(&github),
             owners: None,
         },
-        &watch::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )
@@ -273,7 +273,7 @@ async fn search_github_false_sends_nothing() {
             github: Some(&github),
             owners: None,
         },
-        &watch::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )

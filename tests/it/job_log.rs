@@ -2,10 +2,11 @@
 //! first, with context) including one that floods and is cut, one test's section, and a second
 //! view of a finished job's log served from the store.
 
+use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::input::NodeId;
 use ciwatch_mcp::model::{JobLogResult, MatchStrategy};
-use ciwatch_mcp::watch::{self, Budgets, BuildKey, JobReader, LogView};
+use ciwatch_mcp::watch::{self, Budgets, JobReader, LogView};
 use regex::Regex;
 
 const DISTRIBUTED: &str = "019e068f-84f5-4636-9707-f971a7d87843";

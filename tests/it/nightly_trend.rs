@@ -5,11 +5,12 @@
 //! one, one whose previous nightly lost its agent, and a job-level one; the range has a culprit
 //! touching a traceback file next to decoys in the same directory.
 
+use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::github::{GitHubClient, GitHubOptions};
 use ciwatch_mcp::model::{Category, DetailLevel, ScanResult, Trend};
 use ciwatch_mcp::secret::Secret;
-use ciwatch_mcp::watch::{self, Budgets, BuildKey, Enrichment, JobReader, NoProgress};
+use ciwatch_mcp::watch::{self, Budgets, Enrichment, JobReader, NoProgress};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;

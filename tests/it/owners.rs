@@ -255,7 +255,7 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
     let first = watch::scan_build(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        &watch::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )
@@ -311,7 +311,7 @@ async fn scan_with_a_local_clone_gives_owners_and_blame_for_every_pytest_failure
     let result = watch::scan_build(
         &watch::JobReader::new(&client, None),
         enrichment,
-        &watch::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
         &options,
         &NoProgress,
     )

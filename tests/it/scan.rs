@@ -16,7 +16,7 @@ async fn scan(server_uri: &str, options: &ScanOptions) -> ScanResult {
     watch::scan_build(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        &watch::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
         options,
         &NoProgress,
     )
@@ -283,7 +283,7 @@ async fn unknown_build_is_a_clear_error() {
     let error = watch::scan_build(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        &watch::BuildKey::new("vllm", "ci", 1),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 1),
         &options(Budgets::default(), DetailLevel::Summary),
         &NoProgress,
     )
@@ -339,7 +339,7 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
     let server = fixture_server().await;
     let client = client(&settings(&server.uri()));
     let reader = watch::JobReader::new(&client, None);
-    let key = watch::BuildKey::new("vllm", "ci", 65099);
+    let key = ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099);
     let budgets = Budgets::default();
     let amd = watch::job_test_failures(
         &reader,
@@ -403,7 +403,7 @@ async fn concurrent_scans_count_only_their_own_requests() {
         watch::scan_build(
             &watch::JobReader::new(&client, None),
             Enrichment::default(),
-            &watch::BuildKey::new("vllm", "ci", 65099),
+            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
             &options,
             &NoProgress,
         )

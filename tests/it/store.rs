@@ -3,10 +3,11 @@
 //! build (never stored), a partly read log, and the rate limiter's sliding window.
 
 use crate::common::{client, fixture_server, scan_options, settings, BUILD_PATH};
+use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::http::{HttpClient, RateBudget};
 use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
-use ciwatch_mcp::watch::{self, Budgets, BuildKey, Enrichment, JobReader, NoProgress};
+use ciwatch_mcp::watch::{self, Budgets, Enrichment, JobReader, NoProgress};
 use std::time::Duration;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -426,7 +426,7 @@ async fn a_burst_of_callers_of_the_latest_nightly_shares_its_listings() {
             &JobReader::new(&client, Some(&store))
                 .with_build_freshness(ciwatch_mcp::watch::DEFAULT_BUILD_FRESHNESS),
             ciwatch_mcp::watch::Enrichment::default(),
-            &ciwatch_mcp::watch::BuildKey::new("vllm", "ci", choice.number),
+            &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", choice.number),
             &options,
             &ciwatch_mcp::watch::NoProgress,
         )
