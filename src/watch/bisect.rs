@@ -7,8 +7,7 @@
 //! (`triage::bisect`). Nothing is unblocked or started: the next runs are suggestions.
 
 use super::WatchError;
-use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, Job, JobState, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, JobState, ListBuilds};
 use crate::github::{CompareCommit, GitHubClient};
 use crate::input::{comparable, NodeId};
 use crate::logs::LogAnalysis;

@@ -8,8 +8,7 @@
 //! not read) is no baseline.
 
 use super::select::plan_jobs;
-use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, Job, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, ListBuilds};
 use crate::github::{best_match, GitHubClient, IssueCandidate};
 use crate::model::{
     FailureClassification, FixedFailure, JobStatus, NightlyComparison, Onset, ScanResult, Trend,

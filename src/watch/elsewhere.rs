@@ -9,8 +9,7 @@
 //! the build, the logs; all of it said in `stats.compared_pipeline_requests`.
 
 use super::Budgets;
-use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, Job, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, ListBuilds};
 use crate::input::comparable;
 use crate::model::{Cause, Elsewhere, ElsewhereState, Platform, ScanResult};
 use crate::reader::{JobRead, JobReader};

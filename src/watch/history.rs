@@ -6,8 +6,7 @@
 //! listing request.
 
 use super::{Progress, WatchError};
-use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, Job, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, ListBuilds};
 use crate::input::{comparable, NodeId};
 use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};

@@ -2,8 +2,7 @@
 //! job-outcome reader (a stored outcome costs no request), extract failures.
 
 use super::{Budgets, WatchError};
-use crate::buildkite::BuildKey;
-use crate::buildkite::{latest_attempts, Job};
+use crate::buildkite::{latest_attempts, BuildKey, Job};
 use crate::logs::pytest::head_line;
 pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
 use crate::reader::{JobRead, JobReader};

@@ -1,10 +1,9 @@
 //! Recurring failures across recent main-branch builds: scan the failed builds of a window and
 //! group their failures by key.
 
-use super::scan::{scan_fetched, Enrichment, ScanOptions, Snapshot};
+use super::scan::{Enrichment, ScanCall, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
-use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, ListBuilds};
+use crate::buildkite::{Build, BuildKey, ListBuilds};
 use crate::model::{
     AnalysisWindow, AnalyzedBuild, DetailLevel, FailurePage, MainBranchAnalysis, RecurringFailure,
 };
@@ -212,7 +211,14 @@ async fn scan_each(
         let before = Snapshot::take();
         // Progress is reported per build; a scan's own log counts would run backwards.
         let quiet = &super::NoProgress;
-        match scan_fetched(reader, enrichment, &key, build, &per_build, quiet, before).await {
+        let call = ScanCall {
+            reader,
+            enrichment,
+            key: &key,
+            options: &per_build,
+            progress: quiet,
+        };
+        match call.scan_fetched(build, before).await {
             Ok(result) => {
                 warnings.extend(
                     result

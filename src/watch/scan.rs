@@ -7,8 +7,7 @@ use super::failures::classify_job;
 use super::issues::{advise_issues, apply_issue_match};
 use super::select::{plan_jobs, JobPlan};
 use super::{Budgets, Progress, WatchError};
-use crate::buildkite::BuildKey;
-use crate::buildkite::{Build, Job};
+use crate::buildkite::{Build, BuildKey, Job};
 use crate::github::{Candidates, GitHubClient, IssueCandidate};
 use crate::model::{
     BuildInfo, DetailLevel, FailedJob, FailureClassification, JobStatus, ScanResult, ScanStats,
@@ -53,7 +52,18 @@ pub struct Enrichment<'a> {
     pub owners: Option<&'a Owners>,
 }
 
-/// Scans one build: the build from the store or one request, then [`scan_fetched`].
+/// One scan of one build: what each of its steps reads (the reader, the services, the
+/// build's key, the options) and reports progress to.
+#[derive(Clone, Copy)]
+pub(super) struct ScanCall<'a> {
+    pub reader: &'a JobReader<'a>,
+    pub enrichment: Enrichment<'a>,
+    pub key: &'a BuildKey,
+    pub options: &'a ScanOptions,
+    pub progress: &'a dyn Progress,
+}
+
+/// Scans one build: the build from the store or one request, then [`ScanCall::scan_fetched`].
 pub async fn scan_build(
     reader: &JobReader<'_>,
     enrichment: Enrichment<'_>,
@@ -64,7 +74,14 @@ pub async fn scan_build(
     crate::http::within_call(async {
         let before = Snapshot::take();
         let build = reader.build(key).await?;
-        scan_fetched(reader, enrichment, key, &build, options, progress, before).await
+        let call = ScanCall {
+            reader,
+            enrichment,
+            key,
+            options,
+            progress,
+        };
+        call.scan_fetched(&build, before).await
     })
     .await
 }
@@ -99,87 +116,6 @@ impl Snapshot {
     }
 }
 
-/// Scans a build already at hand (from a listing with jobs, or [`scan_build`]). Stored job
-/// outcomes are used without a request and do not count against `max_jobs`; the GitHub
-/// issues and CODEOWNERS are fetched while the logs are read.
-pub(super) async fn scan_fetched(
-    reader: &JobReader<'_>,
-    enrichment: Enrichment<'_>,
-    key: &BuildKey,
-    build: &Build,
-    options: &ScanOptions,
-    progress: &dyn Progress,
-    before: Snapshot,
-) -> Result<ScanResult, WatchError> {
-    let github = enrichment.github.filter(|_| options.search_github);
-    let owners = enrichment.owners;
-    let gathered = gather(reader, owners, github, key, build, options, progress).await;
-    let plan = &gathered.plan;
-    let mut warnings = Vec::new();
-    let (jobs, mut failures) = list_jobs(build, &gathered, &options.budgets, &mut warnings);
-    let unfinished = unfinished_jobs(build);
-    if !build.is_finished() {
-        warnings.insert(0, running_warning(build, &unfinished));
-    }
-    let mut seen = HashSet::new();
-    failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
-    enrich(&mut failures, &gathered, owners, build, &mut warnings).await;
-    let mut result = new_result(build, key, plan, failures, jobs, options, warnings);
-    for why in incompleteness(build, &unfinished, &result.jobs) {
-        result.mark_incomplete(why);
-    }
-    compare_nightly(reader, github, key, build, &gathered, options, &mut result).await;
-    result.causes =
-        crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
-    let compared = match &options.compare_pipeline {
-        Some(other) => {
-            let budgets = &options.budgets;
-            super::elsewhere::compare_elsewhere(reader, key, build, other, budgets, &mut result)
-                .await;
-            result.stats.compared_pipeline_requests
-        }
-        None => 0,
-    };
-    advise_issues(&mut result, gathered.candidates());
-    result.stats = ScanStats {
-        compared_pipeline_requests: compared,
-        ..before.stats()
-    };
-    finish(&mut result, options);
-    Ok(result)
-}
-
-/// A nightly's comparison with the previous nightlies (when asked for).
-async fn compare_nightly(
-    reader: &JobReader<'_>,
-    github: Option<&GitHubClient>,
-    key: &BuildKey,
-    build: &Build,
-    gathered: &Gathered<'_>,
-    options: &ScanOptions,
-    result: &mut ScanResult,
-) {
-    if options.compare_nightlies > 0 && super::nightly::is_nightly(build) {
-        let current = CurrentScan {
-            key,
-            build,
-            reads: gathered
-                .plan
-                .ordered
-                .iter()
-                .zip(&gathered.reads)
-                .map(|(p, r)| (p.job.id.as_str(), r))
-                .collect(),
-            candidates: gathered.candidates(),
-            codeowners: gathered.owners.as_ref().and_then(|p| p.codeowners()),
-            repo: &options.repo,
-            nightlies: options.compare_nightlies,
-            budgets: &options.budgets,
-        };
-        compare_with_previous_nightlies(reader, github, current, result).await;
-    }
-}
-
 /// What a scan gathers at once: which jobs to read, their reads (in the plan's order), the
 /// repository's CI-failure issues and its owners.
 struct Gathered<'b> {
@@ -196,73 +132,161 @@ impl Gathered<'_> {
     }
 }
 
-/// Reads the planned jobs' logs: every stored outcome, free, and the first `max_jobs` of the
-/// others in reading order, requested. The budget counts what this call fetches, so a call
-/// after an incomplete one goes on where it stopped. The issues and owners are fetched while
-/// the logs are read.
-async fn gather<'b>(
-    reader: &JobReader<'_>,
-    owners: Option<&Owners>,
-    github: Option<&GitHubClient>,
-    key: &BuildKey,
-    build: &'b Build,
-    options: &ScanOptions,
-    progress: &dyn Progress,
-) -> Gathered<'b> {
-    let plan = plan_jobs(build);
-    let budgets = &options.budgets;
-    let limits = budgets.limits();
-    let planned_jobs: Vec<&Job> = plan.ordered.iter().map(|p| p.job).collect();
-    let mut reads: Vec<Option<JobRead>> = reader.stored_all(&planned_jobs, &limits).await;
-    let unstored: Vec<usize> = (0..reads.len()).filter(|&i| reads[i].is_none()).collect();
-    let (to_fetch, left) = unstored.split_at(unstored.len().min(budgets.max_jobs));
-    let fetch_jobs: Vec<(&BuildKey, &Job)> = to_fetch
-        .iter()
-        .map(|&i| (key, plan.ordered[i].job))
-        .collect();
-    let reading = format!(
-        "reading {} job logs of build {}",
-        fetch_jobs.len(),
-        key.number
-    );
-    progress.report(0, fetch_jobs.len(), &reading);
-    let issues = async {
-        match github {
-            Some(github) => Some(github.ci_failure_candidates(&options.repo).await),
-            None => None,
-        }
-    };
-    let owners = async {
-        match owners {
-            Some(owners) => Some(owners.prepare(&options.repo).await),
-            None => None,
-        }
-    };
-    let fetched = reader.jobs(&fetch_jobs, &limits, budgets.concurrency, progress);
-    let (fetched, issues, owners) = futures::join!(fetched, issues, owners);
-    for (&i, read) in to_fetch.iter().zip(fetched) {
-        reads[i] = Some(read);
+impl ScanCall<'_> {
+    /// GitHub, when this scan searches it.
+    fn github(&self) -> Option<&GitHubClient> {
+        self.enrichment
+            .github
+            .filter(|_| self.options.search_github)
     }
-    let left_for_later = LeftForLater {
-        jobs: left.len(),
-        max_jobs: budgets.max_jobs,
-        resumable: reader.keeps_reads() && build.is_finished(),
-    };
-    let unread = JobRead {
-        status: JobStatus::OverBudget,
-        analysis: None,
-        detail: Some(left_for_later.job_detail()),
-        stored: false,
-    };
-    Gathered {
-        plan,
-        reads: reads
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| unread.clone()))
-            .collect(),
-        issues,
-        owners,
-        left_for_later,
+
+    /// Scans a build already at hand (from a listing with jobs, or [`scan_build`]). Stored job
+    /// outcomes are used without a request and do not count against `max_jobs`; the GitHub
+    /// issues and CODEOWNERS are fetched while the logs are read.
+    pub(super) async fn scan_fetched(
+        &self,
+        build: &Build,
+        before: Snapshot,
+    ) -> Result<ScanResult, WatchError> {
+        let options = self.options;
+        let gathered = self.gather(build).await;
+        let mut warnings = Vec::new();
+        let (jobs, mut failures) = list_jobs(build, &gathered, &options.budgets, &mut warnings);
+        let unfinished = unfinished_jobs(build);
+        if !build.is_finished() {
+            warnings.insert(0, running_warning(build, &unfinished));
+        }
+        let mut seen = HashSet::new();
+        failures.retain(|f: &FailureClassification| seen.insert(f.failure_key.clone()));
+        let owners = self.enrichment.owners;
+        enrich(&mut failures, &gathered, owners, build, &mut warnings).await;
+        let mut result = self.new_result(build, &gathered.plan, jobs);
+        result.total_failures = failures.len();
+        result.failures = failures;
+        result.warnings = warnings;
+        for why in incompleteness(build, &unfinished, &result.jobs) {
+            result.mark_incomplete(why);
+        }
+        self.compare_nightly(build, &gathered, &mut result).await;
+        result.causes =
+            crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
+        let compared = match &options.compare_pipeline {
+            Some(other) => {
+                let (reader, key, budgets) = (self.reader, self.key, &options.budgets);
+                super::elsewhere::compare_elsewhere(
+                    reader,
+                    key,
+                    build,
+                    other,
+                    budgets,
+                    &mut result,
+                )
+                .await;
+                result.stats.compared_pipeline_requests
+            }
+            None => 0,
+        };
+        advise_issues(&mut result, gathered.candidates());
+        result.stats = ScanStats {
+            compared_pipeline_requests: compared,
+            ..before.stats()
+        };
+        finish(&mut result, options);
+        Ok(result)
+    }
+
+    /// A nightly's comparison with the previous nightlies (when asked for).
+    async fn compare_nightly(
+        &self,
+        build: &Build,
+        gathered: &Gathered<'_>,
+        result: &mut ScanResult,
+    ) {
+        let (key, options) = (self.key, self.options);
+        if options.compare_nightlies == 0 || !super::nightly::is_nightly(build) {
+            return;
+        }
+        let current = CurrentScan {
+            key,
+            build,
+            reads: gathered
+                .plan
+                .ordered
+                .iter()
+                .zip(&gathered.reads)
+                .map(|(p, r)| (p.job.id.as_str(), r))
+                .collect(),
+            candidates: gathered.candidates(),
+            codeowners: gathered.owners.as_ref().and_then(|p| p.codeowners()),
+            repo: &options.repo,
+            nightlies: options.compare_nightlies,
+            budgets: &options.budgets,
+        };
+        compare_with_previous_nightlies(self.reader, self.github(), current, result).await;
+    }
+
+    /// Reads the planned jobs' logs: every stored outcome, free, and the first `max_jobs` of
+    /// the others in reading order, requested. The budget counts what this call fetches, so a
+    /// call after an incomplete one goes on where it stopped. The issues and owners are fetched
+    /// while the logs are read.
+    async fn gather<'b>(&self, build: &'b Build) -> Gathered<'b> {
+        let (reader, key, options, progress) = (self.reader, self.key, self.options, self.progress);
+        let (github, owners) = (self.github(), self.enrichment.owners);
+        let plan = plan_jobs(build);
+        let budgets = &options.budgets;
+        let limits = budgets.limits();
+        let planned_jobs: Vec<&Job> = plan.ordered.iter().map(|p| p.job).collect();
+        let mut reads: Vec<Option<JobRead>> = reader.stored_all(&planned_jobs, &limits).await;
+        let unstored: Vec<usize> = (0..reads.len()).filter(|&i| reads[i].is_none()).collect();
+        let (to_fetch, left) = unstored.split_at(unstored.len().min(budgets.max_jobs));
+        let fetch_jobs: Vec<(&BuildKey, &Job)> = to_fetch
+            .iter()
+            .map(|&i| (key, plan.ordered[i].job))
+            .collect();
+        let reading = format!(
+            "reading {} job logs of build {}",
+            fetch_jobs.len(),
+            key.number
+        );
+        progress.report(0, fetch_jobs.len(), &reading);
+        let issues = async {
+            match github {
+                Some(github) => Some(github.ci_failure_candidates(&options.repo).await),
+                None => None,
+            }
+        };
+        let owners = async {
+            match owners {
+                Some(owners) => Some(owners.prepare(&options.repo).await),
+                None => None,
+            }
+        };
+        let fetched = reader.jobs(&fetch_jobs, &limits, budgets.concurrency, progress);
+        let (fetched, issues, owners) = futures::join!(fetched, issues, owners);
+        for (&i, read) in to_fetch.iter().zip(fetched) {
+            reads[i] = Some(read);
+        }
+        let left_for_later = LeftForLater {
+            jobs: left.len(),
+            max_jobs: budgets.max_jobs,
+            resumable: reader.keeps_reads() && build.is_finished(),
+        };
+        let unread = JobRead {
+            status: JobStatus::OverBudget,
+            analysis: None,
+            detail: Some(left_for_later.job_detail()),
+            stored: false,
+        };
+        Gathered {
+            plan,
+            reads: reads
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| unread.clone()))
+                .collect(),
+            issues,
+            owners,
+            left_for_later,
+        }
     }
 }
 
@@ -386,47 +410,43 @@ async fn enrich(
     }
 }
 
-fn new_result(
-    build: &Build,
-    key: &BuildKey,
-    plan: &JobPlan<'_>,
-    failures: Vec<FailureClassification>,
-    jobs: Vec<FailedJob>,
-    options: &ScanOptions,
-    warnings: Vec<String>,
-) -> ScanResult {
-    let states = build
-        .latest_attempts()
-        .map(|job| job.state.as_deref().unwrap_or("unknown"));
-    let completeness = crate::model::Completeness::of(states, &jobs);
-    let build_info = build_info(build, &key.org, &key.pipeline);
-    ScanResult {
-        links: crate::model::Links::new(&build_info.build_url, &options.repo),
-        build_info,
-        completeness,
-        total_jobs: plan.total_jobs,
-        failed_jobs: plan.hard_failed + plan.soft_failed,
-        hard_failed_jobs: plan.hard_failed,
-        soft_failed_jobs: plan.soft_failed,
-        total_failures: failures.len(),
-        counts: Default::default(),
-        page: Default::default(),
-        detail_shed: Vec::new(),
-        causes: Vec::new(),
-        failures,
-        jobs,
-        selection: options.selection.clone(),
-        warnings,
-        complete: true,
-        incomplete: Vec::new(),
-        scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        stats: ScanStats::default(),
-        fixed: Vec::new(),
-        tracked_issues: Vec::new(),
-        compared_nightly: None,
-        comparison: None,
-        daily_findings_text: None,
-        standup_summary_text: None,
+impl ScanCall<'_> {
+    /// The result's frame: the build, its jobs and what was read of them (the failures and
+    /// warnings go in after).
+    fn new_result(&self, build: &Build, plan: &JobPlan<'_>, jobs: Vec<FailedJob>) -> ScanResult {
+        let states = build
+            .latest_attempts()
+            .map(|job| job.state.as_deref().unwrap_or("unknown"));
+        let completeness = crate::model::Completeness::of(states, &jobs);
+        let build_info = build_info(build, &self.key.org, &self.key.pipeline);
+        ScanResult {
+            links: crate::model::Links::new(&build_info.build_url, &self.options.repo),
+            build_info,
+            completeness,
+            total_jobs: plan.total_jobs,
+            failed_jobs: plan.hard_failed + plan.soft_failed,
+            hard_failed_jobs: plan.hard_failed,
+            soft_failed_jobs: plan.soft_failed,
+            total_failures: 0,
+            counts: Default::default(),
+            page: Default::default(),
+            detail_shed: Vec::new(),
+            causes: Vec::new(),
+            failures: Vec::new(),
+            jobs,
+            selection: self.options.selection.clone(),
+            warnings: Vec::new(),
+            complete: true,
+            incomplete: Vec::new(),
+            scan_timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            stats: ScanStats::default(),
+            fixed: Vec::new(),
+            tracked_issues: Vec::new(),
+            compared_nightly: None,
+            comparison: None,
+            daily_findings_text: None,
+            standup_summary_text: None,
+        }
     }
 }
 
