@@ -68,7 +68,14 @@ pub async fn test_history(
         if options.lookback_builds > MAX_LOOKBACK_BUILDS {
             warnings.push(format!("lookback_builds capped at {MAX_LOOKBACK_BUILDS}"));
         }
-        let builds = chosen_builds(reader, org, pipeline, lookback, options, &mut warnings).await?;
+        let call = HistoryCall {
+            reader,
+            org,
+            pipeline,
+            options,
+            progress,
+        };
+        let builds = chosen_builds(&call, lookback, &mut warnings).await?;
         let file_paths = crate::owners::source::repo_path_candidates(test_nodeid.file());
         let (mut timeline, pending) =
             runs_without_logs(&builds, &file_paths, options, &mut warnings);
@@ -76,12 +83,10 @@ pub async fn test_history(
             .iter()
             .map(|b| BuildKey::new(org, pipeline, b.number))
             .collect();
-        let (reads, logs_read) =
-            read_pending(reader, &keys, &timeline, &pending, options, progress).await;
+        let (reads, logs_read) = read_pending(&call, &keys, &timeline, &pending).await;
         let (read_builds, not_read) = record_reads(
             &mut timeline,
-            &pending,
-            reads,
+            pending.iter().zip(reads).collect(),
             test_nodeid.comparable(),
             options,
             &mut warnings,
@@ -110,6 +115,16 @@ pub async fn test_history(
         })
     })
     .await
+}
+
+/// One history call: what each of its steps reads.
+#[derive(Clone, Copy)]
+struct HistoryCall<'a> {
+    reader: &'a JobReader<'a>,
+    org: &'a str,
+    pipeline: &'a str,
+    options: &'a HistoryOptions,
+    progress: &'a dyn Progress,
 }
 
 /// The reader's and the call's counters at the start of a history, so its stats count only
@@ -197,13 +212,12 @@ fn runs_without_logs<'b>(
 /// Reads the pending jobs: stored outcomes (free), then up to `max_logs` logs in
 /// [`read_order`]. `None` for a job left unread; also the number of logs read.
 async fn read_pending(
-    reader: &JobReader<'_>,
+    call: &HistoryCall<'_>,
     keys: &[BuildKey],
     timeline: &[TimelineEntry],
     pending: &[PendingRead<'_>],
-    options: &HistoryOptions,
-    progress: &dyn Progress,
 ) -> (Vec<Option<JobRead>>, usize) {
+    let (reader, options, progress) = (call.reader, call.options, call.progress);
     let limits = ReadLimits {
         max_log_bytes: options.max_log_bytes,
         max_whole_log_bytes: options.max_whole_log_bytes,
@@ -237,15 +251,14 @@ async fn read_pending(
 /// Returns the builds read and the builds with a failed job left unread.
 fn record_reads(
     timeline: &mut [TimelineEntry],
-    pending: &[PendingRead<'_>],
-    reads: Vec<Option<JobRead>>,
+    reads: Vec<(&PendingRead<'_>, Option<JobRead>)>,
     wanted: &str,
     options: &HistoryOptions,
     warnings: &mut Vec<String>,
 ) -> (BTreeSet<u64>, BTreeSet<u64>) {
     let mut not_read = BTreeSet::new();
     let mut read_builds = BTreeSet::new();
-    for (pending, read) in pending.iter().zip(reads) {
+    for (pending, read) in reads {
         let entry = &mut timeline[pending.entry];
         let Some(read) = read else {
             not_read.insert(entry.build_number);
@@ -310,13 +323,11 @@ fn settle(entry: &mut TimelineEntry) {
 /// are a few among hundreds of builds: those are listed without jobs and each nightly read
 /// through the store (a request only the first time).
 async fn chosen_builds(
-    reader: &JobReader<'_>,
-    org: &str,
-    pipeline: &str,
+    call: &HistoryCall<'_>,
     lookback: usize,
-    options: &HistoryOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Build>, WatchError> {
+    let (reader, org, pipeline, options) = (call.reader, call.org, call.pipeline, call.options);
     let client = reader.client();
     let filter = ListBuilds {
         branch: Some(options.branch.clone()),
@@ -374,19 +385,17 @@ async fn chosen_builds(
         }
         return Ok(chosen);
     }
-    Ok(nightlies_with_jobs(reader, org, pipeline, chosen, options, warnings).await)
+    Ok(nightlies_with_jobs(call, chosen, warnings).await)
 }
 
 /// Nightlies listed without jobs, each with its jobs: from the store while the listing shows
 /// it unchanged, else one request. A build that cannot be read stays as listed, with a warning.
 async fn nightlies_with_jobs(
-    reader: &JobReader<'_>,
-    org: &str,
-    pipeline: &str,
+    call: &HistoryCall<'_>,
     chosen: Vec<Build>,
-    options: &HistoryOptions,
     warnings: &mut Vec<String>,
 ) -> Vec<Build> {
+    let (reader, org, pipeline, options) = (call.reader, call.org, call.pipeline, call.options);
     let fetches: Vec<_> = chosen
         .iter()
         .map(|b| async move {
