@@ -8,6 +8,7 @@
 //! read through the job-outcome reader, at most [`MAX_LOGS`] logs. Bounded: one listing page,
 //! the build, the logs; all of it said in `stats.compared_pipeline_requests`.
 
+use super::call::{ComparedPipeline, ScanCall};
 use super::Budgets;
 use crate::buildkite::{Build, BuildKey, Job, ListBuilds};
 use crate::input::comparable;
@@ -25,28 +26,14 @@ pub const WINDOW_HOURS: i64 = 36;
 /// Logs of the compared nightly read per scan.
 pub const MAX_LOGS: usize = 10;
 
-/// The second pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComparedPipeline {
-    pub org: String,
-    pub pipeline: String,
-}
-
-impl ComparedPipeline {
-    fn name(&self) -> String {
-        format!("{}/{}", self.org, self.pipeline)
-    }
-}
-
 /// Sets each cause's `elsewhere` and `parity`. Problems become warnings.
 pub(super) async fn compare_elsewhere(
-    reader: &JobReader<'_>,
-    key: &BuildKey,
+    call: &ScanCall<'_>,
     build: &Build,
     other: &ComparedPipeline,
-    budgets: &Budgets,
     result: &mut ScanResult,
 ) {
+    let (reader, key, budgets) = (call.reader, call.key, &call.options.budgets);
     let same_pipeline = other.org == key.org && other.pipeline == key.pipeline;
     if result.causes.is_empty() || same_pipeline {
         return;

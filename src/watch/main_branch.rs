@@ -1,7 +1,7 @@
 //! Recurring failures across recent main-branch builds: scan the failed builds of a window and
 //! group their failures by key.
 
-use super::scan::{Enrichment, ScanCall, ScanOptions, Snapshot};
+use super::call::{Enrichment, ScanCall, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, BuildKey, ListBuilds};
 use crate::model::{

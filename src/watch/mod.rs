@@ -5,6 +5,7 @@
 
 mod analytics;
 mod bisect;
+mod call;
 mod compare;
 mod elsewhere;
 mod failures;
@@ -27,8 +28,9 @@ pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
 pub use bisect::{bisect_plan, BisectOptions, BisectTarget, DEFAULT_BISECT_LOGS};
+pub use call::{ComparedPipeline, Enrichment, ScanOptions};
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
-pub use elsewhere::{ComparedPipeline, DEFAULT_COMPARE_PIPELINE};
+pub use elsewhere::DEFAULT_COMPARE_PIPELINE;
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};
 pub use job_log::{
     job_log, LogView, DEFAULT_MAX_MATCHES, DEFAULT_TAIL_LINES, MAX_CONTEXT_LINES, MAX_MATCHES,
@@ -39,7 +41,7 @@ pub use jobs::{
 };
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{is_nightly, latest_nightly, pick_nightly, NightlyChoice};
-pub use scan::{scan_build, Enrichment, ScanOptions};
+pub use scan::scan_build;
 pub use select::{plan_jobs, JobPlan};
 
 use crate::buildkite::BuildkiteError;

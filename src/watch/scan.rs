@@ -2,6 +2,7 @@
 //! reader within the budgets, extract and classify failures, and assemble a [`ScanResult`] in which every failed
 //! job appears — analysed, or listed with the reason it was not.
 
+use super::call::{Enrichment, ScanCall, ScanOptions, Snapshot};
 use super::compare::{compare_with_previous_nightlies, CurrentScan};
 use super::failures::classify_job;
 use super::issues::{advise_issues, apply_issue_match};
@@ -17,51 +18,6 @@ use crate::owners::Owners;
 use crate::pipeline::test_area;
 use crate::reader::{JobRead, JobReader};
 use std::collections::HashSet;
-use std::time::Instant;
-
-#[derive(Debug, Clone)]
-pub struct ScanOptions {
-    pub detail_level: DetailLevel,
-    /// At `full`, the Daily Findings and Standup texts go into the result. A caller that
-    /// keeps full detail only to present less (the MCP tools at `summary`) leaves them out
-    /// rather than render them to drop them.
-    pub render_reports: bool,
-    /// Failures from this one on are in the result (paging).
-    pub failure_offset: usize,
-    /// Most failures in the result (a page); `usize::MAX` for all.
-    pub max_failures: usize,
-    pub budgets: Budgets,
-    /// Why this build was chosen, when the caller chose it (nightly selection).
-    pub selection: Option<String>,
-    /// GitHub repository (`owner/name`) of the code under test: its CI-failure issues are
-    /// matched and its CODEOWNERS read.
-    pub repo: String,
-    /// Match failures to the repository's CI-failure issues.
-    pub search_github: bool,
-    /// Previous scheduled nightlies a nightly build is compared with (0: no comparison; other
-    /// builds are never compared).
-    pub compare_nightlies: usize,
-    /// The second pipeline whose matching nightly each cause is looked up in (the AMD one).
-    pub compare_pipeline: Option<super::elsewhere::ComparedPipeline>,
-}
-
-/// The services that add to a scan beyond Buildkite; each is optional.
-#[derive(Clone, Copy, Default)]
-pub struct Enrichment<'a> {
-    pub github: Option<&'a GitHubClient>,
-    pub owners: Option<&'a Owners>,
-}
-
-/// One scan of one build: what each of its steps reads (the reader, the services, the
-/// build's key, the options) and reports progress to.
-#[derive(Clone, Copy)]
-pub(super) struct ScanCall<'a> {
-    pub reader: &'a JobReader<'a>,
-    pub enrichment: Enrichment<'a>,
-    pub key: &'a BuildKey,
-    pub options: &'a ScanOptions,
-    pub progress: &'a dyn Progress,
-}
 
 /// Scans one build: the build from the store or one request, then [`ScanCall::scan_fetched`].
 pub async fn scan_build(
@@ -84,36 +40,6 @@ pub async fn scan_build(
         call.scan_fetched(&build, before).await
     })
     .await
-}
-
-/// This call's request and byte counts at the start of a scan, so its `stats` count only its
-/// own (a main-branch analysis runs several scans in one call).
-#[derive(Clone, Copy)]
-pub(super) struct Snapshot {
-    started: Instant,
-    totals: crate::http::CallTotals,
-}
-
-impl Snapshot {
-    pub(super) fn take() -> Self {
-        Self {
-            started: Instant::now(),
-            totals: crate::http::call_totals(),
-        }
-    }
-
-    /// What the call sent since the snapshot.
-    pub(super) fn stats(&self) -> ScanStats {
-        let now = crate::http::call_totals();
-        ScanStats {
-            api_requests: now.buildkite_requests - self.totals.buildkite_requests,
-            github_requests: now.github_requests - self.totals.github_requests,
-            log_bytes_fetched: now.log_bytes - self.totals.log_bytes,
-            elapsed_ms: self.started.elapsed().as_millis() as u64,
-            compared_pipeline_requests: 0,
-            joined: false,
-        }
-    }
 }
 
 /// What a scan gathers at once: which jobs to read, their reads (in the plan's order), the
@@ -172,16 +98,7 @@ impl ScanCall<'_> {
             crate::triage::cause::group_causes(&mut result.failures, &result.build_info.pipeline);
         let compared = match &options.compare_pipeline {
             Some(other) => {
-                let (reader, key, budgets) = (self.reader, self.key, &options.budgets);
-                super::elsewhere::compare_elsewhere(
-                    reader,
-                    key,
-                    build,
-                    other,
-                    budgets,
-                    &mut result,
-                )
-                .await;
+                super::elsewhere::compare_elsewhere(self, build, other, &mut result).await;
                 result.stats.compared_pipeline_requests
             }
             None => 0,
