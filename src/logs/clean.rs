@@ -235,13 +235,12 @@ fn skip_escape(bytes: &[u8], start: usize) -> usize {
 /// `--` separator becomes empty. Colours that lost their escape byte in the copy (`[90m…[0m`,
 /// or `^[[0;36m` in caret notation) are cut from the line's start.
 fn strip_web_ui_prefix(line: &str) -> &str {
-    // A copy pasted as a Markdown quote: `> ` before the page's gutter or timestamp.
+    // A copy pasted as a Markdown quote: `> ` before the text (pytest's `>       assert` marks
+    // a source line with spaces after it, and is kept).
     let line = line
         .strip_prefix("> ")
         .filter(|quoted| {
-            *quoted == "--"
-                || looks_like_bracket_timestamp(quoted)
-                || quoted.trim_start_matches(' ').starts_with("| ")
+            !quoted.starts_with(' ') || quoted.trim_start_matches(' ').starts_with("| ")
         })
         .unwrap_or(line);
     let mut rest = line;
@@ -420,7 +419,7 @@ mod tests {
     fn a_web_copy_quoted_in_markdown_is_read_through() {
         check(
             b"> [2024-09-05T00:38:34Z] INFO: a\n> --\n>   | [2024-09-05T00:38:34Z] ERROR: b\n> quoted prose\n",
-            "INFO: a\n\nERROR: b\n> quoted prose\n",
+            "INFO: a\n\nERROR: b\nquoted prose\n",
         );
     }
 

@@ -509,6 +509,22 @@ some unrelated output
         );
     }
 
+    /// A loader's bare `undefined symbol:` line and Bazel's verdict on a test that timed out say
+    /// what went wrong; Bazel's `FAILED in` names only the target.
+    #[test]
+    fn a_missing_symbol_and_a_bazel_timeout_are_error_lines() {
+        let symbol = "undefined symbol: cublasLtGroupedMatrixLayoutInit_internal, version libcublasLt.so.13\n";
+        assert_eq!(
+            explain_job_failure(symbol).error_message.as_deref(),
+            Some("undefined symbol: cublasLtGroupedMatrixLayoutInit_internal, version libcublasLt.so.13")
+        );
+        let bazel = "//xla/tests:a_test_gpu      TIMEOUT in 3 out of 3 in 2400.3s\n//xla/tests:b_test_gpu      FAILED in 3 out of 3 in 9.9s\n";
+        assert_eq!(
+            explain_job_failure(bazel).error_message.as_deref(),
+            Some("//xla/tests:a_test_gpu      TIMEOUT in 3 out of 3 in 2400.3s")
+        );
+    }
+
     /// An exception whose message ends in `:` goes on over the logger's next lines: they are its
     /// message, not later errors.
     #[test]

@@ -154,8 +154,15 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
             .strip_suffix(unit)
             .is_some_and(|n| !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()))
     };
+    // A runner's count of its tests or steps, `[ 2 / 12 ]`, `[3/12]`.
+    let progress = trimmed.split_once('/').is_some_and(|(done, all)| {
+        [done, all].iter().all(|n| {
+            let n = n.trim();
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        })
+    });
     // pytest's `[ 42%]`; the Open Build Service's seconds since the build began, `[   25s]`.
-    if is_clock(trimmed) || xdist || counted('%') || counted('s') {
+    if is_clock(trimmed) || xdist || progress || counted('%') || counted('s') {
         return Some((None, after));
     }
     // `[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234]`, `[E ProcessGroupNCCL.cpp:616]`.
@@ -494,10 +501,12 @@ mod tests {
                 false,
                 "coredump: Detected",
             ),
+            // A runner's count of its steps or tests, spaced or not.
+            ("[1/2] Building CXX object", false, "Building CXX object"),
             (
-                "[1/2] Building CXX object",
+                "[ 2 / 2 ] tests/a.py::test_b FAILED",
                 false,
-                "[1/2] Building CXX object",
+                "tests/a.py::test_b FAILED",
             ),
             (
                 "Step #4 - \"run_e2e_tests\": ModuleNotFoundError: No module named 'x'",

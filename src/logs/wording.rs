@@ -78,7 +78,7 @@ pub(crate) fn only_says_failed(body: &str) -> bool {
 /// finding no usable GPU, ROCm's device that cannot be opened, Buildkite's agent lost, a failed
 /// checkout, GitHub Actions' step timeout.
 pub(crate) static TROUBLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    crate::text::log_regex(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|No devices were found|Exited with status -1\b|Checkout failed!|^The action (?:'[^']*' )?has timed out|Unable to open /dev/kfd")
+    crate::text::log_regex(r"^🚨 Error: |^# Received cancellation signal|^The operation was canceled|Build timed out \(after|has exceeded the maximum execution time|pull rate limit|lost communication with the server|\bCannot contact \S+|thrown while requesting (?:HEAD|GET|POST) |error from HF API|Temporary failure resolving|NET/IB ?: Got completion from peer|socketProgressOpt: Call to \w+ from \S+ failed|Failed to initialize NVML|NVIDIA-SMI has failed because|No devices were found|Exited with status -1\b|Checkout failed!|^The action (?:'[^']*' )?has timed out|Unable to open /dev/kfd")
         .expect("valid")
 });
 
@@ -147,7 +147,7 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 /// `file.cc(12): error …`), CTest's verdict on a test (`***Failed`, `***Timeout`).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in \d+ out of \d+ in ",
     )
     .expect("valid")
 });

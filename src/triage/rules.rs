@@ -70,7 +70,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "hang",
             InfraKind::Hang,
-            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$|\*\*\*Timeout \d",
+            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$|\*\*\*Timeout \d|^//\S+\s+TIMEOUT in \d+ out of \d+ in ",
             None,
             0.6,
         ),
@@ -165,7 +165,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "gpu_driver",
             InfraKind::GpuFault,
-            r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML|^No devices were found$",
+            r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML|NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver|^No devices were found$",
             None,
             0.7,
         ),
@@ -238,6 +238,8 @@ mod tests {
             ("docker: Error response from daemon: failed to create shim: OCI runtime create failed: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli: initialization error: driver error: failed to process request: unknown.", Some(InfraKind::HostNotReady)),
             ("3039.4   subprocess.CalledProcessError: Command '['cmake', '--build', '.']' returned non-zero exit status 137.", Some(InfraKind::HostOom)),
             ("No devices were found", Some(InfraKind::GpuFault)),
+            ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.", Some(InfraKind::GpuFault)),
+            ("//xla/tests:collective_test_gpu   TIMEOUT in 3 out of 3 in 2400.3s", Some(InfraKind::Hang)),
             ("W: Failed to fetch http://deb.debian.org/debian/dists/bullseye/InRelease  Temporary failure resolving 'deb.debian.org'", Some(InfraKind::NetworkOrHub)),
             ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None),
             ("tests/models/test_bloom.py::test_models[bloom-560m] FAILED", None),
