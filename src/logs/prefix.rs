@@ -155,12 +155,10 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
             .is_some_and(|n| !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()))
     };
     // A runner's count of its tests or steps, `[ 2 / 12 ]`, `[3/12]`.
-    let progress = trimmed.split_once('/').is_some_and(|(done, all)| {
-        [done, all].iter().all(|n| {
-            let n = n.trim();
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
-        })
-    });
+    let number = |n: &str| !n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit());
+    let progress = trimmed
+        .split_once('/')
+        .is_some_and(|(done, all)| number(done) && number(all));
     // pytest's `[ 42%]`; the Open Build Service's seconds since the build began, `[   25s]`.
     if is_clock(trimmed) || xdist || progress || counted('%') || counted('s') {
         return Some((None, after));
