@@ -163,15 +163,8 @@ impl CiWatchServer {
         )
         .map_err(|e| e.to_string())?;
         let options = self.scan_options(params.settings, None)?;
-        self.scan(
-            &client,
-            &build.org,
-            &build.pipeline,
-            build.number,
-            &options,
-            &context,
-        )
-        .await
+        let key = BuildKey::new(&build.org, &build.pipeline, build.number);
+        self.scan(&client, key, &options, &context).await
     }
 
     /// Scan last night's build: finds the newest scheduled nightly ("Full CI run - nightly",
@@ -211,8 +204,8 @@ impl CiWatchServer {
             };
             options.selection = Some(choice.explanation);
             let options = (options, presentation);
-            self.scan(&client, &org, &pipeline, choice.number, &options, &context)
-                .await
+            let key = BuildKey::new(&org, &pipeline, choice.number);
+            self.scan(&client, key, &options, &context).await
         })
         .await
     }
@@ -287,15 +280,12 @@ impl CiWatchServer {
     async fn scan(
         &self,
         client: &BuildkiteClient,
-        org: &str,
-        pipeline: &str,
-        number: u64,
+        key: BuildKey,
         (options, presentation): &(ScanOptions, Presentation),
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(client);
-        let key = BuildKey::new(org, pipeline, number);
         // Callers with the same token asking the same scan at the same time share one run.
         let flight = format!(
             "{}|{key:?}|{options:?}",

@@ -57,16 +57,14 @@ pub async fn analyze_main_branch(
             start,
         };
         let (listed_any, selected) = failed_builds(reader, &window, options, &mut warnings).await?;
-        let (analyzed, scanned) = scan_each(
+        let call = MainBranchCall {
             reader,
             enrichment,
-            &window,
-            &selected,
+            window: &window,
             options,
             progress,
-            &mut warnings,
-        )
-        .await;
+        };
+        let (analyzed, scanned) = scan_each(&call, &selected, &mut warnings).await;
         progress.report(selected.len(), selected.len(), "grouping failures");
         let (failures, summary) = aggregate(&scanned);
         let (failures, page) = one_page(failures, &options.scan);
@@ -132,6 +130,15 @@ struct Window<'a> {
     start: chrono::DateTime<chrono::Utc>,
 }
 
+/// One analysis of main: what its scans of each build read.
+struct MainBranchCall<'a> {
+    reader: &'a JobReader<'a>,
+    enrichment: Enrichment<'a>,
+    window: &'a Window<'a>,
+    options: &'a MainBranchOptions,
+    progress: &'a dyn Progress,
+}
+
 /// The window's newest `max_builds` failed builds with their jobs, from one listing; also
 /// whether the listing held any build at all.
 async fn failed_builds(
@@ -176,14 +183,17 @@ async fn failed_builds(
 /// Scans each selected build with every failure at full detail (the result applies the
 /// caller's); a build that cannot be scanned becomes a warning.
 async fn scan_each(
-    reader: &JobReader<'_>,
-    enrichment: Enrichment<'_>,
-    window: &Window<'_>,
+    call: &MainBranchCall<'_>,
     selected: &[Build],
-    options: &MainBranchOptions,
-    progress: &dyn Progress,
     warnings: &mut Vec<String>,
 ) -> (Vec<AnalyzedBuild>, Vec<BuildFailures>) {
+    let MainBranchCall {
+        reader,
+        enrichment,
+        window,
+        options,
+        progress,
+    } = *call;
     let per_build = ScanOptions {
         detail_level: DetailLevel::Full,
         render_reports: false,
