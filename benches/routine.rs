@@ -10,9 +10,9 @@
 
 use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::buildkite::BuildkiteClient;
-use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::http::{HttpClient, RateBudget, RetryPolicy};
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
+use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{
     self, Budgets, Enrichment, HistoryOptions, JobReader, NoProgress, ScanOptions,
 };
@@ -112,7 +112,7 @@ async fn main() {
     let (server, limit) = limited_server().await;
     let client = buildkite_client(&server.uri());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
     let key = BuildKey::new("vllm", "ci", NIGHTLY);
     let options = scan_options();
@@ -145,7 +145,7 @@ async fn main() {
     let (server, limit) = limited_server().await;
     let client = buildkite_client(&server.uri());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
     let routine = async {
         let scanned =

@@ -22,7 +22,7 @@ LAYERS = [
     ["logs", "pipeline"],
     ["triage"],
     ["report", "fit", "hud"],
-    ["memo", "shared_window", "http", "cache", "store", "buildkite", "github", "owners"],
+    ["storage", "http", "buildkite", "github", "owners"],
     ["reader"],
     ["watch"],
     ["config"],

@@ -339,7 +339,7 @@ impl Settings {
         }
         self.cache_dir
             .clone()
-            .or_else(crate::cache::default_dir)
+            .or_else(crate::storage::default_dir)
             .map(StoreSetting::Embedded)
             .ok_or_else(|| {
                 "no cache directory (set CIWATCH_CACHE_DIR or HOME); running without cache"

@@ -5,7 +5,7 @@
 //!   the configured number of requests in any sliding window (a minute), and none while the
 //!   server's own `RateLimit-Remaining` is spent, until its `RateLimit-Reset`. Within the budget
 //!   requests go out at once. With a shared store the window is also kept in Redis, one per
-//!   token for all replicas ([`crate::shared_window`]).
+//!   token for all replicas ([`crate::storage::SharedWindow`]).
 //! * 429 waits for `RateLimit-Reset` / `Retry-After` (seconds), 5xx and connection errors back
 //!   off exponentially with jitter; both stop when the retry budget is spent. Other 4xx fail at
 //!   once.
@@ -221,7 +221,7 @@ impl HttpClient {
                     .entry(token_scope.to_string())
                     .or_insert_with(|| {
                         let shared = limiters.redis.clone().map(|connection| {
-                            crate::shared_window::SharedWindow::new(connection, token_scope)
+                            crate::storage::SharedWindow::new(connection, token_scope)
                         });
                         Arc::new(Limiter::new(limiters.budget, shared))
                     })

@@ -1,7 +1,6 @@
 //! ciwatch-mcp: the daily vLLM CI watch as an MCP server. See `ARCHITECTURE.md` for the map.
 
 pub mod buildkite;
-pub mod cache;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -14,7 +13,6 @@ pub mod hud;
 pub mod input;
 pub mod logs;
 pub mod mcp;
-pub mod memo;
 pub mod model;
 pub mod owners;
 pub mod pipeline;
@@ -22,8 +20,7 @@ pub mod reader;
 pub mod report;
 pub mod secret;
 pub mod services;
-pub mod shared_window;
-pub mod store;
+pub mod storage;
 pub mod text;
 pub mod triage;
 pub mod untrusted;

@@ -6,7 +6,7 @@ use crate::config::{Settings, StoreSetting};
 use crate::github::GitHubClient;
 use crate::http::HttpClient;
 use crate::owners::Owners;
-use crate::store::Store;
+use crate::storage::Store;
 use std::sync::Arc;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -59,7 +59,7 @@ fn open_store(settings: &Settings) -> Result<Option<Store>, String> {
     match settings.store()? {
         StoreSetting::None => Ok(None),
         StoreSetting::Redis { url, password } => Store::redis(url, password).map(Some),
-        StoreSetting::Embedded(dir) => Ok(Some(Store::from(crate::cache::Cache::open(&dir)?))),
+        StoreSetting::Embedded(dir) => Ok(Some(Store::from(crate::storage::Cache::open(&dir)?))),
     }
 }
 

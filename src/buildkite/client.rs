@@ -3,8 +3,8 @@
 
 use super::models::{Build, BuildKey};
 use crate::http::{next_link, HttpClient, HttpError, Target};
-use crate::memo::Memo;
 use crate::secret::Secret;
+use crate::storage::Memo;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, LazyLock};

@@ -7,8 +7,8 @@
 //! fetched and says so in a warning. Nothing here fails a scan.
 
 use super::matching::{IssueCandidate, IssueState};
-use crate::memo::Memo;
 use crate::secret::Secret;
+use crate::storage::Memo;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -52,7 +52,7 @@ pub(super) struct Limiter {
     budget: RateBudget,
     state: tokio::sync::Mutex<LimiterState>,
     /// The replicas' window of the same token, when there is a shared store.
-    shared: Option<crate::shared_window::SharedWindow>,
+    shared: Option<crate::storage::SharedWindow>,
     /// Interactive requests waiting for the window: background work holds back meanwhile.
     interactive_waiting: AtomicUsize,
 }
@@ -82,10 +82,7 @@ struct LimiterState {
 }
 
 impl Limiter {
-    pub(super) fn new(
-        budget: RateBudget,
-        shared: Option<crate::shared_window::SharedWindow>,
-    ) -> Self {
+    pub(super) fn new(budget: RateBudget, shared: Option<crate::storage::SharedWindow>) -> Self {
         Self {
             budget: RateBudget {
                 requests: budget.requests.max(1),

@@ -236,7 +236,7 @@ impl CiWatchServer {
         let stored: ScanResult = self
             .cache
             .as_deref()?
-            .get(crate::cache::Table::Reports, &hud_key(pipeline))
+            .get(crate::storage::Table::Reports, &hud_key(pipeline))
             .await?;
         let stored = Arc::new(stored);
         if let Ok(mut held) = self.hud.lock() {
@@ -250,7 +250,11 @@ impl CiWatchServer {
         let pipeline = result.build_info.pipeline.clone();
         if let Some(store) = self.cache.as_deref() {
             store
-                .put(crate::cache::Table::Reports, &hud_key(&pipeline), &*result)
+                .put(
+                    crate::storage::Table::Reports,
+                    &hud_key(&pipeline),
+                    &*result,
+                )
                 .await;
         }
         if let Ok(mut held) = self.hud.lock() {

@@ -53,7 +53,7 @@ pub struct CiWatchServer {
     github: Arc<GitHubClient>,
     owners: Arc<Owners>,
     /// Finished builds and parsed job logs, shared by every session of this process.
-    cache: Option<Arc<crate::store::Store>>,
+    cache: Option<Arc<crate::storage::Store>>,
     /// Why there is no cache, reported in scan and history results.
     cache_warning: Option<String>,
     /// The last scan per caller (see [`caller_key`]), every failure at full detail: its Daily
@@ -134,7 +134,7 @@ impl CiWatchServer {
         let caller = caller_key(extensions);
         if let Some(store) = self.cache.as_deref().filter(|s| s.embedded().is_none()) {
             store
-                .put(crate::cache::Table::Reports, &caller, &*result)
+                .put(crate::storage::Table::Reports, &caller, &*result)
                 .await;
         }
         if let Ok(mut latest) = self.latest_scan.lock() {
@@ -156,7 +156,7 @@ impl CiWatchServer {
         match (here, self.cache.as_deref()) {
             (Some(scan), _) => Some(scan),
             (None, Some(store)) if store.embedded().is_none() => store
-                .get::<crate::model::ScanResult>(crate::cache::Table::Reports, &caller)
+                .get::<crate::model::ScanResult>(crate::storage::Table::Reports, &caller)
                 .await
                 .map(Arc::new),
             (None, _) => None,

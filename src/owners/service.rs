@@ -7,8 +7,8 @@ use super::codeowners::CodeOwners;
 use super::repo::{BlameCommit, LocalRepo, CODEOWNERS_LOCATIONS};
 use super::source::{function_line_range, repo_path_candidates, split_node_id};
 use crate::github::GitHubClient;
-use crate::memo::Memo;
 pub use crate::model::OwnerSource;
+use crate::storage::Memo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@ use super::stored::BuildHead;
 use super::{now_millis, wait_for_turn, JobReader};
 use crate::buildkite::BuildKey;
 use crate::buildkite::{Build, BuildkiteError};
-use crate::cache::Table;
+use crate::storage::Table;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 impl JobReader<'_> {

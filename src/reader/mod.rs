@@ -33,11 +33,11 @@ pub mod stored;
 pub mod stream;
 
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, Job};
-use crate::cache::Table;
 use crate::http::HttpError;
 use crate::logs::LogAnalysis;
 use crate::model::JobStatus;
-use crate::store::{Lease, Store};
+use crate::storage::Table;
+use crate::storage::{Lease, Store};
 use coverage::{command_count, covers_job};
 use plan::{Ceiling, Slot};
 pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
@@ -442,14 +442,14 @@ impl<'a> JobReader<'a> {
 }
 
 /// The stored value `look` finds, or this caller's turn to fetch it (`Err` with the lease;
-/// without one when another caller kept it past [`crate::store::LEASE`], so this one fetches
+/// without one when another caller kept it past [`crate::storage::LEASE`], so this one fetches
 /// too). While another caller (this process or a replica) fetches the same key, waits for what
 /// it stores instead of fetching it again; `look` is told whether this caller has waited.
 async fn wait_for_turn<'s, T, F, Fut>(
     store: &'s Store,
     key: &str,
     look: F,
-) -> Result<T, Option<crate::store::LeaseGuard<'s>>>
+) -> Result<T, Option<crate::storage::LeaseGuard<'s>>>
 where
     F: Fn(bool) -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -457,7 +457,7 @@ where
     /// How often a replica's lease is looked at.
     const POLL: Duration = Duration::from_millis(100);
     const SIGNAL_TIMEOUT: Duration = Duration::from_secs(1);
-    let deadline = tokio::time::Instant::now() + crate::store::LEASE;
+    let deadline = tokio::time::Instant::now() + crate::storage::LEASE;
     let mut waited = false;
     loop {
         if let Some(found) = look(waited).await {

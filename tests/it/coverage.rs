@@ -3,9 +3,9 @@
 //! Buildkite's raw format, served by wiremock with suffix ranges as Buildkite serves them.
 
 use crate::common::{client, log_response, scan_options, settings, BUILD_PATH};
-use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::fixtures::to_raw_format;
 use ciwatch_mcp::model::{Category, DetailLevel, JobStatus, ScanResult};
+use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{Budgets, JobReader};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -186,7 +186,7 @@ pub(crate) async fn server_with(build: &BuildBody, logs: HashMap<String, Vec<u8>
 
 async fn scan_with(
     server: &MockServer,
-    store: Option<&ciwatch_mcp::store::Store>,
+    store: Option<&ciwatch_mcp::storage::Store>,
     freshness: Duration,
 ) -> ScanResult {
     let client = client(&settings(&server.uri()));
@@ -327,7 +327,7 @@ async fn a_job_retried_after_the_first_scan_is_flaky_on_the_second() {
     let body = BuildBody(Arc::new(Mutex::new(build)));
     let server = server_with(&body, logs).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
 
     let first = scan_with(&server, Some(&store), Duration::ZERO).await;
     let failure = first

@@ -3,7 +3,7 @@
 //! messages, a persistently failing test and a fixed one. Request counts come from the mock's
 //! received requests, cold and warm (on-disk cache).
 
-use ciwatch_mcp::cache::Cache;
+use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::triage::history::{HistoryClass, TestStatus};
 use ciwatch_mcp::watch::{self, HistoryOptions, NoProgress};
 use serde_json::Value;
@@ -247,7 +247,7 @@ fn options(lookback: usize) -> HistoryOptions {
 
 async fn history(
     server: &MockServer,
-    cache: Option<&ciwatch_mcp::store::Store>,
+    cache: Option<&ciwatch_mcp::storage::Store>,
     test: &str,
 ) -> ciwatch_mcp::model::HistoryResult {
     let client = crate::common::client(&crate::common::settings(&server.uri()));
@@ -372,7 +372,7 @@ async fn every_test_gets_its_class_and_transition() {
 async fn fifty_builds_cost_few_requests_cold_and_fewer_warm() {
     let server = server(Duration::from_millis(20)).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("cache"));
+    let cache = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("cache"));
 
     let started = std::time::Instant::now();
     let cold = history(&server, Some(&cache), REGRESSED).await;

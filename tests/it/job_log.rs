@@ -3,9 +3,9 @@
 //! view of a finished job's log served from the store.
 
 use ciwatch_mcp::buildkite::BuildKey;
-use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::input::NodeId;
 use ciwatch_mcp::model::{JobLogResult, MatchStrategy};
+use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{self, Budgets, JobReader, LogView};
 use regex::Regex;
 
@@ -29,7 +29,7 @@ async fn tails_searches_and_test_sections_bounded_and_numbered() {
     let server = crate::common::fixture_server().await;
     let client = crate::common::client(&crate::common::settings(&server.uri()));
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
 
     let tail = view(&reader, DISTRIBUTED, LogView::Tail { lines: 100 }).await;
@@ -177,7 +177,7 @@ async fn the_whole_log_is_read_once_and_numbered_from_its_first_line() {
         .await;
     let client = crate::common::client(&crate::common::settings(&server.uri()));
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
 
     let found = view(

@@ -6,10 +6,10 @@
 //! touching a traceback file next to decoys in the same directory.
 
 use ciwatch_mcp::buildkite::BuildKey;
-use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::github::{GitHubClient, GitHubOptions};
 use ciwatch_mcp::model::{Category, DetailLevel, ScanResult, Trend};
 use ciwatch_mcp::secret::Secret;
+use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{self, Budgets, Enrichment, JobReader, NoProgress};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -293,7 +293,7 @@ pub(crate) async fn buildkite_server(planted: Planted) -> MockServer {
 async fn scan_latest_nightly(
     buildkite: &MockServer,
     github: &GitHubClient,
-    store: Option<&ciwatch_mcp::store::Store>,
+    store: Option<&ciwatch_mcp::storage::Store>,
 ) -> ScanResult {
     let client = crate::common::client(&crate::common::settings(&buildkite.uri()));
     let choice = watch::latest_nightly(&client, "vllm", "ci", "main", u32::MAX / 3600)
@@ -334,7 +334,7 @@ async fn the_latest_nightly_says_what_is_new_continuing_intermittent_and_fixed()
     let github_mock = github_server(Planted::default()).await;
     let github = github(&github_mock.uri());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
 
     let result = scan_latest_nightly(&buildkite, &github, Some(&store)).await;
     let cold = buildkite.received_requests().await.expect("recorded").len();

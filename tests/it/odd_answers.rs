@@ -10,10 +10,10 @@ use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::fixtures;
 use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
-use ciwatch_mcp::store::Store;
+use ciwatch_mcp::storage::Cache;
+use ciwatch_mcp::storage::Store;
 use ciwatch_mcp::watch::{Budgets, JobReader};
 
 #[derive(Debug, Clone, Copy)]

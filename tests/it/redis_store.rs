@@ -8,7 +8,7 @@ use ciwatch_mcp::http::{HttpClient, RateBudget};
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::secret::Secret;
 use ciwatch_mcp::services::Services;
-use ciwatch_mcp::store::Store;
+use ciwatch_mcp::storage::Store;
 use ciwatch_mcp::watch::{Budgets, JobReader};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -280,9 +280,9 @@ async fn replicas_share_one_rate_window_per_token() {
 async fn lease_when_free<'a>(
     store: &'a Store,
     key: &str,
-) -> Option<ciwatch_mcp::store::LeaseGuard<'a>> {
+) -> Option<ciwatch_mcp::storage::LeaseGuard<'a>> {
     for _ in 0..200 {
-        if let ciwatch_mcp::store::Lease::Acquired(guard) = store.lease(key).await {
+        if let ciwatch_mcp::storage::Lease::Acquired(guard) = store.lease(key).await {
             return Some(guard);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -295,7 +295,7 @@ async fn lease_when_free<'a>(
 /// holds, never one another reader took after it expired.
 #[tokio::test]
 async fn a_cancelled_reader_frees_its_lease_and_a_release_frees_only_its_own() {
-    use ciwatch_mcp::store::Lease;
+    use ciwatch_mcp::storage::Lease;
     let redis = RedisServer::start();
     let here = Store::redis(&redis.url(), None).expect("store");
     let replica = Store::redis(&redis.url(), None).expect("store");

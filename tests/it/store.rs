@@ -4,9 +4,9 @@
 
 use crate::common::{client, fixture_server, scan_options, settings, BUILD_PATH};
 use ciwatch_mcp::buildkite::BuildKey;
-use ciwatch_mcp::cache::Cache;
 use ciwatch_mcp::http::{HttpClient, RateBudget};
 use ciwatch_mcp::model::{DetailLevel, JobStatus, ScanResult};
+use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{self, Budgets, Enrichment, JobReader, NoProgress};
 use std::time::Duration;
 use wiremock::matchers::{method, path, path_regex};
@@ -18,7 +18,7 @@ fn key() -> BuildKey {
 
 async fn scan(
     server: &MockServer,
-    store: Option<&ciwatch_mcp::store::Store>,
+    store: Option<&ciwatch_mcp::storage::Store>,
     budgets: Budgets,
 ) -> ScanResult {
     scan_as(&settings(&server.uri()), store, budgets).await
@@ -27,7 +27,7 @@ async fn scan(
 /// A scan with the token (and the rest) of `settings`.
 async fn scan_as(
     settings: &ciwatch_mcp::config::Settings,
-    store: Option<&ciwatch_mcp::store::Store>,
+    store: Option<&ciwatch_mcp::storage::Store>,
     budgets: Budgets,
 ) -> ScanResult {
     let client = client(settings);
@@ -67,7 +67,7 @@ fn verdicts(result: &ScanResult) -> Vec<(String, String, Option<String>)> {
 async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restart() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
 
     let cold = scan(&server, Some(&store), Budgets::default()).await;
     let cold_requests = requests(&server).await;
@@ -111,7 +111,7 @@ async fn a_finished_build_costs_one_request_again_and_no_log_even_after_a_restar
 
     drop(store);
     let reopened =
-        ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store survives"));
+        ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store survives"));
     let after_restart = scan(&server, Some(&reopened), Budgets::default()).await;
     assert_eq!(
         after_restart.stats.api_requests, 1,
@@ -152,7 +152,7 @@ fn unread(result: &ScanResult) -> usize {
 async fn two_default_calls_give_the_whole_night() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let first = scan(&server, Some(&store), Budgets::default()).await;
     let planned = first.jobs.len();
     assert!(planned >= 24, "{planned} failed job attempts");
@@ -201,7 +201,7 @@ async fn two_default_calls_give_the_whole_night() {
 async fn each_call_goes_on_where_the_last_stopped_as_its_warning_says() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let few = Budgets {
         max_jobs: 5,
         ..Budgets::default()
@@ -261,7 +261,7 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
         .await;
     crate::common::mount_fixture(&server).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
 
     let first = scan(&server, Some(&store), Budgets::default()).await;
     let first_requests = requests(&server).await.len();
@@ -330,7 +330,7 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
 async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store));
     // A job of 17 commands whose log is 1.1 MB: with whole reads bounded at 160 KB, its one
@@ -472,7 +472,7 @@ async fn requests_never_exceed_the_budget_in_any_window() {
 async fn another_token_does_not_read_what_this_token_stored() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     scan(&server, Some(&store), Budgets::default()).await;
     let after_first = requests(&server).await.len();
     let mut other = settings(&server.uri());
@@ -491,7 +491,7 @@ async fn another_token_does_not_read_what_this_token_stored() {
 async fn a_build_looked_at_again_unchanged_reads_and_writes_only_its_head() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(Cache::open(dir.path()).expect("store"));
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store));
     reader.build(&key()).await.expect("the build");
@@ -525,7 +525,7 @@ async fn a_build_whose_head_outlived_it_is_written_again() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Room for a head, not for a build (320 KB as stored): the build goes first.
     let store =
-        ciwatch_mcp::store::Store::from(Cache::open_bounded(dir.path(), 100_000).expect("store"));
+        ciwatch_mcp::storage::Store::from(Cache::open_bounded(dir.path(), 100_000).expect("store"));
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store))
         .with_build_freshness(std::time::Duration::from_secs(600));

@@ -79,7 +79,7 @@ async fn night_server(
     server_with(&BuildBody(Arc::new(Mutex::new(build.clone()))), logs).await
 }
 
-async fn scan(api: &str, store: Option<&ciwatch_mcp::store::Store>) -> ScanResult {
+async fn scan(api: &str, store: Option<&ciwatch_mcp::storage::Store>) -> ScanResult {
     let client = client(&settings(api));
     let reader = JobReader::new(&client, store);
     let options = scan_options(Budgets::default(), DetailLevel::Summary, false);
@@ -181,16 +181,16 @@ async fn twenty_callers_of_one_cold_build_cost_what_one_does() {
     let (build, logs) = night();
     let alone = night_server(&build, logs.clone()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(
-        ciwatch_mcp::cache::Cache::open(dir.path()).expect("store"),
+    let store = ciwatch_mcp::storage::Store::from(
+        ciwatch_mcp::storage::Cache::open(dir.path()).expect("store"),
     );
     let one = scan(&alone.uri(), Some(&store)).await;
     let one_requests = recorded(&alone).await.len();
 
     let server = night_server(&build, logs).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ciwatch_mcp::store::Store::from(
-        ciwatch_mcp::cache::Cache::open(dir.path()).expect("store"),
+    let store = ciwatch_mcp::storage::Store::from(
+        ciwatch_mcp::storage::Cache::open(dir.path()).expect("store"),
     );
     let uri = server.uri();
     let answers = futures::future::join_all((0..20).map(|_| scan(&uri, Some(&store)))).await;
@@ -407,7 +407,7 @@ async fn a_burst_of_callers_of_the_latest_nightly_shares_its_listings() {
         };
     // The callers of one sidecar share its HTTP client, as its sessions do.
     let one_caller = |client: ciwatch_mcp::buildkite::BuildkiteClient,
-                      store: Arc<ciwatch_mcp::store::Store>| async move {
+                      store: Arc<ciwatch_mcp::storage::Store>| async move {
         let choice =
             ciwatch_mcp::watch::latest_nightly(&client, "vllm", "ci", "main", u32::MAX / 3600)
                 .await
@@ -440,8 +440,8 @@ async fn a_burst_of_callers_of_the_latest_nightly_shares_its_listings() {
     };
     let new_store = || {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = ciwatch_mcp::store::Store::from(
-            ciwatch_mcp::cache::Cache::open(dir.path()).expect("store"),
+        let store = ciwatch_mcp::storage::Store::from(
+            ciwatch_mcp::storage::Cache::open(dir.path()).expect("store"),
         );
         (dir, Arc::new(store))
     };

@@ -13,7 +13,7 @@
 //! lease expired never frees another's, and a cancelled reader releases its own at once. A
 //! replica that finds a lease waits for the outcome to appear in the store.
 
-use crate::cache::{Cache, Commit, Table};
+use super::disk::{Cache, Commit, Table};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

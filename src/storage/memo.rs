@@ -2,7 +2,7 @@
 //! ranges, commit files): bounded in entries (oldest evicted), optionally expiring, and never
 //! locked across a request. Askers of the same key wait for one fetch ("single flight"), so a
 //! sidecar's concurrent scans send one GitHub search, not one each; other keys never wait.
-//! The on-disk store of Buildkite outcomes is `cache.rs`.
+//! The on-disk store of Buildkite outcomes is `disk.rs`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
