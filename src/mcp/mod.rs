@@ -15,7 +15,6 @@ mod output;
 mod progress;
 mod prompts;
 mod render_tool;
-mod scan_flights;
 mod scan_tools;
 mod watcher;
 mod webhook;
@@ -67,8 +66,11 @@ pub struct CiWatchServer {
     hud: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<crate::model::ScanResult>>>>,
     /// What the watcher last did per `org/pipeline` (see `watcher.rs`).
     watch: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::model::WatchStatus>>>,
-    /// Identical scans under way, shared by the callers asking at the same time.
-    scan_flights: Arc<scan_flights::ScanFlights>,
+    /// Identical scans under way, shared by the callers asking at the same time (same token,
+    /// build and options); nothing is kept once a scan ends, so the next call scans again and
+    /// goes on where an incomplete answer stopped. A caller that joins gets no progress of its
+    /// own.
+    scan_flights: Arc<crate::storage::Memo<String, Result<Arc<crate::model::ScanResult>, String>>>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
@@ -113,7 +115,7 @@ impl CiWatchServer {
             latest_scan: Arc::default(),
             hud: Arc::default(),
             watch: Arc::default(),
-            scan_flights: Arc::default(),
+            scan_flights: Arc::new(crate::storage::Memo::new(SCANS_UNDER_WAY, None)),
             tool_router,
             prompt_router: Self::prompt_router(),
         })
@@ -214,6 +216,10 @@ const APP_TOOLS: [&str; 3] = [
 const APPS_EXTENSION: &str = "io.modelcontextprotocol/ui";
 
 /// [`caller_key`] of a caller using the server's own token.
+/// Different scans under way at once that the sidecar keeps apart (each entry lives only while
+/// its scan runs).
+const SCANS_UNDER_WAY: usize = 256;
+
 const SERVER_CALLER: &str = "server";
 
 /// Who is asking, for per-caller state: the digest of the caller's own Buildkite token over

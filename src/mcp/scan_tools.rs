@@ -291,9 +291,9 @@ impl CiWatchServer {
             "{}|{key:?}|{options:?}",
             super::caller_key(&context.extensions)
         );
-        let scan = self.scan_flights.run(flight, || async {
+        let scan = self.scan_flights.shared(&flight, || async {
             let result = watch::scan_build(&reader, self.enrichment(), &key, options, &progress);
-            result.await.map(Arc::new).map_err(|e| e.to_string())
+            (result.await.map(Arc::new).map_err(|e| e.to_string()), false)
         });
         let (shared, joined) = tokio::select! {
             outcome = scan => outcome,
