@@ -3,9 +3,7 @@
 use super::numbers::{count_or, WholeNumber};
 use super::progress::McpProgress;
 use super::CiWatchServer;
-use crate::buildkite::BuildKey;
-use crate::buildkite::BuildkiteClient;
-use crate::buildkite::{parse_build_ref, parse_pipeline};
+use crate::buildkite::{parse_build_ref, parse_pipeline, BuildKey, BuildkiteClient};
 use crate::input::RepoSlug;
 use crate::model::{DetailLevel, ScanResult};
 use crate::watch::{self, Enrichment, ScanOptions};

@@ -27,9 +27,12 @@ pub fn cause_counts(result: &ScanResult) -> Option<String> {
             "to triage",
         ),
     ];
-    for (n, what) in kinds.into_iter().filter(|_| !result.page.is_partial()) {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
+    // A page holds only its failures' causes: their kinds would not be the build's.
+    if !result.page.is_partial() {
+        for (n, what) in kinds {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
         }
     }
     let plural = |n: usize, one: &str, many: &str| {
