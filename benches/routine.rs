@@ -177,8 +177,7 @@ async fn main() {
         for test in &tests {
             let history = watch::test_history(
                 &reader,
-                "vllm",
-                "ci",
+                &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
                 &ciwatch_mcp::input::NodeId::parse(test).expect("a node id from the log"),
                 &HistoryOptions {
                     branch: "main".into(),

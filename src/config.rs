@@ -234,14 +234,14 @@ pub struct Settings {
 pub fn parse_compared_pipeline(
     value: &str,
     default_org: &str,
-) -> Result<Option<crate::watch::ComparedPipeline>, String> {
+) -> Result<Option<crate::buildkite::PipelineKey>, String> {
     let value = value.trim();
     if value.is_empty() || value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
     let (org, pipeline) =
         crate::buildkite::parse_pipeline(value, default_org).map_err(|e| e.to_string())?;
-    Ok(Some(crate::watch::ComparedPipeline { org, pipeline }))
+    Ok(Some(crate::buildkite::PipelineKey { org, pipeline }))
 }
 
 /// The store the settings choose (see [`Settings::store`]).
@@ -375,7 +375,7 @@ impl Settings {
     }
 
     /// The compared pipeline, `None` when turned off (an empty value); `Err` names a bad one.
-    pub fn compared_pipeline(&self) -> Result<Option<crate::watch::ComparedPipeline>, String> {
+    pub fn compared_pipeline(&self) -> Result<Option<crate::buildkite::PipelineKey>, String> {
         parse_compared_pipeline(&self.compare_pipeline, &self.buildkite_org)
     }
 

@@ -6,5 +6,5 @@ pub mod models;
 pub mod url;
 
 pub use client::{BuildkiteClient, BuildkiteError, ListBuilds, LogBody};
-pub use models::{latest_attempts, Build, BuildKey, BuildState, Job, JobState};
+pub use models::{latest_attempts, Build, BuildKey, BuildState, Job, JobState, PipelineKey};
 pub use url::{parse_build_ref, parse_pipeline, BuildRef};

@@ -6,6 +6,27 @@
 pub use crate::model::{BuildState, JobState};
 use serde::{Deserialize, Serialize};
 
+/// A pipeline of an organisation (`vllm/ci`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub org: String,
+    pub pipeline: String,
+}
+
+impl PipelineKey {
+    pub fn new(org: &str, pipeline: &str) -> Self {
+        Self {
+            org: org.to_string(),
+            pipeline: pipeline.to_string(),
+        }
+    }
+
+    /// `org/pipeline`.
+    pub fn slug(&self) -> String {
+        format!("{}/{}", self.org, self.pipeline)
+    }
+}
+
 /// One build of one pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BuildKey {

@@ -4,6 +4,7 @@ use super::numbers::WholeNumber;
 use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
+use crate::buildkite::PipelineKey;
 use crate::input::NodeId;
 use crate::model::HistoryResult;
 use crate::watch::{self, HistoryOptions};
@@ -121,8 +122,8 @@ impl CiWatchServer {
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);
-        let history =
-            watch::test_history(&reader, &org, &pipeline, &test_nodeid, &options, &progress);
+        let pipeline = PipelineKey::new(&org, &pipeline);
+        let history = watch::test_history(&reader, &pipeline, &test_nodeid, &options, &progress);
         let mut result = tokio::select! {
             result = history => result.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err("the test history was cancelled".to_string()),

@@ -5,6 +5,7 @@ use super::progress::McpProgress;
 use super::scan_tools::ScanSettings;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
+use crate::buildkite::PipelineKey;
 use crate::model::{FailurePage, MainBranchAnalysis};
 use crate::watch::{self, MainBranchOptions};
 use rmcp::handler::server::wrapper::Parameters;
@@ -94,14 +95,9 @@ impl CiWatchServer {
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);
-        let analysis = watch::analyze_main_branch(
-            &reader,
-            self.enrichment(),
-            &org,
-            &pipeline,
-            &options,
-            &progress,
-        );
+        let pipeline = PipelineKey::new(&org, &pipeline);
+        let analysis =
+            watch::analyze_main_branch(&reader, self.enrichment(), &pipeline, &options, &progress);
         tokio::select! {
             result = analysis => {
                 let mut analysis = result.map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 //! The scan's steps are its methods (`scan.rs`); the compared pipeline's lookup reads it too.
 
 use super::{Budgets, Progress};
-use crate::buildkite::BuildKey;
+use crate::buildkite::{BuildKey, PipelineKey};
 use crate::github::GitHubClient;
 use crate::model::{DetailLevel, ScanStats};
 use crate::owners::Owners;
@@ -33,7 +33,7 @@ pub struct ScanOptions {
     /// builds are never compared).
     pub compare_nightlies: usize,
     /// The second pipeline whose matching nightly each cause is looked up in (the AMD one).
-    pub compare_pipeline: Option<ComparedPipeline>,
+    pub compare_pipeline: Option<PipelineKey>,
 }
 
 /// The services that add to a scan beyond Buildkite; each is optional.
@@ -52,19 +52,6 @@ pub(super) struct ScanCall<'a> {
     pub key: &'a BuildKey,
     pub options: &'a ScanOptions,
     pub progress: &'a dyn Progress,
-}
-
-/// The second pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComparedPipeline {
-    pub org: String,
-    pub pipeline: String,
-}
-
-impl ComparedPipeline {
-    pub(super) fn name(&self) -> String {
-        format!("{}/{}", self.org, self.pipeline)
-    }
 }
 
 /// This call's request and byte counts at the start of a scan, so its `stats` count only its

@@ -8,9 +8,9 @@
 //! read through the job-outcome reader, at most [`MAX_LOGS`] logs. Bounded: one listing page,
 //! the build, the logs; all of it said in `stats.compared_pipeline_requests`.
 
-use super::call::{ComparedPipeline, ScanCall};
+use super::call::ScanCall;
 use super::Budgets;
-use crate::buildkite::{Build, BuildKey, Job, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, ListBuilds, PipelineKey};
 use crate::input::comparable;
 use crate::model::{Cause, Elsewhere, ElsewhereState, Platform, ScanResult};
 use crate::reader::{JobRead, JobReader};
@@ -30,7 +30,7 @@ pub const MAX_LOGS: usize = 10;
 pub(super) async fn compare_elsewhere(
     call: &ScanCall<'_>,
     build: &Build,
-    other: &ComparedPipeline,
+    other: &PipelineKey,
     result: &mut ScanResult,
 ) {
     let (reader, key, budgets) = (call.reader, call.key, &call.options.budgets);
@@ -46,7 +46,7 @@ pub(super) async fn compare_elsewhere(
             for cause in &mut result.causes {
                 let found = state_there(cause, &there, &reads);
                 cause.elsewhere = Some(Elsewhere {
-                    pipeline: other.name(),
+                    pipeline: other.slug(),
                     build_number: there.number,
                     ..found
                 });
@@ -54,7 +54,7 @@ pub(super) async fn compare_elsewhere(
         }
         Ok(None) => result.warnings.push(format!(
             "no nightly of {} on the same commit or within {WINDOW_HOURS} h before build {}: causes have no `elsewhere`",
-            other.name(),
+            other.slug(),
             build.number
         )),
         Err(warning) => result.warnings.push(warning),
@@ -75,7 +75,7 @@ pub(super) async fn compare_elsewhere(
 async fn counterpart(
     reader: &JobReader<'_>,
     build: &Build,
-    other: &ComparedPipeline,
+    other: &PipelineKey,
 ) -> Result<Option<Build>, String> {
     let created = build
         .created_at
@@ -94,7 +94,7 @@ async fn counterpart(
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
             "the nightly of {} could not be read ({e}); causes have no `elsewhere`",
-            other.name()
+            other.slug()
         )
     };
     let listing = reader

@@ -6,7 +6,7 @@
 //! listing request.
 
 use super::{Progress, WatchError};
-use crate::buildkite::{Build, BuildKey, Job, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, ListBuilds, PipelineKey};
 use crate::input::{comparable, NodeId};
 use crate::logs::PytestFailure;
 use crate::model::{HistoryJob, HistoryResult, HistoryStats, TimelineEntry};
@@ -55,12 +55,12 @@ struct PendingRead<'b> {
 
 pub async fn test_history(
     reader: &JobReader<'_>,
-    org: &str,
-    pipeline: &str,
+    pipeline: &PipelineKey,
     test_nodeid: &NodeId,
     options: &HistoryOptions,
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
+    let (org, pipeline) = (pipeline.org.as_str(), pipeline.pipeline.as_str());
     crate::http::within_call(async {
         let before = Counted::take(reader);
         let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);

@@ -3,7 +3,7 @@
 
 use super::call::{Enrichment, ScanCall, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
-use crate::buildkite::{Build, BuildKey, ListBuilds};
+use crate::buildkite::{Build, BuildKey, ListBuilds, PipelineKey};
 use crate::model::{
     AnalysisWindow, AnalyzedBuild, DetailLevel, FailurePage, MainBranchAnalysis, RecurringFailure,
 };
@@ -33,11 +33,11 @@ pub struct MainBranchOptions {
 pub async fn analyze_main_branch(
     reader: &JobReader<'_>,
     enrichment: Enrichment<'_>,
-    org: &str,
-    pipeline: &str,
+    pipeline: &PipelineKey,
     options: &MainBranchOptions,
     progress: &dyn Progress,
 ) -> Result<MainBranchAnalysis, WatchError> {
+    let (org, pipeline) = (pipeline.org.as_str(), pipeline.pipeline.as_str());
     crate::http::within_call(async {
         let mut warnings = Vec::new();
         let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);

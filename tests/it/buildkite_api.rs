@@ -447,8 +447,7 @@ async fn a_nightly_history_reads_pages_for_what_it_asks_and_names_the_cut() {
     };
     let history = ciwatch_mcp::watch::test_history(
         &ciwatch_mcp::watch::JobReader::new(&client, None),
-        "vllm",
-        "ci",
+        &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
         &ciwatch_mcp::input::NodeId::parse("tests/v1/distributed/test_dbo.py::test_dbo")
             .expect("id"),
         &options,

@@ -4,9 +4,10 @@
 
 use crate::common::{client, scan_options};
 use crate::coverage::{build_failing, job_id, server_with, BuildBody, Logs};
+use ciwatch_mcp::buildkite::PipelineKey;
 use ciwatch_mcp::fixtures::to_raw_format;
 use ciwatch_mcp::model::{Cause, DetailLevel, ElsewhereState, Parity, Platform, ScanResult};
-use ciwatch_mcp::watch::{Budgets, ComparedPipeline, JobReader};
+use ciwatch_mcp::watch::{Budgets, JobReader};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -186,7 +187,7 @@ async fn with_amd_nightly(server: &MockServer, build: &Value) {
 async fn scan(server: &MockServer, compare: bool) -> ScanResult {
     let client = client(&crate::common::settings(&server.uri()));
     let mut options = scan_options(Budgets::default(), DetailLevel::Full, false);
-    options.compare_pipeline = compare.then(|| ComparedPipeline {
+    options.compare_pipeline = compare.then(|| PipelineKey {
         org: "vllm".into(),
         pipeline: "amd-ci".into(),
     });
@@ -344,7 +345,7 @@ async fn the_fixture_nightly_costs_at_most_12_more_requests_with_the_amd_compari
     let mut settings = crate::common::settings("http://127.0.0.1:9");
     settings.buildkite_api_url = urls.buildkite;
     let client = client(&settings);
-    let scan_with = |compare: Option<ComparedPipeline>| {
+    let scan_with = |compare: Option<PipelineKey>| {
         let client = &client;
         async move {
             let mut options = scan_options(Budgets::default(), DetailLevel::Summary, false);
@@ -353,7 +354,7 @@ async fn the_fixture_nightly_costs_at_most_12_more_requests_with_the_amd_compari
         }
     };
     let off = scan_with(None).await;
-    let on = scan_with(Some(ComparedPipeline {
+    let on = scan_with(Some(PipelineKey {
         org: "vllm".into(),
         pipeline: "amd-ci".into(),
     }))

@@ -253,8 +253,7 @@ async fn history(
     let client = crate::common::client(&crate::common::settings(&server.uri()));
     watch::test_history(
         &watch::JobReader::new(&client, cache),
-        "vllm",
-        "ci",
+        &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
         &ciwatch_mcp::input::NodeId::parse(test).expect("node id"),
         &options(50),
         &NoProgress,
@@ -421,8 +420,7 @@ async fn a_small_log_budget_reads_the_transition_first_and_says_what_was_left() 
     options.max_logs = 4;
     let result = watch::test_history(
         &watch::JobReader::new(&client, None),
-        "vllm",
-        "ci",
+        &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
         &ciwatch_mcp::input::NodeId::parse(REGRESSED).expect("node id"),
         &options,
         &NoProgress,

@@ -93,8 +93,7 @@ async fn recurring_failures_across_three_failed_builds() {
     let analysis = watch::analyze_main_branch(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        "vllm",
-        "ci",
+        &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
         &options,
         &NoProgress,
     )
@@ -181,8 +180,7 @@ async fn recurring_failures_across_three_failed_builds() {
     let everything = watch::analyze_main_branch(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),
-        "vllm",
-        "ci",
+        &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
         &all_options,
         &NoProgress,
     )
@@ -218,8 +216,7 @@ async fn recurring_failures_across_three_failed_builds() {
         let page = watch::analyze_main_branch(
             &watch::JobReader::new(&client, None),
             Enrichment::default(),
-            "vllm",
-            "ci",
+            &ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
             &page_options,
             &NoProgress,
         )

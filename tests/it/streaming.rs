@@ -418,7 +418,7 @@ async fn a_burst_of_callers_of_the_latest_nightly_shares_its_listings() {
             ..Budgets::default()
         };
         let mut options = scan_options(whole_night, DetailLevel::Summary, false);
-        options.compare_pipeline = Some(ciwatch_mcp::watch::ComparedPipeline {
+        options.compare_pipeline = Some(ciwatch_mcp::buildkite::PipelineKey {
             org: "vllm".into(),
             pipeline: "amd-ci".into(),
         });
