@@ -65,10 +65,18 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = (V, bool)>,
     {
-        match self.get(key) {
-            Some(value) => value,
-            None => self.shared(key, fetch).await.0,
+        if let Some(value) = self.get(key) {
+            return value;
         }
+        // Kept by a fetch that ended between the look above and this asker's turn: no second
+        // fetch.
+        let fetch_unless_kept = || async move {
+            match self.get(key) {
+                Some(value) => (value, false),
+                None => fetch().await,
+            }
+        };
+        self.shared(key, fetch_unless_kept).await.0
     }
 
     /// `fetch`'s answer, run once by the first of the askers of `key` at the same time and
