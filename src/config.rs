@@ -239,9 +239,9 @@ pub fn parse_compared_pipeline(
     if value.is_empty() || value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    let (org, pipeline) =
-        crate::buildkite::parse_pipeline(value, default_org).map_err(|e| e.to_string())?;
-    Ok(Some(crate::buildkite::PipelineKey { org, pipeline }))
+    crate::buildkite::parse_pipeline(value, default_org)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// The store the settings choose (see [`Settings::store`]).

@@ -348,7 +348,7 @@ async fn latest_nightly(
     settings: &Settings,
     output: &OutputArgs,
 ) -> Result<(String, String, watch::NightlyChoice), String> {
-    let (org, pipeline) =
+    let ciwatch_mcp::buildkite::PipelineKey { org, pipeline } =
         parse_pipeline(&output.pipeline, &settings.buildkite_org).map_err(|e| e.to_string())?;
     let choice = watch::latest_nightly(
         client,

@@ -6,6 +6,8 @@
 //! `https://api.buildkite.com/v2/organizations/{org}/pipelines/{pipeline}/builds/{N}`.
 //! `sid` is a step id (`job.step.id`), `jid` a job id.
 
+use super::PipelineKey;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildRef {
     pub org: String,
@@ -26,17 +28,15 @@ pub enum UrlError {
 }
 
 /// Splits `org/pipeline` (or a bare `pipeline`, using `default_org`).
-pub fn parse_pipeline(pipeline: &str, default_org: &str) -> Result<(String, String), UrlError> {
+pub fn parse_pipeline(pipeline: &str, default_org: &str) -> Result<PipelineKey, UrlError> {
     let valid = |s: &str| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     };
     match pipeline.trim().split_once('/') {
-        Some((org, name)) if valid(org) && valid(name) => Ok((org.to_string(), name.to_string())),
-        None if valid(pipeline.trim()) => {
-            Ok((default_org.to_string(), pipeline.trim().to_string()))
-        }
+        Some((org, name)) if valid(org) && valid(name) => Ok(PipelineKey::new(org, name)),
+        None if valid(pipeline.trim()) => Ok(PipelineKey::new(default_org, pipeline.trim())),
         _ => Err(UrlError::BadPipeline(pipeline.to_string())),
     }
 }
@@ -51,7 +51,7 @@ pub fn parse_build_ref(
     let text = input.trim();
     let unrecognised = || UrlError::Unrecognised(input.to_string());
     if let Ok(number) = text.trim_start_matches('#').parse::<u64>() {
-        let (org, pipeline) = parse_pipeline(default_pipeline, default_org)?;
+        let PipelineKey { org, pipeline } = parse_pipeline(default_pipeline, default_org)?;
         return Ok(BuildRef {
             org,
             pipeline,
@@ -240,7 +240,7 @@ mod tests {
         assert!(parse_pipeline("a/b/c", "vllm").is_err());
         assert_eq!(
             parse_pipeline("ci", "vllm"),
-            Ok(("vllm".into(), "ci".into()))
+            Ok(PipelineKey::new("vllm", "ci"))
         );
     }
 }

@@ -105,7 +105,7 @@ impl CiWatchServer {
             .pipeline
             .or(scan_pipeline)
             .unwrap_or_else(|| "vllm/ci".into());
-        let (org, pipeline) =
+        let crate::buildkite::PipelineKey { org, pipeline } =
             parse_pipeline(&pipeline, &self.settings.buildkite_org).map_err(|e| e.to_string())?;
         let client = self.buildkite(&context.extensions)?;
         let plan = self.plan(&client, &target, org, pipeline, max_logs);

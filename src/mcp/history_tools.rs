@@ -4,7 +4,6 @@ use super::numbers::WholeNumber;
 use super::progress::McpProgress;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
-use crate::buildkite::PipelineKey;
 use crate::input::NodeId;
 use crate::model::HistoryResult;
 use crate::watch::{self, HistoryOptions};
@@ -92,7 +91,7 @@ impl CiWatchServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
         let test_nodeid = NodeId::parse(&params.test_nodeid).map_err(|e| e.to_string())?;
-        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
+        let pipeline = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
         let client = self.buildkite(&context.extensions)?;
         let nightly_only = match params.build_query.as_deref().map(str::trim) {
@@ -122,7 +121,6 @@ impl CiWatchServer {
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);
-        let pipeline = PipelineKey::new(&org, &pipeline);
         let history = watch::test_history(&reader, &pipeline, &test_nodeid, &options, &progress);
         let mut result = tokio::select! {
             result = history => result.map_err(|e| e.to_string())?,

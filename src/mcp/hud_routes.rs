@@ -140,8 +140,9 @@ impl IntoResponse for BadPipeline {
 
 /// Where `org/pipeline`'s pages are served, with what the watcher last did for it.
 fn place(server: &CiWatchServer, org: &str, pipeline: &str) -> Result<Place, BadPipeline> {
-    let (org, pipeline) = crate::buildkite::parse_pipeline(&format!("{org}/{pipeline}"), org)
-        .map_err(|e| BadPipeline(e.to_string()))?;
+    let crate::buildkite::PipelineKey { org, pipeline } =
+        crate::buildkite::parse_pipeline(&format!("{org}/{pipeline}"), org)
+            .map_err(|e| BadPipeline(e.to_string()))?;
     let mut place = Place::new(&org, &pipeline);
     place.watch = server.watch_status(&place.pipeline);
     Ok(place)

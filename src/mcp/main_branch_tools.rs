@@ -5,7 +5,6 @@ use super::progress::McpProgress;
 use super::scan_tools::ScanSettings;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
-use crate::buildkite::PipelineKey;
 use crate::model::{FailurePage, MainBranchAnalysis};
 use crate::watch::{self, MainBranchOptions};
 use rmcp::handler::server::wrapper::Parameters;
@@ -78,7 +77,7 @@ impl CiWatchServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
         let client = self.buildkite(&context.extensions)?;
-        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
+        let pipeline = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
             .map_err(|e| e.to_string())?;
         let options = MainBranchOptions {
             branch: params.branch,
@@ -95,7 +94,6 @@ impl CiWatchServer {
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());
         let reader = self.reader(&client);
-        let pipeline = PipelineKey::new(&org, &pipeline);
         let analysis =
             watch::analyze_main_branch(&reader, self.enrichment(), &pipeline, &options, &progress);
         tokio::select! {

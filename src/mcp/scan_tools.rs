@@ -3,7 +3,7 @@
 use super::numbers::{count_or, WholeNumber};
 use super::progress::McpProgress;
 use super::CiWatchServer;
-use crate::buildkite::{parse_build_ref, parse_pipeline, BuildKey, BuildkiteClient};
+use crate::buildkite::{parse_build_ref, parse_pipeline, BuildKey, BuildkiteClient, PipelineKey};
 use crate::input::RepoSlug;
 use crate::model::{DetailLevel, ScanResult};
 use crate::watch::{self, Enrichment, ScanOptions};
@@ -189,8 +189,9 @@ impl CiWatchServer {
         Parameters(params): Parameters<ScanNightlyParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
-        let (org, pipeline) = parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
-            .map_err(|e| e.to_string())?;
+        let PipelineKey { org, pipeline } =
+            parse_pipeline(&params.pipeline, &self.settings.buildkite_org)
+                .map_err(|e| e.to_string())?;
         let (mut options, presentation) = self.scan_options(params.settings, None)?;
         let client = self.buildkite(&context.extensions)?;
         let hours = self.settings.nightly_window_hours;

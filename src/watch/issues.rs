@@ -16,11 +16,8 @@ pub(super) fn advise_issues(result: &mut ScanResult, candidates: &[IssueCandidat
         if !needs_advice(cause) {
             continue;
         }
-        let members: Vec<&FailureClassification> = result
-            .failures
-            .iter()
-            .filter(|f| cause.failure_keys.contains(&f.failure_key))
-            .collect();
+        let members: Vec<&FailureClassification> =
+            result.failures.iter().filter(|f| cause.holds(f)).collect();
         let Some(first) = members.first() else {
             continue;
         };

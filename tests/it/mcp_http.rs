@@ -185,15 +185,9 @@ async fn many_sessions_at_once() {
     // 50 callers, each with its own Buildkite token, each listing tools, rendering and reading
     // one job's failures through the server's shared limiter.
     let sessions = (0..50).map(|i| {
-        let url = format!("{base}/mcp");
+        let base = base.clone();
         async move {
-            let mut headers = HashMap::new();
-            headers.insert(
-                axum::http::HeaderName::from_static("x-buildkite-token"),
-                axum::http::HeaderValue::from_str(&format!("bkua_caller_{i}")).expect("header"),
-            );
-            let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
-            let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("initialize");
+            let client = session(&base, &format!("bkua_caller_{i}")).await;
             let tools = client.list_all_tools().await.expect("tools/list");
             let minimal = json!({"build_info": {"build_number": format!("{i}"), "build_url": "u", "pipeline": "vllm/ci", "branch": "main", "commit": "c", "state": "passed"},
                                  "total_jobs": 1, "failed_jobs": 0, "failures": [], "scan_timestamp": "2026-11-25T00:00:00Z"});
@@ -232,9 +226,8 @@ async fn many_sessions_at_once() {
     assert_eq!(callers.len(), 50, "each caller's own token was used");
 }
 
-/// One caller's default scan of the fixture nightly through a sidecar in front of `buildkite`:
-/// the answer's structured content.
-async fn scan_through(base: &str, token: &str) -> serde_json::Value {
+/// A session of the sidecar at `base` bringing its own Buildkite `token`.
+async fn session(base: &str, token: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     let mut headers = HashMap::new();
     headers.insert(
         axum::http::HeaderName::from_static("x-buildkite-token"),
@@ -242,10 +235,15 @@ async fn scan_through(base: &str, token: &str) -> serde_json::Value {
     );
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"))
         .custom_headers(headers);
-    let client =
-        ().serve(StreamableHttpClientTransport::from_config(config))
-            .await
-            .expect("initialize");
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("initialize")
+}
+
+/// One caller's default scan of the fixture nightly through a sidecar in front of `buildkite`:
+/// the answer's structured content.
+async fn scan_through(base: &str, token: &str) -> serde_json::Value {
+    let client = session(base, token).await;
     let arguments = json!({"build_id_or_url": "65099", "compare_nightlies": 0});
     let result = client
         .call_tool(
