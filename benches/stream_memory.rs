@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench stream_memory`
 
-use ciwatch_mcp::reader::stream::LogStream;
+use ciwatch_mcp::logs::LogAnalyzer;
+use ciwatch_mcp::reader::log::stream::LogStream;
 use std::time::{Duration, Instant};
 
 /// What Buildkite's HTTP/1.1 bodies arrive in on a fast link.
@@ -30,7 +31,7 @@ fn main() {
 }
 
 fn read_one(bytes: usize) {
-    let mut stream = LogStream::default();
+    let mut stream = LogStream::<LogAnalyzer>::default();
     let mut pending = Vec::with_capacity(2 * CHUNK);
     let (mut written, mut line) = (0usize, 0usize);
     let mut longest = Duration::ZERO;
@@ -49,7 +50,7 @@ fn read_one(bytes: usize) {
         pending.drain(..CHUNK);
     }
     let (analysis, text) = stream.finish();
-    let compressed = text.into_bytes().len();
+    let compressed: usize = text.finish().1.iter().map(Vec::len).sum();
     println!(
         "{:>5} MB | {:>5} MiB | {:>8.1} MiB | {:>8} | {:>10} | {:>10.0} | {:?}",
         bytes >> 20,

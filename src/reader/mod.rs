@@ -1,8 +1,11 @@
 //! The reader: the only path from "this job of this build" to "what its log says", used by
-//! every tool (scan, latest nightly, job drill-down, test history, main-branch analysis). Three
-//! parts: [`plan`] (how each log is read, fixed from the build before any read, and the
-//! byte ceiling in plan order), [`stream`] (a log parsed line by line as its bytes arrive,
-//! resumed where a body broke), [`stored`] (what the store keeps and whether it answers).
+//! every tool (scan, latest nightly, job drill-down, test history, main-branch analysis). Two
+//! layers: [`log`], Buildkite's log mechanics apart from any policy (a body streamed line by
+//! line and resumed where it broke, its text kept in indexed blocks, views that read only the
+//! blocks they show); and vLLM's policy on top: [`plan`] (how each log is read, fixed from the
+//! build before any read, and the byte ceiling in plan order), pytest and the job-level
+//! extractors as the stream's line sink, [`coverage`], [`stored`] (what the store keeps of an
+//! outcome and whether it answers).
 //!
 //! A finished build or job log never changes, so what is learned from it is stored (the
 //! [`Store`]: the embedded redb file, or a Redis shared by replicas) and reused: a stored job
@@ -27,18 +30,20 @@
 
 mod builds;
 pub mod coverage;
+pub mod log;
 pub mod plan;
 mod read_result;
 pub mod stored;
-pub mod stream;
 
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, Job};
-use crate::http::HttpError;
-use crate::logs::LogAnalysis;
+use crate::logs::{LogAnalysis, LogAnalyzer};
 use crate::model::JobStatus;
 use crate::storage::Table;
 use crate::storage::{Lease, Store};
 use coverage::{command_count, covers_job};
+use log::blocks::{BlockIndex, StoredText};
+use log::stream::{self, LineSink};
+use log::view::{block_key, BlockSource, LogView};
 use plan::{Ceiling, Slot};
 pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
 use read_result::{
@@ -48,9 +53,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
-pub use stored::LogText;
 use stored::StoredOutcome;
-use stream::Streamed;
 use tokio::sync::Semaphore;
 
 /// Log bodies open at once in this process, whatever calls and callers they serve. A read takes
@@ -61,6 +64,22 @@ use tokio::sync::Semaphore;
 /// being read). One scan reads at most `Budgets::concurrency` (24) at once.
 const STREAMS_PER_PROCESS: usize = 32;
 static STREAMS: Semaphore = Semaphore::const_new(STREAMS_PER_PROCESS);
+
+/// A read of a job's log: the pytest and job-level extractors' analysis.
+type Streamed = stream::Streamed<LogAnalysis>;
+
+/// pytest and the job-level extractors read a log's lines as they stream.
+impl LineSink for LogAnalyzer {
+    type Output = LogAnalysis;
+
+    fn line(&mut self, line: &str) {
+        LogAnalyzer::line(self, line);
+    }
+
+    fn finish(self) -> LogAnalysis {
+        LogAnalyzer::finish(self)
+    }
+}
 
 /// Receives progress of long work: `done` of `total` units (logs) finished.
 pub trait Progress: Send + Sync {
@@ -181,40 +200,45 @@ impl<'a> JobReader<'a> {
             .collect()
     }
 
-    /// The cleaned text of `job`'s whole log, or of its last `max_bytes` when it is larger:
-    /// stored by the scan that read it, else one streamed request, stored compressed for a
-    /// finished job, so every later view of it costs none.
-    pub async fn log_text(
+    /// `job`'s whole log, or its last `max_bytes` when it is larger, as a view that reads only
+    /// the blocks it shows: kept by the scan that read it, else one streamed request, kept for
+    /// a finished job, so every later view of it costs none. The view holds a turn among the
+    /// process's log reads (`STREAMS`) while it lives. `fresh` reads the log again whatever is
+    /// kept (a kept log was evicted under a view).
+    pub async fn log_view(
         &self,
         build: &BuildKey,
         job: &Job,
         max_bytes: u64,
-    ) -> Result<LogText, BuildkiteError> {
+        fresh: bool,
+    ) -> Result<HeldView<'a>, BuildkiteError> {
+        let turn = STREAMS.acquire().await.ok();
         let key = self.outcome_key(job);
-        if let Some(store) = self.store {
-            if let Some(stored) = store
+        if let (Some(store), false) = (self.store, fresh) {
+            if let Some(index) = store
                 .get_bytes(Table::LogTexts, &key)
                 .await
-                .and_then(|bytes| LogText::decode(&bytes))
-                .filter(|t| t.complete || t.bytes_read >= max_bytes)
+                .and_then(|bytes| BlockIndex::decode(&bytes))
+                .filter(|index| index.complete || index.bytes_read >= max_bytes)
             {
                 self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(stored);
+                let source = BlockSource::Store { store, key };
+                return Ok(HeldView::new(LogView::new(index, source), turn));
             }
         }
-        let _turn = STREAMS.acquire().await;
         let body = self.open(build, job, max_bytes).await?;
         let streamed = self.stream(build, job, body).await?;
-        let stored = streamed.stored_text();
-        if let (Some(store), true) = (self.store, self.storable(build, job)) {
-            store.put_bytes(Table::LogTexts, &key, &stored).await;
-        }
-        LogText::decode(&stored).ok_or_else(|| {
-            BuildkiteError::Http(HttpError::Decode {
-                what: format!("the log of job {}", job.id),
-                message: "its text could not be kept".into(),
-            })
-        })
+        let StoredText { index, blocks } = streamed.text;
+        let source = match (self.store, self.storable(build, job)) {
+            (Some(store), true) => {
+                store
+                    .put_many_bytes(stored_text_values(&key, &index, blocks))
+                    .await;
+                BlockSource::Store { store, key }
+            }
+            _ => BlockSource::Held(blocks),
+        };
+        Ok(HeldView::new(LogView::new(index, source), turn))
     }
 
     /// What `job`'s log says: stored, or read as the plan says and parsed as it streams; the
@@ -263,8 +287,8 @@ impl<'a> JobReader<'a> {
                 };
                 // The outcome and the text it was read from, in one commit.
                 let mut values: Vec<(Table, String, Vec<u8>)> = Vec::new();
-                if let Some(text) = seen.text {
-                    values.push((Table::LogTexts, key.clone(), text));
+                if let Some(StoredText { index, blocks }) = seen.text {
+                    values = stored_text_values(&key, &index, blocks);
                 }
                 if let Ok(outcome) = serde_json::to_vec(&outcome) {
                     values.push((Table::JobOutcomes, key.clone(), outcome));
@@ -334,13 +358,13 @@ impl<'a> JobReader<'a> {
             Err(error) => return (fetch_failed(error), None),
         };
         let commands = command_count(job, &streamed.analysis);
-        if covers_job(streamed.complete, &streamed.analysis, commands) {
+        if covers_job(streamed.complete(), &streamed.analysis, commands) {
             return analyzed(streamed, 0);
         }
         if stopped_by.is_some() {
             return (partial(streamed, commands, stopped_by), None);
         }
-        if kind == ReadKind::Whole || limits.largest_read() <= streamed.bytes_read {
+        if kind == ReadKind::Whole || limits.largest_read() <= streamed.bytes_read() {
             return partial_over_bound(streamed, commands, limits.largest_read());
         }
         self.read_whole_after_tail(build, job, limits, streamed)
@@ -364,7 +388,7 @@ impl<'a> JobReader<'a> {
         match whole {
             Ok(whole) => {
                 let commands = command_count(job, &whole.analysis);
-                if covers_job(whole.complete, &whole.analysis, commands) {
+                if covers_job(whole.complete(), &whole.analysis, commands) {
                     return analyzed(whole, tail.breaks());
                 }
                 partial_over_bound(whole, commands, limits.largest_read())
@@ -393,13 +417,14 @@ impl<'a> JobReader<'a> {
         job: &Job,
         body: crate::buildkite::LogBody,
     ) -> Result<Streamed, BuildkiteError> {
-        let streamed = stream::read_to_end(self.client, build, &job.id, body).await?;
+        let streamed =
+            stream::read_to_end::<LogAnalyzer>(self.client, build, &job.id, body).await?;
         self.counters
             .log_requests
             .fetch_add(streamed.requests - 1, Ordering::Relaxed);
         self.counters
             .log_bytes
-            .fetch_add(streamed.bytes_read, Ordering::Relaxed);
+            .fetch_add(streamed.bytes_read(), Ordering::Relaxed);
         Ok(streamed)
     }
 
@@ -486,4 +511,41 @@ where
 
 fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+/// A view of a job's log with its turn among the process's log reads: the turn is given back
+/// when the view is dropped.
+pub struct HeldView<'a> {
+    view: LogView<'a>,
+    _turn: Option<tokio::sync::SemaphorePermit<'static>>,
+}
+
+impl<'a> HeldView<'a> {
+    fn new(view: LogView<'a>, turn: Option<tokio::sync::SemaphorePermit<'static>>) -> Self {
+        Self { view, _turn: turn }
+    }
+}
+
+impl<'a> std::ops::Deref for HeldView<'a> {
+    type Target = LogView<'a>;
+
+    fn deref(&self) -> &LogView<'a> {
+        &self.view
+    }
+}
+
+/// What the store keeps of a log's text: its index under the job's key, each block under
+/// `key#i`, written in one commit with whatever goes with them.
+fn stored_text_values(
+    key: &str,
+    index: &BlockIndex,
+    blocks: Vec<Vec<u8>>,
+) -> Vec<(Table, String, Vec<u8>)> {
+    let mut values = vec![(Table::LogTexts, key.to_string(), index.encode())];
+    values.extend(
+        blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, block)| (Table::LogBlocks, block_key(key, i), block)),
+    );
+    values
 }

@@ -3,9 +3,9 @@
 //! it is worth storing.
 
 use super::coverage::partial_detail;
+use super::log::blocks::StoredText;
 use super::plan::Slot;
-use super::stream::Streamed;
-use super::JobRead;
+use super::{JobRead, Streamed};
 use crate::buildkite::BuildkiteError;
 use crate::http::HttpError;
 use crate::model::JobStatus;
@@ -14,7 +14,7 @@ use crate::model::JobStatus;
 pub(super) struct Seen {
     pub(super) bytes_seen: u64,
     pub(super) total_size: u64,
-    pub(super) text: Option<Vec<u8>>,
+    pub(super) text: Option<StoredText>,
 }
 
 pub(super) fn fetch_failed(error: BuildkiteError) -> JobRead {
@@ -46,13 +46,13 @@ pub(super) fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String 
 
 /// An analysed read, worth storing with how much of the log it saw. Streams that broke and
 /// were resumed (this one's, and `earlier_breaks` of the job's reads before it) say so.
-pub(super) fn analyzed(streamed: Streamed, earlier_breaks: usize) -> (JobRead, Option<Seen>) {
-    let seen = seen(&streamed);
+pub(super) fn analyzed(mut streamed: Streamed, earlier_breaks: usize) -> (JobRead, Option<Seen>) {
+    let seen = seen(&mut streamed);
     let resumed = streamed.breaks() + earlier_breaks;
     let detail = (resumed > 0).then(|| {
         format!(
             "read whole after its stream broke {resumed} time(s): each time only the bytes not yet read were asked for again (at most {} times, each waiting at most the HTTP timeout for bytes)",
-            super::stream::MAX_RESUMES
+            super::log::stream::MAX_RESUMES
         )
     });
     let read = JobRead {
@@ -69,8 +69,8 @@ pub(super) fn partial(streamed: Streamed, commands: Option<u32>, why: Option<Str
     let detail = partial_detail(
         &streamed.analysis,
         commands,
-        streamed.bytes_read,
-        streamed.total_size,
+        streamed.bytes_read(),
+        streamed.total_size(),
         why,
     );
     JobRead {
@@ -84,21 +84,26 @@ pub(super) fn partial(streamed: Streamed, commands: Option<u32>, why: Option<Str
 /// A read that reached the bound of one read (`largest_read`) before the job's first
 /// command: no later read with the same bound could see more, so it is stored.
 pub(super) fn partial_over_bound(
-    streamed: Streamed,
+    mut streamed: Streamed,
     commands: Option<u32>,
     largest_read: u64,
 ) -> (JobRead, Option<Seen>) {
-    let seen = seen(&streamed);
+    let seen = seen(&mut streamed);
     let why = format!(
         "the log is over the {largest_read}-byte bound of one read (CIWATCH_MAX_WHOLE_LOG_BYTES)"
     );
     (partial(streamed, commands, Some(why)), Some(seen))
 }
 
-fn seen(streamed: &Streamed) -> Seen {
+/// What `streamed` saw, its text taken to be stored.
+fn seen(streamed: &mut Streamed) -> Seen {
+    let index = streamed.text.index.clone();
     Seen {
-        bytes_seen: streamed.bytes_read,
-        total_size: streamed.total_size,
-        text: Some(streamed.stored_text()),
+        bytes_seen: index.bytes_read,
+        total_size: index.total_size,
+        text: Some(StoredText {
+            index,
+            blocks: std::mem::take(&mut streamed.text.blocks),
+        }),
     }
 }

@@ -1,63 +1,12 @@
 //! What the store keeps for the job-outcome reader: a job's parsed outcome with how much of its
-//! log it saw, a build with when it was fetched, a job's whole log compressed. Each knows
-//! whether it answers a read.
+//! log it saw, and a build with when it was fetched. Each knows whether it answers a read. (A
+//! job's log text is kept in the log layer's blocks, `log::blocks`.)
 
 use super::{JobRead, ReadLimits};
 use crate::buildkite::Build;
 use crate::logs::LogAnalysis;
 use crate::model::JobStatus;
 use serde::{Deserialize, Serialize};
-
-/// Cleaned text compressed at a time: each concurrent read holds at most this much
-/// uncompressed (hundreds of reads run at once in a busy sidecar), and lz4 still shrinks
-/// log text about tenfold in blocks this size.
-const TEXT_BLOCK_BYTES: usize = 64 * 1024;
-
-/// Cleaned text compressed in blocks as it grows: each block is its length (4 bytes,
-/// big-endian) then lz4 with its size prepended.
-#[derive(Default)]
-pub struct TextBlocks {
-    block: String,
-    compressed: Vec<u8>,
-}
-
-impl TextBlocks {
-    pub(super) fn push(&mut self, text: &str) {
-        self.block.push_str(text);
-        if self.block.len() >= TEXT_BLOCK_BYTES {
-            self.flush();
-        }
-    }
-
-    pub(super) fn flush(&mut self) {
-        if self.block.is_empty() {
-            return;
-        }
-        let block = lz4_flex::compress_prepend_size(self.block.as_bytes());
-        self.compressed
-            .extend_from_slice(&(block.len() as u32).to_be_bytes());
-        self.compressed.extend_from_slice(&block);
-        self.block.clear();
-    }
-
-    /// The compressed blocks.
-    pub fn into_bytes(mut self) -> Vec<u8> {
-        self.flush();
-        self.compressed
-    }
-
-    /// The text of blocks written by [`TextBlocks`]; `None` for anything else.
-    pub fn decode(mut bytes: &[u8]) -> Option<String> {
-        let mut text = Vec::new();
-        while !bytes.is_empty() {
-            let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-            let block = bytes.get(4..4 + len)?;
-            text.extend(lz4_flex::decompress_size_prepended(block).ok()?);
-            bytes = &bytes[4 + len..];
-        }
-        String::from_utf8(text).ok()
-    }
-}
 
 /// A job's outcome as stored: the parsed log and how much of it was seen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,50 +40,6 @@ impl StoredOutcome {
             detail: self.detail,
             stored: true,
         }
-    }
-}
-
-/// The cleaned text of a job log (its end when the log is over the read bound), as the job-log
-/// views read it.
-#[derive(Debug, Clone)]
-pub struct LogText {
-    pub text: String,
-    pub bytes_read: u64,
-    pub total_size: u64,
-    /// `text` is the whole log: line 1 is the first line Buildkite serves.
-    pub complete: bool,
-}
-
-impl LogText {
-    /// The stored form: bytes read and total size (8 bytes each, big-endian), whether it is the
-    /// whole log (1 byte), then the text as [`TextBlocks`] (lz4; logs shrink about tenfold).
-    pub(super) fn encode(
-        bytes_read: u64,
-        total_size: u64,
-        complete: bool,
-        blocks: &[u8],
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17 + blocks.len());
-        out.extend_from_slice(&bytes_read.to_be_bytes());
-        out.extend_from_slice(&total_size.to_be_bytes());
-        out.push(u8::from(complete));
-        out.extend_from_slice(blocks);
-        out
-    }
-
-    /// `None` for anything [`LogText::encode`] did not write.
-    pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
-        let number = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-        Some(Self {
-            bytes_read: number(0)?,
-            total_size: number(8)?,
-            complete: match *bytes.get(16)? {
-                0 => false,
-                1 => true,
-                _ => return None,
-            },
-            text: TextBlocks::decode(bytes.get(17..)?)?,
-        })
     }
 }
 

@@ -20,8 +20,9 @@ const BUILDS: TableDefinition<&str, &[u8]> = TableDefinition::new("builds_v4");
 /// the build itself is read or written.
 const BUILD_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("build_heads_v1");
 const JOB_OUTCOMES: TableDefinition<&str, &[u8]> = TableDefinition::new("job_outcomes_v3");
-/// v3: whole logs, compressed.
-const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v4");
+/// v5: a log's block index; its blocks are in `LOG_BLOCKS`.
+const LOG_TEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_texts_v5");
+const LOG_BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_blocks_v1");
 const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports_v1");
 /// Write number → `table-name NUL key`, oldest first: the eviction order.
 const WRITES: TableDefinition<u64, &str> = TableDefinition::new("writes_v2");
@@ -47,9 +48,11 @@ pub enum Table {
     BuildHeads,
     /// Parsed log outcomes of finished jobs, keyed by job id.
     JobOutcomes,
-    /// Cleaned log text of finished jobs (whole, up to the read bound), compressed, keyed by
-    /// job id, for the job-log views.
+    /// What is kept of a finished job's log (whole, up to the read bound), keyed by job id: its
+    /// block index, for the job-log views.
     LogTexts,
+    /// The compressed blocks of those logs' cleaned text, keyed `job-key#block`.
+    LogBlocks,
     /// Each caller's last scan, kept only in a shared store (replicas serve each other's
     /// callers), keyed by the caller's token digest; and in every store the HUD's last nightly
     /// scan of each pipeline, keyed `hud:org/pipeline`.
@@ -63,6 +66,7 @@ impl Table {
             Self::BuildHeads => BUILD_HEADS,
             Self::JobOutcomes => JOB_OUTCOMES,
             Self::LogTexts => LOG_TEXTS,
+            Self::LogBlocks => LOG_BLOCKS,
             Self::Reports => REPORTS,
         }
     }
@@ -72,7 +76,8 @@ impl Table {
             Self::Builds => "builds",
             Self::BuildHeads => "build_heads",
             Self::JobOutcomes => "job_outcomes",
-            Self::LogTexts => "log_texts_v4",
+            Self::LogTexts => "log_texts_v5",
+            Self::LogBlocks => "log_blocks_v1",
             Self::Reports => "reports",
         }
     }
@@ -83,6 +88,7 @@ impl Table {
             Self::BuildHeads,
             Self::JobOutcomes,
             Self::LogTexts,
+            Self::LogBlocks,
             Self::Reports,
         ]
         .into_iter()

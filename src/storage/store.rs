@@ -252,7 +252,8 @@ impl Store {
             .collect()
     }
 
-    async fn get_bytes_many(&self, table: Table, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+    /// Stored bytes of `keys`, in their order: one read (one transaction, or one `MGET`).
+    pub async fn get_bytes_many(&self, table: Table, keys: &[String]) -> Vec<Option<Vec<u8>>> {
         if keys.is_empty() {
             return Vec::new();
         }
@@ -464,7 +465,7 @@ fn ttl(table: Table) -> Duration {
     match table {
         Table::Builds | Table::BuildHeads => Duration::from_secs(7 * DAY),
         Table::JobOutcomes => Duration::from_secs(30 * DAY),
-        Table::LogTexts => Duration::from_secs(7 * DAY),
+        Table::LogTexts | Table::LogBlocks => Duration::from_secs(7 * DAY),
         Table::Reports => Duration::from_secs(2 * DAY),
     }
 }

@@ -255,13 +255,21 @@ async fn read_log(
     build: u64,
     job_id: &str,
     bytes: u64,
-) -> Result<(String, ciwatch_mcp::reader::stream::Streamed), ciwatch_mcp::buildkite::BuildkiteError>
-{
+) -> Result<
+    (
+        String,
+        ciwatch_mcp::reader::log::stream::Streamed<ciwatch_mcp::logs::LogAnalysis>,
+    ),
+    ciwatch_mcp::buildkite::BuildkiteError,
+> {
     let key = ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", build);
     let body = client.open_log(&key, job_id, bytes).await?;
-    let streamed = ciwatch_mcp::reader::stream::read_to_end(client, &key, job_id, body).await?;
+    let streamed = ciwatch_mcp::reader::log::stream::read_to_end::<ciwatch_mcp::logs::LogAnalyzer>(
+        client, &key, job_id, body,
+    )
+    .await?;
     let text =
-        ciwatch_mcp::reader::stored::TextBlocks::decode(&streamed.blocks).expect("text decodes");
+        ciwatch_mcp::reader::log::blocks::whole_text(&streamed.text.blocks).expect("text decodes");
     Ok((text, streamed))
 }
 
@@ -278,9 +286,9 @@ async fn log_tail_uses_suffix_range_and_reports_total_size() {
     let (text, tail) = read_log(&client(&settings(&server.uri())), 65099, &job.id, 1000)
         .await
         .expect("tail");
-    assert_eq!(tail.bytes_read, 1000);
-    assert_eq!(tail.total_size, full.len() as u64);
-    assert!(!tail.complete);
+    assert_eq!(tail.bytes_read(), 1000);
+    assert_eq!(tail.total_size(), full.len() as u64);
+    assert!(!tail.complete());
     assert_eq!(
         text,
         ciwatch_mcp::logs::clean_log(&full[full.len() - 1000..])
@@ -322,10 +330,10 @@ async fn log_status_200_without_range_is_the_whole_log_and_416_is_empty() {
     // A server that ignores the range sends the whole log: it is read whole, as a stream.
     let (text, whole) = read_log(&client, 1, "a", 100).await.expect("200");
     assert_eq!(text, format!("{body}\n"));
-    assert!(whole.complete);
-    assert_eq!(whole.total_size, body.len() as u64);
+    assert!(whole.complete());
+    assert_eq!(whole.total_size(), body.len() as u64);
     let (text, empty) = read_log(&client, 1, "empty", 100).await.expect("416");
-    assert_eq!((text.as_str(), empty.bytes_read), ("", 0));
+    assert_eq!((text.as_str(), empty.bytes_read()), ("", 0));
     let missing = read_log(&client, 1, "missing", 100)
         .await
         .err()

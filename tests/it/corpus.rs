@@ -1,15 +1,15 @@
 //! The corpus (`wiremock-fixtures/corpus/`, see its README): real CI log excerpts, each with the
 //! verdict a watcher reads from it written beside it (test ids, error line, kind). Every excerpt
 //! is replayed as a Buildkite job log (`to_raw_format`) through the scan's streaming reader
-//! (`reader::stream::LogStream`), in chunks of several sizes that must all agree, and scored.
+//! (`reader::log::stream::LogStream`), in chunks of several sizes that must all agree, and scored.
 //! `seen/` must give every verdict (a regression test); a `fresh/` batch is only measured: its
 //! first run is the project's accuracy, written in the corpus README before anything is fixed.
 
 use ciwatch_mcp::fixtures::to_raw_format;
 use ciwatch_mcp::logs::prefix::is_bare_prefix;
-use ciwatch_mcp::logs::LogAnalysis;
+use ciwatch_mcp::logs::{LogAnalysis, LogAnalyzer};
 use ciwatch_mcp::model::{Category, InfraKind};
-use ciwatch_mcp::reader::stream::LogStream;
+use ciwatch_mcp::reader::log::stream::LogStream;
 use ciwatch_mcp::triage::{classify, FailureText, JobSignals};
 use std::path::{Path, PathBuf};
 
@@ -132,7 +132,7 @@ const CHUNKINGS: [usize; 4] = [usize::MAX, 1, 13, 4096];
 
 /// What the streaming reader gives for `raw`, fed in `chunk`-byte pieces.
 fn stream(raw: &[u8], chunk: usize) -> LogAnalysis {
-    let mut reader = LogStream::default();
+    let mut reader = LogStream::<LogAnalyzer>::default();
     for piece in raw.chunks(chunk.min(raw.len()).max(1)) {
         reader.push(piece);
     }

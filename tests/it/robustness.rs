@@ -5,10 +5,10 @@
 use ciwatch_mcp::logs::clean::{MAX_LINE_BYTES, MAX_RAW_LINE_BYTES};
 use ciwatch_mcp::logs::prefix::is_bare_prefix;
 use ciwatch_mcp::logs::{
-    analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS, LogAnalysis,
+    analyze_log, clean_log, pytest::MAX_ERROR_MESSAGE_CHARS, pytest::MAX_EXCERPT_CHARS,
+    LogAnalysis, LogAnalyzer,
 };
-use ciwatch_mcp::reader::stored::TextBlocks;
-use ciwatch_mcp::reader::stream::LogStream;
+use ciwatch_mcp::reader::log::stream::LogStream;
 use proptest::prelude::*;
 
 /// Bytes biased toward what breaks parsers: escapes, BEL, CR, newlines, brackets, pytest words.
@@ -172,14 +172,14 @@ fn assert_chunkings_agree(raw: &[u8], cuts: &[prop::sample::Index]) -> Result<()
     let whole = serde_json::to_value(analyze_log(&whole_text)).expect("serialises");
     let mut at: Vec<usize> = cuts.iter().map(|c| c.index(raw.len() + 1)).collect();
     at.sort_unstable();
-    let mut stream = LogStream::default();
+    let mut stream = LogStream::<LogAnalyzer>::default();
     let mut from = 0;
     for to in at.into_iter().chain([raw.len()]) {
         stream.push(&raw[from..to]);
         from = to;
     }
-    let (analysis, blocks): (LogAnalysis, TextBlocks) = stream.finish();
-    let text = TextBlocks::decode(&blocks.into_bytes()).expect("decodes");
+    let (analysis, blocks): (LogAnalysis, _) = stream.finish();
+    let text = ciwatch_mcp::reader::log::blocks::whole_text(&blocks.finish().1).expect("decodes");
     prop_assert_eq!(serde_json::to_value(analysis).expect("serialises"), whole);
     prop_assert!(
         text == whole_text,

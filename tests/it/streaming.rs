@@ -377,10 +377,12 @@ async fn a_slow_log_streams_past_the_request_timeout_while_bytes_keep_coming() {
     let id = job_id(&build, ONE_COMMAND);
     let body = client.open_log(&key, &id, 200_000).await.expect("opened");
     // Ten pieces 300 ms apart: three seconds in all, never a second without a byte.
-    let streamed = ciwatch_mcp::reader::stream::read_to_end(&client, &key, &id, body)
-        .await
-        .expect("a slow stream is read to its end");
-    assert_eq!((streamed.bytes_read, streamed.requests), (200_000, 1));
+    let streamed = ciwatch_mcp::reader::log::stream::read_to_end::<ciwatch_mcp::logs::LogAnalyzer>(
+        &client, &key, &id, body,
+    )
+    .await
+    .expect("a slow stream is read to its end");
+    assert_eq!((streamed.bytes_read(), streamed.requests), (200_000, 1));
     assert_eq!(streamed.analysis.tests.len(), 1);
 }
 

@@ -1,31 +1,38 @@
 //! One job log read as a stream: bytes are cut into lines as they arrive, each line goes
-//! through the cleaner and the extractors at once, and the cleaned text is compressed block by
-//! block for the store. What a read holds is its pending line, the analyzer's window and the
-//! compressed text, never the log itself.
+//! through the cleaner and a [`LineSink`] (the reader's pytest and job-level extractors) at
+//! once, and the cleaned text is kept in compressed blocks ([`super::blocks`]). What a read
+//! holds is its pending line, the sink's window and the compressed text, never the log itself.
 //!
 //! A body that breaks is resumed where it broke: Buildkite serves suffix ranges only, and the
 //! bytes not yet read are exactly the log's last `total - read` bytes, so the next request asks
 //! for those and nothing it already has. A stream waits at most the read timeout for its next
 //! byte (the HTTP client's `read_timeout`), never a total time a large log could not meet.
 
-use super::stored::{LogText, TextBlocks};
+use super::blocks::{BlockIndex, BlockWriter, StoredText};
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, LogBody};
 use crate::http::HttpError;
 use crate::logs::clean::{clean_line, RawLines};
-use crate::logs::{LogAnalysis, LogAnalyzer};
 
 /// Resumed requests of one read after its body broke, before the read gives up.
 pub const MAX_RESUMES: usize = 4;
-/// Lines of a log, parsed and compressed as its bytes arrive.
-#[derive(Default)]
-pub struct LogStream {
-    lines: RawLines,
-    cleaned: String,
-    analyzer: LogAnalyzer,
-    text: TextBlocks,
+
+/// What reads a log's cleaned lines as they arrive, in order.
+pub trait LineSink: Default {
+    type Output;
+    fn line(&mut self, line: &str);
+    fn finish(self) -> Self::Output;
 }
 
-impl LogStream {
+/// Lines of a log, parsed and compressed as its bytes arrive.
+#[derive(Default)]
+pub struct LogStream<S> {
+    lines: RawLines,
+    cleaned: String,
+    analyzer: S,
+    text: BlockWriter,
+}
+
+impl<S: LineSink> LogStream<S> {
     /// Takes the next bytes of the log.
     pub fn push(&mut self, bytes: &[u8]) {
         let Self {
@@ -39,8 +46,8 @@ impl LogStream {
         });
     }
 
-    /// The analysis and the compressed cleaned text of every byte pushed.
-    pub fn finish(mut self) -> (LogAnalysis, TextBlocks) {
+    /// What the sink made of every byte pushed, and the cleaned text in compressed blocks.
+    pub fn finish(mut self) -> (S::Output, BlockWriter) {
         let Self {
             lines,
             cleaned,
@@ -48,13 +55,17 @@ impl LogStream {
             text,
         } = &mut self;
         lines.finish(&mut |piece| take_line(piece, cleaned, analyzer, text));
-        self.text.flush();
         (self.analyzer.finish(), self.text)
     }
 }
 
-/// One raw line: cleaned, analysed, and kept (compressed) as the stored text.
-fn take_line(raw: &str, cleaned: &mut String, analyzer: &mut LogAnalyzer, text: &mut TextBlocks) {
+/// One raw line: cleaned, given to the sink, and kept (compressed) as the stored text.
+fn take_line(
+    raw: &str,
+    cleaned: &mut String,
+    analyzer: &mut impl LineSink,
+    text: &mut BlockWriter,
+) {
     cleaned.clear();
     clean_line(raw, cleaned);
     for line in cleaned.lines() {
@@ -63,49 +74,49 @@ fn take_line(raw: &str, cleaned: &mut String, analyzer: &mut LogAnalyzer, text: 
     text.push(cleaned);
 }
 
-/// What one streamed read saw.
-pub struct Streamed {
-    pub analysis: LogAnalysis,
-    /// The cleaned text of what was read, compressed ([`TextBlocks`]).
-    pub blocks: Vec<u8>,
-    pub bytes_read: u64,
-    /// The log's size.
-    pub total_size: u64,
-    /// The read began at the log's first byte.
-    pub complete: bool,
+/// What one streamed read saw: what its sink made of the lines, and the cleaned text.
+pub struct Streamed<A> {
+    pub analysis: A,
+    /// The cleaned text of what was read, in compressed blocks, with its index (how much was
+    /// read, whether it began at the log's first byte).
+    pub text: StoredText,
     /// Requests it took: one, and one per resumed break.
     pub requests: usize,
 }
 
-impl Streamed {
+impl<A> Streamed<A> {
     /// Times its body broke and was resumed.
     pub fn breaks(&self) -> usize {
         self.requests.saturating_sub(1)
     }
 
-    /// The stored form of the text read (see [`LogText::decode`]).
-    pub fn stored_text(&self) -> Vec<u8> {
-        LogText::encode(
-            self.bytes_read,
-            self.total_size,
-            self.complete,
-            &self.blocks,
-        )
+    pub fn bytes_read(&self) -> u64 {
+        self.text.index.bytes_read
+    }
+
+    /// The log's size.
+    pub fn total_size(&self) -> u64 {
+        self.text.index.total_size
+    }
+
+    /// The read began at the log's first byte.
+    pub fn complete(&self) -> bool {
+        self.text.index.complete
     }
 }
 
 /// Reads `body` (an opened suffix of `job_id`'s log) to its end through a [`LogStream`],
 /// resuming a broken body with a suffix range of exactly the bytes not yet read.
-pub async fn read_to_end(
+pub async fn read_to_end<S: LineSink>(
     client: &BuildkiteClient,
     build: &BuildKey,
     job_id: &str,
     mut body: LogBody,
-) -> Result<Streamed, BuildkiteError> {
+) -> Result<Streamed<S::Output>, BuildkiteError> {
     // A body without a size is a whole log: its size is what it holds.
     let (start, total) = (body.start, if body.size_known() { body.total } else { 0 });
     let expected = body.len();
-    let mut stream = LogStream::default();
+    let mut stream = LogStream::<S>::default();
     let mut read: u64 = 0;
     let mut requests = 1;
     loop {
@@ -130,13 +141,20 @@ pub async fn read_to_end(
         }
     }
     client.http().record_bytes(read);
-    let (analysis, blocks) = stream.finish();
-    Ok(Streamed {
-        analysis,
-        blocks: blocks.into_bytes(),
+    let (analysis, text) = stream.finish();
+    let (blocks, compressed) = text.finish();
+    let index = BlockIndex {
         bytes_read: read,
         total_size: total.max(read),
         complete: start == 0,
+        blocks,
+    };
+    Ok(Streamed {
+        analysis,
+        text: StoredText {
+            index,
+            blocks: compressed,
+        },
         requests,
     })
 }
@@ -159,15 +177,17 @@ fn changed(job_id: &str, was: u64, now: u64) -> BuildkiteError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::blocks::whole_text;
     use super::*;
+    use crate::logs::{LogAnalysis, LogAnalyzer};
 
     fn streamed(raw: &[u8], chunk: usize) -> (LogAnalysis, String) {
-        let mut stream = LogStream::default();
+        let mut stream = LogStream::<LogAnalyzer>::default();
         for piece in raw.chunks(chunk) {
             stream.push(piece);
         }
-        let (analysis, blocks) = stream.finish();
-        let text = TextBlocks::decode(&blocks.into_bytes()).expect("decodes");
+        let (analysis, text) = stream.finish();
+        let text = whole_text(&text.finish().1).expect("decodes");
         (analysis, text)
     }
 
@@ -194,11 +214,5 @@ mod tests {
             .lines()
             .next()
             .is_some_and(|l| l.len() < crate::logs::clean::MAX_RAW_LINE_BYTES));
-    }
-
-    #[test]
-    fn text_blocks_refuse_what_they_did_not_write() {
-        assert_eq!(TextBlocks::decode(&[0, 0, 0, 9, 1]), None);
-        assert_eq!(TextBlocks::decode(&[]).as_deref(), Some(""));
     }
 }
