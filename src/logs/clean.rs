@@ -243,7 +243,7 @@ fn strip_web_ui_prefix(line: &str) -> &str {
             !quoted.starts_with(' ') || quoted.trim_start_matches(' ').starts_with("| ")
         })
         .unwrap_or(line);
-    let mut rest = line;
+    let mut rest = strip_copied_gutter(line);
     if let Some(after_gutter) = rest.trim_start_matches(' ').strip_prefix("| ") {
         if looks_like_bracket_timestamp(after_gutter) || rest.starts_with("  | ") {
             rest = after_gutter;
@@ -259,6 +259,26 @@ fn strip_web_ui_prefix(line: &str) -> &str {
         return "";
     }
     strip_copied_colour(rest)
+}
+
+/// What a copy of Buildkite's log keeps before each line: its viewer's line number and a tab
+/// (`4141\t`), or a timestamp whose control characters were lost (`bk;t=1784738344140 `).
+fn strip_copied_gutter(line: &str) -> &str {
+    if let Some((number, rest)) = line.split_once('\t') {
+        if (1..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()) {
+            return rest;
+        }
+    }
+    let stamp = line
+        .strip_prefix("_bk;t=")
+        .or_else(|| line.strip_prefix("bk;t="));
+    if let Some(rest) = stamp {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            return rest[digits..].strip_prefix(' ').unwrap_or(&rest[digits..]);
+        }
+    }
+    line
 }
 
 /// GitHub Actions' web view copies each line's number as a link on a line of its own:
@@ -375,6 +395,19 @@ mod tests {
             expected,
             "raw: {:?}",
             String::from_utf8_lossy(raw)
+        );
+    }
+
+    #[test]
+    fn a_copy_of_buildkites_log_loses_its_line_numbers_and_lost_timestamps() {
+        check(
+            b"4141\t____ test_a ____\nbk;t=1784738344140 FAILED a.py::t - E\n_bk;t=1 x\n",
+            "____ test_a ____\nFAILED a.py::t - E\nx\n",
+        );
+        // A tab after something else, or a number that is not the whole gutter, stays.
+        check(
+            b"col\tvalue\n12345678\tx\nbk;t=abc\n",
+            "col\tvalue\n12345678\tx\nbk;t=abc\n",
         );
     }
 

@@ -213,7 +213,8 @@ pub fn looks_like_exception(text: &str) -> bool {
             "NotFound",
         ]
         .iter()
-        .any(|suffix| name.ends_with(suffix)))
+        // A kind of an exception after its family's name: `NVMLError_NoPermission`.
+        .any(|suffix| name.ends_with(suffix) || name.contains(&format!("{suffix}_"))))
         && text[head.len()..].starts_with(':')
         || text.starts_with("Failed: ")
 }

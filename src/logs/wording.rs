@@ -48,10 +48,11 @@ pub(crate) static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::syn
 );
 
 /// A line that ends by saying a command exited with a status (`Process completed with exit
-/// code 1.`, `… failed with code 1`, `script returned exit code 1`), the status captured.
+/// code 1.`, `… failed with code 1`, `script returned exit code 1`, Buildkite's `Exited with
+/// status 139 (soft failed)`), the status captured.
 pub(crate) static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(
-        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\)?\.?$",
+        r"(?i)\b(?:exit(?:ed)?|failed|returned)(?: with)?(?: exit)? (?:code|status):? '?(-?\d+)'?\)?\.?(?: \([a-z ]+\))?$",
     )
     .expect("valid")
 });
@@ -144,10 +145,12 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 
 /// An error in any tool's words: a fatal error, memory that ran out, a registry's refusal, an
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`, MSVC's and GoogleTest's
-/// `file.cc(12): error …`), CTest's verdict on a test (`***Failed`, `***Timeout`).
+/// `file.cc(12): error …`), CTest's verdict on a test (`***Failed`, `***Timeout`), the system's
+/// own errors (`…: [Errno 2] No such file or directory`, the loader's ``version `GLIBCXX_3.4.29'
+/// not found``).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in \d+ out of \d+ in ",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in \d+ out of \d+ in |: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
     )
     .expect("valid")
 });
@@ -182,6 +185,7 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body.starts_with("ImportError while loading conftest")
         || (body.contains("nvidia-container-cli: ") && body.contains("error"))
         || body.starts_with("FATAL")
+        || names_exception_raised(body)
         || body.contains("CUDA error: ")
         // The host and the tools, in their own words: Docker's daemon (no GPU runtime, an image
         // that cannot be pulled), a process killed by a signal, uv failing to build a package.
@@ -190,6 +194,17 @@ pub(crate) fn is_error_line(line: &str) -> bool {
         || body == "Killed"
         || body.trim_start_matches(['×', ' ']).starts_with("Failed to build ")
         || super::looks_like_exception(body)
+}
+
+/// A line that says which exception a step failed with (`Failed with
+/// vllm.third_party.pynvml.NVMLError_NoPermission: Insufficient Permissions`).
+fn names_exception_raised(body: &str) -> bool {
+    ["failed with ", "Failed with ", "raised ", "Caught "]
+        .iter()
+        .any(|head| {
+            body.split_once(head)
+                .is_some_and(|(_, rest)| super::looks_like_exception(rest))
+        })
 }
 
 /// unittest's head of a test's report: `ERROR: test_x (module.Class)`, `FAIL: test_y (…)`.
