@@ -33,6 +33,7 @@ pub mod coverage;
 pub mod log;
 pub mod plan;
 mod read_result;
+mod rebuild;
 pub mod stored;
 
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, Job};
@@ -275,7 +276,14 @@ impl<'a> JobReader<'a> {
             }
             _ => None,
         };
-        let (read, seen) = self.fetch(build, job, limits, slot).await;
+        let rebuilt = match self.storable(build, job) {
+            true => self.rebuilt(job).await,
+            false => None,
+        };
+        let (read, seen) = match rebuilt {
+            Some(rebuilt) => rebuilt,
+            None => self.fetch(build, job, limits, slot).await,
+        };
         if let (Some(store), Some(seen)) = (self.store, seen) {
             if self.storable(build, job) {
                 let outcome = StoredOutcome {

@@ -129,6 +129,52 @@ async fn tails_searches_and_test_sections_bounded_and_numbered() {
     );
 }
 
+/// A log the job-log tool read before any scan is analysed from its kept blocks when a scan
+/// asks for the job: no second request, the same failures as a read from Buildkite.
+#[tokio::test]
+async fn a_log_kept_by_a_view_gives_a_scan_its_outcome_without_a_request() {
+    let server = crate::common::fixture_server().await;
+    let client = crate::common::client(&crate::common::settings(&server.uri()));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
+    let reader = JobReader::new(&client, Some(&store));
+    view(&reader, DISTRIBUTED, LogView::Tail { lines: 1 }).await;
+
+    let key = BuildKey::new("vllm", "ci", 65099);
+    let build = ciwatch_mcp::fixtures::build_65099();
+    let job = build
+        .jobs()
+        .iter()
+        .find(|j| j.id == DISTRIBUTED)
+        .expect("in the build");
+    let limits = Budgets::default().limits();
+    let kept = reader.job(&key, job, &limits).await;
+    let logs_read = || async {
+        let requests = server.received_requests().await.expect("recorded");
+        requests
+            .iter()
+            .filter(|r| r.url.path().ends_with("/log"))
+            .count()
+    };
+    assert_eq!(logs_read().await, 1, "the view's read only");
+    assert!(kept.stored, "{:?}", kept.detail);
+
+    let fresh_dir = tempfile::tempdir().expect("temp dir");
+    let fresh_store =
+        ciwatch_mcp::storage::Store::from(Cache::open(fresh_dir.path()).expect("store"));
+    let read = JobReader::new(&client, Some(&fresh_store))
+        .job(&key, job, &limits)
+        .await;
+    assert_eq!(logs_read().await, 2, "a store without the log reads it");
+    assert_eq!(kept.status, read.status);
+    let ids = |read: &ciwatch_mcp::watch::JobRead| -> Vec<String> {
+        let analysis = read.analysis.as_ref().expect("analysed");
+        analysis.tests.iter().map(|t| t.node_id.clone()).collect()
+    };
+    assert!(!ids(&read).is_empty());
+    assert_eq!(ids(&kept), ids(&read));
+}
+
 /// A passed job of the fixture build whose log the next tests replace.
 const KERNELS: &str = "019e062d-31dc-494c-bb3b-2362d0a36d7b";
 

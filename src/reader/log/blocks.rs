@@ -113,7 +113,24 @@ impl BlockWriter {
 
 /// The text of one block written by [`BlockWriter`]; `None` for anything else.
 pub fn decode_block(bytes: &[u8]) -> Option<String> {
-    String::from_utf8(lz4_flex::decompress_size_prepended(bytes).ok()?).ok()
+    let mut buffer = Vec::new();
+    decode_block_into(bytes, &mut buffer).map(str::to_string)
+}
+
+/// The most text a block can hold: a block closes after the line that fills it, and a line
+/// is at most a raw line's bound. A larger size is not a block's.
+const MAX_BLOCK_BYTES: usize = BLOCK_BYTES + 2 * crate::logs::clean::MAX_RAW_LINE_BYTES;
+
+/// [`decode_block`] into `buffer`, which a walk over many blocks reuses: one allocation for
+/// the walk, not one per block.
+pub fn decode_block_into<'b>(bytes: &[u8], buffer: &'b mut Vec<u8>) -> Option<&'b str> {
+    let (size, compressed) = lz4_flex::block::uncompressed_size(bytes).ok()?;
+    if size > MAX_BLOCK_BYTES {
+        return None;
+    }
+    buffer.resize(size, 0);
+    let written = lz4_flex::block::decompress_into(compressed, buffer).ok()?;
+    std::str::from_utf8(buffer.get(..written)?).ok()
 }
 
 /// The text of `blocks`, whole (for tests that compare a stream with a whole read; views read
