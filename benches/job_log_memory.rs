@@ -147,8 +147,7 @@ async fn view(reader: &JobReader<'_>, view: LogView) -> JobLogResult {
     watch::job_log(
         reader,
         &BuildKey::new("vllm", "ci", 65099),
-        JOB,
-        MatchStrategy::Id,
+        &watch::JobQuery::new(JOB, MatchStrategy::Id),
         &view,
         &Budgets::default(),
     )

@@ -1,7 +1,7 @@
 //! The Buildkite REST client: list builds, get a build with its jobs, read a job log's tail.
 //! All requests go through the shared [`HttpClient`] (rate limit, retries, counters).
 
-use super::models::{Build, BuildKey};
+use super::models::{Build, BuildKey, PipelineKey};
 use crate::http::{next_link, HttpClient, HttpError, Target};
 use crate::secret::Secret;
 use crate::storage::Memo;
@@ -179,12 +179,12 @@ impl BuildkiteClient {
     /// until `enough` says the builds read hold what is wanted.
     pub async fn list_builds(
         &self,
-        org: &str,
-        pipeline: &str,
+        pipeline: &PipelineKey,
         filter: &ListBuilds,
         max_pages: usize,
         enough: impl Fn(&[Build]) -> bool + Sync,
     ) -> Result<Listing, BuildkiteError> {
+        let PipelineKey { org, pipeline } = pipeline;
         let target = Target {
             description: format!("builds of {org}/{pipeline}"),
             not_found: format!("pipeline {org}/{pipeline} not found, or the token cannot see it (Buildkite answers 404 for pipelines outside the token's organizations)"),
@@ -216,16 +216,17 @@ impl BuildkiteClient {
             query.push(("state[]", (*state).to_string()));
         }
         let first = format!("{}/builds", self.pipeline_url(org, pipeline));
-        let page = Pagination {
-            max_pages,
-            enough: &enough,
-        };
         let first_page = self
             .first_page_shared(&target, &first, &query)
             .await
             .map_err(|e| self.named(e))?;
+        let page = Pagination {
+            max_pages,
+            enough: &enough,
+            read: Some(first_page),
+        };
         let (builds, pages_read, more) = self
-            .paginate(&target, &first, &query, page, Some(first_page))
+            .paginate(&target, &first, &query, page)
             .await
             .map_err(|e| self.named(e))?;
         let cut = more && !enough(&builds);
@@ -302,7 +303,7 @@ impl BuildkiteClient {
             .await
     }
 
-    /// GETs `first` with `query` (unless its page is `read` already), then follows
+    /// GETs `first` with `query` (unless the limit holds its page, read already), then follows
     /// `Link: rel="next"` (on the same API only) until the page limit or `enough`. Returns the
     /// items, the pages read, and whether pages were left unread.
     async fn paginate<T: serde::de::DeserializeOwned>(
@@ -311,9 +312,9 @@ impl BuildkiteClient {
         first: &str,
         query: &[(&str, String)],
         page_limit: Pagination<'_, T>,
-        mut read: Option<Page<T>>,
     ) -> Result<(Vec<T>, usize, bool), HttpError> {
         let max_pages = page_limit.max_pages;
+        let mut read = page_limit.read;
         let mut pages_read = 0;
         let mut items = Vec::new();
         let mut next: Option<String> = None;
@@ -360,8 +361,9 @@ impl BuildkiteClient {
         let page_limit = Pagination {
             max_pages,
             enough: &|_: &[super::models::SuiteTest]| false,
+            read: None,
         };
-        self.paginate(&target, &first, &query, page_limit, None)
+        self.paginate(&target, &first, &query, page_limit)
             .await
             .map(|(tests, _, more)| (tests, more))
             .map_err(|error| {
@@ -534,6 +536,8 @@ impl LogBody {
 struct Pagination<'a, T> {
     max_pages: usize,
     enough: &'a (dyn Fn(&[T]) -> bool + Sync),
+    /// The first page, when it was read already (shared with other callers).
+    read: Option<Page<T>>,
 }
 
 /// A digest of a token (never the token), naming its store entries and rate window.

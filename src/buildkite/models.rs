@@ -48,6 +48,11 @@ impl BuildKey {
     pub fn pipeline_name(&self) -> String {
         format!("{}/{}", self.org, self.pipeline)
     }
+
+    /// The build's pipeline.
+    pub fn pipeline_key(&self) -> PipelineKey {
+        PipelineKey::new(&self.org, &self.pipeline)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -105,10 +105,10 @@ impl CiWatchServer {
             .pipeline
             .or(scan_pipeline)
             .unwrap_or_else(|| "vllm/ci".into());
-        let crate::buildkite::PipelineKey { org, pipeline } =
+        let pipeline =
             parse_pipeline(&pipeline, &self.settings.buildkite_org).map_err(|e| e.to_string())?;
         let client = self.buildkite(&context.extensions)?;
-        let plan = self.plan(&client, &target, org, pipeline, max_logs);
+        let plan = self.plan(&client, &target, pipeline, max_logs);
         let mut plan = tokio::select! {
             plan = plan => plan?,
             () = context.ct.cancelled() => return Err("the bisect plan was cancelled".to_string()),
@@ -143,12 +143,10 @@ impl CiWatchServer {
         &self,
         client: &crate::buildkite::BuildkiteClient,
         target: &BisectTarget,
-        org: String,
-        pipeline: String,
+        pipeline: crate::buildkite::PipelineKey,
         max_logs: usize,
     ) -> Result<BisectPlan, String> {
         let options = BisectOptions {
-            org,
             pipeline,
             branch: "main".into(),
             repo: "vllm-project/vllm".into(),
@@ -176,8 +174,8 @@ impl CiWatchServer {
         let target = target_from_scan(&scan, Some(failure_key), None)?;
         let client = self.buildkite(&rmcp::model::Extensions::default())?;
         let logs = watch::DEFAULT_BISECT_LOGS;
-        self.plan(&client, &target, org.into(), pipeline.into(), logs)
-            .await
+        let pipeline = crate::buildkite::PipelineKey::new(org, pipeline);
+        self.plan(&client, &target, pipeline, logs).await
     }
 }
 

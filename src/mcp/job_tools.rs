@@ -33,6 +33,12 @@ pub struct JobRef {
     pub match_strategy: MatchStrategy,
 }
 
+impl JobRef {
+    fn query(&self) -> watch::JobQuery<'_> {
+        watch::JobQuery::new(&self.job_name_or_id, self.match_strategy)
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct JobFailuresParams {
     #[serde(flatten)]
@@ -147,13 +153,8 @@ impl CiWatchServer {
         let client = self.buildkite(&context.extensions)?;
         let reader = self.reader(&client);
         let budgets = self.settings.budgets();
-        let failures = watch::job_test_failures(
-            &reader,
-            &key,
-            &params.job.job_name_or_id,
-            params.job.match_strategy,
-            &budgets,
-        );
+        let query = params.job.query();
+        let failures = watch::job_test_failures(&reader, &key, &query, &budgets);
         tokio::select! {
             result = failures => Ok(Json(within_cap(result.map_err(|e| e.to_string())?)?)),
             () = context.ct.cancelled() => Err("the request was cancelled".to_string()),
@@ -182,14 +183,8 @@ impl CiWatchServer {
         let client = self.buildkite(&context.extensions)?;
         let reader = self.reader(&client);
         let budgets = self.settings.budgets();
-        let read = watch::job_log(
-            &reader,
-            &key,
-            &params.job.job_name_or_id,
-            params.job.match_strategy,
-            &view,
-            &budgets,
-        );
+        let query = params.job.query();
+        let read = watch::job_log(&reader, &key, &query, &view, &budgets);
         let result = tokio::select! {
             result = read => result.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err("the request was cancelled".to_string()),

@@ -212,19 +212,9 @@ impl Owners {
             .and_then(|c| c.owners_of(&path))
             .map(|o| o.owners.to_vec())
             .unwrap_or_default();
-        let blame = match (node_id, &self.local, prepared.head) {
-            (Some(node_id), Some(local), Some(head)) => {
-                self.blame_test(
-                    local,
-                    head,
-                    &path,
-                    node_id,
-                    prepared.blame_deadline,
-                    warnings,
-                )
-                .await
-            }
-            _ => None,
+        let blame = match node_id {
+            Some(node_id) => self.blame_test(prepared, &path, node_id, warnings).await,
+            None => None,
         };
         let source = if !owners.is_empty() {
             Some(OwnerSource::Codeowners)
@@ -257,15 +247,17 @@ impl Owners {
         .flatten()
     }
 
+    /// The last commit that touched the test function of `node_id` in `path`, from the local
+    /// clone at the prepared head, within the scan's blame deadline; `None` without a clone.
     async fn blame_test(
         &self,
-        local: &LocalRepo,
-        head: gix::ObjectId,
+        prepared: &Prepared,
         path: &str,
         node_id: &str,
-        deadline: Instant,
         warnings: &mut Vec<String>,
     ) -> Option<BlameCommit> {
+        let (local, head) = (self.local.as_ref()?, prepared.head?);
+        let deadline = prepared.blame_deadline;
         let (_, class, function) = split_node_id(node_id)?;
         let (class, function) = (class.map(str::to_string), function.to_string());
         let reader = local.clone();

@@ -7,7 +7,7 @@
 //! (`triage::bisect`). Nothing is unblocked or started: the next runs are suggestions.
 
 use super::WatchError;
-use crate::buildkite::{Build, BuildKey, Job, JobState, ListBuilds};
+use crate::buildkite::{Build, BuildKey, Job, JobState, ListBuilds, PipelineKey};
 use crate::github::{CompareCommit, GitHubClient};
 use crate::input::{comparable, NodeId};
 use crate::logs::LogAnalysis;
@@ -60,8 +60,7 @@ impl BisectTarget {
 
 #[derive(Debug, Clone)]
 pub struct BisectOptions {
-    pub org: String,
-    pub pipeline: String,
+    pub pipeline: PipelineKey,
     pub branch: String,
     /// `owner/name` on GitHub.
     pub repo: String,
@@ -107,24 +106,10 @@ pub async fn bisect_plan(
             .iter()
             .map(|commit| runs_at(&builds, &commit.sha, &target.job_name))
             .collect();
-        let reference = target.error_message.as_deref().map(|error| {
-            signature(
-                target.name(),
-                &target.job_name,
-                Some(error),
-                target.stack_trace.as_deref(),
-            )
-        });
-        let logs_read = read_where_the_state_changes(
-            reader,
-            options,
-            target,
-            reference.as_ref(),
-            &mut runs,
-            &mut warnings,
-        )
-        .await;
-        let mut plan = plan_of(target, options, &commits, runs, reference.as_ref(), warnings);
+        let bisecting = Bisecting::new(target, options);
+        let logs_read =
+            read_where_the_state_changes(reader, &bisecting, &mut runs, &mut warnings).await;
+        let mut plan = plan_of(&bisecting, &commits, runs, warnings);
         let totals = crate::http::call_totals();
         plan.stats = BisectStats {
             buildkite_requests: totals.buildkite_requests,
@@ -163,23 +148,18 @@ async fn main_builds(
     let shas: Vec<&str> = commits.iter().map(|c| c.sha.as_str()).collect();
     let listing = reader
         .client()
-        .list_builds(
-            &options.org,
-            &options.pipeline,
-            &filter,
-            MAX_LISTING_PAGES,
-            |builds| {
-                // Without commit dates the window is unknown: stop once every commit has a build.
-                window.is_none()
-                    && shas
-                        .iter()
-                        .all(|sha| builds.iter().any(|b| b.commit.as_deref() == Some(*sha)))
-            },
-        )
+        .list_builds(&options.pipeline, &filter, MAX_LISTING_PAGES, |builds| {
+            // Without commit dates the window is unknown: stop once every commit has a build.
+            window.is_none()
+                && shas
+                    .iter()
+                    .all(|sha| builds.iter().any(|b| b.commit.as_deref() == Some(*sha)))
+        })
         .await?;
     warnings.extend(listing.cut_warning(&format!(
-        "the builds of {} of {}/{} in the range's window",
-        options.branch, options.org, options.pipeline
+        "the builds of {} of {} in the range's window",
+        options.branch,
+        options.pipeline.slug()
     )));
     Ok(listing.builds)
 }
@@ -254,17 +234,42 @@ fn block_step(build: &Build, job_name: &str) -> Option<BlockStep> {
         })
 }
 
+/// What one bisect asks: the failure, where to look, and the failure's signature when its error
+/// is known (a failed run shows the failure when its log gives the same).
+struct Bisecting<'a> {
+    target: &'a BisectTarget,
+    options: &'a BisectOptions,
+    reference: Option<Signature>,
+}
+
+impl<'a> Bisecting<'a> {
+    fn new(target: &'a BisectTarget, options: &'a BisectOptions) -> Self {
+        let reference = target.error_message.as_deref().map(|error| {
+            signature(
+                target.name(),
+                &target.job_name,
+                Some(error),
+                target.stack_trace.as_deref(),
+            )
+        });
+        Self {
+            target,
+            options,
+            reference,
+        }
+    }
+}
+
 /// Reads failed runs' logs where the boundary may move (see [`narrowing::next_to_read`]), one
 /// commit at a time, until a run fails with the signature or the budget is spent. Returns the
 /// logs fetched.
 async fn read_where_the_state_changes(
     reader: &JobReader<'_>,
-    options: &BisectOptions,
-    target: &BisectTarget,
-    reference: Option<&Signature>,
+    bisecting: &Bisecting<'_>,
     runs: &mut [Vec<Run<'_>>],
     warnings: &mut Vec<String>,
 ) -> usize {
+    let options = bisecting.options;
     let mut fetched = 0;
     while let Some(at) = narrowing::next_to_read(&verdicts(runs)) {
         for run in runs[at]
@@ -276,7 +281,8 @@ async fn read_where_the_state_changes(
                 Some(read) => read,
                 None if fetched < options.max_logs => {
                     fetched += 1;
-                    let key = BuildKey::new(&options.org, &options.pipeline, run.build.number);
+                    let pipeline = &options.pipeline;
+                    let key = BuildKey::new(&pipeline.org, &pipeline.pipeline, run.build.number);
                     reader.job(&key, job, &options.limits).await
                 }
                 None => {
@@ -287,7 +293,7 @@ async fn read_where_the_state_changes(
                     return fetched;
                 }
             };
-            let (verdict, detail) = read_verdict(&read, job, target, reference);
+            let (verdict, detail) = read_verdict(&read, job, bisecting);
             run.found.verdict = verdict;
             run.found.detail = detail;
         }
@@ -308,9 +314,9 @@ fn verdicts(runs: &[Vec<Run<'_>>]) -> Vec<RunVerdict> {
 fn read_verdict(
     read: &JobRead,
     job: &Job,
-    target: &BisectTarget,
-    reference: Option<&Signature>,
+    bisecting: &Bisecting<'_>,
 ) -> (RunVerdict, Option<String>) {
+    let (target, reference) = (bisecting.target, bisecting.reference.as_ref());
     let Some(analysis) = &read.analysis else {
         let why = read
             .detail
@@ -415,13 +421,12 @@ fn failure_of<'a>(
 
 /// The plan from the runs as read: the narrowed range, the next runs, the suspects inside.
 fn plan_of(
-    target: &BisectTarget,
-    options: &BisectOptions,
+    bisecting: &Bisecting<'_>,
     commits: &[CompareCommit],
     runs: Vec<Vec<Run<'_>>>,
-    reference: Option<&Signature>,
     warnings: Vec<String>,
 ) -> BisectPlan {
+    let (target, options) = (bisecting.target, bisecting.options);
     let verdicts = verdicts(&runs);
     let narrowed = narrowing::narrow(&verdicts);
     let candidates = narrowed.map(|n| n.candidates());
@@ -449,8 +454,8 @@ fn plan_of(
     let mut plan = BisectPlan {
         test: target.name().to_string(),
         job_name: target.job_name.clone(),
-        signature: reference.map(Signature::text),
-        pipeline: format!("{}/{}", options.org, options.pipeline),
+        signature: bisecting.reference.as_ref().map(Signature::text),
+        pipeline: options.pipeline.slug(),
         last_good_commit: target.good_commit.clone(),
         first_bad_commit: target.bad_commit.clone(),
         compare_url: format!(

@@ -80,15 +80,8 @@ pub(super) async fn compare_with_previous_nightlies(
         .map(|failure| with_trend(failure, &nightlies, &reads, current.build.number))
         .collect();
     let fixed = fixed_failures(&current, &failures, nightlies.first(), &reads);
-    onsets(
-        github,
-        &current,
-        &nightlies,
-        &reads,
-        &mut failures,
-        &mut result.warnings,
-    )
-    .await;
+    let warnings = onsets(github, &current, &nightlies, &reads, &mut failures).await;
+    result.warnings.extend(warnings);
     let count = |trend: Trend| {
         failures
             .iter()
@@ -149,7 +142,7 @@ async fn previous_nightlies(
     let pages = super::nightly::pages_for_nightlies(wanted + 1);
     let listing = reader
         .client()
-        .list_builds(&key.org, &key.pipeline, &filter, pages, |builds| {
+        .list_builds(&key.pipeline_key(), &filter, pages, |builds| {
             builds.iter().filter(baseline).count() >= wanted
         })
         .await
@@ -401,14 +394,15 @@ fn fixed_failures(
 
 /// Onset ranges and suspects of new failures: the last nightly where each passed, this build,
 /// and the commits between, ranked. One compare per range and one request per commit, cached.
+/// Returns what could not be read, as warnings.
 async fn onsets(
     github: Option<&GitHubClient>,
     current: &CurrentScan<'_>,
     nightlies: &[Nightly<'_>],
     reads: &HashMap<String, JobRead>,
     failures: &mut [FailureClassification],
-    warnings: &mut Vec<String>,
-) {
+) -> Vec<String> {
+    let mut warnings = Vec::new();
     let head = current.build.commit.clone().unwrap_or_default();
     let mut ranges: HashMap<String, Result<Vec<RangeCommit>, String>> = HashMap::new();
     for failure in failures.iter_mut() {
@@ -469,6 +463,7 @@ async fn onsets(
         }
         failure.since.onset = Some(onset);
     }
+    warnings
 }
 
 async fn range_commits(

@@ -99,7 +99,7 @@ async fn counterpart(
     };
     let listing = reader
         .client()
-        .list_builds(&other.org, &other.pipeline, &filter, 1, |_| true)
+        .list_builds(other, &filter, 1, |_| true)
         .await
         .map_err(|e| cannot(&e))?;
     let Some(listed) = pick_counterpart(&listing.builds, build) else {

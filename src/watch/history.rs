@@ -347,7 +347,7 @@ async fn chosen_builds(
         lookback.div_ceil(100)
     };
     let listing = client
-        .list_builds(org, pipeline, &filter, pages, |builds| {
+        .list_builds(&PipelineKey::new(org, pipeline), &filter, pages, |builds| {
             builds.iter().filter(|b| wanted(b)).count() >= lookback
         })
         .await?;

@@ -10,13 +10,13 @@
 //! Lines are numbered from the log's first line; a log over the bound is read from its end,
 //! and the result says so.
 
-use super::jobs::{build_with_job, job_info, match_job};
+use super::jobs::{build_with_job, job_info, JobQuery};
 use super::{Budgets, WatchError};
 use crate::buildkite::BuildKey;
 use crate::buildkite::BuildkiteError;
 use crate::http::HttpError;
 use crate::input::NodeId;
-use crate::model::{JobLogResult, LogLine, MatchStrategy};
+use crate::model::{JobLogResult, LogLine};
 use crate::reader::log::view::{Direction, LogGone, LogView as KeptLog};
 use crate::reader::JobReader;
 use regex::Regex;
@@ -50,13 +50,12 @@ pub enum LogView {
 pub async fn job_log(
     reader: &JobReader<'_>,
     key: &BuildKey,
-    query: &str,
-    strategy: MatchStrategy,
+    query: &JobQuery<'_>,
     view: &LogView,
     budgets: &Budgets,
 ) -> Result<JobLogResult, WatchError> {
-    let build = build_with_job(reader, key, query, strategy).await?;
-    let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
+    let build = build_with_job(reader, key, query).await?;
+    let job = query.find(build.jobs()).map_err(WatchError::NotFound)?;
     let open = |fresh| async move {
         reader
             .log_view(key, job, budgets.max_whole_log_bytes, fresh)

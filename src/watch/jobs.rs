@@ -7,6 +7,24 @@ use crate::logs::pytest::head_line;
 pub use crate::model::{JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy};
 use crate::reader::{JobRead, JobReader};
 
+/// Which job of a build a caller means: its id, or its name matched exactly or loosely.
+#[derive(Debug, Clone, Copy)]
+pub struct JobQuery<'q> {
+    pub text: &'q str,
+    pub strategy: MatchStrategy,
+}
+
+impl<'q> JobQuery<'q> {
+    pub fn new(text: &'q str, strategy: MatchStrategy) -> Self {
+        Self { text, strategy }
+    }
+
+    /// The job of `jobs` it names (see [`match_job`]).
+    pub fn find<'j>(&self, jobs: &'j [Job]) -> Result<&'j Job, String> {
+        match_job(jobs, self.text, self.strategy)
+    }
+}
+
 /// Picks one job. Names are matched among latest attempts (a retried job shares its name with
 /// its retries); ids among all attempts. Errors list the candidates.
 pub fn match_job<'a>(
@@ -99,25 +117,21 @@ pub(super) fn job_info(job: &Job) -> JobInfo {
 pub(super) async fn build_with_job(
     reader: &JobReader<'_>,
     key: &BuildKey,
-    query: &str,
-    strategy: MatchStrategy,
+    query: &JobQuery<'_>,
 ) -> Result<crate::buildkite::Build, WatchError> {
     Ok(reader
-        .build_holding(key, |build| {
-            match_job(build.jobs(), query, strategy).is_ok()
-        })
+        .build_holding(key, |build| query.find(build.jobs()).is_ok())
         .await?)
 }
 
 pub async fn job_test_failures(
     reader: &JobReader<'_>,
     key: &BuildKey,
-    query: &str,
-    strategy: MatchStrategy,
+    query: &JobQuery<'_>,
     budgets: &Budgets,
 ) -> Result<JobTestFailuresResult, WatchError> {
-    let build = build_with_job(reader, key, query, strategy).await?;
-    let job = match_job(build.jobs(), query, strategy).map_err(WatchError::NotFound)?;
+    let build = build_with_job(reader, key, query).await?;
+    let job = query.find(build.jobs()).map_err(WatchError::NotFound)?;
     let limits = budgets.limits();
     let JobRead {
         analysis, detail, ..

@@ -162,7 +162,7 @@ async fn failed_builds(
     };
     let listing = reader
         .client()
-        .list_builds(org, pipeline, &filter, 1, |builds| {
+        .list_builds(&PipelineKey::new(org, pipeline), &filter, 1, |builds| {
             builds.iter().filter(|b| wanted(b)).count() >= max_builds
         })
         .await?;

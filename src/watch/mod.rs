@@ -37,7 +37,8 @@ pub use job_log::{
     MAX_TAIL_LINES,
 };
 pub use jobs::{
-    job_test_failures, match_job, JobInfo, JobTestFailure, JobTestFailuresResult, MatchStrategy,
+    job_test_failures, match_job, JobInfo, JobQuery, JobTestFailure, JobTestFailuresResult,
+    MatchStrategy,
 };
 pub use main_branch::{analyze_main_branch, MainBranchOptions, MAX_HOURS_LOOKBACK};
 pub use nightly::{is_nightly, latest_nightly, pick_nightly, NightlyChoice};

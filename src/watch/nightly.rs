@@ -1,6 +1,6 @@
 //! Choosing "last night's build": the newest scheduled nightly on the branch whose result is in.
 
-use crate::buildkite::{Build, BuildkiteClient, ListBuilds};
+use crate::buildkite::{Build, BuildkiteClient, ListBuilds, PipelineKey};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -45,8 +45,7 @@ pub async fn latest_nightly(
     // Enough once a finished nightly is listed: the pick, or the one named beside a running one.
     let listing = client
         .list_builds(
-            org,
-            pipeline,
+            &PipelineKey::new(org, pipeline),
             &filter,
             crate::buildkite::client::MAX_LIST_PAGES,
             |builds| builds.iter().any(|b| is_nightly(b) && b.is_finished()),

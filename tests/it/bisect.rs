@@ -227,8 +227,7 @@ async fn plan(unblocked_midpoint: bool, target: &BisectTarget) -> (BisectPlan, u
     })
     .expect("client");
     let options = BisectOptions {
-        org: "vllm".into(),
-        pipeline: "ci".into(),
+        pipeline: ciwatch_mcp::buildkite::PipelineKey::new("vllm", "ci"),
         branch: "main".into(),
         repo: "vllm-project/vllm".into(),
         max_logs: watch::DEFAULT_BISECT_LOGS,

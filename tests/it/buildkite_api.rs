@@ -2,7 +2,7 @@
 //! Range responses.
 
 use crate::common::{client, listed_build, settings};
-use ciwatch_mcp::buildkite::{BuildkiteClient, BuildkiteError, ListBuilds};
+use ciwatch_mcp::buildkite::{BuildkiteClient, BuildkiteError, ListBuilds, PipelineKey};
 use ciwatch_mcp::config::Secret;
 use ciwatch_mcp::http::HttpClient;
 use std::time::Duration;
@@ -219,7 +219,7 @@ async fn list_builds_follows_link_next_and_sends_filters() {
         ..Default::default()
     };
     let builds = client(&settings(&server.uri()))
-        .list_builds("vllm", "ci", &filter, 10, |_| false)
+        .list_builds(&PipelineKey::new("vllm", "ci"), &filter, 10, |_| false)
         .await
         .expect("listed");
     let numbers: Vec<u64> = builds.builds.iter().map(|b| b.number).collect();
@@ -238,7 +238,12 @@ async fn unknown_pipeline_404_explains_visibility() {
         .mount(&server)
         .await;
     let error = client(&settings(&server.uri()))
-        .list_builds("vllm", "nope", &ListBuilds::default(), 1, |_| false)
+        .list_builds(
+            &PipelineKey::new("vllm", "nope"),
+            &ListBuilds::default(),
+            1,
+            |_| false,
+        )
         .await
         .expect_err("404");
     assert!(
@@ -400,7 +405,12 @@ async fn a_listing_cut_at_its_page_limit_says_so() {
         .mount(&server)
         .await;
     let listing = client(&settings(&server.uri()))
-        .list_builds("vllm", "ci", &ListBuilds::default(), 3, |_| false)
+        .list_builds(
+            &PipelineKey::new("vllm", "ci"),
+            &ListBuilds::default(),
+            3,
+            |_| false,
+        )
         .await
         .expect("listed");
     assert!(listing.cut);
@@ -412,11 +422,16 @@ async fn a_listing_cut_at_its_page_limit_says_so() {
     );
     // Enough found: the listing stops there and is not cut.
     let early = client(&settings(&server.uri()))
-        .list_builds("vllm", "ci", &ListBuilds::default(), 3, |builds| {
-            builds
-                .iter()
-                .any(|b| b.source.as_deref() == Some("schedule"))
-        })
+        .list_builds(
+            &PipelineKey::new("vllm", "ci"),
+            &ListBuilds::default(),
+            3,
+            |builds| {
+                builds
+                    .iter()
+                    .any(|b| b.source.as_deref() == Some("schedule"))
+            },
+        )
         .await
         .expect("listed");
     assert_eq!(early.pages_read, 1);

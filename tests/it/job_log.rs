@@ -15,8 +15,7 @@ async fn view(reader: &JobReader<'_>, job: &str, view: LogView) -> JobLogResult 
     watch::job_log(
         reader,
         &BuildKey::new("vllm", "ci", 65099),
-        job,
-        MatchStrategy::Id,
+        &watch::JobQuery::new(job, MatchStrategy::Id),
         &view,
         &Budgets::default(),
     )
@@ -282,8 +281,7 @@ async fn log_errors_keep_their_meaning() {
         let error = watch::job_log(
             &reader,
             &BuildKey::new("vllm", "ci", 65099),
-            KERNELS,
-            MatchStrategy::Id,
+            &watch::JobQuery::new(KERNELS, MatchStrategy::Id),
             &LogView::Tail { lines: 10 },
             &Budgets::default(),
         )

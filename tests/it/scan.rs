@@ -344,8 +344,7 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
     let amd = watch::job_test_failures(
         &reader,
         &key,
-        "amd: v1 sample",
-        MatchStrategy::Fuzzy,
+        &watch::JobQuery::new("amd: v1 sample", MatchStrategy::Fuzzy),
         &budgets,
     )
     .await
@@ -365,8 +364,7 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
     let examples = watch::job_test_failures(
         &reader,
         &key,
-        "019e068f-8880-4d80-b9ae-21f562929ee8",
-        MatchStrategy::Id,
+        &watch::JobQuery::new("019e068f-8880-4d80-b9ae-21f562929ee8", MatchStrategy::Id),
         &budgets,
     )
     .await
@@ -380,10 +378,14 @@ async fn one_jobs_failures_by_fuzzy_name_and_by_id() {
         Some("KeyError: 'kimi_vl'")
     );
 
-    let ambiguous =
-        watch::job_test_failures(&reader, &key, "spec decode", MatchStrategy::Fuzzy, &budgets)
-            .await
-            .expect_err("several");
+    let ambiguous = watch::job_test_failures(
+        &reader,
+        &key,
+        &watch::JobQuery::new("spec decode", MatchStrategy::Fuzzy),
+        &budgets,
+    )
+    .await
+    .expect_err("several");
     assert!(
         ambiguous
             .to_string()

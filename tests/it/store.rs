@@ -292,8 +292,7 @@ async fn nothing_of_a_running_build_is_stored_and_it_is_scanned_with_a_warning()
         watch::job_test_failures(
             &reader,
             &key(),
-            running_id,
-            watch::MatchStrategy::Id,
+            &watch::JobQuery::new(running_id, watch::MatchStrategy::Id),
             &Budgets::default(),
         )
         .await
@@ -345,9 +344,14 @@ async fn a_tail_only_outcome_is_not_reused_when_more_may_be_read() {
                 max_whole_log_bytes,
                 ..Budgets::default()
             };
-            watch::job_test_failures(reader, &key(), job_id, watch::MatchStrategy::Id, &budgets)
-                .await
-                .expect("job")
+            watch::job_test_failures(
+                reader,
+                &key(),
+                &watch::JobQuery::new(job_id, watch::MatchStrategy::Id),
+                &budgets,
+            )
+            .await
+            .expect("job")
         }
     };
     let log_requests = || async {
