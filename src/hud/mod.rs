@@ -1,17 +1,35 @@
-//! The HUD: a scanned nightly drawn for people. The sidecar serves it at `/hud` (causes first,
-//! then the failing tests and jobs × the nightlies they were compared with, and one test's
-//! strip on its own page); MCP hosts that render Apps show `app.html`, the same view drawn from
-//! the tool result they hand it. Pure: a `ScanResult` in, HTML out. Pages are rendered by maud,
-//! which escapes every text it is given; they carry no script and no external asset, so they
-//! work offline and with JavaScript off, under a policy that forbids any script.
+//! The HUD: a scanned nightly drawn for people, once. The sidecar serves it at `/hud` (causes
+//! first, then the failing tests and jobs × the nightlies they were compared with, and one
+//! test's strip on its own page); MCP hosts that render Apps show `app.html`, whose script only
+//! bridges to the host: it hands the tool result back to the server (`ciwatch_view`), which
+//! draws it with the same views ([`app_view`]). Pure: a result in, HTML out. Pages are rendered
+//! by maud, which escapes every text it is given; they carry no script and no external asset,
+//! so they work offline and with JavaScript off, under a policy that forbids any script.
 
 mod bisect;
 mod grid;
+mod history;
 mod page;
 
 pub use bisect::bisect_page;
 pub use grid::{build_url, columns, rows, Cell, Outcome, Row};
-pub use page::{night_page, no_scan_page, test_page, Place};
+pub use history::history_view;
+pub use page::{night_page, night_view, no_scan_page, test_page, Place};
+
+/// A tool result as the MCP App shows it: a scan's night view (without the sidecar's links) or
+/// a test history's strip, the same markup the sidecar's pages hold.
+pub enum AppResult<'r> {
+    Scan(&'r crate::model::ScanResult),
+    History(&'r crate::model::HistoryResult),
+}
+
+/// The HTML fragment the App puts in its page for `result`.
+pub fn app_view(result: AppResult<'_>) -> String {
+    match result {
+        AppResult::Scan(scan) => night_view(scan, None).into_string(),
+        AppResult::History(history) => history_view(history).into_string(),
+    }
+}
 
 /// The pages' one style sheet, inlined (no asset to fetch) and allowed by its hash.
 const STYLE: &str = include_str!("hud.css");
@@ -23,8 +41,8 @@ pub const APP_MIME: &str = "text/html;profile=mcp-app";
 /// The App's page, its style sheet put in.
 const APP_TEMPLATE: &str = include_str!("app.html");
 
-/// The App's HTML: the pages' style sheet and a script that builds the DOM with `textContent`
-/// only and links only to https URLs. Put together once.
+/// The App's HTML: the pages' style sheet and a script that only bridges to the host (the view
+/// itself comes from the server, [`app_view`]). Put together once.
 pub fn app_html() -> &'static str {
     static HTML: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| APP_TEMPLATE.replace("/*STYLE*/", STYLE));

@@ -112,10 +112,21 @@ pub fn no_scan_page(place: &Place, why: Option<&str>) -> String {
 
 /// The night page of a nightly scanned at full detail.
 pub fn night_page(scan: &ScanResult, place: &Place) -> String {
+    let title = format!(
+        "CI watch · {} nightly {}",
+        place.pipeline, scan.build_info.build_number
+    );
+    frame(&title, place, night_view(scan, Some(place)))
+}
+
+/// What a scan result shows, drawn once for the sidecar's night page and the MCP App: the
+/// nightly, whether the answer is whole, causes first, then the grid, the page it holds, and
+/// what was fixed. `place` links each failure to its page on the sidecar; the App has none.
+pub fn night_view(scan: &ScanResult, place: Option<&Place>) -> Markup {
     let info = &scan.build_info;
     let columns = grid::columns(scan);
     let rows = grid::rows(scan);
-    let body = html! {
+    html! {
         header {
             h1 {
                 "Nightly "
@@ -144,19 +155,16 @@ pub fn night_page(scan: &ScanResult, place: &Place) -> String {
                         }
                     }
                 } }
-                tbody { @for row in &rows { (grid_row(row, place)) } }
+                tbody { @for row in &rows { (grid_row(row, scan, place)) } }
+            }
+        }
+        @if let Some(next) = scan.page.next_offset {
+            p class="incomplete" {
+                "This result holds one page of the failures: ask for failure_offset " (next) " for the next."
             }
         }
         (fixed(scan))
-    };
-    frame(
-        &format!(
-            "CI watch · {} nightly {}",
-            place.pipeline, info.build_number
-        ),
-        place,
-        body,
-    )
+    }
 }
 
 /// One failure's page: its strip across the nightlies, error, owners, issue and onset.
@@ -275,15 +283,26 @@ fn issue_markup(issue: &crate::model::IssueMatch, scan: &ScanResult) -> Markup {
     }
 }
 
-fn grid_row(row: &Row<'_>, place: &Place) -> Markup {
+fn grid_row(row: &Row<'_>, scan: &ScanResult, place: Option<&Place>) -> Markup {
     let failure = row.failure;
     let trend = failure.since.trend.as_ref().map(|t| t.trend.as_str());
+    // Below full detail an error line every member of a cause shares is on the cause.
+    let error = failure.test_failure.error_message.as_ref().or_else(|| {
+        let cause = scan
+            .causes
+            .iter()
+            .find(|c| Some(&c.cause_id) == failure.cause_id.as_ref());
+        cause.and_then(|c| c.error_message.as_ref())
+    });
     html! {
         tr data-failure-key=(failure.failure_key) class={"trend-" (trend.unwrap_or("none"))} {
             th {
-                a href=(place.failure_page(failure)) { (label(failure)) }
+                @match place {
+                    Some(place) => a href=(place.failure_page(failure)) { (label(failure)) },
+                    None => span { (label(failure)) },
+                }
                 @if trend == Some("new") { " " span class="trend new" { "new" } }
-                @if let Some(error) = &failure.test_failure.error_message {
+                @if let Some(error) = error {
                     div class="error" { (short(error.lines().next().unwrap_or(""), LINE_CHARS)) }
                 }
             }

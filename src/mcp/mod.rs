@@ -16,6 +16,7 @@ mod progress;
 mod prompts;
 mod render_tool;
 mod scan_tools;
+mod view_tool;
 mod watcher;
 mod webhook;
 
@@ -88,7 +89,8 @@ impl CiWatchServer {
             + Self::job_router()
             + Self::main_branch_router()
             + Self::analytics_router()
-            + Self::bisect_router();
+            + Self::bisect_router()
+            + Self::view_router();
         // Every tool's result is capped; clients that read this keep results up to it whole.
         // Hosts that render MCP Apps draw the scans and test histories with the HUD's view.
         for (name, route) in tool_router.map.iter_mut() {
@@ -102,6 +104,10 @@ impl CiWatchServer {
                     "ui".into(),
                     serde_json::json!({ "resourceUri": crate::hud::APP_URI }),
                 );
+            }
+            if name.as_ref() == view_tool::VIEW_TOOL {
+                // The App calls it to draw; the model has the results themselves.
+                meta.insert("ui".into(), serde_json::json!({ "visibility": ["app"] }));
             }
             route.attr.meta = Some(rmcp::model::MetaObject(meta));
         }

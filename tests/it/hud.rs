@@ -214,6 +214,22 @@ fn draws_every_failure_and_cause(dom: &str, scan: &ScanResult, what: &str) {
     }
 }
 
+/// Each grid row of a drawn page, in order: its failure key and its text (name, error line,
+/// and a symbol per nightly), tags and runs of white space left out.
+fn rows_of(dom: &str) -> Vec<(String, String)> {
+    let tag = regex::Regex::new(r"<[^>]*>").expect("regex");
+    dom.split("<tr data-failure-key=\"")
+        .skip(1)
+        .map(|row| {
+            let (key, rest) = row.split_once('"').expect("the key's end");
+            let row = &rest[..rest.find("</tr>").expect("row end")];
+            let text = tag.replace_all(row, " ");
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            (key.to_string(), unescape(&text))
+        })
+        .collect()
+}
+
 fn cells_of_row(dom: &str, key: &str) -> String {
     let start = dom
         .find(&format!("data-failure-key=\"{key}\""))
@@ -429,6 +445,22 @@ async fn the_app_draws_a_real_tool_result_in_a_host_page() {
     }
     draws_every_failure_and_cause(&app, &scan, "the App");
 
+    // The same result draws the same rows in the App and at /hud. The first scans read the
+    // night in part (its byte ceiling); asked again, it is whole, and the HUD holds that scan.
+    // The full answer is a page of it (the result's size cap): each of its failures' rows is
+    // drawn as the HUD draws it, in the HUD's order.
+    let (full, _) = full_scan(&base).await;
+    assert!(full.complete, "{:?}", full.incomplete);
+    let profile = work.path().join("chromium");
+    let held = json!({"structuredContent": full, "content": []});
+    let app_rows = rows_of(&app_dom(&base, &held, &profile).await);
+    let hud_rows = rows_of(&dom(&format!("{base}/hud"), &profile));
+    assert_eq!(app_rows.len(), full.failures.len());
+    assert!(hud_rows.len() >= app_rows.len());
+    let in_app = |row: &&(String, String)| app_rows.iter().any(|(key, _)| *key == row.0);
+    let hud_rows: Vec<(String, String)> = hud_rows.iter().filter(in_app).cloned().collect();
+    assert_eq!(app_rows, hud_rows, "the App's rows are the HUD's");
+
     // A test history draws as one strip: a cell per build of its timeline.
     let failing = scan
         .failures
@@ -508,14 +540,41 @@ async fn app_dom(base: &str, result: &Value, profile: &Path) -> String {
     let contents = serde_json::to_value(&read.contents[0]).expect("contents");
     assert_eq!(contents["mimeType"], ciwatch_mcp::hud::APP_MIME);
     let app_html = contents["text"].as_str().expect("html").to_string();
+    let view_tool = tools
+        .iter()
+        .find(|t| t.name == "ciwatch_view")
+        .expect("the App's view tool");
+    let meta = view_tool.meta.as_ref().expect("its _meta");
+    assert_eq!(
+        meta.0["ui"]["visibility"],
+        json!(["app"]),
+        "hidden from the model"
+    );
+    // What the host answers when the App asks for the view: the server's answer, asked here as
+    // a host forwards `tools/call`.
+    let view = client
+        .call_tool(
+            CallToolRequestParams::new("ciwatch_view").with_arguments(
+                json!({"result": result["structuredContent"]})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
+        .await
+        .expect("ciwatch_view");
+    let view = serde_json::to_string(&view)
+        .expect("json")
+        .replace("</", "<\\/");
 
     let host = MockServer::start().await;
     let embedded = serde_json::to_string(result)
         .expect("json")
         .replace("</", "<\\/");
     let host_html = format!(
-        r#"<!DOCTYPE html><html><body>
+        r#"<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
 <script type="application/json" id="result">{embedded}</script>
+<script type="application/json" id="view">{view}</script>
 <iframe id="app" src="/app.html" style="width:1200px;height:900px"></iframe>
 <pre id="out"></pre>
 <script>
@@ -526,6 +585,7 @@ window.addEventListener('message', (event) => {{
   const m = event.data;
   if (m.method === 'ui/initialize') reply({{jsonrpc: '2.0', id: m.id, result: {{protocolVersion: '2026-01-26', hostInfo: {{name: 'test-host', version: '1'}}, hostCapabilities: {{}}, hostContext: {{theme: 'light'}}}}}});
   else if (m.method === 'ui/notifications/initialized') reply({{jsonrpc: '2.0', method: 'ui/notifications/tool-result', params: result}});
+  else if (m.method === 'tools/call' && m.params.name === 'ciwatch_view') reply({{jsonrpc: '2.0', id: m.id, result: JSON.parse(document.getElementById('view').textContent)}});
   else if (m.method === 'ui/notifications/size-changed') {{
     const out = document.getElementById('out');
     out.textContent = frame.contentDocument.documentElement.outerHTML;

@@ -45,7 +45,7 @@ async fn tools_over_http_with_the_callers_buildkite_token() {
             .await
             .expect("initialize over HTTP");
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 10);
+    assert_eq!(tools.len(), 11);
     let result = client
         .call_tool(
             CallToolRequestParams::new("ciwatch_scan_build").with_arguments(
@@ -210,7 +210,7 @@ async fn many_sessions_at_once() {
     });
     let results = futures::future::join_all(sessions).await;
     for (i, (tools, text, job_error, job_failures)) in results.iter().enumerate() {
-        assert_eq!(*tools, 10);
+        assert_eq!(*tools, 11);
         assert!(
             text.starts_with(&format!("Build [{i}](u) PASSED with 0 unique failures")),
             "{text}"

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 EXPECTED_TOOLS = {"ciwatch_scan_build", "ciwatch_scan_latest_nightly", "ciwatch_render", "ciwatch_test_history",
                   "ciwatch_get_job_test_failures", "ciwatch_analyze_main_branch",
                   "ciwatch_test_history_analytics", "ciwatch_get_test_analytics_bulk", "ciwatch_get_job_log",
-                  "ciwatch_bisect_plan"}
+                  "ciwatch_bisect_plan", "ciwatch_view"}
 
 
 async def exercise(session: ClientSession, transport: str) -> None:
