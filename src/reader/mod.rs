@@ -48,7 +48,8 @@ use log::view::{block_key, BlockSource, LogView};
 use plan::{Ceiling, Slot};
 pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
 use read_result::{
-    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_over_bound, Seen,
+    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_over_bound, reread_stop,
+    Seen,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -138,6 +139,9 @@ pub struct JobReader<'a> {
     running: Mutex<HashSet<BuildKey>>,
     /// Outcomes were stored since the last [`JobReader::flush`].
     unflushed: AtomicBool,
+    /// Bytes this reader's earlier [`JobReader::jobs`] took from the call's byte ceiling: a
+    /// reader serves one call, and the call has one ceiling for all its phases.
+    spent: AtomicU64,
     pub counters: ReadCounters,
 }
 
@@ -150,6 +154,7 @@ impl<'a> JobReader<'a> {
             build_freshness: DEFAULT_BUILD_FRESHNESS,
             running: Mutex::default(),
             unflushed: AtomicBool::new(false),
+            spent: AtomicU64::new(0),
             counters: ReadCounters::default(),
         }
     }
@@ -375,6 +380,12 @@ impl<'a> JobReader<'a> {
         if kind == ReadKind::Whole || limits.largest_read() <= streamed.bytes_read() {
             return partial_over_bound(streamed, commands, limits.largest_read());
         }
+        // The re-read counts toward the call's ceiling too.
+        let whole = limits.largest_read().min(streamed.total_size());
+        if let Some(slot) = slot.as_ref().filter(|slot| !slot.take_more(whole)) {
+            let why = reread_stop(whole, slot);
+            return (partial(streamed, commands, Some(why)), None);
+        }
         self.read_whole_after_tail(build, job, limits, streamed)
             .await
     }
@@ -449,7 +460,8 @@ impl<'a> JobReader<'a> {
         use futures::StreamExt;
         let done = AtomicUsize::new(0);
         let total = jobs.len();
-        let ceiling = Ceiling::new(limits.max_scan_bytes, total);
+        let spent = self.spent.load(Ordering::Relaxed);
+        let ceiling = Ceiling::after(limits.max_scan_bytes, spent, total);
         let ceiling = &ceiling;
         let done = &done;
         // Futures are built up front (not in a stream closure) so the caller's future stays `Send`.
@@ -469,6 +481,7 @@ impl<'a> JobReader<'a> {
             .buffered(concurrency.max(1))
             .collect()
             .await;
+        self.spent.store(ceiling.taken(), Ordering::Relaxed);
         self.flush().await;
         reads
     }

@@ -76,17 +76,54 @@ impl ReadKind {
 /// for a turn and the call always moves on, however many calls share the process's turns.
 pub struct Ceiling {
     limit: u64,
+    /// Bytes taken outside the plan's first reads: the call's reads before these jobs (its
+    /// earlier phases), and the re-reads of these jobs since.
+    besides: std::sync::Mutex<u64>,
     settled: watch::Sender<Vec<Option<u64>>>,
     turns: watch::Sender<Vec<bool>>,
 }
 
 impl Ceiling {
     pub fn new(limit: u64, jobs: usize) -> Self {
+        Self::after(limit, 0, jobs)
+    }
+
+    /// The ceiling of a call whose earlier reads took `spent` of its `limit` bytes: one
+    /// ceiling for every phase of a call.
+    pub fn after(limit: u64, spent: u64, jobs: usize) -> Self {
         Self {
             limit,
+            besides: std::sync::Mutex::new(spent),
             settled: watch::Sender::new(vec![None; jobs]),
             turns: watch::Sender::new(vec![false; jobs]),
         }
+    }
+
+    fn besides(&self) -> u64 {
+        *self
+            .besides
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Everything the call has taken: its earlier phases, the first reads settled, re-reads.
+    pub fn taken(&self) -> u64 {
+        self.besides() + self.settled.borrow().iter().flatten().sum::<u64>()
+    }
+
+    /// Takes `bytes` for a re-read when everything taken so far leaves room for them; a re-read
+    /// comes after every first read in priority, so it counts what every job has settled.
+    fn take_more(&self, bytes: u64) -> bool {
+        let mut besides = self
+            .besides
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let settled: u64 = self.settled.borrow().iter().flatten().sum();
+        let fits = besides.saturating_add(settled).saturating_add(bytes) <= self.limit;
+        if fits {
+            *besides += bytes;
+        }
+        fits
     }
 
     /// The slot of the job at `index` in plan order.
@@ -108,14 +145,28 @@ pub struct Slot<'a> {
 }
 
 impl Slot<'_> {
-    /// Bytes the jobs before this one take, once each of them has settled.
+    /// Bytes the jobs before this one take, once each of them has settled, with what the call
+    /// took besides (its earlier phases, re-reads).
     pub async fn taken_before(&self) -> u64 {
         let mut settled = self.ceiling.settled.subscribe();
         let index = self.index;
-        let all = settled
-            .wait_for(|costs| costs[..index].iter().all(Option::is_some))
-            .await;
-        all.map_or(0, |costs| costs[..index].iter().flatten().sum())
+        let before = {
+            let all = settled
+                .wait_for(|costs| costs[..index].iter().all(Option::is_some))
+                .await;
+            all.map_or(0, |costs| costs[..index].iter().flatten().sum::<u64>())
+        };
+        before + self.ceiling.besides()
+    }
+
+    /// Takes `bytes` for this job's re-read, when the call's ceiling has room for them.
+    pub fn take_more(&self, bytes: u64) -> bool {
+        self.ceiling.take_more(bytes)
+    }
+
+    /// What the call has taken so far.
+    pub fn taken(&self) -> u64 {
+        self.ceiling.taken()
     }
 
     /// Returns once every job before this one has taken its stream turn (or needs none).
@@ -207,6 +258,23 @@ mod tests {
         );
         drop(third);
         assert!(futures::poll!(fourth_waits.as_mut()).is_ready());
+    }
+
+    #[tokio::test]
+    async fn one_ceiling_counts_earlier_phases_and_re_reads() {
+        // An earlier phase took 60 of 100: the first job of this one sees them.
+        let ceiling = Ceiling::after(100, 60, 2);
+        let (mut first, second) = (ceiling.slot(0), ceiling.slot(1));
+        assert_eq!(first.taken_before().await, 60);
+        first.settle(20);
+        assert!(!first.take_more(30), "60 + 20 + 30 is over 100");
+        assert!(first.take_more(15));
+        assert_eq!(
+            second.taken_before().await,
+            95,
+            "the re-read counts for the next job"
+        );
+        assert_eq!(ceiling.taken(), 95);
     }
 
     #[tokio::test]

@@ -31,15 +31,25 @@ pub(super) fn over_ceiling(before: u64, slot: &Slot<'_>) -> JobRead {
     JobRead::failed(
         JobStatus::OverBudget,
         format!(
-            "not read: the jobs before it in priority order take {before} of this call's {}-byte ceiling (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+            "not read: the reads before it (this call's earlier reads, then the jobs before it in priority order) take {before} of this call's {}-byte ceiling (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
             slot.limit()
         ),
     )
 }
 
+/// A one-command job whose tail did not show what ended it, whose whole log would pass the
+/// call's ceiling.
+pub(super) fn reread_stop(wanted: u64, slot: &Slot<'_>) -> String {
+    format!(
+        "its tail did not show what ended it, and reading its whole {wanted} bytes would pass this call's {}-byte ceiling after the {} bytes its reads took (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+        slot.limit(),
+        slot.taken()
+    )
+}
+
 pub(super) fn ceiling_stop(wanted: u64, before: u64, slot: &Slot<'_>) -> String {
     format!(
-        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the jobs before it in priority order (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
+        "reading its {wanted} bytes would pass this call's {}-byte ceiling after the {before} bytes of the reads before it (this call's earlier reads, then the jobs before it in priority order) (raise max_scan_bytes or CIWATCH_SCAN_BYTE_BUDGET)",
         slot.limit()
     )
 }

@@ -293,7 +293,7 @@ fn list_jobs(
         count_status(&jobs, JobStatus::OverBudget).saturating_sub(left_for_later.jobs);
     if past_ceiling > 0 {
         warnings.push(format!(
-            "{past_ceiling} failed jobs were not read: the jobs before them took this call's {}-byte ceiling; they are listed in completeness.not_read: raise max_scan_bytes to read them",
+            "{past_ceiling} failed jobs were not read: the reads before them took this call's {}-byte ceiling (one for all its phases, re-reads counted); they are listed in completeness.not_read: raise max_scan_bytes to read them",
             budgets.scan_byte_budget
         ));
     }

@@ -383,3 +383,64 @@ async fn a_job_retried_after_the_first_scan_is_flaky_on_the_second() {
         "the build again; the job's stored outcome is reused"
     );
 }
+
+/// A call has one byte ceiling for all its phases: what its first phase read is gone for the
+/// second, whose job is then left unread, while the same job alone fits.
+#[tokio::test]
+async fn one_byte_ceiling_holds_for_every_phase_of_a_call() {
+    let server = crate::common::fixture_server().await;
+    let client = client(&settings(&server.uri()));
+    let build = ciwatch_mcp::fixtures::build_65099();
+    let key = ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099);
+    let failed: Vec<_> = build
+        .jobs()
+        .iter()
+        .filter(|j| j.is_script() && j.is_failed())
+        .take(2)
+        .collect();
+    let (first, second) = (failed[0], failed[1]);
+    let unbounded = Budgets::default().limits();
+    async fn phase(
+        reader: &JobReader<'_>,
+        key: &ciwatch_mcp::buildkite::BuildKey,
+        job: &ciwatch_mcp::buildkite::Job,
+        limits: ciwatch_mcp::watch::ReadLimits,
+    ) -> ciwatch_mcp::watch::JobRead {
+        let jobs = [(key, job)];
+        let progress = ciwatch_mcp::watch::NoProgress;
+        reader.jobs(&jobs, &limits, 1, &progress).await.remove(0)
+    }
+    let sizes = JobReader::new(&client, None);
+    phase(&sizes, &key, first, unbounded.clone()).await;
+    let first_bytes = sizes
+        .counters
+        .log_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let alone = JobReader::new(&client, None);
+    phase(&alone, &key, second, unbounded.clone()).await;
+    let second_bytes = alone
+        .counters
+        .log_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(first_bytes > 0 && second_bytes > 0);
+
+    // Room for either read, not for both.
+    let mut limits = unbounded;
+    limits.max_scan_bytes = first_bytes.max(second_bytes) + 1;
+    let call = JobReader::new(&client, None);
+    let read = phase(&call, &key, first, limits.clone()).await;
+    assert_eq!(read.status, JobStatus::Analyzed, "{:?}", read.detail);
+    let read = phase(&call, &key, second, limits.clone()).await;
+    assert_eq!(read.status, JobStatus::OverBudget, "{:?}", read.detail);
+    let detail = read.detail.unwrap_or_default();
+    assert!(detail.contains("this call's earlier reads"), "{detail}");
+
+    let fresh = JobReader::new(&client, None);
+    let read = phase(&fresh, &key, second, limits).await;
+    assert_eq!(
+        read.status,
+        JobStatus::Analyzed,
+        "alone it fits: {:?}",
+        read.detail
+    );
+}
