@@ -411,13 +411,13 @@ async fn one_byte_ceiling_holds_for_every_phase_of_a_call() {
         reader.jobs(&jobs, &limits, 1, &progress).await.remove(0)
     }
     let sizes = JobReader::new(&client, None);
-    phase(&sizes, &key, first, unbounded.clone()).await;
+    phase(&sizes, &key, first, unbounded).await;
     let first_bytes = sizes
         .counters
         .log_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
     let alone = JobReader::new(&client, None);
-    phase(&alone, &key, second, unbounded.clone()).await;
+    phase(&alone, &key, second, unbounded).await;
     let second_bytes = alone
         .counters
         .log_bytes
@@ -428,9 +428,9 @@ async fn one_byte_ceiling_holds_for_every_phase_of_a_call() {
     let mut limits = unbounded;
     limits.max_scan_bytes = first_bytes.max(second_bytes) + 1;
     let call = JobReader::new(&client, None);
-    let read = phase(&call, &key, first, limits.clone()).await;
+    let read = phase(&call, &key, first, limits).await;
     assert_eq!(read.status, JobStatus::Analyzed, "{:?}", read.detail);
-    let read = phase(&call, &key, second, limits.clone()).await;
+    let read = phase(&call, &key, second, limits).await;
     assert_eq!(read.status, JobStatus::OverBudget, "{:?}", read.detail);
     let detail = read.detail.unwrap_or_default();
     assert!(detail.contains("this call's earlier reads"), "{detail}");
