@@ -12,9 +12,8 @@
 //!
 //! `cargo bench --bench job_log_memory`
 
-use ciwatch_mcp::buildkite::{BuildKey, BuildkiteClient};
+use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::fixtures;
-use ciwatch_mcp::http::{HttpClient, RateBudget, RetryPolicy};
 use ciwatch_mcp::model::{JobLogResult, MatchStrategy};
 use ciwatch_mcp::storage::{Cache, Store};
 use ciwatch_mcp::watch::{self, Budgets, JobReader, LogView};
@@ -28,7 +27,10 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 #[path = "support/log.rs"]
 mod log;
+#[path = "support/mock.rs"]
+mod mock;
 use log::{log_line, peak_rss_kib, rss_kib};
+use mock::buildkite_client;
 
 const JOB: &str = "019e068f-84f5-4636-9707-f971a7d87843";
 
@@ -84,7 +86,7 @@ async fn fill(dir: &Path, bytes: usize) {
     let log_requests = Arc::new(AtomicU64::new(0));
     let server = buildkite(Some(raw), log_requests.clone()).await;
     let store = Store::from(Cache::open(dir).expect("store"));
-    let client = client(&server.uri());
+    let client = buildkite_client(&server.uri(), 1000);
     let reader = JobReader::new(&client, Some(&store));
     let started = Instant::now();
     let tail = view(&reader, LogView::Tail { lines: 100 }).await;
@@ -103,7 +105,7 @@ async fn views(dir: &Path) {
     let log_requests = Arc::new(AtomicU64::new(0));
     let server = buildkite(None, log_requests.clone()).await;
     let store = Store::from(Cache::open(dir).expect("store"));
-    let client = client(&server.uri());
+    let client = buildkite_client(&server.uri(), 1000);
     let reader = JobReader::new(&client, Some(&store));
     // The build is read (and parsed) before the views, as every view does.
     let first = view(&reader, LogView::Tail { lines: 1 }).await;
@@ -153,26 +155,6 @@ async fn view(reader: &JobReader<'_>, view: LogView) -> JobLogResult {
     )
     .await
     .expect("log view")
-}
-
-fn client(uri: &str) -> BuildkiteClient {
-    let http = HttpClient::new(
-        Duration::from_secs(30),
-        RateBudget::per_minute(1000),
-        RetryPolicy {
-            min_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(100),
-            max_attempts: 2,
-            total_budget: Duration::from_secs(5),
-        },
-    )
-    .expect("client");
-    BuildkiteClient::new(
-        http,
-        &format!("{uri}/v2"),
-        Some(ciwatch_mcp::config::Secret::new("bkua_bench")),
-    )
-    .expect("token")
 }
 
 /// The fixture nightly's build, and `JOB`'s log when there is one (suffix ranges as Buildkite

@@ -10,7 +10,6 @@
 
 use ciwatch_mcp::buildkite::BuildKey;
 use ciwatch_mcp::buildkite::BuildkiteClient;
-use ciwatch_mcp::http::{HttpClient, RateBudget, RetryPolicy};
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{
@@ -21,28 +20,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/mock.rs"]
 mod mock;
-use mock::{limited_server, Limit, NIGHTLY};
-
-/// The default settings, as a user runs them: 45 requests a minute, 20 logs of 200 KB.
-fn buildkite_client(uri: &str) -> BuildkiteClient {
-    let http = HttpClient::new(
-        Duration::from_secs(30),
-        RateBudget::per_minute(45),
-        RetryPolicy {
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_attempts: 6,
-            total_budget: Duration::from_secs(90),
-        },
-    )
-    .expect("client");
-    BuildkiteClient::new(
-        http,
-        &format!("{uri}/v2"),
-        Some(ciwatch_mcp::config::Secret::new("bkua_bench")),
-    )
-    .expect("token")
-}
+use mock::{buildkite_client, limited_server, Limit, NIGHTLY};
 
 fn scan_options() -> ScanOptions {
     ScanOptions {
@@ -110,7 +88,7 @@ fn verdicts(result: &ScanResult) -> Vec<(String, String)> {
 async fn main() {
     // (a) and (b): one scan, then the same again.
     let (server, limit) = limited_server().await;
-    let client = buildkite_client(&server.uri());
+    let client = buildkite_client(&server.uri(), 45);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));
@@ -143,7 +121,7 @@ async fn main() {
 
     // (c) the routine on a fresh mock, limit window and store.
     let (server, limit) = limited_server().await;
-    let client = buildkite_client(&server.uri());
+    let client = buildkite_client(&server.uri(), 45);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ciwatch_mcp::storage::Store::from(Cache::open(dir.path()).expect("store"));
     let reader = JobReader::new(&client, Some(&store));

@@ -14,6 +14,29 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+/// A client as a user runs it (the default retries), allowed `per_minute` requests (45 by
+/// default).
+pub fn buildkite_client(uri: &str, per_minute: u32) -> ciwatch_mcp::buildkite::BuildkiteClient {
+    use ciwatch_mcp::http::{HttpClient, RateBudget, RetryPolicy};
+    let http = HttpClient::new(
+        Duration::from_secs(30),
+        RateBudget::per_minute(per_minute),
+        RetryPolicy {
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_attempts: 6,
+            total_budget: Duration::from_secs(90),
+        },
+    )
+    .expect("client");
+    ciwatch_mcp::buildkite::BuildkiteClient::new(
+        http,
+        &format!("{uri}/v2"),
+        Some(ciwatch_mcp::config::Secret::new("bkua_bench")),
+    )
+    .expect("token")
+}
+
 pub const API_LATENCY: Duration = Duration::from_millis(80);
 pub const LOG_LATENCY: Duration = Duration::from_millis(400);
 pub const LIMIT_PER_MINUTE: u64 = 50;

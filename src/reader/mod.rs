@@ -234,17 +234,17 @@ impl<'a> JobReader<'a> {
         }
         let body = self.open(build, job, max_bytes).await?;
         let streamed = self.stream(build, job, body).await?;
-        let StoredText { index, blocks } = streamed.text;
-        let source = match (self.store, self.storable(build, job)) {
+        let view = match (self.store, self.storable(build, job)) {
             (Some(store), true) => {
+                let StoredText { index, blocks } = streamed.text;
                 store
                     .put_many_bytes(stored_text_values(&key, &index, blocks))
                     .await;
-                BlockSource::Store { store, key }
+                LogView::new(index, BlockSource::Store { store, key })
             }
-            _ => BlockSource::Held(blocks),
+            _ => LogView::held(streamed.text),
         };
-        Ok(HeldView::new(LogView::new(index, source), turn))
+        Ok(HeldView::new(view, turn))
     }
 
     /// What `job`'s log says: stored, or read as the plan says and parsed as it streams; the

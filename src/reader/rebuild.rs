@@ -75,14 +75,8 @@ mod tests {
         let mut stream = LogStream::<LogAnalyzer>::default();
         stream.push(raw.as_bytes());
         let (streamed, text) = stream.finish();
-        let (blocks, compressed) = text.finish();
-        let index = BlockIndex {
-            bytes_read: raw.len() as u64,
-            total_size: raw.len() as u64,
-            complete: true,
-            blocks,
-        };
-        let again = analyse(&LogView::new(index, BlockSource::Held(compressed)))
+        let size = raw.len() as u64;
+        let again = analyse(&LogView::held(text.into_text(size, size, true)))
             .await
             .expect("kept");
         assert_eq!(again.tests, streamed.tests);

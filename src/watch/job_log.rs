@@ -248,20 +248,12 @@ mod tests {
     const LOG: &str = "+++ :test_tube: Command (1/1): pytest -v -s a\na/test_x.py::test_a PASSED\na/test_x.py::test_b[1] FAILED\n=== FAILURES ===\n____ test_b[1] ____\n\n    def test_b():\n>       assert 0\nE       assert 0\n\na/test_x.py:3: AssertionError\n=== short test summary info ===\nFAILED a/test_x.py::test_b[1] - assert 0\n🚨 Error: The command exited with status 1";
 
     fn kept(text: &str) -> KeptLog<'static> {
-        use crate::reader::log::blocks::{BlockIndex, BlockWriter};
-        use crate::reader::log::view::BlockSource;
-        let mut writer = BlockWriter::default();
+        let mut writer = crate::reader::log::blocks::BlockWriter::default();
         for line in text.lines() {
             writer.push(&format!("{line}\n"));
         }
-        let (blocks, compressed) = writer.finish();
-        let index = BlockIndex {
-            bytes_read: text.len() as u64,
-            total_size: text.len() as u64,
-            complete: true,
-            blocks,
-        };
-        KeptLog::new(index, BlockSource::Held(compressed))
+        let size = text.len() as u64;
+        KeptLog::held(writer.into_text(size, size, true))
     }
 
     fn numbers(shown: &Shown) -> Vec<usize> {

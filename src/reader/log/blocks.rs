@@ -109,6 +109,21 @@ impl BlockWriter {
         self.close_block();
         (self.spans, self.compressed)
     }
+
+    /// Everything pushed, as kept: `bytes_read` of a log of `total_size`, `complete` when the
+    /// text begins at the log's first byte.
+    pub fn into_text(self, bytes_read: u64, total_size: u64, complete: bool) -> StoredText {
+        let (blocks, compressed) = self.finish();
+        StoredText {
+            index: BlockIndex {
+                bytes_read,
+                total_size,
+                complete,
+                blocks,
+            },
+            blocks: compressed,
+        }
+    }
 }
 
 /// The text of one block written by [`BlockWriter`]; `None` for anything else.

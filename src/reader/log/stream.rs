@@ -8,7 +8,7 @@
 //! for those and nothing it already has. A stream waits at most the read timeout for its next
 //! byte (the HTTP client's `read_timeout`), never a total time a large log could not meet.
 
-use super::blocks::{BlockIndex, BlockWriter, StoredText};
+use super::blocks::{BlockWriter, StoredText};
 use crate::buildkite::{BuildKey, BuildkiteClient, BuildkiteError, LogBody};
 use crate::http::HttpError;
 use crate::logs::clean::{clean_line, RawLines};
@@ -142,19 +142,9 @@ pub async fn read_to_end<S: LineSink>(
     }
     client.http().record_bytes(read);
     let (analysis, text) = stream.finish();
-    let (blocks, compressed) = text.finish();
-    let index = BlockIndex {
-        bytes_read: read,
-        total_size: total.max(read),
-        complete: start == 0,
-        blocks,
-    };
     Ok(Streamed {
         analysis,
-        text: StoredText {
-            index,
-            blocks: compressed,
-        },
+        text: text.into_text(read, total.max(read), start == 0),
         requests,
     })
 }

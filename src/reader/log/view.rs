@@ -4,7 +4,7 @@
 //! Blocks are fetched a few at a time and decompressed off the async workers, one block at a
 //! time, so a view holds about one block of text whatever the log's size.
 
-use super::blocks::{decode_block_into, BlockIndex, BlockSpan};
+use super::blocks::{decode_block_into, BlockIndex, BlockSpan, StoredText};
 use crate::storage::{Store, Table};
 use regex::Regex;
 use std::ops::{ControlFlow, Range};
@@ -73,6 +73,11 @@ pub struct LogView<'s> {
 impl<'s> LogView<'s> {
     pub fn new(index: BlockIndex, source: BlockSource<'s>) -> Self {
         Self { index, source }
+    }
+
+    /// A view of text held by the caller (read just now, with no store to keep it).
+    pub fn held(text: StoredText) -> LogView<'static> {
+        LogView::new(text.index, BlockSource::Held(text.blocks))
     }
 
     /// Lines `lines` (0-based, clamped to the log) in order, until `max_bytes` of text have
@@ -245,14 +250,7 @@ mod tests {
         for n in 0..lines {
             writer.push(&format!("line {n} {}\n", "y".repeat(900)));
         }
-        let (blocks, compressed) = writer.finish();
-        let index = BlockIndex {
-            bytes_read: 0,
-            total_size: 0,
-            complete: true,
-            blocks,
-        };
-        LogView::new(index, BlockSource::Held(compressed))
+        LogView::held(writer.into_text(0, 0, true))
     }
 
     fn numbers(lines: &[(u64, String)]) -> Vec<u64> {
