@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The import graph of production code (`src/`, test modules left out), checked against the
-declared layers: no circle between files, and no module importing a module of a higher layer.
+declared layers: no circle between files, no module importing a module of a higher layer, and
+no inner library (`reader/log`) importing the module around it.
 
 Edges are `crate::…` and `super::…` paths, resolved to the file that defines the longest prefix
 (`crate::reader::stream::X` is `src/reader/stream.rs`); a file's `#[cfg(test)] mod tests` and
@@ -31,6 +32,10 @@ LAYERS = [
     ["lib", "main"],
 ]
 LAYER_OF = {module: rank for rank, modules in enumerate(LAYERS) for module in modules}
+
+# Rooms inside a module that are libraries of their own: they import nothing of the module
+# around them (the reader's log layer knows no plan, no pytest, no coverage).
+INNER_LIBRARIES = {"reader/log": "reader"}
 
 TEST_MODULE = re.compile(r"\n#\[cfg\(test\)\]\s*\nmod tests\b")
 PATH = re.compile(r"\b(crate|super)((?:::\w+)+)")
@@ -130,6 +135,14 @@ def main():
                 tops[source_top].add(target_top)
     for circle in circles(graph) + circles(tops):
         problems.append("circle: " + " -> ".join(circle + circle[:1]))
+    for library, outer in INNER_LIBRARIES.items():
+        for module, targets in sorted(graph.items()):
+            if not (module + "/").startswith(library + "/"):
+                continue
+            for target in sorted(targets):
+                inside = (target + "/").startswith(library + "/")
+                if not inside and (target + "/").startswith(outer + "/"):
+                    problems.append(f"arrow up: {module} (in the library {library}) imports {target}")
     for top in sorted({m.split("/")[0] for m in found}):
         if top not in LAYER_OF:
             problems.append(f"{top}: no declared layer (add it to LAYERS in {sys.argv[0]})")

@@ -159,7 +159,7 @@ async fn bad_input_is_refused_without_a_request_and_no_token_is_ever_printed() {
         .expect("answered");
     assert_eq!(missing.is_error, Some(true));
     let tools = client.list_all_tools().await.expect("still answering");
-    assert_eq!(tools.len(), 10);
+    assert_eq!(tools.len(), 11);
 
     let everything = format!("{scan:?}{missing:?}{wide:?}");
     client.cancel().await.expect("close");
