@@ -40,6 +40,9 @@ async def exercise(session: ClientSession, transport: str) -> None:
     nightly = await session.call_tool("ciwatch_scan_latest_nightly", {"detail_level": "minimal"})
     assert not nightly.is_error, nightly
     assert nightly.structured_content["selection"].startswith("newest scheduled nightly"), nightly.structured_content["selection"]
+    view = await session.call_tool("ciwatch_view", {"result": result})
+    assert not view.is_error, view
+    assert "data-failure-key=" in view.structured_content["html"], view.structured_content["html"][:200]
     rendered = await session.call_tool("ciwatch_render", {"scan_result": result, "format": "standup"})
     assert not rendered.is_error, rendered
     assert rendered.structured_content["text"].startswith("Nightly build [65099]"), rendered.structured_content
