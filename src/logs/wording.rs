@@ -57,12 +57,14 @@ pub(crate) static EXITED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLoc
     .expect("valid")
 });
 
-/// Whether a line that says a command exited says why: an exception of its own, or a status
+/// Whether a line that says a command exited says why: an exception or an error of its own
+/// (meson's `meson.build:74:2: ERROR: Command "…" failed with status 1.`), or a status
 /// that is a signal's (128 + n: 137 killed, 139 segfault) or negative; `exit code 1` says only
 /// that it failed, like the agent's exit line.
 pub(crate) fn exit_says_why(body: &str) -> bool {
     // A hook is not the command: that it failed is the host's news.
     EXCEPTION_LINE.is_match(body)
+        || ERROR_WORDS.is_match(body)
         || body.contains(" hook exited")
         || EXITED
             .captures(body)
@@ -150,7 +152,7 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 /// not found``).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?error: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in \d+ out of \d+ in |: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?(?i:error): |: command not found$|^[A-Z][a-z]+ error: |\bError Code \d+: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in \d+ out of \d+ in |: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
     )
     .expect("valid")
 });

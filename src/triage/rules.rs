@@ -49,7 +49,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "agent_lost",
             InfraKind::AgentLost,
-            r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b|runner: \S+ lost communication with the server|\bCannot contact \S+",
+            r"(?i)\bagent (?:was )?lost\b|lost connection to (?:the )?agent|exited with status -1\b|runner(?:: \S+)? lost communication with the server|\bCannot contact \S+",
             None,
             0.7,
         ),
