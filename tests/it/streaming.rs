@@ -476,13 +476,15 @@ async fn a_burst_of_callers_of_the_latest_nightly_shares_its_listings() {
         logs.sort();
         logs
     };
-    let listings = requests
+    let listed: Vec<&str> = requests
         .iter()
-        .filter(|r| r.url.path().ends_with("/builds"))
-        .count();
+        .map(|r| r.url.path())
+        .filter(|path| path.ends_with("/builds"))
+        .collect();
+    let listings = listed.len();
     assert_eq!(
         listings, 2,
-        "the nightly listing and the AMD 404, once each"
+        "the nightly listing and the AMD 404, once each: {listed:?}"
     );
     let alone_requests = alone.received_requests().await.expect("recorded");
     assert_eq!(logs(&requests), logs(&alone_requests), "each log read once");
