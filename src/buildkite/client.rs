@@ -23,11 +23,21 @@ pub const LISTING_FRESHNESS: std::time::Duration = std::time::Duration::from_sec
 static LISTINGS: LazyLock<Memo<String, SharedPage>> =
     LazyLock::new(|| Memo::new(256, Some(LISTING_FRESHNESS)));
 
+/// How long a pipeline the token cannot see (a listing's 404) stays unseen: a pipeline's
+/// visibility changes with a token's scopes, not from one minute to the next, and a scan asks
+/// for the compared pipeline only after its own logs, so a team's burst of scans reaches it
+/// over more than [`LISTING_FRESHNESS`].
+const NOT_VISIBLE_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The listings that answered 404, by the same key as [`LISTINGS`].
+static NOT_VISIBLE: LazyLock<Memo<String, String>> =
+    LazyLock::new(|| Memo::new(64, Some(NOT_VISIBLE_FOR)));
+
 /// One page of a listing: the next page's URL, and its items.
 type Page<T> = (Option<String>, Vec<T>);
 
 /// A listing's first page as identical asks share it: read, or a 404 (a pipeline the token
-/// cannot see is remembered as long as a page is).
+/// cannot see, remembered longer: [`NOT_VISIBLE_FOR`]).
 #[derive(Clone)]
 enum SharedPage {
     Read(Arc<Page<Build>>),
@@ -260,6 +270,9 @@ impl BuildkiteClient {
         } else {
             key.clone()
         };
+        if let Some(message) = NOT_VISIBLE.get(&key) {
+            return Err(HttpError::NotFound(message));
+        }
         let mut failure = None;
         let shared = LISTINGS
             .get_or_fetch(&flight, || async {
@@ -274,11 +287,14 @@ impl BuildkiteClient {
             })
             .await;
         if background && !matches!(shared, SharedPage::Failed) {
-            LISTINGS.insert(key, shared.clone());
+            LISTINGS.insert(key.clone(), shared.clone());
         }
         match shared {
             SharedPage::Read(page) => Ok(page.as_ref().clone()),
-            SharedPage::NotVisible(message) => Err(HttpError::NotFound(message)),
+            SharedPage::NotVisible(message) => {
+                NOT_VISIBLE.insert(key, message.clone());
+                Err(HttpError::NotFound(message))
+            }
             SharedPage::Failed => Err(failure.unwrap_or_else(|| HttpError::Transport {
                 what: target.description.clone(),
                 message: "the listing failed".into(),
