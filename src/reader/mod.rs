@@ -217,7 +217,7 @@ impl<'a> JobReader<'a> {
         job: &Job,
         max_bytes: u64,
         fresh: bool,
-    ) -> Result<HeldView<'a>, BuildkiteError> {
+    ) -> Result<ViewInTurn<'a>, BuildkiteError> {
         let turn = STREAMS.acquire().await.ok();
         let key = self.outcome_key(job);
         if let (Some(store), false) = (self.store, fresh) {
@@ -229,7 +229,7 @@ impl<'a> JobReader<'a> {
             {
                 self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
                 let source = BlockSource::Store { store, key };
-                return Ok(HeldView::new(LogView::new(index, source), turn));
+                return Ok(ViewInTurn::new(LogView::new(index, source), turn));
             }
         }
         let body = self.open(build, job, max_bytes).await?;
@@ -244,7 +244,7 @@ impl<'a> JobReader<'a> {
             }
             _ => LogView::held(streamed.text),
         };
-        Ok(HeldView::new(view, turn))
+        Ok(ViewInTurn::new(view, turn))
     }
 
     /// What `job`'s log says: stored, or read as the plan says and parsed as it streams; the
@@ -535,18 +535,18 @@ fn now_millis() -> i64 {
 }
 /// A view of a job's log with its turn among the process's log reads: the turn is given back
 /// when the view is dropped.
-pub struct HeldView<'a> {
+pub struct ViewInTurn<'a> {
     view: LogView<'a>,
     _turn: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
-impl<'a> HeldView<'a> {
+impl<'a> ViewInTurn<'a> {
     fn new(view: LogView<'a>, turn: Option<tokio::sync::SemaphorePermit<'static>>) -> Self {
         Self { view, _turn: turn }
     }
 }
 
-impl<'a> std::ops::Deref for HeldView<'a> {
+impl<'a> std::ops::Deref for ViewInTurn<'a> {
     type Target = LogView<'a>;
 
     fn deref(&self) -> &LogView<'a> {
