@@ -219,19 +219,14 @@ impl<'a> JobReader<'a> {
         fresh: bool,
     ) -> Result<ViewInTurn<'a>, BuildkiteError> {
         let turn = STREAMS.acquire().await.ok();
-        let key = self.outcome_key(job);
-        if let (Some(store), false) = (self.store, fresh) {
-            if let Some(index) = store
-                .get_bytes(Table::LogTexts, &key)
-                .await
-                .and_then(|bytes| BlockIndex::decode(&bytes))
-                .filter(|index| index.complete || index.bytes_read >= max_bytes)
-            {
+        if !fresh {
+            let answers = |index: &BlockIndex| index.complete || index.bytes_read >= max_bytes;
+            if let Some(view) = self.kept_log(job, answers).await {
                 self.counters.stored_hits.fetch_add(1, Ordering::Relaxed);
-                let source = BlockSource::Store { store, key };
-                return Ok(ViewInTurn::new(LogView::new(index, source), turn));
+                return Ok(ViewInTurn::new(view, turn));
             }
         }
+        let key = self.outcome_key(job);
         let body = self.open(build, job, max_bytes).await?;
         let streamed = self.stream(build, job, body).await?;
         let view = match (self.store, self.storable(build, job)) {
@@ -245,6 +240,23 @@ impl<'a> JobReader<'a> {
             _ => LogView::held(streamed.text),
         };
         Ok(ViewInTurn::new(view, turn))
+    }
+
+    /// `job`'s kept log, when the store holds one that `usable` accepts: its index read (a few
+    /// bytes), its blocks only as the view asks for them.
+    async fn kept_log(
+        &self,
+        job: &Job,
+        usable: impl Fn(&BlockIndex) -> bool,
+    ) -> Option<LogView<'a>> {
+        let store = self.store?;
+        let key = self.outcome_key(job);
+        let index = store
+            .get_bytes(Table::LogTexts, &key)
+            .await
+            .and_then(|bytes| BlockIndex::decode(&bytes))
+            .filter(|index| usable(index))?;
+        Some(LogView::new(index, BlockSource::Store { store, key }))
     }
 
     /// What `job`'s log says: stored, or read as the plan says and parsed as it streams; the

@@ -4,15 +4,13 @@
 //! the extractors while the logs stayed.
 
 use super::coverage::{command_count, covers_job};
-use super::log::blocks::BlockIndex;
 use super::log::stream::LineSink;
-use super::log::view::{BlockSource, Direction, LogView};
+use super::log::view::{Direction, LogView};
 use super::read_result::Seen;
 use super::JobReader;
 use crate::buildkite::Job;
 use crate::logs::LogAnalyzer;
 use crate::model::JobStatus;
-use crate::storage::Table;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
@@ -20,15 +18,9 @@ impl JobReader<'_> {
     /// `job`'s outcome from its kept whole log, when the log is kept whole and the analysis
     /// covers the job; `None` otherwise (the log is then read as planned).
     pub(super) async fn rebuilt(&self, job: &Job) -> Option<(super::JobRead, Option<Seen>)> {
-        let store = self.store?;
-        let key = self.outcome_key(job);
-        let index = store
-            .get_bytes(Table::LogTexts, &key)
-            .await
-            .and_then(|bytes| BlockIndex::decode(&bytes))
-            .filter(|index| index.complete)?;
-        let (bytes_seen, total_size) = (index.bytes_read, index.total_size);
-        let analysis = analyse(&LogView::new(index, BlockSource::Store { store, key })).await?;
+        let kept = self.kept_log(job, |index| index.complete).await?;
+        let (bytes_seen, total_size) = (kept.index.bytes_read, kept.index.total_size);
+        let analysis = analyse(&kept).await?;
         if !covers_job(true, &analysis, command_count(job, &analysis)) {
             return None;
         }
