@@ -99,27 +99,27 @@ impl Ceiling {
         }
     }
 
-    fn besides(&self) -> u64 {
-        *self
-            .besides
+    fn besides(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.besides
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The first reads settled so far.
+    fn settled(&self) -> u64 {
+        self.settled.borrow().iter().flatten().sum()
+    }
+
     /// Everything the call has taken: its earlier phases, the first reads settled, re-reads.
     pub fn taken(&self) -> u64 {
-        self.besides() + self.settled.borrow().iter().flatten().sum::<u64>()
+        *self.besides() + self.settled()
     }
 
     /// Takes `bytes` for a re-read when everything taken so far leaves room for them; a re-read
     /// comes after every first read in priority, so it counts what every job has settled.
     fn take_more(&self, bytes: u64) -> bool {
-        let mut besides = self
-            .besides
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let settled: u64 = self.settled.borrow().iter().flatten().sum();
-        let fits = besides.saturating_add(settled).saturating_add(bytes) <= self.limit;
+        let mut besides = self.besides();
+        let fits = besides.saturating_add(self.settled()).saturating_add(bytes) <= self.limit;
         if fits {
             *besides += bytes;
         }
@@ -156,7 +156,7 @@ impl Slot<'_> {
                 .await;
             all.map_or(0, |costs| costs[..index].iter().flatten().sum::<u64>())
         };
-        before + self.ceiling.besides()
+        before + *self.ceiling.besides()
     }
 
     /// Takes `bytes` for this job's re-read, when the call's ceiling has room for them.
