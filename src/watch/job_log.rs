@@ -109,6 +109,11 @@ pub async fn job_log(
     })
 }
 
+/// What a shown line takes of [`MAX_RESULT_BYTES`]: its text and its number.
+fn shown_bytes(text: &str) -> usize {
+    text.len() + 8
+}
+
 /// The lines a view shows, numbered from 1, within [`MAX_RESULT_BYTES`].
 struct Shown {
     lines: Vec<LogLine>,
@@ -125,7 +130,7 @@ impl Shown {
         let mut shown = Vec::new();
         let mut truncated = false;
         for (n, text) in lines {
-            bytes += text.len() + 8;
+            bytes += shown_bytes(&text);
             if bytes > MAX_RESULT_BYTES {
                 truncated = true;
                 break;
@@ -169,7 +174,10 @@ async fn select(log: &KeptLog<'_>, view: &LogView) -> Result<Shown, LogGone> {
             for hit in hits.newest {
                 let around = hit.saturating_sub(*context as u64)..hit + *context as u64 + 1;
                 let lines = log.seek(around, MAX_RESULT_BYTES - bytes).await?;
-                bytes += lines.iter().map(|(_, text)| text.len() + 8).sum::<usize>();
+                bytes += lines
+                    .iter()
+                    .map(|(_, text)| shown_bytes(text))
+                    .sum::<usize>();
                 shown.extend(lines);
                 if bytes > MAX_RESULT_BYTES {
                     break;
@@ -214,7 +222,7 @@ async fn around_test(log: &KeptLog<'_>, node_id: &NodeId) -> Result<Vec<(u64, St
                 walk.in_section = false;
             }
             if walk.in_section || crate::input::comparable_in_line(line, &walk.wanted) {
-                walk.bytes += line.len() + 8;
+                walk.bytes += shown_bytes(line);
                 walk.taken.push((n, line.to_string()));
                 if walk.bytes > MAX_RESULT_BYTES {
                     return ControlFlow::Break(());
