@@ -65,6 +65,18 @@ pub struct Details {
     pub failures: Vec<FailureClassification>,
 }
 
+/// A scan result a caller handed back: untrusted text like any log, so sanitised before use,
+/// then read with the counts and URLs a slimmed answer leaves out restored.
+pub(super) fn handed_back_scan(
+    given: serde_json::Map<String, serde_json::Value>,
+) -> Result<ScanResult, serde_json::Error> {
+    let mut given = serde_json::Value::Object(given);
+    crate::untrusted::sanitize_json(&mut given);
+    let mut scan: ScanResult = serde_json::from_value(given)?;
+    scan.restore_derived();
+    Ok(scan)
+}
+
 #[tool_router(router = render_router, vis = "pub(super)")]
 impl CiWatchServer {
     /// Render a scan result as the Daily Findings report or the one-line Standup summary
@@ -96,15 +108,10 @@ impl CiWatchServer {
             return Err("formats \"draft_issue\" and \"details\" need cause_id (from the scan's causes) or failure_key (from its failures)".into());
         }
         let result: std::sync::Arc<ScanResult> = match params.scan_result {
-            Some(given) => {
-                // The caller's result is untrusted text like any log: sanitised before use.
-                let mut given = serde_json::Value::Object(given);
-                crate::untrusted::sanitize_json(&mut given);
-                let mut given: ScanResult = serde_json::from_value(given)
-                    .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?;
-                given.restore_derived();
-                std::sync::Arc::new(given)
-            }
+            Some(given) => std::sync::Arc::new(
+                handed_back_scan(given)
+                    .map_err(|e| format!("scan_result is not a result of ciwatch_scan_build or ciwatch_scan_latest_nightly: {e}"))?,
+            ),
             None => self
                 .latest_scan(&context.extensions)
                 .await

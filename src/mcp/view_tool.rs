@@ -3,7 +3,7 @@
 
 use super::CiWatchServer;
 use crate::hud::AppResult;
-use crate::model::{HistoryResult, ScanResult};
+use crate::model::HistoryResult;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
@@ -46,17 +46,16 @@ impl CiWatchServer {
         Parameters(params): Parameters<ViewParams>,
     ) -> Result<CallToolResult, String> {
         // The result came back through the host: untrusted text like any log.
-        let mut given = serde_json::Value::Object(params.result);
-        crate::untrusted::sanitize_json(&mut given);
-        let (html, what) = if given.get("timeline").is_some() {
+        let (html, what) = if params.result.contains_key("timeline") {
+            let mut given = serde_json::Value::Object(params.result);
+            crate::untrusted::sanitize_json(&mut given);
             let history: HistoryResult = serde_json::from_value(given)
                 .map_err(|e| format!("result is not a test history: {e}"))?;
             let what = format!("the history of {}", history.test_nodeid);
             (crate::hud::app_view(AppResult::History(&history)), what)
         } else {
-            let mut scan: ScanResult = serde_json::from_value(given)
+            let scan = super::render_tool::handed_back_scan(params.result)
                 .map_err(|e| format!("result is not a result of a scan or a test history: {e}"))?;
-            scan.restore_derived();
             let what = format!("build {}", scan.build_info.build_number);
             (crate::hud::app_view(AppResult::Scan(&scan)), what)
         };
