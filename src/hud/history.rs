@@ -1,6 +1,7 @@
 //! One test across builds, as the MCP App draws a test history: its summary and one strip, a
 //! cell per build of its timeline (newest first), each linked to its build.
 
+use super::grid::Outcome;
 use super::page::link;
 use crate::model::{HistoryResult, TestStatus};
 use maud::{html, Markup};
@@ -16,8 +17,8 @@ pub fn history_view(history: &HistoryResult) -> Markup {
                 tr { @for entry in &history.timeline { th class="build" { (entry.build_number) } } }
                 tr data-test=(history.test_nodeid) {
                     @for entry in &history.timeline {
-                        @let (class, symbol) = outcome(entry.test_status);
-                        td class={"cell " (class)} { (link(&entry.build_url, symbol)) }
+                        @let outcome = outcome(entry.test_status);
+                        td class={"cell " (outcome.class())} { (link(&entry.build_url, outcome.symbol())) }
                     }
                 }
             } }
@@ -25,12 +26,12 @@ pub fn history_view(history: &HistoryResult) -> Markup {
     }
 }
 
-/// The class and symbol of a build's cell: the grid's own.
-fn outcome(status: TestStatus) -> (&'static str, &'static str) {
+/// A build's cell as the grid draws one.
+fn outcome(status: TestStatus) -> Outcome {
     match status {
-        TestStatus::Fail => ("fail", "✗"),
-        TestStatus::Pass => ("pass", "✓"),
-        TestStatus::Unknown => ("unknown", "?"),
+        TestStatus::Fail => Outcome::Failed,
+        TestStatus::Pass => Outcome::Passed,
+        TestStatus::Unknown => Outcome::Unknown,
     }
 }
 
