@@ -2,8 +2,10 @@
 //! finished job's log (written by `watch::outcomes`, the one reader of job logs). A second look
 //! at a finished build, in this process or after a restart, then costs almost no API calls.
 //!
-//! The store is bounded: every write is numbered, and when the stored values exceed the size
-//! limit the oldest-written ones are evicted in the same transaction.
+//! Kept job logs (each a block index and its compressed blocks) are in a file of their own,
+//! `logs.redb`, beside the records' `cache.redb`. Each file is bounded: every write is numbered,
+//! and when the stored values exceed the file's share of the size limit the oldest-written ones
+//! are evicted in the same transaction.
 //!
 //! redb is used: pure Rust, crash-safe, and safe for several server processes on one file. A
 //! file that cannot be read (corrupt, or from another format) is moved aside and rebuilt; a file
@@ -32,11 +34,6 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v2");
 /// Stored bytes kept by default: a nightly's build body is about 1.2 MB and its parsed job
 /// outcomes a few KB each, so this holds weeks of nightlies and histories.
 pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
-
-/// Memory redb keeps for its page cache. Its default (1 GiB) made a busy sidecar's resident set
-/// grow toward a gigabyte; the hot reads here are a scan's outcomes and builds (a few MB), and a
-/// log text is read once per view, so a small cache costs little.
-const PAGE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Which kind of record.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +79,11 @@ impl Table {
         }
     }
 
+    /// Kept in the logs' file.
+    fn is_log(self) -> bool {
+        matches!(self, Self::LogTexts | Self::LogBlocks)
+    }
+
     fn from_name(name: &str) -> Option<Self> {
         [
             Self::Builds,
@@ -110,19 +112,31 @@ pub enum Commit {
     Deferred,
 }
 
+/// The store's two files: small records (builds, their heads, job outcomes, reports) and kept
+/// job logs. Logs have a file of their own so that a view reading through a 64 MB log fills a
+/// page cache of 1 MiB, not the records' one (a view's memory would follow the log's size), and
+/// so that a night of logs never evicts the outcomes a scan reads first.
 pub struct Cache {
-    db: Database,
-    path: PathBuf,
-    max_bytes: u64,
+    records: BoundedFile,
+    logs: BoundedFile,
 }
 
+/// Page cache of the records' file. Its default (1 GiB) made a busy sidecar's resident set grow
+/// toward a gigabyte; the hot reads are a scan's outcomes and builds (a few MB).
+const RECORDS_PAGE_CACHE: usize = 16 * 1024 * 1024;
+/// Page cache of the logs' file: a log's blocks are read once per view, so caching them buys
+/// nothing; its index and the tree's upper pages fit.
+const LOGS_PAGE_CACHE: usize = 1024 * 1024;
+
 impl Cache {
-    /// Opens (or creates) `dir/cache.redb`. `Err` is a warning for the user; run without cache.
+    /// Opens (or creates) `dir/cache.redb` and `dir/logs.redb`. `Err` is a warning for the user;
+    /// run without cache.
     pub fn open(dir: &Path) -> Result<Self, String> {
         Self::open_bounded(dir, DEFAULT_MAX_BYTES)
     }
 
-    /// [`Cache::open`] keeping at most `max_bytes` of stored values.
+    /// [`Cache::open`] keeping at most `max_bytes` of stored values: a quarter for the records,
+    /// the rest for the logs.
     pub fn open_bounded(dir: &Path, max_bytes: u64) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| {
             format!(
@@ -130,48 +144,23 @@ impl Cache {
                 dir.display()
             )
         })?;
-        let path = dir.join("cache.redb");
-        let create = |path: &Path| {
-            Database::builder()
-                .set_cache_size(PAGE_CACHE_BYTES)
-                .create(path)
-        };
-        match create(&path) {
-            Ok(db) => Ok(Self {
-                db,
-                path,
-                max_bytes,
-            }),
-            Err(
-                redb::DatabaseError::DatabaseAlreadyOpen
-                | redb::DatabaseError::LockProtocolMismatch,
-            ) => Err(format!(
-                "cache {} is locked by another process; running without cache",
-                path.display()
-            )),
-            Err(first) => {
-                // Unreadable: keep the old file for inspection and start a fresh one.
-                let aside = path.with_extension(format!("corrupt-{}", std::process::id()));
-                let _ = std::fs::rename(&path, &aside);
-                tracing::warn!(error = %first, moved_to = %aside.display(), "cache file unreadable; rebuilding");
-                create(&path)
-                    .map(|db| Self {
-                        db,
-                        path: path.clone(),
-                        max_bytes,
-                    })
-                    .map_err(|e| {
-                        format!(
-                            "cache {} could not be rebuilt ({e}); running without cache",
-                            path.display()
-                        )
-                    })
-            }
-        }
+        let records_bytes = max_bytes / 4;
+        Ok(Self {
+            records: BoundedFile::open(dir.join("cache.redb"), RECORDS_PAGE_CACHE, records_bytes)?,
+            logs: BoundedFile::open(
+                dir.join("logs.redb"),
+                LOGS_PAGE_CACHE,
+                max_bytes - records_bytes,
+            )?,
+        })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn file(&self, table: Table) -> &BoundedFile {
+        if table.is_log() {
+            &self.logs
+        } else {
+            &self.records
+        }
     }
 
     /// A stored value; `None` when absent or unreadable (a stale format is treated as a miss).
@@ -186,6 +175,82 @@ impl Cache {
 
     /// [`Cache::get_bytes`] of each key, in one read transaction.
     pub fn get_bytes_many(&self, table: Table, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+        self.file(table).get_bytes_many(table, keys)
+    }
+
+    /// Bytes of stored values (for tests and diagnostics).
+    pub fn stored_bytes(&self) -> u64 {
+        self.records.stored_bytes() + self.logs.stored_bytes()
+    }
+
+    /// Stores a value; failures are logged and otherwise ignored (the cache is an optimisation).
+    pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) {
+        if let Ok(bytes) = serde_json::to_vec(value) {
+            self.put_bytes(table, key, &bytes);
+        }
+    }
+
+    /// Stores bytes of the caller's own encoding (a compressed log).
+    pub fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
+        self.put_many_bytes(&[(table, key, bytes)], Commit::Durable);
+    }
+
+    /// Makes every [`Commit::Deferred`] write before it durable: one `fsync` per file.
+    pub fn flush(&self) {
+        self.records.flush();
+        self.logs.flush();
+    }
+
+    /// Stores several values in one commit per file (a job's outcome, and its log's index and
+    /// blocks).
+    pub fn put_many_bytes(&self, values: &[(Table, &str, &[u8])], commit: Commit) {
+        let (logs, records): (Vec<_>, Vec<_>) =
+            values.iter().copied().partition(|value| value.0.is_log());
+        for (file, values) in [(&self.logs, logs), (&self.records, records)] {
+            if !values.is_empty() {
+                file.put_many_bytes(&values, commit);
+            }
+        }
+    }
+}
+
+/// One redb file whose values are kept under a byte bound, oldest-written evicted first.
+struct BoundedFile {
+    db: Database,
+    max_bytes: u64,
+}
+
+impl BoundedFile {
+    fn open(path: PathBuf, page_cache: usize, max_bytes: u64) -> Result<Self, String> {
+        let create = |path: &Path| Database::builder().set_cache_size(page_cache).create(path);
+        let db = match create(&path) {
+            Ok(db) => db,
+            Err(
+                redb::DatabaseError::DatabaseAlreadyOpen
+                | redb::DatabaseError::LockProtocolMismatch,
+            ) => {
+                return Err(format!(
+                    "cache {} is locked by another process; running without cache",
+                    path.display()
+                ))
+            }
+            Err(first) => {
+                // Unreadable: keep the old file for inspection and start a fresh one.
+                let aside = path.with_extension(format!("corrupt-{}", std::process::id()));
+                let _ = std::fs::rename(&path, &aside);
+                tracing::warn!(error = %first, moved_to = %aside.display(), "cache file unreadable; rebuilding");
+                create(&path).map_err(|e| {
+                    format!(
+                        "cache {} could not be rebuilt ({e}); running without cache",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        Ok(Self { db, max_bytes })
+    }
+
+    fn get_bytes_many(&self, table: Table, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
         let opened = self
             .db
             .begin_read()
@@ -202,8 +267,7 @@ impl Cache {
             .collect()
     }
 
-    /// Bytes of stored values (for tests and diagnostics).
-    pub fn stored_bytes(&self) -> u64 {
+    fn stored_bytes(&self) -> u64 {
         let read = || -> Option<u64> {
             let read = self.db.begin_read().ok()?;
             let meta = read.open_table(META).ok()?;
@@ -212,20 +276,7 @@ impl Cache {
         read().unwrap_or(0)
     }
 
-    /// Stores a value; failures are logged and otherwise ignored (the cache is an optimisation).
-    pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) {
-        if let Ok(bytes) = serde_json::to_vec(value) {
-            self.put_bytes(table, key, &bytes);
-        }
-    }
-
-    /// Stores bytes of the caller's own encoding (a compressed log).
-    pub fn put_bytes(&self, table: Table, key: &str, bytes: &[u8]) {
-        self.put_many_bytes(&[(table, key, bytes)], Commit::Durable);
-    }
-
-    /// Makes every [`Commit::Deferred`] write before it durable: one `fsync`.
-    pub fn flush(&self) {
+    fn flush(&self) {
         let result = (|| -> Result<(), redb::Error> {
             let mut write = self.db.begin_write()?;
             write.set_durability(Durability::Immediate)?;
@@ -237,8 +288,7 @@ impl Cache {
         }
     }
 
-    /// Stores several values in one commit (a job's outcome and its log text).
-    pub fn put_many_bytes(&self, values: &[(Table, &str, &[u8])], commit: Commit) {
+    fn put_many_bytes(&self, values: &[(Table, &str, &[u8])], commit: Commit) {
         let result = (|| -> Result<(), redb::Error> {
             let mut write = self.db.begin_write()?;
             if commit == Commit::Deferred {
@@ -358,7 +408,8 @@ mod tests {
     fn oldest_written_values_are_evicted_past_the_size_limit() {
         let dir = tempfile::tempdir().expect("temp dir");
         // Each record is 8 + 102 bytes ("x" * 100 as a JSON string): three fit in 400.
-        let cache = Cache::open_bounded(dir.path(), 400).expect("opens");
+        // The records' file keeps a quarter of the bound: 400 bytes.
+        let cache = Cache::open_bounded(dir.path(), 1600).expect("opens");
         let value = "x".repeat(100);
         for key in ["a", "b", "c"] {
             cache.put(Table::JobOutcomes, key, &value);

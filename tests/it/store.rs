@@ -527,9 +527,10 @@ async fn a_build_looked_at_again_unchanged_reads_and_writes_only_its_head() {
 async fn a_build_whose_head_outlived_it_is_written_again() {
     let server = fixture_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    // Room for a head, not for a build (320 KB as stored): the build goes first.
+    // Room for a head, not for a build (320 KB as stored): the build goes first. The records
+    // keep a quarter of the bound, 100 KB.
     let store =
-        ciwatch_mcp::storage::Store::from(Cache::open_bounded(dir.path(), 100_000).expect("store"));
+        ciwatch_mcp::storage::Store::from(Cache::open_bounded(dir.path(), 400_000).expect("store"));
     let client = client(&settings(&server.uri()));
     let reader = JobReader::new(&client, Some(&store))
         .with_build_freshness(std::time::Duration::from_secs(600));
