@@ -85,13 +85,23 @@ impl LogAnalyzer {
             take_root_cause(failure);
         }
         // The one failing test, silent: its section head was not in the text (a paste that starts
-        // at its `E` lines), so the log's last `E` block is its exception. With other failures
-        // the block may be theirs.
+        // at its `E` lines), so the log's last `E` block is its exception. Still wrapped (its
+        // summary's `ProcessRaisedException:` says only that a child's traceback follows): the
+        // log's last exception that is no wrapper. With other failures these may be theirs.
         if let [only] = findings.failures.as_mut_slice() {
+            let wrapped = only
+                .error_message
+                .as_deref()
+                .is_some_and(|m| wording::is_wrapper(m) || wording::names_only_exception(m));
             let e_block = job_level::last_e_block_exception(&lines).filter(|&e| {
                 !wording::is_wrapper(prefix::without_pytest_margins(prefix::body(lines[e])))
             });
-            if let (None, Some(e)) = (&only.error_message, e_block) {
+            let found = if wrapped {
+                e_block.or_else(|| job_level::root_cause_index(&lines))
+            } else {
+                e_block.filter(|_| only.error_message.is_none())
+            };
+            if let Some(e) = found {
                 only.set_error(Some(pytest::Located {
                     message: job_level::message_of(lines[e]),
                     source: ErrorSource::Exception,
@@ -148,11 +158,19 @@ fn take_root_cause(failure: &mut PytestFailure) {
     {
         return;
     }
+    // The source lines pytest shows of the test's code (`>` marks the failing one) say nothing
+    // of what went wrong, whatever words they hold (`reason="fatal error: …"`).
     let lines: Vec<&str> = failure
         .output_tail
         .iter()
         .map(String::as_str)
-        .chain(failure.excerpt.iter().flat_map(|e| e.lines()))
+        .chain(
+            failure
+                .excerpt
+                .iter()
+                .flat_map(|e| e.lines())
+                .filter(|line| !line.starts_with("    ") && !line.starts_with('>')),
+        )
         .collect();
     let found = job_level::root_cause_index(&lines)
         .map(|i| (i, ErrorSource::RootCause))
@@ -278,6 +296,45 @@ mod tests {
         let read = analyze_log(&two);
         let silent = read.tests.iter().find(|t| t.node_id.ends_with("test_bf16"));
         assert_eq!(silent.map(|t| t.error_message.as_deref()), Some(None));
+    }
+
+    /// torch's spawn error names only its exception on the summary line; the child's traceback
+    /// printed below says what went wrong. Aligned `ERROR  id` summary words are read too.
+    #[test]
+    fn a_summary_that_names_only_an_exception_takes_the_traceback_below_it() {
+        let log = "=== short test summary info ===\n\
+            FAILED tests/test_plugin.py::test_gemini - torch.multiprocessing.spawn.ProcessRaisedException: \n\
+            \n\
+            -- Process 0 terminated with the following error:\n\
+            Traceback (most recent call last):\n  File \"/w/manager.py\", line 64, in register\n    chunk_group[-1].append(t)\n\
+            IndexError: deque index out of range\n";
+        let read = analyze_log(log);
+        assert_eq!(
+            read.tests[0].error_message.as_deref(),
+            Some("IndexError: deque index out of range")
+        );
+        let aligned = analyze_log("ERROR  tests/loggers/test_prov.py::test_log_documents\n");
+        assert_eq!(
+            aligned.tests[0].node_id,
+            "tests/loggers/test_prov.py::test_log_documents"
+        );
+    }
+
+    /// The source lines pytest shows of a test's code are no error lines, whatever words they
+    /// hold: a section cut before its `E` lines has no error.
+    #[test]
+    fn the_test_code_pytest_shows_is_no_error_line() {
+        let log = "=== FAILURES ===\n\
+            ______ test_compiled ______\n\
+            \n\
+            \x20   @pytest.mark.skipif(sys.platform == \"darwin\", reason=\"fatal error: 'omp.h' file not found\")\n\
+            \x20   def test_compiled(tmp_path):\n\
+            >       trainer.test(compiled_model)\n\
+            \n\
+            utilities/test_compile.py:156: \n";
+        let read = analyze_log(log);
+        assert_eq!(read.tests.len(), 1, "{read:?}");
+        assert_eq!(read.tests[0].error_message, None, "{read:?}");
     }
 
     /// A test whose summary line carries no message takes its error from what a vLLM process

@@ -95,7 +95,7 @@ pub struct PytestScanner {
     seen_banner: bool,
     current: Option<Section>,
     /// The test whose verbose id line was seen last and whose status is still open.
-    running: Option<(String, Vec<String>)>,
+    running: Option<Running>,
     /// Failures of summary lines that had no ` - message`: a paste that wraps the message
     /// onto the next line (`  - RuntimeError: …`) gives it to all of them.
     awaiting_message: Vec<usize>,
@@ -161,26 +161,20 @@ impl PytestScanner {
         }
 
         if let Some(outcome) = status_word(text) {
-            if let Some((id, output)) = self.running.take() {
+            if let Some(running) = self.running.take() {
                 match outcome {
-                    Outcome::Passed => findings.passed.push(id),
+                    Outcome::Passed => findings.passed.push(running.id),
                     _ => {
-                        let at = record(findings, index, &id, outcome, None);
-                        findings.failures[at].output_tail = output;
+                        let at = record(findings, index, &running.id, outcome, None);
+                        findings.failures[at].output_tail = running.output;
                     }
                 }
             }
             return;
         }
 
-        if let Some((_, output)) = self.running.as_mut() {
-            if !text.is_empty() {
-                if output.len() == OUTPUT_TAIL_LINES {
-                    output.remove(0);
-                }
-                // Kept with its prefixes: a logger's level says whether it reports an error.
-                output.push(super::bounded_line(raw_line));
-            }
+        if let Some(running) = self.running.as_mut() {
+            running.take_output(raw_line, text);
         }
     }
 
@@ -230,7 +224,12 @@ impl PytestScanner {
                 };
                 record(findings, index, id, Outcome::Failed, Some(located));
             }
-            (None, None) => self.running = Some((id.to_string(), Vec::new())),
+            (None, None) => {
+                self.running = Some(Running {
+                    id: id.to_string(),
+                    output: Vec::new(),
+                })
+            }
         }
     }
 
@@ -245,6 +244,26 @@ impl PytestScanner {
         self.close_section();
         attach_sections(&mut self.findings.failures, self.sections);
         self.findings
+    }
+}
+
+/// The test whose verbose id line was seen last, with no status yet.
+struct Running {
+    id: String,
+    /// Its last output lines.
+    output: Vec<String>,
+}
+
+impl Running {
+    fn take_output(&mut self, raw_line: &str, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.output.len() == OUTPUT_TAIL_LINES {
+            self.output.remove(0);
+        }
+        // Kept with its prefixes: a logger's level says whether it reports an error.
+        self.output.push(super::bounded_line(raw_line));
     }
 }
 

@@ -62,14 +62,15 @@ pub(super) fn pasted_section_head(line: &str) -> bool {
         })
 }
 
-/// `FAILED id …` or `ERROR id …`, and what follows the word: a plugin's bracketed column
-/// (`FAILED [1.2410s] id`) is read through.
+/// `FAILED id …` or `ERROR id …`, and what follows the word: the spaces that align the two
+/// words (`ERROR  id`) and a plugin's bracketed column (`FAILED [1.2410s] id`) are read through.
 pub(super) fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
     let (outcome, rest) = if let Some(rest) = line.strip_prefix("FAILED ") {
         (Outcome::Failed, rest)
     } else {
         (Outcome::Error, line.strip_prefix("ERROR ")?)
     };
+    let rest = rest.trim_start_matches(' ');
     let column = rest
         .strip_prefix('[')
         .and_then(|inner| inner.split_once("] "))

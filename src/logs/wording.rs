@@ -90,6 +90,15 @@ pub fn is_wrapper(message: &str) -> bool {
     WRAPPER.is_match(message)
 }
 
+/// A summary's message that is only an exception's name (`ProcessRaisedException: `): torch's
+/// spawn error, whose child's traceback follows the summary line and says what went wrong.
+pub(crate) fn names_only_exception(message: &str) -> bool {
+    static NAME_ONLY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        crate::text::log_regex(r"^[\w.]+(?:Error|Exception):\s*$").expect("valid")
+    });
+    NAME_ONLY.is_match(message)
+}
+
 /// The agent's own line for a command that exited: it says that, never why. (Its other lines,
 /// a command interrupted by a signal or a hook that failed, name trouble.)
 pub(crate) fn is_agent_verdict(line: &str) -> bool {
@@ -147,12 +156,13 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 
 /// An error in any tool's words: a fatal error, memory that ran out, a registry's refusal, an
 /// HTTP error status, a compiler's diagnostic (`file.h:5:2: error: …`, MSVC's and GoogleTest's
-/// `file.cc(12): error …`), CTest's verdict on a test (`***Failed`, `***Timeout`), the system's
-/// own errors (`…: [Errno 2] No such file or directory`, the loader's ``version `GLIBCXX_3.4.29'
+/// `file.cc(12): error …`), CTest's and Bazel's verdicts on a test (`***Failed`, `***Timeout`,
+/// `//pkg:target TIMEOUT in …`), a runner's timer of a silent job, a GPU driver's error, the
+/// system's own errors (`…: [Errno 2] No such file or directory`, the loader's ``version `GLIBCXX_3.4.29'
 /// not found``).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?(?i:error): |: command not found$|^[A-Z][a-z]+ error: |\bError Code \d+: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in \d+ out of \d+ in |: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?(?i:error): |: command not found$|^[A-Z][a-z]+ error: |\bError Code \d+: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in (?:\d+ out of \d+ in )?\d|^No output has been received in the last \d|\b(?:rocm|cuda|hip) driver error\b|: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
     )
     .expect("valid")
 });

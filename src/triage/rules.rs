@@ -70,7 +70,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "hang",
             InfraKind::Hang,
-            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$|\*\*\*Timeout \d|^//\S+\s+TIMEOUT in \d+ out of \d+ in ",
+            r"\bTimeout \(\d+:\d{2}:\d{2}\)!|(?:^|- )(?:E\s+)?Failed: Timeout \(?>|^\+{5,} Timeout \+{5,}$|\*\*\*Timeout \d|^//\S+\s+TIMEOUT in (?:\d+ out of \d+ in )?\d",
             None,
             0.6,
         ),
@@ -109,11 +109,12 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             Some(r"(?i)CUDA|HIP|\bGPU|device|OutOfMemoryError|CUBLAS|allocat"),
             0.6,
         ),
-        // A runner's own time limit: Jenkins' build-timeout plugin, GitHub Actions.
+        // A runner's own time limit: Jenkins' build-timeout plugin, GitHub Actions, and a
+        // runner's timer of a job that printed nothing for too long (Travis).
         rule(
             "runner_timeout",
             InfraKind::JobTimeout,
-            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes|^The action (?:'[^']*' )?has timed out",
+            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes|^The action (?:'[^']*' )?has timed out|^No output has been received in the last \d",
             None,
             0.7,
         ),
@@ -147,6 +148,9 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
                 // and uv's words.
                 r"|Connection reset by peer|Connection aborted|Connection broken|ConnectionResetError|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
                 r"|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://|download has timed out",
+                // A socket's own timeout (Python's message for it), and an API's rate limit
+                // in the openai client's words.
+                r"|\b(?:TimeoutError|socket\.timeout): timed out$|RateLimitError: Error code: 429\b",
             ),
             Some(LOCAL_HOSTS),
             0.7,
@@ -161,11 +165,12 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             Some(CODE_BUILD),
             0.7,
         ),
-        // NVIDIA driver and CUDA runtime: hardware faults and devices that vanished.
+        // NVIDIA driver and CUDA runtime, ROCm's driver and Habana's runtime: hardware faults and
+        // devices that vanished or cannot be had.
         rule(
             "gpu_driver",
             InfraKind::GpuFault,
-            r"(?i)uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML|NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver|^No devices were found$",
+            r"(?i)rocm driver error 'hipErrorInvalidDevice'|hipErrorNoDevice|\[Device not found\] Device acquire failed|uncorrectable ECC|\bXid\b|GPU is lost|CUDA-capable device\(s\) is/are busy or unavailable|no CUDA-capable device is detected|CUDA driver initialization failed|Failed to initialize NVML|NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver|^No devices were found$",
             None,
             0.7,
         ),
@@ -250,6 +255,13 @@ mod tests {
             ("Error: Action 'https://api.github.com/repos/o/r/tarball/335b5c7' download has timed out.", Some(InfraKind::NetworkOrHub)),
             ("#28 12.53 ResolvePackageNotFound: ", Some(InfraKind::ImageBuild)),
             ("72/95 Test #72: arrow-azurefs-test ...........................***Timeout 300.10 sec", Some(InfraKind::Hang)),
+            ("//tensorflow/python/distribute:a_test_gpu                 TIMEOUT in 2400.3s", Some(InfraKind::Hang)),
+            ("No output has been received in the last 10m0s, this potentially indicates a stalled build or something wrong with the build itself.", Some(InfraKind::JobTimeout)),
+            ("TimeoutError: timed out", Some(InfraKind::NetworkOrHub)),
+            ("TimeoutError: the engine did not answer in 30 s", None),
+            ("openai.RateLimitError: Error code: 429 - {'error': {'message': 'You exceeded your current quota'}}", Some(InfraKind::NetworkOrHub)),
+            ("iree/experimental/rocm/status_util.c:31: INTERNAL; rocm driver error 'hipErrorInvalidDevice' (101): invalid device ordinal; creating device 'rocm'", Some(InfraKind::GpuFault)),
+            ("RuntimeError: synStatus=8 [Device not found] Device acquire failed.", Some(InfraKind::GpuFault)),
         ];
         for (line, expected) in cases {
             assert_eq!(kind_of(line), expected, "{line}");
