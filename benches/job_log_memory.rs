@@ -35,6 +35,8 @@ use mock::buildkite_client;
 const JOB: &str = "019e068f-84f5-4636-9707-f971a7d87843";
 
 fn main() {
+    // As the server's own `main` does: the view's process is measured as it would run.
+    ciwatch_mcp::allocator::bound_arenas();
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

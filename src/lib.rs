@@ -1,5 +1,6 @@
 //! ciwatch-mcp: the daily vLLM CI watch as an MCP server. See `ARCHITECTURE.md` for the map.
 
+pub mod allocator;
 pub mod buildkite;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -154,8 +154,13 @@ impl Progress for StderrProgress {
     }
 }
 
+fn main() -> ExitCode {
+    ciwatch_mcp::allocator::bound_arenas();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
