@@ -253,7 +253,8 @@ fn strip_web_ui_prefix(line: &str) -> &str {
         rest = &rest[22..];
         rest = rest.strip_prefix(' ').unwrap_or(rest);
     } else if let Some(after) = after_actions_timestamp(rest) {
-        rest = after;
+        // GitLab's raw logs carry the same clock, then the stream's name.
+        rest = super::clock::gitlab_stream(after).unwrap_or(after);
     }
     if rest == "--" && line.len() == 2 || is_copied_line_link(rest) {
         return "";
@@ -443,8 +444,8 @@ mod tests {
     #[test]
     fn copied_gutters_timestamps_and_colours_are_removed() {
         check(
-            b"2026-06-17T10:29:02.1213552Z FAILED a\n  | ERROR tests/a.py::t - RuntimeError: x\n[90m# Received cancellation signal, interrupting[0m\n^[[0;36m(EngineCore_DP0 pid=7)^[[0;0m ok\n[1] done\n     1 | >>> FROM x\n",
-            "FAILED a\nERROR tests/a.py::t - RuntimeError: x\n# Received cancellation signal, interrupting[0m\n(EngineCore_DP0 pid=7) ok\n[1] done\n     1 | >>> FROM x\n",
+            b"2026-06-17T10:29:02.1213552Z FAILED a\n2025-10-11T05:44:58.858110Z 01O ___ test_x ___\n  | ERROR tests/a.py::t - RuntimeError: x\n[90m# Received cancellation signal, interrupting[0m\n^[[0;36m(EngineCore_DP0 pid=7)^[[0;0m ok\n[1] done\n     1 | >>> FROM x\n",
+            "FAILED a\n___ test_x ___\nERROR tests/a.py::t - RuntimeError: x\n# Received cancellation signal, interrupting[0m\n(EngineCore_DP0 pid=7) ok\n[1] done\n     1 | >>> FROM x\n",
         );
     }
 

@@ -165,7 +165,8 @@ fn replaces(lines: &[&str], last: Option<usize>, error: usize) -> bool {
 
 /// The error line that the line at `i` is or introduces: itself when it is an error line (and
 /// does not only announce a traceback), or the deeper-indented line after it when it is an
-/// error's announcement (`CMake Error at x.cmake:855 (message):` then `  Could not find nvcc`).
+/// error's announcement (`CMake Error at x.cmake:855 (message):` then `  Could not find nvcc`),
+/// or the warning after Sphinx's `Warning, treated as error:` (a build run with `-W`).
 fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
     let line = lines[i];
     if is_error_line(line) && !announces_traceback(line) {
@@ -182,10 +183,10 @@ fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
         let b = prefix::body(l);
         b.len() - b.trim_start().len()
     };
-    (announces_error
-        && next < lines.len()
+    let made_error = body == "Warning, treated as error:";
+    (next < lines.len()
         && !prefix::body(lines[next]).trim().is_empty()
-        && depth(lines[next]) > depth(line))
+        && (made_error || announces_error && depth(lines[next]) > depth(line)))
     .then_some(next)
 }
 
@@ -545,6 +546,20 @@ some unrelated output
             explain_job_failure(log).error_message.as_deref(),
             Some("WorkerProc failed to start.")
         );
+    }
+
+    /// Sphinx's `-W` announces the warning it made an error; torch's pointer to the CUDA docs
+    /// and GitHub's `The operation was canceled.` say less than the error above them.
+    #[test]
+    fn what_follows_an_error_says_less_than_it() {
+        for (log, error) in [
+            ("Warning, treated as error:\n/doc/api.rst:1: WARNING: Inline emphasis.\n", "/doc/api.rst:1: WARNING: Inline emphasis."),
+            ("(APIServer pid=6) ERROR 04-01 18:31:58 [executor.py:313] RPC call failed: CUDA error: out of memory\n(APIServer pid=6) ERROR 04-01 18:31:58 [executor.py:313] Search for `cudaErrorMemoryAllocation' in https://docs.nvidia.com/cuda/x.html for more information.\n", "RPC call failed: CUDA error: out of memory"),
+            ("##[error]The runner has received a shutdown signal.\n##[error]The operation was canceled.\n", "The runner has received a shutdown signal."),
+            ("##[error]The operation was canceled.\n", "The operation was canceled."),
+        ] {
+            assert_eq!(explain_job_failure(log).error_message.as_deref(), Some(error), "{log}");
+        }
     }
 
     /// A tool that announces its error and gives it on the next, indented line: the message is

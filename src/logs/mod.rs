@@ -5,6 +5,7 @@
 //! a job's commands the text covers, so the caller can tell a complete answer from a partial tail.
 
 pub mod clean;
+mod clock;
 pub mod job_level;
 pub mod prefix;
 pub mod pytest;

@@ -2,7 +2,7 @@
 //! through the same way whichever runner printed them. Pure; never fails.
 //!
 //! A line is `prefixes + body`. Prefixes are a small grammar, not a rule per runner:
-//! clocks and timestamps (bare or in brackets, ISO or not), progress columns (`[gw3]`,
+//! clocks and timestamps (bare or in brackets, ISO or not: `clock.rs`), progress columns (`[gw3]`,
 //! `[ 42%]`), Docker BuildKit's step and seconds (`#8 12.34`), a container gutter
 //! (`app-1  | `), GitHub Actions' `##[error]`, a process's tag (`(EngineCore_DP0 pid=3112)`,
 //! `[rank0]:`), and a logger's head (vLLM's `ERROR 12-15 12:35:11 [core.py:866]`, Python's
@@ -94,7 +94,9 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = bracketed(line) {
         return Some(rest);
     }
-    if let Some(rest) = timestamp(line).or_else(|| month_day_clock(line)) {
+    if let Some(rest) =
+        super::clock::timestamp(line).or_else(|| super::clock::month_day_clock(line))
+    {
         return no_level(rest);
     }
     if let Some(rest) = build_step(line).or_else(|| cloud_build_step(line)) {
@@ -176,82 +178,6 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
         return Some((Some(level), after));
     }
     None
-}
-
-/// A bare timestamp: `2024-05-01T12:00:00.1234567Z `, `2024-05-01 12:00:00,123 `,
-/// `12:00:00 ` (a clock alone), followed by spaces and an optional ` - ` or ` | ` separator.
-fn timestamp(line: &str) -> Option<&str> {
-    let b = line.as_bytes();
-    let digits = |from: usize, n: usize| {
-        b.len() >= from + n && b[from..from + n].iter().all(u8::is_ascii_digit)
-    };
-    let mut at = 0;
-    if digits(0, 4)
-        && b.get(4) == Some(&b'-')
-        && digits(5, 2)
-        && b.get(7) == Some(&b'-')
-        && digits(8, 2)
-    {
-        at = 10;
-        if matches!(b.get(10), Some(b'T' | b' ')) {
-            at = 11;
-        }
-    }
-    // A clock's hour may have one digit (`9:28:32`).
-    let hour = if at == 0 && digits(0, 1) && b.get(1) == Some(&b':') {
-        1
-    } else {
-        2
-    };
-    if !(digits(at, hour)
-        && b.get(at + hour) == Some(&b':')
-        && digits(at + hour + 1, 2)
-        && b.get(at + hour + 3) == Some(&b':')
-        && digits(at + hour + 4, 2))
-    {
-        return None;
-    }
-    at += hour + 6;
-    if matches!(b.get(at), Some(b'.' | b',')) {
-        at += 1;
-        at += b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
-    }
-    if b.get(at) == Some(&b'Z') {
-        at += 1;
-    } else if matches!(b.get(at), Some(b'+' | b'-')) && digits(at + 1, 2) {
-        at += 3;
-        at += usize::from(b.get(at) == Some(&b':'));
-        at += b[at..]
-            .iter()
-            .take(2)
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-    }
-    // TensorFlow's and absl's clock ends with a colon: `2018-06-06 15:26:54.882302: `.
-    let after = &line[at..];
-    let after = after.strip_prefix(':').unwrap_or(after);
-    let rest = after.strip_prefix(' ')?.trim_start_matches(' ');
-    Some(
-        rest.strip_prefix("- ")
-            .or_else(|| rest.strip_prefix("| "))
-            .unwrap_or(rest),
-    )
-}
-
-/// syslog's and CircleCI's clock: `Jan 07 20:36:55 `.
-fn month_day_clock(line: &str) -> Option<&str> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().find(|m| line.starts_with(*m))?;
-    let rest = line[month.len()..]
-        .strip_prefix(' ')?
-        .trim_start_matches(' ');
-    let day = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if !(1..=2).contains(&day) {
-        return None;
-    }
-    timestamp(rest[day..].strip_prefix(' ')?)
 }
 
 /// Google Cloud Build's step name: `Step #4 - "run_e2e_tests": text`.
@@ -392,17 +318,24 @@ fn logger_head(line: &str) -> Option<(Option<&str>, &str)> {
         return (inner[..close].contains(':') && (message.is_empty() || message.starts_with(' ')))
             .then(|| (Some(level), message.trim_start()));
     }
-    // pytest's live log and caplog: `ERROR    name:file.py:12 message`.
+    // pytest's live log and caplog: `ERROR    name:file.py:12 message`; a logger's name may
+    // hold spaces (`torch_tensorrt [TensorRT Conversion Context]:logging.py:22`), no `: `.
     let padded = after.trim_start_matches(' ');
-    let token_end = padded.find(' ').unwrap_or(padded.len());
-    let token = &padded[..token_end];
-    if token.contains(".py:")
-        && token
-            .rsplit(':')
-            .next()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Some((Some(level), padded[token_end..].trim_start_matches(' ')));
+    if let Some(file_end) = padded.find(".py:").map(|at| at + ".py:".len()) {
+        let digits = padded[file_end..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let (head, message) = padded.split_at(file_end + digits);
+        let name = &head[..file_end - ".py:".len()];
+        if digits > 0
+            && (message.is_empty() || message.starts_with(' '))
+            && name.contains(':')
+            && !name.contains(": ")
+            && name.len() <= 80
+        {
+            return Some((Some(level), message.trim_start_matches(' ')));
+        }
     }
     // `ERROR - message`, `ERROR | message`.
     padded
@@ -478,6 +411,7 @@ mod tests {
             ("[gw3] [ 42%] FAILED a.py::t", false, "FAILED a.py::t"),
             ("[   25s] Traceback (most recent call last):", false, "Traceback (most recent call last):"),
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
+            ("2025-10-11T05:44:58.858110Z 01O ___ test_x ___", false, "___ test_x ___"),
             (
                 "Jan 07 20:36:55 Traceback (most recent call last):",
                 false,
@@ -538,6 +472,11 @@ mod tests {
                 "ERROR    vllm.x:core.py:12 RuntimeError: y",
                 true,
                 "RuntimeError: y",
+            ),
+            (
+                "ERROR    torch_tensorrt [TensorRT Conversion Context]:logging.py:22 Error Code: 9: x",
+                true,
+                "Error Code: 9: x",
             ),
             (
                 "E1207 12:00:00.123456 4242 socket.cc:9] connect failed",

@@ -38,11 +38,12 @@ static VLLM_ANNOUNCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
 
 /// Lines that only say that something failed, whose cause is printed above them when it is
 /// printed at all: a build tool's failed step (Docker BuildKit, podman, pip, Jenkins-style
-/// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a collection error that names no test
-/// (`ERROR  - …`), and the shell's report of a process that died (`Aborted (core dumped)`).
+/// and GitHub Actions runners, apt's "Unable to fetch some archives"), pytest's summary of a
+/// collection error that names no test (`ERROR  - …`), the shell's report of a process that died
+/// (`Aborted (core dumped)`), and GitHub's step that was stopped (`The operation was canceled.`).
 pub(crate) static ONLY_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(
     || {
-        crate::text::log_regex(r"^(?:ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed|\bbuild aborted\b|Build did NOT complete successfully")
+        crate::text::log_regex(r"^(?:The operation was cancel+ed\.$|ERROR +- |ERROR: (?:failed to solve: )?process .* did not complete successfully|Error: building at STEP|Error: failed to start containers|error: subprocess-exited-with-error|E: Unable to fetch some archives|subprocess exited with status|make(?:\[\d+\])?: \*\*\* |ninja: build stopped|FAILED: \S|\S+: commands failed$|error: test failed, to rerun pass)|did not run successfully\.?$|\(core dumped\)|recipe for target '[^']*' failed|all hosts have already failed|\bbuild aborted\b|Build did NOT complete successfully")
         .expect("valid")
     },
 );
@@ -167,6 +168,12 @@ static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new
     .expect("valid")
 });
 
+/// The lines torch prints after a CUDA error's message, pointing to how to learn more.
+static DOCS_POINTER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    crate::text::log_regex(r"^(?:Search for `\w+' in https?://docs\.nvidia\.com/|CUDA kernel errors might be asynchronously reported|For debugging consider passing CUDA_LAUNCH_BLOCKING|Compile with `TORCH_USE_CUDA_DSA`)")
+        .expect("valid")
+});
+
 /// Whether the line reports an error by itself: logged at error level, or an error in its own
 /// words (an exception, a tool's `ERROR:`/`error:`/`fatal:`, a crash). Never a line that is only
 /// prefixes or only announces what follows.
@@ -176,9 +183,10 @@ pub(crate) fn is_error_line(line: &str) -> bool {
     }
     let split = prefix::split(line);
     let body = prefix::without_pytest_margins(split.body);
-    if is_wrapper(body) || UNITTEST_HEAD.is_match(body.trim_end()) {
+    if is_wrapper(body) || UNITTEST_HEAD.is_match(body.trim_end()) || DOCS_POINTER.is_match(body) {
         // "See root cause above": the wrapper says nothing of its own; unittest's
-        // `ERROR: test_x (module.Class)` heads the test's traceback, which says what went wrong.
+        // `ERROR: test_x (module.Class)` heads the test's traceback, which says what went wrong;
+        // torch's lines after a CUDA error only point to its documentation.
         return false;
     }
     let is_logger_error = split.at_error && !is_traceback_part(split.body);

@@ -109,6 +109,15 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             Some(r"(?i)CUDA|HIP|\bGPU|device|OutOfMemoryError|CUBLAS|allocat"),
             0.6,
         ),
+        // GitHub Actions' runner shut down under the job: after the host's OOM kill above (a
+        // killed job's runner is often stopped too), else the runner was lost.
+        rule(
+            "runner_shut_down",
+            InfraKind::AgentLost,
+            r"The runner has received a shutdown signal",
+            None,
+            0.7,
+        ),
         // A runner's own time limit: Jenkins' build-timeout plugin, GitHub Actions, and a
         // runner's timer of a job that printed nothing for too long (Travis).
         rule(
@@ -262,6 +271,7 @@ mod tests {
             ("openai.RateLimitError: Error code: 429 - {'error': {'message': 'You exceeded your current quota'}}", Some(InfraKind::NetworkOrHub)),
             ("iree/experimental/rocm/status_util.c:31: INTERNAL; rocm driver error 'hipErrorInvalidDevice' (101): invalid device ordinal; creating device 'rocm'", Some(InfraKind::GpuFault)),
             ("RuntimeError: synStatus=8 [Device not found] Device acquire failed.", Some(InfraKind::GpuFault)),
+            ("##[error]The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.", Some(InfraKind::AgentLost)),
         ];
         for (line, expected) in cases {
             assert_eq!(kind_of(line), expected, "{line}");
