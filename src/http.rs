@@ -82,13 +82,15 @@ pub struct Counters {
     pub bytes: AtomicU64,
 }
 
-/// What one call (a tool call, a CLI command) sent: counted where requests go out, in the
-/// call's own task-local counters, so concurrent calls never add to each other's `stats`.
+/// What one call (a tool call, a CLI command) sent, counted where requests go out, and what went
+/// wrong beside its answer (a shared store that did not answer): the call's own task-local
+/// value, so concurrent calls never add to each other's `stats` or report each other's trouble.
 #[derive(Debug, Default)]
 pub struct CallCounters {
     pub buildkite_requests: AtomicU64,
     pub github_requests: AtomicU64,
     pub log_bytes: AtomicU64,
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 /// The call's totals so far: Buildkite requests, GitHub requests, log bytes.
@@ -119,6 +121,29 @@ pub fn call_totals() -> CallTotals {
         buildkite_requests: c.buildkite_requests.load(Ordering::Relaxed),
         github_requests: c.github_requests.load(Ordering::Relaxed),
         log_bytes: c.log_bytes.load(Ordering::Relaxed),
+    })
+    .unwrap_or_default()
+}
+
+/// Adds a warning to the current call's answer (once); `false` outside a call.
+pub fn warn_call(warning: String) -> bool {
+    CALL.try_with(|c| {
+        if let Ok(mut warnings) = c.warnings.lock() {
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+    })
+    .is_ok()
+}
+
+/// The current call's warnings so far, taken for its answer.
+pub fn take_call_warnings() -> Vec<String> {
+    CALL.try_with(|c| {
+        c.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     })
     .unwrap_or_default()
 }

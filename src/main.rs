@@ -312,8 +312,7 @@ async fn run_scan(
     let progress = StderrProgress::new();
     let result = watch::scan_build(&reader, enrichment, &key, &options, &progress).await;
     progress.finish();
-    let mut result = result.map_err(|e| e.to_string())?;
-    result.warnings.extend(store.and_then(|s| s.take_warning()));
+    let result = result.map_err(|e| e.to_string())?;
     print_result(&result, output.format)?;
     eprintln!(
         "scanned build {} in {} ms: {} Buildkite requests, {} GitHub requests, {} log bytes fetched, {} unique failures",

@@ -171,13 +171,10 @@ impl CiWatchServer {
         }
     }
 
-    /// Why the store could not serve this call fully (none, or down since the last call).
+    /// Why this server runs without its store (a warning of every call; what a shared store
+    /// failed to answer is a warning of the call it failed, in that call's result).
     fn store_warnings(&self) -> Vec<String> {
-        self.cache_warning
-            .iter()
-            .cloned()
-            .chain(self.cache.as_ref().and_then(|store| store.take_warning()))
-            .collect()
+        self.cache_warning.iter().cloned().collect()
     }
 
     /// The job-outcome reader of one call, over the server's store.

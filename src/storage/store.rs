@@ -168,8 +168,6 @@ struct SharedStore {
     manager: redis::aio::ConnectionManager,
     /// `redis://host:port/db`, without the password, for messages.
     shown_url: String,
-    /// The last failure, taken by the next call's warning.
-    trouble: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -217,7 +215,6 @@ impl Store {
         Ok(Store::with(Backend::Shared(SharedStore {
             manager,
             shown_url,
-            trouble: Mutex::default(),
         })))
     }
 
@@ -408,14 +405,6 @@ impl Store {
         }
     }
 
-    /// What went wrong with the store since the last call, as a warning for the result.
-    pub fn take_warning(&self) -> Option<String> {
-        match &self.backend {
-            Backend::Embedded(_) => None,
-            Backend::Shared(shared) => shared.trouble.lock().ok()?.take(),
-        }
-    }
-
     /// The Redis connection, for the shared rate window.
     pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
         match &self.backend {
@@ -431,19 +420,18 @@ impl Store {
 }
 
 impl SharedStore {
-    /// The answer, or `None` with the failure kept for the call's warning.
+    /// The answer, or `None` with the failure a warning of the call it happened in (outside a
+    /// call, the HUD's page or the watcher, it is only logged).
     fn answer<T>(&self, answer: redis::RedisResult<T>) -> Option<T> {
         match answer {
             Ok(value) => Some(value),
             Err(error) => {
                 tracing::warn!(%error, store = %self.shown_url, "shared store did not answer");
-                if let Ok(mut trouble) = self.trouble.lock() {
-                    *trouble = Some(format!(
-                        "the shared store {} did not answer ({}); what it would have held was read from Buildkite",
-                        self.shown_url,
-                        crate::text::bounded_text(&error.to_string(), 160)
-                    ));
-                }
+                crate::http::warn_call(format!(
+                    "the shared store {} did not answer ({}); what it would have held was read from Buildkite",
+                    self.shown_url,
+                    crate::text::bounded_text(&error.to_string(), 160)
+                ));
                 None
             }
         }

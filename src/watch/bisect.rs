@@ -109,6 +109,7 @@ pub async fn bisect_plan(
         let bisecting = Bisecting::new(target, options);
         let logs_read =
             read_where_the_state_changes(reader, &bisecting, &mut runs, &mut warnings).await;
+        warnings.extend(crate::http::take_call_warnings());
         let mut plan = plan_of(&bisecting, &commits, runs, warnings);
         let totals = crate::http::call_totals();
         plan.stats = BisectStats {

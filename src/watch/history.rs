@@ -105,6 +105,7 @@ pub async fn test_history(
             builds_not_read: not_read.into_iter().rev().collect(),
             ..before.since(reader)
         };
+        warnings.extend(crate::http::take_call_warnings());
         Ok(HistoryResult {
             test_nodeid: test_nodeid.to_string(),
             timeline,

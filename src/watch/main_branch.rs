@@ -85,6 +85,7 @@ pub async fn analyze_main_branch(
             builds_scanned: scanned.len(),
             builds_analyzed: analyzed,
         };
+        warnings.extend(crate::http::take_call_warnings());
         let mut analysis = MainBranchAnalysis {
             analysis_window: window,
             summary,

@@ -37,7 +37,9 @@ pub async fn scan_build(
             options,
             progress,
         };
-        call.scan_fetched(&build, before).await
+        let mut result = call.scan_fetched(&build, before).await?;
+        result.warnings.extend(crate::http::take_call_warnings());
+        Ok(result)
     })
     .await
 }

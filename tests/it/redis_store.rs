@@ -103,10 +103,7 @@ impl Replica {
             ..Budgets::default()
         };
         let options = scan_options(whole_night, DetailLevel::Summary, false);
-        let mut result =
-            scan_65099(&JobReader::new(&self.client, Some(&*self.store)), &options).await;
-        result.warnings.extend(self.store.take_warning());
-        result
+        scan_65099(&JobReader::new(&self.client, Some(&*self.store)), &options).await
     }
 }
 
@@ -195,6 +192,33 @@ async fn with_redis_stopped_the_scan_completes_from_buildkite_with_a_warning() {
         "{:?}",
         second.warnings
     );
+}
+
+/// A shared store that did not answer is a warning of the call that asked it: a call running
+/// beside it, or after it, reports nothing of it.
+#[tokio::test]
+async fn a_store_failure_is_a_warning_of_the_call_that_met_it_only() {
+    use ciwatch_mcp::http::{take_call_warnings, within_call};
+    let mut redis = RedisServer::start();
+    let store = Store::redis(&redis.url(), None).expect("store");
+    redis.stop();
+    let (met, beside) = tokio::join!(
+        within_call(async {
+            let read = store
+                .get::<String>(ciwatch_mcp::storage::Table::JobOutcomes, "scope/job")
+                .await;
+            assert_eq!(read, None);
+            take_call_warnings()
+        }),
+        within_call(async {
+            tokio::task::yield_now().await;
+            take_call_warnings()
+        }),
+    );
+    assert!(met.iter().any(|w| w.contains("did not answer")), "{met:?}");
+    assert!(beside.is_empty(), "{beside:?}");
+    let after = within_call(async { take_call_warnings() }).await;
+    assert!(after.is_empty(), "{after:?}");
 }
 
 /// Records when each request arrives.
@@ -334,5 +358,4 @@ async fn a_cancelled_reader_frees_its_lease_and_a_release_frees_only_its_own() {
         .await
         .expect("get");
     assert_eq!(holder.as_deref(), Some("another-reader"));
-    assert!(here.take_warning().is_none());
 }
