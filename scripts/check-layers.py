@@ -19,7 +19,7 @@ SRC = "src"
 
 # Bottom first. A module may import its own layer and the layers below it, never above.
 LAYERS = [
-    ["allocator", "text", "secret", "input", "untrusted", "model"],
+    ["allocator", "call", "text", "secret", "input", "untrusted", "model"],
     ["logs", "pipeline"],
     ["triage"],
     ["report", "fit", "hud"],

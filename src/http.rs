@@ -75,87 +75,11 @@ impl HttpError {
 }
 
 /// Counts of what went over the wire, for the benchmarks (process-wide: every call adds to
-/// them; a result's `stats` come from [`CallCounters`]).
+/// them; a result's `stats` come from the call's own counts, `crate::call`).
 #[derive(Debug, Default)]
 pub struct Counters {
     pub requests: AtomicU64,
     pub bytes: AtomicU64,
-}
-
-/// What one call (a tool call, a CLI command) sent, counted where requests go out, and what went
-/// wrong beside its answer (a shared store that did not answer): the call's own task-local
-/// value, so concurrent calls never add to each other's `stats` or report each other's trouble.
-#[derive(Debug, Default)]
-pub struct CallCounters {
-    pub buildkite_requests: AtomicU64,
-    pub github_requests: AtomicU64,
-    pub log_bytes: AtomicU64,
-    warnings: std::sync::Mutex<Vec<String>>,
-}
-
-/// The call's totals so far: Buildkite requests, GitHub requests, log bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallTotals {
-    pub buildkite_requests: u64,
-    pub github_requests: u64,
-    pub log_bytes: u64,
-}
-
-tokio::task_local! {
-    static CALL: Arc<CallCounters>;
-}
-
-/// Runs `work` as one call with counters of its own, unless it already runs inside one (the
-/// scans of a main-branch analysis count into the analysis).
-pub async fn within_call<F: std::future::Future>(work: F) -> F::Output {
-    if CALL.try_with(|_| ()).is_ok() {
-        work.await
-    } else {
-        CALL.scope(Arc::default(), work).await
-    }
-}
-
-/// The current call's totals (zeros outside a call).
-pub fn call_totals() -> CallTotals {
-    CALL.try_with(|c| CallTotals {
-        buildkite_requests: c.buildkite_requests.load(Ordering::Relaxed),
-        github_requests: c.github_requests.load(Ordering::Relaxed),
-        log_bytes: c.log_bytes.load(Ordering::Relaxed),
-    })
-    .unwrap_or_default()
-}
-
-/// Adds a warning to the current call's answer (once); `false` outside a call.
-pub fn warn_call(warning: String) -> bool {
-    CALL.try_with(|c| {
-        if let Ok(mut warnings) = c.warnings.lock() {
-            if !warnings.contains(&warning) {
-                warnings.push(warning);
-            }
-        }
-    })
-    .is_ok()
-}
-
-/// The current call's warnings so far, taken for its answer.
-pub fn take_call_warnings() -> Vec<String> {
-    CALL.try_with(|c| {
-        c.warnings
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default()
-    })
-    .unwrap_or_default()
-}
-
-/// Counts into the current call, if any.
-fn count_in_call(field: impl FnOnce(&CallCounters) -> &AtomicU64, n: u64) {
-    let _ = CALL.try_with(|c| field(c).fetch_add(n, Ordering::Relaxed));
-}
-
-/// Counts one GitHub request into the current call.
-pub fn count_github_request() {
-    count_in_call(|c| &c.github_requests, 1);
 }
 
 #[derive(Clone)]
@@ -303,7 +227,7 @@ impl HttpClient {
         let attempt = || async {
             self.limiter.acquire().await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            count_in_call(|c| &c.buildkite_requests, 1);
+            crate::call::count_buildkite_request();
             let response = build().send().await.map_err(|e| HttpError::Transport {
                 what: target.description.clone(),
                 message: describe_transport_error(&e),
@@ -322,7 +246,7 @@ impl HttpClient {
 
     pub fn record_bytes(&self, n: u64) {
         self.counters.bytes.fetch_add(n, Ordering::Relaxed);
-        count_in_call(|c| &c.log_bytes, n);
+        crate::call::count_log_bytes(n);
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod allocator;
 pub mod buildkite;
+pub mod call;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

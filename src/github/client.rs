@@ -163,7 +163,7 @@ impl GitHubClient {
                 return Err(format!("GitHub search rate limit is spent for another {} s; matched against the issues fetched so far", wait.as_secs()));
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
-            crate::http::count_github_request();
+            crate::call::count_github_request();
             let response = self.octocrab._get(url.as_str()).await.map_err(|e| {
                 format!("GitHub issue search failed ({e}); matching skipped the rest")
             })?;
@@ -380,7 +380,7 @@ impl GitHubClient {
             ));
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        crate::http::count_github_request();
+        crate::call::count_github_request();
         let response = self
             .octocrab
             ._get(url.as_str())

@@ -9,20 +9,18 @@
 
 use super::wording::{
     announces_traceback, exit_says_why, is_agent_verdict, is_crash_line, is_error_line,
-    is_logged_traceback_part, is_wrapper, only_says_failed, ANNOUNCED_ERROR, EXCEPTION_LINE,
-    EXITED, ONLY_SAYS_FAILED, TROUBLE,
+    is_logged_traceback_part, only_says_failed, ANNOUNCED_ERROR, EXCEPTION_LINE, EXITED,
+    ONLY_SAYS_FAILED, TROUBLE,
 };
-use super::{bounded_line, prefix};
+use super::{bounded_line, prefix, traceback};
 use crate::model::ErrorSource;
-use prefix::{e_margin, without_pytest_margins};
+use prefix::without_pytest_margins;
 
 /// Lines of the log's end that are searched for the explanation. A faulthandler dump of every
 /// thread runs to a few hundred lines, so this reaches back past one.
 pub const SEARCH_LINES: usize = 1500;
 /// Lines kept in the excerpt.
 pub const MAX_EXCERPT_LINES: usize = 24;
-/// Frames kept from the end of the last traceback.
-const TRACEBACK_TAIL_LINES: usize = 8;
 /// How far above a process's death line (`Fatal Python error: Aborted`) the error that killed it
 /// is looked for: runtimes print their fault and abort at once.
 const DEATH_CAUSE_LINES: usize = 3;
@@ -64,7 +62,8 @@ pub fn explain_last_lines(lines: &[&str], first_line: u64) -> JobLevelFailure {
     let mut keep = vec![false; lines.len()];
     // pytest-timeout stopped the run: what it dumps after its banner (the threads' stacks, the
     // test's teardown) is not why the job failed.
-    let exception = timeout_banner(lines, &mut keep).or_else(|| last_exception(lines, &mut keep));
+    let exception =
+        timeout_banner(lines, &mut keep).or_else(|| traceback::last_exception(lines, &mut keep));
 
     let mut last_error: Option<usize> = None;
     let mut last_only_failed: Option<usize> = None;
@@ -169,7 +168,7 @@ fn replaces(lines: &[&str], last: Option<usize>, error: usize) -> bool {
 /// or the warning after Sphinx's `Warning, treated as error:` (a build run with `-W`).
 fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
     let line = lines[i];
-    if is_error_line(line) && !announces_traceback(line) {
+    if is_error_line(line) && !announces_traceback(line) && !opens_traceback_below(lines, i) {
         return Some(i);
     }
     let split = prefix::split(line);
@@ -188,6 +187,25 @@ fn error_line_at(lines: &[&str], i: usize) -> Option<usize> {
         && !prefix::body(lines[next]).trim().is_empty()
         && (made_error || announces_error && depth(lines[next]) > depth(line)))
     .then_some(next)
+}
+
+/// Whether the line is an error only by its logger's level, and only opens the traceback its
+/// logging call printed next under the same head (`logger.exception("WorkerProc failed to
+/// start.")`): the exception that closes that traceback says what went wrong, and a paste cut
+/// inside it shows no error. A logged message that names an error itself (`CUDA out of memory.
+/// Tried to allocate …`) stays the error.
+fn opens_traceback_below(lines: &[&str], i: usize) -> bool {
+    fn head(line: &str) -> &str {
+        &line[..line.len() - prefix::body(line).len()]
+    }
+    !is_error_line(prefix::body(lines[i]).trim())
+        && lines[i + 1..]
+            .iter()
+            .find(|l| !prefix::body(l).trim().is_empty())
+            .is_some_and(|next| {
+                head(next) == head(lines[i])
+                    && prefix::body(next).starts_with("Traceback (most recent call last)")
+            })
 }
 
 /// `AssertionError:` or `E   AssertionError`: an exception's name with no message.
@@ -226,75 +244,6 @@ fn timeout_banner(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSour
 static TIMEOUT_BANNER: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| crate::text::log_regex(r"^\+{5,} Timeout \+{5,}$").expect("valid"));
 
-/// The exception that closes the last traceback, or the first exception of pytest's last `E`
-/// block when that comes later (or the root cause a vLLM wrapper points up to), marking the
-/// traceback's tail in `keep`. A traceback cut off before its exception line (a truncated paste)
-/// keeps its frames and gives no exception.
-fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<(usize, ErrorSource)> {
-    let header = lines
-        .iter()
-        .rposition(|l| prefix::body(l).starts_with("Traceback (most recent call last)"));
-    let closing = header.and_then(|tb| {
-        let end = traceback_end(lines, tb);
-        let last = end.unwrap_or(lines.len() - 1);
-        keep[tb] = true;
-        for flag in keep
-            .iter_mut()
-            .take(last + 1)
-            .skip(last.saturating_sub(TRACEBACK_TAIL_LINES).max(tb))
-        {
-            *flag = true;
-        }
-        end
-    });
-    let e_block = last_e_block_exception(lines).filter(|&e| header.is_none_or(|tb| e > tb));
-    if let Some(e) = e_block {
-        keep[e] = true;
-    }
-    let found = e_block.or(closing)?;
-    // vLLM's wrapper errors point up to the real one: take it, keep the wrapper as context.
-    // A wrapper whose cause is not in the text says nothing of its own.
-    if is_wrapper(prefix::body(lines[found])) {
-        let above = header.unwrap_or(found).min(found);
-        let cause = root_cause_index(&lines[..above])?;
-        keep[cause] = true;
-        return Some((cause, ErrorSource::RootCause));
-    }
-    Some((found, ErrorSource::Exception))
-}
-
-/// pytest's last `E` block (consecutive `E` lines): its first exception line (pytest prints the
-/// exception first, whatever its name), or the last
-/// exception nested under a second `E` margin (the repr of a collection error carries the
-/// import's own traceback, whose exception is the cause); else `None`.
-pub(crate) fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
-    let is_e = |l: &&str| e_margin(prefix::body(l)).is_some();
-    let last = lines.iter().rposition(is_e)?;
-    let first = lines[..last]
-        .iter()
-        .rposition(|l| !is_e(l))
-        .map_or(0, |i| i + 1);
-    let is_exception =
-        |i: &usize| closes_traceback(without_pytest_margins(prefix::body(lines[*i])).trim());
-    let nested = |i: &usize| {
-        e_margin(prefix::body(lines[*i]))
-            .and_then(|inner| e_margin(inner.trim_start()))
-            .is_some()
-    };
-    (first..=last)
-        .rev()
-        .find(|i| nested(i) && is_exception(i))
-        .or_else(|| (first..=last).find(is_exception))
-        .or_else(|| {
-            // pytest's rewritten assertion (`E   assert 0 == 1`) names no exception.
-            (first..=last).find(|&i| {
-                without_pytest_margins(prefix::body(lines[i]))
-                    .trim()
-                    .starts_with("assert ")
-            })
-        })
-}
-
 /// A tool's line that a command failed, in its own words (not a runner's `Process completed`).
 static TOOL_SAYS_FAILED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(r"^(?:error|ERROR|Error): .*\bfailed\b").expect("valid")
@@ -325,50 +274,10 @@ pub(crate) fn message_of(line: &str) -> String {
     super::pytest::truncate_message(&line[start..])
 }
 
-/// The last exception line in `lines` that is not itself a wrapper: the root cause a wrapper
-/// error points to.
-pub fn root_cause_index(lines: &[&str]) -> Option<usize> {
-    lines.iter().rposition(|line| {
-        let body = without_pytest_margins(prefix::body(line)).trim();
-        EXCEPTION_LINE.is_match(body) && !is_wrapper(body)
-    })
-}
-
 fn tail_lines(text: &str, n: usize) -> Vec<&str> {
     let mut lines: Vec<&str> = text.lines().rev().take(n).collect();
     lines.reverse();
     lines
-}
-
-/// The traceback's exception line: the first line after the header that is indented no deeper
-/// than the header (frames are `  File …` and their source lines, deeper). `None` when the text
-/// ends first, or when that line is no exception (a paste cut mid-line).
-fn traceback_end(lines: &[&str], header: usize) -> Option<usize> {
-    let indent = |line: &str| {
-        let body = prefix::body(line);
-        body.len() - body.trim_start().len()
-    };
-    let depth = indent(lines[header]);
-    (header + 1..lines.len())
-        .find(|&i| !prefix::body(lines[i]).trim().is_empty() && indent(lines[i]) <= depth)
-        .filter(|&i| closes_traceback(prefix::body(lines[i]).trim()))
-}
-
-/// A traceback's last line: `Name: message` or `dotted.Name: message` whatever the name (a
-/// traceback's structure says it is the exception), or a bare name that reads as one.
-fn closes_traceback(text: &str) -> bool {
-    let name_end = text
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-        .unwrap_or(text.len());
-    let named = name_end > 0
-        && text[..name_end].split('.').all(|part| {
-            part.chars()
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_')
-        });
-    named && text[name_end..].starts_with(": ")
-        || EXCEPTION_LINE.is_match(text)
-        || super::looks_like_exception(text)
 }
 
 #[cfg(test)]
@@ -560,6 +469,31 @@ some unrelated output
         ] {
             assert_eq!(explain_job_failure(log).error_message.as_deref(), Some(error), "{log}");
         }
+    }
+
+    /// A logged line that only says a process failed, with its traceback under the same head:
+    /// the traceback's exception is the error, and none when the paste cuts it. A logged message
+    /// that names an error keeps it, and so does a line whose traceback another head printed.
+    #[test]
+    fn a_logged_failure_that_opens_its_traceback_gives_way_to_it() {
+        let head = "(Worker pid=7) ERROR 02-24 20:42:16 [executor.py:852] ";
+        let opened = format!("{head}WorkerProc failed to start.\n{head}Traceback (most recent call last):\n{head}  File \"/x.py\", line 1, in f\n");
+        assert_eq!(explain_job_failure(&opened).error_message, None);
+        let closed = format!("{opened}{head}ValueError: no kernel\n");
+        assert_eq!(
+            explain_job_failure(&closed).error_message.as_deref(),
+            Some("ValueError: no kernel")
+        );
+        let named = format!("{head}CUDA out of memory. Tried to allocate 704.00 MiB.\n{head}Traceback (most recent call last):\n");
+        assert_eq!(
+            explain_job_failure(&named).error_message.as_deref(),
+            Some("CUDA out of memory. Tried to allocate 704.00 MiB.")
+        );
+        let other = format!("{head}WorkerProc failed to start.\n(Worker pid=7) Traceback (most recent call last):\n");
+        assert_eq!(
+            explain_job_failure(&other).error_message.as_deref(),
+            Some("WorkerProc failed to start.")
+        );
     }
 
     /// A tool that announces its error and gives it on the next, indented line: the message is

@@ -9,7 +9,10 @@ mod clock;
 pub mod job_level;
 pub mod prefix;
 pub mod pytest;
+mod pytest_failure;
 mod pytest_lines;
+mod pytest_sections;
+mod traceback;
 pub mod wording;
 
 pub use clean::clean_log;
@@ -94,11 +97,11 @@ impl LogAnalyzer {
                 .error_message
                 .as_deref()
                 .is_some_and(|m| wording::is_wrapper(m) || wording::names_only_exception(m));
-            let e_block = job_level::last_e_block_exception(&lines).filter(|&e| {
+            let e_block = traceback::last_e_block_exception(&lines).filter(|&e| {
                 !wording::is_wrapper(prefix::without_pytest_margins(prefix::body(lines[e])))
             });
             let found = if wrapped {
-                e_block.or_else(|| job_level::root_cause_index(&lines))
+                e_block.or_else(|| traceback::root_cause_index(&lines))
             } else {
                 e_block.filter(|_| only.error_message.is_none())
             };
@@ -173,7 +176,7 @@ fn take_root_cause(failure: &mut PytestFailure) {
                 .filter(|line| !line.starts_with("    ") && !line.starts_with('>')),
         )
         .collect();
-    let found = job_level::root_cause_index(&lines)
+    let found = traceback::root_cause_index(&lines)
         .map(|i| (i, ErrorSource::RootCause))
         .or_else(|| {
             silent

@@ -118,6 +118,13 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = line.strip_prefix("INTERNALERROR> ") {
         return no_level(rest);
     }
+    // Nix's margin before a failed build's last log lines (`       > FAILED …`).
+    if line.starts_with("    ") {
+        let margin = line.trim_start_matches(' ');
+        if let Some(rest) = margin.strip_prefix("> ").or((margin == ">").then_some("")) {
+            return no_level(rest);
+        }
+    }
     // GitHub Actions' annotation, also in a paste indented as a whole.
     if let Some(rest) = line.trim_start().strip_prefix("##[") {
         let close = rest.find(']')?;
@@ -163,6 +170,18 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
         .is_some_and(|(done, all)| number(done) && number(all));
     // pytest's `[ 42%]`; the Open Build Service's seconds since the build began, `[   25s]`.
     if is_clock(trimmed) || xdist || progress || counted('%') || counted('s') {
+        return Some((None, after));
+    }
+    // A program's tag before its bracketed level: `[LightGBM] [Fatal] …`.
+    let level_follows = after
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .is_some_and(|(level, _)| LEVELS.iter().any(|l| level.eq_ignore_ascii_case(l)));
+    if level_follows
+        && trimmed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Some((None, after));
     }
     // `[W1207 12:00:00.123456 ProcessGroupNCCL.cpp:1234]`, `[E ProcessGroupNCCL.cpp:616]`.
@@ -411,6 +430,8 @@ mod tests {
             ("[gw3] [ 42%] FAILED a.py::t", false, "FAILED a.py::t"),
             ("[   25s] Traceback (most recent call last):", false, "Traceback (most recent call last):"),
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
+            ("       > FAILED a.py::t", false, "FAILED a.py::t"),
+            ("[LightGBM] [Fatal] [CUDA] no device", true, "[CUDA] no device"),
             ("2025-10-11T05:44:58.858110Z 01O ___ test_x ___", false, "___ test_x ___"),
             (
                 "Jan 07 20:36:55 Traceback (most recent call last):",

@@ -9,58 +9,18 @@
 //! failure is never attributed across lines (the original's `\s` separator spanned newlines).
 
 use super::prefix;
+pub(crate) use super::pytest_failure::Located;
+pub use super::pytest_failure::{
+    truncate_message, PytestFailure, MAX_ERROR_MESSAGE_CHARS, MAX_EXCERPT_CHARS, MAX_EXCERPT_LINES,
+};
 use super::pytest_lines::{
     banner_title, bare_test_name, module_id, pasted_section_head, section_head, status_word,
-    summary_prefix, test_of,
+    summary_prefix,
 };
 pub use super::pytest_lines::{head_line, parse_node_id, Outcome};
+use super::pytest_sections::{attach_sections, ClosedSection, Section};
 use crate::model::ErrorSource;
 use std::collections::HashMap;
-
-/// Longest error message kept (the original's `MAX_ERROR_MESSAGE_LENGTH`).
-pub const MAX_ERROR_MESSAGE_CHARS: usize = 200;
-/// Lines and characters kept of a failure section as its excerpt.
-pub const MAX_EXCERPT_LINES: usize = 30;
-pub const MAX_EXCERPT_CHARS: usize = 2000;
-
-/// One failed or errored test as found in the log.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PytestFailure {
-    pub node_id: String,
-    pub outcome: Outcome,
-    /// The exception line: from the summary line's ` - ` suffix or the section's `E   ` lines.
-    pub error_message: Option<String>,
-    /// The end of the test's failure section (its `E` block and location), bounded.
-    pub excerpt: Option<String>,
-    /// The test's own output between its verbose id line and its status, bounded; the classifier
-    /// reads infrastructure evidence (HF Hub 504, …) from it.
-    pub output_tail: Vec<String>,
-    /// What chose `error_message`.
-    #[serde(default)]
-    pub error_source: Option<ErrorSource>,
-    /// The 1-based number of the error line in the text read, when it is known.
-    #[serde(default)]
-    pub error_line: Option<u64>,
-}
-
-/// An error message with what chose it and where it stands.
-#[derive(Debug, Clone)]
-pub(crate) struct Located {
-    pub(crate) message: String,
-    pub(crate) source: ErrorSource,
-    pub(crate) line: Option<u64>,
-}
-
-impl PytestFailure {
-    /// Takes `error` as the failure's error message, with what chose it and its line.
-    pub(crate) fn set_error(&mut self, error: Option<Located>) {
-        // A message with no letter or digit (a summary cut to `...`) says nothing.
-        let error = error.filter(|e| e.message.chars().any(char::is_alphanumeric));
-        self.error_message = error.as_ref().map(|e| e.message.clone());
-        self.error_source = error.as_ref().map(|e| e.source);
-        self.error_line = error.and_then(|e| e.line);
-    }
-}
 
 /// Everything pytest-shaped found in one log.
 #[derive(Debug, Default, Clone)]
@@ -296,153 +256,6 @@ fn record(
     findings.failures.len() - 1
 }
 
-/// Lines of a section kept after its first `E` line: the excerpt takes
-/// [`MAX_EXCERPT_LINES`] non-blank ones from just above it.
-const SECTION_LINES_AFTER_E: usize = 200;
-
-/// A section that has ended, as a failure needs it.
-struct ClosedSection {
-    head: String,
-    excerpt: Option<String>,
-    error: Option<Located>,
-}
-
-struct Section {
-    head: String,
-    lines: Vec<String>,
-    /// First exception-looking `E` line, else the first non-blank `E` line.
-    error: Option<Located>,
-    first_e_index: Option<usize>,
-}
-
-impl Section {
-    fn new(head: &str) -> Self {
-        Self {
-            head: test_of(head).to_string(),
-            lines: Vec::new(),
-            error: None,
-            first_e_index: None,
-        }
-    }
-
-    fn push(&mut self, line: &str, line_no: u64) {
-        let located = |text: &str| Located {
-            message: truncate_message(text),
-            source: ErrorSource::TestELines,
-            line: Some(line_no),
-        };
-        // A module that failed to import says so above its `E` lines, which may be cut.
-        if line
-            .trim_start()
-            .starts_with("ImportError while importing test module")
-        {
-            self.error.get_or_insert_with(|| located(line.trim()));
-        }
-        if let Some(e_text) = prefix::e_margin(line) {
-            self.first_e_index.get_or_insert(self.lines.len());
-            let candidate = e_text.trim();
-            let better = match &self.error {
-                None => !candidate.is_empty(),
-                Some(current) => {
-                    !super::looks_like_exception(&current.message)
-                        && super::looks_like_exception(candidate)
-                }
-            };
-            if better {
-                self.error = Some(located(candidate));
-            }
-        }
-        // Keep a window: the interesting part of a section is its end (E block, location),
-        // and the excerpt starts just above the first E line.
-        match self.first_e_index {
-            None if self.lines.len() >= 400 => {
-                self.lines.drain(..200);
-            }
-            Some(e) if self.lines.len() > e + SECTION_LINES_AFTER_E => return,
-            _ => {}
-        }
-        self.lines.push(super::bounded_line(line));
-    }
-
-    /// What is kept of a section once it ends: its head, excerpt and error line.
-    fn close(self) -> ClosedSection {
-        ClosedSection {
-            excerpt: self.excerpt(),
-            head: self.head,
-            error: self.error,
-        }
-    }
-
-    fn excerpt(&self) -> Option<String> {
-        if self.lines.is_empty() {
-            return None;
-        }
-        // Start just above the E block (the failing source line), else show the section's end.
-        let start = match self.first_e_index {
-            Some(e) => e.saturating_sub(3),
-            None => self.lines.len().saturating_sub(MAX_EXCERPT_LINES),
-        };
-        let chosen: Vec<&str> = self.lines[start..]
-            .iter()
-            .map(String::as_str)
-            .filter(|l| !l.trim().is_empty())
-            .take(MAX_EXCERPT_LINES)
-            .collect();
-        Some(super::bounded_text(&chosen.join("\n"), MAX_EXCERPT_CHARS))
-    }
-}
-
-/// Gives each failure its section. A section whose test was never named by a summary or
-/// verbose line (the summary fell outside the tail) becomes a failure of its own, named by its
-/// head line, so the failure is not lost.
-fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<ClosedSection>) {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_head: HashMap<String, Vec<ClosedSection>> = HashMap::new();
-    for section in sections {
-        if !by_head.contains_key(&section.head) {
-            order.push(section.head.clone());
-        }
-        by_head
-            .entry(section.head.clone())
-            .or_default()
-            .push(section);
-    }
-    for failure in failures.iter_mut() {
-        let head = head_line(&failure.node_id);
-        let Some(candidates) = by_head.get_mut(&head) else {
-            continue;
-        };
-        if candidates.is_empty() {
-            continue;
-        }
-        let section = candidates.remove(0);
-        failure.excerpt = section.excerpt;
-        if failure.error_message.is_none() {
-            failure.set_error(section.error);
-        }
-    }
-    // "test session" (a collection error outside any module) names no test: the job tells it.
-    for head in order.into_iter().filter(|head| head != "test session") {
-        for section in by_head.remove(&head).unwrap_or_default() {
-            let mut failure = PytestFailure {
-                node_id: section.head.clone(),
-                outcome: Outcome::Failed,
-                excerpt: section.excerpt,
-                error_message: None,
-                output_tail: Vec::new(),
-                error_source: None,
-                error_line: None,
-            };
-            failure.set_error(section.error);
-            failures.push(failure);
-        }
-    }
-}
-
-pub fn truncate_message(text: &str) -> String {
-    super::bounded_text(text.trim(), MAX_ERROR_MESSAGE_CHARS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,6 +380,38 @@ metrics/test_metrics.py::test_other PASSED
                 ),
             ]
         );
+    }
+
+    /// A plugin's columns between the summary's word and the id, a module named from two roots,
+    /// a section head with short frames, and a value's repr that starts with `E` above the
+    /// line pytest failed at.
+    #[test]
+    fn summary_columns_module_roots_short_heads_and_reprs() {
+        let columns = find_pytest_failures(
+            "FAILED | MEM 0.8/15.6 GB | DISK 52.1/71.6 GB tests/a.py::test_b - ValueError: x\n",
+        );
+        assert_eq!(columns.failures[0].node_id, "tests/a.py::test_b");
+        assert_eq!(
+            columns.failures[0].error_message.as_deref(),
+            Some("ValueError: x")
+        );
+
+        let roots = find_pytest_failures("=== ERRORS ===\n___ ERROR collecting third_party/ops/test/test_p.py ___\nTraceback:\ntest_p.py:20: in <module>\n    from test_x import P\nE   ImportError: cannot import name 'P'\n=== short test summary info ===\nERROR test_p.py\n");
+        let ids: Vec<&str> = roots.failures.iter().map(|f| f.node_id.as_str()).collect();
+        assert_eq!(ids, ["test_p.py"]);
+        assert_eq!(
+            roots.failures[0].error_message.as_deref(),
+            Some("ImportError: cannot import name 'P'")
+        );
+
+        let short = find_pytest_failures(
+            "x.py:54: AssertionError\n__ TestT.test_self_influence_unpack_inputs ___\n\na = 1\n",
+        );
+        let ids: Vec<&str> = short.failures.iter().map(|f| f.node_id.as_str()).collect();
+        assert_eq!(ids, ["TestT.test_self_influence_unpack_inputs"]);
+
+        let repr = find_pytest_failures("=== FAILURES ===\n___ test_cat ___\n\ndf = (  str_col\nE     abc        1\n\n    def test_cat(df):\n>       assert_eq(df, sol)\n\ndask/test_a.py:205: \n");
+        assert_eq!(repr.failures[0].error_message, None, "{repr:?}");
     }
 
     #[test]

@@ -43,12 +43,12 @@ pub(super) fn section_head(line: &str) -> Option<&str> {
     Some(inner)
 }
 
-/// A `____ test_x[…] ____` head (or `_ test_x[…] _`, when the name fills the line), a
-/// test's name inside (`test_x`, `TestX.test_y`, unittest's `SomeTest.test_y`).
+/// A `____ test_x[…] ____` head (`_ test_x[…] _` or `__ test_x[…] ___` when the name nearly
+/// fills the line), a test's name inside (`test_x`, `TestX.test_y`, unittest's
+/// `SomeTest.test_y`).
 pub(super) fn pasted_section_head(line: &str) -> bool {
-    let framed = line.starts_with("____") && line.ends_with("____")
-        || line.starts_with("_ ") && line.ends_with(" _");
-    framed
+    line.starts_with('_')
+        && line.ends_with('_')
         && section_head(line).is_some_and(|head| {
             let name = test_of(head);
             let method = name
@@ -63,7 +63,8 @@ pub(super) fn pasted_section_head(line: &str) -> bool {
 }
 
 /// `FAILED id …` or `ERROR id …`, and what follows the word: the spaces that align the two
-/// words (`ERROR  id`) and a plugin's bracketed column (`FAILED [1.2410s] id`) are read through.
+/// words (`ERROR  id`) and a plugin's columns (`FAILED [1.2410s] id`, `FAILED | MEM … | DISK … id`)
+/// are read through.
 pub(super) fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
     let (outcome, rest) = if let Some(rest) = line.strip_prefix("FAILED ") {
         (Outcome::Failed, rest)
@@ -71,6 +72,15 @@ pub(super) fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
         (Outcome::Error, line.strip_prefix("ERROR ")?)
     };
     let rest = rest.trim_start_matches(' ');
+    // A plugin's columns between bars (`| MEM 0.8/15.6 GB | DISK 52.1/71.6 GB tests/a.py::t`):
+    // the id is the first word that reads as one.
+    if rest.starts_with("| ") {
+        let id_at = rest
+            .match_indices(' ')
+            .map(|(at, _)| at + 1)
+            .find(|&at| parse_node_id(&rest[at..]).is_some());
+        return Some((outcome, id_at.map_or(rest, |at| &rest[at..])));
+    }
     let column = rest
         .strip_prefix('[')
         .and_then(|inner| inner.split_once("] "))

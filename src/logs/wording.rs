@@ -112,6 +112,8 @@ pub(crate) fn is_agent_verdict(line: &str) -> bool {
 /// A process's death: Python's fatal error, a signal's `(core dumped)`, a segfault.
 pub(crate) fn is_crash_line(line: &str) -> bool {
     line.contains("Fatal Python error")
+        // make's report of a recipe's process killed by a signal.
+        || line.contains("] Killed") && line.contains("*** [")
         || line.contains("STATUS_ACCESS_VIOLATION")
         // Windows' report of a process that crashed (0xC0000005: an access violation).
         || line.contains("Exception Code: 0xC")

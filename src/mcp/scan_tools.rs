@@ -196,7 +196,7 @@ impl CiWatchServer {
         let client = self.buildkite(&context.extensions)?;
         let hours = self.settings.nightly_window_hours;
         // One call: the listing's requests count in the scan's stats.
-        crate::http::within_call(async {
+        crate::call::within_call(async {
             let choice = tokio::select! {
                 choice = watch::latest_nightly(&client, &org, &pipeline, &params.branch, hours) => choice.map_err(|e| e.to_string())?,
                 () = context.ct.cancelled() => return Err(CANCELLED.to_string()),

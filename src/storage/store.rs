@@ -427,7 +427,7 @@ impl SharedStore {
             Ok(value) => Some(value),
             Err(error) => {
                 tracing::warn!(%error, store = %self.shown_url, "shared store did not answer");
-                crate::http::warn_call(format!(
+                crate::call::warn_call(format!(
                     "the shared store {} did not answer ({}); what it would have held was read from Buildkite",
                     self.shown_url,
                     crate::text::bounded_text(&error.to_string(), 160)

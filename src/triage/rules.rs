@@ -94,7 +94,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "host_oom",
             InfraKind::HostOom,
-            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill|\btask \d+: out of memory\b|\bexit ?code\s*:\s*-9\b",
+            r"(?i)cannot allocate memory|\boom[- ]?kill|Killed process \d+|exit(?:ed with)? (?:status|code):? 137\b|exit status 137\b|signal: killed\b|std::bad_alloc|\bKilled {2,}\S|^Killed$|\*\*\* \[[^\]]+\] Killed$|SIGKILL|\bsignal 9\b|exitcode\s*:\s*-9\b|\bMemoryError\b|out of memory: kill|\btask \d+: out of memory\b|\bexit ?code\s*:\s*-9\b",
             None,
             0.7,
         ),
@@ -156,7 +156,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
                 // A connection to another host that failed, in Python's, curl's, git's, Go's
                 // and uv's words.
                 r"|Connection reset by peer|Connection aborted|Connection broken|ConnectionResetError|RemoteDisconnected|IncompleteRead|ChunkedEncodingError|Max retries exceeded with url|Failed to establish a new connection|NewConnectionError|ConnectTimeout|ReadTimeout|Read timed out|Connection timed out|Network is unreachable|No route to host|Connection refused",
-                r"|Temporary failure in name resolution|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://|download has timed out",
+                r"|Temporary failure in name resolution|failed to lookup address information|Temporary failure resolving|Name or service not known|nodename nor servname|getaddrinfo failed|Could not resolve host|SSLError|SSLEOFError|EOF occurred in violation of protocol|TLS handshake timeout|curl: \((?:6|7|28|35|52|56)\)|unable to access 'https?://|RPC failed|error sending request for url|dial tcp .*(?:timeout|refused|no such host)|i/o timeout|Hash Sum mismatch|DO NOT MATCH THE HASHES|Could not fetch URL|Failed to fetch https?://|download has timed out",
                 // A socket's own timeout (Python's message for it), and an API's rate limit
                 // in the openai client's words.
                 r"|\b(?:TimeoutError|socket\.timeout): timed out$|RateLimitError: Error code: 429\b",
@@ -271,6 +271,8 @@ mod tests {
             ("openai.RateLimitError: Error code: 429 - {'error': {'message': 'You exceeded your current quota'}}", Some(InfraKind::NetworkOrHub)),
             ("iree/experimental/rocm/status_util.c:31: INTERNAL; rocm driver error 'hipErrorInvalidDevice' (101): invalid device ordinal; creating device 'rocm'", Some(InfraKind::GpuFault)),
             ("RuntimeError: synStatus=8 [Device not found] Device acquire failed.", Some(InfraKind::GpuFault)),
+            ("make: *** [Makefile:40: pytest] Killed", Some(InfraKind::HostOom)),
+            ("client error (Connect): dns error: failed to lookup address information: Name does not resolve", Some(InfraKind::NetworkOrHub)),
             ("##[error]The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.", Some(InfraKind::AgentLost)),
         ];
         for (line, expected) in cases {

@@ -82,7 +82,7 @@ pub async fn bisect_plan(
     target: &BisectTarget,
     options: &BisectOptions,
 ) -> Result<BisectPlan, WatchError> {
-    crate::http::within_call(async {
+    crate::call::within_call(async {
         let started = Instant::now();
         let mut warnings = Vec::new();
         let (commits, total) = github
@@ -109,9 +109,9 @@ pub async fn bisect_plan(
         let bisecting = Bisecting::new(target, options);
         let logs_read =
             read_where_the_state_changes(reader, &bisecting, &mut runs, &mut warnings).await;
-        warnings.extend(crate::http::take_call_warnings());
+        warnings.extend(crate::call::take_call_warnings());
         let mut plan = plan_of(&bisecting, &commits, runs, warnings);
-        let totals = crate::http::call_totals();
+        let totals = crate::call::call_totals();
         plan.stats = BisectStats {
             buildkite_requests: totals.buildkite_requests,
             github_requests: totals.github_requests,

@@ -59,20 +59,20 @@ pub(super) struct ScanCall<'a> {
 #[derive(Clone, Copy)]
 pub(super) struct Snapshot {
     started: Instant,
-    totals: crate::http::CallTotals,
+    totals: crate::call::CallTotals,
 }
 
 impl Snapshot {
     pub(super) fn take() -> Self {
         Self {
             started: Instant::now(),
-            totals: crate::http::call_totals(),
+            totals: crate::call::call_totals(),
         }
     }
 
     /// What the call sent since the snapshot.
     pub(super) fn stats(&self) -> ScanStats {
-        let now = crate::http::call_totals();
+        let now = crate::call::call_totals();
         ScanStats {
             api_requests: now.buildkite_requests - self.totals.buildkite_requests,
             github_requests: now.github_requests - self.totals.github_requests,

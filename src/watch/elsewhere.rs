@@ -38,7 +38,7 @@ pub(super) async fn compare_elsewhere(
     if result.causes.is_empty() || same_pipeline {
         return;
     }
-    let before = crate::http::call_totals().buildkite_requests;
+    let before = crate::call::call_totals().buildkite_requests;
     match counterpart(reader, build, other).await {
         Ok(Some(there)) => {
             let other_key = BuildKey::new(&other.org, &other.pipeline, there.number);
@@ -68,7 +68,7 @@ pub(super) async fn compare_elsewhere(
         );
     }
     result.stats.compared_pipeline_requests =
-        crate::http::call_totals().buildkite_requests - before;
+        crate::call::call_totals().buildkite_requests - before;
 }
 
 /// The compared pipeline's nightly for `build`, with its jobs (from the store when unchanged).

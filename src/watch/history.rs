@@ -61,7 +61,7 @@ pub async fn test_history(
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
     let (org, pipeline) = (pipeline.org.as_str(), pipeline.pipeline.as_str());
-    crate::http::within_call(async {
+    crate::call::within_call(async {
         let before = Counted::take(reader);
         let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
         let mut warnings = Vec::new();
@@ -105,7 +105,7 @@ pub async fn test_history(
             builds_not_read: not_read.into_iter().rev().collect(),
             ..before.since(reader)
         };
-        warnings.extend(crate::http::take_call_warnings());
+        warnings.extend(crate::call::take_call_warnings());
         Ok(HistoryResult {
             test_nodeid: test_nodeid.to_string(),
             timeline,
@@ -141,7 +141,7 @@ impl Counted {
     fn take(reader: &JobReader<'_>) -> Self {
         Self {
             started: Instant::now(),
-            requests: crate::http::call_totals().buildkite_requests,
+            requests: crate::call::call_totals().buildkite_requests,
             log_bytes: reader.counters.log_bytes.load(Ordering::Relaxed),
             stored_hits: reader.counters.stored_hits.load(Ordering::Relaxed),
         }
@@ -151,7 +151,7 @@ impl Counted {
         HistoryStats {
             log_bytes_fetched: reader.counters.log_bytes.load(Ordering::Relaxed) - self.log_bytes,
             cache_hits: reader.counters.stored_hits.load(Ordering::Relaxed) - self.stored_hits,
-            api_requests: crate::http::call_totals().buildkite_requests - self.requests,
+            api_requests: crate::call::call_totals().buildkite_requests - self.requests,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
             ..HistoryStats::default()
         }

@@ -38,7 +38,7 @@ pub async fn analyze_main_branch(
     progress: &dyn Progress,
 ) -> Result<MainBranchAnalysis, WatchError> {
     let (org, pipeline) = (pipeline.org.as_str(), pipeline.pipeline.as_str());
-    crate::http::within_call(async {
+    crate::call::within_call(async {
         let mut warnings = Vec::new();
         let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);
         if hours_lookback != options.hours_lookback {
@@ -85,7 +85,7 @@ pub async fn analyze_main_branch(
             builds_scanned: scanned.len(),
             builds_analyzed: analyzed,
         };
-        warnings.extend(crate::http::take_call_warnings());
+        warnings.extend(crate::call::take_call_warnings());
         let mut analysis = MainBranchAnalysis {
             analysis_window: window,
             summary,

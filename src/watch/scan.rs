@@ -27,7 +27,7 @@ pub async fn scan_build(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<ScanResult, WatchError> {
-    crate::http::within_call(async {
+    crate::call::within_call(async {
         let before = Snapshot::take();
         let build = reader.build(key).await?;
         let call = ScanCall {
@@ -38,7 +38,7 @@ pub async fn scan_build(
             progress,
         };
         let mut result = call.scan_fetched(&build, before).await?;
-        result.warnings.extend(crate::http::take_call_warnings());
+        result.warnings.extend(crate::call::take_call_warnings());
         Ok(result)
     })
     .await

@@ -198,7 +198,7 @@ async fn with_redis_stopped_the_scan_completes_from_buildkite_with_a_warning() {
 /// beside it, or after it, reports nothing of it.
 #[tokio::test]
 async fn a_store_failure_is_a_warning_of_the_call_that_met_it_only() {
-    use ciwatch_mcp::http::{take_call_warnings, within_call};
+    use ciwatch_mcp::call::{take_call_warnings, within_call};
     let mut redis = RedisServer::start();
     let store = Store::redis(&redis.url(), None).expect("store");
     redis.stop();
