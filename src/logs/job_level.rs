@@ -496,6 +496,23 @@ some unrelated output
         );
     }
 
+    /// A process's death in other runtimes' words is the error line, not the noise after it.
+    #[test]
+    fn deaths_in_other_runtimes_words_are_error_lines() {
+        for death in [
+            "Windows fatal exception: access violation",
+            "*** Received signal 11 ***",
+            "make: *** [Makefile:40: pytest] Killed",
+        ] {
+            let log = format!("I0000 cpu_client.cc:427] created.\n{death}\n/lib/libpthread.so.0(+0x13140)[0x7f37]\n");
+            assert_eq!(
+                explain_job_failure(&log).error_message.as_deref(),
+                Some(death),
+                "{log}"
+            );
+        }
+    }
+
     /// A tool that announces its error and gives it on the next, indented line: the message is
     /// the error line, not its announcement.
     #[test]

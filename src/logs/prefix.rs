@@ -149,6 +149,13 @@ fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(level) = LEVELS.iter().find(|l| trimmed.eq_ignore_ascii_case(l)) {
         return Some((Some(level), after));
     }
+    // A logger's location then its level: `[tests/scripts/pytest_wrapper.py:134 ERROR]`.
+    if let Some((location, word)) = trimmed.rsplit_once(' ') {
+        let level = LEVELS.iter().find(|l| word == **l);
+        if let (Some(level), true) = (level, location.contains(".py:")) {
+            return Some((Some(level), after));
+        }
+    }
     let is_clock = |s: &str| {
         s.bytes().any(|b| b == b':')
             && s.bytes()
@@ -432,6 +439,7 @@ mod tests {
             ("12:00:00  FAILED a.py::t", false, "FAILED a.py::t"),
             ("       > FAILED a.py::t", false, "FAILED a.py::t"),
             ("[LightGBM] [Fatal] [CUDA] no device", true, "[CUDA] no device"),
+            ("[tests/scripts/pytest_wrapper.py:134 ERROR] object of type 'NoneType' has no len()", true, "object of type 'NoneType' has no len()"),
             ("2025-10-11T05:44:58.858110Z 01O ___ test_x ___", false, "___ test_x ___"),
             (
                 "Jan 07 20:36:55 Traceback (most recent call last):",

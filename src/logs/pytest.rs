@@ -391,6 +391,8 @@ metrics/test_metrics.py::test_other PASSED
             "FAILED | MEM 0.8/15.6 GB | DISK 52.1/71.6 GB tests/a.py::test_b - ValueError: x\n",
         );
         assert_eq!(columns.failures[0].node_id, "tests/a.py::test_b");
+        let listed = find_pytest_failures("- FAILED tests/a.py::test_c\n  - https://ci/runs/1\n");
+        assert_eq!(listed.failures[0].node_id, "tests/a.py::test_c");
         assert_eq!(
             columns.failures[0].error_message.as_deref(),
             Some("ValueError: x")

@@ -66,6 +66,8 @@ pub(super) fn pasted_section_head(line: &str) -> bool {
 /// words (`ERROR  id`) and a plugin's columns (`FAILED [1.2410s] id`, `FAILED | MEM … | DISK … id`)
 /// are read through.
 pub(super) fn summary_prefix(line: &str) -> Option<(Outcome, &str)> {
+    // A Markdown list of summary lines (`- FAILED tests/a.py::t`), as an issue quotes them.
+    let line = line.strip_prefix("- ").unwrap_or(line);
     let (outcome, rest) = if let Some(rest) = line.strip_prefix("FAILED ") {
         (Outcome::Failed, rest)
     } else {

@@ -109,9 +109,15 @@ pub(crate) fn is_agent_verdict(line: &str) -> bool {
 }
 
 /// Lines that report an error by themselves, printed by vLLM, CUDA, faulthandler, pip or docker.
-/// A process's death: Python's fatal error, a signal's `(core dumped)`, a segfault.
+/// A process's death: Python's fatal error, Windows' fatal exception, glog's and absl's signal
+/// handlers (`*** Received signal 11 ***`), a signal's `(core dumped)`, a segfault, make's report
+/// of a recipe killed (`*** [Makefile:40: pytest] Killed`).
 pub(crate) fn is_crash_line(line: &str) -> bool {
     line.contains("Fatal Python error")
+        || line.contains("Windows fatal exception: ")
+        // glog's and absl's signal handlers.
+        || line.contains("*** Received signal ")
+        || line.contains("*** SIGSEGV ")
         // make's report of a recipe's process killed by a signal.
         || line.contains("] Killed") && line.contains("*** [")
         || line.contains("STATUS_ACCESS_VIOLATION")
@@ -165,7 +171,7 @@ pub(crate) fn is_logged_traceback_part(line: &str) -> bool {
 /// not found``).
 static ERROR_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     crate::text::log_regex(
-        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?(?i:error): |: command not found$|^[A-Z][a-z]+ error: |\bError Code \d+: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in (?:\d+ out of \d+ in )?\d|^No output has been received in the last \d|\b(?:rocm|cuda|hip) driver error\b|: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
+        r"(?i)\bfatal error\b|\bfailed with OOM\b|\bout of memory\b|\btoomanyrequests\b|no space left on device|\bCheck failed: |\bversion solving failed\b|^× |^/\S+: No module named \S+$|^\[[\w.-]+\] (?:CRITICAL|ERROR|FATAL):|^[\w.+-]+: (?:fatal )?error\b|(?:Memory access fault|HW Exception) by GPU node-|\b[45]\d\d (?:Client|Server) Error\b|\((?:429|5\d\d) [A-Z][A-Za-z ]+\)|\bGGML_ASSERT\(.*\) failed|^Assertion [`'].*' failed|^\S+:\d+(?::\d+)?: (?:fatal )?(?i:error): |: command not found$|^[A-Z][a-z]+ error: |\bError Code \d+: |\S\(\d+(?:,\d+)?\): (?:fatal )?error(?: [A-Z]+\d+)?: |\*\*\*(?:Failed|Timeout|Exception)\b|^undefined symbol: \S|^//\S+\s+TIMEOUT in (?:\d+ out of \d+ in )?\d|^No output has been received in the last \d|^Too long with no output \(exceeded |\bCould not solve for environment specs\b|\b(?:rocm|cuda|hip) driver error\b|: \[Errno \d+\] [A-Z]|: version `[^'`]+' not found\b",
     )
     .expect("valid")
 });

@@ -119,11 +119,11 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             0.7,
         ),
         // A runner's own time limit: Jenkins' build-timeout plugin, GitHub Actions, and a
-        // runner's timer of a job that printed nothing for too long (Travis).
+        // runner's timer of a job that printed nothing for too long (Travis, CircleCI).
         rule(
             "runner_timeout",
             InfraKind::JobTimeout,
-            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes|^The action (?:'[^']*' )?has timed out|^No output has been received in the last \d",
+            r"Build timed out \(after \d+ minutes\)|has exceeded the maximum execution time of \d+ minutes|^The action (?:'[^']*' )?has timed out|^No output has been received in the last \d|^Too long with no output \(exceeded ",
             None,
             0.7,
         ),
@@ -170,7 +170,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
         rule(
             "image_build",
             InfraKind::ImageBuild,
-            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|Failed to build `|Building wheel for \S+ .*did not run successfully|ResolvePackageNotFound|PackagesNotFoundError|UnsatisfiableError",
+            r"^ERROR: failed to (?:solve|build|push)|^error: failed to solve|^#\d+ ERROR|ERROR: Could not (?:find a version|install packages)|subprocess-exited-with-error|docker: Error response from daemon|Failed to build `|Building wheel for \S+ .*did not run successfully|ResolvePackageNotFound|PackagesNotFoundError|UnsatisfiableError|Could not solve for environment specs",
             Some(CODE_BUILD),
             0.7,
         ),
@@ -272,6 +272,8 @@ mod tests {
             ("iree/experimental/rocm/status_util.c:31: INTERNAL; rocm driver error 'hipErrorInvalidDevice' (101): invalid device ordinal; creating device 'rocm'", Some(InfraKind::GpuFault)),
             ("RuntimeError: synStatus=8 [Device not found] Device acquire failed.", Some(InfraKind::GpuFault)),
             ("make: *** [Makefile:40: pytest] Killed", Some(InfraKind::HostOom)),
+            ("Too long with no output (exceeded 1h0m0s): context deadline exceeded", Some(InfraKind::JobTimeout)),
+            ("critical libmamba Could not solve for environment specs", Some(InfraKind::ImageBuild)),
             ("client error (Connect): dns error: failed to lookup address information: Name does not resolve", Some(InfraKind::NetworkOrHub)),
             ("##[error]The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.", Some(InfraKind::AgentLost)),
         ];
