@@ -66,12 +66,14 @@ pub(super) fn timestamp(line: &str) -> Option<&str> {
 /// GitLab's timestamped logs name the stream after the clock: `01O ` (stdout), `00E+ ` (stderr,
 /// a line continued).
 pub(super) fn gitlab_stream(rest: &str) -> Option<&str> {
-    let (tag, after) = rest.split_at_checked(3)?;
+    // Bytes, not characters: the text after a clock may open with any character (`├──`).
+    let tag = rest.as_bytes().get(..3)?;
+    if !(tag[..2].iter().all(u8::is_ascii_hexdigit) && matches!(tag[2], b'O' | b'E')) {
+        return None;
+    }
+    let after = &rest[3..];
     let after = after.strip_prefix('+').unwrap_or(after);
-    (tag[..2].bytes().all(|c| c.is_ascii_hexdigit())
-        && tag.ends_with(['O', 'E'])
-        && (after.is_empty() || after.starts_with(' ')))
-    .then(|| after.strip_prefix(' ').unwrap_or(after))
+    (after.is_empty() || after.starts_with(' ')).then(|| after.strip_prefix(' ').unwrap_or(after))
 }
 
 /// syslog's and CircleCI's clock: `Jan 07 20:36:55 `.
@@ -88,4 +90,18 @@ pub(super) fn month_day_clock(line: &str) -> Option<&str> {
         return None;
     }
     timestamp(rest[day..].strip_prefix(' ')?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_tag_is_read_and_any_other_text_is_left_whole() {
+        assert_eq!(gitlab_stream("01O ___ test_x ___"), Some("___ test_x ___"));
+        assert_eq!(gitlab_stream("00E+ more"), Some("more"));
+        for other in ["├── tests/a.py", "é", "0├x", "01", "FAILED x"] {
+            assert_eq!(gitlab_stream(other), None, "{other}");
+        }
+    }
 }

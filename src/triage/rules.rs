@@ -150,7 +150,7 @@ pub static INFRA_RULES: LazyLock<Vec<InfraRule>> = LazyLock::new(|| {
             InfraKind::NetworkOrHub,
             concat!(
                 // The Hub and other upstream services refusing or failing.
-                r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|Gateway Time-?out|Service Unavailable|Bad Gateway",
+                r"(?i)huggingface\.co.*\b(?:429|5\d\d)\b|couldn't connect to 'https://huggingface\.co|\bHF API, response code: (?:429|5\d\d)\b|We had to rate limit you|HTTP Error (?:429|5\d\d) thrown while requesting|Retrying in \d+s \[Retry \d+/\d+\]|\b(?:429|5\d\d) (?:Server|Client) Error|HfHubHTTPError|LocalEntryNotFoundError|Too Many Requests|HTTP Error 403: rate limit exceeded|API rate limit exceeded|Gateway Time-?out|Service Unavailable|Bad Gateway",
                 // aiohttp's refusal of a URL a test fetched (an image, a video): the host, not the code.
                 r"|\b(?:403|429|5\d\d), message='[^']*', url='?https?://",
                 // A connection to another host that failed, in Python's, curl's, git's, Go's
@@ -272,6 +272,7 @@ mod tests {
             ("iree/experimental/rocm/status_util.c:31: INTERNAL; rocm driver error 'hipErrorInvalidDevice' (101): invalid device ordinal; creating device 'rocm'", Some(InfraKind::GpuFault)),
             ("RuntimeError: synStatus=8 [Device not found] Device acquire failed.", Some(InfraKind::GpuFault)),
             ("make: *** [Makefile:40: pytest] Killed", Some(InfraKind::HostOom)),
+            ("fastcore.net.HTTP403ForbiddenError: HTTP Error 403: rate limit exceeded", Some(InfraKind::NetworkOrHub)),
             ("Too long with no output (exceeded 1h0m0s): context deadline exceeded", Some(InfraKind::JobTimeout)),
             ("critical libmamba Could not solve for environment specs", Some(InfraKind::ImageBuild)),
             ("client error (Connect): dns error: failed to lookup address information: Name does not resolve", Some(InfraKind::NetworkOrHub)),
