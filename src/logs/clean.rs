@@ -252,9 +252,12 @@ fn strip_web_ui_prefix(line: &str) -> &str {
     if looks_like_bracket_timestamp(rest) {
         rest = &rest[22..];
         rest = rest.strip_prefix(' ').unwrap_or(rest);
-    } else if let Some(after) = after_actions_timestamp(rest) {
-        // GitLab's raw logs carry the same clock, then the stream's name.
-        rest = super::clock::gitlab_stream(after).unwrap_or(after);
+    } else {
+        // GitLab's raw logs carry the same clock, then the stream's name. A runner's log
+        // printed inside another's carries one clock per runner.
+        while let Some(after) = after_actions_timestamp(rest) {
+            rest = super::clock::gitlab_stream(after).unwrap_or(after);
+        }
     }
     if rest == "--" && line.len() == 2 || is_copied_line_link(rest) {
         return "";

@@ -31,6 +31,14 @@ fn log_bytes() -> impl Strategy<Value = Vec<u8>> {
         Just(b"=== FAILURES ===".to_vec()),
         Just(b"Traceback (most recent call last):".to_vec()),
         Just("é🚨".as_bytes().to_vec()),
+        // Prefixes with readers of their own, to meet multi-byte text right after them.
+        Just(b"2025-10-11T05:44:58.858110Z ".to_vec()),
+        Just(b"01O ".to_vec()),
+        Just(b"[tests/w.py:134 ERROR] ".to_vec()),
+        Just(b"[LightGBM] [Fatal] ".to_vec()),
+        Just(b"       > ".to_vec()),
+        Just(b"- FAILED | MEM 1/2 GB | ".to_vec()),
+        Just("\u{251c}\u{2500}\u{2500} ".as_bytes().to_vec()),
         Just(vec![0xff, 0xfe, 0xc3]),
     ];
     prop::collection::vec(atom, 0..200).prop_map(|parts| parts.concat())
