@@ -53,7 +53,7 @@ fn read_one(bytes: usize) {
         written += CHUNK;
         pending.drain(..CHUNK);
     }
-    let (analysis, text) = stream.finish();
+    let (analysis, text, _) = stream.finish();
     let compressed: usize = text.finish().1.iter().map(Vec::len).sum();
     println!(
         "{:>5} MB | {:>5} MiB | {:>8.1} MiB | {:>8} | {:>10} | {:>10.0} | {:?}",

@@ -48,8 +48,8 @@ use log::view::{block_key, BlockSource, LogView};
 use plan::{Ceiling, Slot};
 pub use plan::{ReadKind, ReadLimits, DEFAULT_MAX_WHOLE_LOG_BYTES, DEFAULT_SCAN_BYTE_CEILING};
 use read_result::{
-    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_over_bound, reread_stop,
-    Seen,
+    analyzed, ceiling_stop, fetch_failed, over_ceiling, partial, partial_over_bound, reader_failed,
+    reread_stop, Seen,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -383,6 +383,9 @@ impl<'a> JobReader<'a> {
             Err(error) => return (fetch_failed(error), None),
         };
         let commands = command_count(job, &streamed.analysis);
+        if let Some(line) = streamed.failed_at {
+            return (partial(streamed, commands, Some(reader_failed(line))), None);
+        }
         if covers_job(streamed.complete(), &streamed.analysis, commands) {
             return analyzed(streamed, 0);
         }
@@ -419,6 +422,9 @@ impl<'a> JobReader<'a> {
         match whole {
             Ok(whole) => {
                 let commands = command_count(job, &whole.analysis);
+                if let Some(line) = whole.failed_at {
+                    return (partial(whole, commands, Some(reader_failed(line))), None);
+                }
                 if covers_job(whole.complete(), &whole.analysis, commands) {
                     return analyzed(whole, tail.breaks());
                 }

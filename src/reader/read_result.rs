@@ -74,6 +74,14 @@ pub(super) fn analyzed(mut streamed: Streamed, earlier_breaks: usize) -> (JobRea
     (read, Some(seen))
 }
 
+/// Why a read whose reader failed on a line (a bug met on this log) is partial: what came before
+/// the line is kept, and the read is not stored, so a fixed reader reads the job again.
+pub(super) fn reader_failed(line: u64) -> String {
+    format!(
+        "ciwatch-mcp's log reader failed on line {line} of what was read (a bug: please report this job); failures after it are not read"
+    )
+}
+
 /// A read that did not reach the job's first command.
 pub(super) fn partial(streamed: Streamed, commands: Option<u32>, why: Option<String>) -> JobRead {
     let detail = partial_detail(

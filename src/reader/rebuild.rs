@@ -66,7 +66,7 @@ mod tests {
         let raw = "+++ :test_tube: Command (1/2): pytest a\n\u{1b}_bk;t=1\u{7}tests/a.py::test_x FAILED\n\n=== FAILURES ===\n____ test_x ____\nE   AssertionError: é\n=== short test summary info ===\nFAILED tests/a.py::test_x - AssertionError: é\r\n+++ :test_tube: Command (2/2): pytest b\nprogress 10%\rprogress 90%\nRuntimeError: boom\nno newline at the end";
         let mut stream = LogStream::<LogAnalyzer>::default();
         stream.push(raw.as_bytes());
-        let (streamed, text) = stream.finish();
+        let (streamed, text, _) = stream.finish();
         let size = raw.len() as u64;
         let again = analyse(&LogView::held(text.into_text(size, size, true)))
             .await

@@ -136,7 +136,9 @@ fn stream(raw: &[u8], chunk: usize) -> LogAnalysis {
     for piece in raw.chunks(chunk.min(raw.len()).max(1)) {
         reader.push(piece);
     }
-    reader.finish().0
+    let (analysis, _, failed_at) = reader.finish();
+    assert_eq!(failed_at, None, "the reader failed on a line of this log");
+    analysis
 }
 
 fn analyse(excerpt: &Excerpt) -> Actual {

@@ -186,7 +186,8 @@ fn assert_chunkings_agree(raw: &[u8], cuts: &[prop::sample::Index]) -> Result<()
         stream.push(&raw[from..to]);
         from = to;
     }
-    let (analysis, blocks): (LogAnalysis, _) = stream.finish();
+    let (analysis, blocks, failed_at): (LogAnalysis, _, _) = stream.finish();
+    prop_assert_eq!(failed_at, None, "the reader failed on a line");
     let text = ciwatch_mcp::reader::log::blocks::whole_text(&blocks.finish().1).expect("decodes");
     prop_assert_eq!(serde_json::to_value(analysis).expect("serialises"), whole);
     prop_assert!(

@@ -30,48 +30,68 @@ pub struct LogStream<S> {
     cleaned: String,
     analyzer: S,
     text: BlockWriter,
+    /// Raw lines taken so far.
+    line_no: u64,
+    /// The line the cleaner or the sink failed on (a panic): the sink reads nothing after it,
+    /// and the read says so instead of taking the whole call down.
+    failed_at: Option<u64>,
 }
 
 impl<S: LineSink> LogStream<S> {
     /// Takes the next bytes of the log.
     pub fn push(&mut self, bytes: &[u8]) {
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.push(bytes, &mut |piece| self.take_line(piece));
+        self.lines = lines;
+    }
+
+    /// The raw line the cleaner or the sink failed on, if one did.
+    pub fn failed_at(&self) -> Option<u64> {
+        self.failed_at
+    }
+
+    /// What the sink made of every byte pushed, and the cleaned text in compressed blocks. A
+    /// sink that fails to finish gives what an empty one gives, and [`Self::failed_at`] the line
+    /// after the last.
+    pub fn finish(mut self) -> (S::Output, BlockWriter, Option<u64>) {
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.finish(&mut |piece| self.take_line(piece));
+        let analyzer = std::mem::take(&mut self.analyzer);
+        let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyzer.finish()))
+            .unwrap_or_else(|_| {
+                self.failed_at.get_or_insert(self.line_no + 1);
+                S::default().finish()
+            });
+        (output, self.text, self.failed_at)
+    }
+
+    /// One raw line: cleaned, given to the sink, and kept (compressed) as the stored text. A
+    /// panic in either is caught here: the line is left out of the text, and the sink, whose
+    /// state may be broken, is given no more lines.
+    fn take_line(&mut self, raw: &str) {
+        self.line_no += 1;
         let Self {
-            lines,
             cleaned,
             analyzer,
-            text,
+            failed_at,
+            ..
         } = self;
-        lines.push(bytes, &mut |piece| {
-            take_line(piece, cleaned, analyzer, text)
-        });
+        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cleaned.clear();
+            clean_line(raw, cleaned);
+            if failed_at.is_none() {
+                for line in cleaned.lines() {
+                    analyzer.line(line);
+                }
+            }
+        }));
+        match taken {
+            Ok(()) => self.text.push(&self.cleaned),
+            Err(_) => {
+                self.failed_at.get_or_insert(self.line_no);
+            }
+        }
     }
-
-    /// What the sink made of every byte pushed, and the cleaned text in compressed blocks.
-    pub fn finish(mut self) -> (S::Output, BlockWriter) {
-        let Self {
-            lines,
-            cleaned,
-            analyzer,
-            text,
-        } = &mut self;
-        lines.finish(&mut |piece| take_line(piece, cleaned, analyzer, text));
-        (self.analyzer.finish(), self.text)
-    }
-}
-
-/// One raw line: cleaned, given to the sink, and kept (compressed) as the stored text.
-fn take_line(
-    raw: &str,
-    cleaned: &mut String,
-    analyzer: &mut impl LineSink,
-    text: &mut BlockWriter,
-) {
-    cleaned.clear();
-    clean_line(raw, cleaned);
-    for line in cleaned.lines() {
-        analyzer.line(line);
-    }
-    text.push(cleaned);
 }
 
 /// What one streamed read saw: what its sink made of the lines, and the cleaned text.
@@ -82,6 +102,9 @@ pub struct Streamed<A> {
     pub text: StoredText,
     /// Requests it took: one, and one per resumed break.
     pub requests: usize,
+    /// The raw line the reader failed on (a bug met on this log): what follows it is not in
+    /// `analysis`.
+    pub failed_at: Option<u64>,
 }
 
 impl<A> Streamed<A> {
@@ -141,11 +164,12 @@ pub async fn read_to_end<S: LineSink>(
         }
     }
     client.http().record_bytes(read);
-    let (analysis, text) = stream.finish();
+    let (analysis, text, failed_at) = stream.finish();
     Ok(Streamed {
         analysis,
         text: text.into_text(read, total.max(read), start == 0),
         requests,
+        failed_at,
     })
 }
 
@@ -176,9 +200,44 @@ mod tests {
         for piece in raw.chunks(chunk) {
             stream.push(piece);
         }
-        let (analysis, text) = stream.finish();
+        let (analysis, text, failed_at) = stream.finish();
+        assert_eq!(failed_at, None);
         let text = whole_text(&text.finish().1).expect("decodes");
         (analysis, text)
+    }
+
+    /// A sink that fails on one line: what it read before is kept, it reads nothing after, the
+    /// text goes on, and the stream says where it failed.
+    #[derive(Default)]
+    struct FailsOnBoom(Vec<String>);
+
+    impl LineSink for FailsOnBoom {
+        type Output = Vec<String>;
+        fn line(&mut self, line: &str) {
+            assert!(!line.contains("boom"), "a bug met on this line");
+            self.0.push(line.to_string());
+        }
+        fn finish(self) -> Vec<String> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_sink_that_fails_on_a_line_stops_there_and_the_stream_says_so() {
+        let mut stream = LogStream::<FailsOnBoom>::default();
+        stream.push(
+            b"one
+two
+boom
+four
+",
+        );
+        assert_eq!(stream.failed_at(), Some(3));
+        let (lines, text, failed_at) = stream.finish();
+        assert_eq!(lines, ["one", "two"]);
+        assert_eq!(failed_at, Some(3));
+        let text = whole_text(&text.finish().1).expect("decodes");
+        assert_eq!(text, "one\ntwo\nfour\n");
     }
 
     #[test]
