@@ -13,7 +13,7 @@ use ciwatch_mcp::buildkite::BuildkiteClient;
 use ciwatch_mcp::model::{DetailLevel, ScanResult};
 use ciwatch_mcp::storage::Cache;
 use ciwatch_mcp::watch::{
-    self, Budgets, Enrichment, HistoryOptions, JobReader, NoProgress, ScanOptions,
+    self, Budgets, Enrichment, HistoryOptions, JobReader, NoProgress, Presentation, ScanOptions,
 };
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,10 +24,12 @@ use mock::{buildkite_client, limited_server, Limit, NIGHTLY};
 
 fn scan_options() -> ScanOptions {
     ScanOptions {
-        detail_level: DetailLevel::Summary,
+        presentation: Presentation {
+            detail_level: DetailLevel::Summary,
+            failure_offset: 0,
+            max_failures: 50,
+        },
         render_reports: true,
-        failure_offset: 0,
-        max_failures: 50,
         budgets: Budgets::default(),
         selection: None,
         repo: "vllm-project/vllm".into(),

@@ -4,7 +4,7 @@
 //! kept what it once held: the job-log tool's peak grew by about 3 MiB from an 8 MB log to a
 //! 64 MB one. With two arenas it did not grow (`cargo bench --bench job_log_memory`).
 
-/// Arenas glibc may create: one for the async workers, one for the blocking threads.
+/// Arenas glibc may create, whatever the number of threads that allocate.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const ARENAS: libc::c_int = 2;
 

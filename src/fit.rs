@@ -108,39 +108,70 @@ fn first_line(text: &str) -> String {
     crate::text::bounded_text(text.lines().next().unwrap_or(""), IDENTITY_ERROR_CHARS)
 }
 
-/// The failures from `offset`, at most `limit` of them, each at `level`; `page` says which.
-/// The rendered texts (rendered from every failure before this) stay only at `full`.
-pub fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize, limit: usize) {
-    if level != DetailLevel::Full {
-        result.daily_findings_text = None;
-        result.standup_summary_text = None;
-        result.compared_nightly =
-            result
-                .causes
-                .iter()
-                .find_map(|c| c.elsewhere.as_ref())
-                .map(|e| ComparedNightly {
-                    pipeline: e.pipeline.clone(),
-                    build_number: e.build_number,
-                });
-        for cause in &mut result.causes {
-            cause.at_detail(level);
+/// What a caller asked to see of a result: how much of each failure, and which page of them.
+/// A scan keeps the whole result; the MCP tools, the CLI and the main-branch analysis present
+/// it through this one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presentation {
+    pub detail_level: DetailLevel,
+    /// Failures from this one on are in the result.
+    pub failure_offset: usize,
+    /// Most failures in the result; `usize::MAX` for all.
+    pub max_failures: usize,
+}
+
+impl Presentation {
+    /// Every failure at full detail: what a scan keeps before anyone is shown it.
+    pub const WHOLE: Self = Self {
+        detail_level: DetailLevel::Full,
+        failure_offset: 0,
+        max_failures: usize::MAX,
+    };
+
+    /// The page of `result` this asks for, each failure at this detail; `page` says which.
+    /// The rendered texts (rendered from every failure before this) stay only at `full`.
+    pub fn page(self, result: &mut ScanResult) {
+        let level = self.detail_level;
+        if level != DetailLevel::Full {
+            result.daily_findings_text = None;
+            result.standup_summary_text = None;
+            result.compared_nightly =
+                result
+                    .causes
+                    .iter()
+                    .find_map(|c| c.elsewhere.as_ref())
+                    .map(|e| ComparedNightly {
+                        pipeline: e.pipeline.clone(),
+                        build_number: e.build_number,
+                    });
+            for cause in &mut result.causes {
+                cause.at_detail(level);
+            }
+        }
+        let mut failures: Vec<FailureClassification> = std::mem::take(&mut result.failures)
+            .into_iter()
+            .map(|f| f.at_detail(level))
+            .collect();
+        if level != DetailLevel::Full {
+            give_shared_errors_to_causes(&mut result.causes, &mut failures);
+        }
+        (result.failures, result.page) = self.page_of(failures);
+        if result.page.is_partial() {
+            note_page(result);
         }
     }
-    let mut failures: Vec<FailureClassification> = std::mem::take(&mut result.failures)
-        .into_iter()
-        .map(|f| f.at_detail(level))
-        .collect();
-    if level != DetailLevel::Full {
-        give_shared_errors_to_causes(&mut result.causes, &mut failures);
-    }
-    let total = failures.len();
-    let offset = offset.min(total);
-    let shown: Vec<FailureClassification> = failures.into_iter().skip(offset).take(limit).collect();
-    result.page = FailurePage::new(offset, shown.len(), total);
-    result.failures = shown;
-    if result.page.is_partial() {
-        note_page(result);
+
+    /// The page of `items` this asks for, and which page it is of how many.
+    pub fn page_of<T>(self, items: Vec<T>) -> (Vec<T>, FailurePage) {
+        let total = items.len();
+        let offset = self.failure_offset.min(total);
+        let shown: Vec<T> = items
+            .into_iter()
+            .skip(offset)
+            .take(self.max_failures)
+            .collect();
+        let page = FailurePage::new(offset, shown.len(), total);
+        (shown, page)
     }
 }
 
@@ -235,6 +266,15 @@ fn note_page(result: &mut ScanResult) {
 mod tests {
     use super::*;
     use crate::model::{BuildInfo, Category, TestFailure};
+
+    fn page_failures(result: &mut ScanResult, level: DetailLevel, offset: usize, limit: usize) {
+        let presentation = Presentation {
+            detail_level: level,
+            failure_offset: offset,
+            max_failures: limit,
+        };
+        presentation.page(result);
+    }
 
     fn failure(i: usize) -> FailureClassification {
         let mut failure: FailureClassification = serde_json::from_value(serde_json::json!({

@@ -4,9 +4,9 @@
 
 use ciwatch_mcp::buildkite::{parse_build_ref, parse_pipeline, BuildkiteClient};
 use ciwatch_mcp::config::Settings;
-use ciwatch_mcp::model::{DetailLevel, ScanResult};
+use ciwatch_mcp::model::ScanResult;
 use ciwatch_mcp::services::Services;
-use ciwatch_mcp::watch::{self, Enrichment, Progress, ScanOptions};
+use ciwatch_mcp::watch::{self, Enrichment, Presentation, Progress, ScanOptions};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
@@ -156,6 +156,15 @@ impl Progress for StderrProgress {
 
 fn main() -> ExitCode {
     ciwatch_mcp::allocator::bound_arenas();
+    // A panic's message may quote a job log's text (a slicing bug names what it sliced), which
+    // may hold a secret: only where it happened is logged. The log reader catches the panics
+    // a log can cause and says so in the result.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(|| "an unknown place".to_string(), ToString::to_string);
+        tracing::error!(%at, "panic (its message is not logged: it may quote a log)");
+    }));
     run()
 }
 
@@ -329,11 +338,12 @@ async fn run_scan(
 fn scan_options(settings: &Settings, output: &OutputArgs) -> Result<ScanOptions, String> {
     // Every format is rendered from the whole result (owners, blame, suspects, links).
     Ok(ScanOptions {
-        detail_level: DetailLevel::Full,
+        presentation: Presentation {
+            max_failures: output.max_failures.unwrap_or(usize::MAX),
+            ..Presentation::WHOLE
+        },
         // The JSON carries the report texts; the other formats render their one text below.
         render_reports: matches!(output.format, Format::Json),
-        failure_offset: 0,
-        max_failures: output.max_failures.unwrap_or(usize::MAX),
         budgets: settings.budgets(),
         selection: None,
         repo: ciwatch_mcp::input::RepoSlug::parse(&output.repo)

@@ -231,7 +231,8 @@ fn skip_escape(bytes: &[u8], start: usize) -> usize {
 
 /// Drops the prefixes that copying a log from the Buildkite web UI adds: its `  | ` gutter
 /// (two spaces, a bar, a space: the UI's own, not a table's) or a gutter before a
-/// `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp, and the timestamp (or GitHub Actions' own). A lone
+/// `[YYYY-MM-DDTHH:MM:SSZ] ` timestamp, and the timestamp (or GitHub Actions' own, each of them
+/// when runners' logs are nested, with GitLab's stream tag after it: `01O `). A lone
 /// `--` separator becomes empty. Colours that lost their escape byte in the copy (`[90m…[0m`,
 /// or `^[[0;36m` in caret notation) are cut from the line's start.
 fn strip_web_ui_prefix(line: &str) -> &str {

@@ -98,17 +98,21 @@ impl LogAnalyzer {
                 .as_deref()
                 .is_some_and(|m| wording::is_wrapper(m) || wording::names_only_exception(m));
             let e_block = traceback::last_e_block_exception(&lines).filter(|&e| {
-                !wording::is_wrapper(prefix::without_pytest_margins(prefix::body(lines[e])))
+                let body = prefix::without_pytest_margins(prefix::body(lines[e])).trim();
+                !wording::is_wrapper(body) && !wording::names_only_exception(body)
             });
+            let e_block = e_block.map(|e| (e, ErrorSource::Exception));
             let found = if wrapped {
-                e_block.or_else(|| traceback::root_cause_index(&lines))
+                e_block.or_else(|| {
+                    traceback::root_cause_index(&lines).map(|e| (e, ErrorSource::RootCause))
+                })
             } else {
                 e_block.filter(|_| only.error_message.is_none())
             };
-            if let Some(e) = found {
+            if let Some((e, source)) = found {
                 only.set_error(Some(pytest::Located {
                     message: job_level::message_of(lines[e]),
-                    source: ErrorSource::Exception,
+                    source,
                     line: Some(first_recent + e as u64),
                 }));
             }
@@ -315,6 +319,12 @@ mod tests {
         let read = analyze_log(log);
         assert_eq!(
             read.tests[0].error_message.as_deref(),
+            Some("IndexError: deque index out of range")
+        );
+        // Its section's `E` block names only the exception too: the child's traceback still says.
+        let with_section = format!("=== FAILURES ===\n___ test_gemini ___\n>   spawn(run)\nE   torch.multiprocessing.spawn.ProcessRaisedException: \n\nx.py:9: ProcessRaisedException\n{log}");
+        assert_eq!(
+            analyze_log(&with_section).tests[0].error_message.as_deref(),
             Some("IndexError: deque index out of range")
         );
         let aligned = analyze_log("ERROR  tests/loggers/test_prov.py::test_log_documents\n");

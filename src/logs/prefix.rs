@@ -5,7 +5,7 @@
 //! clocks and timestamps (bare or in brackets, ISO or not: `clock.rs`), progress columns (`[gw3]`,
 //! `[ 42%]`), Docker BuildKit's step and seconds (`#8 12.34`), a container gutter
 //! (`app-1  | `), GitHub Actions' `##[error]`, a process's tag (`(EngineCore_DP0 pid=3112)`,
-//! `[rank0]:`), and a logger's head (vLLM's `ERROR 12-15 12:35:11 [core.py:866]`, Python's
+//! `[rank0]:`), Nix's `       > ` margin, and a logger's head (vLLM's `ERROR 12-15 12:35:11 [core.py:866]`, Python's
 //! `ERROR:root:`, pytest's live log `ERROR    name:file.py:12`, `name - ERROR - `, glog's
 //! `E1207 12:00:00.123 42 file.cc:9]`, PyTorch's `[W1207 … file.cpp:9]`). A logger's head
 //! gives the line's level. What is left is the body, which keeps its own indentation: a
@@ -118,10 +118,9 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
     if let Some(rest) = line.strip_prefix("INTERNALERROR> ") {
         return no_level(rest);
     }
-    // Nix's margin before a failed build's last log lines (`       > FAILED …`).
-    if line.starts_with("    ") {
-        let margin = line.trim_start_matches(' ');
-        if let Some(rest) = margin.strip_prefix("> ").or((margin == ">").then_some("")) {
+    // Nix's margin before a failed build's last log lines: seven spaces and `> `.
+    if let Some(rest) = line.strip_prefix("       >") {
+        if let Some(rest) = rest.strip_prefix(' ').or(rest.is_empty().then_some("")) {
             return no_level(rest);
         }
     }
@@ -135,7 +134,9 @@ fn one_prefix(line: &str) -> Option<(Option<&str>, &str)> {
 }
 
 /// `[…] ` at the line's start: a clock or timestamp, xdist's `[gw3]`, pytest's `[ 42%]`,
-/// PyTorch's `[W1207 12:00:00.1 ProcessGroupNCCL.cpp:9]`, a bracketed level `[ERROR]`.
+/// PyTorch's `[W1207 12:00:00.1 ProcessGroupNCCL.cpp:9]`, a bracketed level `[ERROR]`, a
+/// location then a level `[tests/w.py:134 ERROR]`, a program's tag before its level
+/// (`[LightGBM] [Fatal]`).
 fn bracketed(line: &str) -> Option<(Option<&str>, &str)> {
     let inner_end = line.strip_prefix('[')?.find(']')? + 1;
     let inner = &line[1..inner_end];

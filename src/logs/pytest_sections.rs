@@ -34,7 +34,7 @@ pub(super) struct Section {
     /// The section showed where the test failed (the `>` source line, a location, the head of
     /// a traceback or of a fixture's error): its `E` margin can only come after. Above it, a
     /// line that starts with `E` is a value's repr (a DataFrame's index).
-    located: bool,
+    failing_line_shown: bool,
 }
 
 impl Section {
@@ -44,7 +44,7 @@ impl Section {
             lines: Vec::new(),
             error: None,
             first_e_index: None,
-            located: false,
+            failing_line_shown: false,
         }
     }
 
@@ -62,11 +62,11 @@ impl Section {
             self.error.get_or_insert_with(|| located(line.trim()));
         }
         let trimmed = line.trim_start();
-        self.located |= trimmed.starts_with('>')
+        self.failing_line_shown |= trimmed.starts_with('>')
             || trimmed.starts_with("file ")
             || trimmed.starts_with("Traceback")
             || LOCATION.is_match(trimmed);
-        if let Some(e_text) = prefix::e_margin(line).filter(|_| self.located) {
+        if let Some(e_text) = prefix::e_margin(line).filter(|_| self.failing_line_shown) {
             self.first_e_index.get_or_insert(self.lines.len());
             let candidate = e_text.trim();
             let better = match &self.error {
@@ -140,7 +140,7 @@ pub(super) fn attach_sections(failures: &mut Vec<PytestFailure>, sections: Vec<C
         // A module's path as the summary gives it (`test_x.py`) and as its collection error's
         // head gives it from another root (`third_party/ops/test/test_x.py`): one module.
         if !by_head.contains_key(&head) {
-            if let Some(same) = by_head.keys().find(|k| same_module(k, &head)) {
+            if let Some(same) = order.iter().find(|k| same_module(k, &head)) {
                 head = same.clone();
             }
         }

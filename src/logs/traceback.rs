@@ -50,7 +50,7 @@ pub(super) fn last_exception(lines: &[&str], keep: &mut [bool]) -> Option<(usize
 /// exception first, whatever its name), or the last
 /// exception nested under a second `E` margin (the repr of a collection error carries the
 /// import's own traceback, whose exception is the cause); else `None`.
-pub(crate) fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
+pub(super) fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
     let is_e = |l: &&str| e_margin(prefix::body(l)).is_some();
     let last = lines.iter().rposition(is_e)?;
     let first = lines[..last]
@@ -80,7 +80,7 @@ pub(crate) fn last_e_block_exception(lines: &[&str]) -> Option<usize> {
 
 /// The last exception line in `lines` that is not itself a wrapper: the root cause a wrapper
 /// error points to.
-pub fn root_cause_index(lines: &[&str]) -> Option<usize> {
+pub(super) fn root_cause_index(lines: &[&str]) -> Option<usize> {
     lines.iter().rposition(|line| {
         let body = without_pytest_margins(prefix::body(line)).trim();
         EXCEPTION_LINE.is_match(body) && !is_wrapper(body)
@@ -103,7 +103,7 @@ fn traceback_end(lines: &[&str], header: usize) -> Option<usize> {
 
 /// A traceback's last line: `Name: message` or `dotted.Name: message` whatever the name (a
 /// traceback's structure says it is the exception), or a bare name that reads as one.
-pub(super) fn closes_traceback(text: &str) -> bool {
+fn closes_traceback(text: &str) -> bool {
     let name_end = text
         .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
         .unwrap_or(text.len());

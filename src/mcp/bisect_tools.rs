@@ -113,7 +113,7 @@ impl CiWatchServer {
             plan = plan => plan?,
             () = context.ct.cancelled() => return Err("the bisect plan was cancelled".to_string()),
         };
-        plan.warnings.extend(self.store_warnings());
+        plan.warnings.extend(self.no_store_warning());
         // Commits outside the narrowed range go first over the cap, oldest first.
         let (response, removed) = super::output::structured_within_cap(
             &mut plan,

@@ -126,7 +126,7 @@ impl CiWatchServer {
             result = history => result.map_err(|e| e.to_string())?,
             () = context.ct.cancelled() => return Err("the test history was cancelled".to_string()),
         };
-        result.warnings.extend(self.store_warnings());
+        result.warnings.extend(self.no_store_warning());
         // Failure excerpts go first, oldest build first; then the oldest builds.
         let builds = result.timeline.len();
         let (mut response, removed) = super::output::structured_within_cap(

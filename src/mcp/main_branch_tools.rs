@@ -6,7 +6,7 @@ use super::scan_tools::ScanSettings;
 use super::CiWatchServer;
 use crate::buildkite::parse_pipeline;
 use crate::model::{FailurePage, MainBranchAnalysis};
-use crate::watch::{self, MainBranchOptions};
+use crate::watch::{self, MainBranchOptions, ScanOptions};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -88,8 +88,12 @@ impl CiWatchServer {
             max_builds: params.max_builds.count("max_builds", 1..=MAX_BUILDS)?,
             exclude_scheduled: params.exclude_scheduled,
             scan: {
+                // The analysis presents its own result.
                 let (options, presentation) = self.scan_options(params.settings, None)?;
-                presentation.applied_to(options)
+                ScanOptions {
+                    presentation,
+                    ..options
+                }
             },
         };
         let progress = McpProgress::new(context.peer.clone(), context.meta.get_progress_token());

@@ -171,9 +171,9 @@ impl CiWatchServer {
         }
     }
 
-    /// Why this server runs without its store (a warning of every call; what a shared store
+    /// Why this server runs without its store, a warning of every call (what a shared store
     /// failed to answer is a warning of the call it failed, in that call's result).
-    fn store_warnings(&self) -> Vec<String> {
+    fn no_store_warning(&self) -> Vec<String> {
         self.cache_warning.iter().cloned().collect()
     }
 

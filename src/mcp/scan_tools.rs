@@ -6,7 +6,7 @@ use super::CiWatchServer;
 use crate::buildkite::{parse_build_ref, parse_pipeline, BuildKey, BuildkiteClient, PipelineKey};
 use crate::input::RepoSlug;
 use crate::model::{DetailLevel, ScanResult};
-use crate::watch::{self, Enrichment, ScanOptions};
+use crate::watch::{self, Enrichment, Presentation, ScanOptions};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -260,10 +260,8 @@ impl CiWatchServer {
             max_failures,
         };
         let options = ScanOptions {
-            detail_level: DetailLevel::Full,
+            presentation: Presentation::WHOLE,
             render_reports: settings.detail_level == DetailLevel::Full,
-            failure_offset: 0,
-            max_failures: usize::MAX,
             budgets,
             selection,
             repo: repo.as_str().to_string(),
@@ -300,7 +298,7 @@ impl CiWatchServer {
         };
         let mut result = (*shared?).clone();
         result.stats.joined = joined;
-        result.warnings.extend(self.store_warnings());
+        result.warnings.extend(self.no_store_warning());
         // One copy, kept whole, serves the caller's later renders and the HUD.
         let held = Arc::new(result.clone());
         self.remember_scan(&context.extensions, held.clone()).await;
@@ -309,12 +307,7 @@ impl CiWatchServer {
         {
             self.remember_for_hud(held).await;
         }
-        crate::fit::page_failures(
-            &mut result,
-            presentation.detail_level,
-            presentation.failure_offset,
-            presentation.max_failures,
-        );
+        presentation.page(&mut result);
         super::output::scan_within_cap(&mut result, presentation.detail_level)
     }
 
@@ -354,26 +347,6 @@ impl CiWatchServer {
         Enrichment {
             github: Some(self.github.as_ref()),
             owners: Some(self.owners.as_ref()),
-        }
-    }
-}
-
-/// What the caller asked to see of a scan.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Presentation {
-    detail_level: DetailLevel,
-    failure_offset: usize,
-    max_failures: usize,
-}
-
-impl Presentation {
-    /// `options` for a use case that presents its own result (the main-branch analysis).
-    pub(super) fn applied_to(self, options: ScanOptions) -> ScanOptions {
-        ScanOptions {
-            detail_level: self.detail_level,
-            failure_offset: self.failure_offset,
-            max_failures: self.max_failures,
-            ..options
         }
     }
 }

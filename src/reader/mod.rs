@@ -229,7 +229,9 @@ impl<'a> JobReader<'a> {
         let key = self.outcome_key(job);
         let body = self.open(build, job, max_bytes).await?;
         let streamed = self.stream(build, job, body).await?;
-        let view = match (self.store, self.storable(build, job)) {
+        // A text the reader failed on is shown, never kept: a fixed reader reads it again.
+        let keep = self.storable(build, job) && streamed.failed_at.is_none();
+        let view = match (self.store, keep) {
             (Some(store), true) => {
                 let StoredText { index, blocks } = streamed.text;
                 store
@@ -384,7 +386,7 @@ impl<'a> JobReader<'a> {
         };
         let commands = command_count(job, &streamed.analysis);
         if let Some(line) = streamed.failed_at {
-            return (partial(streamed, commands, Some(reader_failed(line))), None);
+            return (reader_failed(streamed, line), None);
         }
         if covers_job(streamed.complete(), &streamed.analysis, commands) {
             return analyzed(streamed, 0);
@@ -423,7 +425,7 @@ impl<'a> JobReader<'a> {
             Ok(whole) => {
                 let commands = command_count(job, &whole.analysis);
                 if let Some(line) = whole.failed_at {
-                    return (partial(whole, commands, Some(reader_failed(line))), None);
+                    return (reader_failed(whole, line), None);
                 }
                 if covers_job(whole.complete(), &whole.analysis, commands) {
                     return analyzed(whole, tail.breaks());

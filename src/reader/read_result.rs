@@ -74,12 +74,17 @@ pub(super) fn analyzed(mut streamed: Streamed, earlier_breaks: usize) -> (JobRea
     (read, Some(seen))
 }
 
-/// Why a read whose reader failed on a line (a bug met on this log) is partial: what came before
-/// the line is kept, and the read is not stored, so a fixed reader reads the job again.
-pub(super) fn reader_failed(line: u64) -> String {
-    format!(
-        "ciwatch-mcp's log reader failed on line {line} of what was read (a bug: please report this job); failures after it are not read"
-    )
+/// A read whose reader failed on a line (a bug met on this log): what it found before the line
+/// is kept, and the read is partial and not stored, so a fixed reader reads the job again.
+pub(super) fn reader_failed(streamed: Streamed, line: u64) -> JobRead {
+    JobRead {
+        status: JobStatus::PartlyAnalyzed,
+        analysis: Some(streamed.analysis),
+        detail: Some(format!(
+            "ciwatch-mcp's log reader failed at raw line {line} of what was read (a bug: please report this job); failures from that line on are not read"
+        )),
+        stored: false,
+    }
 }
 
 /// A read that did not reach the job's first command.

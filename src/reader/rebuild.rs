@@ -53,7 +53,9 @@ pub(super) async fn analyse(log: &LogView<'_>) -> Option<crate::logs::LogAnalysi
         )
         .await
         .ok()?;
-    Some(LineSink::finish(analyzer))
+    // A panic there is a bug met on this log: the log is then read as planned, whose reader
+    // says where it failed.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| LineSink::finish(analyzer))).ok()
 }
 
 #[cfg(test)]

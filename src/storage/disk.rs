@@ -1,5 +1,5 @@
 //! The on-disk store of immutable Buildkite data: finished builds and the parsed outcome of each
-//! finished job's log (written by `watch::outcomes`, the one reader of job logs). A second look
+//! finished job's log (written by `reader/`, the one reader of job logs). A second look
 //! at a finished build, in this process or after a restart, then costs almost no API calls.
 //!
 //! Kept job logs (each a block index and its compressed blocks) are in a file of their own,

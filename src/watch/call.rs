@@ -4,23 +4,22 @@
 
 use super::{Budgets, Progress};
 use crate::buildkite::{BuildKey, PipelineKey};
+pub use crate::fit::Presentation;
 use crate::github::GitHubClient;
-use crate::model::{DetailLevel, ScanStats};
+use crate::model::ScanStats;
 use crate::owners::Owners;
 use crate::reader::JobReader;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
-    pub detail_level: DetailLevel,
+    /// What of the result is returned: its detail and its page ([`Presentation::WHOLE`] for a
+    /// caller that presents the result itself, as the MCP tools do).
+    pub presentation: Presentation,
     /// At `full`, the Daily Findings and Standup texts go into the result. A caller that
     /// keeps full detail only to present less (the MCP tools at `summary`) leaves them out
     /// rather than render them to drop them.
     pub render_reports: bool,
-    /// Failures from this one on are in the result (paging).
-    pub failure_offset: usize,
-    /// Most failures in the result (a page); `usize::MAX` for all.
-    pub max_failures: usize,
     pub budgets: Budgets,
     /// Why this build was chosen, when the caller chose it (nightly selection).
     pub selection: Option<String>,

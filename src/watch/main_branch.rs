@@ -1,7 +1,7 @@
 //! Recurring failures across recent main-branch builds: scan the failed builds of a window and
 //! group their failures by key.
 
-use super::call::{Enrichment, ScanCall, ScanOptions, Snapshot};
+use super::call::{Enrichment, Presentation, ScanCall, ScanOptions, Snapshot};
 use super::{Progress, WatchError};
 use crate::buildkite::{Build, BuildKey, ListBuilds, PipelineKey};
 use crate::model::{
@@ -67,7 +67,7 @@ pub async fn analyze_main_branch(
         let (analyzed, scanned) = scan_each(&call, &selected, &mut warnings).await;
         progress.report(selected.len(), selected.len(), "grouping failures");
         let (failures, summary) = aggregate(&scanned);
-        let (failures, page) = one_page(failures, &options.scan);
+        let (failures, page) = one_page(failures, options.scan.presentation);
         if page.is_partial() {
             warnings.push(page.note());
         }
@@ -95,7 +95,7 @@ pub async fn analyze_main_branch(
             analysis_text: None,
             warnings,
         };
-        if options.scan.detail_level == DetailLevel::Full {
+        if options.scan.presentation.detail_level == DetailLevel::Full {
             analysis.analysis_text = Some(crate::report::main_branch_text(&analysis));
         }
         Ok(analysis)
@@ -103,24 +103,19 @@ pub async fn analyze_main_branch(
     .await
 }
 
-/// The page of `failures` the caller asked for (`failure_offset`, `max_failures`), at its
-/// detail level.
+/// The page of `failures` the caller asked for, each at its detail level.
 fn one_page(
     failures: Vec<RecurringFailure>,
-    options: &ScanOptions,
+    presentation: Presentation,
 ) -> (Vec<RecurringFailure>, FailurePage) {
-    let total = failures.len();
-    let offset = options.failure_offset.min(total);
-    let failures: Vec<RecurringFailure> = failures
+    let (failures, page) = presentation.page_of(failures);
+    let failures = failures
         .into_iter()
-        .skip(offset)
-        .take(options.max_failures)
         .map(|mut entry| {
-            entry.failure = entry.failure.at_detail(options.detail_level);
+            entry.failure = entry.failure.at_detail(presentation.detail_level);
             entry
         })
         .collect();
-    let page = FailurePage::new(offset, failures.len(), total);
     (failures, page)
 }
 
@@ -196,10 +191,8 @@ async fn scan_each(
         progress,
     } = *call;
     let per_build = ScanOptions {
-        detail_level: DetailLevel::Full,
+        presentation: Presentation::WHOLE,
         render_reports: false,
-        failure_offset: 0,
-        max_failures: usize::MAX,
         selection: None,
         // Recurrence across these builds is this analysis' own comparison.
         compare_nightlies: 0,

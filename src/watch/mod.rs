@@ -28,7 +28,7 @@ pub use analytics::{
     analytics_bulk, match_tests, AnalyticsBulkResult, AnalyticsMatch, Candidate, MAX_SUITE_PAGES,
 };
 pub use bisect::{bisect_plan, BisectOptions, BisectTarget, DEFAULT_BISECT_LOGS};
-pub use call::{Enrichment, ScanOptions};
+pub use call::{Enrichment, Presentation, ScanOptions};
 pub use compare::{DEFAULT_COMPARE_NIGHTLIES, MAX_COMPARE_NIGHTLIES};
 pub use elsewhere::DEFAULT_COMPARE_PIPELINE;
 pub use history::{test_history, HistoryOptions, DEFAULT_HISTORY_LOGS, MAX_LOOKBACK_BUILDS};

@@ -372,17 +372,12 @@ impl ScanCall<'_> {
 /// The report texts (at `full`), then the result fitted to the size cap.
 fn finish(result: &mut ScanResult, options: &ScanOptions) {
     result.counts = crate::model::BuildCounts::of(&result.failures, &result.causes);
-    if options.detail_level == DetailLevel::Full && options.render_reports {
+    if options.presentation.detail_level == DetailLevel::Full && options.render_reports {
         // The texts cover every unique failure, whatever page the result holds.
         result.daily_findings_text = Some(crate::report::daily_findings(result));
         result.standup_summary_text = Some(crate::report::standup_summary(result));
     }
-    crate::fit::page_failures(
-        result,
-        options.detail_level,
-        options.failure_offset,
-        options.max_failures,
-    );
+    options.presentation.page(result);
 }
 
 fn count_status(jobs: &[FailedJob], status: JobStatus) -> usize {

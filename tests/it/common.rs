@@ -203,10 +203,12 @@ pub fn scan_options(
     search_github: bool,
 ) -> ciwatch_mcp::watch::ScanOptions {
     ciwatch_mcp::watch::ScanOptions {
-        detail_level,
+        presentation: ciwatch_mcp::watch::Presentation {
+            detail_level,
+            failure_offset: 0,
+            max_failures: 500,
+        },
         render_reports: true,
-        failure_offset: 0,
-        max_failures: 500,
         budgets,
         selection: None,
         repo: "vllm-project/vllm".into(),

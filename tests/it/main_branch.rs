@@ -82,7 +82,7 @@ async fn recurring_failures_across_three_failed_builds() {
 
     let client = crate::common::client(&crate::common::settings(&server.uri()));
     let mut scan = crate::common::scan_options(Budgets::default(), DetailLevel::Full, false);
-    scan.max_failures = 5;
+    scan.presentation.max_failures = 5;
     let options = MainBranchOptions {
         branch: "main".into(),
         hours_lookback: 24,
@@ -176,7 +176,7 @@ async fn recurring_failures_across_three_failed_builds() {
 
     // Without truncation: Examples' KeyError is there, in 2 of 3 builds.
     let mut all_options = options.clone();
-    all_options.scan.max_failures = 100;
+    all_options.scan.presentation.max_failures = 100;
     let everything = watch::analyze_main_branch(
         &watch::JobReader::new(&client, None),
         Enrichment::default(),
@@ -211,8 +211,8 @@ async fn recurring_failures_across_three_failed_builds() {
     let mut offset = Some(0);
     while let Some(at) = offset {
         let mut page_options = options.clone();
-        page_options.scan.max_failures = 7;
-        page_options.scan.failure_offset = at;
+        page_options.scan.presentation.max_failures = 7;
+        page_options.scan.presentation.failure_offset = at;
         let page = watch::analyze_main_branch(
             &watch::JobReader::new(&client, None),
             Enrichment::default(),

@@ -202,16 +202,19 @@ async fn a_store_failure_is_a_warning_of_the_call_that_met_it_only() {
     let mut redis = RedisServer::start();
     let store = Store::redis(&redis.url(), None).expect("store");
     redis.stop();
+    let (failed, after_the_failure) = tokio::sync::oneshot::channel();
     let (met, beside) = tokio::join!(
         within_call(async {
             let read = store
                 .get::<String>(ciwatch_mcp::storage::Table::JobOutcomes, "scope/job")
                 .await;
             assert_eq!(read, None);
+            let _ = failed.send(());
             take_call_warnings()
         }),
+        // Running beside it, and looking only once the other call has met the failure.
         within_call(async {
-            tokio::task::yield_now().await;
+            after_the_failure.await.expect("the other call ends");
             take_call_warnings()
         }),
     );

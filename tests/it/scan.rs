@@ -299,7 +299,7 @@ async fn unknown_build_is_a_clear_error() {
 async fn max_failures_truncates_but_counts_all() {
     let server = fixture_server().await;
     let mut opts = options(Budgets::default(), DetailLevel::Full);
-    opts.max_failures = 5;
+    opts.presentation.max_failures = 5;
     let result = scan(&server.uri(), &opts).await;
     assert_eq!(result.failures.len(), 5);
     assert!(result.total_failures > 5);

@@ -45,14 +45,9 @@ impl<S: LineSink> LogStream<S> {
         self.lines = lines;
     }
 
-    /// The raw line the cleaner or the sink failed on, if one did.
-    pub fn failed_at(&self) -> Option<u64> {
-        self.failed_at
-    }
-
-    /// What the sink made of every byte pushed, and the cleaned text in compressed blocks. A
-    /// sink that fails to finish gives what an empty one gives, and [`Self::failed_at`] the line
-    /// after the last.
+    /// What the sink made of every byte pushed, the cleaned text in compressed blocks, and the
+    /// raw line the cleaner or the sink failed on, if one did. A sink that fails to finish gives
+    /// what an empty one gives, and the line after the last.
     pub fn finish(mut self) -> (S::Output, BlockWriter, Option<u64>) {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(&mut |piece| self.take_line(piece));
@@ -66,31 +61,35 @@ impl<S: LineSink> LogStream<S> {
     }
 
     /// One raw line: cleaned, given to the sink, and kept (compressed) as the stored text. A
-    /// panic in either is caught here: the line is left out of the text, and the sink, whose
-    /// state may be broken, is given no more lines.
+    /// panic in either is caught here, and the sink, whose state may be broken, is given no
+    /// more lines. A line the cleaner failed on is kept empty, so the lines after it keep their
+    /// numbers.
     fn take_line(&mut self, raw: &str) {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
         self.line_no += 1;
         let Self {
-            cleaned,
-            analyzer,
-            failed_at,
-            ..
+            cleaned, analyzer, ..
         } = self;
-        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let clean = catch_unwind(AssertUnwindSafe(|| {
             cleaned.clear();
             clean_line(raw, cleaned);
-            if failed_at.is_none() {
+        }));
+        if clean.is_err() {
+            cleaned.clear();
+            cleaned.push('\n');
+            self.failed_at.get_or_insert(self.line_no);
+        }
+        if self.failed_at.is_none() {
+            let read = catch_unwind(AssertUnwindSafe(|| {
                 for line in cleaned.lines() {
                     analyzer.line(line);
                 }
-            }
-        }));
-        match taken {
-            Ok(()) => self.text.push(&self.cleaned),
-            Err(_) => {
-                self.failed_at.get_or_insert(self.line_no);
+            }));
+            if read.is_err() {
+                self.failed_at = Some(self.line_no);
             }
         }
+        self.text.push(&self.cleaned);
     }
 }
 
@@ -225,19 +224,12 @@ mod tests {
     #[test]
     fn a_sink_that_fails_on_a_line_stops_there_and_the_stream_says_so() {
         let mut stream = LogStream::<FailsOnBoom>::default();
-        stream.push(
-            b"one
-two
-boom
-four
-",
-        );
-        assert_eq!(stream.failed_at(), Some(3));
+        stream.push(b"one\ntwo\nboom\nfour\n");
         let (lines, text, failed_at) = stream.finish();
         assert_eq!(lines, ["one", "two"]);
         assert_eq!(failed_at, Some(3));
         let text = whole_text(&text.finish().1).expect("decodes");
-        assert_eq!(text, "one\ntwo\nfour\n");
+        assert_eq!(text, "one\ntwo\nboom\nfour\n", "the text keeps every line");
     }
 
     #[test]
