@@ -54,6 +54,23 @@ pub async fn job_log(
     view: &LogView,
     budgets: &Budgets,
 ) -> Result<JobLogResult, WatchError> {
+    // A call of its own: what it met beside the log (a shared store that did not answer) is
+    // among its notes.
+    crate::call::within_call(async {
+        let mut result = read_job_log(reader, key, query, view, budgets).await?;
+        result.notes.extend(crate::call::take_call_warnings());
+        Ok(result)
+    })
+    .await
+}
+
+async fn read_job_log(
+    reader: &JobReader<'_>,
+    key: &BuildKey,
+    query: &JobQuery<'_>,
+    view: &LogView,
+    budgets: &Budgets,
+) -> Result<JobLogResult, WatchError> {
     let build = build_with_job(reader, key, query).await?;
     let job = query.find(build.jobs()).map_err(WatchError::NotFound)?;
     let open = |fresh| async move {

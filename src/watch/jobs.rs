@@ -124,7 +124,23 @@ pub(super) async fn build_with_job(
         .await?)
 }
 
+/// One job's failures, read in a call of its own: what the call met beside the log (a shared
+/// store that did not answer) is among its warnings.
 pub async fn job_test_failures(
+    reader: &JobReader<'_>,
+    key: &BuildKey,
+    query: &JobQuery<'_>,
+    budgets: &Budgets,
+) -> Result<JobTestFailuresResult, WatchError> {
+    crate::call::within_call(async {
+        let mut result = read_job_failures(reader, key, query, budgets).await?;
+        result.warnings.extend(crate::call::take_call_warnings());
+        Ok(result)
+    })
+    .await
+}
+
+async fn read_job_failures(
     reader: &JobReader<'_>,
     key: &BuildKey,
     query: &JobQuery<'_>,

@@ -224,6 +224,35 @@ async fn a_store_failure_is_a_warning_of_the_call_that_met_it_only() {
     assert!(after.is_empty(), "{after:?}");
 }
 
+/// The job tools are calls of their own: a shared store that does not answer is among their
+/// warnings, and the job is read from Buildkite.
+#[tokio::test]
+async fn with_redis_stopped_a_jobs_failures_say_so() {
+    let mut redis = RedisServer::start();
+    let server = fixture_server().await;
+    let replica = Replica::new(&server.uri(), &redis.url(), ROOMY);
+    redis.stop();
+    let read = ciwatch_mcp::watch::job_test_failures(
+        &JobReader::new(&replica.client, Some(&*replica.store)),
+        &ciwatch_mcp::buildkite::BuildKey::new("vllm", "ci", 65099),
+        &ciwatch_mcp::watch::JobQuery::new(
+            "amd: v1 sample",
+            ciwatch_mcp::model::MatchStrategy::Fuzzy,
+        ),
+        &Budgets::default(),
+    )
+    .await
+    .expect("read from Buildkite");
+    assert!(!read.test_failures.is_empty());
+    assert!(
+        read.warnings
+            .iter()
+            .any(|w| w.contains("the shared store redis://127.0.0.1:")),
+        "{:?}",
+        read.warnings
+    );
+}
+
 /// Records when each request arrives.
 struct Arrivals(Arc<Mutex<Vec<Instant>>>);
 
