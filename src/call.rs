@@ -49,16 +49,30 @@ pub fn call_totals() -> CallTotals {
     .unwrap_or_default()
 }
 
-/// Adds a warning to the current call's answer (once); `false` outside a call.
-pub fn warn_call(warning: String) -> bool {
-    CALL.try_with(|c| {
+/// Runs `work` as one call ([`within_call`]) and puts the warnings the call met into its
+/// result, where `warnings_of` says they go.
+pub async fn answered<T, E>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+    warnings_of: impl FnOnce(&mut T) -> &mut Vec<String>,
+) -> Result<T, E> {
+    within_call(async {
+        let mut result = work.await?;
+        warnings_of(&mut result).extend(take_call_warnings());
+        Ok(result)
+    })
+    .await
+}
+
+/// Adds a warning to the current call's answer (once); outside a call it is dropped (the
+/// caller logs what went wrong).
+pub fn warn_call(warning: String) {
+    let _ = CALL.try_with(|c| {
         if let Ok(mut warnings) = c.warnings.lock() {
             if !warnings.contains(&warning) {
                 warnings.push(warning);
             }
         }
-    })
-    .is_ok()
+    });
 }
 
 /// The current call's warnings so far, taken for its answer.

@@ -82,7 +82,7 @@ pub async fn bisect_plan(
     target: &BisectTarget,
     options: &BisectOptions,
 ) -> Result<BisectPlan, WatchError> {
-    crate::call::within_call(async {
+    let work = async {
         let started = Instant::now();
         let mut warnings = Vec::new();
         let (commits, total) = github
@@ -109,7 +109,6 @@ pub async fn bisect_plan(
         let bisecting = Bisecting::new(target, options);
         let logs_read =
             read_where_the_state_changes(reader, &bisecting, &mut runs, &mut warnings).await;
-        warnings.extend(crate::call::take_call_warnings());
         let mut plan = plan_of(&bisecting, &commits, runs, warnings);
         let totals = crate::call::call_totals();
         plan.stats = BisectStats {
@@ -120,8 +119,8 @@ pub async fn bisect_plan(
             elapsed_ms: started.elapsed().as_millis() as u64,
         };
         Ok(plan)
-    })
-    .await
+    };
+    crate::call::answered(work, |r| &mut r.warnings).await
 }
 
 /// main's builds of the range's time window, in one listing with their jobs.

@@ -61,7 +61,7 @@ pub async fn test_history(
     progress: &dyn Progress,
 ) -> Result<HistoryResult, WatchError> {
     let (org, pipeline) = (pipeline.org.as_str(), pipeline.pipeline.as_str());
-    crate::call::within_call(async {
+    let work = async {
         let before = Counted::take(reader);
         let lookback = options.lookback_builds.clamp(1, MAX_LOOKBACK_BUILDS);
         let mut warnings = Vec::new();
@@ -105,7 +105,6 @@ pub async fn test_history(
             builds_not_read: not_read.into_iter().rev().collect(),
             ..before.since(reader)
         };
-        warnings.extend(crate::call::take_call_warnings());
         Ok(HistoryResult {
             test_nodeid: test_nodeid.to_string(),
             timeline,
@@ -114,8 +113,8 @@ pub async fn test_history(
             warnings,
             stats,
         })
-    })
-    .await
+    };
+    crate::call::answered(work, |r| &mut r.warnings).await
 }
 
 /// One history call: what each of its steps reads.

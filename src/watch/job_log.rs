@@ -56,10 +56,8 @@ pub async fn job_log(
 ) -> Result<JobLogResult, WatchError> {
     // A call of its own: what it met beside the log (a shared store that did not answer) is
     // among its notes.
-    crate::call::within_call(async {
-        let mut result = read_job_log(reader, key, query, view, budgets).await?;
-        result.notes.extend(crate::call::take_call_warnings());
-        Ok(result)
+    crate::call::answered(read_job_log(reader, key, query, view, budgets), |r| {
+        &mut r.notes
     })
     .await
 }

@@ -132,10 +132,8 @@ pub async fn job_test_failures(
     query: &JobQuery<'_>,
     budgets: &Budgets,
 ) -> Result<JobTestFailuresResult, WatchError> {
-    crate::call::within_call(async {
-        let mut result = read_job_failures(reader, key, query, budgets).await?;
-        result.warnings.extend(crate::call::take_call_warnings());
-        Ok(result)
+    crate::call::answered(read_job_failures(reader, key, query, budgets), |r| {
+        &mut r.warnings
     })
     .await
 }

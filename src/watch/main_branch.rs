@@ -38,7 +38,7 @@ pub async fn analyze_main_branch(
     progress: &dyn Progress,
 ) -> Result<MainBranchAnalysis, WatchError> {
     let (org, pipeline) = (pipeline.org.as_str(), pipeline.pipeline.as_str());
-    crate::call::within_call(async {
+    let work = async {
         let mut warnings = Vec::new();
         let hours_lookback = options.hours_lookback.clamp(1, MAX_HOURS_LOOKBACK);
         if hours_lookback != options.hours_lookback {
@@ -85,7 +85,6 @@ pub async fn analyze_main_branch(
             builds_scanned: scanned.len(),
             builds_analyzed: analyzed,
         };
-        warnings.extend(crate::call::take_call_warnings());
         let mut analysis = MainBranchAnalysis {
             analysis_window: window,
             summary,
@@ -99,8 +98,8 @@ pub async fn analyze_main_branch(
             analysis.analysis_text = Some(crate::report::main_branch_text(&analysis));
         }
         Ok(analysis)
-    })
-    .await
+    };
+    crate::call::answered(work, |r| &mut r.warnings).await
 }
 
 /// The page of `failures` the caller asked for, each at its detail level.

@@ -27,7 +27,7 @@ pub async fn scan_build(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<ScanResult, WatchError> {
-    crate::call::within_call(async {
+    let scan = async {
         let before = Snapshot::take();
         let build = reader.build(key).await?;
         let call = ScanCall {
@@ -37,11 +37,9 @@ pub async fn scan_build(
             options,
             progress,
         };
-        let mut result = call.scan_fetched(&build, before).await?;
-        result.warnings.extend(crate::call::take_call_warnings());
-        Ok(result)
-    })
-    .await
+        call.scan_fetched(&build, before).await
+    };
+    crate::call::answered(scan, |r| &mut r.warnings).await
 }
 
 /// What a scan gathers at once: which jobs to read, their reads (in the plan's order), the
